@@ -1,0 +1,44 @@
+//! Shopify: `X-Shopify-Hmac-Sha256` is the base64 HMAC-SHA256 of the raw
+//! body, compared as text the way `@shopify/shopify-api` does.
+
+use super::{Algo, Form, Headers, Parsed, Reject, Scheme, SignatureConfig};
+
+const HEADER: &str = "X-Shopify-Hmac-Sha256";
+
+pub(crate) struct Shopify;
+
+impl Scheme for Shopify {
+    fn name(&self) -> &'static str {
+        "shopify"
+    }
+
+    fn detect(&self, headers: &Headers) -> bool {
+        super::present(headers, HEADER)
+    }
+
+    fn parse(&self, _config: &SignatureConfig, headers: &Headers) -> Result<Parsed, Reject> {
+        let value = super::require(headers, HEADER)?;
+        Ok(Parsed {
+            header: HEADER.into(),
+            algo: Algo::Sha256,
+            prefix: Vec::new(),
+            form: Form::Base64,
+            candidates: vec![value.as_bytes().to_vec()],
+            received: vec![value.to_string()],
+            timestamp: None,
+            note: None,
+        })
+    }
+
+    fn sign(
+        &self,
+        _config: &SignatureConfig,
+        key: &[u8],
+        body: &[u8],
+        _now: i64,
+        _msg_id: &str,
+    ) -> Vec<(String, Vec<u8>)> {
+        let mac = super::mac(Algo::Sha256, key, b"", body);
+        vec![(HEADER.into(), super::b64(&mac).into_bytes())]
+    }
+}
