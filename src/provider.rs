@@ -50,11 +50,15 @@ pub fn identify(headers: &[(String, Vec<u8>)], body: &[u8]) -> Provenance {
         p.provider = Some("github");
         p.topic = get("X-GitHub-Event");
         p.external_id = get("X-GitHub-Delivery");
-    } else if has("X-Shopify-Topic") || has("X-Shopify-Hmac-Sha256") || has("X-Shopify-Webhook-Id")
+    } else if has("X-Shopify-Topic")
+        || has("X-Shopify-Hmac-Sha256")
+        || has("X-Shopify-Webhook-Id")
+        || has("shopify-hmac-sha256")
     {
+        // Shopify's "events" webhooks drop the `X-` prefix.
         p.provider = Some("shopify");
-        p.topic = get("X-Shopify-Topic");
-        p.external_id = get("X-Shopify-Webhook-Id");
+        p.topic = get("X-Shopify-Topic").or_else(|| get("shopify-topic"));
+        p.external_id = get("X-Shopify-Webhook-Id").or_else(|| get("shopify-webhook-id"));
     } else if has("Stripe-Signature") {
         p.provider = Some("stripe");
         if let Some(event) = json_head(body) {

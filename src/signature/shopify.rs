@@ -1,9 +1,15 @@
 //! Shopify: `X-Shopify-Hmac-Sha256` is the base64 HMAC-SHA256 of the raw
-//! body, compared as text the way `@shopify/shopify-api` does.
+//! body, compared as text the way `@shopify/shopify-api` does. Shopify's
+//! newer "events" webhooks send the same value as `shopify-hmac-sha256`;
+//! like the library, that header wins when present. The library also
+//! requires topic, domain, API version and webhook id headers before it
+//! calls a webhook valid; those say nothing about authenticity, so they are
+//! left to `crate::provider` here.
 
 use super::{Algo, Form, Headers, Parsed, Reject, Scheme, SignatureConfig};
 
 const HEADER: &str = "X-Shopify-Hmac-Sha256";
+const EVENTS_HEADER: &str = "shopify-hmac-sha256";
 
 pub(crate) struct Shopify;
 
@@ -13,13 +19,18 @@ impl Scheme for Shopify {
     }
 
     fn detect(&self, headers: &Headers) -> bool {
-        super::present(headers, HEADER)
+        super::present(headers, HEADER) || super::present(headers, EVENTS_HEADER)
     }
 
     fn parse(&self, _config: &SignatureConfig, headers: &Headers) -> Result<Parsed, Reject> {
-        let value = super::require(headers, HEADER)?;
+        let header = if super::present(headers, EVENTS_HEADER) {
+            EVENTS_HEADER
+        } else {
+            HEADER
+        };
+        let value = super::require(headers, header)?;
         Ok(Parsed {
-            header: HEADER.into(),
+            header: header.into(),
             algo: Algo::Sha256,
             prefix: Vec::new(),
             form: Form::Base64,
