@@ -80,10 +80,10 @@ pub fn identify(headers: &[(String, Vec<u8>)], body: &[u8]) -> Provenance {
     } else if is_woocommerce_ping(headers, body) {
         p.provider = Some("woocommerce");
         p.is_ping = true;
-    } else if let Some(event) = json_head(body)
-        && event.object.as_deref() == Some("event")
-        && event.id.as_deref().is_some_and(|id| id.starts_with("evt_"))
-    {
+    } else if let Some(event) = json_head(body).filter(|e| {
+        e.object.as_deref() == Some("event")
+            && e.id.as_deref().is_some_and(|id| id.starts_with("evt_"))
+    }) {
         // A Stripe event forwarded without its signature (Stripe CLI,
         // another relay) is still recognisable by its body.
         p.provider = Some("stripe");
@@ -147,4 +147,105 @@ fn json_head(body: &[u8]) -> Option<JsonHead> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    /// Provider, topic, external id, ping.
+    type Expected<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>, bool);
+    type Row<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a [u8], Expected<'a>);
+
+    /// The table helper.
+    fn check(name: &str, headers: &[(&str, &str)], body: &[u8], expected: Expected<'_>) {
+        let p = identify(&h(headers), body);
+        let got = (
+            p.provider,
+            p.topic.as_deref(),
+            p.external_id.as_deref(),
+            p.is_ping,
+        );
+        assert_eq!(got, expected, "{name}");
+    }
+
+    #[test]
+    fn identifies_providers() {
+        let stripe_body = br#"{"id":"evt_1NgVb2","object":"event","type":"invoice.paid"}"#;
+        let std_body = br#"{"type":"user.created","timestamp":"2024-01-01T00:00:00Z","data":{}}"#;
+        let paddle_body = br#"{"event_id":"evt_01h","event_type":"transaction.completed","data":{}}"#;
+        #[rustfmt::skip]
+        let table: Vec<Row> = vec![
+            ("github", vec![("X-GitHub-Event", "push"), ("X-GitHub-Delivery", "72d3162e")], b"{}",
+                (Some("github"), Some("push"), Some("72d3162e"), false)),
+            ("shopify", vec![("x-shopify-topic", "orders/create"), ("X-Shopify-Webhook-Id", "b545")], b"{}",
+                (Some("shopify"), Some("orders/create"), Some("b545"), false)),
+            ("shopify events", vec![("shopify-topic", "orders/create"), ("shopify-webhook-id", "w1"), ("shopify-hmac-sha256", "x")], b"{}",
+                (Some("shopify"), Some("orders/create"), Some("w1"), false)),
+            ("stripe", vec![("Stripe-Signature", "t=1,v1=00")], stripe_body,
+                (Some("stripe"), Some("invoice.paid"), Some("evt_1NgVb2"), false)),
+            ("stripe unsigned", vec![("Content-Type", "application/json")], stripe_body,
+                (Some("stripe"), Some("invoice.paid"), Some("evt_1NgVb2"), false)),
+            ("standard", vec![("webhook-id", "msg_1"), ("webhook-signature", "v1,x")], std_body,
+                (Some("standard"), Some("user.created"), Some("msg_1"), false)),
+            ("svix", vec![("svix-id", "msg_2"), ("svix-signature", "v1,x")], std_body,
+                (Some("standard"), Some("user.created"), Some("msg_2"), false)),
+            ("paddle", vec![("Paddle-Signature", "ts=1;h1=00")], paddle_body,
+                (Some("paddle"), Some("transaction.completed"), Some("evt_01h"), false)),
+            ("slack", vec![("X-Slack-Signature", "v0=00")], b"{}", (Some("slack"), None, None, false)),
+            ("plain", vec![("Content-Type", "application/json")], b"{\"type\":\"x\"}", (None, None, None, false)),
+            ("not json", vec![("Stripe-Signature", "t=1")], b"\xff\xfe", (Some("stripe"), None, None, false)),
+            ("non-utf8 header", vec![], b"", (None, None, None, false)),
+            ("ping", vec![("Content-Type", "application/x-www-form-urlencoded")], b"webhook_id=42",
+                (Some("woocommerce"), None, None, true)),
+            ("ping charset", vec![("content-type", "application/x-www-form-urlencoded; charset=UTF-8")], b"webhook_id=7",
+                (Some("woocommerce"), None, None, true)),
+            ("not a ping: json", vec![("Content-Type", "application/json")], b"webhook_id=42", (None, None, None, false)),
+            ("not a ping: extra", vec![("Content-Type", "application/x-www-form-urlencoded")], b"webhook_id=42&x=1",
+                (None, None, None, false)),
+        ];
+        for (name, headers, body, expected) in table {
+            check(name, &headers, body, expected);
+        }
+    }
+
+    #[test]
+    fn woocommerce_id_tells_payloads_apart() {
+        let headers = h(&[
+            ("X-WC-Webhook-Topic", "order.updated"),
+            ("X-WC-Webhook-Delivery-ID", "9f1c"),
+            ("X-WC-Webhook-Signature", "abc="),
+        ]);
+        let a = identify(&headers, b"{\"id\":1,\"status\":\"processing\"}");
+        let b = identify(&headers, b"{\"id\":1,\"status\":\"completed\"}");
+        assert_eq!(a.provider, Some("woocommerce"));
+        assert_eq!(a.topic.as_deref(), Some("order.updated"));
+        let id = a.external_id.clone().unwrap();
+        assert!(id.starts_with("9f1c:") && id.len() == "9f1c:".len() + 16, "{id}");
+        // sha256("") starts e3b0c44298fc1c14.
+        let empty = identify(&headers, b"");
+        assert_eq!(empty.external_id.as_deref(), Some("9f1c:e3b0c44298fc1c14"));
+        assert_ne!(a.external_id, b.external_id);
+        assert_eq!(a, identify(&headers, b"{\"id\":1,\"status\":\"processing\"}"));
+        assert!(!a.is_ping);
+    }
+
+    #[test]
+    fn odd_values_are_ignored() {
+        let long = "x".repeat(MAX_VALUE_LEN + 1);
+        let mut headers = h(&[("X-GitHub-Event", &long)]);
+        headers.push(("X-GitHub-Delivery".into(), vec![0xff, 0x00]));
+        let p = identify(&headers, b"");
+        assert_eq!((p.provider, p.topic, p.external_id), (Some("github"), None, None));
+        let body = br#"{"id": 5, "type": {"nested": true}, "object": "event"}"#;
+        let p = identify(&h(&[("Stripe-Signature", "t=1")]), body);
+        assert_eq!((p.topic, p.external_id), (None, None));
+    }
 }

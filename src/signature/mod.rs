@@ -697,12 +697,11 @@ pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
             _ => None,
         }
     }
-    let bytes = text.as_bytes();
-    if bytes.len() % 2 != 0 {
+    let pairs = text.as_bytes().chunks_exact(2);
+    if !pairs.remainder().is_empty() {
         return None;
     }
-    bytes
-        .chunks_exact(2)
+    pairs
         .map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?))
         .collect()
 }
@@ -1036,13 +1035,16 @@ mod tests {
         }
     }
 
+    /// Header pairs written as text in a table.
+    type Pairs<'a> = Vec<(&'a str, &'a str)>;
+
     #[test]
     fn malformed_headers_are_invalid_or_missing() {
         let big = "a".repeat(16 * 1024);
         let std_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
         use Verdict::{Invalid, Missing};
         #[rustfmt::skip]
-        let table: Vec<(&str, &str, Vec<(&str, &str)>, Verdict)> = vec![
+        let table: Vec<(&str, &str, Pairs, Verdict)> = vec![
             ("empty github", "github", vec![("X-Hub-Signature-256", "")], Missing),
             ("github sha1 only", "github", vec![("X-Hub-Signature", "sha1=00")], Missing),
             ("github short", "github", vec![("X-Hub-Signature-256", "sha256=abcd")], Invalid),

@@ -1,0 +1,215 @@
+//! Load benchmark: what does hookrelay cost in the hot path?
+//!
+//! In one run on one machine it drives the same POST (a ~2 KB JSON webhook,
+//! 32 concurrent keep-alive connections, fixed duration) against
+//!   (a) the upstream receiver directly,
+//!   (b) hookrelay in forward mode to that upstream,
+//!   (c) hookrelay in bin mode,
+//! with `--durability sync` and `buffered`, and prints requests/s, p50, p99
+//! and the ratios b/a and c/a. hookrelay runs as the real binary in its own
+//! process; the upstream and the load generator run in this process on
+//! separate runtimes.
+//!
+//! Run: `cargo bench --bench load` (`HOOKRELAY_BENCH_SECS=10` for longer runs).
+
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+const CONNECTIONS: usize = 32;
+
+fn payload() -> Bytes {
+    let mut items = String::new();
+    for i in 0..12 {
+        items.push_str(&format!(
+            r#"{{"id":{i},"name":"Premium Quality T-Shirt size {i}","product_id":{},"quantity":{},"subtotal":"19.99","total":"19.99","sku":"TS-{i:04}"}},"#,
+            1000 + i,
+            i % 3 + 1
+        ));
+    }
+    items.pop();
+    let body = format!(
+        r#"{{"id":73412,"status":"processing","currency":"EUR","total":"239.88","customer_id":42,"billing":{{"first_name":"Ada","last_name":"Lovelace","email":"ada@example.com","city":"London"}},"line_items":[{items}]}}"#
+    );
+    Bytes::from(body)
+}
+
+struct Stats {
+    rps: f64,
+    p50: Duration,
+    p99: Duration,
+    errors: usize,
+}
+
+fn run_load(rt: &tokio::runtime::Runtime, url: &str, secs: u64) -> Stats {
+    let url = url.to_string();
+    rt.block_on(async move {
+        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(CONNECTIONS)
+            .build_http();
+        let body = payload();
+        // Warm the connections up before measuring.
+        let warm_until = Instant::now() + Duration::from_millis(500);
+        let end = warm_until + Duration::from_secs(secs);
+        let mut tasks = Vec::new();
+        for _ in 0..CONNECTIONS {
+            let client = client.clone();
+            let url = url.clone();
+            let body = body.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::with_capacity(100_000);
+                let mut errors = 0;
+                // Bounded in time (end) and count.
+                for _ in 0..5_000_000 {
+                    let now = Instant::now();
+                    if now >= end {
+                        break;
+                    }
+                    let req = http::Request::post(&url)
+                        .header("content-type", "application/json")
+                        .header("x-wc-webhook-topic", "order.updated")
+                        .body(Full::new(body.clone()))
+                        .unwrap();
+                    match client.request(req).await {
+                        Ok(resp) => {
+                            let ok = resp.status().is_success();
+                            let _ = resp.into_body().collect().await;
+                            if !ok {
+                                errors += 1;
+                            }
+                        }
+                        Err(_) => errors += 1,
+                    }
+                    if now >= warm_until {
+                        lat.push(now.elapsed());
+                    }
+                }
+                (lat, errors)
+            }));
+        }
+        let mut all = Vec::new();
+        let mut errors = 0;
+        for t in tasks {
+            let (lat, e) = t.await.unwrap();
+            all.extend(lat);
+            errors += e;
+        }
+        all.sort();
+        let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default();
+        Stats { rps: all.len() as f64 / secs as f64, p50: pct(0.50), p99: pct(0.99), errors }
+    })
+}
+
+/// The upstream receiver: answers 200 `{"ok":true}` after reading the body.
+fn start_upstream() -> (u16, std::thread::JoinHandle<()>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        rt.block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap().port()).unwrap();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(async move {
+                    let svc = service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+                        let _ = req.into_body().collect().await;
+                        Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(b"{\"ok\":true}"))))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+    });
+    (rx.recv().unwrap(), handle)
+}
+
+struct Hookrelay {
+    child: std::process::Child,
+    ingest: String,
+    admin: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Hookrelay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_hookrelay(durability: &str) -> Hookrelay {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hookrelay"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--durability", durability, "--data"])
+        .arg(dir.path().join("data"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start hookrelay");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = |prefix: &str| {
+        let line = lines.next().unwrap().unwrap();
+        line.strip_prefix(prefix).unwrap().trim().trim_end_matches("/in/{slug}").trim_end_matches('/').to_string()
+    };
+    let ingest = next("hookrelay ingest:");
+    let admin = next("hookrelay dashboard:");
+    Hookrelay { child, ingest, admin, _dir: dir }
+}
+
+fn create(rt: &tokio::runtime::Runtime, admin: &str, body: serde_json::Value) {
+    let url = format!("{admin}/api/endpoints");
+    rt.block_on(async move {
+        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let req = http::Request::post(url)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap();
+        let resp = client.request(req).await.unwrap();
+        assert_eq!(resp.status(), 201);
+    });
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; filters are not supported here.
+    let secs: u64 = std::env::var("HOOKRELAY_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let rt = Arc::new(tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap());
+    let (port, _upstream) = start_upstream();
+    let upstream = format!("http://127.0.0.1:{port}/hook");
+    println!("load: {CONNECTIONS} connections, {secs} s per scenario, {} byte JSON body", payload().len());
+
+    let direct = run_load(&rt, &upstream, secs);
+    let mut rows = vec![("direct upstream (a)".to_string(), direct.rps, direct.p50, direct.p99, direct.errors, None)];
+    for durability in ["sync", "buffered"] {
+        let h = start_hookrelay(durability);
+        create(&rt, &h.admin, serde_json::json!({ "slug": "fwd", "target": upstream }));
+        create(&rt, &h.admin, serde_json::json!({ "slug": "bin" }));
+        let fwd = run_load(&rt, &format!("{}/in/fwd", h.ingest), secs);
+        let bin = run_load(&rt, &format!("{}/in/bin", h.ingest), secs);
+        rows.push((format!("forward, {durability} (b)"), fwd.rps, fwd.p50, fwd.p99, fwd.errors, Some(fwd.rps / direct.rps)));
+        rows.push((format!("bin, {durability} (c)"), bin.rps, bin.p50, bin.p99, bin.errors, Some(bin.rps / direct.rps)));
+    }
+    println!("{:<24} {:>10} {:>10} {:>10} {:>7} {:>10}", "scenario", "req/s", "p50 ms", "p99 ms", "errors", "vs direct");
+    for (name, rps, p50, p99, errors, ratio) in rows {
+        println!(
+            "{:<24} {:>10.0} {:>10.2} {:>10.2} {:>7} {:>10}",
+            name,
+            rps,
+            p50.as_secs_f64() * 1000.0,
+            p99.as_secs_f64() * 1000.0,
+            errors,
+            ratio.map(|r| format!("{:.0}%", r * 100.0)).unwrap_or_else(|| "-".into())
+        );
+    }
+}

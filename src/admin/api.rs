@@ -1,0 +1,294 @@
+//! The JSON API: endpoints, events, replay, release, the live stream, plus
+//! `/metrics` and `/healthz`. Request and response shapes are the API's own
+//! (see `Endpoint::to_api`, `Event::to_api`); errors go through
+//! [`crate::error::Error`] so every failure is `{"error": …}` with its status.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::Stream;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::AdminState;
+use crate::endpoint::{EndpointInput, Status};
+use crate::error::{Error, Result};
+use crate::event::EventState;
+use crate::metrics::Snapshot;
+use crate::store::EventFilter;
+
+/// Admin request bodies are small JSON documents.
+const MAX_API_BODY: usize = 1024 * 1024;
+
+pub fn routes() -> Router<AdminState> {
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({ "ok": true })) }))
+        .route("/metrics", get(metrics))
+        .route("/api/endpoints", get(list_endpoints).post(create_endpoint))
+        .route(
+            "/api/endpoints/{slug}",
+            get(get_endpoint).patch(patch_endpoint).delete(delete_endpoint),
+        )
+        .route("/api/endpoints/{slug}/release", post(release))
+        .route("/api/endpoints/{slug}/pause", post(pause))
+        .route("/api/endpoints/{slug}/resume", post(resume))
+        .route("/api/events", get(list_events))
+        .route("/api/events/{id}", get(get_event))
+        .route("/api/events/{id}/body", get(get_body))
+        .route("/api/events/{id}/replay", post(replay))
+        .route("/api/stream", get(stream))
+        .fallback(|| async { Error::NotFound("no such route".into()) })
+}
+
+/// A JSON body parsed with our error shape: syntax errors are 400, a
+/// well-formed body with wrong or unknown fields is 422.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
+        let ct = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !ct.is_empty() && !ct.starts_with("application/json") {
+            return Err(Error::BadRequest(format!("expected Content-Type: application/json, got {ct:?}")));
+        }
+        let req = req.map(|b| axum::body::Body::new(http_body_util::Limited::new(b, MAX_API_BODY)));
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| Error::BadRequest(format!("reading the body: {e}")))?;
+        let bytes = if bytes.iter().all(u8::is_ascii_whitespace) { Bytes::from_static(b"{}") } else { bytes };
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => Error::Unprocessable(format!("invalid request: {e}")),
+        _ => Error::BadRequest(format!("invalid JSON: {e}")),
+    })
+}
+
+async fn metrics(State(st): State<AdminState>) -> Response {
+    let relay = st.relay.clone();
+    let endpoints = relay
+        .list()
+        .into_iter()
+        .map(|e| (e.slug.to_string(), e.status.as_str()))
+        .collect();
+    let store_bytes = relay.store.run(|s| Ok(s.size_bytes())).await.unwrap_or(0);
+    let text = relay.metrics.render(&Snapshot { endpoints, store_bytes });
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn endpoint_json(st: &AdminState, ep: &crate::endpoint::Endpoint) -> Result<Value> {
+    let slug = ep.slug.to_string();
+    let counts = st.relay.store.run(move |s| s.counts(&slug)).await?;
+    Ok(ep.to_api(&counts))
+}
+
+async fn list_endpoints(State(st): State<AdminState>) -> Result<Json<Value>> {
+    let mut out = Vec::new();
+    for ep in st.relay.list() {
+        out.push(endpoint_json(&st, &ep).await?);
+    }
+    Ok(Json(json!({ "endpoints": out })))
+}
+
+async fn create_endpoint(
+    State(st): State<AdminState>,
+    JsonBody(input): JsonBody<EndpointInput>,
+) -> Result<(StatusCode, Json<Value>)> {
+    let ep = st.relay.create(input, false).await?;
+    Ok((StatusCode::CREATED, Json(endpoint_json(&st, &ep).await?)))
+}
+
+async fn get_endpoint(State(st): State<AdminState>, Path(slug): Path<String>) -> Result<Json<Value>> {
+    let ep = st.relay.get(&slug)?;
+    Ok(Json(endpoint_json(&st, &ep).await?))
+}
+
+async fn patch_endpoint(
+    State(st): State<AdminState>,
+    Path(slug): Path<String>,
+    JsonBody(input): JsonBody<EndpointInput>,
+) -> Result<Json<Value>> {
+    let ep = st.relay.update(&slug, input).await?;
+    Ok(Json(endpoint_json(&st, &ep).await?))
+}
+
+async fn delete_endpoint(State(st): State<AdminState>, Path(slug): Path<String>) -> Result<StatusCode> {
+    st.relay.delete(&slug).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn pause(State(st): State<AdminState>, Path(slug): Path<String>) -> Result<Json<Value>> {
+    let ep = st.relay.set_status(&slug, Status::Paused).await?;
+    Ok(Json(endpoint_json(&st, &ep).await?))
+}
+
+async fn resume(State(st): State<AdminState>, Path(slug): Path<String>) -> Result<Json<Value>> {
+    let ep = st.relay.set_status(&slug, Status::Active).await?;
+    Ok(Json(endpoint_json(&st, &ep).await?))
+}
+
+async fn release(State(st): State<AdminState>, Path(slug): Path<String>) -> Result<Json<Value>> {
+    let report = st.relay.release(&slug).await?;
+    Ok(Json(json!(report)))
+}
+
+/// Parses the query of `GET /api/events` (and of the dashboard's list).
+pub fn parse_filter(q: &HashMap<String, String>) -> Result<EventFilter> {
+    let get = |k: &str| q.get(k).map(|s| s.trim()).filter(|s| !s.is_empty());
+    let instant = |k: &str| -> Result<Option<u64>> {
+        get(k)
+            .map(|v| {
+                crate::time::parse_instant_ms(v).ok_or_else(|| {
+                    Error::BadRequest(format!("{k}: {v:?} is not an RFC 3339 time or epoch milliseconds"))
+                })
+            })
+            .transpose()
+    };
+    let state = get("state")
+        .map(|s| {
+            EventState::parse(s).ok_or_else(|| {
+                let all: Vec<&str> = EventState::ALL.iter().map(|s| s.as_str()).collect();
+                Error::BadRequest(format!("state: {s:?} is not one of {}", all.join(", ")))
+            })
+        })
+        .transpose()?;
+    let status = get("status")
+        .map(|s| {
+            s.parse::<u16>()
+                .map_err(|_| Error::BadRequest(format!("status: {s:?} is not an HTTP status")))
+        })
+        .transpose()?;
+    let limit = get("limit")
+        .map(|s| {
+            s.parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| Error::BadRequest(format!("limit: {s:?} must be between 1 and 1000")))
+        })
+        .transpose()?
+        .unwrap_or(50);
+    let duplicate = get("duplicate")
+        .map(|s| match s {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            _ => Err(Error::BadRequest(format!("duplicate: {s:?} must be true or false"))),
+        })
+        .transpose()?;
+    Ok(EventFilter {
+        endpoint: get("endpoint").map(str::to_string),
+        state,
+        topic: get("topic").map(str::to_string),
+        method: get("method").map(str::to_string),
+        status,
+        signature: get("signature").map(str::to_string),
+        duplicate,
+        since: instant("since")?,
+        until: instant("until")?,
+        q: get("q").map(str::to_string),
+        limit,
+        cursor: get("cursor").map(str::to_string),
+    })
+}
+
+async fn list_events(
+    State(st): State<AdminState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>> {
+    let filter = parse_filter(&q)?;
+    let page = st.relay.store.run(move |s| s.query(&filter)).await?;
+    let events: Vec<Value> = page.events.iter().map(|e| e.to_api(None, None)).collect();
+    Ok(Json(json!({
+        "events": events,
+        "next_cursor": page.next_cursor,
+        "scan_capped": page.scan_capped,
+        "scanned": page.scanned,
+    })))
+}
+
+async fn get_event(State(st): State<AdminState>, Path(id): Path<String>) -> Result<Json<Value>> {
+    let owned = id.clone();
+    let (ev, body, attempts) = st
+        .relay
+        .store
+        .run(move |s| Ok((s.get_event(&owned)?, s.get_body(&owned)?, s.attempts(&owned)?)))
+        .await?;
+    let ev = ev.ok_or_else(|| Error::NotFound(format!("no event {id}")))?;
+    Ok(Json(ev.to_api(Some(&body.unwrap_or_default()), Some(&attempts))))
+}
+
+async fn get_body(State(st): State<AdminState>, Path(id): Path<String>) -> Result<Response> {
+    let owned = id.clone();
+    let body = st.relay.store.run(move |s| s.get_body(&owned)).await?;
+    let body = body.ok_or_else(|| Error::NotFound(format!("no event {id}")))?;
+    let mut resp = body.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    // The raw payload is hostile input: download it, never render it.
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{id}.body\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReplayRequest {
+    target: Option<String>,
+    #[serde(default)]
+    resign: bool,
+}
+
+async fn replay(
+    State(st): State<AdminState>,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<ReplayRequest>,
+) -> Result<Json<Value>> {
+    if req.resign {
+        return Err(Error::Unprocessable("resign: re-signed replay is not supported yet".into()));
+    }
+    let (ev, attempt) = st.relay.replay(&id, req.target).await?;
+    Ok(Json(json!({ "event": ev.to_api(None, None), "attempt": attempt.to_api() })))
+}
+
+/// Server-sent events: one `event` per new event, one `attempt` per attempt.
+async fn stream(
+    State(st): State<AdminState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let filter = q.get("endpoint").filter(|s| !s.is_empty()).cloned();
+    let rx = st.relay.subscribe();
+    let s = futures_util::stream::unfold((rx, filter), |(mut rx, filter)| async move {
+        loop {
+            match rx.recv().await {
+                Ok(item) => {
+                    if filter.as_ref().is_some_and(|f| f != &item.endpoint) {
+                        continue;
+                    }
+                    let ev = SseEvent::default().event(item.kind).data(item.json);
+                    return Some((Ok(ev), (rx, filter)));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    let ev = SseEvent::default().event("lagged").data(n.to_string());
+                    return Some((Ok(ev), (rx, filter)));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(s).keep_alive(KeepAlive::default())
+}

@@ -1,0 +1,74 @@
+//! Capture: an inbound request turned into an [`Event`], with no I/O.
+//!
+//! What the sender sent is kept as sent: method, path suffix, query, headers
+//! in received order with raw value bytes, body bytes, peer address.
+//! Header names arrive lower-cased from hyper (HTTP/1 case is not exposed by
+//! hyper's public API; HTTP/2 is lower-case by definition).
+
+use std::net::SocketAddr;
+
+use http::request::Parts;
+
+use crate::event::{Event, EventState, Headers};
+
+/// The path suffix after `/in/{slug}`, or `None` when `path` is not an
+/// ingest path. Returns `(slug, rest)`.
+pub fn split_ingest_path(path: &str) -> Option<(&str, &str)> {
+    let after = path.strip_prefix("/in/")?;
+    match after.find('/') {
+        Some(i) => Some((&after[..i], &after[i..])),
+        None => Some((after, "")),
+    }
+}
+
+pub fn headers_of(parts: &Parts) -> Headers {
+    parts
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+        .collect()
+}
+
+pub fn capture(
+    id: String,
+    parts: &Parts,
+    slug: &str,
+    rest: &str,
+    body_len: usize,
+    remote: SocketAddr,
+    now_ms: u64,
+    state: EventState,
+) -> Event {
+    Event {
+        id,
+        endpoint: slug.to_string(),
+        received_at: now_ms,
+        method: parts.method.as_str().to_string(),
+        path: rest.to_string(),
+        query: parts.uri.query().map(str::to_string),
+        headers: headers_of(parts),
+        size: body_len as u64,
+        remote_addr: remote.to_string(),
+        state,
+        topic: None,
+        external_id: None,
+        duplicate_of: None,
+        signature: None,
+        attempts: 0,
+        last_status: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ingest_paths() {
+        assert_eq!(split_ingest_path("/in/shop"), Some(("shop", "")));
+        assert_eq!(split_ingest_path("/in/shop/a/b"), Some(("shop", "/a/b")));
+        assert_eq!(split_ingest_path("/in/shop/"), Some(("shop", "/")));
+        assert_eq!(split_ingest_path("/in/"), Some(("", "")));
+        assert_eq!(split_ingest_path("/other"), None);
+    }
+}

@@ -1,0 +1,474 @@
+//! The `hookrelay` command line: `serve`, and client commands that talk to a
+//! running server's admin API (`--server`, default `http://127.0.0.1:8081`).
+//! `--json` prints the API's JSON for scripts; without it, short tables.
+
+mod remote;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Value, json};
+
+use crate::config::{Config, ServeArgs};
+use crate::server::{Listeners, serve};
+use remote::Remote;
+
+#[derive(Parser, Debug)]
+#[command(name = "hookrelay", version, about = "Webhook inspection and replay proxy")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the proxy: ingest and admin listeners.
+    Serve(ServeArgs),
+    /// Create, list, change and delete endpoints.
+    Endpoint {
+        #[command(subcommand)]
+        cmd: EndpointCmd,
+    },
+    /// List events, newest first.
+    Events(EventsArgs),
+    /// Show one event with its attempts.
+    Show {
+        id: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Re-send a stored event to its target or to another URL.
+    Replay {
+        id: String,
+        /// Send to this URL instead of the endpoint's target (does not count toward the policy).
+        #[arg(long = "to", value_name = "URL")]
+        to: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RemoteArgs {
+    /// Admin API of the running server.
+    #[arg(long, env = "HOOKRELAY_SERVER", default_value = "http://127.0.0.1:8081", global = true)]
+    pub server: String,
+    /// Admin token, when the server requires one.
+    #[arg(long, env = "HOOKRELAY_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// Print JSON (the API's records) instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EndpointCmd {
+    /// Create an endpoint (a bin when no --target is given).
+    Add(AddArgs),
+    /// List endpoints.
+    List {
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Show one endpoint.
+    Show {
+        slug: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Stop forwarding; events are held (sender gets 202).
+    Pause {
+        slug: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Resume forwarding and reset the failure count.
+    Resume {
+        slug: String,
+        /// Also send the held events, in arrival order.
+        #[arg(long)]
+        release: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Send held events in arrival order.
+    Release {
+        slug: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Delete an endpoint (its stored events stay).
+    Rm {
+        slug: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct AddArgs {
+    pub slug: String,
+    /// Forward to this URL; without it the endpoint is a bin.
+    #[arg(long)]
+    pub target: Option<String>,
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+    /// Disabled when consecutive failures exceed this (default 5: on the 6th).
+    #[arg(long)]
+    pub failure_threshold: Option<u32>,
+    /// Comma-separated, e.g. 2xx,301,302 or 200-302.
+    #[arg(long, value_delimiter = ',')]
+    pub success_codes: Option<Vec<String>>,
+    /// Receives a JSON POST when the endpoint is disabled.
+    #[arg(long)]
+    pub notify_url: Option<String>,
+    /// Status a bin answers.
+    #[arg(long)]
+    pub response_status: Option<u16>,
+    /// Body a bin answers.
+    #[arg(long)]
+    pub response_body: Option<String>,
+    /// Statuses a bin cycles through, e.g. 500,500,200.
+    #[arg(long, value_delimiter = ',')]
+    pub response_sequence: Option<Vec<u16>>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    #[arg(long)]
+    pub state: Option<String>,
+    #[arg(long)]
+    pub topic: Option<String>,
+    #[arg(long)]
+    pub method: Option<String>,
+    /// Last response status.
+    #[arg(long)]
+    pub status: Option<u16>,
+    /// RFC 3339 time or epoch milliseconds.
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Text search in path, headers and bodies.
+    #[arg(short, long)]
+    pub q: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    #[arg(long)]
+    pub cursor: Option<String>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// Entry point for the binary: parse, set up tracing, run.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("hookrelay=info,warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<ExitCode, String> {
+    match cli.command {
+        Command::Serve(args) => {
+            let config = Config::resolve(args)?;
+            let listeners = Listeners::bind(&config)
+                .await
+                .map_err(|e| format!("cannot bind {} / {}: {e}", config.listen, config.admin))?;
+            serve(config, listeners, shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Endpoint { cmd } => endpoint(cmd).await,
+        Command::Events(a) => {
+            let r = Remote::new(&a.remote)?;
+            let mut q: Vec<(&str, String)> = Vec::new();
+            let opt = [
+                ("endpoint", &a.endpoint),
+                ("state", &a.state),
+                ("topic", &a.topic),
+                ("method", &a.method),
+                ("since", &a.since),
+                ("until", &a.until),
+                ("q", &a.q),
+                ("cursor", &a.cursor),
+            ];
+            for (k, v) in opt {
+                if let Some(v) = v {
+                    q.push((k, v.clone()));
+                }
+            }
+            if let Some(s) = a.status {
+                q.push(("status", s.to_string()));
+            }
+            q.push(("limit", a.limit.to_string()));
+            let v = r.get(&format!("/api/events?{}", remote::query_string(&q))).await?;
+            if a.remote.json {
+                println!("{v}");
+            } else {
+                print_events(&v);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Show { id, remote } => {
+            let r = Remote::new(&remote)?;
+            let v = r.get(&format!("/api/events/{}", remote::path_segment(&id))).await?;
+            if remote.json {
+                println!("{v}");
+            } else {
+                print_event(&v);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay { id, to, remote } => {
+            let r = Remote::new(&remote)?;
+            let body = json!({ "target": to });
+            let v = r
+                .send("POST", &format!("/api/events/{}/replay", remote::path_segment(&id)), Some(body))
+                .await?;
+            if remote.json {
+                println!("{v}");
+            } else {
+                let a = &v["attempt"];
+                println!(
+                    "attempt {} to {}: {}",
+                    a["n"],
+                    a["url"].as_str().unwrap_or(""),
+                    outcome(a)
+                );
+            }
+            Ok(if v["attempt"]["success"] == json!(true) { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+    }
+}
+
+async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
+    let (remote, v) = match cmd {
+        EndpointCmd::Add(a) => {
+            let r = Remote::new(&a.remote)?;
+            let mut body = json!({ "slug": a.slug });
+            let obj = body.as_object_mut().expect("object");
+            if let Some(t) = a.target {
+                obj.insert("target".into(), t.into());
+            }
+            if let Some(n) = a.name {
+                obj.insert("name".into(), n.into());
+            }
+            if let Some(t) = a.timeout_ms {
+                obj.insert("timeout_ms".into(), t.into());
+            }
+            if let Some(t) = a.failure_threshold {
+                obj.insert("failure_threshold".into(), t.into());
+            }
+            if let Some(c) = a.success_codes {
+                obj.insert("success_codes".into(), c.into());
+            }
+            if let Some(n) = a.notify_url {
+                obj.insert("notify_url".into(), n.into());
+            }
+            if a.response_status.is_some() || a.response_body.is_some() || a.response_sequence.is_some() {
+                let mut resp = serde_json::Map::new();
+                if let Some(s) = a.response_status {
+                    resp.insert("status".into(), s.into());
+                }
+                if let Some(b) = a.response_body {
+                    resp.insert("body".into(), b.into());
+                }
+                if let Some(seq) = a.response_sequence {
+                    resp.insert("sequence".into(), seq.into());
+                }
+                obj.insert("response".into(), resp.into());
+            }
+            (a.remote, r.send("POST", "/api/endpoints", Some(body)).await?)
+        }
+        EndpointCmd::List { remote } => {
+            let v = Remote::new(&remote)?.get("/api/endpoints").await?;
+            if remote.json {
+                println!("{v}");
+            } else {
+                println!("{:<24} {:<9} {:>6} {:>6} {:>6} {:>5}  TARGET", "SLUG", "STATUS", "RECV", "OK", "FAIL", "HELD");
+                for e in v["endpoints"].as_array().into_iter().flatten() {
+                    println!(
+                        "{:<24} {:<9} {:>6} {:>6} {:>6} {:>5}  {}",
+                        e["slug"].as_str().unwrap_or(""),
+                        e["status"].as_str().unwrap_or(""),
+                        e["counts"]["received"],
+                        e["counts"]["delivered"],
+                        e["counts"]["failed"],
+                        e["counts"]["held"],
+                        e["target"].as_str().unwrap_or("(bin)"),
+                    );
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        EndpointCmd::Show { slug, remote } => {
+            let r = Remote::new(&remote)?;
+            (remote, r.get(&format!("/api/endpoints/{}", remote::path_segment(&slug))).await?)
+        }
+        EndpointCmd::Pause { slug, remote } => {
+            let r = Remote::new(&remote)?;
+            let path = format!("/api/endpoints/{}", remote::path_segment(&slug));
+            (remote, r.send("PATCH", &path, Some(json!({ "status": "paused" }))).await?)
+        }
+        EndpointCmd::Resume { slug, release, remote } => {
+            let r = Remote::new(&remote)?;
+            let path = format!("/api/endpoints/{}", remote::path_segment(&slug));
+            let v = r.send("PATCH", &path, Some(json!({ "status": "active" }))).await?;
+            if release {
+                let rel = r.send("POST", &format!("{path}/release"), None).await?;
+                if remote.json {
+                    println!("{}", json!({ "endpoint": v, "release": rel }));
+                } else {
+                    print_endpoint(&v);
+                    println!("released {} held events: {} delivered, {} failed", rel["released"], rel["delivered"], rel["failed"]);
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            (remote, v)
+        }
+        EndpointCmd::Release { slug, remote } => {
+            let r = Remote::new(&remote)?;
+            let path = format!("/api/endpoints/{}/release", remote::path_segment(&slug));
+            let v = r.send("POST", &path, None).await?;
+            if remote.json {
+                println!("{v}");
+            } else {
+                println!("released {} held events: {} delivered, {} failed, {} still held", v["released"], v["delivered"], v["failed"], v["still_held"]);
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        EndpointCmd::Rm { slug, remote } => {
+            let r = Remote::new(&remote)?;
+            r.send("DELETE", &format!("/api/endpoints/{}", remote::path_segment(&slug)), None)
+                .await?;
+            if !remote.json {
+                println!("deleted endpoint {slug}");
+            } else {
+                println!("{}", json!({ "deleted": slug }));
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    if remote.json {
+        println!("{v}");
+    } else {
+        print_endpoint(&v);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_endpoint(e: &Value) {
+    println!("{}  ({})", e["slug"].as_str().unwrap_or(""), e["name"].as_str().unwrap_or(""));
+    println!("  status:   {}", e["status"].as_str().unwrap_or(""));
+    if let Some(r) = e["disabled_reason"].as_str() {
+        println!("  reason:   {r}");
+    }
+    println!("  ingest:   {}", e["ingest_path"].as_str().unwrap_or(""));
+    println!("  target:   {}", e["target"].as_str().unwrap_or("(bin)"));
+    println!(
+        "  failures: {} in a row ({} left before disable)",
+        e["consecutive_failures"], e["failures_left"]
+    );
+    println!(
+        "  counts:   {} received, {} delivered, {} failed, {} held",
+        e["counts"]["received"], e["counts"]["delivered"], e["counts"]["failed"], e["counts"]["held"]
+    );
+}
+
+fn outcome(a: &Value) -> String {
+    match (a["status"].as_u64(), a["error"].as_str()) {
+        (Some(s), _) => format!("HTTP {s} in {} ms{}", a["latency_ms"], if a["success"] == json!(true) { "" } else { " (failure)" }),
+        (None, Some(e)) => format!("{e} error: {}", a["error_detail"].as_str().unwrap_or("")),
+        _ => "no answer".into(),
+    }
+}
+
+fn print_events(v: &Value) {
+    println!("{:<26} {:<16} {:<24} {:<7} {:<10} {:>6}  PATH", "ID", "ENDPOINT", "RECEIVED", "METHOD", "STATE", "STATUS");
+    for e in v["events"].as_array().into_iter().flatten() {
+        println!(
+            "{:<26} {:<16} {:<24} {:<7} {:<10} {:>6}  {}{}",
+            e["id"].as_str().unwrap_or(""),
+            e["endpoint"].as_str().unwrap_or(""),
+            e["received_at"].as_str().unwrap_or(""),
+            e["method"].as_str().unwrap_or(""),
+            e["state"].as_str().unwrap_or(""),
+            e["last_status"].as_u64().map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+            e["path"].as_str().unwrap_or(""),
+            e["query"].as_str().map(|q| format!("?{q}")).unwrap_or_default(),
+        );
+    }
+    if let Some(c) = v["next_cursor"].as_str() {
+        println!("more: --cursor {c}");
+    }
+}
+
+fn print_event(e: &Value) {
+    println!("event {}  [{}]", e["id"].as_str().unwrap_or(""), e["state"].as_str().unwrap_or(""));
+    println!(
+        "{} /in/{}{}{}  from {} at {}",
+        e["method"].as_str().unwrap_or(""),
+        e["endpoint"].as_str().unwrap_or(""),
+        e["path"].as_str().unwrap_or(""),
+        e["query"].as_str().map(|q| format!("?{q}")).unwrap_or_default(),
+        e["remote_addr"].as_str().unwrap_or(""),
+        e["received_at"].as_str().unwrap_or(""),
+    );
+    for h in e["headers"].as_array().into_iter().flatten() {
+        println!("  {}: {}", h[0].as_str().unwrap_or(""), h[1].as_str().unwrap_or(""));
+    }
+    match (e["body"].as_str(), e["body_base64"].as_str()) {
+        (Some(b), _) => println!("\n{b}\n"),
+        (None, Some(_)) => println!("\n({} bytes of binary body; --json shows it as base64)\n", e["size"]),
+        _ => {}
+    }
+    for a in e["attempts"].as_array().into_iter().flatten() {
+        println!(
+            "  attempt {} [{}] {} -> {}",
+            a["n"],
+            a["trigger"].as_str().unwrap_or(""),
+            a["url"].as_str().unwrap_or(""),
+            outcome(a)
+        );
+    }
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

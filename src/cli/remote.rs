@@ -1,0 +1,91 @@
+//! Calls to a running server's admin API for the client commands.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Method;
+use serde_json::Value;
+
+use super::RemoteArgs;
+use crate::deliver::{Client, Outbound};
+
+pub struct Remote {
+    client: Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Remote {
+    pub fn new(args: &RemoteArgs) -> Result<Remote, String> {
+        Ok(Remote {
+            client: Client::new(None)?,
+            base: args.server.trim_end_matches('/').to_string(),
+            token: args.token.clone(),
+        })
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Value, String> {
+        self.send("GET", path, None).await
+    }
+
+    /// Sends a request and returns the JSON answer; an error status becomes
+    /// the API's `error` message.
+    pub async fn send(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
+        let url = format!("{}{path}", self.base);
+        let mut headers = vec![("accept".to_string(), b"application/json".to_vec())];
+        if body.is_some() {
+            headers.push(("content-type".into(), b"application/json".to_vec()));
+        }
+        if let Some(t) = &self.token {
+            headers.push(("authorization".into(), format!("Bearer {t}").into_bytes()));
+        }
+        let out = Outbound {
+            method: Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?,
+            url: url.parse().map_err(|_| format!("--server: {url:?} is not a URL"))?,
+            headers,
+            body: body.map(|b| Bytes::from(b.to_string())).unwrap_or_default(),
+            timeout: Duration::from_secs(300),
+        };
+        let reply = self
+            .client
+            .send(out)
+            .await
+            .0
+            .map_err(|f| format!("cannot reach hookrelay at {}: {}", self.base, f.detail))?;
+        let v: Value = if reply.body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&reply.body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&reply.body).into()))
+        };
+        if reply.status >= 400 {
+            let msg = v["error"].as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+            return Err(format!("{} (HTTP {})", msg, reply.status));
+        }
+        Ok(v)
+    }
+}
+
+/// Percent-encodes a value for a URL query or path segment.
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+pub fn path_segment(s: &str) -> String {
+    encode(s)
+}
+
+pub fn query_string(pairs: &[(&str, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}

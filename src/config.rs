@@ -1,0 +1,287 @@
+//! One `Config` from three sources: flags, `HOOKRELAY_*` environment
+//! variables (both through clap) and a TOML file (`--config`). A flag or
+//! variable wins over the file; the file wins over the defaults below.
+//! Everything is checked once, here, and errors name the field.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::endpoint::EndpointInput;
+use crate::store::Durability;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:8081";
+pub const DEFAULT_DATA: &str = "./hookrelay-data";
+/// GitHub's limit; larger bodies get `413`.
+pub const DEFAULT_MAX_BODY: usize = 25 * 1024 * 1024;
+/// A client that has not sent its full request head by then is dropped.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Headers per request before `431`.
+pub const MAX_HEADERS: usize = 128;
+/// Bytes of request head (request line and headers) before `431`.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// `hookrelay serve` flags. Every one is optional here so that the config
+/// file can fill what the command line leaves out.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Ingest listener (senders post to /in/{slug}).
+    #[arg(long, env = "HOOKRELAY_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Admin listener (dashboard, /api, /metrics).
+    #[arg(long, env = "HOOKRELAY_ADMIN", value_name = "ADDR")]
+    pub admin: Option<SocketAddr>,
+    /// RocksDB data directory.
+    #[arg(long, env = "HOOKRELAY_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Largest accepted request body, e.g. 26214400, 25MiB, 512KiB.
+    #[arg(long, env = "HOOKRELAY_MAX_BODY", value_name = "BYTES", value_parser = parse_size)]
+    pub max_body: Option<usize>,
+    /// sync: WAL synced before any sender is answered; buffered: survives a process crash, not a power loss.
+    #[arg(long, env = "HOOKRELAY_DURABILITY", value_enum)]
+    pub durability: Option<Durability>,
+    /// TOML file with [server] settings and [[endpoint]] tables, created or updated at start.
+    #[arg(long, env = "HOOKRELAY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// PEM certificate chain for TLS on the ingest listener.
+    #[arg(long, env = "HOOKRELAY_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS on the ingest listener.
+    #[arg(long, env = "HOOKRELAY_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Bearer token for the admin listener; required when it is not on loopback.
+    #[arg(long, env = "HOOKRELAY_ADMIN_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Extra PEM CA certificates trusted for outbound HTTPS (private CAs).
+    #[arg(long, env = "HOOKRELAY_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Delete events older than this many days.
+    #[arg(long, env = "HOOKRELAY_RETAIN_DAYS", value_name = "DAYS")]
+    pub retain_days: Option<u64>,
+    /// Keep at most this many events per endpoint (the newest).
+    #[arg(long, env = "HOOKRELAY_RETAIN_PER_ENDPOINT", value_name = "N")]
+    pub retain_per_endpoint: Option<usize>,
+    /// Seconds a client may take to send its request head.
+    #[arg(long, env = "HOOKRELAY_HEADER_TIMEOUT", value_name = "SECS")]
+    pub header_timeout: Option<u64>,
+}
+
+/// The TOML file: `[server]` uses the flag names with underscores.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub endpoint: Vec<EndpointInput>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    pub listen: Option<SocketAddr>,
+    pub admin: Option<SocketAddr>,
+    pub data: Option<PathBuf>,
+    pub max_body: Option<toml::Value>,
+    pub durability: Option<Durability>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub admin_token: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub retain_days: Option<u64>,
+    pub retain_per_endpoint: Option<usize>,
+    pub header_timeout: Option<u64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub admin: SocketAddr,
+    pub data: PathBuf,
+    pub max_body: usize,
+    pub durability: Durability,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub admin_token: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub retain_days: Option<u64>,
+    pub retain_per_endpoint: Option<usize>,
+    pub header_timeout: Duration,
+    pub endpoints: Vec<EndpointInput>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: DEFAULT_LISTEN.parse().expect("valid default"),
+            admin: DEFAULT_ADMIN.parse().expect("valid default"),
+            data: PathBuf::from(DEFAULT_DATA),
+            max_body: DEFAULT_MAX_BODY,
+            durability: Durability::Sync,
+            tls: None,
+            admin_token: None,
+            ca_file: None,
+            retain_days: None,
+            retain_per_endpoint: None,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            endpoints: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Merges flags/env over the file over the defaults, then validates.
+    pub fn resolve(args: ServeArgs) -> Result<Config, String> {
+        let file = match &args.config {
+            Some(path) => load_file(path)?,
+            None => FileConfig::default(),
+        };
+        let s = file.server;
+        let d = Config::default();
+        let file_max_body = match s.max_body {
+            None => None,
+            Some(toml::Value::Integer(n)) if n > 0 => Some(n as usize),
+            Some(toml::Value::String(t)) => Some(parse_size(&t).map_err(|e| format!("server.max_body: {e}"))?),
+            Some(other) => return Err(format!("server.max_body: {other} is not a size")),
+        };
+        let tls = match (args.tls_cert.or(s.tls_cert), args.tls_key.or(s.tls_key)) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => return Err("tls_cert and tls_key must be given together".into()),
+        };
+        let cfg = Config {
+            listen: args.listen.or(s.listen).unwrap_or(d.listen),
+            admin: args.admin.or(s.admin).unwrap_or(d.admin),
+            data: args.data.or(s.data).unwrap_or(d.data),
+            max_body: args.max_body.or(file_max_body).unwrap_or(d.max_body),
+            durability: args.durability.or(s.durability).unwrap_or(d.durability),
+            tls,
+            admin_token: args.admin_token.or(s.admin_token).filter(|t| !t.is_empty()),
+            ca_file: args.ca_file.or(s.ca_file),
+            retain_days: args.retain_days.or(s.retain_days),
+            retain_per_endpoint: args.retain_per_endpoint.or(s.retain_per_endpoint),
+            header_timeout: args
+                .header_timeout
+                .or(s.header_timeout)
+                .map(Duration::from_secs)
+                .unwrap_or(d.header_timeout),
+            endpoints: file.endpoint,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.admin.ip().is_loopback() && self.admin_token.is_none() {
+            return Err(format!(
+                "admin: {} is not a loopback address; the dashboard and API would be open to the network. \
+                 Set --admin-token (HOOKRELAY_ADMIN_TOKEN) or bind the admin listener to 127.0.0.1",
+                self.admin
+            ));
+        }
+        if self.max_body == 0 {
+            return Err("max_body: must be at least 1 byte".into());
+        }
+        if self.header_timeout.is_zero() {
+            return Err("header_timeout: must be at least 1 second".into());
+        }
+        if self.retain_days == Some(0) {
+            return Err("retain_days: must be at least 1".into());
+        }
+        if self.retain_per_endpoint == Some(0) {
+            return Err("retain_per_endpoint: must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+fn load_file(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("config {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("config {}: {e}", path.display()))
+}
+
+/// Sizes as bytes or with a unit: `1024`, `512KiB`, `25MiB`, `1MB`, `2GiB`.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num.parse().map_err(|_| format!("{s:?} is not a size such as 25MiB"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1024,
+        "m" | "mb" => 1000 * 1000,
+        "mib" => 1024 * 1024,
+        "g" | "gb" => 1000 * 1000 * 1000,
+        "gib" => 1024 * 1024 * 1024,
+        _ => return Err(format!("{s:?}: unknown unit (use B, KiB, MiB, GiB, KB, MB, GB)")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("25MiB"), Ok(25 * 1024 * 1024));
+        assert_eq!(parse_size("1MB"), Ok(1_000_000));
+        assert!(parse_size("ten").is_err());
+        assert!(parse_size("5XB").is_err());
+    }
+
+    #[test]
+    fn admin_off_loopback_needs_a_token() {
+        let mut args = ServeArgs { admin: Some("0.0.0.0:8081".parse().unwrap()), ..Default::default() };
+        let err = Config::resolve(args.clone()).unwrap_err();
+        assert!(err.contains("--admin-token"), "{err}");
+        args.admin_token = Some("s3cret".into());
+        assert!(Config::resolve(args).is_ok());
+    }
+
+    #[test]
+    fn file_fills_what_flags_leave_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hookrelay.toml");
+        std::fs::write(
+            &path,
+            r#"
+[server]
+listen = "127.0.0.1:9000"
+max_body = "1MiB"
+durability = "buffered"
+
+[[endpoint]]
+slug = "shop"
+target = "http://127.0.0.1:3000/hooks"
+failure_threshold = 6
+success_codes = ["200-302"]
+"#,
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            listen: Some("127.0.0.1:9999".parse().unwrap()),
+            ..Default::default()
+        };
+        let cfg = Config::resolve(args).unwrap();
+        assert_eq!(cfg.listen.port(), 9999, "flag wins over file");
+        assert_eq!(cfg.max_body, 1024 * 1024);
+        assert_eq!(cfg.durability, Durability::Buffered);
+        assert_eq!(cfg.endpoints.len(), 1);
+        assert_eq!(cfg.endpoints[0].failure_threshold, Some(6));
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[server]\nlisten_typo = 1\n").unwrap();
+        let err = Config::resolve(ServeArgs { config: Some(path), ..Default::default() }).unwrap_err();
+        assert!(err.contains("listen_typo"), "{err}");
+    }
+}

@@ -1,0 +1,225 @@
+//! Delivery: one outbound try of a request to a URL, and what came back.
+//!
+//! The client never follows redirects (a 3xx is the answer, judged by the
+//! endpoint's `success_codes`), speaks HTTP/1.1 and HTTP/2 (by ALPN over
+//! TLS), trusts the webpki roots plus an optional private CA, and turns every
+//! failure into an [`ErrorKind`] the attempt records.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Method, Request, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::event::{ErrorKind, Headers};
+
+/// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), plus
+/// `host` and `content-length`, which the client sets for the new hop.
+const HOP_BY_HOP: [&str; 10] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+];
+
+/// The largest response body read from a receiver; beyond it the attempt
+/// fails rather than letting one receiver exhaust memory.
+pub const MAX_RESPONSE_BODY: usize = 32 * 1024 * 1024;
+
+/// Drops hop-by-hop headers, those named by `Connection`, and `content-length`.
+pub fn strip_hop_by_hop(headers: &Headers) -> Headers {
+    let named: Vec<String> = headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
+        .flat_map(|(_, v)| {
+            String::from_utf8_lossy(v)
+                .split(',')
+                .map(|s| s.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    headers
+        .iter()
+        .filter(|(n, _)| {
+            let n = n.to_ascii_lowercase();
+            !HOP_BY_HOP.contains(&n.as_str()) && n != "content-length" && !named.contains(&n)
+        })
+        .cloned()
+        .collect()
+}
+
+/// One request to send.
+pub struct Outbound {
+    pub method: Method,
+    pub url: Uri,
+    pub headers: Headers,
+    pub body: Bytes,
+    pub timeout: Duration,
+}
+
+/// A receiver's answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Headers,
+    pub body: Bytes,
+}
+
+#[derive(Debug)]
+pub struct Failure {
+    pub kind: ErrorKind,
+    pub detail: String,
+}
+
+#[derive(Clone)]
+pub struct Client {
+    inner: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
+}
+
+impl Client {
+    pub fn new(ca_file: Option<&Path>) -> Result<Client, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(path) = ca_file {
+            use rustls_pki_types::pem::PemObject;
+            let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
+            for cert in certs {
+                let cert = cert.map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
+            }
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(
+            rustls::crypto::ring::default_provider().into(),
+        )
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        // The per-attempt timeout covers connecting too; this only stops a
+        // black-holed SYN from outliving it.
+        http.set_connect_timeout(Some(Duration::from_secs(30)));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let inner = HyperClient::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(64)
+            .build(connector);
+        Ok(Client { inner })
+    }
+
+    /// Sends one request; the timeout covers connect, headers and body.
+    pub async fn send(&self, out: Outbound) -> (Result<Reply, Failure>, Duration) {
+        let started = Instant::now();
+        let timeout = out.timeout;
+        let result = match tokio::time::timeout(timeout, self.send_inner(out)).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure {
+                kind: ErrorKind::Timeout,
+                detail: format!("no complete answer within {} ms", timeout.as_millis()),
+            }),
+        };
+        (result, started.elapsed())
+    }
+
+    async fn send_inner(&self, out: Outbound) -> Result<Reply, Failure> {
+        let mut req = Request::builder().method(out.method).uri(out.url);
+        let hdrs = req.headers_mut().expect("fresh builder");
+        for (name, value) in &out.headers {
+            // Names and values were valid when hyper parsed them inbound;
+            // anything that is not (a hand-edited replay) is skipped, not sent broken.
+            if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value)) {
+                hdrs.append(n, v);
+            }
+        }
+        let req = req.body(Full::new(out.body)).map_err(|e| Failure {
+            kind: ErrorKind::Protocol,
+            detail: format!("cannot build request: {e}"),
+        })?;
+        let resp = self.inner.request(req).await.map_err(classify)?;
+        let (parts, body) = resp.into_parts();
+        let body = Limited::new(body, MAX_RESPONSE_BODY)
+            .collect()
+            .await
+            .map_err(|e| Failure {
+                kind: ErrorKind::Protocol,
+                detail: format!("reading the response body: {e}"),
+            })?
+            .to_bytes();
+        let headers = parts
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+            .collect();
+        Ok(Reply { status: parts.status.as_u16(), headers, body })
+    }
+}
+
+/// Sorts a client error into connect, TLS or protocol by walking its causes.
+fn classify(e: hyper_util::client::legacy::Error) -> Failure {
+    let mut tls = false;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
+    let mut chain = vec![e.to_string()];
+    while let Some(s) = source {
+        if s.downcast_ref::<rustls::Error>().is_some() {
+            tls = true;
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && io.get_ref().is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+        {
+            tls = true;
+        }
+        chain.push(s.to_string());
+        source = s.source();
+    }
+    chain.dedup();
+    let detail = chain.join(": ");
+    let kind = if tls {
+        ErrorKind::Tls
+    } else if e.is_connect() {
+        ErrorKind::Connect
+    } else {
+        ErrorKind::Protocol
+    };
+    Failure { kind, detail }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_are_dropped() {
+        let h: Headers = vec![
+            ("Connection".into(), b"keep-alive, X-Secret-Hop".to_vec()),
+            ("X-Secret-Hop".into(), b"1".to_vec()),
+            ("Host".into(), b"a".to_vec()),
+            ("Transfer-Encoding".into(), b"chunked".to_vec()),
+            ("Content-Length".into(), b"3".to_vec()),
+            ("X-Keep".into(), b"yes".to_vec()),
+            ("TE".into(), b"trailers".to_vec()),
+        ];
+        let kept = strip_hop_by_hop(&h);
+        assert_eq!(kept, vec![("X-Keep".to_string(), b"yes".to_vec())]);
+    }
+}

@@ -1,0 +1,540 @@
+//! Endpoints: the named routes senders post to, their validated fields, and
+//! the JSON shapes the API accepts (create, patch) and returns.
+//!
+//! Everything that reaches an [`Endpoint`] has passed [`EndpointInput::apply`],
+//! so the rest of the crate trusts its fields.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// `[a-z0-9][a-z0-9_-]{0,63}`: safe in a URL path, a RocksDB key prefix
+/// (never contains the 0x00 separator) and an HTML attribute.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Slug(String);
+
+impl Slug {
+    pub fn parse(s: &str) -> Result<Slug> {
+        let bytes = s.as_bytes();
+        let ok_first = bytes
+            .first()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let ok_rest = bytes
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-');
+        if ok_first && ok_rest && bytes.len() <= 64 {
+            Ok(Slug(s.to_string()))
+        } else {
+            Err(Error::BadRequest(format!(
+                "invalid slug {s:?}: use 1 to 64 characters from a-z, 0-9, '_' and '-', starting with a letter or digit"
+            )))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Slug {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Slug::parse(&s).map_err(|e| e.to_string())
+    }
+}
+
+impl From<Slug> for String {
+    fn from(s: Slug) -> String {
+        s.0
+    }
+}
+
+impl fmt::Display for Slug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Active,
+    Paused,
+    Disabled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Paused => "paused",
+            Status::Disabled => "disabled",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Forward,
+    Queue,
+}
+
+/// One rule of `success_codes`: `"2xx"`, `"301"` or `"200-299"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeRule {
+    Class(u16),
+    Exact(u16),
+    Range(u16, u16),
+}
+
+impl CodeRule {
+    pub fn parse(s: &str) -> Result<CodeRule, String> {
+        let s = s.trim();
+        let code = |t: &str| -> Result<u16, String> {
+            t.parse::<u16>()
+                .ok()
+                .filter(|c| (100..=599).contains(c))
+                .ok_or_else(|| format!("{s:?} is not a status code, a class like 2xx, or a range like 200-299"))
+        };
+        if let Some(class) = s.strip_suffix("xx").or_else(|| s.strip_suffix("XX")) {
+            match class.parse::<u16>() {
+                Ok(c @ 1..=5) if class.len() == 1 => Ok(CodeRule::Class(c)),
+                _ => Err(format!("{s:?} is not a status class (1xx to 5xx)")),
+            }
+        } else if let Some((lo, hi)) = s.split_once('-') {
+            let (lo, hi) = (code(lo)?, code(hi)?);
+            if lo > hi {
+                return Err(format!("range {s:?} is empty"));
+            }
+            Ok(CodeRule::Range(lo, hi))
+        } else {
+            code(s).map(CodeRule::Exact)
+        }
+    }
+
+    pub fn matches(self, status: u16) -> bool {
+        match self {
+            CodeRule::Class(c) => status / 100 == c,
+            CodeRule::Exact(c) => status == c,
+            CodeRule::Range(lo, hi) => (lo..=hi).contains(&status),
+        }
+    }
+}
+
+impl fmt::Display for CodeRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CodeRule::Class(c) => write!(f, "{c}xx"),
+            CodeRule::Exact(c) => write!(f, "{c}"),
+            CodeRule::Range(lo, hi) => write!(f, "{lo}-{hi}"),
+        }
+    }
+}
+
+/// The status codes that count as a successful delivery.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<String>", into = "Vec<String>")]
+pub struct SuccessCodes(pub Vec<CodeRule>);
+
+impl Default for SuccessCodes {
+    fn default() -> Self {
+        SuccessCodes(vec![CodeRule::Class(2), CodeRule::Exact(301), CodeRule::Exact(302)])
+    }
+}
+
+impl SuccessCodes {
+    pub fn contains(&self, status: u16) -> bool {
+        self.0.iter().any(|r| r.matches(status))
+    }
+}
+
+impl TryFrom<Vec<String>> for SuccessCodes {
+    type Error = String;
+    fn try_from(v: Vec<String>) -> Result<Self, String> {
+        if v.is_empty() {
+            return Err("success_codes must name at least one code".into());
+        }
+        v.iter().map(|s| CodeRule::parse(s)).collect::<Result<_, _>>().map(SuccessCodes)
+    }
+}
+
+impl From<SuccessCodes> for Vec<String> {
+    fn from(c: SuccessCodes) -> Vec<String> {
+        c.0.iter().map(|r| r.to_string()).collect()
+    }
+}
+
+/// What a bin answers. `sequence` (e.g. `[500, 500, 200]`) overrides
+/// `status` in turn and cycles, to exercise a sender's retries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResponseSpec {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub delay_ms: u64,
+    pub sequence: Vec<u16>,
+}
+
+impl Default for ResponseSpec {
+    fn default() -> Self {
+        ResponseSpec {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: r#"{"ok":true}"#.into(),
+            delay_ms: 0,
+            sequence: Vec::new(),
+        }
+    }
+}
+
+impl ResponseSpec {
+    fn validate(&self) -> Result<(), String> {
+        for s in std::iter::once(&self.status).chain(&self.sequence) {
+            if !(200..=599).contains(s) {
+                return Err(format!("response status {s} must be between 200 and 599"));
+            }
+        }
+        for (name, value) in &self.headers {
+            http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("response header name {name:?} is not valid"))?;
+            http::HeaderValue::from_str(value)
+                .map_err(|_| format!("response header value for {name:?} is not valid"))?;
+        }
+        if self.delay_ms > 60_000 {
+            return Err("response delay_ms must be at most 60000".into());
+        }
+        Ok(())
+    }
+
+    /// The status for the `n`th request (0-based) this bin answers.
+    pub fn status_for(&self, n: usize) -> u16 {
+        if self.sequence.is_empty() {
+            self.status
+        } else {
+            self.sequence[n % self.sequence.len()]
+        }
+    }
+}
+
+pub const DEFAULT_RETRY: [&str; 6] = ["5s", "5m", "30m", "2h", "5h", "10h"];
+
+/// An endpoint as stored. Policy state (`consecutive_failures`, disable
+/// reason) lives here too, so a restart resumes the count.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub slug: Slug,
+    pub name: String,
+    pub status: Status,
+    pub target: Option<String>,
+    pub mode: Mode,
+    pub timeout_ms: u64,
+    pub failure_threshold: u32,
+    pub success_codes: SuccessCodes,
+    pub retry: Vec<String>,
+    pub signature: Option<serde_json::Value>,
+    pub response: ResponseSpec,
+    pub notify_url: Option<String>,
+    pub mirror: Option<String>,
+    pub consecutive_failures: u32,
+    pub disabled_reason: Option<String>,
+    pub disabled_at: Option<u64>,
+    pub created_at: u64,
+}
+
+impl Endpoint {
+    pub fn new(slug: Slug, now_ms: u64) -> Endpoint {
+        let stamp = crate::time::rfc3339_ms(now_ms);
+        let (date, time) = stamp.split_once('T').unwrap_or((&stamp, ""));
+        let time = time.get(..8).unwrap_or(time);
+        Endpoint {
+            slug,
+            name: format!("Endpoint created on {date} @ {time}"),
+            status: Status::Active,
+            target: None,
+            mode: Mode::Forward,
+            timeout_ms: 10_000,
+            failure_threshold: 5,
+            success_codes: SuccessCodes::default(),
+            retry: DEFAULT_RETRY.iter().map(|s| s.to_string()).collect(),
+            signature: None,
+            response: ResponseSpec::default(),
+            notify_url: None,
+            mirror: None,
+            consecutive_failures: 0,
+            disabled_reason: None,
+            disabled_at: None,
+            created_at: now_ms,
+        }
+    }
+
+    pub fn is_bin(&self) -> bool {
+        self.target.is_none()
+    }
+
+    /// Failures left before the policy disables the endpoint.
+    pub fn failures_left(&self) -> u32 {
+        (self.failure_threshold + 1).saturating_sub(self.consecutive_failures)
+    }
+
+    /// The JSON the API returns: secrets never leave, only `has_secret`.
+    pub fn to_api(&self, counts: &Counts) -> serde_json::Value {
+        let signature = self.signature.as_ref().map(|s| {
+            let mut s = s.clone();
+            let has_secret = match s.as_object_mut() {
+                Some(obj) => {
+                    let a = obj.remove("secret").is_some();
+                    let b = obj.remove("secrets").is_some();
+                    a || b
+                }
+                None => false,
+            };
+            if let Some(obj) = s.as_object_mut() {
+                obj.insert("has_secret".into(), has_secret.into());
+            }
+            s
+        });
+        serde_json::json!({
+            "slug": self.slug,
+            "name": self.name,
+            "status": self.status,
+            "target": self.target,
+            "mode": self.mode,
+            "timeout_ms": self.timeout_ms,
+            "failure_threshold": self.failure_threshold,
+            "success_codes": self.success_codes,
+            "retry": self.retry,
+            "signature": signature,
+            "response": self.response,
+            "notify_url": self.notify_url,
+            "mirror": self.mirror,
+            "consecutive_failures": self.consecutive_failures,
+            "failures_left": self.failures_left(),
+            "disabled_reason": self.disabled_reason,
+            "disabled_at": self.disabled_at.map(crate::time::rfc3339_ms),
+            "created_at": crate::time::rfc3339_ms(self.created_at),
+            "counts": counts,
+            "ingest_path": format!("/in/{}", self.slug),
+        })
+    }
+}
+
+/// Per-endpoint counters, kept by the store with a merge operator.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub received: i64,
+    pub delivered: i64,
+    pub failed: i64,
+    pub held: i64,
+}
+
+/// The fields a create or patch may carry; absent fields keep their value.
+/// Unknown fields are refused so a typo never silently does nothing.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointInput {
+    pub slug: Option<String>,
+    pub name: Option<String>,
+    pub status: Option<Status>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub target: Option<Option<String>>,
+    pub mode: Option<Mode>,
+    pub timeout_ms: Option<u64>,
+    pub failure_threshold: Option<u32>,
+    pub success_codes: Option<Vec<String>>,
+    pub retry: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub signature: Option<Option<serde_json::Value>>,
+    pub response: Option<ResponseSpec>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub notify_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub mirror: Option<Option<String>>,
+}
+
+/// Distinguishes an absent field (keep) from an explicit `null` (clear).
+fn double_option<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Checks that `url` is an absolute http(s) URL with a host.
+pub fn validate_url(field: &str, url: &str) -> Result<(), String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|_| format!("{field}: {url:?} is not a valid URL"))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        _ => return Err(format!("{field}: {url:?} must start with http:// or https://")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("{field}: {url:?} has no host"));
+    }
+    Ok(())
+}
+
+impl EndpointInput {
+    /// Applies the input to `ep`, validating every field. Errors name the field.
+    pub fn apply(self, ep: &mut Endpoint) -> Result<()> {
+        let bad = Error::BadRequest;
+        if let Some(name) = self.name {
+            if name.trim().is_empty() || name.len() > 200 {
+                return Err(bad("name: must be 1 to 200 characters".into()));
+            }
+            ep.name = name;
+        }
+        if let Some(target) = self.target {
+            if let Some(t) = &target {
+                validate_url("target", t).map_err(bad)?;
+            }
+            ep.target = target;
+        }
+        if let Some(mode) = self.mode {
+            if mode == Mode::Queue {
+                return Err(Error::Unprocessable(
+                    "mode: queue is not supported yet; use forward".into(),
+                ));
+            }
+            ep.mode = mode;
+        }
+        if let Some(t) = self.timeout_ms {
+            if !(1..=300_000).contains(&t) {
+                return Err(bad("timeout_ms: must be between 1 and 300000".into()));
+            }
+            ep.timeout_ms = t;
+        }
+        if let Some(t) = self.failure_threshold {
+            if t > 1000 {
+                return Err(bad("failure_threshold: must be at most 1000".into()));
+            }
+            ep.failure_threshold = t;
+        }
+        if let Some(codes) = self.success_codes {
+            ep.success_codes =
+                SuccessCodes::try_from(codes).map_err(|e| bad(format!("success_codes: {e}")))?;
+        }
+        if let Some(retry) = self.retry {
+            if retry.is_empty() || retry.len() > 50 {
+                return Err(bad("retry: give 1 to 50 durations such as \"5s\"".into()));
+            }
+            for r in &retry {
+                humantime::parse_duration(r)
+                    .map_err(|_| bad(format!("retry: {r:?} is not a duration such as 5s, 5m, 2h")))?;
+            }
+            ep.retry = retry;
+        }
+        if let Some(sig) = self.signature {
+            if let Some(s) = &sig {
+                validate_signature(s).map_err(|e| bad(format!("signature: {e}")))?;
+            }
+            ep.signature = sig;
+        }
+        if let Some(resp) = self.response {
+            resp.validate().map_err(|e| bad(format!("response: {e}")))?;
+            ep.response = resp;
+        }
+        if let Some(n) = self.notify_url {
+            if let Some(u) = &n {
+                validate_url("notify_url", u).map_err(bad)?;
+            }
+            ep.notify_url = n;
+        }
+        if let Some(m) = self.mirror {
+            if m.is_some() {
+                return Err(Error::Unprocessable("mirror: not supported yet".into()));
+            }
+            ep.mirror = None;
+        }
+        if let Some(status) = self.status {
+            set_status(ep, status, None, crate::time::now_ms());
+        }
+        Ok(())
+    }
+}
+
+/// Changes the status; resuming clears the failure count and the reason.
+pub fn set_status(ep: &mut Endpoint, status: Status, reason: Option<String>, now_ms: u64) {
+    match status {
+        Status::Active => {
+            ep.consecutive_failures = 0;
+            ep.disabled_reason = None;
+            ep.disabled_at = None;
+        }
+        Status::Disabled => {
+            ep.disabled_reason = Some(reason.unwrap_or_else(|| "disabled by hand".into()));
+            ep.disabled_at = Some(now_ms);
+        }
+        Status::Paused => {}
+    }
+    ep.status = status;
+}
+
+fn validate_signature(v: &serde_json::Value) -> Result<(), String> {
+    let obj = v.as_object().ok_or("must be an object")?;
+    if !obj.get("scheme").is_some_and(|s| s.is_string()) {
+        return Err("scheme is required".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        for ok in ["a", "shop", "0-x_y", &"a".repeat(64)] {
+            assert!(Slug::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-a", "_a", "A", "a b", "a/b", "é", &"a".repeat(65), "a\0"] {
+            assert!(Slug::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn success_code_rules() {
+        let check = |rules: &[&str], status: u16, want: bool| {
+            let codes =
+                SuccessCodes::try_from(rules.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                    .unwrap();
+            assert_eq!(codes.contains(status), want, "{rules:?} {status}");
+        };
+        let default = ["2xx", "301", "302"];
+        for (s, want) in [
+            (200, true),
+            (204, true),
+            (299, true),
+            (300, false),
+            (301, true),
+            (302, true),
+            (303, false),
+            (307, false),
+            (308, false),
+            (400, false),
+            (410, false),
+            (429, false),
+            (500, false),
+        ] {
+            check(&default, s, want);
+        }
+        check(&["200-302"], 300, true);
+        check(&["200-302"], 303, false);
+        assert!(SuccessCodes::try_from(vec!["7xx".to_string()]).is_err());
+        assert!(SuccessCodes::try_from(vec!["abc".to_string()]).is_err());
+        assert!(SuccessCodes::try_from(vec!["300-200".to_string()]).is_err());
+        assert!(SuccessCodes::try_from(Vec::<String>::new()).is_err());
+    }
+
+    #[test]
+    fn default_name_has_date_and_time() {
+        let ep = Endpoint::new(Slug::parse("x").unwrap(), 1_764_000_000_000);
+        assert_eq!(ep.name, "Endpoint created on 2025-11-24 @ 16:00:00");
+    }
+}

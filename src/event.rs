@@ -1,0 +1,350 @@
+//! Events (one inbound request as received) and attempts (one outbound try),
+//! as stored, plus their JSON views for the API.
+//!
+//! Raw and interpreted data stay apart: headers are kept as received (order,
+//! case where the protocol keeps it, raw bytes); topic, ids and verdicts are
+//! derived from that copy.
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+/// Header pairs in received order; values are raw bytes.
+pub type Headers = Vec<(String, Vec<u8>)>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventState {
+    Received,
+    Delivered,
+    Failed,
+    Held,
+    Retrying,
+    Captured,
+    Rejected,
+}
+
+impl EventState {
+    pub const ALL: [EventState; 7] = [
+        EventState::Received,
+        EventState::Delivered,
+        EventState::Failed,
+        EventState::Held,
+        EventState::Retrying,
+        EventState::Captured,
+        EventState::Rejected,
+    ];
+
+    /// The one-byte tag used in index keys; never reuse a value.
+    pub fn tag(self) -> u8 {
+        match self {
+            EventState::Received => b'r',
+            EventState::Delivered => b'd',
+            EventState::Failed => b'f',
+            EventState::Held => b'h',
+            EventState::Retrying => b't',
+            EventState::Captured => b'c',
+            EventState::Rejected => b'x',
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventState::Received => "received",
+            EventState::Delivered => "delivered",
+            EventState::Failed => "failed",
+            EventState::Held => "held",
+            EventState::Retrying => "retrying",
+            EventState::Captured => "captured",
+            EventState::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EventState> {
+        EventState::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// The signature verdict recorded with an event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SignatureRecord {
+    pub scheme: String,
+    pub verdict: String,
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_index: Option<usize>,
+}
+
+/// One inbound request. The body is stored apart (see `store`), so listing
+/// events never reads payloads.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Event {
+    pub id: String,
+    pub endpoint: String,
+    pub received_at: u64,
+    pub method: String,
+    /// The path suffix after `/in/{slug}`, starting with `/` or empty.
+    pub path: String,
+    pub query: Option<String>,
+    #[serde(with = "raw_headers")]
+    pub headers: Headers,
+    pub size: u64,
+    pub remote_addr: String,
+    pub state: EventState,
+    #[serde(default)]
+    pub topic: Option<String>,
+    #[serde(default)]
+    pub external_id: Option<String>,
+    #[serde(default)]
+    pub duplicate_of: Option<String>,
+    #[serde(default)]
+    pub signature: Option<SignatureRecord>,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub last_status: Option<u16>,
+}
+
+impl Event {
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// The JSON view of the API; `body` is text when UTF-8, else `body_base64`.
+    pub fn to_api(&self, body: Option<&[u8]>, attempts: Option<&[Attempt]>) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "id": self.id,
+            "endpoint": self.endpoint,
+            "received_at": crate::time::rfc3339_ms(self.received_at),
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "headers": headers_to_api(&self.headers),
+            "size": self.size,
+            "remote_addr": self.remote_addr,
+            "state": self.state,
+            "topic": self.topic,
+            "external_id": self.external_id,
+            "duplicate_of": self.duplicate_of,
+            "signature": self.signature,
+            "attempt_count": self.attempts,
+            "last_status": self.last_status,
+        });
+        let obj = v.as_object_mut().expect("object");
+        if let Some(body) = body {
+            insert_body(obj, "body", body);
+        }
+        if let Some(attempts) = attempts {
+            obj.insert(
+                "attempts".into(),
+                attempts.iter().map(Attempt::to_api).collect::<Vec<_>>().into(),
+            );
+        }
+        v
+    }
+}
+
+/// Adds `body` (UTF-8 text) or `body_base64` to a JSON object.
+pub fn insert_body(obj: &mut serde_json::Map<String, serde_json::Value>, key: &str, body: &[u8]) {
+    match std::str::from_utf8(body) {
+        Ok(text) => {
+            obj.insert(key.into(), text.into());
+        }
+        Err(_) => {
+            obj.insert(key.into(), serde_json::Value::Null);
+            obj.insert(
+                format!("{key}_base64"),
+                base64::engine::general_purpose::STANDARD.encode(body).into(),
+            );
+        }
+    }
+}
+
+/// Header pairs as `[name, value]`; a value that is not UTF-8 is shown lossily
+/// (the stored bytes are unchanged and `/body`-style raw access keeps them).
+pub fn headers_to_api(h: &Headers) -> serde_json::Value {
+    h.iter()
+        .map(|(n, v)| serde_json::json!([n, String::from_utf8_lossy(v)]))
+        .collect::<Vec<_>>()
+        .into()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    Forward,
+    Retry,
+    Replay,
+    Release,
+    Ping,
+    Mirror,
+}
+
+/// Why an attempt got no HTTP answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorKind {
+    Connect,
+    Tls,
+    Timeout,
+    Protocol,
+    Blocked,
+}
+
+/// Response bodies kept per attempt; the full length is recorded beside it.
+pub const ATTEMPT_BODY_CAP: usize = 64 * 1024;
+
+/// One outbound try of an event to a URL, and what came of it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Attempt {
+    pub n: u32,
+    pub at: u64,
+    pub trigger: Trigger,
+    pub url: String,
+    pub status: Option<u16>,
+    #[serde(with = "raw_headers")]
+    pub headers: Headers,
+    #[serde(with = "raw_bytes")]
+    pub body: Vec<u8>,
+    pub body_size: u64,
+    pub body_truncated: bool,
+    pub latency_ms: u64,
+    pub error: Option<ErrorKind>,
+    pub error_detail: Option<String>,
+    pub replay_of: Option<String>,
+    pub success: bool,
+}
+
+impl Attempt {
+    pub fn to_api(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "n": self.n,
+            "at": crate::time::rfc3339_ms(self.at),
+            "trigger": self.trigger,
+            "url": self.url,
+            "status": self.status,
+            "headers": headers_to_api(&self.headers),
+            "body_size": self.body_size,
+            "body_truncated": self.body_truncated,
+            "latency_ms": self.latency_ms,
+            "error": self.error,
+            "error_detail": self.error_detail,
+            "replay_of": self.replay_of,
+            "success": self.success,
+        });
+        insert_body(v.as_object_mut().expect("object"), "body", &self.body);
+        v
+    }
+}
+
+/// Stores header values as text when they are UTF-8 and as `{"b64": …}`
+/// otherwise, so the common case stays readable and nothing is lost.
+mod raw_headers {
+    use super::Headers;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Value {
+        Text(String),
+        Bin { b64: String },
+    }
+
+    pub fn serialize<S: Serializer>(h: &Headers, s: S) -> Result<S::Ok, S::Error> {
+        use base64::Engine;
+        let pairs: Vec<(&str, Value)> = h
+            .iter()
+            .map(|(n, v)| {
+                let value = match std::str::from_utf8(v) {
+                    Ok(t) => Value::Text(t.to_string()),
+                    Err(_) => Value::Bin {
+                        b64: base64::engine::general_purpose::STANDARD.encode(v),
+                    },
+                };
+                (n.as_str(), value)
+            })
+            .collect();
+        pairs.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Headers, D::Error> {
+        use base64::Engine;
+        let pairs: Vec<(String, Value)> = Vec::deserialize(d)?;
+        pairs
+            .into_iter()
+            .map(|(n, v)| {
+                let bytes = match v {
+                    Value::Text(t) => t.into_bytes(),
+                    Value::Bin { b64 } => base64::engine::general_purpose::STANDARD
+                        .decode(b64)
+                        .map_err(serde::de::Error::custom)?,
+                };
+                Ok((n, bytes))
+            })
+            .collect()
+    }
+}
+
+/// Bytes as base64 text inside stored JSON records.
+mod raw_bytes {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(b))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_round_trip_bytes() {
+        let ev = Event {
+            id: "01".into(),
+            endpoint: "a".into(),
+            received_at: 1,
+            method: "POST".into(),
+            path: String::new(),
+            query: None,
+            headers: vec![
+                ("X-A".into(), b"1".to_vec()),
+                ("x-bin".into(), vec![0xff, 0xfe, b'a']),
+                ("X-A".into(), b"2".to_vec()),
+            ],
+            size: 0,
+            remote_addr: "127.0.0.1:1".into(),
+            state: EventState::Received,
+            topic: None,
+            external_id: None,
+            duplicate_of: None,
+            signature: None,
+            attempts: 0,
+            last_status: None,
+        };
+        let json = serde_json::to_vec(&ev).unwrap();
+        let back: Event = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back.headers, ev.headers);
+    }
+
+    #[test]
+    fn state_tags_are_unique() {
+        let mut tags: Vec<u8> = EventState::ALL.iter().map(|s| s.tag()).collect();
+        tags.sort();
+        tags.dedup();
+        assert_eq!(tags.len(), EventState::ALL.len());
+        for s in EventState::ALL {
+            assert_eq!(EventState::parse(s.as_str()), Some(s));
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Ingest: `ANY /in/{slug}[/{rest}]` and `GET /healthz` on the public
+//! listener. Enforces the body limit, looks the endpoint up, stores the event
+//! (before any byte goes upstream) and answers the sender: as a bin, with the
+//! target's answer (forward), or `202` when the endpoint is paused or disabled.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+
+use crate::capture;
+use crate::endpoint::Status;
+use crate::error::Error;
+use crate::event::{EventState, Trigger};
+use crate::relay::Relay;
+use crate::store::Store;
+use crate::time::now_ms;
+
+pub type Body = Full<Bytes>;
+
+/// The header that tells a sender (and a test) which event it created.
+pub const EVENT_HEADER: &str = "x-hookrelay-event";
+
+pub async fn handle(
+    relay: Arc<Relay>,
+    req: Request<Incoming>,
+    remote: SocketAddr,
+    tls: bool,
+) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_string();
+    if path == "/healthz" {
+        return Ok(json(StatusCode::OK, r#"{"ok":true}"#.into()));
+    }
+    let Some((slug, rest)) = capture::split_ingest_path(&path) else {
+        return Ok(error(Error::NotFound(
+            "not an ingest path; senders post to /in/{slug}".into(),
+        )));
+    };
+    let (slug, rest) = (slug.to_string(), rest.to_string());
+    match ingest(relay, req, &slug, &rest, remote, tls).await {
+        Ok(resp) => Ok(resp),
+        Err(e) => Ok(error(e)),
+    }
+}
+
+async fn ingest(
+    relay: Arc<Relay>,
+    req: Request<Incoming>,
+    slug: &str,
+    rest: &str,
+    remote: SocketAddr,
+    tls: bool,
+) -> Result<Response<Body>, Error> {
+    let Some(cell) = relay.endpoint(slug) else {
+        return Err(Error::NotFound(format!("no endpoint {slug:?}")));
+    };
+    let max = relay.max_body;
+    // Refuse a declared oversize body before reading any of it.
+    if let Some(len) = req.headers().get(header::CONTENT_LENGTH)
+        && len.to_str().ok().and_then(|l| l.parse::<u64>().ok()).is_some_and(|l| l > max as u64)
+    {
+        return Ok(too_large(max));
+    }
+    let (mut parts, body) = req.into_parts();
+    let body = match Limited::new(body, max).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return Ok(too_large(max));
+        }
+        Err(e) => return Err(Error::BadRequest(format!("reading the request body: {e}"))),
+    };
+    if tls {
+        // Carried to delivery for X-Forwarded-Proto; never stored.
+        parts.headers.remove("x-hookrelay-proto");
+    }
+
+    let ep = cell.snapshot();
+    let state = match (ep.status, ep.is_bin()) {
+        (Status::Paused | Status::Disabled, _) => EventState::Held,
+        (Status::Active, true) => EventState::Captured,
+        (Status::Active, false) => EventState::Received,
+    };
+    let ev = capture::capture(Store::new_id(), &parts, slug, rest, body.len(), remote, now_ms(), state);
+    let stored_body = body.clone();
+    let ev = match relay.store.run(move |s| s.insert_event(ev, &stored_body)).await {
+        Ok(ev) => ev,
+        Err(e) => {
+            relay.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+            return Err(e);
+        }
+    };
+    relay.metrics.events_received.fetch_add(1, Ordering::Relaxed);
+    relay.publish_event(&ev);
+    tracing::debug!(endpoint = slug, id = %ev.id, state = ev.state.as_str(), "event stored");
+
+    match state {
+        EventState::Held => {
+            relay.metrics.events_held.fetch_add(1, Ordering::Relaxed);
+            let body = serde_json::json!({
+                "held": true,
+                "event": ev.id,
+                "reason": format!("endpoint {slug:?} is {}", ep.status.as_str()),
+            });
+            Ok(with_event(json(StatusCode::ACCEPTED, body.to_string()), &ev.id))
+        }
+        EventState::Captured => {
+            let n = cell.served.fetch_add(1, Ordering::Relaxed);
+            let spec = &ep.response;
+            if spec.delay_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(spec.delay_ms)).await;
+            }
+            let mut resp = Response::new(Full::new(Bytes::from(spec.body.clone())));
+            *resp.status_mut() = StatusCode::from_u16(spec.status_for(n)).unwrap_or(StatusCode::OK);
+            for (n, v) in &spec.headers {
+                if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(n.as_bytes()), HeaderValue::from_str(v)) {
+                    resp.headers_mut().append(n, v);
+                }
+            }
+            Ok(with_event(resp, &ev.id))
+        }
+        _ => {
+            let target = ep.target.clone().expect("forward mode has a target");
+            let mut fwd = ev.clone();
+            if tls {
+                fwd.headers.push(("x-hookrelay-proto".into(), b"https".to_vec()));
+            }
+            let (_, attempt, reply) = relay.deliver(&fwd, body, &target, Trigger::Forward, true).await?;
+            let Some(reply) = reply else {
+                let (status, what) = match attempt.error {
+                    Some(crate::event::ErrorKind::Timeout) => (StatusCode::GATEWAY_TIMEOUT, "timed out"),
+                    _ => (StatusCode::BAD_GATEWAY, "failed"),
+                };
+                let body = serde_json::json!({
+                    "error": format!("delivery to the target {what}: {}", attempt.error_detail.as_deref().unwrap_or("")),
+                    "event": ev.id,
+                    "stored": true,
+                });
+                return Ok(with_event(json(status, body.to_string()), &ev.id));
+            };
+            let mut resp = Response::new(Full::new(reply.body));
+            *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            for (n, v) in crate::deliver::strip_hop_by_hop(&reply.headers) {
+                if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(n.as_bytes()), HeaderValue::from_bytes(&v)) {
+                    resp.headers_mut().append(n, v);
+                }
+            }
+            Ok(with_event(resp, &ev.id))
+        }
+    }
+}
+
+fn with_event(mut resp: Response<Body>, id: &str) -> Response<Body> {
+    if let Ok(v) = HeaderValue::from_str(id) {
+        resp.headers_mut().insert(EVENT_HEADER, v);
+    }
+    resp
+}
+
+fn json(status: StatusCode, body: String) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+fn error(e: Error) -> Response<Body> {
+    if matches!(e, Error::Store(_) | Error::Internal(_)) {
+        tracing::error!(error = %e, "ingest failed");
+    }
+    json(e.status(), e.body())
+}
+
+fn too_large(max: usize) -> Response<Body> {
+    let mut resp = json(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        serde_json::json!({ "error": format!("body larger than the limit of {max} bytes; nothing was stored") })
+            .to_string(),
+    );
+    // The rest of an oversize body is not read, so the connection must not
+    // be reused for another request.
+    resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}

@@ -1,0 +1,36 @@
+//! hookrelay: a webhook inspection and replay proxy.
+//!
+//! Layout, in the order a webhook flows through it:
+//!
+//! - [`config`]: one typed `Config` from flags, `HOOKRELAY_*` env vars and TOML.
+//! - [`server`]: both listeners (ingest, admin), inbound TLS, graceful shutdown.
+//! - [`ingest`]: `ANY /in/{slug}[/{rest}]`: limits, lookup, bin / forward / hold, answer.
+//! - [`capture`]: an inbound request turned into an [`event::Event`]; no I/O.
+//! - [`store`]: the only user of RocksDB; one `WriteBatch` per state change.
+//! - [`deliver`]: the outbound client: one attempt of an event to a URL.
+//! - [`policy`]: pure failure-disable rules (success codes, consecutive failures).
+//! - [`relay`]: the operations shared by ingest, API and CLI: forward, replay,
+//!   release, record outcomes, notify.
+//! - [`admin`]: JSON API, `/metrics`, `/healthz` on the admin listener.
+//! - [`metrics`]: Prometheus counters and histograms.
+//! - [`cli`]: the `hookrelay` command line (server and client commands).
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod capture;
+pub mod cli;
+pub mod config;
+pub mod deliver;
+pub mod endpoint;
+pub mod error;
+pub mod event;
+pub mod ingest;
+pub mod metrics;
+pub mod policy;
+pub mod relay;
+pub mod server;
+pub mod store;
+pub mod time;
+
+pub use config::Config;
+pub use server::{Listeners, serve};

@@ -1,0 +1,528 @@
+//! The relay: the operations ingest, the API and the CLI share — the live
+//! endpoint registry, delivering an event to a URL and recording what came
+//! of it (with the failure policy in the same write), replay, release, and
+//! disable notifications.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Uri};
+use tokio::sync::broadcast;
+
+use crate::deliver::{self, Client, Outbound, Reply};
+use crate::endpoint::{Endpoint, EndpointInput, Slug, Status};
+use crate::error::{Error, Result};
+use crate::event::{ATTEMPT_BODY_CAP, Attempt, Event, EventState, Headers, Trigger};
+use crate::metrics::Metrics;
+use crate::policy;
+use crate::store::Store;
+use crate::time::now_ms;
+
+/// One endpoint's live state. The mutex guards policy read-modify-write;
+/// `served` counts bin answers so a response sequence cycles.
+pub struct EndpointCell {
+    ep: Mutex<Endpoint>,
+    pub served: AtomicUsize,
+}
+
+impl EndpointCell {
+    fn new(ep: Endpoint) -> Arc<Self> {
+        Arc::new(EndpointCell { ep: Mutex::new(ep), served: AtomicUsize::new(0) })
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Endpoint> {
+        self.ep.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn snapshot(&self) -> Endpoint {
+        self.lock().clone()
+    }
+}
+
+/// A line of the live stream (`/api/stream`): new events and attempts.
+#[derive(Clone, Debug)]
+pub struct StreamItem {
+    pub endpoint: String,
+    pub kind: &'static str,
+    pub json: String,
+}
+
+pub struct Relay {
+    pub store: Arc<Store>,
+    pub client: Client,
+    pub metrics: Metrics,
+    pub max_body: usize,
+    endpoints: RwLock<HashMap<String, Arc<EndpointCell>>>,
+    stream: broadcast::Sender<StreamItem>,
+}
+
+/// What releasing held events did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Release {
+    pub released: usize,
+    pub delivered: usize,
+    pub failed: usize,
+    /// Left held because the endpoint was disabled again during the release.
+    pub still_held: usize,
+}
+
+impl Relay {
+    pub fn new(store: Arc<Store>, client: Client, max_body: usize) -> Result<Relay> {
+        let endpoints = store
+            .endpoints()?
+            .into_iter()
+            .map(|ep| (ep.slug.to_string(), EndpointCell::new(ep)))
+            .collect();
+        let (stream, _) = broadcast::channel(1024);
+        Ok(Relay {
+            store,
+            client,
+            metrics: Metrics::default(),
+            max_body,
+            endpoints: RwLock::new(endpoints),
+            stream,
+        })
+    }
+
+    // ---- the endpoint registry ----
+
+    pub fn endpoint(&self, slug: &str) -> Option<Arc<EndpointCell>> {
+        self.endpoints.read().unwrap_or_else(|p| p.into_inner()).get(slug).cloned()
+    }
+
+    fn require(&self, slug: &str) -> Result<Arc<EndpointCell>> {
+        self.endpoint(slug).ok_or_else(|| Error::NotFound(format!("no endpoint {slug:?}")))
+    }
+
+    pub fn list(&self) -> Vec<Endpoint> {
+        let map = self.endpoints.read().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<Endpoint> = map.values().map(|c| c.snapshot()).collect();
+        v.sort_by(|a, b| a.slug.as_str().cmp(b.slug.as_str()));
+        v
+    }
+
+    pub fn get(&self, slug: &str) -> Result<Endpoint> {
+        Ok(self.require(slug)?.snapshot())
+    }
+
+    /// Creates an endpoint; `upsert` updates an existing one instead of 409
+    /// (used for endpoints declared in the config file).
+    pub async fn create(&self, mut input: EndpointInput, upsert: bool) -> Result<Endpoint> {
+        let slug_text = input
+            .slug
+            .take()
+            .ok_or_else(|| Error::BadRequest("slug: required".into()))?;
+        let slug = Slug::parse(&slug_text)?;
+        if let Some(cell) = self.endpoint(slug.as_str()) {
+            if !upsert {
+                return Err(Error::Conflict(format!("endpoint {slug:?} already exists")));
+            }
+            let mut ep = cell.snapshot();
+            input.apply(&mut ep)?;
+            return self.save(&cell, ep).await;
+        }
+        let mut ep = Endpoint::new(slug, now_ms());
+        input.apply(&mut ep)?;
+        let saved = ep.clone();
+        self.store.run(move |s| s.put_endpoint(&saved)).await?;
+        self.endpoints
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(ep.slug.to_string(), EndpointCell::new(ep.clone()));
+        tracing::info!(endpoint = %ep.slug, target = ?ep.target, "endpoint created");
+        Ok(ep)
+    }
+
+    pub async fn update(&self, slug: &str, mut input: EndpointInput) -> Result<Endpoint> {
+        if input.slug.as_deref().is_some_and(|s| s != slug) {
+            return Err(Error::BadRequest("slug: cannot be changed".into()));
+        }
+        input.slug = None;
+        let cell = self.require(slug)?;
+        let mut ep = cell.snapshot();
+        input.apply(&mut ep)?;
+        self.save(&cell, ep).await
+    }
+
+    pub async fn set_status(&self, slug: &str, status: Status) -> Result<Endpoint> {
+        self.update(slug, EndpointInput { status: Some(status), ..Default::default() })
+            .await
+    }
+
+    /// Persists `ep` and makes it live. Policy fields are taken from the live
+    /// copy unless the change itself moved the status, so a concurrent
+    /// failure count is not lost.
+    async fn save(&self, cell: &Arc<EndpointCell>, mut ep: Endpoint) -> Result<Endpoint> {
+        let cell = Arc::clone(cell);
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || {
+            let mut live = cell.lock();
+            if ep.status == live.status {
+                ep.consecutive_failures = live.consecutive_failures;
+                ep.disabled_reason = live.disabled_reason.clone();
+                ep.disabled_at = live.disabled_at;
+            }
+            store.put_endpoint(&ep)?;
+            *live = ep.clone();
+            Ok(ep)
+        })
+        .await?
+    }
+
+    pub async fn delete(&self, slug: &str) -> Result<()> {
+        self.require(slug)?;
+        let owned = slug.to_string();
+        self.store.run(move |s| s.delete_endpoint(&owned)).await?;
+        self.endpoints.write().unwrap_or_else(|p| p.into_inner()).remove(slug);
+        tracing::info!(endpoint = slug, "endpoint deleted");
+        Ok(())
+    }
+
+    // ---- the live stream ----
+
+    pub fn subscribe(&self) -> broadcast::Receiver<StreamItem> {
+        self.stream.subscribe()
+    }
+
+    pub fn publish_event(&self, ev: &Event) {
+        if self.stream.receiver_count() > 0 {
+            let _ = self.stream.send(StreamItem {
+                endpoint: ev.endpoint.clone(),
+                kind: "event",
+                json: ev.to_api(None, None).to_string(),
+            });
+        }
+    }
+
+    fn publish_attempt(&self, ev: &Event, a: &Attempt) {
+        if self.stream.receiver_count() > 0 {
+            let json = serde_json::json!({ "event": ev.to_api(None, None), "attempt": a.to_api() });
+            let _ = self.stream.send(StreamItem {
+                endpoint: ev.endpoint.clone(),
+                kind: "attempt",
+                json: json.to_string(),
+            });
+        }
+    }
+
+    // ---- delivery ----
+
+    /// Sends `ev` to `url` and records the attempt. When `own_target` is set
+    /// the outcome counts toward the endpoint's policy and moves the event to
+    /// `delivered` or `failed`; replays to another URL change neither.
+    pub async fn deliver(
+        &self,
+        ev: &Event,
+        body: Bytes,
+        url: &str,
+        trigger: Trigger,
+        own_target: bool,
+    ) -> Result<(Event, Attempt, Option<Reply>)> {
+        let cell = self.endpoint(&ev.endpoint);
+        let (timeout, codes) = match &cell {
+            Some(c) => {
+                let ep = c.lock();
+                (Duration::from_millis(ep.timeout_ms), ep.success_codes.clone())
+            }
+            None => (Duration::from_secs(10), Default::default()),
+        };
+        let uri = join_url(url, &ev.path, ev.query.as_deref())?;
+        let out = Outbound {
+            method: Method::from_bytes(ev.method.as_bytes())
+                .map_err(|_| Error::Internal(format!("stored method {:?}", ev.method)))?,
+            url: uri.clone(),
+            headers: forward_headers(ev),
+            body,
+            timeout,
+        };
+        let (result, latency) = self.client.send(out).await;
+        let (attempt, reply) = match result {
+            Ok(reply) => {
+                let success = policy::is_success(Some(reply.status), &codes);
+                let cap = reply.body.len().min(ATTEMPT_BODY_CAP);
+                let a = Attempt {
+                    n: 0,
+                    at: now_ms(),
+                    trigger,
+                    url: uri.to_string(),
+                    status: Some(reply.status),
+                    headers: reply.headers.clone(),
+                    body: reply.body[..cap].to_vec(),
+                    body_size: reply.body.len() as u64,
+                    body_truncated: cap < reply.body.len(),
+                    latency_ms: latency.as_millis() as u64,
+                    error: None,
+                    error_detail: None,
+                    replay_of: matches!(trigger, Trigger::Replay).then(|| ev.id.clone()),
+                    success,
+                };
+                (a, Some(reply))
+            }
+            Err(f) => {
+                let a = Attempt {
+                    n: 0,
+                    at: now_ms(),
+                    trigger,
+                    url: uri.to_string(),
+                    status: None,
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                    body_size: 0,
+                    body_truncated: false,
+                    latency_ms: latency.as_millis() as u64,
+                    error: Some(f.kind),
+                    error_detail: Some(f.detail),
+                    replay_of: matches!(trigger, Trigger::Replay).then(|| ev.id.clone()),
+                    success: false,
+                };
+                (a, None)
+            }
+        };
+        self.metrics.attempt(attempt.success, attempt.error, latency);
+        let policy_cell = if own_target { cell } else { None };
+        let (ev, attempt) = self.record_attempt(&ev.id, policy_cell, attempt, own_target).await?;
+        Ok((ev, attempt, reply))
+    }
+
+    /// Appends `attempt` to the event in one batch with its state change and,
+    /// when `cell` is given, the endpoint's policy state.
+    async fn record_attempt(
+        &self,
+        id: &str,
+        cell: Option<Arc<EndpointCell>>,
+        attempt: Attempt,
+        set_state: bool,
+    ) -> Result<(Event, Attempt)> {
+        let store = Arc::clone(&self.store);
+        let id = id.to_string();
+        let (ev, attempt, disabled) = tokio::task::spawn_blocking(move || {
+            let new_state = if attempt.success { EventState::Delivered } else { EventState::Failed };
+            let what = match (attempt.status, &attempt.error_detail) {
+                (Some(status), _) => format!("HTTP {status} from {}", attempt.url),
+                (None, Some(detail)) => detail.clone(),
+                (None, None) => "no answer".to_string(),
+            };
+            let change = |ev: &mut Event| {
+                if set_state {
+                    ev.state = new_state;
+                }
+                Some(attempt)
+            };
+            let Some(cell) = cell else {
+                let (ev, a) = store.update_event(&id, None, change)?;
+                return Ok::<_, Error>((ev, a.expect("attempt recorded"), None));
+            };
+            let mut ep = cell.lock();
+            let obs = policy::observe(&mut ep, new_state == EventState::Delivered, now_ms(), &what);
+            // The endpoint is written in the same batch while its lock is
+            // held, so concurrent attempts persist their counts in order.
+            let (ev, a) = if obs.changed {
+                store.update_event(&id, Some(&ep), change)?
+            } else {
+                drop(ep);
+                store.update_event(&id, None, change)?
+            };
+            let disabled = obs.disabled_now.then(|| cell.snapshot());
+            Ok((ev, a.expect("attempt recorded"), disabled))
+        })
+        .await??;
+        self.publish_attempt(&ev, &attempt);
+        if let Some(ep) = disabled {
+            self.on_disabled(ep);
+        }
+        Ok((ev, attempt))
+    }
+
+    fn on_disabled(&self, ep: Endpoint) {
+        self.metrics.endpoints_disabled.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            endpoint = %ep.slug,
+            reason = ep.disabled_reason.as_deref().unwrap_or(""),
+            "endpoint disabled by the failure policy"
+        );
+        let Some(url) = ep.notify_url.clone() else { return };
+        let Ok(uri) = url.parse::<Uri>() else { return };
+        let client = self.client.clone();
+        let body = serde_json::json!({
+            "type": "endpoint.disabled",
+            "endpoint": ep.slug,
+            "name": ep.name,
+            "target": ep.target,
+            "reason": ep.disabled_reason,
+            "disabled_at": ep.disabled_at.map(crate::time::rfc3339_ms),
+            "consecutive_failures": ep.consecutive_failures,
+        });
+        tokio::spawn(async move {
+            let out = Outbound {
+                method: Method::POST,
+                url: uri,
+                headers: vec![("content-type".into(), b"application/json".to_vec())],
+                body: Bytes::from(body.to_string()),
+                timeout: Duration::from_secs(10),
+            };
+            match client.send(out).await.0 {
+                Ok(r) => tracing::info!(url, status = r.status, "disable notification sent"),
+                Err(f) => tracing::warn!(url, error = %f.detail, "disable notification failed"),
+            }
+        });
+    }
+
+    /// Re-sends a stored event to its endpoint's target or to `target`.
+    pub async fn replay(&self, id: &str, target: Option<String>) -> Result<(Event, Attempt)> {
+        let owned = id.to_string();
+        let (ev, body) = self
+            .store
+            .run(move |s| Ok((s.get_event(&owned)?, s.get_body(&owned)?)))
+            .await?;
+        let ev = ev.ok_or_else(|| Error::NotFound(format!("no event {id}")))?;
+        let own = self.endpoint(&ev.endpoint).and_then(|c| c.lock().target.clone());
+        let (url, own_target) = match target {
+            Some(t) => {
+                crate::endpoint::validate_url("target", &t).map_err(Error::BadRequest)?;
+                let own_target = own.as_deref() == Some(t.as_str());
+                (t, own_target)
+            }
+            None => (
+                own.ok_or_else(|| {
+                    Error::Unprocessable(format!(
+                        "endpoint {:?} has no target; give a target URL to replay to",
+                        ev.endpoint
+                    ))
+                })?,
+                true,
+            ),
+        };
+        let (ev, attempt, _) = self
+            .deliver(&ev, Bytes::from(body.unwrap_or_default()), &url, Trigger::Replay, own_target)
+            .await?;
+        Ok((ev, attempt))
+    }
+
+    /// Sends an endpoint's held events in arrival order. Stops (leaving the
+    /// rest held) if the policy disables the endpoint again meanwhile.
+    pub async fn release(&self, slug: &str) -> Result<Release> {
+        let cell = self.require(slug)?;
+        let (status, target) = {
+            let ep = cell.lock();
+            (ep.status, ep.target.clone())
+        };
+        if status != Status::Active {
+            return Err(Error::Conflict(format!(
+                "endpoint {slug:?} is {}; resume it before releasing held events",
+                status.as_str()
+            )));
+        }
+        let owned = slug.to_string();
+        let ids = self
+            .store
+            .run(move |s| s.ids_in_state(&owned, EventState::Held, usize::MAX))
+            .await?;
+        let mut report = Release::default();
+        for (i, id) in ids.iter().enumerate() {
+            if cell.lock().status != Status::Active {
+                report.still_held = ids.len() - i;
+                break;
+            }
+            let owned = id.clone();
+            let (ev, body) = self
+                .store
+                .run(move |s| Ok((s.get_event(&owned)?, s.get_body(&owned)?)))
+                .await?;
+            let Some(ev) = ev else { continue };
+            report.released += 1;
+            match &target {
+                Some(url) => {
+                    let body = Bytes::from(body.unwrap_or_default());
+                    let (_, a, _) = self.deliver(&ev, body, url, Trigger::Release, true).await?;
+                    if a.success {
+                        report.delivered += 1;
+                    } else {
+                        report.failed += 1;
+                    }
+                }
+                None => {
+                    // A bin has nowhere to send to: releasing just captures.
+                    self.store
+                        .run(move |s| {
+                            s.update_event(&ev.id, None, |e| {
+                                e.state = EventState::Captured;
+                                None
+                            })
+                        })
+                        .await?;
+                }
+            }
+        }
+        tracing::info!(endpoint = slug, ?report, "released held events");
+        Ok(report)
+    }
+}
+
+/// Headers for an outbound copy: hop-by-hop dropped, `X-Forwarded-*` added.
+pub fn forward_headers(ev: &Event) -> Headers {
+    let mut h = deliver::strip_hop_by_hop(&ev.headers);
+    let peer_ip = ev
+        .remote_addr
+        .parse::<std::net::SocketAddr>()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|_| ev.remote_addr.clone());
+    let prior = ev.header("x-forwarded-for").map(|v| String::from_utf8_lossy(v).into_owned());
+    h.retain(|(n, _)| {
+        !n.eq_ignore_ascii_case("x-forwarded-for")
+            && !n.eq_ignore_ascii_case("x-forwarded-host")
+            && !n.eq_ignore_ascii_case("x-forwarded-proto")
+    });
+    let xff = match prior {
+        Some(p) => format!("{p}, {peer_ip}"),
+        None => peer_ip,
+    };
+    h.push(("x-forwarded-for".into(), xff.into_bytes()));
+    if let Some(host) = ev.header("host") {
+        h.push(("x-forwarded-host".into(), host.to_vec()));
+    }
+    let proto = ev.header("x-hookrelay-proto").unwrap_or(b"http").to_vec();
+    h.retain(|(n, _)| !n.eq_ignore_ascii_case("x-hookrelay-proto"));
+    h.push(("x-forwarded-proto".into(), proto));
+    h
+}
+
+/// `target` + the event's path suffix + query (the target's own query first).
+pub fn join_url(target: &str, rest: &str, query: Option<&str>) -> Result<Uri> {
+    let (base, target_query) = match target.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (target, None),
+    };
+    let mut url = base.to_string();
+    if !rest.is_empty() {
+        if url.ends_with('/') && rest.starts_with('/') {
+            url.pop();
+        }
+        url.push_str(rest);
+    }
+    let q: Vec<&str> = [target_query, query].into_iter().flatten().filter(|q| !q.is_empty()).collect();
+    if !q.is_empty() {
+        url.push('?');
+        url.push_str(&q.join("&"));
+    }
+    url.parse()
+        .map_err(|_| Error::BadRequest(format!("cannot build a URL from {target:?} and {rest:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_join() {
+        let check = |t: &str, rest: &str, q: Option<&str>, want: &str| {
+            assert_eq!(join_url(t, rest, q).unwrap().to_string(), want);
+        };
+        check("http://h:1", "", None, "http://h:1/");
+        check("http://h:1/hook", "", Some("a=1"), "http://h:1/hook?a=1");
+        check("http://h:1/hook/", "/x/y", None, "http://h:1/hook/x/y");
+        check("http://h:1/hook?k=v", "/x", Some("a=1"), "http://h:1/hook/x?k=v&a=1");
+    }
+}

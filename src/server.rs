@@ -1,0 +1,225 @@
+//! The process: both listeners (ingest, admin), rustls on ingest, connection
+//! limits, the retention sweeper, and graceful shutdown (stop accepting,
+//! finish in-flight requests, flush RocksDB).
+//!
+//! [`serve`] takes bound listeners and a shutdown future, so tests bind
+//! `127.0.0.1:0` and stop the server when they are done.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::admin;
+use crate::config::{Config, MAX_HEAD_BYTES, MAX_HEADERS};
+use crate::deliver::Client;
+use crate::ingest;
+use crate::relay::Relay;
+use crate::store::Store;
+
+/// How long shutdown waits for in-flight requests before closing anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// A TLS handshake that takes longer than this is dropped.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often retention runs.
+const RETENTION_EVERY: Duration = Duration::from_secs(300);
+
+pub struct Listeners {
+    pub ingest: TcpListener,
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    pub async fn bind(config: &Config) -> std::io::Result<Listeners> {
+        Ok(Listeners {
+            ingest: TcpListener::bind(config.listen).await?,
+            admin: TcpListener::bind(config.admin).await?,
+        })
+    }
+}
+
+/// Runs until `shutdown` completes, then drains and flushes.
+pub async fn serve(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), String> {
+    let store = Arc::new(
+        Store::open(&config.data, config.durability)
+            .map_err(|e| format!("data {}: {e}", config.data.display()))?,
+    );
+    let client = Client::new(config.ca_file.as_deref())?;
+    let relay = Arc::new(Relay::new(Arc::clone(&store), client, config.max_body).map_err(|e| e.to_string())?);
+    for input in config.endpoints.clone() {
+        let slug = input.slug.clone().unwrap_or_default();
+        relay
+            .create(input, true)
+            .await
+            .map_err(|e| format!("config endpoint {slug:?}: {e}"))?;
+    }
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+        None => None,
+    };
+
+    let ingest_addr = listeners.ingest.local_addr().map_err(|e| e.to_string())?;
+    let admin_addr = listeners.admin.local_addr().map_err(|e| e.to_string())?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("hookrelay ingest:    {scheme}://{ingest_addr}/in/{{slug}}");
+    println!("hookrelay dashboard: http://{admin_addr}/");
+    tracing::info!(%ingest_addr, %admin_addr, durability = ?config.durability, "listening");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let admin_app = admin::router(Arc::clone(&relay), config.admin_token.clone());
+    let ingest_relay = Arc::clone(&relay);
+    let ingest_loop = accept_loop(listeners.ingest, tls, stop_rx.clone(), &config, move |remote, tls| {
+        let relay = Arc::clone(&ingest_relay);
+        service_fn(move |req| ingest::handle(Arc::clone(&relay), req, remote, tls))
+    });
+    let admin_loop = accept_loop(listeners.admin, None, stop_rx.clone(), &config, move |_, _| {
+        hyper_util::service::TowerToHyperService::new(admin_app.clone())
+    });
+    prune(&store, &config).await;
+    let retention = tokio::spawn(retention_task(Arc::clone(&store), config.clone(), stop_rx.clone()));
+
+    let loops = async { tokio::join!(ingest_loop, admin_loop) };
+    tokio::pin!(loops);
+    tokio::select! {
+        _ = shutdown => {}
+        _ = &mut loops => {}
+    }
+    tracing::info!("shutting down: no new connections, finishing in-flight requests");
+    let _ = stop_tx.send(true);
+    loops.await;
+    retention.abort();
+    let _ = retention.await;
+    store.flush().map_err(|e| format!("flush at shutdown: {e}"))?;
+    drop(relay);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn accept_loop<S, F, B>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    mut stop: watch::Receiver<bool>,
+    config: &Config,
+    make_service: F,
+) where
+    F: Fn(SocketAddr, bool) -> S,
+    S: hyper::service::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<B>,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_timeout)
+        .max_headers(MAX_HEADERS)
+        .max_buf_size(MAX_HEAD_BYTES);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEAD_BYTES as u32);
+    let builder = Arc::new(builder);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, remote) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = make_service(remote, tls.is_some());
+        let builder = Arc::clone(&builder);
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let result = match tls {
+                None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await,
+                Some(acceptor) => {
+                    let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%remote, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(%remote, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}");
+    }
+}
+
+fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<TlsAcceptor, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("tls_cert {}: {e}", cert.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("tls_key {}: {e}", key.display()))?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(rustls::crypto::ring::default_provider().into())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("tls: {e}"))?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(cfg)))
+}
+
+/// One retention pass; failures are logged, never fatal.
+async fn prune(store: &Arc<Store>, config: &Config) {
+    if config.retain_days.is_none() && config.retain_per_endpoint.is_none() {
+        return;
+    }
+    let max_age = config.retain_days.map(|d| d * 24 * 3600 * 1000);
+    let per = config.retain_per_endpoint;
+    match store.run(move |s| s.prune(crate::time::now_ms(), max_age, per)).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(deleted = n, "retention pruned events"),
+        Err(e) => tracing::warn!(error = %e, "retention failed"),
+    }
+}
+
+async fn retention_task(store: Arc<Store>, config: Config, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(RETENTION_EVERY) => prune(&store, &config).await,
+            _ = stop.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,620 @@
+//! The store: the only module that names RocksDB.
+//!
+//! It offers domain operations (insert an event, record an attempt, query,
+//! prune), each one `WriteBatch`, so the indexes never disagree with the
+//! records. Records are JSON with added-only fields; bodies are kept apart
+//! and compressed by the column family. Keys live in [`keys`].
+//!
+//! The methods are blocking (a synced write waits for `fdatasync`); async
+//! callers go through [`Store::run`], which moves them to the blocking pool
+//! where concurrent writers share one WAL sync (RocksDB's group commit).
+
+pub mod keys;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rocksdb::{
+    BoundColumnFamily, ColumnFamilyDescriptor, DBCompressionType, DBWithThreadMode, Direction,
+    IteratorMode, MergeOperands, MultiThreaded, Options, WriteBatch, WriteOptions,
+};
+use ulid::Ulid;
+
+use crate::endpoint::{Counts, Endpoint};
+use crate::error::{Error, Result};
+use crate::event::{Attempt, Event, EventState};
+
+type Db = DBWithThreadMode<MultiThreaded>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// The write-ahead log is synced before any sender is answered.
+    Sync,
+    /// Written to the OS before answering: survives a process crash, not a power loss.
+    Buffered,
+}
+
+/// Records examined per query before it stops and hands back a cursor.
+pub const MAX_SCAN: usize = 100_000;
+/// Body bytes a text search (`q`) may read per query.
+pub const Q_BODY_BUDGET: usize = 64 * 1024 * 1024;
+/// Striped locks serialise read-modify-write of one event record.
+const STRIPES: usize = 64;
+
+#[derive(Clone, Debug, Default)]
+pub struct EventFilter {
+    pub endpoint: Option<String>,
+    pub state: Option<EventState>,
+    pub topic: Option<String>,
+    pub method: Option<String>,
+    pub status: Option<u16>,
+    pub signature: Option<String>,
+    pub duplicate: Option<bool>,
+    pub since: Option<u64>,
+    pub until: Option<u64>,
+    pub q: Option<String>,
+    pub limit: usize,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct EventPage {
+    pub events: Vec<Event>,
+    pub next_cursor: Option<String>,
+    /// True when the scan stopped at its budget before filling the page.
+    pub scan_capped: bool,
+    pub scanned: usize,
+}
+
+pub struct Store {
+    db: Db,
+    write_opts: WriteOptions,
+    stripes: Vec<Mutex<()>>,
+    dedup_lock: Mutex<()>,
+}
+
+/// What changed in one event's state, for the counters.
+fn count_tag(state: EventState) -> Option<u8> {
+    match state {
+        EventState::Delivered => Some(b'd'),
+        EventState::Failed => Some(b'f'),
+        EventState::Held => Some(b'h'),
+        _ => None,
+    }
+}
+
+fn sum_merge(_key: &[u8], existing: Option<&[u8]>, ops: &MergeOperands) -> Option<Vec<u8>> {
+    let read = |b: &[u8]| b.try_into().map(i64::from_le_bytes).unwrap_or(0);
+    let mut total = existing.map(read).unwrap_or(0);
+    for op in ops {
+        total += read(op);
+    }
+    Some(total.to_le_bytes().to_vec())
+}
+
+impl Store {
+    pub fn open(path: &Path, durability: Durability) -> Result<Store> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.increase_parallelism(2);
+        let cfs = keys::ALL.iter().map(|name| {
+            let mut o = Options::default();
+            match *name {
+                keys::BODIES | keys::EVENTS | keys::ATTEMPTS => {
+                    o.set_compression_type(DBCompressionType::Lz4);
+                    o.set_bottommost_compression_type(DBCompressionType::Zstd);
+                }
+                keys::COUNTS => o.set_merge_operator_associative("sum_i64", sum_merge),
+                _ => {}
+            }
+            ColumnFamilyDescriptor::new(*name, o)
+        });
+        let db = Db::open_cf_descriptors(&opts, path, cfs)?;
+        let mut write_opts = WriteOptions::default();
+        write_opts.set_sync(durability == Durability::Sync);
+        Ok(Store {
+            db,
+            write_opts,
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            dedup_lock: Mutex::new(()),
+        })
+    }
+
+    /// Runs blocking store work off the async workers.
+    pub async fn run<T, F>(self: &Arc<Self>, f: F) -> Result<T>
+    where
+        F: FnOnce(&Store) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let store = Arc::clone(self);
+        tokio::task::spawn_blocking(move || f(&store)).await?
+    }
+
+    fn cf(&self, name: &str) -> Arc<BoundColumnFamily<'_>> {
+        self.db
+            .cf_handle(name)
+            .expect("column families are created at open")
+    }
+
+    fn write(&self, batch: WriteBatch) -> Result<()> {
+        self.db.write_opt(batch, &self.write_opts)?;
+        Ok(())
+    }
+
+    // ---- endpoints ----
+
+    pub fn put_endpoint(&self, ep: &Endpoint) -> Result<()> {
+        let mut b = WriteBatch::default();
+        b.put_cf(&self.cf(keys::ENDPOINTS), ep.slug.as_str(), to_json(ep)?);
+        self.write(b)
+    }
+
+    pub fn delete_endpoint(&self, slug: &str) -> Result<()> {
+        let mut b = WriteBatch::default();
+        b.delete_cf(&self.cf(keys::ENDPOINTS), slug);
+        self.write(b)
+    }
+
+    pub fn endpoints(&self) -> Result<Vec<Endpoint>> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(&self.cf(keys::ENDPOINTS), IteratorMode::Start) {
+            let (_, v) = item?;
+            out.push(from_json(&v)?);
+        }
+        Ok(out)
+    }
+
+    pub fn counts(&self, slug: &str) -> Result<Counts> {
+        let cf = self.cf(keys::COUNTS);
+        let get = |tag: u8| -> Result<i64> {
+            Ok(self
+                .db
+                .get_pinned_cf(&cf, keys::count(slug, tag))?
+                .and_then(|v| v.as_ref().try_into().ok().map(i64::from_le_bytes))
+                .unwrap_or(0))
+        };
+        Ok(Counts {
+            received: get(b'r')?,
+            delivered: get(b'd')?,
+            failed: get(b'f')?,
+            held: get(b'h')?,
+        })
+    }
+
+    // ---- events ----
+
+    /// Stores a new event and its body. When `external_id` was seen before on
+    /// the same endpoint, the event is stored anyway and marked as a
+    /// duplicate of the first; the returned event carries that mark.
+    pub fn insert_event(&self, mut ev: Event, body: &[u8]) -> Result<Event> {
+        let id = keys::parse_id(&ev.id).ok_or_else(|| Error::Internal("bad event id".into()))?;
+        let mut b = WriteBatch::default();
+        // The dedup read and write must not interleave with another insert of
+        // the same external id, or both would claim to be first.
+        let _guard = ev.external_id.as_ref().map(|_| lock(&self.dedup_lock));
+        if let Some(ext) = &ev.external_id {
+            let key = keys::dedup(&ev.endpoint, ext);
+            let dedup = self.cf(keys::DEDUP);
+            match self.db.get_pinned_cf(&dedup, &key)? {
+                Some(first) => ev.duplicate_of = Some(String::from_utf8_lossy(&first).into_owned()),
+                None => b.put_cf(&dedup, key, ev.id.as_bytes()),
+            }
+        }
+        b.put_cf(&self.cf(keys::EVENTS), id, to_json(&ev)?);
+        b.put_cf(&self.cf(keys::BODIES), id, body);
+        b.put_cf(&self.cf(keys::BY_ENDPOINT), keys::by_endpoint(&ev.endpoint, &id), []);
+        b.put_cf(
+            &self.cf(keys::BY_EP_STATE),
+            keys::by_ep_state(&ev.endpoint, ev.state.tag(), &id),
+            [],
+        );
+        let counts = self.cf(keys::COUNTS);
+        b.merge_cf(&counts, keys::count(&ev.endpoint, b'r'), 1i64.to_le_bytes());
+        if let Some(tag) = count_tag(ev.state) {
+            b.merge_cf(&counts, keys::count(&ev.endpoint, tag), 1i64.to_le_bytes());
+        }
+        self.write(b)?;
+        Ok(ev)
+    }
+
+    /// Read-modify-write of one event in one batch: `change` may alter the
+    /// event (its state) and return an attempt to append; `endpoint`, when
+    /// given, is written in the same batch (policy state moves with the
+    /// attempt that changed it).
+    pub fn update_event<F>(&self, id: &str, endpoint: Option<&Endpoint>, change: F) -> Result<(Event, Option<Attempt>)>
+    where
+        F: FnOnce(&mut Event) -> Option<Attempt>,
+    {
+        let key = keys::parse_id(id).ok_or_else(|| Error::NotFound(format!("no event {id}")))?;
+        let _guard = lock(&self.stripes[key[15] as usize % STRIPES]);
+        let mut ev = self
+            .get_event(id)?
+            .ok_or_else(|| Error::NotFound(format!("no event {id}")))?;
+        let old = ev.state;
+        let mut attempt = change(&mut ev);
+        let mut b = WriteBatch::default();
+        if let Some(a) = attempt.as_mut() {
+            ev.attempts += 1;
+            a.n = ev.attempts;
+            if a.trigger != crate::event::Trigger::Mirror {
+                ev.last_status = a.status;
+            }
+            b.put_cf(&self.cf(keys::ATTEMPTS), keys::attempt(&key, a.n), to_json(a)?);
+        }
+        if old != ev.state {
+            let idx = self.cf(keys::BY_EP_STATE);
+            b.delete_cf(&idx, keys::by_ep_state(&ev.endpoint, old.tag(), &key));
+            b.put_cf(&idx, keys::by_ep_state(&ev.endpoint, ev.state.tag(), &key), []);
+            let counts = self.cf(keys::COUNTS);
+            if let Some(tag) = count_tag(old) {
+                b.merge_cf(&counts, keys::count(&ev.endpoint, tag), (-1i64).to_le_bytes());
+            }
+            if let Some(tag) = count_tag(ev.state) {
+                b.merge_cf(&counts, keys::count(&ev.endpoint, tag), 1i64.to_le_bytes());
+            }
+        }
+        b.put_cf(&self.cf(keys::EVENTS), key, to_json(&ev)?);
+        if let Some(ep) = endpoint {
+            b.put_cf(&self.cf(keys::ENDPOINTS), ep.slug.as_str(), to_json(ep)?);
+        }
+        self.write(b)?;
+        Ok((ev, attempt))
+    }
+
+    pub fn get_event(&self, id: &str) -> Result<Option<Event>> {
+        let Some(key) = keys::parse_id(id) else {
+            return Ok(None);
+        };
+        self.event_by_key(&key)
+    }
+
+    fn event_by_key(&self, key: &[u8; 16]) -> Result<Option<Event>> {
+        match self.db.get_pinned_cf(&self.cf(keys::EVENTS), key)? {
+            Some(v) => Ok(Some(from_json(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn get_body(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        let Some(key) = keys::parse_id(id) else {
+            return Ok(None);
+        };
+        Ok(self.db.get_cf(&self.cf(keys::BODIES), key)?)
+    }
+
+    pub fn attempts(&self, id: &str) -> Result<Vec<Attempt>> {
+        let Some(key) = keys::parse_id(id) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        let cf = self.cf(keys::ATTEMPTS);
+        for item in self.db.iterator_cf(&cf, IteratorMode::From(&key, Direction::Forward)) {
+            let (k, v) = item?;
+            if !k.starts_with(&key) {
+                break;
+            }
+            out.push(from_json(&v)?);
+        }
+        Ok(out)
+    }
+
+    /// Ids of an endpoint's events in `state`, oldest first (arrival order).
+    pub fn ids_in_state(&self, slug: &str, state: EventState, limit: usize) -> Result<Vec<String>> {
+        let prefix = keys::ep_state_prefix(slug, state.tag());
+        let cf = self.cf(keys::BY_EP_STATE);
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(&cf, IteratorMode::From(&prefix, Direction::Forward)) {
+            let (k, _) = item?;
+            if !k.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            if let Some(id) = keys::tail_id(&k).and_then(|i| keys::id_string(&i)) {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Newest first, filtered. Endpoint and state filters use indexes; the
+    /// others are checked on each record, within [`MAX_SCAN`] records.
+    pub fn query(&self, f: &EventFilter) -> Result<EventPage> {
+        let limit = f.limit.clamp(1, 1000);
+        let below = match &f.cursor {
+            Some(c) => Some(
+                keys::parse_id(c).ok_or_else(|| Error::BadRequest(format!("cursor: {c:?} is not an event id")))?,
+            ),
+            None => None,
+        };
+        let start = match (below, f.until) {
+            (Some(b), Some(u)) => Some(b.min(next_after(keys::id_ceil(u)))),
+            (Some(b), None) => Some(b),
+            (None, Some(u)) => Some(next_after(keys::id_ceil(u))),
+            (None, None) => None,
+        };
+        let floor = f.since.map(keys::id_floor);
+
+        let (cf_name, prefixes): (&str, Vec<Vec<u8>>) = match (&f.endpoint, f.state) {
+            (Some(slug), Some(st)) => (keys::BY_EP_STATE, vec![keys::ep_state_prefix(slug, st.tag())]),
+            (Some(slug), None) => (keys::BY_ENDPOINT, vec![keys::slug_prefix(slug)]),
+            (None, Some(st)) => (
+                keys::BY_EP_STATE,
+                self.endpoint_slugs_with_events()?
+                    .iter()
+                    .map(|s| keys::ep_state_prefix(s, st.tag()))
+                    .collect(),
+            ),
+            (None, None) => (keys::EVENTS, vec![Vec::new()]),
+        };
+        let cf = self.cf(cf_name);
+        let mut sources: Vec<_> = prefixes
+            .iter()
+            .map(|p| RevScan::new(&self.db, &cf, p.clone(), start, floor).peekable())
+            .collect();
+
+        let q = f.q.as_ref().map(|q| q.to_lowercase()).filter(|q| !q.is_empty());
+        let mut body_budget = Q_BODY_BUDGET;
+        let mut page = EventPage::default();
+        let mut last_seen: Option<[u8; 16]> = None;
+        loop {
+            // k-way merge: take the largest (newest) id among the sources.
+            let mut best: Option<(usize, [u8; 16])> = None;
+            for (i, s) in sources.iter_mut().enumerate() {
+                match s.peek() {
+                    Some(Ok(id)) => {
+                        if best.is_none_or(|(_, b)| *id > b) {
+                            best = Some((i, *id));
+                        }
+                    }
+                    Some(Err(_)) => {
+                        if let Some(Err(e)) = s.next() {
+                            return Err(e.into());
+                        }
+                    }
+                    None => {}
+                }
+            }
+            let Some((i, id)) = best else { break };
+            sources[i].next();
+            if page.scanned >= MAX_SCAN || (q.is_some() && body_budget == 0) {
+                page.scan_capped = true;
+                page.next_cursor = last_seen.and_then(|l| keys::id_string(&l));
+                return Ok(page);
+            }
+            page.scanned += 1;
+            last_seen = Some(id);
+            let Some(ev) = self.event_by_key(&id)? else { continue };
+            if !self.matches(f, &ev) {
+                continue;
+            }
+            if let Some(q) = &q
+                && !self.matches_text(&ev, &id, q, &mut body_budget)?
+            {
+                continue;
+            }
+            page.events.push(ev);
+            if page.events.len() == limit {
+                // Only offer a cursor when something may follow.
+                let more = sources.iter_mut().any(|s| s.peek().is_some());
+                page.next_cursor = if more { keys::id_string(&id) } else { None };
+                return Ok(page);
+            }
+        }
+        Ok(page)
+    }
+
+    fn matches(&self, f: &EventFilter, ev: &Event) -> bool {
+        f.endpoint.as_ref().is_none_or(|e| &ev.endpoint == e)
+            && f.state.is_none_or(|s| ev.state == s)
+            && f.method.as_ref().is_none_or(|m| ev.method.eq_ignore_ascii_case(m))
+            && f.status.is_none_or(|s| ev.last_status == Some(s))
+            && f.topic.as_ref().is_none_or(|t| ev.topic.as_ref() == Some(t))
+            && f.signature.as_ref().is_none_or(|v| ev.signature.as_ref().is_some_and(|s| &s.verdict == v)
+                || (v == "unchecked" && ev.signature.is_none()))
+            && f.duplicate.is_none_or(|d| ev.duplicate_of.is_some() == d)
+    }
+
+    fn matches_text(&self, ev: &Event, id: &[u8; 16], q: &str, budget: &mut usize) -> Result<bool> {
+        let contains = |hay: &[u8]| {
+            let hay = String::from_utf8_lossy(hay).to_lowercase();
+            hay.contains(q)
+        };
+        if contains(ev.path.as_bytes())
+            || ev.query.as_ref().is_some_and(|s| contains(s.as_bytes()))
+            || ev.topic.as_ref().is_some_and(|s| contains(s.as_bytes()))
+            || ev.external_id.as_ref().is_some_and(|s| contains(s.as_bytes()))
+            || ev.headers.iter().any(|(n, v)| contains(n.as_bytes()) || contains(v))
+        {
+            return Ok(true);
+        }
+        let Some(body) = self.db.get_pinned_cf(&self.cf(keys::BODIES), id)? else {
+            return Ok(false);
+        };
+        let take = body.len().min(*budget);
+        *budget -= take;
+        Ok(contains(&body[..take]))
+    }
+
+    fn endpoint_slugs_with_events(&self) -> Result<Vec<String>> {
+        // Counters exist for every slug that ever received an event, even
+        // after its endpoint was deleted.
+        let mut slugs = Vec::new();
+        for item in self.db.iterator_cf(&self.cf(keys::COUNTS), IteratorMode::Start) {
+            let (k, _) = item?;
+            if let Some(pos) = k.iter().position(|b| *b == 0) {
+                let s = String::from_utf8_lossy(&k[..pos]).into_owned();
+                if slugs.last() != Some(&s) {
+                    slugs.push(s);
+                }
+            }
+        }
+        Ok(slugs)
+    }
+
+    // ---- retention and maintenance ----
+
+    /// Deletes events older than `max_age_ms` and, per endpoint, all but the
+    /// newest `per_endpoint`. Returns how many were deleted.
+    pub fn prune(&self, now_ms: u64, max_age_ms: Option<u64>, per_endpoint: Option<usize>) -> Result<usize> {
+        let mut doomed: Vec<[u8; 16]> = Vec::new();
+        if let Some(age) = max_age_ms {
+            let cutoff = keys::id_floor(now_ms.saturating_sub(age));
+            for item in self.db.iterator_cf(&self.cf(keys::EVENTS), IteratorMode::Start) {
+                let (k, _) = item?;
+                if k.as_ref() >= cutoff.as_slice() {
+                    break;
+                }
+                if let Ok(id) = k.as_ref().try_into() {
+                    doomed.push(id);
+                }
+            }
+        }
+        if let Some(keep) = per_endpoint {
+            let cf = self.cf(keys::BY_ENDPOINT);
+            for slug in self.endpoint_slugs_with_events()? {
+                let scan = RevScan::new(&self.db, &cf, keys::slug_prefix(&slug), None, None);
+                for id in scan.skip(keep) {
+                    doomed.push(id?);
+                }
+            }
+        }
+        doomed.sort();
+        doomed.dedup();
+        let mut deleted = 0;
+        for chunk in doomed.chunks(512) {
+            let mut b = WriteBatch::default();
+            for id in chunk {
+                if let Some(ev) = self.event_by_key(id)? {
+                    self.delete_event_into(&mut b, id, &ev)?;
+                    deleted += 1;
+                }
+            }
+            self.write(b)?;
+        }
+        Ok(deleted)
+    }
+
+    fn delete_event_into(&self, b: &mut WriteBatch, id: &[u8; 16], ev: &Event) -> Result<()> {
+        b.delete_cf(&self.cf(keys::EVENTS), id);
+        b.delete_cf(&self.cf(keys::BODIES), id);
+        b.delete_cf(&self.cf(keys::BY_ENDPOINT), keys::by_endpoint(&ev.endpoint, id));
+        b.delete_cf(&self.cf(keys::BY_EP_STATE), keys::by_ep_state(&ev.endpoint, ev.state.tag(), id));
+        let attempts = self.cf(keys::ATTEMPTS);
+        b.delete_range_cf(&attempts, keys::attempt(id, 0), keys::attempt(id, u32::MAX));
+        if let Some(ext) = &ev.external_id
+            && ev.duplicate_of.is_none()
+        {
+            b.delete_cf(&self.cf(keys::DEDUP), keys::dedup(&ev.endpoint, ext));
+        }
+        let counts = self.cf(keys::COUNTS);
+        b.merge_cf(&counts, keys::count(&ev.endpoint, b'r'), (-1i64).to_le_bytes());
+        if let Some(tag) = count_tag(ev.state) {
+            b.merge_cf(&counts, keys::count(&ev.endpoint, tag), (-1i64).to_le_bytes());
+        }
+        Ok(())
+    }
+
+    /// Bytes on disk (SST files plus memtables), for `/metrics`.
+    pub fn size_bytes(&self) -> u64 {
+        keys::ALL
+            .iter()
+            .map(|name| {
+                let cf = self.cf(name);
+                let prop = |p: &str| self.db.property_int_value_cf(&cf, p).ok().flatten().unwrap_or(0);
+                prop("rocksdb.total-sst-files-size") + prop("rocksdb.size-all-mem-tables")
+            })
+            .sum()
+    }
+
+    /// Syncs the WAL and flushes memtables; called at shutdown.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush_wal(true)?;
+        for name in keys::ALL {
+            self.db.flush_cf(&self.cf(name))?;
+        }
+        Ok(())
+    }
+
+    /// A new event id: a ULID, so ids sort by arrival time.
+    pub fn new_id() -> String {
+        Ulid::generate().to_string()
+    }
+}
+
+/// The smallest id strictly greater than `id`, so "below" bounds can include it.
+fn next_after(id: [u8; 16]) -> [u8; 16] {
+    let v = u128::from_be_bytes(id);
+    v.saturating_add(1).to_be_bytes()
+}
+
+/// Ids under `prefix`, newest first, strictly below `below`, not below `floor`.
+struct RevScan<'a> {
+    iter: rocksdb::DBIteratorWithThreadMode<'a, Db>,
+    prefix: Vec<u8>,
+    below: Option<[u8; 16]>,
+    floor: Option<[u8; 16]>,
+    done: bool,
+}
+
+impl<'a> RevScan<'a> {
+    fn new(
+        db: &'a Db,
+        cf: &Arc<BoundColumnFamily<'a>>,
+        prefix: Vec<u8>,
+        below: Option<[u8; 16]>,
+        floor: Option<[u8; 16]>,
+    ) -> Self {
+        let mut start = prefix.clone();
+        start.extend_from_slice(&below.unwrap_or([0xff; 16]));
+        let iter = if prefix.is_empty() && below.is_none() {
+            db.iterator_cf(cf, IteratorMode::End)
+        } else {
+            db.iterator_cf(cf, IteratorMode::From(&start, Direction::Reverse))
+        };
+        RevScan { iter, prefix, below, floor, done: false }
+    }
+}
+
+impl Iterator for RevScan<'_> {
+    type Item = Result<[u8; 16], rocksdb::Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.done {
+            let (k, _) = match self.iter.next()? {
+                Ok(kv) => kv,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            };
+            if !k.starts_with(&self.prefix) {
+                self.done = true;
+                return None;
+            }
+            let Some(id) = keys::tail_id(&k) else { continue };
+            if k.len() != self.prefix.len() + 16 || self.below.is_some_and(|b| id >= b) {
+                continue;
+            }
+            if self.floor.is_some_and(|f| id < f) {
+                self.done = true;
+                return None;
+            }
+            return Some(Ok(id));
+        }
+        None
+    }
+}
+
+fn lock(m: &Mutex<()>) -> std::sync::MutexGuard<'_, ()> {
+    // A panic while holding a stripe leaves no broken invariant in `()`.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| Error::Internal(format!("encode: {e}")))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(v: &[u8]) -> Result<T> {
+    serde_json::from_slice(v).map_err(|e| Error::Internal(format!("decode stored record: {e}")))
+}

@@ -1,0 +1,218 @@
+//! The admin API: validation with clear errors, every endpoint field, event
+//! filters and cursor pagination, the admin token.
+
+use serde_json::json;
+
+use crate::support::{TestServer, config_at, send, temp_data};
+
+#[tokio::test]
+async fn endpoint_fields_are_stored_and_returned() {
+    let s = TestServer::start().await;
+    let ep = s
+        .create_endpoint(json!({
+            "slug": "full",
+            "name": "Shop orders",
+            "target": "https://example.test/hooks",
+            "timeout_ms": 2500,
+            "failure_threshold": 6,
+            "success_codes": ["200-302"],
+            "retry": ["1s", "10s"],
+            "signature": { "scheme": "github", "secret": "shh" },
+            "response": { "status": 202, "body": "ok", "delay_ms": 5 },
+            "notify_url": "http://127.0.0.1:9/notify"
+        }))
+        .await;
+    assert_eq!(ep["name"], "Shop orders");
+    assert_eq!(ep["status"], "active");
+    assert_eq!(ep["mode"], "forward");
+    assert_eq!(ep["timeout_ms"], 2500);
+    assert_eq!(ep["failure_threshold"], 6);
+    assert_eq!(ep["success_codes"], json!(["200-302"]));
+    assert_eq!(ep["retry"], json!(["1s", "10s"]));
+    assert_eq!(ep["signature"]["scheme"], "github");
+    assert_eq!(ep["signature"]["has_secret"], true);
+    assert!(ep["signature"].get("secret").is_none(), "secrets never leave");
+    assert_eq!(ep["response"]["status"], 202);
+    assert_eq!(ep["notify_url"], "http://127.0.0.1:9/notify");
+    assert_eq!(ep["counts"], json!({ "received": 0, "delivered": 0, "failed": 0, "held": 0 }));
+
+    let defaults = s.create_endpoint(json!({ "slug": "d" })).await;
+    assert!(defaults["name"].as_str().unwrap().starts_with("Endpoint created on "));
+    assert!(defaults["name"].as_str().unwrap().contains(" @ "));
+    assert_eq!(defaults["success_codes"], json!(["2xx", "301", "302"]));
+    assert_eq!(defaults["failure_threshold"], 5);
+    assert_eq!(defaults["timeout_ms"], 10000);
+    assert_eq!(defaults["retry"], json!(["5s", "5m", "30m", "2h", "5h", "10h"]));
+    assert!(defaults["target"].is_null());
+
+    let (status, changed) = s.api("PATCH", "/api/endpoints/d", Some(json!({ "target": "http://127.0.0.1:1/x", "name": "renamed" }))).await;
+    assert_eq!(status, 200);
+    assert_eq!(changed["target"], "http://127.0.0.1:1/x");
+    let (_, cleared) = s.api("PATCH", "/api/endpoints/d", Some(json!({ "target": null }))).await;
+    assert!(cleared["target"].is_null(), "null clears a field");
+    assert_eq!(cleared["name"], "renamed", "absent fields keep their value");
+
+    let list = s.get("/api/endpoints").await;
+    let slugs: Vec<&str> = list["endpoints"].as_array().unwrap().iter().map(|e| e["slug"].as_str().unwrap()).collect();
+    assert_eq!(slugs, ["d", "full"]);
+
+    let (status, _) = s.api("DELETE", "/api/endpoints/d", None).await;
+    assert_eq!(status, 204);
+    let (status, _) = s.api("GET", "/api/endpoints/d", None).await;
+    assert_eq!(status, 404);
+    assert_eq!(s.post_in("d", &[], "x").await.status, 404);
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_errors() {
+    let s = TestServer::start().await;
+    let check = |status: u16, body: serde_json::Value, want_status: u16, want_text: &str| {
+        assert_eq!(status, want_status, "{body}");
+        let msg = body["error"].as_str().unwrap_or_else(|| panic!("no error field: {body}"));
+        assert!(msg.contains(want_text), "{msg:?} should mention {want_text:?}");
+    };
+    let (st, b) = s.api("POST", "/api/endpoints", Some(json!({ "slug": "Bad Slug" }))).await;
+    check(st, b, 400, "invalid slug");
+    let (st, b) = s.api("POST", "/api/endpoints", Some(json!({ "name": "x" }))).await;
+    check(st, b, 400, "slug");
+    let (st, b) = s.api("POST", "/api/endpoints", Some(json!({ "slug": "a", "tagret": "x" }))).await;
+    check(st, b, 422, "tagret");
+    let (st, b) = s.api("POST", "/api/endpoints", Some(json!({ "slug": "a", "target": "ftp://x" }))).await;
+    check(st, b, 400, "target");
+    let (st, b) = s.api("POST", "/api/endpoints", Some(json!({ "slug": "a", "success_codes": ["7xx"] }))).await;
+    check(st, b, 400, "success_codes");
+    let (st, b) = s.api("POST", "/api/endpoints", Some(json!({ "slug": "a", "retry": ["soon"] }))).await;
+    check(st, b, 400, "retry");
+    let (st, b) = s.api("POST", "/api/endpoints", Some(json!({ "slug": "a", "mode": "queue" }))).await;
+    check(st, b, 422, "not supported yet");
+    let (st, b) = s.api("POST", "/api/endpoints", Some(json!({ "slug": "a", "timeout_ms": 0 }))).await;
+    check(st, b, 400, "timeout_ms");
+
+    let (st, _, body) = send("POST", &s.admin_url("/api/endpoints"), &[("content-type", "application/json")], "{not json".into()).await;
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    check(st, v, 400, "invalid JSON");
+
+    s.create_endpoint(json!({ "slug": "a" })).await;
+    let (st, b) = s.api("POST", "/api/endpoints", Some(json!({ "slug": "a" }))).await;
+    check(st, b, 409, "already exists");
+    let (st, b) = s.api("GET", "/api/endpoints/zzz", None).await;
+    check(st, b, 404, "zzz");
+    let (st, b) = s.api("GET", "/api/events/01ARZ3NDEKTSV4RRFFQ69G5FAV", None).await;
+    check(st, b, 404, "no event");
+    let (st, b) = s.api("GET", "/api/events?state=bogus", None).await;
+    check(st, b, 400, "state");
+    let (st, b) = s.api("GET", "/api/events?since=yesterday", None).await;
+    check(st, b, 400, "since");
+    let (st, b) = s.api("GET", "/api/events?cursor=nope", None).await;
+    check(st, b, 400, "cursor");
+    let (st, b) = s.api("POST", "/api/events/01ARZ3NDEKTSV4RRFFQ69G5FAV/replay", Some(json!({ "bogus": 1 }))).await;
+    check(st, b, 422, "bogus");
+}
+
+#[tokio::test]
+async fn events_filter_and_paginate_newest_first() {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "a" })).await;
+    s.create_endpoint(json!({ "slug": "b", "response": { "status": 500 } })).await;
+    let mut ids_a = Vec::new();
+    for i in 0..7 {
+        ids_a.push(s.post_in("a", &[], format!("alpha {i}")).await.event_id());
+    }
+    let mid = s.get(&format!("/api/events/{}", ids_a[3])).await["received_at"].as_str().unwrap().to_string();
+    for i in 0..3 {
+        s.post_in("b", &[("x-note", "needle-in-header")], format!("beta {i}")).await;
+    }
+
+    let all = s.get("/api/events?limit=1000").await;
+    assert_eq!(all["events"].as_array().unwrap().len(), 10);
+    assert_eq!(all["events"][0]["endpoint"], "b", "newest first");
+
+    // Cursor pagination over endpoint a: 3 + 3 + 1, no repeats, newest first.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/events?endpoint=a&limit=3&cursor={c}"),
+            None => "/api/events?endpoint=a&limit=3".to_string(),
+        };
+        let page = s.get(&path).await;
+        for e in page["events"].as_array().unwrap() {
+            seen.push(e["id"].as_str().unwrap().to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    let mut want = ids_a.clone();
+    want.reverse();
+    assert_eq!(seen, want);
+
+    let count = |v: serde_json::Value| v["events"].as_array().unwrap().len();
+    assert_eq!(count(s.get("/api/events?state=captured").await), 10);
+    assert_eq!(count(s.get("/api/events?endpoint=b&state=captured").await), 3);
+    assert_eq!(count(s.get("/api/events?q=needle-in").await), 3, "q searches headers");
+    assert_eq!(count(s.get("/api/events?q=ALPHA").await), 7, "q searches bodies, case-insensitive");
+    // Several events may share a millisecond: the expectation comes from the data.
+    let times: Vec<String> = s.get("/api/events?endpoint=a").await["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["received_at"].as_str().unwrap().to_string())
+        .collect();
+    let since = times.iter().filter(|t| t.as_str() >= mid.as_str()).count();
+    let until = times.iter().filter(|t| t.as_str() <= mid.as_str()).count();
+    assert!(since >= 4 && until >= 4);
+    assert_eq!(count(s.get(&format!("/api/events?endpoint=a&since={mid}")).await), since);
+    assert_eq!(count(s.get(&format!("/api/events?endpoint=a&until={mid}")).await), until);
+    assert_eq!(count(s.get("/api/events?method=GET").await), 0);
+}
+
+#[tokio::test]
+async fn the_admin_token_guards_everything_but_healthz() {
+    let (_dir, data) = temp_data();
+    let mut cfg = config_at(&data);
+    cfg.admin_token = Some("t0ken".into());
+    let s = TestServer::start_with(cfg).await;
+    let (st, _, _) = send("GET", &s.admin_url("/api/endpoints"), &[], Default::default()).await;
+    assert_eq!(st, 401);
+    let (st, _, _) = send("GET", &s.admin_url("/api/endpoints"), &[("authorization", "Bearer wrong")], Default::default()).await;
+    assert_eq!(st, 401);
+    let (st, _, _) = send("GET", &s.admin_url("/api/endpoints"), &[("authorization", "Bearer t0ken")], Default::default()).await;
+    assert_eq!(st, 200);
+    let (st, _, _) = send("GET", &s.admin_url("/metrics"), &[], Default::default()).await;
+    assert_eq!(st, 401);
+    let (st, headers, _) = send("GET", &s.admin_url("/healthz"), &[], Default::default()).await;
+    assert_eq!(st, 200);
+    assert!(headers.iter().any(|(n, v)| n == "x-content-type-options" && v == b"nosniff"));
+}
+
+#[tokio::test]
+async fn endpoints_from_the_config_file_are_created_or_updated() {
+    let (dir, data) = temp_data();
+    let path = dir.path().join("hookrelay.toml");
+    std::fs::write(
+        &path,
+        "[[endpoint]]\nslug = \"shop\"\nname = \"From file\"\nfailure_threshold = 6\n\n[endpoint.response]\nstatus = 202\n",
+    )
+    .unwrap();
+    let args = hookrelay::config::ServeArgs {
+        config: Some(path.clone()),
+        data: Some(data.clone()),
+        ..Default::default()
+    };
+    let cfg = hookrelay::Config::resolve(args.clone()).unwrap();
+    let s = TestServer::start_with(cfg).await;
+    let ep = s.get("/api/endpoints/shop").await;
+    assert_eq!(ep["name"], "From file");
+    assert_eq!(ep["failure_threshold"], 6);
+    assert_eq!(s.post_in("shop", &[], "x").await.status, 202);
+    s.stop().await;
+
+    std::fs::write(&path, "[[endpoint]]\nslug = \"shop\"\nname = \"Changed\"\n").unwrap();
+    let s = TestServer::start_with(hookrelay::Config::resolve(args).unwrap()).await;
+    let ep = s.get("/api/endpoints/shop").await;
+    assert_eq!(ep["name"], "Changed");
+    assert_eq!(ep["failure_threshold"], 6, "fields the file no longer names keep their value");
+    drop(dir);
+}

@@ -1,0 +1,101 @@
+//! Bin mode: capture byte-exact, answer with the configured response.
+
+use serde_json::json;
+
+use crate::support::{TestServer, send};
+
+#[tokio::test]
+async fn a_bin_captures_the_request_byte_for_byte() {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({
+        "slug": "bin1",
+        "response": { "status": 201, "body": "thanks", "headers": [["x-bin", "yes"]] }
+    }))
+    .await;
+
+    let body: Vec<u8> = (0u8..=255).chain([0xff, 0xfe, 0x00, b'\r', b'\n']).collect();
+    let r = s
+        .post_in(
+            "bin1/sub/path?a=1&b=%20two",
+            &[("X-Dup", "first"), ("x-dup", "second"), ("X-Mixed-Case", "Value With Spaces"), ("content-type", "application/octet-stream")],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    assert_eq!(&r.body[..], b"thanks");
+    assert_eq!(r.header("x-bin").as_deref(), Some("yes"));
+    let id = r.event_id();
+
+    let (status, headers, raw) = send("GET", &s.admin_url(&format!("/api/events/{id}/body")), &[], Default::default()).await;
+    assert_eq!(status, 200);
+    assert_eq!(&raw[..], &body[..], "body stored byte-exact");
+    let disposition = headers.iter().find(|(n, _)| n == "content-disposition").map(|(_, v)| v.clone());
+    assert!(disposition.is_some_and(|d| d.starts_with(b"attachment")));
+
+    let ev = s.get(&format!("/api/events/{id}")).await;
+    assert_eq!(ev["state"], "captured");
+    assert_eq!(ev["method"], "POST");
+    assert_eq!(ev["endpoint"], "bin1");
+    assert_eq!(ev["path"], "/sub/path");
+    assert_eq!(ev["query"], "a=1&b=%20two");
+    assert_eq!(ev["size"], body.len());
+    assert!(ev["body"].is_null(), "binary body is not shown as text");
+    let b64 = ev["body_base64"].as_str().unwrap();
+    use base64::Engine;
+    assert_eq!(base64::engine::general_purpose::STANDARD.decode(b64).unwrap(), body);
+    let headers = ev["headers"].as_array().unwrap();
+    let dups: Vec<&str> = headers
+        .iter()
+        .filter(|h| h[0] == "x-dup")
+        .map(|h| h[1].as_str().unwrap())
+        .collect();
+    assert_eq!(dups, ["first", "second"], "duplicate headers kept in order");
+    assert!(headers.iter().any(|h| h[0] == "x-mixed-case" && h[1] == "Value With Spaces"));
+}
+
+#[tokio::test]
+async fn a_text_body_is_shown_as_text() {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "t" })).await;
+    let r = s.post_in("t", &[("content-type", "application/json")], r#"{"hello":"wörld"}"#).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(&r.body[..], br#"{"ok":true}"#, "the default bin answer");
+    let ev = s.get(&format!("/api/events/{}", r.event_id())).await;
+    assert_eq!(ev["body"], r#"{"hello":"wörld"}"#);
+}
+
+#[tokio::test]
+async fn a_response_sequence_cycles() {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "flaky", "response": { "sequence": [500, 500, 200] } })).await;
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        got.push(s.post_in("flaky", &[], "x").await.status);
+    }
+    assert_eq!(got, [500, 500, 200, 500]);
+}
+
+#[tokio::test]
+async fn an_unknown_slug_is_404_and_stores_nothing() {
+    let s = TestServer::start().await;
+    let r = s.post_in("nope", &[], "x").await;
+    assert_eq!(r.status, 404);
+    assert!(r.json()["error"].as_str().unwrap().contains("nope"));
+    let r = send("GET", &s.ingest_url("/elsewhere"), &[], Default::default()).await;
+    assert_eq!(r.0, 404);
+    let list = s.get("/api/events").await;
+    assert_eq!(list["events"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn any_method_is_captured() {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "m" })).await;
+    for method in ["GET", "PUT", "DELETE", "PATCH"] {
+        let (status, _, _) = send(method, &s.ingest_url("/in/m"), &[], Default::default()).await;
+        assert_eq!(status, 200, "{method}");
+    }
+    let list = s.get("/api/events?endpoint=m&method=put").await;
+    assert_eq!(list["events"].as_array().unwrap().len(), 1);
+    assert_eq!(list["events"][0]["method"], "PUT");
+}

@@ -1,0 +1,131 @@
+//! Forward mode: store first, forward faithfully both ways, record the attempt.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::{Receiver, Reply, TestServer};
+
+#[tokio::test]
+async fn forwarding_is_faithful_both_ways() {
+    let mut up = Receiver::start(vec![Reply::status(201)
+        .header("x-upstream", "yes")
+        .header("set-cookie", "a=1")
+        .header("set-cookie", "b=2")
+        .body("created")])
+    .await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "fwd", "target": up.url("/hooks") })).await;
+
+    let body: Vec<u8> = vec![0, 1, 2, 0xff, b'{', b'}'];
+    let r = s
+        .post_in(
+            "fwd/extra/path?x=1&y=2",
+            &[
+                ("X-Custom", "v1"),
+                ("x-custom", "v2"),
+                ("Connection", "keep-alive, x-hop"),
+                ("x-hop", "drop me"),
+                ("content-type", "application/octet-stream"),
+                ("x-forwarded-for", "10.0.0.1"),
+            ],
+            body.clone(),
+        )
+        .await;
+
+    let got = up.next().await;
+    assert_eq!(got.method, "POST");
+    assert_eq!(got.uri, "/hooks/extra/path?x=1&y=2");
+    assert_eq!(&got.body[..], &body[..]);
+    assert_eq!(got.header_all("x-custom"), ["v1", "v2"]);
+    assert_eq!(got.header("x-hop"), None, "headers named by Connection are hop-by-hop");
+    assert_eq!(got.header("x-forwarded-for").as_deref(), Some("10.0.0.1, 127.0.0.1"));
+    assert_eq!(got.header("x-forwarded-proto").as_deref(), Some("http"));
+    assert_eq!(got.header("x-forwarded-host"), Some(s.ingest.to_string()));
+    assert_eq!(got.header("host"), Some(up.addr.to_string()), "Host is the target's");
+    assert_eq!(got.header("content-type").as_deref(), Some("application/octet-stream"));
+
+    assert_eq!(r.status, 201);
+    assert_eq!(&r.body[..], b"created");
+    assert_eq!(r.header("x-upstream").as_deref(), Some("yes"));
+    let cookies: Vec<_> = r.headers.iter().filter(|(n, _)| n == "set-cookie").collect();
+    assert_eq!(cookies.len(), 2);
+
+    let ev = s.get(&format!("/api/events/{}", r.event_id())).await;
+    assert_eq!(ev["state"], "delivered");
+    assert_eq!(ev["last_status"], 201);
+    let a = &ev["attempts"][0];
+    assert_eq!(a["n"], 1);
+    assert_eq!(a["trigger"], "forward");
+    assert_eq!(a["status"], 201);
+    assert_eq!(a["success"], true);
+    assert_eq!(a["body"], "created");
+    assert_eq!(a["url"], up.url("/hooks/extra/path?x=1&y=2"));
+    assert!(a["error"].is_null());
+    assert!(a["latency_ms"].is_u64());
+}
+
+#[tokio::test]
+async fn an_unreachable_target_is_502_and_a_failed_attempt() {
+    // Bind then drop: a port nobody listens on.
+    let port = {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "down", "target": format!("http://127.0.0.1:{port}/") })).await;
+    let r = s.post_in("down", &[], "x").await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.json()["stored"], true);
+    let ev = s.get(&format!("/api/events/{}", r.event_id())).await;
+    assert_eq!(ev["state"], "failed");
+    assert_eq!(ev["attempts"][0]["error"], "connect");
+    assert!(ev["attempts"][0]["status"].is_null());
+}
+
+#[tokio::test]
+async fn a_slow_target_is_504_at_the_timeout() {
+    let up = Receiver::start(vec![Reply::status(200).delay(Duration::from_secs(5))]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "slow", "target": up.url("/"), "timeout_ms": 300 })).await;
+    let started = std::time::Instant::now();
+    let r = s.post_in("slow", &[], "x").await;
+    assert_eq!(r.status, 504);
+    assert!(started.elapsed() < Duration::from_secs(4), "gave up at the timeout");
+    let ev = s.get(&format!("/api/events/{}", r.event_id())).await;
+    assert_eq!(ev["attempts"][0]["error"], "timeout");
+    let latency = ev["attempts"][0]["latency_ms"].as_u64().unwrap();
+    assert!((300..2000).contains(&latency), "latency {latency}");
+}
+
+#[tokio::test]
+async fn redirects_are_answers_not_followed() {
+    let mut up = Receiver::start(vec![Reply::status(302).header("location", "/elsewhere"), Reply::status(307).header("location", "/x")]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "r", "target": up.url("/") })).await;
+    let r = s.post_in("r", &[], "x").await;
+    assert_eq!(r.status, 302);
+    assert_eq!(r.header("location").as_deref(), Some("/elsewhere"));
+    let ev = s.get(&format!("/api/events/{}", r.event_id())).await;
+    assert_eq!(ev["state"], "delivered", "302 is a success by default");
+    let r = s.post_in("r", &[], "y").await;
+    assert_eq!(r.status, 307);
+    let ev = s.get(&format!("/api/events/{}", r.event_id())).await;
+    assert_eq!(ev["state"], "failed", "307 is not a success by default");
+    assert_eq!(up.drain().len(), 2, "nothing followed the Location");
+}
+
+#[tokio::test]
+async fn a_large_response_body_is_returned_whole_and_recorded_capped() {
+    let big = vec![b'a'; 100 * 1024];
+    let up = Receiver::start(vec![Reply::status(200).body(big.clone())]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "big", "target": up.url("/") })).await;
+    let r = s.post_in("big", &[], "x").await;
+    assert_eq!(r.body.len(), big.len());
+    let ev = s.get(&format!("/api/events/{}", r.event_id())).await;
+    let a = &ev["attempts"][0];
+    assert_eq!(a["body_truncated"], true);
+    assert_eq!(a["body_size"], big.len());
+    assert_eq!(a["body"].as_str().unwrap().len(), 64 * 1024);
+}

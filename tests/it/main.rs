@@ -1,0 +1,13 @@
+//! Integration tests: a real hookrelay on ephemeral loopback ports, real
+//! RocksDB in a temp dir, real upstream receivers, real HTTP. They read like
+//! the README's tour.
+
+mod api;
+mod bad_input;
+mod bin;
+mod cli;
+mod forward;
+mod persistence;
+mod policy;
+mod support;
+mod tls;
