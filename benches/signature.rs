@@ -74,10 +74,26 @@ fn bench(c: &mut Criterion) {
             };
             let headers = sign(&signer, &body, NOW, "msg_bench");
             // Guard against benchmarking the fast path of a rejection.
-            assert_eq!(verify(&cfg, &headers, &body, None, NOW).verdict, Verdict::Valid, "{name}");
-            group.bench_with_input(BenchmarkId::from_parameter(&name), &headers, |b, headers| {
-                b.iter(|| verify(black_box(&cfg), black_box(headers), black_box(&body), None, NOW))
-            });
+            assert_eq!(
+                verify(&cfg, &headers, &body, None, NOW).verdict,
+                Verdict::Valid,
+                "{name}"
+            );
+            group.bench_with_input(
+                BenchmarkId::from_parameter(&name),
+                &headers,
+                |b, headers| {
+                    b.iter(|| {
+                        verify(
+                            black_box(&cfg),
+                            black_box(headers),
+                            black_box(&body),
+                            None,
+                            NOW,
+                        )
+                    })
+                },
+            );
         }
         group.finish();
     }

@@ -96,9 +96,10 @@ pub fn identify(headers: &[(String, Vec<u8>)], body: &[u8]) -> Provenance {
 /// WooCommerce's activation ping: an unsigned form POST of `webhook_id=N`.
 fn is_woocommerce_ping(headers: &[(String, Vec<u8>)], body: &[u8]) -> bool {
     let form = text(headers, "Content-Type").is_some_and(|ct| {
-        ct.split(';')
-            .next()
-            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+        ct.split(';').next().is_some_and(|m| {
+            m.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
     });
     let digits = body
         .strip_prefix(b"webhook_id=")
@@ -180,7 +181,8 @@ mod tests {
     fn identifies_providers() {
         let stripe_body = br#"{"id":"evt_1NgVb2","object":"event","type":"invoice.paid"}"#;
         let std_body = br#"{"type":"user.created","timestamp":"2024-01-01T00:00:00Z","data":{}}"#;
-        let paddle_body = br#"{"event_id":"evt_01h","event_type":"transaction.completed","data":{}}"#;
+        let paddle_body =
+            br#"{"event_id":"evt_01h","event_type":"transaction.completed","data":{}}"#;
         #[rustfmt::skip]
         let table: Vec<Row> = vec![
             ("github", vec![("X-GitHub-Event", "push"), ("X-GitHub-Delivery", "72d3162e")], b"{}",
@@ -228,12 +230,18 @@ mod tests {
         assert_eq!(a.provider, Some("woocommerce"));
         assert_eq!(a.topic.as_deref(), Some("order.updated"));
         let id = a.external_id.clone().unwrap();
-        assert!(id.starts_with("9f1c:") && id.len() == "9f1c:".len() + 16, "{id}");
+        assert!(
+            id.starts_with("9f1c:") && id.len() == "9f1c:".len() + 16,
+            "{id}"
+        );
         // sha256("") starts e3b0c44298fc1c14.
         let empty = identify(&headers, b"");
         assert_eq!(empty.external_id.as_deref(), Some("9f1c:e3b0c44298fc1c14"));
         assert_ne!(a.external_id, b.external_id);
-        assert_eq!(a, identify(&headers, b"{\"id\":1,\"status\":\"processing\"}"));
+        assert_eq!(
+            a,
+            identify(&headers, b"{\"id\":1,\"status\":\"processing\"}")
+        );
         assert!(!a.is_ping);
     }
 
@@ -243,7 +251,10 @@ mod tests {
         let mut headers = h(&[("X-GitHub-Event", &long)]);
         headers.push(("X-GitHub-Delivery".into(), vec![0xff, 0x00]));
         let p = identify(&headers, b"");
-        assert_eq!((p.provider, p.topic, p.external_id), (Some("github"), None, None));
+        assert_eq!(
+            (p.provider, p.topic, p.external_id),
+            (Some("github"), None, None)
+        );
         let body = br#"{"id": 5, "type": {"nested": true}, "object": "event"}"#;
         let p = identify(&h(&[("Stripe-Signature", "t=1")]), body);
         assert_eq!((p.topic, p.external_id), (None, None));

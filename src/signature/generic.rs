@@ -46,7 +46,11 @@ pub(crate) fn validate(config: &SignatureConfig) -> Result<(), String> {
     if encoding(config).is_none() {
         return Err("signature.encoding: must be `hex` or `base64`".into());
     }
-    if let Some(h) = config.timestamp_header.as_deref().filter(|h| !is_header_name(h)) {
+    if let Some(h) = config
+        .timestamp_header
+        .as_deref()
+        .filter(|h| !is_header_name(h))
+    {
         return Err(format!(
             "signature.timestamp_header: `{}` is not a valid header name",
             super::printable(h, 40)
@@ -102,7 +106,11 @@ impl Scheme for Generic {
             return Err(Reject::invalid(format!(
                 "{header}: {} is not {}",
                 super::printable(value, 80),
-                if enc == Encoding::Hex { "hex" } else { "base64" }
+                if enc == Encoding::Hex {
+                    "hex"
+                } else {
+                    "base64"
+                }
             )));
         };
         Ok(Parsed {

@@ -120,7 +120,10 @@ impl std::fmt::Debug for SignatureConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SignatureConfig")
             .field("scheme", &self.scheme)
-            .field("secrets", &format_args!("[{} redacted]", self.secrets().len()))
+            .field(
+                "secrets",
+                &format_args!("[{} redacted]", self.secrets().len()),
+            )
             .field("tolerance_s", &self.tolerance_s)
             .field("enforce", &self.enforce)
             .field("header", &self.header)
@@ -598,7 +601,10 @@ fn judge(
             Verdict::Invalid
         }
         Some(i) if stale => {
-            parts.insert(0, format!("signature matches secret #{i} but the timestamp is outside the tolerance"));
+            parts.insert(
+                0,
+                format!("signature matches secret #{i} but the timestamp is outside the tolerance"),
+            );
             Verdict::Stale
         }
         Some(i) => {
@@ -783,7 +789,13 @@ pub(crate) fn printable(text: &str, max: usize) -> String {
     let mut out: String = text
         .chars()
         .take(max)
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect();
     if text.chars().nth(max).is_some() {
         out.push('…');
@@ -946,10 +958,18 @@ mod tests {
             };
             let got = verify(&auto, &hdrs, body, None, now);
             if got.verdict != v.expected && v.expected != Verdict::Missing {
-                failures.push(format!("{} (auto): got {:?}: {}", v.name, got.verdict, got.detail));
+                failures.push(format!(
+                    "{} (auto): got {:?}: {}",
+                    v.name, got.verdict, got.detail
+                ));
             }
         }
-        assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+        assert!(
+            failures.is_empty(),
+            "{} failures:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
     }
 
     #[test]
@@ -1024,7 +1044,11 @@ mod tests {
             assert!(!signed.is_empty(), "{}", cfg.scheme);
             let got = check(&cfg, &signed, BODY, NOW + 10, Verdict::Valid, Some(0))
                 .unwrap_or_else(|e| panic!("{}: {e}", cfg.scheme));
-            assert!(got.detail.starts_with("signature matches secret #0"), "{}", got.detail);
+            assert!(
+                got.detail.starts_with("signature matches secret #0"),
+                "{}",
+                got.detail
+            );
             check(&cfg, &signed, b"other body", NOW, Verdict::Invalid, None)
                 .unwrap_or_else(|e| panic!("{}: {e}", cfg.scheme));
             check(&cfg, &[], BODY, NOW, Verdict::Missing, None)
@@ -1077,7 +1101,11 @@ mod tests {
             ("auto nothing", "auto", vec![("Content-Type", "application/json")], Missing),
         ];
         for (name, scheme, pairs, expected) in table {
-            let secret = if scheme == "standard" { std_secret } else { "tbl-s3cr3t-key" };
+            let secret = if scheme == "standard" {
+                std_secret
+            } else {
+                "tbl-s3cr3t-key"
+            };
             let cfg = SignatureConfig::new(scheme, secret);
             check(&cfg, &headers(&pairs), BODY, NOW, expected, None)
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -1118,18 +1146,40 @@ mod tests {
         let wrong = SignatureConfig::new("stripe", "whsec_other");
         let got = check(&wrong, &signed, BODY, NOW, Verdict::Invalid, None).unwrap();
         // The expected MAC appears only as an 8-character prefix.
-        let full = hex(&mac(Algo::Sha256, b"whsec_other", format!("{}.", NOW - 400).as_bytes(), BODY));
-        assert!(got.detail.contains(&format!("secret #0 expects {}…", &full[..8])), "{}", got.detail);
+        let full = hex(&mac(
+            Algo::Sha256,
+            b"whsec_other",
+            format!("{}.", NOW - 400).as_bytes(),
+            BODY,
+        ));
+        assert!(
+            got.detail
+                .contains(&format!("secret #0 expects {}…", &full[..8])),
+            "{}",
+            got.detail
+        );
         assert!(!got.detail.contains(&full[..9]), "{}", got.detail);
 
         let auto = SignatureConfig::new("auto", "whsec_abc");
         let got = check(&auto, &signed, BODY, NOW - 390, Verdict::Valid, Some(0)).unwrap();
         assert_eq!(got.scheme, "stripe");
-        assert!(got.detail.starts_with("auto picked stripe"), "{}", got.detail);
+        assert!(
+            got.detail.starts_with("auto picked stripe"),
+            "{}",
+            got.detail
+        );
 
         let mut off = SignatureConfig::new("stripe", "whsec_abc");
         off.tolerance_s = 0;
-        let got = check(&off, &signed, BODY, NOW + 1_000_000, Verdict::Valid, Some(0)).unwrap();
+        let got = check(
+            &off,
+            &signed,
+            BODY,
+            NOW + 1_000_000,
+            Verdict::Valid,
+            Some(0),
+        )
+        .unwrap();
         assert!(got.detail.contains("not checked"), "{}", got.detail);
     }
 
@@ -1141,9 +1191,27 @@ mod tests {
         let upper = headers(&[("x-sig", &mac_hex.to_uppercase())]);
         check(&cfg, &upper, BODY, NOW, Verdict::Valid, Some(0)).unwrap();
         cfg.encoding = Some("base64".into());
-        let unpadded = b64(&mac(Algo::Sha256, b"k", b"", BODY)).trim_end_matches('=').to_string();
-        check(&cfg, &headers(&[("X-Sig", &unpadded)]), BODY, NOW, Verdict::Valid, Some(0)).unwrap();
-        check(&cfg, &headers(&[("X-Sig", "%%%")]), BODY, NOW, Verdict::Invalid, None).unwrap();
+        let unpadded = b64(&mac(Algo::Sha256, b"k", b"", BODY))
+            .trim_end_matches('=')
+            .to_string();
+        check(
+            &cfg,
+            &headers(&[("X-Sig", &unpadded)]),
+            BODY,
+            NOW,
+            Verdict::Valid,
+            Some(0),
+        )
+        .unwrap();
+        check(
+            &cfg,
+            &headers(&[("X-Sig", "%%%")]),
+            BODY,
+            NOW,
+            Verdict::Invalid,
+            None,
+        )
+        .unwrap();
     }
 
     #[test]
@@ -1184,12 +1252,18 @@ mod tests {
 
         // Body-only schemes, no secret, nothing signed: unchanged, with a reason.
         let gh = SignatureConfig::new("github", "s");
-        assert!(matches!(resign(&gh, &sign(&gh, BODY, NOW, ""), BODY, NOW), Resign::Unchanged(why) if why.contains("only the body")));
+        assert!(
+            matches!(resign(&gh, &sign(&gh, BODY, NOW, ""), BODY, NOW), Resign::Unchanged(why) if why.contains("only the body"))
+        );
         let none = config("stripe", &[], 300);
-        assert!(matches!(resign(&none, &hdrs, BODY, NOW), Resign::Unchanged(_)));
+        assert!(matches!(
+            resign(&none, &hdrs, BODY, NOW),
+            Resign::Unchanged(_)
+        ));
         assert!(matches!(resign(&cfg, &[], BODY, NOW), Resign::Unchanged(_)));
         let slack = SignatureConfig::new("slack", "s");
-        let Resign::Resigned(new) = resign(&slack, &sign(&slack, BODY, NOW, ""), BODY, NOW + 999) else {
+        let Resign::Resigned(new) = resign(&slack, &sign(&slack, BODY, NOW, ""), BODY, NOW + 999)
+        else {
             panic!("slack not re-signed")
         };
         check(&slack, &new, BODY, NOW + 999, Verdict::Valid, Some(0)).unwrap();
@@ -1207,8 +1281,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(many.secrets(), ["a", "b"]);
-        assert!(serde_json::from_str::<SignatureConfig>(r#"{"scheme":"x","secret":"a","oops":1}"#).is_err());
-        assert!(!format!("{many:?}").contains("\"a\""), "Debug must redact secrets");
+        assert!(
+            serde_json::from_str::<SignatureConfig>(r#"{"scheme":"x","secret":"a","oops":1}"#)
+                .is_err()
+        );
+        assert!(
+            !format!("{many:?}").contains("\"a\""),
+            "Debug must redact secrets"
+        );
 
         let bad = |json: &str, field: &str| {
             let cfg: SignatureConfig = serde_json::from_str(json).unwrap();
@@ -1219,14 +1299,38 @@ mod tests {
         bad(r#"{"scheme":"nope","secret":"s3cr3t"}"#, "signature.scheme");
         bad(r#"{"scheme":"stripe"}"#, "signature.secret");
         bad(r#"{"scheme":"stripe","secret":""}"#, "signature.secret");
-        bad(r#"{"scheme":"stripe","secrets":["s3cr3t",""]}"#, "signature.secrets[1]");
-        bad(r#"{"scheme":"hmac-sha256","secret":"s3cr3t"}"#, "signature.header");
-        bad(r#"{"scheme":"hmac-sha256","secret":"s3cr3t","header":"X Sig"}"#, "signature.header");
-        bad(r#"{"scheme":"hmac-sha256","secret":"s3cr3t","header":"X-Sig","encoding":"b32"}"#, "signature.encoding");
-        bad(r#"{"scheme":"hmac-sha256","secret":"s3cr3t","header":"X-Sig","timestamp_header":"a:b"}"#, "signature.timestamp_header");
-        bad(r#"{"scheme":"stripe","secret":"s3cr3t","header":"X-Sig"}"#, "signature.header");
-        bad(r#"{"scheme":"stripe","secret":"s3cr3t","legacy_sha1":true}"#, "signature.legacy_sha1");
-        bad(r#"{"scheme":"standard","secrets":["whsec_AAAA","whsec_s3cr3t!"]}"#, "signature.secrets[1]");
+        bad(
+            r#"{"scheme":"stripe","secrets":["s3cr3t",""]}"#,
+            "signature.secrets[1]",
+        );
+        bad(
+            r#"{"scheme":"hmac-sha256","secret":"s3cr3t"}"#,
+            "signature.header",
+        );
+        bad(
+            r#"{"scheme":"hmac-sha256","secret":"s3cr3t","header":"X Sig"}"#,
+            "signature.header",
+        );
+        bad(
+            r#"{"scheme":"hmac-sha256","secret":"s3cr3t","header":"X-Sig","encoding":"b32"}"#,
+            "signature.encoding",
+        );
+        bad(
+            r#"{"scheme":"hmac-sha256","secret":"s3cr3t","header":"X-Sig","timestamp_header":"a:b"}"#,
+            "signature.timestamp_header",
+        );
+        bad(
+            r#"{"scheme":"stripe","secret":"s3cr3t","header":"X-Sig"}"#,
+            "signature.header",
+        );
+        bad(
+            r#"{"scheme":"stripe","secret":"s3cr3t","legacy_sha1":true}"#,
+            "signature.legacy_sha1",
+        );
+        bad(
+            r#"{"scheme":"standard","secrets":["whsec_AAAA","whsec_s3cr3t!"]}"#,
+            "signature.secrets[1]",
+        );
         for cfg in all_configs() {
             cfg.validate().unwrap();
         }

@@ -57,7 +57,10 @@ impl Scheme for Slack {
         let mac = super::mac(Algo::Sha256, key, format!("v0:{now}:").as_bytes(), body);
         vec![
             (TS_HEADER.into(), now.to_string().into_bytes()),
-            (HEADER.into(), format!("v0={}", super::hex(&mac)).into_bytes()),
+            (
+                HEADER.into(),
+                format!("v0={}", super::hex(&mac)).into_bytes(),
+            ),
         ]
     }
 

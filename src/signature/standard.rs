@@ -82,7 +82,10 @@ impl Scheme for Standard {
                 rule: "as standardwebhooks: too old and too new are both rejected",
             }),
             note: (skipped > 0).then(|| {
-                format!("{skipped} entry(ies) skipped (not v1 or malformed); id {}", super::printable(id, 64))
+                format!(
+                    "{skipped} entry(ies) skipped (not v1 or malformed); id {}",
+                    super::printable(id, 64)
+                )
             }),
         })
     }
@@ -102,7 +105,10 @@ impl Scheme for Standard {
         vec![
             ("webhook-id".into(), msg_id.as_bytes().to_vec()),
             ("webhook-timestamp".into(), now.to_string().into_bytes()),
-            ("webhook-signature".into(), signature(key, msg_id, now, body)),
+            (
+                "webhook-signature".into(),
+                signature(key, msg_id, now, body),
+            ),
         ]
     }
 
