@@ -1,0 +1,389 @@
+//! The dashboard: server-rendered HTML pages on the admin listener, built
+//! with askama from `templates/` (one file per page, partials under
+//! `templates/partials/`), plus one stylesheet and one small script served
+//! from the binary (`/static/app.css`, `/static/app.js`).
+//!
+//! It owns the pages, their forms (each a POST that redirects back, so
+//! everything works without JavaScript), the login page and the request
+//! checks in [`security`]. It reads and changes state only through
+//! [`crate::relay::Relay`] and [`crate::store::Store`], like the JSON API.
+//!
+//! Payloads are hostile input. Invariants:
+//! - **No request or response data is ever marked `|safe`**: askama escapes
+//!   every value; bodies become data ([`body::BodyView`]), not HTML.
+//! - **No inline script, handler or style**: the CSP forbids them, so the
+//!   script reads its configuration from `data-` attributes.
+//! - **Every state-changing form carries the CSRF token** and is refused
+//!   from another origin ([`CsrfForm`]).
+//! - **No link is built from payload data** except to our own paths with
+//!   ids we generated, so no `javascript:` URL can reach an `href`.
+
+pub mod body;
+pub mod chart;
+pub mod curl;
+mod endpoints;
+mod events;
+pub mod security;
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Form, FromRequest, FromRequestParts, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use subtle::ConstantTimeEq;
+
+pub use curl::curl_command;
+use security::Flash;
+
+use super::AdminState;
+use crate::error::Error;
+
+const APP_CSS: &str = include_str!("../../assets/app.css");
+const APP_JS: &str = include_str!("../../assets/app.js");
+
+pub fn routes() -> Router<AdminState> {
+    Router::new()
+        .route("/", get(endpoints::list))
+        .route("/endpoints/new", get(endpoints::new_form).post(endpoints::create))
+        .route("/endpoints/{slug}", get(endpoints::edit_form).post(endpoints::update))
+        .route("/endpoints/{slug}/pause", post(endpoints::pause))
+        .route("/endpoints/{slug}/resume", post(endpoints::resume))
+        .route("/endpoints/{slug}/release", post(endpoints::release))
+        .route("/endpoints/{slug}/ping", post(endpoints::ping))
+        .route(
+            "/endpoints/{slug}/delete",
+            get(endpoints::delete_confirm).post(endpoints::delete),
+        )
+        .route("/events", get(events::list))
+        .route("/events/replay", post(events::bulk_replay))
+        .route("/events/{id}", get(events::show))
+        .route("/events/{id}/replay", post(events::replay))
+        .route("/events/{id}/verify", post(events::verify))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route("/static/app.css", get(|| async { asset("text/css; charset=utf-8", APP_CSS) }))
+        .route(
+            "/static/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+        )
+}
+
+fn asset(content_type: &'static str, text: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            // Revalidate each time: the binary may have been upgraded.
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        text,
+    )
+        .into_response()
+}
+
+/// Paths that stay reachable without logging in: the login page itself and
+/// the assets it needs.
+pub fn is_public(path: &str) -> bool {
+    path == "/login" || path.starts_with("/static/")
+}
+
+/// True for a request a browser makes to show a page (so an unauthenticated
+/// one is sent to `/login` rather than answered with JSON).
+pub fn is_page(method: &axum::http::Method, path: &str) -> bool {
+    (method == axum::http::Method::GET || method == axum::http::Method::HEAD)
+        && !path.starts_with("/api/")
+        && path != "/metrics"
+        && path != "/healthz"
+}
+
+/// Where an unauthenticated page request goes.
+pub fn login_redirect(path_and_query: &str) -> Response {
+    let next = format!("/login?next={}", encode_component(path_and_query));
+    Redirect::to(&next).into_response()
+}
+
+/// What every page's frame needs.
+pub struct Layout {
+    pub title: String,
+    /// The nav entry to mark current: `endpoints`, `events` or empty.
+    pub nav: &'static str,
+    pub csrf: String,
+    pub flash: Option<Flash>,
+    /// Show "Log out" (an admin token is set).
+    pub logout: bool,
+}
+
+/// Per-request page context: the flash message to show (read once) and
+/// whether login is in use.
+pub struct Ctx {
+    pub flash: Option<Flash>,
+    pub logout: bool,
+}
+
+impl FromRequestParts<AdminState> for Ctx {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AdminState) -> Result<Self, Self::Rejection> {
+        Ok(Ctx { flash: security::read_flash(&parts.headers), logout: st.token.is_some() })
+    }
+}
+
+impl Ctx {
+    pub fn layout(&self, title: impl Into<String>, nav: &'static str) -> Layout {
+        Layout {
+            title: title.into(),
+            nav,
+            csrf: security::csrf_token(),
+            flash: self.flash.clone(),
+            logout: self.logout,
+        }
+    }
+
+    /// Renders a page; a flash message shown on it is cleared.
+    pub fn page<T: Template>(&self, status: StatusCode, t: &T) -> Response {
+        let mut resp = html(status, t);
+        if self.flash.is_some() {
+            resp.headers_mut()
+                .append(header::SET_COOKIE, security::clear_cookie(security::FLASH_COOKIE));
+        }
+        resp
+    }
+}
+
+fn html<T: Template>(status: StatusCode, t: &T) -> Response {
+    match t.render() {
+        Ok(body) => (
+            status,
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                // Pages show payloads: keep them out of shared caches and history.
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(e) => PageError::from(Error::Internal(format!("template: {e}"))).into_response(),
+    }
+}
+
+/// A redirect after a form, with a message for the next page.
+pub fn redirect_with(to: &str, kind: &'static str, text: &str) -> Response {
+    let mut resp = Redirect::to(to).into_response();
+    resp.headers_mut()
+        .append(header::SET_COOKIE, security::flash_cookie(kind, text));
+    resp
+}
+
+/// An error shown as a page (the API's errors are JSON).
+#[derive(Debug)]
+pub struct PageError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl From<Error> for PageError {
+    fn from(e: Error) -> Self {
+        if matches!(e, Error::Store(_) | Error::Internal(_)) {
+            tracing::error!(error = %e, "dashboard request failed");
+        }
+        PageError { status: e.status(), message: e.public_message() }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    layout: Layout,
+    status: u16,
+    reason: String,
+    message: String,
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let page = ErrorPage {
+            layout: Layout {
+                title: format!("{} {}", self.status.as_u16(), self.status.canonical_reason().unwrap_or("")),
+                nav: "",
+                csrf: security::csrf_token(),
+                flash: None,
+                logout: false,
+            },
+            status: self.status.as_u16(),
+            reason: self.status.canonical_reason().unwrap_or("").to_string(),
+            message: self.message,
+        };
+        match page.render() {
+            Ok(body) => (
+                self.status,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                body,
+            )
+                .into_response(),
+            Err(_) => (self.status, "error").into_response(),
+        }
+    }
+}
+
+/// A submitted dashboard form whose CSRF token and origin were checked.
+/// Fields keep their order; repeated names are allowed.
+pub struct CsrfForm(pub Vec<(String, String)>);
+
+impl CsrfForm {
+    /// The first value of `name`, trimmed; empty when absent.
+    pub fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.trim())
+            .unwrap_or("")
+    }
+
+    /// The first value of `name` exactly as typed (textareas, secrets).
+    pub fn raw(&self, name: &str) -> &str {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()).unwrap_or("")
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(n, _)| n == name)
+    }
+}
+
+impl FromRequest<AdminState> for CsrfForm {
+    type Rejection = PageError;
+
+    async fn from_request(req: Request, st: &AdminState) -> Result<Self, PageError> {
+        let forbidden = |m: &str| PageError { status: StatusCode::FORBIDDEN, message: m.to_string() };
+        if !security::same_origin(req.headers(), req.uri()) {
+            return Err(forbidden("cross-origin form submission refused"));
+        }
+        let Form(pairs) = Form::<Vec<(String, String)>>::from_request(req, st)
+            .await
+            .map_err(|e| PageError { status: StatusCode::BAD_REQUEST, message: format!("reading the form: {e}") })?;
+        let form = CsrfForm(pairs);
+        if !security::csrf_ok(form.get(security::CSRF_FIELD)) {
+            return Err(forbidden(
+                "the form's security token is missing or out of date (the server may have restarted): \
+                 go back, reload the page and submit again",
+            ));
+        }
+        Ok(form)
+    }
+}
+
+// ---- login ----
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    layout: Layout,
+    next: String,
+    error: Option<String>,
+}
+
+async fn login_form(
+    State(st): State<AdminState>,
+    ctx: Ctx,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if st.token.is_none() {
+        return Redirect::to("/").into_response();
+    }
+    let next = security::safe_next(q.get("next").map(String::as_str).unwrap_or("/")).to_string();
+    let mut layout = ctx.layout("Log in", "");
+    layout.logout = false;
+    ctx.page(StatusCode::OK, &LoginPage { layout, next, error: None })
+}
+
+async fn login(State(st): State<AdminState>, ctx: Ctx, form: CsrfForm) -> Response {
+    let Some(token) = &st.token else {
+        return Redirect::to("/").into_response();
+    };
+    let next = security::safe_next(form.get("next")).to_string();
+    if bool::from(form.raw("token").as_bytes().ct_eq(token.as_bytes())) {
+        let mut resp = Redirect::to(&next).into_response();
+        resp.headers_mut().append(header::SET_COOKIE, security::session_cookie(token));
+        return resp;
+    }
+    tracing::warn!("dashboard login with a wrong admin token");
+    let mut layout = ctx.layout("Log in", "");
+    layout.logout = false;
+    ctx.page(
+        StatusCode::UNAUTHORIZED,
+        &LoginPage { layout, next, error: Some("That is not the admin token.".into()) },
+    )
+}
+
+async fn logout(State(st): State<AdminState>, _form: CsrfForm) -> Response {
+    let to = if st.token.is_some() { "/login" } else { "/" };
+    let mut resp = Redirect::to(to).into_response();
+    resp.headers_mut()
+        .append(header::SET_COOKIE, security::clear_cookie(security::SESSION_COOKIE));
+    resp
+}
+
+// ---- small shared helpers ----
+
+/// Percent-encodes a query component (RFC 3986 unreserved characters kept).
+pub fn encode_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `a=1&b=2` from pairs, empty values left out.
+pub fn query_string(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{}={}", encode_component(k), encode_component(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// "3 s ago", "5 min ago", "2 h ago", "4 d ago".
+pub fn ago(then_ms: u64, now_ms: u64) -> String {
+    let s = now_ms.saturating_sub(then_ms) / 1000;
+    match s {
+        0..=59 => format!("{s} s ago"),
+        60..=3599 => format!("{} min ago", s / 60),
+        3600..=86_399 => format!("{} h ago", s / 3600),
+        _ => format!("{} d ago", s / 86_400),
+    }
+}
+
+/// Header pairs as text for display; bytes that are not UTF-8 are shown as
+/// U+FFFD (the stored bytes are unchanged).
+pub fn header_text(h: &[(String, Vec<u8>)]) -> Vec<(String, String)> {
+    h.iter()
+        .map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoding() {
+        assert_eq!(encode_component("a b&c=/é"), "a%20b%26c%3D%2F%C3%A9");
+        assert_eq!(query_string(&[("endpoint", "shop"), ("q", ""), ("state", "failed")]), "endpoint=shop&state=failed");
+    }
+
+    #[test]
+    fn ages() {
+        assert_eq!(ago(0, 5_000), "5 s ago");
+        assert_eq!(ago(0, 120_000), "2 min ago");
+        assert_eq!(ago(0, 7_200_000), "2 h ago");
+        assert_eq!(ago(10, 0), "0 s ago");
+    }
+}

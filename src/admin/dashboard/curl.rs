@@ -1,0 +1,277 @@
+//! "Copy as curl": a shell command that re-sends a stored event byte for
+//! byte, safe to paste into bash or zsh whatever the payload contains.
+//!
+//! Quoting rules, because the payload is hostile input:
+//! - every argument is single-quoted, a `'` inside becoming `'\''`; inside
+//!   single quotes the shell expands nothing (`$()`, backticks, `!`, `\`);
+//! - a header value with bytes that are not printable UTF-8 is written as
+//!   ANSI-C `$'…'` with every byte outside `[A-Za-z0-9 ]` hex-escaped;
+//! - a body that is not printable text (not UTF-8, control characters that
+//!   a terminal would act on while pasting, NUL) or is large is written to a
+//!   file first by `base64 -d` from a quoted heredoc, then sent with
+//!   `--data-binary @file` — never `-d`, which strips newlines.
+//!
+//! curl adds `User-Agent`, `Accept`, `Content-Type` (with a body) and
+//! `Expect` on its own; when the stored request lacked one, the command
+//! removes it with `-H 'Name:'`, so the request matches the stored one.
+
+use base64::Engine;
+
+use crate::event::Event;
+
+/// Bodies above this size go through a file even when they are text, so the
+/// command stays short enough to paste.
+pub const INLINE_BODY_MAX: usize = 16 * 1024;
+
+/// Headers not reproduced: they describe the hop (RFC 9110 §7.6.1) or are
+/// recomputed by curl for the new connection.
+const SKIPPED: [&str; 11] = [
+    "host",
+    "content-length",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Headers curl sends by itself unless told otherwise.
+const CURL_DEFAULTS: [&str; 4] = ["user-agent", "accept", "content-type", "expect"];
+
+/// The command that re-sends `ev` with `body` to `base_url` + the event's
+/// path suffix and query. `base_url` is e.g. the endpoint's target or
+/// `http://127.0.0.1:8080/in/shop`.
+pub fn curl_command(ev: &Event, body: &[u8], base_url: &str) -> String {
+    let mut url = base_url.to_string();
+    if url.ends_with('/') && ev.path.starts_with('/') {
+        url.pop();
+    }
+    url.push_str(&ev.path);
+    if let Some(q) = ev.query.as_deref() {
+        url.push('?');
+        url.push_str(q);
+    }
+
+    let named_by_connection: Vec<String> = ev
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
+        .flat_map(|(_, v)| {
+            String::from_utf8_lossy(v)
+                .split(',')
+                .map(|s| s.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let kept: Vec<&(String, Vec<u8>)> = ev
+        .headers
+        .iter()
+        .filter(|(n, _)| {
+            let lower = n.to_ascii_lowercase();
+            !SKIPPED.contains(&lower.as_str()) && !named_by_connection.contains(&lower)
+        })
+        .collect();
+
+    let inline = !body.is_empty() && body.len() <= INLINE_BODY_MAX && is_pasteable_text(body);
+    let file = format!("hookrelay-body-{}.bin", sanitize_file_part(&ev.id));
+
+    let mut out = String::new();
+    if !body.is_empty() && !inline {
+        out.push_str("base64 -d > ");
+        out.push_str(&quote(&file));
+        out.push_str(" <<'HOOKRELAY_BODY'\n");
+        // The standard alphabet has no `_`, so no line can end the heredoc.
+        let b64 = base64::engine::general_purpose::STANDARD.encode(body);
+        for chunk in b64.as_bytes().chunks(76) {
+            out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+            out.push('\n');
+        }
+        out.push_str("HOOKRELAY_BODY\n");
+    }
+
+    // --globoff: `[]{}` in a URL are data, not curl's globbing syntax.
+    // --path-as-is: keep `/../` and `/./` as received.
+    out.push_str("curl --globoff --path-as-is --silent --show-error ");
+    if ev.method.eq_ignore_ascii_case("HEAD") {
+        // `-X HEAD` would make curl wait for a body that never comes.
+        out.push_str("--head");
+    } else {
+        out.push_str("-X ");
+        out.push_str(&quote(&ev.method));
+    }
+    out.push(' ');
+    out.push_str(&quote(&url));
+    for (name, value) in &kept {
+        out.push_str(" \\\n  -H ");
+        if value.is_empty() {
+            // `Name;` is curl's spelling of "send this header empty";
+            // `Name:` would remove it.
+            out.push_str(&quote_bytes(format!("{name};").as_bytes()));
+        } else {
+            let mut line = format!("{name}: ").into_bytes();
+            line.extend_from_slice(value);
+            out.push_str(&quote_bytes(&line));
+        }
+    }
+    for default in CURL_DEFAULTS {
+        if !kept.iter().any(|(n, _)| n.eq_ignore_ascii_case(default)) {
+            out.push_str(" \\\n  -H ");
+            out.push_str(&quote(&format!("{}:", header_case(default))));
+        }
+    }
+    if inline {
+        out.push_str(" \\\n  --data-binary ");
+        out.push_str(&quote_bytes(body));
+    } else if !body.is_empty() {
+        out.push_str(" \\\n  --data-binary ");
+        out.push_str(&quote(&format!("@{file}")));
+    }
+    out.push('\n');
+    out
+}
+
+/// True when `body` can sit inside single quotes in a pasted command: UTF-8
+/// with no control characters but newline. Tabs (completion), carriage
+/// returns and escape sequences act on an interactive terminal as it is
+/// pasted, so they go through the file path.
+pub fn is_pasteable_text(body: &[u8]) -> bool {
+    match std::str::from_utf8(body) {
+        Ok(s) => !s.chars().any(|c| (c.is_control() && c != '\n') || is_bidi_control(c)),
+        Err(_) => false,
+    }
+}
+
+/// Unicode bidirectional overrides can make a command read differently
+/// from what runs ("Trojan Source"); keep them out of pasted text.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// Single-quotes `s` for a POSIX shell.
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        if c == '\'' {
+            out.push_str("'\\''");
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// Quotes raw bytes: single quotes when they are pasteable text, else
+/// ANSI-C `$'…'` with hex escapes (bash, zsh, ksh).
+pub fn quote_bytes(b: &[u8]) -> String {
+    if let Ok(s) = std::str::from_utf8(b)
+        && is_pasteable_text(b)
+    {
+        return quote(s);
+    }
+    let mut out = String::from("$'");
+    for &byte in b {
+        if byte.is_ascii_alphanumeric() || byte == b' ' {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    out.push('\'');
+    out
+}
+
+fn header_case(lower: &str) -> String {
+    lower
+        .split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            match c.next() {
+                Some(f) => f.to_ascii_uppercase().to_string() + c.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+fn sanitize_file_part(s: &str) -> String {
+    s.chars().filter(|c| c.is_ascii_alphanumeric()).take(40).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventState;
+
+    fn event(headers: &[(&str, &[u8])], path: &str, query: Option<&str>) -> Event {
+        Event {
+            id: "01KAAAAAAAAAAAAAAAAAAAAAAA".into(),
+            endpoint: "shop".into(),
+            received_at: 0,
+            method: "POST".into(),
+            path: path.into(),
+            query: query.map(str::to_string),
+            headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_vec())).collect(),
+            size: 0,
+            remote_addr: "127.0.0.1:1".into(),
+            state: EventState::Captured,
+            topic: None,
+            external_id: None,
+            duplicate_of: None,
+            signature: None,
+            attempts: 0,
+            last_status: None,
+        }
+    }
+
+    #[test]
+    fn quoting() {
+        let check = |input: &str, want: &str| assert_eq!(quote(input), want, "{input:?}");
+        check("plain", "'plain'");
+        check("it's", "'it'\\''s'");
+        check("$(id) `id` \\ !x", "'$(id) `id` \\ !x'");
+        check("a\nb", "'a\nb'");
+        let check_bytes = |input: &[u8], want: &str| assert_eq!(quote_bytes(input), want, "{input:?}");
+        check_bytes(b"ok 1", "'ok 1'");
+        check_bytes(b"\xff'x", "$'\\xff\\x27x'");
+        check_bytes(b"a\tb", "$'a\\x09b'");
+        check_bytes(b"\x1b[31m", "$'\\x1b\\x5b31m'");
+    }
+
+    #[test]
+    fn command_shape() {
+        let ev = event(
+            &[
+                ("host", b"proxy"),
+                ("content-type", b"application/json"),
+                ("x-q", b"it's $(x)"),
+                ("x-empty", b""),
+                ("content-length", b"2"),
+            ],
+            "/a b",
+            Some("x=1&y='"),
+        );
+        let cmd = curl_command(&ev, b"{}", "http://h:1/in/cap");
+        assert_eq!(
+            cmd,
+            "curl --globoff --path-as-is --silent --show-error -X 'POST' 'http://h:1/in/cap/a b?x=1&y='\\'''\
+             \\\n  -H 'content-type: application/json' \\\n  -H 'x-q: it'\\''s $(x)' \\\n  -H 'x-empty;' \
+             \\\n  -H 'User-Agent:' \\\n  -H 'Accept:' \\\n  -H 'Expect:' \\\n  --data-binary '{}'\n"
+        );
+    }
+
+    #[test]
+    fn binary_bodies_go_through_a_file() {
+        let ev = event(&[], "", None);
+        let cmd = curl_command(&ev, b"\x00\x01\xffa\n", "http://h/in/x");
+        assert!(cmd.starts_with("base64 -d > 'hookrelay-body-01KAAAAAAAAAAAAAAAAAAAAAAA.bin' <<'HOOKRELAY_BODY'\nAAH/YQo=\nHOOKRELAY_BODY\n"), "{cmd}");
+        assert!(cmd.ends_with("--data-binary '@hookrelay-body-01KAAAAAAAAAAAAAAAAAAAAAAA.bin'\n"), "{cmd}");
+        assert!(!cmd.contains(" -d "));
+    }
+}

@@ -1,0 +1,613 @@
+//! Endpoint pages: the list (`/`) with status, counters, the failure
+//! warning, the per-minute chart and actions; the new/edit form; the delete
+//! confirmation.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Map, Value};
+
+use super::chart::{self, Chart};
+use super::{CsrfForm, Ctx, Layout, PageError, ago, redirect_with};
+use crate::admin::AdminState;
+use crate::endpoint::{Counts, Endpoint, EndpointInput, Mode, ResponseSpec, Status};
+use crate::error::Error;
+use crate::event::EventState;
+use crate::store::EventFilter;
+use crate::time::now_ms;
+
+/// Events read per endpoint to draw the chart; beyond it the chart says
+/// "at least".
+const CHART_EVENT_BUDGET: usize = 5_000;
+/// Recent events listed on an endpoint's page.
+const HISTORY_ROWS: usize = 20;
+
+pub struct EndpointRow {
+    pub slug: String,
+    pub name: String,
+    pub status: &'static str,
+    pub reason: Option<String>,
+    pub disabled_ago: Option<String>,
+    pub target: Option<String>,
+    pub mode: &'static str,
+    pub counts: Counts,
+    pub consecutive_failures: u32,
+    pub failure_threshold: u32,
+    pub failures_left: u32,
+    /// Failures so far and the endpoint still active: warn.
+    pub warn: bool,
+    /// Two failures left or fewer: warn loudly.
+    pub danger: bool,
+    pub has_signature: bool,
+    pub chart: Chart,
+}
+
+impl EndpointRow {
+    fn new(ep: &Endpoint, counts: Counts, chart: Chart, now: u64) -> EndpointRow {
+        EndpointRow {
+            slug: ep.slug.to_string(),
+            name: ep.name.clone(),
+            status: ep.status.as_str(),
+            reason: ep.disabled_reason.clone(),
+            disabled_ago: ep.disabled_at.map(|t| ago(t, now)),
+            target: ep.target.clone(),
+            mode: mode_str(ep.mode),
+            counts,
+            consecutive_failures: ep.consecutive_failures,
+            failure_threshold: ep.failure_threshold,
+            failures_left: ep.failures_left(),
+            warn: ep.status == Status::Active && ep.consecutive_failures > 0 && ep.target.is_some(),
+            danger: ep.failures_left() <= 2,
+            has_signature: ep.signature.is_some(),
+            chart,
+        }
+    }
+}
+
+fn mode_str(m: Mode) -> &'static str {
+    match m {
+        Mode::Forward => "forward",
+        Mode::Queue => "queue",
+    }
+}
+
+/// Reads counts and the last hour's events of each endpoint in one trip to
+/// the blocking pool.
+async fn rows(st: &AdminState, eps: Vec<Endpoint>) -> Result<Vec<EndpointRow>, Error> {
+    let now = now_ms();
+    let slugs: Vec<String> = eps.iter().map(|e| e.slug.to_string()).collect();
+    let data = st
+        .relay
+        .store
+        .run(move |s| {
+            let mut out = Vec::new();
+            for slug in slugs {
+                let counts = s.counts(&slug)?;
+                let mut points = Vec::new();
+                let mut cursor = None;
+                let mut capped = false;
+                loop {
+                    let page = s.query(&EventFilter {
+                        endpoint: Some(slug.clone()),
+                        since: Some(now.saturating_sub(chart::MINUTES as u64 * 60_000)),
+                        limit: 1000,
+                        cursor: cursor.take(),
+                        ..Default::default()
+                    })?;
+                    points.extend(page.events.iter().map(|e| {
+                        (e.received_at, matches!(e.state, EventState::Failed | EventState::Rejected))
+                    }));
+                    match page.next_cursor {
+                        Some(c) if points.len() < CHART_EVENT_BUDGET => cursor = Some(c),
+                        Some(_) => {
+                            capped = true;
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                out.push((counts, chart::build(&points, now, capped)));
+            }
+            Ok(out)
+        })
+        .await?;
+    Ok(eps
+        .iter()
+        .zip(data)
+        .map(|(ep, (counts, chart))| EndpointRow::new(ep, counts, chart, now))
+        .collect())
+}
+
+#[derive(Template)]
+#[template(path = "endpoints.html")]
+struct EndpointsPage {
+    layout: Layout,
+    rows: Vec<EndpointRow>,
+    chart_width: u32,
+    chart_height: u32,
+}
+
+pub async fn list(State(st): State<AdminState>, ctx: Ctx) -> Result<Response, PageError> {
+    let rows = rows(&st, st.relay.list()).await?;
+    let page = EndpointsPage {
+        layout: ctx.layout("Endpoints", "endpoints"),
+        rows,
+        chart_width: chart::WIDTH,
+        chart_height: chart::HEIGHT,
+    };
+    Ok(ctx.page(StatusCode::OK, &page))
+}
+
+// ---- the form ----
+
+/// The form's fields as text, so a rejected submission is shown as typed.
+#[derive(Default)]
+pub struct FormValues {
+    pub slug: String,
+    pub name: String,
+    pub status: String,
+    pub target: String,
+    pub mode: String,
+    pub timeout_ms: String,
+    pub failure_threshold: String,
+    pub success_codes: String,
+    pub retry: String,
+    pub sig_scheme: String,
+    pub sig_has_secret: bool,
+    pub sig_tolerance: String,
+    pub sig_enforce: bool,
+    pub sig_header: String,
+    pub sig_encoding: String,
+    pub sig_prefix: String,
+    pub sig_timestamp_header: String,
+    pub resp_status: String,
+    pub resp_headers: String,
+    pub resp_body: String,
+    pub resp_delay: String,
+    pub resp_sequence: String,
+    pub notify_url: String,
+    pub mirror: String,
+}
+
+impl FormValues {
+    fn of(ep: &Endpoint) -> FormValues {
+        let sig = ep.signature.as_ref().and_then(Value::as_object);
+        let sig_str = |k: &str| {
+            sig.and_then(|o| o.get(k))
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .unwrap_or_default()
+        };
+        FormValues {
+            slug: ep.slug.to_string(),
+            name: ep.name.clone(),
+            status: ep.status.as_str().to_string(),
+            target: ep.target.clone().unwrap_or_default(),
+            mode: mode_str(ep.mode).to_string(),
+            timeout_ms: ep.timeout_ms.to_string(),
+            failure_threshold: ep.failure_threshold.to_string(),
+            success_codes: Vec::<String>::from(ep.success_codes.clone()).join(", "),
+            retry: ep.retry.join(", "),
+            sig_scheme: sig_str("scheme"),
+            sig_has_secret: sig.is_some_and(|o| o.contains_key("secret") || o.contains_key("secrets")),
+            sig_tolerance: sig_str("tolerance_s"),
+            sig_enforce: sig.and_then(|o| o.get("enforce")).and_then(Value::as_bool).unwrap_or(false),
+            sig_header: sig_str("header"),
+            sig_encoding: sig_str("encoding"),
+            sig_prefix: sig_str("prefix"),
+            sig_timestamp_header: sig_str("timestamp_header"),
+            resp_status: ep.response.status.to_string(),
+            resp_headers: ep
+                .response
+                .headers
+                .iter()
+                .map(|(n, v)| format!("{n}: {v}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            resp_body: ep.response.body.clone(),
+            resp_delay: ep.response.delay_ms.to_string(),
+            resp_sequence: ep.response.sequence.iter().map(u16::to_string).collect::<Vec<_>>().join(", "),
+            notify_url: ep.notify_url.clone().unwrap_or_default(),
+            mirror: ep.mirror.clone().unwrap_or_default(),
+        }
+    }
+
+    fn from_form(f: &CsrfForm) -> FormValues {
+        FormValues {
+            slug: f.get("slug").to_string(),
+            name: f.get("name").to_string(),
+            status: f.get("status").to_string(),
+            target: f.get("target").to_string(),
+            mode: f.get("mode").to_string(),
+            timeout_ms: f.get("timeout_ms").to_string(),
+            failure_threshold: f.get("failure_threshold").to_string(),
+            success_codes: f.get("success_codes").to_string(),
+            retry: f.get("retry").to_string(),
+            sig_scheme: f.get("sig_scheme").to_string(),
+            sig_has_secret: false,
+            sig_tolerance: f.get("sig_tolerance").to_string(),
+            sig_enforce: f.has("sig_enforce"),
+            sig_header: f.get("sig_header").to_string(),
+            sig_encoding: f.get("sig_encoding").to_string(),
+            sig_prefix: f.raw("sig_prefix").to_string(),
+            sig_timestamp_header: f.get("sig_timestamp_header").to_string(),
+            resp_status: f.get("resp_status").to_string(),
+            resp_headers: f.raw("resp_headers").to_string(),
+            resp_body: f.raw("resp_body").to_string(),
+            resp_delay: f.get("resp_delay").to_string(),
+            resp_sequence: f.get("resp_sequence").to_string(),
+            notify_url: f.get("notify_url").to_string(),
+            mirror: f.get("mirror").to_string(),
+        }
+    }
+}
+
+/// A validation message tied to the form field it is about.
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+/// The field a validation message names: messages start with the field
+/// (`"target: …"`, `"signature.scheme: …"`, `"invalid slug …"`).
+fn field_of(message: &str) -> String {
+    if message.starts_with("invalid slug") {
+        return "slug".into();
+    }
+    let head = message.split(':').next().unwrap_or("");
+    let head = head.split(['.', '[']).next().unwrap_or("").trim();
+    let known = [
+        "slug", "name", "status", "target", "mode", "timeout_ms", "failure_threshold", "success_codes",
+        "retry", "signature", "response", "notify_url", "mirror",
+    ];
+    if known.contains(&head) { head.to_string() } else { String::new() }
+}
+
+#[derive(Template)]
+#[template(path = "endpoint_form.html")]
+struct FormPage {
+    layout: Layout,
+    is_new: bool,
+    v: FormValues,
+    errors: Vec<FieldError>,
+    schemes: Vec<&'static str>,
+    /// Edit page only: the endpoint as it is now, and its recent events.
+    row: Option<EndpointRow>,
+    history: Vec<super::events::EventRow>,
+    /// Where the card's action forms return to.
+    back_url: String,
+    chart_width: u32,
+    chart_height: u32,
+}
+
+impl FormPage {
+    /// The message for `field`, if the last submission was refused for it.
+    fn error(&self, field: &str) -> Option<&str> {
+        self.errors.iter().find(|e| e.field == field).map(|e| e.message.as_str())
+    }
+
+    fn scheme_selected(&self, s: &str) -> bool {
+        self.v.sig_scheme == s
+    }
+
+    /// Messages not tied to a field.
+    fn general_errors(&self) -> Vec<&str> {
+        self.errors.iter().filter(|e| e.field.is_empty()).map(|e| e.message.as_str()).collect()
+    }
+}
+
+const SCHEMES: [&str; 9] = [
+    "woocommerce", "github", "stripe", "shopify", "standard", "slack", "paddle", "hmac-sha256", "auto",
+];
+
+fn form_page(ctx: &Ctx, is_new: bool, v: FormValues, errors: Vec<FieldError>) -> FormPage {
+    let title = if is_new { "New endpoint".to_string() } else { format!("Endpoint {}", v.slug) };
+    let back_url = if is_new { "/".to_string() } else { format!("/endpoints/{}", v.slug) };
+    FormPage {
+        layout: ctx.layout(title, "endpoints"),
+        is_new,
+        v,
+        errors,
+        schemes: SCHEMES.to_vec(),
+        row: None,
+        history: Vec::new(),
+        back_url,
+        chart_width: chart::WIDTH,
+        chart_height: chart::HEIGHT,
+    }
+}
+
+pub async fn new_form(ctx: Ctx) -> Response {
+    let defaults = Endpoint::new(crate::endpoint::Slug::parse("new").expect("valid slug"), now_ms());
+    let mut v = FormValues::of(&defaults);
+    v.slug.clear();
+    v.name.clear();
+    ctx.page(StatusCode::OK, &form_page(&ctx, true, v, Vec::new()))
+}
+
+pub async fn edit_form(State(st): State<AdminState>, ctx: Ctx, Path(slug): Path<String>) -> Result<Response, PageError> {
+    let ep = st.relay.get(&slug)?;
+    let mut page = form_page(&ctx, false, FormValues::of(&ep), Vec::new());
+    fill_edit_page(&st, &mut page, ep).await?;
+    Ok(ctx.page(StatusCode::OK, &page))
+}
+
+async fn fill_edit_page(st: &AdminState, page: &mut FormPage, ep: Endpoint) -> Result<(), Error> {
+    let slug = ep.slug.to_string();
+    page.row = rows(st, vec![ep]).await?.pop();
+    let filter = EventFilter { endpoint: Some(slug), limit: HISTORY_ROWS, ..Default::default() };
+    let events = st.relay.store.run(move |s| s.query(&filter)).await?.events;
+    let now = now_ms();
+    page.history = events.iter().map(|e| super::events::EventRow::new(e, now)).collect();
+    Ok(())
+}
+
+/// Turns the submitted form into an [`EndpointInput`]. `current` is the
+/// endpoint being edited (its secret is kept unless a new one is typed).
+fn input_of(f: &CsrfForm, current: Option<&Endpoint>) -> Result<EndpointInput, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut err = |field: &str, message: String| errors.push(FieldError { field: field.into(), message });
+    let opt = |s: &str| if s.is_empty() { None } else { Some(s.to_string()) };
+    let list = |s: &str| -> Vec<String> {
+        s.split([',', ' ', '\n', '\r', '\t']).filter(|p| !p.is_empty()).map(str::to_string).collect()
+    };
+    let mut number = |field: &str, value: &str, what: &str| -> Option<u64> {
+        if value.is_empty() {
+            return None;
+        }
+        match value.parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                err(field, format!("{field}: {value:?} is not {what}"));
+                None
+            }
+        }
+    };
+    let timeout_ms = number("timeout_ms", f.get("timeout_ms"), "a whole number of milliseconds");
+    let failure_threshold = number("failure_threshold", f.get("failure_threshold"), "a whole number");
+    let tolerance = number("signature", f.get("sig_tolerance"), "a whole number of seconds (tolerance)");
+    let resp_status = number("response", f.get("resp_status"), "an HTTP status (response status)");
+    let resp_delay = number("response", f.get("resp_delay"), "a whole number of milliseconds (response delay)");
+    let mut sequence = Vec::new();
+    for s in list(f.get("resp_sequence")) {
+        match s.parse::<u16>() {
+            Ok(n) => sequence.push(n),
+            Err(_) => err("response", format!("response: sequence entry {s:?} is not an HTTP status")),
+        }
+    }
+    let mut resp_headers = Vec::new();
+    for line in f.raw("resp_headers").lines().map(str::trim).filter(|l| !l.is_empty()) {
+        match line.split_once(':') {
+            Some((n, v)) => resp_headers.push((n.trim().to_string(), v.trim().to_string())),
+            None => err("response", format!("response: header line {line:?} needs the form \"Name: value\"")),
+        }
+    }
+    let mode = match f.get("mode") {
+        "" | "forward" => Mode::Forward,
+        "queue" => Mode::Queue,
+        other => {
+            err("mode", format!("mode: {other:?} is not forward or queue"));
+            Mode::Forward
+        }
+    };
+    let status = match f.get("status") {
+        "" => None,
+        "active" => Some(Status::Active),
+        "paused" => Some(Status::Paused),
+        "disabled" => Some(Status::Disabled),
+        other => {
+            err("status", format!("status: {other:?} is not active, paused or disabled"));
+            None
+        }
+    };
+
+    // Signature: start from the stored object so fields the form does not
+    // show (a `secrets` list, `legacy_sha1`) survive an edit.
+    let scheme = f.get("sig_scheme");
+    let signature = if scheme.is_empty() {
+        None
+    } else {
+        let mut obj: Map<String, Value> = current
+            .and_then(|ep| ep.signature.as_ref())
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        obj.insert("scheme".into(), scheme.into());
+        let secret = f.raw("sig_secret");
+        if !secret.is_empty() {
+            obj.insert("secret".into(), secret.into());
+            obj.remove("secrets");
+        }
+        match tolerance {
+            Some(t) => obj.insert("tolerance_s".into(), t.into()),
+            None => obj.remove("tolerance_s"),
+        };
+        obj.insert("enforce".into(), f.has("sig_enforce").into());
+        for (field, key) in [
+            ("sig_header", "header"),
+            ("sig_encoding", "encoding"),
+            ("sig_prefix", "prefix"),
+            ("sig_timestamp_header", "timestamp_header"),
+        ] {
+            match opt(if key == "prefix" { f.raw(field) } else { f.get(field) }) {
+                Some(v) => obj.insert(key.into(), v.into()),
+                None => obj.remove(key),
+            };
+        }
+        Some(Value::Object(obj))
+    };
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let defaults = ResponseSpec::default();
+    let status = match (status, current) {
+        // Re-sending the current status would reset the failure count.
+        (Some(s), Some(ep)) if s == ep.status => None,
+        (s, _) => s,
+    };
+    let name = f.get("name");
+    Ok(EndpointInput {
+        slug: opt(f.get("slug")),
+        name: if name.is_empty() && current.is_none() { None } else { Some(name.to_string()) },
+        status,
+        target: Some(opt(f.get("target"))),
+        mode: Some(mode),
+        timeout_ms,
+        failure_threshold: failure_threshold.map(|n| n.min(u32::MAX as u64) as u32),
+        success_codes: Some(list(f.get("success_codes"))).filter(|l| !l.is_empty() || current.is_some()),
+        retry: Some(list(f.get("retry"))).filter(|l| !l.is_empty() || current.is_some()),
+        signature: Some(signature),
+        response: Some(ResponseSpec {
+            status: resp_status.map(|n| n.min(u16::MAX as u64) as u16).unwrap_or(defaults.status),
+            headers: resp_headers,
+            body: f.raw("resp_body").to_string(),
+            delay_ms: resp_delay.unwrap_or(0),
+            sequence,
+        }),
+        notify_url: Some(opt(f.get("notify_url"))),
+        mirror: if current.is_none() && f.get("mirror").is_empty() { None } else { Some(opt(f.get("mirror"))) },
+    })
+}
+
+fn refused(e: Error) -> Result<Vec<FieldError>, PageError> {
+    match e {
+        Error::BadRequest(m) | Error::Unprocessable(m) | Error::Conflict(m) => {
+            Ok(vec![FieldError { field: field_of(&m), message: m }])
+        }
+        other => Err(other.into()),
+    }
+}
+
+pub async fn create(State(st): State<AdminState>, ctx: Ctx, form: CsrfForm) -> Result<Response, PageError> {
+    let errors = match input_of(&form, None) {
+        Ok(input) => match st.relay.create(input, false).await {
+            Ok(ep) => {
+                let to = format!("/endpoints/{}", ep.slug);
+                return Ok(redirect_with(&to, "ok", &format!("Created endpoint {}.", ep.slug)));
+            }
+            Err(e) => refused(e)?,
+        },
+        Err(errors) => errors,
+    };
+    let page = form_page(&ctx, true, FormValues::from_form(&form), errors);
+    Ok(ctx.page(StatusCode::BAD_REQUEST, &page))
+}
+
+pub async fn update(
+    State(st): State<AdminState>,
+    ctx: Ctx,
+    Path(slug): Path<String>,
+    form: CsrfForm,
+) -> Result<Response, PageError> {
+    let current = st.relay.get(&slug)?;
+    let errors = match input_of(&form, Some(&current)) {
+        Ok(mut input) => {
+            input.slug = None;
+            match st.relay.update(&slug, input).await {
+                Ok(_) => return Ok(redirect_with(&format!("/endpoints/{slug}"), "ok", "Saved.")),
+                Err(e) => refused(e)?,
+            }
+        }
+        Err(errors) => errors,
+    };
+    let mut v = FormValues::from_form(&form);
+    v.slug = slug;
+    v.sig_has_secret = FormValues::of(&current).sig_has_secret;
+    let mut page = form_page(&ctx, false, v, errors);
+    fill_edit_page(&st, &mut page, current).await?;
+    Ok(ctx.page(StatusCode::BAD_REQUEST, &page))
+}
+
+/// Where an action's redirect goes: back to the page the form was on.
+fn back(form: &CsrfForm) -> String {
+    super::security::safe_next(form.get("back")).to_string()
+}
+
+pub async fn pause(State(st): State<AdminState>, Path(slug): Path<String>, form: CsrfForm) -> Response {
+    match st.relay.set_status(&slug, Status::Paused).await {
+        Ok(_) => redirect_with(
+            &back(&form),
+            "ok",
+            &format!("Paused {slug}: new events are stored as held and the sender gets 202."),
+        ),
+        Err(e) => redirect_with(&back(&form), "error", &e.public_message()),
+    }
+}
+
+pub async fn resume(State(st): State<AdminState>, Path(slug): Path<String>, form: CsrfForm) -> Response {
+    let res = st.relay.set_status(&slug, Status::Active).await;
+    let held = st.relay.store.run({
+        let slug = slug.clone();
+        move |s| s.counts(&slug)
+    });
+    match (res, held.await) {
+        (Ok(_), Ok(c)) if c.held > 0 => redirect_with(
+            &back(&form),
+            "ok",
+            &format!("Resumed {slug}; the failure count is reset. {} held events can be released now.", c.held),
+        ),
+        (Ok(_), _) => redirect_with(&back(&form), "ok", &format!("Resumed {slug}; the failure count is reset.")),
+        (Err(e), _) => redirect_with(&back(&form), "error", &e.public_message()),
+    }
+}
+
+pub async fn release(State(st): State<AdminState>, Path(slug): Path<String>, form: CsrfForm) -> Response {
+    match st.relay.release(&slug).await {
+        Ok(r) => {
+            let mut text = format!(
+                "Released {} held events of {slug}: {} delivered, {} failed.",
+                r.released, r.delivered, r.failed
+            );
+            if r.still_held > 0 {
+                text.push_str(&format!(
+                    " The endpoint was disabled again during the release; {} are still held.",
+                    r.still_held
+                ));
+            }
+            let kind = if r.failed > 0 || r.still_held > 0 { "error" } else { "ok" };
+            redirect_with(&back(&form), kind, &text)
+        }
+        Err(e) => redirect_with(&back(&form), "error", &e.public_message()),
+    }
+}
+
+/// Test pings need a relay operation that sends a synthetic event
+/// (`Trigger::Ping`); until it exists the button is shown disabled and a
+/// direct POST says so rather than pretending.
+pub async fn ping(Path(slug): Path<String>, form: CsrfForm) -> Response {
+    redirect_with(
+        &back(&form),
+        "error",
+        &format!("Test ping for {slug} is not available yet: this build has no ping operation."),
+    )
+}
+
+#[derive(Template)]
+#[template(path = "endpoint_delete.html")]
+struct DeletePage {
+    layout: Layout,
+    row: EndpointRow,
+}
+
+pub async fn delete_confirm(State(st): State<AdminState>, ctx: Ctx, Path(slug): Path<String>) -> Result<Response, PageError> {
+    let ep = st.relay.get(&slug)?;
+    let row = rows(&st, vec![ep]).await?.pop().ok_or_else(|| Error::NotFound(format!("no endpoint {slug:?}")))?;
+    let page = DeletePage { layout: ctx.layout(format!("Delete {slug}?"), "endpoints"), row };
+    Ok(ctx.page(StatusCode::OK, &page))
+}
+
+pub async fn delete(State(st): State<AdminState>, Path(slug): Path<String>, form: CsrfForm) -> Result<Response, PageError> {
+    if form.get("confirm") != slug {
+        return Ok(redirect_with(
+            &format!("/endpoints/{slug}/delete"),
+            "error",
+            "Type the endpoint's slug to confirm the deletion.",
+        ));
+    }
+    st.relay.delete(&slug).await?;
+    Ok(redirect_with("/", "ok", &format!("Deleted endpoint {slug}. Its stored events are kept.")))
+}

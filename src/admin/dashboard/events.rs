@@ -1,0 +1,527 @@
+//! Event pages: the list (`/events`) with the API's filters in the URL,
+//! cursor pagination, the live tail's hooks and "replay all matching"; the
+//! detail page (`/events/{id}`) with request, body, signature, attempts,
+//! replay forms and "Copy as curl".
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::body::BodyView;
+use super::{CsrfForm, Ctx, Layout, PageError, ago, encode_component, header_text, query_string, redirect_with};
+use crate::admin::AdminState;
+use crate::admin::api::parse_filter;
+use crate::error::Error;
+use crate::event::{Attempt, Event, EventState};
+use crate::store::EventFilter;
+use crate::time::{now_ms, rfc3339_ms};
+
+/// The list's query parameters, in the order the filter form shows them.
+pub const FILTER_KEYS: [&str; 10] =
+    ["endpoint", "state", "topic", "method", "status", "signature", "since", "until", "q", "duplicate"];
+/// Signature verdicts a filter can ask for.
+const VERDICTS: [&str; 5] = ["valid", "invalid", "stale", "missing", "unchecked"];
+/// "Replay all matching" replays at most this many events per submission,
+/// one after the other, while the browser waits.
+pub const BULK_REPLAY_MAX: usize = 100;
+/// The dry-run count stops here and says "at least".
+const COUNT_MAX: usize = 10_000;
+/// And stops after examining this many records, for filters that match
+/// little in a large store.
+const COUNT_SCAN_MAX: usize = 1_000_000;
+
+/// One line of the events table.
+pub struct EventRow {
+    pub id: String,
+    pub received_at: String,
+    pub ago: String,
+    pub endpoint: String,
+    pub method: String,
+    /// Path suffix and query as received.
+    pub target: String,
+    pub topic: String,
+    pub state: &'static str,
+    pub last_status: String,
+    pub verdict: String,
+    pub size: u64,
+    pub duplicate_of: Option<String>,
+    pub attempts: u32,
+}
+
+impl EventRow {
+    pub fn new(e: &Event, now: u64) -> EventRow {
+        EventRow {
+            id: e.id.clone(),
+            received_at: rfc3339_ms(e.received_at),
+            ago: ago(e.received_at, now),
+            endpoint: e.endpoint.clone(),
+            method: e.method.clone(),
+            target: path_and_query(e),
+            topic: e.topic.clone().unwrap_or_default(),
+            state: e.state.as_str(),
+            last_status: e.last_status.map(|s| s.to_string()).unwrap_or_default(),
+            verdict: e.signature.as_ref().map(|s| s.verdict.clone()).unwrap_or_else(|| "unchecked".into()),
+            size: e.size,
+            duplicate_of: e.duplicate_of.clone(),
+            attempts: e.attempts,
+        }
+    }
+}
+
+fn path_and_query(e: &Event) -> String {
+    let mut t = if e.path.is_empty() { "/".to_string() } else { e.path.clone() };
+    if let Some(q) = &e.query {
+        t.push('?');
+        t.push_str(q);
+    }
+    t
+}
+
+/// Filter values as typed, for the form and for links that keep them.
+pub struct FilterValues {
+    pub pairs: Vec<(&'static str, String)>,
+}
+
+impl FilterValues {
+    fn of(q: &HashMap<String, String>) -> FilterValues {
+        FilterValues {
+            pairs: FILTER_KEYS
+                .iter()
+                .map(|k| (*k, q.get(*k).map(|v| v.trim().to_string()).unwrap_or_default()))
+                .collect(),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> &str {
+        self.pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str()).unwrap_or("")
+    }
+
+    /// The non-empty filters, for hidden form fields.
+    pub fn active(&self) -> Vec<(&'static str, String)> {
+        self.pairs.iter().filter(|(_, v)| !v.is_empty()).cloned().collect()
+    }
+
+    /// `/events?…` with these filters and `extra` pairs.
+    fn url(&self, extra: &[(&str, &str)]) -> String {
+        let mut pairs: Vec<(&str, &str)> = self.pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        pairs.extend_from_slice(extra);
+        let q = query_string(&pairs);
+        if q.is_empty() { "/events".into() } else { format!("/events?{q}") }
+    }
+}
+
+/// `since`/`until` may also be a duration back from now (`15m`, `2h`, `3d`)
+/// or a `datetime-local` value without seconds; the URL keeps what was typed.
+fn resolve_time(v: &str, now: u64) -> String {
+    let v = v.trim();
+    if v.is_empty() || crate::time::parse_instant_ms(v).is_some() {
+        return v.to_string();
+    }
+    if let Ok(d) = humantime::parse_duration(v.trim_end_matches(" ago")) {
+        return now.saturating_sub(d.as_millis() as u64).to_string();
+    }
+    if v.len() == 16 && v.as_bytes().get(10) == Some(&b'T') {
+        return format!("{v}:00Z");
+    }
+    v.to_string()
+}
+
+fn filter_of(q: &HashMap<String, String>, now: u64) -> Result<EventFilter, Error> {
+    let mut q = q.clone();
+    for k in ["since", "until"] {
+        if let Some(v) = q.get_mut(k) {
+            *v = resolve_time(v, now);
+        }
+    }
+    parse_filter(&q)
+}
+
+#[derive(Template)]
+#[template(path = "events.html")]
+struct EventsPage {
+    layout: Layout,
+    f: FilterValues,
+    endpoints: Vec<String>,
+    states: Vec<&'static str>,
+    verdicts: Vec<&'static str>,
+    rows: Vec<EventRow>,
+    error: Option<String>,
+    next_url: Option<String>,
+    first_url: Option<String>,
+    capped_note: Option<String>,
+    /// The live tail runs on the first page of a view whose new events the
+    /// script can match; otherwise why it is off.
+    live: bool,
+    live_note: String,
+    stream_url: String,
+    filtered: bool,
+}
+
+pub async fn list(
+    State(st): State<AdminState>,
+    ctx: Ctx,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    let now = now_ms();
+    let f = FilterValues::of(&q);
+    let mut endpoints: Vec<String> = st.relay.list().iter().map(|e| e.slug.to_string()).collect();
+    let current = f.get("endpoint").to_string();
+    if !current.is_empty() && !endpoints.contains(&current) {
+        endpoints.push(current.clone());
+    }
+    let cursor = q.get("cursor").filter(|c| !c.is_empty()).cloned();
+    let mut page = EventsPage {
+        layout: ctx.layout("Events", "events"),
+        endpoints,
+        states: EventState::ALL.iter().map(|s| s.as_str()).collect(),
+        verdicts: VERDICTS.to_vec(),
+        rows: Vec::new(),
+        error: None,
+        next_url: None,
+        first_url: cursor.as_ref().map(|_| f.url(&[])),
+        capped_note: None,
+        live: false,
+        live_note: String::new(),
+        stream_url: format!(
+            "/api/stream{}",
+            if current.is_empty() { String::new() } else { format!("?endpoint={}", encode_component(&current)) }
+        ),
+        filtered: !f.active().is_empty(),
+        f,
+    };
+    match filter_of(&q, now) {
+        Err(e) => page.error = Some(e.public_message()),
+        Ok(filter) => {
+            let result = st.relay.store.run(move |s| s.query(&filter)).await?;
+            page.rows = result.events.iter().map(|e| EventRow::new(e, now)).collect();
+            page.next_url = result.next_cursor.as_deref().map(|c| page.f.url(&[("cursor", c)]));
+            if result.scan_capped {
+                page.capped_note = Some(format!(
+                    "Searched {} stored events without filling the page; “Older” continues the search.",
+                    result.scanned
+                ));
+            }
+        }
+    }
+    (page.live, page.live_note) = if page.error.is_some() {
+        (false, "Live tail is off while the filter has an error.".into())
+    } else if cursor.is_some() {
+        (false, "Live tail runs on the newest page only.".into())
+    } else if !page.f.get("until").is_empty() {
+        (false, "Live tail is off: the view ends at a fixed time (until).".into())
+    } else if !page.f.get("q").is_empty() {
+        (false, "Live tail is off during a text search (bodies are not streamed).".into())
+    } else {
+        (true, String::new())
+    };
+    Ok(ctx.page(if page.error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK }, &page))
+}
+
+// ---- one event ----
+
+pub struct AttemptView {
+    pub n: u32,
+    pub at: String,
+    pub ago: String,
+    pub trigger: String,
+    pub url: String,
+    pub status: String,
+    pub success: bool,
+    pub latency_ms: u64,
+    pub error: String,
+    pub error_detail: String,
+    pub headers: Vec<(String, String)>,
+    pub body: BodyView,
+    pub body_size: u64,
+    pub body_truncated: bool,
+    pub replay_of: Option<String>,
+    pub highlight: bool,
+}
+
+impl AttemptView {
+    fn new(a: &Attempt, now: u64, highlight: Option<u32>) -> AttemptView {
+        let json_name = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();
+        AttemptView {
+            n: a.n,
+            at: rfc3339_ms(a.at),
+            ago: ago(a.at, now),
+            trigger: json_name(serde_json::to_value(a.trigger).unwrap_or_default()),
+            url: a.url.clone(),
+            status: a.status.map(|s| s.to_string()).unwrap_or_default(),
+            success: a.success,
+            latency_ms: a.latency_ms,
+            error: a.error.map(|k| json_name(serde_json::to_value(k).unwrap_or_default())).unwrap_or_default(),
+            error_detail: a.error_detail.clone().unwrap_or_default(),
+            headers: header_text(&a.headers),
+            body: BodyView::new(&a.body),
+            body_size: a.body_size,
+            body_truncated: a.body_truncated,
+            replay_of: a.replay_of.clone(),
+            highlight: highlight == Some(a.n),
+        }
+    }
+}
+
+pub struct SignatureView {
+    pub scheme: String,
+    pub verdict: String,
+    pub detail: String,
+}
+
+#[derive(Template)]
+#[template(path = "event.html")]
+struct EventPage {
+    layout: Layout,
+    id: String,
+    endpoint: String,
+    endpoint_exists: bool,
+    endpoint_target: Option<String>,
+    received_at: String,
+    ago: String,
+    method: String,
+    ingest_path: String,
+    target: String,
+    download_url: String,
+    headers: Vec<(String, String)>,
+    remote_addr: String,
+    state: &'static str,
+    topic: String,
+    external_id: String,
+    duplicate_of: Option<String>,
+    signature: Option<SignatureView>,
+    size: u64,
+    body: BodyView,
+    attempts: Vec<AttemptView>,
+    curl: String,
+    curl_base: String,
+    curl_base_note: String,
+    verify_result: Option<SignatureView>,
+    verify_available: bool,
+    schemes: Vec<&'static str>,
+}
+
+const SCHEMES: [&str; 9] = [
+    "auto", "woocommerce", "github", "stripe", "shopify", "standard", "slack", "paddle", "hmac-sha256",
+];
+
+async fn load(st: &AdminState, id: &str) -> Result<(Event, Vec<u8>, Vec<Attempt>), Error> {
+    let owned = id.to_string();
+    let (ev, body, attempts) = st
+        .relay
+        .store
+        .run(move |s| Ok((s.get_event(&owned)?, s.get_body(&owned)?, s.attempts(&owned)?)))
+        .await?;
+    let ev = ev.ok_or_else(|| Error::NotFound(format!("no event {id}")))?;
+    Ok((ev, body.unwrap_or_default(), attempts))
+}
+
+fn event_page(
+    st: &AdminState,
+    ctx: &Ctx,
+    (ev, body, attempts): (Event, Vec<u8>, Vec<Attempt>),
+    q: &HashMap<String, String>,
+) -> EventPage {
+    let now = now_ms();
+    let ep = st.relay.get(&ev.endpoint).ok();
+    let highlight = q.get("attempt").and_then(|n| n.parse::<u32>().ok());
+    let (curl_base, curl_base_note) = match (q.get("curl_base").map(|s| s.trim()).filter(|s| !s.is_empty()), ep.as_ref().and_then(|e| e.target.clone())) {
+        (Some(b), _) => (b.to_string(), "the URL you gave".to_string()),
+        (None, Some(t)) => (t, "the endpoint's target".to_string()),
+        (None, None) => (
+            format!("http://127.0.0.1:8080/in/{}", ev.endpoint),
+            "the default ingest address; change it if hookrelay listens elsewhere".to_string(),
+        ),
+    };
+    let mut attempts: Vec<AttemptView> = attempts.iter().map(|a| AttemptView::new(a, now, highlight)).collect();
+    attempts.reverse();
+    EventPage {
+        layout: ctx.layout(format!("{} {} · {}", ev.method, path_and_query(&ev), ev.endpoint), "events"),
+        id: ev.id.clone(),
+        endpoint: ev.endpoint.clone(),
+        endpoint_exists: ep.is_some(),
+        endpoint_target: ep.as_ref().and_then(|e| e.target.clone()),
+        received_at: rfc3339_ms(ev.received_at),
+        ago: ago(ev.received_at, now),
+        method: ev.method.clone(),
+        ingest_path: format!(
+            "/in/{}{}{}",
+            ev.endpoint,
+            ev.path,
+            ev.query.as_deref().map(|q| format!("?{q}")).unwrap_or_default()
+        ),
+        target: path_and_query(&ev),
+        download_url: format!("/api/events/{}/body", ev.id),
+        headers: header_text(&ev.headers),
+        remote_addr: ev.remote_addr.clone(),
+        state: ev.state.as_str(),
+        topic: ev.topic.clone().unwrap_or_default(),
+        external_id: ev.external_id.clone().unwrap_or_default(),
+        duplicate_of: ev.duplicate_of.clone(),
+        signature: ev.signature.as_ref().map(|s| SignatureView {
+            scheme: s.scheme.clone(),
+            verdict: s.verdict.clone(),
+            detail: s.detail.clone(),
+        }),
+        size: ev.size,
+        curl: super::curl_command(&ev, &body, &curl_base),
+        body: BodyView::new(&body),
+        attempts,
+        curl_base,
+        curl_base_note,
+        verify_result: None,
+        verify_available: false,
+        schemes: SCHEMES.to_vec(),
+    }
+}
+
+pub async fn show(
+    State(st): State<AdminState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    let data = load(&st, &id).await?;
+    let page = event_page(&st, &ctx, data, &q);
+    Ok(ctx.page(StatusCode::OK, &page))
+}
+
+pub async fn replay(State(st): State<AdminState>, Path(id): Path<String>, form: CsrfForm) -> Response {
+    let back = format!("/events/{id}");
+    if form.has("resign") {
+        // Same answer as `POST /api/events/{id}/replay {"resign": true}`.
+        let e = Error::Unprocessable("resign: re-signed replay is not supported yet".into());
+        return redirect_with(&back, "error", &format!("Replay re-signed: {}", e.public_message()));
+    }
+    let target = Some(form.get("target").to_string()).filter(|t| !t.is_empty());
+    match st.relay.replay(&id, target).await {
+        Ok((_, a)) => {
+            let outcome = match (a.status, a.error) {
+                (Some(s), _) => format!("HTTP {s} in {} ms", a.latency_ms),
+                (None, _) => format!("no answer: {}", a.error_detail.clone().unwrap_or_default()),
+            };
+            let verdict = if a.success { "succeeded" } else { "failed" };
+            let text = format!("Replay attempt #{} to {} {verdict}: {outcome}.", a.n, a.url);
+            let to = format!("/events/{id}?attempt={}#attempt-{}", a.n, a.n);
+            redirect_with(&to, if a.success { "ok" } else { "error" }, &text)
+        }
+        Err(e) => redirect_with(&back, "error", &format!("Replay refused: {}", e.public_message())),
+    }
+}
+
+/// Checking against a typed-in secret needs `crate::signature`, which is
+/// being wired into the crate; until then the form explains it is off.
+pub async fn verify(Path(id): Path<String>, _form: CsrfForm) -> Response {
+    redirect_with(
+        &format!("/events/{id}"),
+        "error",
+        "Checking against a typed-in secret is not available in this build yet.",
+    )
+}
+
+// ---- replay all matching ----
+
+pub struct BulkResult {
+    pub id: String,
+    pub ok: bool,
+    pub text: String,
+}
+
+#[derive(Template)]
+#[template(path = "bulk_replay.html")]
+struct BulkPage {
+    layout: Layout,
+    f: FilterValues,
+    back_url: String,
+    count: usize,
+    /// False when counting stopped early: `count` is a lower bound.
+    complete: bool,
+    max: usize,
+    target: String,
+    ran: bool,
+    results: Vec<BulkResult>,
+    error: Option<String>,
+}
+
+/// Counts matching events (dry run), bounded by [`COUNT_MAX`] and [`COUNT_SCAN_MAX`].
+fn count_matching(s: &crate::store::Store, mut filter: EventFilter) -> Result<(usize, bool), Error> {
+    filter.limit = 1000;
+    filter.cursor = None;
+    let (mut count, mut scanned) = (0, 0);
+    loop {
+        let page = s.query(&filter)?;
+        count += page.events.len();
+        scanned += page.scanned;
+        match page.next_cursor {
+            None => return Ok((count, true)),
+            Some(_) if count >= COUNT_MAX || scanned >= COUNT_SCAN_MAX => return Ok((count, false)),
+            Some(c) => filter.cursor = Some(c),
+        }
+    }
+}
+
+pub async fn bulk_replay(State(st): State<AdminState>, ctx: Ctx, form: CsrfForm) -> Result<Response, PageError> {
+    let q: HashMap<String, String> = FILTER_KEYS
+        .iter()
+        .map(|k| (k.to_string(), form.get(k).to_string()))
+        .collect();
+    let f = FilterValues::of(&q);
+    let mut page = BulkPage {
+        layout: ctx.layout("Replay all matching", "events"),
+        back_url: f.url(&[]),
+        f,
+        count: 0,
+        complete: true,
+        max: BULK_REPLAY_MAX,
+        target: form.get("target").to_string(),
+        ran: false,
+        results: Vec::new(),
+        error: None,
+    };
+    let filter = match filter_of(&q, now_ms()) {
+        Ok(f) => f,
+        Err(e) => {
+            page.error = Some(e.public_message());
+            return Ok(ctx.page(StatusCode::BAD_REQUEST, &page));
+        }
+    };
+    if form.get("step") != "run" {
+        let (count, complete) = st.relay.store.run(move |s| count_matching(s, filter)).await?;
+        page.count = count;
+        page.complete = complete;
+        return Ok(ctx.page(StatusCode::OK, &page));
+    }
+
+    let mut ids_filter = filter;
+    ids_filter.limit = BULK_REPLAY_MAX + 1;
+    ids_filter.cursor = None;
+    let found = st.relay.store.run(move |s| s.query(&ids_filter)).await?;
+    if found.events.len() > BULK_REPLAY_MAX || found.scan_capped {
+        page.error = Some(format!(
+            "More than {BULK_REPLAY_MAX} events match (or the search stopped early); narrow the filter, \
+             for example by endpoint, state or time, and count again."
+        ));
+        return Ok(ctx.page(StatusCode::UNPROCESSABLE_ENTITY, &page));
+    }
+    let target = Some(page.target.clone()).filter(|t| !t.is_empty());
+    // Oldest first: the receiver sees them in the order they first arrived.
+    for ev in found.events.iter().rev() {
+        let result = match st.relay.replay(&ev.id, target.clone()).await {
+            Ok((_, a)) => BulkResult {
+                id: ev.id.clone(),
+                ok: a.success,
+                text: match a.status {
+                    Some(s) => format!("attempt #{}: HTTP {s} in {} ms", a.n, a.latency_ms),
+                    None => format!("attempt #{}: {}", a.n, a.error_detail.unwrap_or_default()),
+                },
+            },
+            Err(e) => BulkResult { id: ev.id.clone(), ok: false, text: e.public_message() },
+        };
+        page.results.push(result);
+    }
+    page.ran = true;
+    page.count = page.results.len();
+    Ok(ctx.page(StatusCode::OK, &page))
+}

@@ -1,0 +1,218 @@
+//! The dashboard's request checks: CSRF tokens, the `Origin` rule, the login
+//! session cookie and the one-shot flash cookie.
+//!
+//! - **CSRF token**: HMAC-SHA256 of a fixed label under a random key made at
+//!   process start. Every state-changing form carries it; a page on another
+//!   site cannot read it (same-origin policy, no CORS headers here).
+//! - **Origin**: a state-changing request whose `Origin` is present and is
+//!   not this host is refused (it also covers the JSON API, which browsers
+//!   can reach from any page on the same machine: the admin listener is on
+//!   loopback by default, so "not reachable from the internet" is not a
+//!   defence against a page the developer has open).
+//! - **Session**: with `--admin-token`, `/login` sets `hookrelay_session` to
+//!   HMAC-SHA256(token, label): it proves knowledge of the token without
+//!   carrying it, and changing the token logs every browser out.
+
+use std::sync::OnceLock;
+
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+pub const SESSION_COOKIE: &str = "hookrelay_session";
+pub const FLASH_COOKIE: &str = "hookrelay_flash";
+/// Name of the hidden form field carrying the CSRF token.
+pub const CSRF_FIELD: &str = "_csrf";
+/// Browser sessions last a working day (and a night of debugging).
+pub const SESSION_MAX_AGE_S: u64 = 24 * 3600;
+
+fn hmac_hex(key: &[u8], label: &str) -> String {
+    let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    m.update(label.as_bytes());
+    m.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The per-process CSRF key. `Ulid::generate()` draws its 80 random bits from
+/// `rand`'s thread RNG (ChaCha, seeded by the OS), so three of them give a
+/// 240-bit key without adding a dependency for it.
+fn csrf_key() -> &'static [u8] {
+    static KEY: OnceLock<Vec<u8>> = OnceLock::new();
+    KEY.get_or_init(|| {
+        (0..3)
+            .flat_map(|_| ulid::Ulid::generate().random().to_be_bytes())
+            .collect()
+    })
+}
+
+/// The token every state-changing dashboard form carries.
+pub fn csrf_token() -> String {
+    hmac_hex(csrf_key(), "hookrelay-csrf-v1")
+}
+
+pub fn csrf_ok(given: &str) -> bool {
+    bool::from(given.as_bytes().ct_eq(csrf_token().as_bytes()))
+}
+
+/// True unless the request says it comes from another origin: a
+/// `Sec-Fetch-Site: cross-site`, or an `Origin` that is not `http(s)://`
+/// + this request's host. Requests without `Origin` (curl, the CLI) pass;
+/// dashboard forms still need their CSRF token.
+pub fn same_origin(headers: &HeaderMap, uri: &Uri) -> bool {
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
+    {
+        return false;
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| uri.authority().map(|a| a.to_string()));
+    let Some(host) = host else { return false };
+    let Ok(origin) = origin.to_str() else { return false };
+    origin.eq_ignore_ascii_case(&format!("http://{host}"))
+        || origin.eq_ignore_ascii_case(&format!("https://{host}"))
+}
+
+/// The value of cookie `name`, if the request has it.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+}
+
+pub fn session_value(token: &str) -> String {
+    hmac_hex(token.as_bytes(), "hookrelay-session-v1")
+}
+
+/// True when the request carries a valid session cookie for `token`.
+pub fn session_ok(token: &str, headers: &HeaderMap) -> bool {
+    cookie(headers, SESSION_COOKIE)
+        .is_some_and(|v| bool::from(v.as_bytes().ct_eq(session_value(token).as_bytes())))
+}
+
+/// `Set-Cookie` for a new session. HttpOnly: no script reads it;
+/// SameSite=Strict: no other site's page sends it. Not `Secure`, because
+/// the admin listener serves plain HTTP (on loopback by default).
+pub fn session_cookie(token: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_MAX_AGE_S}",
+        session_value(token)
+    ))
+    .expect("hex is a valid header value")
+}
+
+pub fn clear_cookie(name: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!("{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"))
+        .expect("static cookie text")
+}
+
+/// A message shown once on the next page, after a form's redirect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Flash {
+    /// `ok` or `error`: picks the banner's colour.
+    pub kind: &'static str,
+    pub text: String,
+}
+
+/// Cookies carry about 4 KB; messages are cut well below that.
+const FLASH_MAX: usize = 1500;
+
+pub fn flash_cookie(kind: &'static str, text: &str) -> HeaderValue {
+    let mut text = text.to_string();
+    if text.len() > FLASH_MAX {
+        let mut cut = FLASH_MAX;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    let payload = URL_SAFE_NO_PAD.encode(format!("{kind}\n{text}"));
+    HeaderValue::from_str(&format!("{FLASH_COOKIE}={payload}; Path=/; HttpOnly; SameSite=Strict; Max-Age=60"))
+        .expect("base64url is a valid header value")
+}
+
+pub fn read_flash(headers: &HeaderMap) -> Option<Flash> {
+    let raw = URL_SAFE_NO_PAD.decode(cookie(headers, FLASH_COOKIE)?).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (kind, text) = text.split_once('\n')?;
+    let kind = if kind == "ok" { "ok" } else { "error" };
+    Some(Flash { kind, text: text.to_string() })
+}
+
+/// A `next=` target after login: only a local path, never `//host` or a URL,
+/// so the login page cannot be used to bounce a user elsewhere.
+pub fn safe_next(next: &str) -> &str {
+    let local = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.chars().any(|c| c.is_control());
+    if local { next } else { "/" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in pairs {
+            h.append(
+                axum::http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn origins() {
+        let uri: Uri = "/x".parse().unwrap();
+        let check = |pairs: &[(&str, &str)], want: bool| {
+            assert_eq!(same_origin(&headers(pairs), &uri), want, "{pairs:?}");
+        };
+        check(&[("host", "127.0.0.1:8081")], true);
+        check(&[("host", "127.0.0.1:8081"), ("origin", "http://127.0.0.1:8081")], true);
+        check(&[("host", "127.0.0.1:8081"), ("origin", "http://127.0.0.1:3000")], false);
+        check(&[("host", "127.0.0.1:8081"), ("origin", "null")], false);
+        check(&[("host", "127.0.0.1:8081"), ("sec-fetch-site", "cross-site")], false);
+        check(&[("origin", "http://a")], false);
+    }
+
+    #[test]
+    fn cookies_and_flash() {
+        let h = headers(&[("cookie", "a=1; hookrelay_session=abc; b=2")]);
+        assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc"));
+        assert!(!session_ok("t", &h));
+        let v = session_value("t");
+        assert!(session_ok("t", &headers(&[("cookie", &format!("{SESSION_COOKIE}={v}"))])));
+        let set = flash_cookie("ok", "Replayed <b>");
+        let value = set.to_str().unwrap().split(';').next().unwrap().to_string();
+        let got = read_flash(&headers(&[("cookie", &value)])).unwrap();
+        assert_eq!(got, Flash { kind: "ok", text: "Replayed <b>".into() });
+    }
+
+    #[test]
+    fn next_targets() {
+        for (input, want) in [("/events?a=1", "/events?a=1"), ("//evil", "/"), ("https://evil", "/"), ("/\\evil", "/"), ("", "/")] {
+            assert_eq!(safe_next(input), want, "{input}");
+        }
+    }
+}

@@ -1,0 +1,428 @@
+//! The dashboard, rendered for seeded data: every page answers, shows what a
+//! developer needs, and escapes hostile payloads wherever they appear (body,
+//! header values, path, query, topic, endpoint name, upstream response).
+//! Forms need the CSRF token and the same origin; with an admin token the
+//! login page sets a session cookie.
+
+use bytes::Bytes;
+use serde_json::json;
+
+use hookrelay::config::Config;
+
+use crate::support::{Receiver, Reply, TestServer, send, temp_data};
+
+const XSS: &str = "<script>alert(1)</script>";
+
+/// A page fetched from the admin listener.
+pub struct Page {
+    pub status: u16,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub html: String,
+}
+
+impl Page {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+
+    pub fn headers_all(&self, name: &str) -> Vec<String> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .collect()
+    }
+
+    /// The CSRF token the page's forms carry.
+    pub fn csrf(&self) -> String {
+        let marker = "name=\"_csrf\" value=\"";
+        let start = self.html.find(marker).expect("page has a CSRF field") + marker.len();
+        let end = self.html[start..].find('"').unwrap() + start;
+        self.html[start..end].to_string()
+    }
+
+    /// The only `<script` in a page is our own script tag.
+    pub fn assert_no_injected_markup(&self) {
+        let lower = self.html.to_ascii_lowercase();
+        assert_eq!(lower.matches("<script").count(), 1, "only app.js may be a script:\n{}", self.html);
+        assert!(lower.contains("<script src=\"/static/app.js\" defer></script>"));
+        for bad in ["<img", "<svg onload", "onerror=", "onload=\"", "javascript:"] {
+            assert!(!lower.contains(bad), "{bad} leaked into the page:\n{}", self.html);
+        }
+    }
+}
+
+pub async fn get_page(s: &TestServer, path: &str, headers: &[(&str, &str)]) -> Page {
+    let (status, headers, body) = send("GET", &s.admin_url(path), headers, Bytes::new()).await;
+    Page { status, headers, html: String::from_utf8(body.to_vec()).expect("pages are UTF-8") }
+}
+
+/// Posts a form (`application/x-www-form-urlencoded`) as a browser would.
+pub async fn post_form(s: &TestServer, path: &str, fields: &[(&str, &str)], extra: &[(&str, &str)]) -> Page {
+    let body = fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", hookrelay::admin::dashboard::encode_component(k), hookrelay::admin::dashboard::encode_component(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let mut headers = vec![("content-type", "application/x-www-form-urlencoded")];
+    headers.extend_from_slice(extra);
+    let (status, headers, body) = send("POST", &s.admin_url(path), &headers, Bytes::from(body)).await;
+    Page { status, headers, html: String::from_utf8_lossy(&body).into_owned() }
+}
+
+fn origin(s: &TestServer) -> String {
+    format!("http://{}", s.admin)
+}
+
+#[tokio::test]
+async fn pages_render_hostile_payloads_escaped() {
+    let up = Receiver::start(vec![Reply::status(500)
+        .header("x-upstream", "<img src=x onerror=alert(2)>")
+        .body(format!("upstream says {XSS}"))])
+    .await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "fwd", "target": up.url("/hooks"), "name": format!("shop {XSS}") })).await;
+    s.create_endpoint(json!({ "slug": "bin" })).await;
+
+    let body = json!({ "id": "evt_1", "type": format!("order.{XSS}"), XSS: "\"><svg onload=alert(3)>" }).to_string();
+    let r = s
+        .post_in(
+            "fwd/p%3Cscript%3E?q='\"><img src=x onerror=alert(4)>".replace(' ', "%20").as_str(),
+            &[("x-evil", "\"><script>alert(5)</script>"), ("x-github-event", "<b>push</b>"), ("content-type", "application/json")],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(r.status, 500, "the upstream's answer comes back");
+    let id = r.event_id();
+    let bin_id = s.post_in("bin", &[], vec![0u8, 1, 2, 0xff, b'<', b'>']).await.event_id();
+
+    // Endpoints page: name escaped, counters, chart, failure warning.
+    let p = get_page(&s, "/", &[]).await;
+    assert_eq!(p.status, 200);
+    assert!(p.header("content-type").unwrap().starts_with("text/html"));
+    assert!(p.header("content-security-policy").unwrap().contains("script-src 'self'"));
+    assert!(p.header("content-security-policy").unwrap().contains("frame-ancestors 'none'"));
+    assert_eq!(p.header("x-content-type-options").as_deref(), Some("nosniff"));
+    p.assert_no_injected_markup();
+    assert!(p.html.contains("shop &lt;script&gt;alert(1)&lt;/script&gt;"), "{}", p.html);
+    assert!(p.html.contains("failures left before the endpoint is disabled"), "a failure warns");
+    assert!(p.html.contains("<strong>1</strong> failed"));
+    assert!(p.html.contains("class=\"bar\""), "the chart has a bar for this minute");
+    assert!(p.html.contains("Send test ping"));
+
+    // Events list: path and query escaped.
+    let p = get_page(&s, "/events", &[]).await;
+    assert_eq!(p.status, 200);
+    p.assert_no_injected_markup();
+    assert!(p.html.contains(&format!("/events/{id}")));
+    assert!(p.html.contains(&format!("/events/{bin_id}")));
+    assert!(p.html.contains("&lt;img src=x onerror=alert(4)&gt;") || p.html.contains("%3Cimg"), "{}", p.html);
+
+    // Event detail: headers, JSON keys and values, upstream response.
+    let p = get_page(&s, &format!("/events/{id}"), &[]).await;
+    assert_eq!(p.status, 200);
+    p.assert_no_injected_markup();
+    assert!(p.html.contains("&quot;&gt;&lt;script&gt;alert(5)&lt;/script&gt;"), "header value escaped");
+    assert!(p.html.contains("class=\"j-key\">&quot;&lt;script&gt;alert(1)&lt;/script&gt;&quot;"), "JSON key escaped and highlighted");
+    assert!(p.html.contains("&lt;svg onload=alert(3)&gt;"));
+    assert!(p.html.contains("upstream says &lt;script&gt;alert(1)&lt;/script&gt;"), "upstream body escaped");
+    assert!(p.html.contains("&lt;img src=x onerror=alert(2)&gt;"), "upstream header escaped");
+    assert!(p.html.contains("x-evil"));
+    assert!(p.html.contains("Copy as curl"));
+    assert!(p.html.contains("--data-binary"));
+    assert!(p.html.contains(&format!("/api/events/{id}/body")), "download raw link");
+    assert!(p.html.contains("unchecked"), "no signature configured");
+    assert!(p.html.contains("#1"), "the forward attempt is listed");
+
+    // A binary body is a hex dump.
+    let p = get_page(&s, &format!("/events/{bin_id}"), &[]).await;
+    assert_eq!(p.status, 200);
+    assert!(p.html.contains("00 01 02 ff 3c 3e"), "{}", p.html);
+    assert!(p.html.contains("binary, hex dump"));
+    assert!(p.html.contains("base64 -d"), "binary curl bodies go through a file");
+
+    // The raw body is an attachment, never rendered.
+    let (status, headers, raw) = send("GET", &s.admin_url(&format!("/api/events/{id}/body")), &[], Bytes::new()).await;
+    assert_eq!(status, 200);
+    assert_eq!(&raw[..], body.as_bytes());
+    let disp = headers.iter().find(|(n, _)| n == "content-disposition").map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+    assert!(disp.unwrap().starts_with("attachment"));
+
+    // Edit page and history.
+    let p = get_page(&s, "/endpoints/fwd", &[]).await;
+    assert_eq!(p.status, 200);
+    p.assert_no_injected_markup();
+    assert!(p.html.contains("Recent events"));
+    assert!(p.html.contains(&format!("/events/{id}")));
+
+    // Static assets.
+    let css = get_page(&s, "/static/app.css", &[]).await;
+    assert_eq!(css.status, 200);
+    assert!(css.header("content-type").unwrap().starts_with("text/css"));
+    assert!(css.html.contains("prefers-color-scheme: dark"));
+    let js = get_page(&s, "/static/app.js", &[]).await;
+    assert!(js.header("content-type").unwrap().starts_with("text/javascript"));
+    assert!(!js.html.contains("innerHTML ="), "rows are built with textContent");
+
+    // Unknown things are 404 pages.
+    assert_eq!(get_page(&s, "/events/01ARZ3NDEKTSV4RRFFQ69G5FAV", &[]).await.status, 404);
+    assert_eq!(get_page(&s, "/endpoints/nope", &[]).await.status, 404);
+}
+
+#[tokio::test]
+async fn forms_need_the_csrf_token_and_the_same_origin() {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "bin" })).await;
+    let page = get_page(&s, "/", &[]).await;
+    let token = page.csrf();
+    let o = origin(&s);
+
+    let p = post_form(&s, "/endpoints/bin/pause", &[], &[("origin", &o)]).await;
+    assert_eq!(p.status, 403, "no token");
+    let p = post_form(&s, "/endpoints/bin/pause", &[("_csrf", "0000")], &[("origin", &o)]).await;
+    assert_eq!(p.status, 403, "wrong token");
+    let p = post_form(&s, "/endpoints/bin/pause", &[("_csrf", &token)], &[("origin", "http://evil.example")]).await;
+    assert_eq!(p.status, 403, "other origin");
+    let p = post_form(&s, "/endpoints/bin/pause", &[("_csrf", &token)], &[("sec-fetch-site", "cross-site")]).await;
+    assert_eq!(p.status, 403, "cross-site fetch");
+    assert_eq!(s.get("/api/endpoints/bin").await["status"], "active", "nothing changed");
+
+    let p = post_form(&s, "/endpoints/bin/pause", &[("_csrf", &token), ("back", "/")], &[("origin", &o)]).await;
+    assert_eq!(p.status, 303);
+    assert_eq!(p.header("location").as_deref(), Some("/"));
+    assert_eq!(s.get("/api/endpoints/bin").await["status"], "paused");
+    // The result is shown once on the next page.
+    let flash = p.headers_all("set-cookie").into_iter().find(|c| c.starts_with("hookrelay_flash=")).unwrap();
+    let cookie = flash.split(';').next().unwrap().to_string();
+    let next = get_page(&s, "/", &[("cookie", &cookie)]).await;
+    assert!(next.html.contains("Paused bin"), "{}", next.html);
+    assert!(next.headers_all("set-cookie").iter().any(|c| c.starts_with("hookrelay_flash=;")), "and cleared");
+
+    // The JSON API refuses other origins too (a page on the same machine
+    // could otherwise replay or delete through the loopback listener).
+    let (status, _, _) = send("POST", &s.admin_url("/api/endpoints/bin/resume"), &[("origin", "http://localhost:3000")], Bytes::new()).await;
+    assert_eq!(status, 403);
+    let (status, _, _) = send("POST", &s.admin_url("/api/endpoints/bin/resume"), &[], Bytes::new()).await;
+    assert_eq!(status, 200, "clients without Origin (CLI, curl) are unaffected");
+}
+
+#[tokio::test]
+async fn login_sets_a_strict_http_only_cookie() {
+    let (_dir, data) = temp_data();
+    let s = TestServer::start_with(Config { data, admin_token: Some("s3cret".into()), ..Config::default() }).await;
+
+    let p = get_page(&s, "/events?state=failed", &[]).await;
+    assert_eq!(p.status, 303, "pages send browsers to the login");
+    assert_eq!(p.header("location").as_deref(), Some("/login?next=%2Fevents%3Fstate%3Dfailed"));
+    let (status, _, _) = send("GET", &s.admin_url("/api/endpoints"), &[], Bytes::new()).await;
+    assert_eq!(status, 401, "the API still answers 401");
+    assert_eq!(get_page(&s, "/static/app.css", &[]).await.status, 200);
+
+    let login = get_page(&s, "/login?next=/events", &[]).await;
+    assert_eq!(login.status, 200);
+    assert!(login.html.contains("type=\"password\""));
+    let token = login.csrf();
+    let o = origin(&s);
+    let bad = post_form(&s, "/login", &[("_csrf", &token), ("token", "nope"), ("next", "/events")], &[("origin", &o)]).await;
+    assert_eq!(bad.status, 401);
+    assert!(bad.html.contains("not the admin token"));
+    assert!(bad.header("set-cookie").is_none());
+
+    let ok = post_form(&s, "/login", &[("_csrf", &token), ("token", "s3cret"), ("next", "//evil.example/")], &[("origin", &o)]).await;
+    assert_eq!(ok.status, 303);
+    assert_eq!(ok.header("location").as_deref(), Some("/"), "never an open redirect");
+    let set = ok.header("set-cookie").unwrap();
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+    assert!(!set.contains("s3cret"), "the cookie does not carry the token");
+    let cookie = set.split(';').next().unwrap().to_string();
+
+    let p = get_page(&s, "/events", &[("cookie", &cookie)]).await;
+    assert_eq!(p.status, 200);
+    assert!(p.html.contains("Log out"));
+    let (status, _, _) = send("GET", &s.admin_url("/api/endpoints"), &[("cookie", &cookie)], Bytes::new()).await;
+    assert_eq!(status, 200, "the live tail's EventSource and the API accept the cookie");
+    let (status, _, _) = send("GET", &s.admin_url("/api/endpoints"), &[("authorization", "Bearer s3cret")], Bytes::new()).await;
+    assert_eq!(status, 200, "and the bearer token still works");
+    let p = get_page(&s, "/", &[("cookie", "hookrelay_session=forged")]).await;
+    assert_eq!(p.status, 303);
+
+    let out = post_form(&s, "/logout", &[("_csrf", &token)], &[("origin", &o), ("cookie", &cookie)]).await;
+    assert_eq!(out.status, 303);
+    assert!(out.header("set-cookie").unwrap().contains("Max-Age=0"));
+}
+
+#[tokio::test]
+async fn endpoint_forms_validate_next_to_the_field() {
+    let s = TestServer::start().await;
+    let new = get_page(&s, "/endpoints/new", &[]).await;
+    assert_eq!(new.status, 200);
+    for field in [
+        "slug", "name", "target", "mode", "timeout_ms", "failure_threshold", "success_codes", "retry", "sig_scheme",
+        "sig_secret", "sig_tolerance", "sig_enforce", "resp_status", "resp_headers", "resp_body", "resp_delay",
+        "resp_sequence", "notify_url", "mirror",
+    ] {
+        assert!(new.html.contains(&format!("name=\"{field}\"")), "the form has {field}");
+    }
+    let token = new.csrf();
+    let o = origin(&s);
+    let form = |slug: &'static str, target: &'static str| {
+        vec![
+            ("_csrf", token.clone()),
+            ("slug", slug.to_string()),
+            ("target", target.to_string()),
+            ("timeout_ms", "2500".to_string()),
+            ("failure_threshold", "3".to_string()),
+            ("success_codes", "2xx, 301".to_string()),
+            ("retry", "5s, 1m".to_string()),
+            ("resp_status", "202".to_string()),
+            ("resp_headers", "x-bin: yes".to_string()),
+            ("resp_body", "accepted".to_string()),
+        ]
+    };
+    let post = |fields: Vec<(&'static str, String)>| {
+        let s = &s;
+        let o = o.clone();
+        async move {
+            let f: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post_form(s, "/endpoints/new", &f, &[("origin", &o)]).await
+        }
+    };
+
+    let p = post(form("Bad Slug", "")).await;
+    assert_eq!(p.status, 400);
+    assert!(p.html.contains("field invalid"), "the slug field is marked");
+    assert!(p.html.contains("class=\"field-error\" role=\"alert\">invalid slug"), "{}", p.html);
+    assert!(p.html.contains("value=\"Bad Slug\""), "the form keeps what was typed");
+
+    let p = post(form("ok", "ftp://x")).await;
+    assert_eq!(p.status, 400);
+    assert!(p.html.contains("field-error\" role=\"alert\">target: "), "{}", p.html);
+
+    let mut bad_number = form("ok", "");
+    bad_number[3].1 = "soon".into();
+    let p = post(bad_number).await;
+    assert!(p.html.contains("timeout_ms: &quot;soon&quot; is not a whole number"), "{}", p.html);
+
+    let p = post(form("ok", "")).await;
+    assert_eq!(p.status, 303, "{}", p.html);
+    assert_eq!(p.header("location").as_deref(), Some("/endpoints/ok"));
+    let ep = s.get("/api/endpoints/ok").await;
+    assert_eq!(ep["timeout_ms"], 2500);
+    assert_eq!(ep["failure_threshold"], 3);
+    assert_eq!(ep["success_codes"], json!(["2xx", "301"]));
+    assert_eq!(ep["retry"], json!(["5s", "1m"]));
+    assert_eq!(ep["response"]["status"], 202);
+    assert_eq!(ep["response"]["headers"], json!([["x-bin", "yes"]]));
+    assert_eq!(ep["response"]["body"], "accepted");
+
+    // Edit: a signature secret is set once and kept when left empty.
+    let edit = get_page(&s, "/endpoints/ok", &[]).await;
+    assert!(edit.html.contains("value=\"2500\""));
+    let fields = [("_csrf", token.as_str()), ("name", "Orders"), ("timeout_ms", "2500"), ("failure_threshold", "3"),
+        ("success_codes", "2xx"), ("retry", "5s"), ("sig_scheme", "github"), ("sig_secret", "topsecret"), ("resp_status", "200")];
+    let p = post_form(&s, "/endpoints/ok", &fields, &[("origin", &o)]).await;
+    assert_eq!(p.status, 303, "{}", p.html);
+    let ep = s.get("/api/endpoints/ok").await;
+    assert_eq!(ep["name"], "Orders");
+    assert_eq!(ep["signature"]["has_secret"], true);
+    let edit = get_page(&s, "/endpoints/ok", &[]).await;
+    assert!(!edit.html.contains("topsecret"), "secrets are never shown");
+    let mut keep = fields.to_vec();
+    keep.retain(|(k, _)| *k != "sig_secret");
+    let p = post_form(&s, "/endpoints/ok", &keep, &[("origin", &o)]).await;
+    assert_eq!(p.status, 303);
+    assert_eq!(s.get("/api/endpoints/ok").await["signature"]["has_secret"], true);
+
+    // Delete needs the slug typed on the confirmation page.
+    let confirm = get_page(&s, "/endpoints/ok/delete", &[]).await;
+    assert_eq!(confirm.status, 200);
+    assert!(confirm.html.contains("Type <code>ok</code> to confirm"));
+    let p = post_form(&s, "/endpoints/ok/delete", &[("_csrf", &token), ("confirm", "no")], &[("origin", &o)]).await;
+    assert_eq!(p.status, 303);
+    assert_eq!(s.api("GET", "/api/endpoints/ok", None).await.0, 200, "not deleted");
+    let p = post_form(&s, "/endpoints/ok/delete", &[("_csrf", &token), ("confirm", "ok")], &[("origin", &o)]).await;
+    assert_eq!(p.status, 303);
+    assert_eq!(s.api("GET", "/api/endpoints/ok", None).await.0, 404);
+}
+
+#[tokio::test]
+async fn replay_from_the_event_page() {
+    let mut up = Receiver::start(vec![Reply::status(503), Reply::status(200).body("ok now")]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "fwd", "target": up.url("/in") })).await;
+    let id = s.post_in("fwd", &[("content-type", "text/plain")], "hello").await.event_id();
+    up.next().await;
+
+    let page = get_page(&s, &format!("/events/{id}"), &[]).await;
+    let token = page.csrf();
+    let o = origin(&s);
+    let p = post_form(&s, &format!("/events/{id}/replay"), &[("_csrf", &token)], &[("origin", &o)]).await;
+    assert_eq!(p.status, 303);
+    assert_eq!(p.header("location"), Some(format!("/events/{id}?attempt=2#attempt-2")));
+    assert_eq!(&up.next().await.body[..], b"hello");
+    let page = get_page(&s, &format!("/events/{id}?attempt=2"), &[]).await;
+    assert!(page.html.contains("id=\"attempt-2\""));
+    assert!(page.html.contains("attempt success highlight"), "the new attempt is marked");
+    assert!(page.html.contains("ok now"));
+    assert!(page.html.contains("trig-replay"));
+
+    // Re-signed replays are not supported yet: the API's 422 message shows.
+    let p = post_form(&s, &format!("/events/{id}/replay"), &[("_csrf", &token), ("resign", "1")], &[("origin", &o)]).await;
+    assert_eq!(p.status, 303);
+    let cookie = p.header("set-cookie").unwrap().split(';').next().unwrap().to_string();
+    let page = get_page(&s, &format!("/events/{id}"), &[("cookie", &cookie)]).await;
+    assert!(page.html.contains("re-signed replay is not supported yet"), "{}", page.html);
+
+    // Replay to a bad URL says why.
+    let p = post_form(&s, &format!("/events/{id}/replay"), &[("_csrf", &token), ("target", "ftp://nope")], &[("origin", &o)]).await;
+    let cookie = p.header("set-cookie").unwrap().split(';').next().unwrap().to_string();
+    let page = get_page(&s, &format!("/events/{id}"), &[("cookie", &cookie)]).await;
+    assert!(page.html.contains("Replay refused: target:"), "{}", page.html);
+}
+
+#[tokio::test]
+async fn event_list_filters_paginate_and_count_for_bulk_replay() {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "a" })).await;
+    s.create_endpoint(json!({ "slug": "b" })).await;
+    for i in 0..5 {
+        s.post_in(&format!("a/n{i}"), &[], "x").await;
+    }
+    s.post_in("b/only", &[], "y").await;
+
+    let p = get_page(&s, "/events?endpoint=a&limit=2", &[]).await;
+    assert_eq!(p.status, 200);
+    assert!(p.html.contains("/n4") && p.html.contains("/n3") && !p.html.contains("/n2"), "newest first");
+    assert!(!p.html.contains("/only"));
+    assert!(p.html.contains("Older »"));
+    assert!(p.html.contains("data-live=\"on\""), "the first page tails live");
+    let start = p.html.find("href=\"/events?endpoint=a&amp;cursor=").expect("next link keeps the filter");
+    let href = &p.html[start + 6..];
+    let href = href[..href.find('"').unwrap()].replace("&amp;", "&");
+    let p2 = get_page(&s, &format!("{href}&limit=2"), &[]).await;
+    assert!(p2.html.contains("/n2") && p2.html.contains("/n1") && !p2.html.contains("/n4"));
+    assert!(p2.html.contains("« Newest"));
+    assert!(p2.html.contains("data-live=\"off\""), "older pages do not tail");
+
+    let p = get_page(&s, "/events?since=15m&method=post", &[]).await;
+    assert_eq!(p.status, 200, "relative times work");
+    assert!(p.html.contains("/only") && p.html.contains("/n0"));
+    let p = get_page(&s, "/events?since=yesterday-ish", &[]).await;
+    assert_eq!(p.status, 400);
+    assert!(p.html.contains("since: "), "{}", p.html);
+
+    // Replay all matching: a dry-run count first.
+    let token = p.csrf();
+    let o = origin(&s);
+    let p = post_form(&s, "/events/replay", &[("_csrf", &token), ("endpoint", "a"), ("step", "count")], &[("origin", &o)]).await;
+    assert_eq!(p.status, 200);
+    assert!(p.html.contains("<strong>5</strong> events match"), "{}", p.html);
+    assert!(p.html.contains("Replay 5 events now"));
+    // Bins have no target: running it reports each refusal honestly.
+    let p = post_form(&s, "/events/replay", &[("_csrf", &token), ("endpoint", "a"), ("step", "run")], &[("origin", &o)]).await;
+    assert_eq!(p.status, 200);
+    assert_eq!(p.html.matches("has no target").count(), 5, "{}", p.html);
+}
