@@ -1,9 +1,13 @@
-//! The admin listener: JSON API under `/api`, `/metrics`, `/healthz`.
+//! The admin listener: the dashboard, JSON API under `/api`, `/metrics`,
+//! `/healthz`.
 //!
-//! Owns access control (the optional bearer token) and the security headers
-//! every admin response carries; the handlers live in [`api`].
+//! Owns access control (the optional bearer token or the dashboard's
+//! session cookie), the cross-origin check on state-changing requests, and
+//! the security headers every admin response carries; the handlers live in
+//! [`api`] and [`dashboard`].
 
 pub mod api;
+pub mod dashboard;
 
 use std::sync::Arc;
 
@@ -26,18 +30,23 @@ pub struct AdminState {
 pub fn router(relay: Arc<Relay>, token: Option<String>) -> Router {
     let state = AdminState { relay, token: token.map(Arc::from) };
     api::routes()
+        .merge(dashboard::routes())
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(middleware::from_fn(refuse_cross_origin))
         .layer(middleware::map_response(security_headers))
         .with_state(state)
 }
 
-/// With `--admin-token`, everything but `/healthz` needs
-/// `Authorization: Bearer <token>`.
+/// With `--admin-token`, everything but `/healthz` and the login page needs
+/// `Authorization: Bearer <token>` or the dashboard's session cookie (set
+/// by `/login`). A browser asking for a page without either is sent to
+/// `/login`; API clients get `401`.
 async fn require_token(State(state): State<AdminState>, req: Request, next: Next) -> Response {
     let Some(token) = &state.token else {
         return next.run(req).await;
     };
-    if req.uri().path() == "/healthz" {
+    let path = req.uri().path();
+    if path == "/healthz" || dashboard::is_public(path) {
         return next.run(req).await;
     }
     let given = req
@@ -46,8 +55,13 @@ async fn require_token(State(state): State<AdminState>, req: Request, next: Next
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+    if bool::from(given.as_bytes().ct_eq(token.as_bytes()))
+        || dashboard::security::session_ok(token, req.headers())
+    {
         next.run(req).await
+    } else if dashboard::is_page(req.method(), path) {
+        let target = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        dashboard::login_redirect(target)
     } else {
         let mut resp = Error::Unauthorized("missing or wrong admin token (Authorization: Bearer …)".into())
             .into_response();
@@ -55,6 +69,26 @@ async fn require_token(State(state): State<AdminState>, req: Request, next: Next
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         resp
     }
+}
+
+/// A state-changing request (anything but GET/HEAD/OPTIONS) whose `Origin`
+/// is another site is refused before it reaches a handler: the admin
+/// listener usually sits on loopback, where any page the developer has open
+/// could otherwise POST to it (replay, delete) without reading the answer.
+async fn refuse_cross_origin(req: Request, next: Next) -> Response {
+    let safe = matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    if safe || dashboard::security::same_origin(req.headers(), req.uri()) {
+        return next.run(req).await;
+    }
+    tracing::warn!(path = req.uri().path(), "cross-origin request refused");
+    (
+        axum::http::StatusCode::FORBIDDEN,
+        axum::Json(serde_json::json!({ "error": "cross-origin request refused" })),
+    )
+        .into_response()
 }
 
 /// Payloads are hostile input: nothing the admin side serves may be sniffed
