@@ -6,6 +6,7 @@ mod api;
 mod bad_input;
 mod bin;
 mod cli;
+mod curl;
 mod dashboard;
 mod forward;
 mod persistence;
