@@ -5,6 +5,7 @@
 mod api;
 mod bad_input;
 mod bin;
+mod browser;
 mod cli;
 mod curl;
 mod dashboard;

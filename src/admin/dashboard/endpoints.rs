@@ -14,6 +14,7 @@ use crate::admin::AdminState;
 use crate::endpoint::{Counts, Endpoint, EndpointInput, Mode, ResponseSpec, Status};
 use crate::error::Error;
 use crate::event::EventState;
+use crate::signature::SignatureConfig;
 use crate::store::EventFilter;
 use crate::time::now_ms;
 
@@ -172,7 +173,8 @@ pub struct FormValues {
 
 impl FormValues {
     fn of(ep: &Endpoint) -> FormValues {
-        let sig = ep.signature.as_ref().and_then(Value::as_object);
+        let sig_json = ep.signature.as_ref().and_then(|c| serde_json::to_value(c).ok());
+        let sig = sig_json.as_ref().and_then(Value::as_object);
         let sig_str = |k: &str| {
             sig.and_then(|o| o.get(k))
                 .map(|v| match v {
@@ -192,7 +194,7 @@ impl FormValues {
             success_codes: Vec::<String>::from(ep.success_codes.clone()).join(", "),
             retry: ep.retry.join(", "),
             sig_scheme: sig_str("scheme"),
-            sig_has_secret: sig.is_some_and(|o| o.contains_key("secret") || o.contains_key("secrets")),
+            sig_has_secret: ep.signature.as_ref().is_some_and(|c| !c.secrets().is_empty()),
             sig_tolerance: sig_str("tolerance_s"),
             sig_enforce: sig.and_then(|o| o.get("enforce")).and_then(Value::as_bool).unwrap_or(false),
             sig_header: sig_str("header"),
@@ -410,11 +412,13 @@ fn input_of(f: &CsrfForm, current: Option<&Endpoint>) -> Result<EndpointInput, V
     let signature = if scheme.is_empty() {
         None
     } else {
-        let mut obj: Map<String, Value> = current
+        let mut obj: Map<String, Value> = match current
             .and_then(|ep| ep.signature.as_ref())
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
+            .and_then(|c| serde_json::to_value(c).ok())
+        {
+            Some(Value::Object(o)) => o,
+            _ => Map::new(),
+        };
         obj.insert("scheme".into(), scheme.into());
         let secret = f.raw("sig_secret");
         if !secret.is_empty() {
@@ -437,7 +441,13 @@ fn input_of(f: &CsrfForm, current: Option<&Endpoint>) -> Result<EndpointInput, V
                 None => obj.remove(key),
             };
         }
-        Some(Value::Object(obj))
+        match serde_json::from_value::<SignatureConfig>(Value::Object(obj)) {
+            Ok(cfg) => Some(cfg),
+            Err(e) => {
+                err("signature", format!("signature: {e}"));
+                None
+            }
+        }
     };
 
     if !errors.is_empty() {

@@ -62,7 +62,7 @@ pub fn csrf_ok(given: &str) -> bool {
 
 /// True unless the request says it comes from another origin: a
 /// `Sec-Fetch-Site: cross-site`, or an `Origin` that is not `http(s)://`
-/// + this request's host. Requests without `Origin` (curl, the CLI) pass;
+/// + this request's host (or `null` from a same-origin page). Requests without `Origin` (curl, the CLI) pass;
 /// dashboard forms still need their CSRF token.
 pub fn same_origin(headers: &HeaderMap, uri: &Uri) -> bool {
     if headers
@@ -74,6 +74,15 @@ pub fn same_origin(headers: &HeaderMap, uri: &Uri) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };
+    // With `Referrer-Policy: no-referrer` (which the admin side sends, so
+    // payload URLs never leak) browsers send `Origin: null` even on a
+    // same-origin form POST; `Sec-Fetch-Site`, which pages cannot forge,
+    // then says where the request came from.
+    if origin.as_bytes() == b"null" {
+        return headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"same-origin"));
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -192,6 +201,8 @@ mod tests {
         check(&[("host", "127.0.0.1:8081"), ("origin", "http://127.0.0.1:8081")], true);
         check(&[("host", "127.0.0.1:8081"), ("origin", "http://127.0.0.1:3000")], false);
         check(&[("host", "127.0.0.1:8081"), ("origin", "null")], false);
+        check(&[("host", "127.0.0.1:8081"), ("origin", "null"), ("sec-fetch-site", "same-origin")], true);
+        check(&[("host", "127.0.0.1:8081"), ("origin", "null"), ("sec-fetch-site", "same-site")], false);
         check(&[("host", "127.0.0.1:8081"), ("sec-fetch-site", "cross-site")], false);
         check(&[("origin", "http://a")], false);
     }
