@@ -9,6 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::signature::SignatureConfig;
 
 /// `[a-z0-9][a-z0-9_-]{0,63}`: safe in a URL path, a RocksDB key prefix
 /// (never contains the 0x00 separator) and an HTML attribute.
@@ -236,7 +237,7 @@ pub struct Endpoint {
     pub failure_threshold: u32,
     pub success_codes: SuccessCodes,
     pub retry: Vec<String>,
-    pub signature: Option<serde_json::Value>,
+    pub signature: Option<SignatureConfig>,
     pub response: ResponseSpec,
     pub notify_url: Option<String>,
     pub mirror: Option<String>,
@@ -283,20 +284,15 @@ impl Endpoint {
 
     /// The JSON the API returns: secrets never leave, only `has_secret`.
     pub fn to_api(&self, counts: &Counts) -> serde_json::Value {
-        let signature = self.signature.as_ref().map(|s| {
-            let mut s = s.clone();
-            let has_secret = match s.as_object_mut() {
-                Some(obj) => {
-                    let a = obj.remove("secret").is_some();
-                    let b = obj.remove("secrets").is_some();
-                    a || b
-                }
-                None => false,
-            };
-            if let Some(obj) = s.as_object_mut() {
-                obj.insert("has_secret".into(), has_secret.into());
+        let signature = self.signature.as_ref().map(|cfg| {
+            let mut v = serde_json::to_value(cfg).unwrap_or_default();
+            if let Some(obj) = v.as_object_mut() {
+                obj.remove("secret");
+                obj.remove("secrets");
+                obj.insert("has_secret".into(), (!cfg.secrets().is_empty()).into());
+                obj.insert("secret_count".into(), cfg.secrets().len().into());
             }
-            s
+            v
         });
         serde_json::json!({
             "slug": self.slug,
@@ -348,7 +344,7 @@ pub struct EndpointInput {
     pub success_codes: Option<Vec<String>>,
     pub retry: Option<Vec<String>>,
     #[serde(default, deserialize_with = "double_option")]
-    pub signature: Option<Option<serde_json::Value>>,
+    pub signature: Option<Option<SignatureConfig>>,
     pub response: Option<ResponseSpec>,
     #[serde(default, deserialize_with = "double_option")]
     pub notify_url: Option<Option<String>>,
@@ -431,10 +427,20 @@ impl EndpointInput {
             ep.retry = retry;
         }
         if let Some(sig) = self.signature {
-            if let Some(s) = &sig {
-                validate_signature(s).map_err(|e| bad(format!("signature: {e}")))?;
+            if let Some(mut s) = sig {
+                // Secrets are never returned, so an edit that sends none
+                // keeps the stored ones; `"signature": null` removes them.
+                if s.secrets().is_empty()
+                    && let Some(old) = &ep.signature
+                {
+                    s.secret = old.secret.clone();
+                    s.secrets = old.secrets.clone();
+                }
+                s.validate().map_err(bad)?;
+                ep.signature = Some(s);
+            } else {
+                ep.signature = None;
             }
-            ep.signature = sig;
         }
         if let Some(resp) = self.response {
             resp.validate().map_err(|e| bad(format!("response: {e}")))?;
@@ -474,14 +480,6 @@ pub fn set_status(ep: &mut Endpoint, status: Status, reason: Option<String>, now
         Status::Paused => {}
     }
     ep.status = status;
-}
-
-fn validate_signature(v: &serde_json::Value) -> Result<(), String> {
-    let obj = v.as_object().ok_or("must be an object")?;
-    if !obj.get("scheme").is_some_and(|s| s.is_string()) {
-        return Err("scheme is required".into());
-    }
-    Ok(())
 }
 
 #[cfg(test)]

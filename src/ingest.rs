@@ -15,6 +15,9 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
 use crate::capture;
+use crate::event::{Event, SignatureRecord};
+use crate::provider;
+use crate::signature::{self, SignatureConfig, Verdict};
 use crate::endpoint::Status;
 use crate::error::Error;
 use crate::event::{EventState, Trigger};
@@ -81,12 +84,24 @@ async fn ingest(
     }
 
     let ep = cell.snapshot();
-    let state = match (ep.status, ep.is_bin()) {
-        (Status::Paused | Status::Disabled, _) => EventState::Held,
-        (Status::Active, true) => EventState::Captured,
-        (Status::Active, false) => EventState::Received,
+    let now = now_ms();
+    let mut ev = capture::capture(Store::new_id(), &parts, slug, rest, body.len(), remote, now, EventState::Received);
+    let prov = provider::identify(&ev.headers, &body);
+    ev.topic = prov.topic;
+    ev.external_id = prov.external_id;
+    ev.signature = ep
+        .signature
+        .as_ref()
+        .map(|cfg| check_signature(cfg, &ev, &body, prov.is_ping, &parts.uri, now));
+    let rejected = ep.signature.as_ref().is_some_and(|cfg| cfg.enforce)
+        && ev.signature.as_ref().is_some_and(|s| REJECTED.contains(&s.verdict.as_str()));
+    let state = match (rejected, ep.status, ep.is_bin()) {
+        (true, _, _) => EventState::Rejected,
+        (false, Status::Paused | Status::Disabled, _) => EventState::Held,
+        (false, Status::Active, true) => EventState::Captured,
+        (false, Status::Active, false) => EventState::Received,
     };
-    let ev = capture::capture(Store::new_id(), &parts, slug, rest, body.len(), remote, now_ms(), state);
+    ev.state = state;
     let stored_body = body.clone();
     let ev = match relay.store.run(move |s| s.insert_event(ev, &stored_body)).await {
         Ok(ev) => ev,
@@ -100,6 +115,16 @@ async fn ingest(
     tracing::debug!(endpoint = slug, id = %ev.id, state = ev.state.as_str(), "event stored");
 
     match state {
+        EventState::Rejected => {
+            relay.metrics.events_rejected.fetch_add(1, Ordering::Relaxed);
+            let sig = ev.signature.as_ref().expect("rejected events carry a verdict");
+            let body = serde_json::json!({
+                "error": format!("signature {}: {}", sig.verdict, sig.detail),
+                "event": ev.id,
+                "stored": true,
+            });
+            Ok(with_event(json(StatusCode::UNAUTHORIZED, body.to_string()), &ev.id))
+        }
         EventState::Held => {
             relay.metrics.events_held.fetch_add(1, Ordering::Relaxed);
             let body = serde_json::json!({
@@ -152,6 +177,51 @@ async fn ingest(
             }
             Ok(with_event(resp, &ev.id))
         }
+    }
+}
+
+/// Verdicts that an enforcing endpoint answers with `401`.
+const REJECTED: [&str; 3] = ["invalid", "stale", "missing"];
+
+/// The verdict recorded with an event. WooCommerce's activation ping is
+/// unsigned by design: recorded as a ping, not as a bad signature.
+fn check_signature(
+    cfg: &SignatureConfig,
+    ev: &Event,
+    body: &[u8],
+    is_ping: bool,
+    uri: &http::Uri,
+    now_ms: u64,
+) -> SignatureRecord {
+    if is_ping {
+        return SignatureRecord {
+            scheme: cfg.scheme.clone(),
+            verdict: "unchecked".into(),
+            detail: "WooCommerce activation ping (webhook_id=…): unsigned by design".into(),
+            secret_index: None,
+        };
+    }
+    let url = uri.to_string();
+    let check = signature::verify(cfg, &ev.headers, body, Some(&url), (now_ms / 1000) as i64);
+    record_of(check)
+}
+
+pub fn record_of(check: signature::Check) -> SignatureRecord {
+    SignatureRecord {
+        scheme: check.scheme,
+        verdict: verdict_str(check.verdict).into(),
+        detail: check.detail,
+        secret_index: check.secret_index,
+    }
+}
+
+pub fn verdict_str(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Valid => "valid",
+        Verdict::Invalid => "invalid",
+        Verdict::Stale => "stale",
+        Verdict::Missing => "missing",
+        Verdict::Unchecked => "unchecked",
     }
 }
 

@@ -28,7 +28,9 @@ pub mod ingest;
 pub mod metrics;
 pub mod policy;
 pub mod relay;
+pub mod provider;
 pub mod server;
+pub mod signature;
 pub mod store;
 pub mod time;
 

@@ -319,13 +319,13 @@ impl Relay {
             let obs = policy::observe(&mut ep, new_state == EventState::Delivered, now_ms(), &what);
             // The endpoint is written in the same batch while its lock is
             // held, so concurrent attempts persist their counts in order.
+            let disabled = obs.disabled_now.then(|| ep.clone());
             let (ev, a) = if obs.changed {
                 store.update_event(&id, Some(&ep), change)?
             } else {
                 drop(ep);
                 store.update_event(&id, None, change)?
             };
-            let disabled = obs.disabled_now.then(|| cell.snapshot());
             Ok((ev, a.expect("attempt recorded"), disabled))
         })
         .await??;
@@ -372,6 +372,13 @@ impl Relay {
 
     /// Re-sends a stored event to its endpoint's target or to `target`.
     pub async fn replay(&self, id: &str, target: Option<String>) -> Result<(Event, Attempt)> {
+        let (ev, attempt, _) = self.replay_with(id, target, false).await?;
+        Ok((ev, attempt))
+    }
+
+    /// [`Relay::replay`], optionally re-signed. With `resign`, timestamped schemes get a fresh signature made with
+    /// the endpoint's secret; the returned note says what was done.
+    pub async fn replay_with(&self, id: &str, target: Option<String>, resign: bool) -> Result<(Event, Attempt, Option<String>)> {
         let owned = id.to_string();
         let (ev, body) = self
             .store
@@ -395,10 +402,32 @@ impl Relay {
                 true,
             ),
         };
+        let body = body.unwrap_or_default();
+        let mut outgoing = ev.clone();
+        let mut note = None;
+        if resign {
+            let cfg = self
+                .endpoint(&ev.endpoint)
+                .and_then(|c| c.lock().signature.clone())
+                .ok_or_else(|| {
+                    Error::Unprocessable(format!(
+                        "resign: endpoint {:?} has no signature secret to sign with",
+                        ev.endpoint
+                    ))
+                })?;
+            let now = (now_ms() / 1000) as i64;
+            match crate::signature::resign(&cfg, &ev.headers, &body, now) {
+                crate::signature::Resign::Resigned(headers) => {
+                    outgoing.headers = headers;
+                    note = Some(format!("re-signed ({}) with timestamp {now}", cfg.scheme));
+                }
+                crate::signature::Resign::Unchanged(why) => note = Some(why),
+            }
+        }
         let (ev, attempt, _) = self
-            .deliver(&ev, Bytes::from(body.unwrap_or_default()), &url, Trigger::Replay, own_target)
+            .deliver(&outgoing, Bytes::from(body), &url, Trigger::Replay, own_target)
             .await?;
-        Ok((ev, attempt))
+        Ok((ev, attempt, note))
     }
 
     /// Sends an endpoint's held events in arrival order. Stops (leaving the

@@ -43,6 +43,7 @@ pub fn routes() -> Router<AdminState> {
         .route("/api/events/{id}", get(get_event))
         .route("/api/events/{id}/body", get(get_body))
         .route("/api/events/{id}/replay", post(replay))
+        .route("/api/events/{id}/verify", post(verify))
         .route("/api/stream", get(stream))
         .fallback(|| async { Error::NotFound("no such route".into()) })
 }
@@ -258,11 +259,66 @@ async fn replay(
     Path(id): Path<String>,
     JsonBody(req): JsonBody<ReplayRequest>,
 ) -> Result<Json<Value>> {
-    if req.resign {
-        return Err(Error::Unprocessable("resign: re-signed replay is not supported yet".into()));
+    let (ev, attempt, note) = st.relay.replay_with(&id, req.target, req.resign).await?;
+    Ok(Json(json!({ "event": ev.to_api(None, None), "attempt": attempt.to_api(), "resign": note })))
+}
+
+/// Checks a stored event against a secret typed in (or the endpoint's), as
+/// of the time the event was received.
+async fn verify(
+    State(st): State<AdminState>,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<serde_json::Map<String, Value>>,
+) -> Result<Json<Value>> {
+    let owned = id.clone();
+    let (ev, body) = st
+        .relay
+        .store
+        .run(move |s| Ok((s.get_event(&owned)?, s.get_body(&owned)?)))
+        .await?;
+    let ev = ev.ok_or_else(|| Error::NotFound(format!("no event {id}")))?;
+    let endpoint_cfg = st.relay.endpoint(&ev.endpoint).and_then(|c| c.lock().signature.clone());
+    let cfg = verify_config(req, endpoint_cfg.as_ref())?;
+    let check = crate::signature::verify(
+        &cfg,
+        &ev.headers,
+        &body.unwrap_or_default(),
+        None,
+        (ev.received_at / 1000) as i64,
+    );
+    Ok(Json(json!(check)))
+}
+
+/// The config for a verify request: fields given win; scheme and secrets
+/// fall back to the endpoint's (scheme finally to `auto`).
+pub fn verify_config(
+    mut req: serde_json::Map<String, Value>,
+    endpoint: Option<&crate::signature::SignatureConfig>,
+) -> Result<crate::signature::SignatureConfig> {
+    req.remove("enforce");
+    if !req.contains_key("scheme") {
+        let scheme = endpoint.map(|c| c.scheme.clone()).unwrap_or_else(|| "auto".into());
+        req.insert("scheme".into(), scheme.into());
     }
-    let (ev, attempt) = st.relay.replay(&id, req.target).await?;
-    Ok(Json(json!({ "event": ev.to_api(None, None), "attempt": attempt.to_api() })))
+    let has_secret = |r: &serde_json::Map<String, Value>| {
+        r.get("secret").is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+            || r.get("secrets").is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty()))
+    };
+    if !has_secret(&req) {
+        req.remove("secret");
+        req.remove("secrets");
+        let secrets: Vec<String> = endpoint
+            .map(|c| c.secrets().iter().map(|s| s.to_string()).collect())
+            .unwrap_or_default();
+        if secrets.is_empty() {
+            return Err(Error::Unprocessable("secret: required (the endpoint has none)".into()));
+        }
+        req.insert("secrets".into(), secrets.into());
+    }
+    let cfg: crate::signature::SignatureConfig = serde_json::from_value(Value::Object(req))
+        .map_err(|e| Error::Unprocessable(format!("invalid request: {e}")))?;
+    cfg.validate().map_err(Error::BadRequest)?;
+    Ok(cfg)
 }
 
 /// Server-sent events: one `event` per new event, one `attempt` per attempt.

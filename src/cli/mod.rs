@@ -3,6 +3,7 @@
 //! `--json` prints the API's JSON for scripts; without it, short tables.
 
 mod remote;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -43,9 +44,14 @@ pub enum Command {
         /// Send to this URL instead of the endpoint's target (does not count toward the policy).
         #[arg(long = "to", value_name = "URL")]
         to: Option<String>,
+        /// Re-sign timestamped schemes (stripe, standard, slack, paddle) with a fresh timestamp.
+        #[arg(long)]
+        resign: bool,
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// Check a webhook signature offline; prints the verdict as JSON, exit 0 only when valid.
+    Verify(verify::VerifyArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -243,9 +249,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Replay { id, to, remote } => {
+        Command::Verify(a) => verify::run(a),
+        Command::Replay { id, to, resign, remote } => {
             let r = Remote::new(&remote)?;
-            let body = json!({ "target": to });
+            let body = json!({ "target": to, "resign": resign });
             let v = r
                 .send("POST", &format!("/api/events/{}/replay", remote::path_segment(&id)), Some(body))
                 .await?;
@@ -253,6 +260,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
                 println!("{v}");
             } else {
                 let a = &v["attempt"];
+                if let Some(note) = v["resign"].as_str() {
+                    println!("resign: {note}");
+                }
                 println!(
                     "attempt {} to {}: {}",
                     a["n"],

@@ -194,6 +194,12 @@ fn classify(e: hyper_util::client::legacy::Error) -> Failure {
     }
     chain.dedup();
     let detail = chain.join(": ");
+    // Connectors box their errors more than once, which hides the rustls
+    // type from downcasting; rustls' messages are distinctive enough.
+    let lower = detail.to_ascii_lowercase();
+    if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+        tls = true;
+    }
     let kind = if tls {
         ErrorKind::Tls
     } else if e.is_connect() {

@@ -536,9 +536,14 @@ impl Store {
         Ok(())
     }
 
-    /// A new event id: a ULID, so ids sort by arrival time.
+    /// A new event id: a ULID, so ids sort by arrival time. Ids made in the
+    /// same millisecond still increase (monotonic generator), so arrival
+    /// order is exact, which release order and pagination rely on.
     pub fn new_id() -> String {
-        Ulid::generate().to_string()
+        static GENERATOR: Mutex<Option<ulid::Generator>> = Mutex::new(None);
+        let mut g = GENERATOR.lock().unwrap_or_else(|p| p.into_inner());
+        let g = g.get_or_insert_with(ulid::Generator::new);
+        g.generate().unwrap_or_else(|_| Ulid::generate()).to_string()
     }
 }
 

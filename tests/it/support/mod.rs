@@ -18,7 +18,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-pub use receiver::{Received, Receiver, Reply};
+pub use receiver::{Receiver, Reply};
 
 use hookrelay::config::Config;
 use hookrelay::server::Listeners;

@@ -1,0 +1,245 @@
+//! Signatures end to end: the official libraries' vectors through real HTTP
+//! ingest and through `hookrelay verify`; enforcement; WooCommerce's ping;
+//! topics and duplicates; checking a stored event; re-signed replay.
+
+use std::process::Command;
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+use crate::support::{Receiver, Reply, TestServer};
+use hookrelay::signature::{self, SignatureConfig, Verdict};
+
+const TIMESTAMPED: [&str; 4] = ["stripe", "standard", "slack", "paddle"];
+
+struct Vector {
+    name: String,
+    scheme: String,
+    secrets: Vec<String>,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    at: i64,
+    tolerance: u64,
+    expected: String,
+}
+
+fn vectors() -> Vec<Vector> {
+    let v: Value = serde_json::from_str(include_str!("../vectors/vectors.json")).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    v["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let body = match (c["body_b64"].as_str(), c["body_ref"].as_str()) {
+                (Some(b), _) => b64.decode(b).unwrap(),
+                (None, Some(r)) => b64.decode(v["bodies"][r].as_str().unwrap()).unwrap(),
+                _ => panic!("vector without body: {c}"),
+            };
+            let at = c["now"].as_i64().unwrap_or_else(|| c["ts"].as_i64().unwrap() + c["now_offset"].as_i64().unwrap());
+            Vector {
+                name: c["name"].as_str().unwrap().into(),
+                // Svix vectors use the standard scheme under svix- names.
+                scheme: match c["scheme"].as_str().unwrap() {
+                    "svix" => "standard".into(),
+                    s => s.into(),
+                },
+                secrets: c["secrets"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect(),
+                headers: c["headers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|h| (h[0].as_str().unwrap().to_string(), h[1].as_str().unwrap().to_string()))
+                    .collect(),
+                body,
+                at,
+                tolerance: c["tolerance_s"].as_u64().unwrap(),
+                expected: c["expected"].as_str().unwrap().into(),
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn official_vectors_through_http_ingest() {
+    let s = TestServer::start().await;
+    let mut checked = 0;
+    for (i, v) in vectors().into_iter().enumerate() {
+        // Ingest judges timestamps against the wall clock, and the vectors
+        // carry fixed ones: stale cases are covered by `verify --at` below,
+        // and timestamp checks are off here (tolerance 0) so that only the
+        // signature is judged.
+        if v.expected == "stale" {
+            continue;
+        }
+        let slug = format!("v{i}");
+        let tolerance = if TIMESTAMPED.contains(&v.scheme.as_str()) { 0 } else { v.tolerance };
+        s.create_endpoint(json!({
+            "slug": slug,
+            "signature": { "scheme": v.scheme, "secrets": v.secrets, "tolerance_s": tolerance }
+        }))
+        .await;
+        let headers: Vec<(&str, &str)> = v.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let r = s.post_in(&slug, &headers, v.body.clone()).await;
+        assert_eq!(r.status, 200, "{}", v.name);
+        let ev = s.get(&format!("/api/events/{}", r.event_id())).await;
+        assert_eq!(ev["signature"]["verdict"], v.expected.as_str(), "{}: {}", v.name, ev["signature"]["detail"]);
+        checked += 1;
+    }
+    assert!(checked > 60, "only {checked} vectors checked");
+}
+
+#[tokio::test]
+async fn official_vectors_through_hookrelay_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let vs = vectors();
+    let results = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        for (i, v) in vs.iter().enumerate() {
+            let body = dir.path().join(format!("{i}.body"));
+            std::fs::write(&body, &v.body).unwrap();
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookrelay"));
+            cmd.args(["verify", "--scheme", &v.scheme, "--at", &v.at.to_string(), "--tolerance", &v.tolerance.to_string(), "--body-file"])
+                .arg(&body);
+            for s in &v.secrets {
+                cmd.args(["--secret", s]);
+            }
+            for (n, val) in &v.headers {
+                cmd.args(["--header", &format!("{n}: {val}")]);
+            }
+            let o = cmd.output().unwrap();
+            out.push((v.name.clone(), v.expected.clone(), o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned()));
+        }
+        out
+    })
+    .await
+    .unwrap();
+    assert!(results.len() > 80);
+    for (name, expected, code, stdout, stderr) in results {
+        let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|_| panic!("{name}: no JSON: {stdout} {stderr}"));
+        assert_eq!(v["verdict"], expected.as_str(), "{name}: {}", v["detail"]);
+        assert_eq!(code == Some(0), expected == "valid", "{name}: exit status {code:?}");
+    }
+}
+
+#[tokio::test]
+async fn enforced_signatures_reject_with_401_and_keep_the_event() {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "gh", "signature": { "scheme": "github", "secret": "It's a Secret to Everybody", "enforce": true } })).await;
+    let cfg = SignatureConfig::new("github", "It's a Secret to Everybody");
+    let body = br#"{"zen":"Keep it logically awesome."}"#;
+    let signed = signature::sign(&cfg, body, 0, "");
+    let headers: Vec<(String, String)> = signed.iter().map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned())).collect();
+    let h: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    assert_eq!(s.post_in("gh", &h, &body[..]).await.status, 200);
+
+    let r = s.post_in("gh", &[("x-hub-signature-256", "sha256=0000")], &body[..]).await;
+    assert_eq!(r.status, 401);
+    assert!(r.json()["error"].as_str().unwrap().starts_with("signature invalid"));
+    let ev = s.get(&format!("/api/events/{}", r.event_id())).await;
+    assert_eq!(ev["state"], "rejected");
+    assert_eq!(ev["body"], std::str::from_utf8(body).unwrap(), "nothing is lost");
+
+    let r = s.post_in("gh", &[], &body[..]).await;
+    assert_eq!(r.status, 401);
+    let ev = s.get(&format!("/api/events/{}", r.event_id())).await;
+    assert_eq!(ev["signature"]["verdict"], "missing");
+    let rejected = s.get("/api/events?state=rejected").await;
+    assert_eq!(rejected["events"].as_array().unwrap().len(), 2);
+    let valid = s.get("/api/events?signature=valid").await;
+    assert_eq!(valid["events"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn woocommerce_activation_ping_is_a_ping_not_a_bad_signature() {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "wc", "signature": { "scheme": "woocommerce", "secret": "s", "enforce": true } })).await;
+    let r = s.post_in("wc", &[("content-type", "application/x-www-form-urlencoded")], "webhook_id=12").await;
+    assert_eq!(r.status, 200);
+    let ev = s.get(&format!("/api/events/{}", r.event_id())).await;
+    assert_eq!(ev["signature"]["verdict"], "unchecked");
+    assert!(ev["signature"]["detail"].as_str().unwrap().contains("ping"));
+}
+
+#[tokio::test]
+async fn topics_ids_and_duplicates_are_recorded_and_filterable() {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "gh" })).await;
+    let h = [("x-github-event", "push"), ("x-github-delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")];
+    let first = s.post_in("gh", &h, "{}").await.event_id();
+    let second = s.post_in("gh", &h, "{}").await.event_id();
+    s.post_in("gh", &[("x-github-event", "issues"), ("x-github-delivery", "other")], "{}").await;
+    let ev = s.get(&format!("/api/events/{second}")).await;
+    assert_eq!(ev["topic"], "push");
+    assert_eq!(ev["external_id"], "72d3162e-cc78-11e3-81ab-4c9367dc0958");
+    assert_eq!(ev["duplicate_of"], first.as_str(), "flagged, never dropped");
+    assert!(s.get(&format!("/api/events/{first}")).await["duplicate_of"].is_null());
+    let dups = s.get("/api/events?duplicate=true").await;
+    assert_eq!(dups["events"].as_array().unwrap().len(), 1);
+    let push = s.get("/api/events?topic=push").await;
+    assert_eq!(push["events"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_stored_event_is_checked_as_of_its_arrival() {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "st" })).await;
+    let cfg = SignatureConfig::new("stripe", "whsec_abc");
+    let now = (hookrelay::time::now_ms() / 1000) as i64;
+    let body = br#"{"id":"evt_1","type":"invoice.paid"}"#;
+    let headers: Vec<(String, String)> = signature::sign(&cfg, body, now, "")
+        .into_iter()
+        .map(|(n, v)| (n, String::from_utf8(v).unwrap()))
+        .collect();
+    let h: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let id = s.post_in("st", &h, &body[..]).await.event_id();
+    let ev = s.get(&format!("/api/events/{id}")).await;
+    assert!(ev["signature"].is_null(), "no secret configured: not checked");
+    assert_eq!(ev["topic"], "invoice.paid");
+
+    let (st, v) = s.api("POST", &format!("/api/events/{id}/verify"), Some(json!({ "scheme": "stripe", "secret": "whsec_abc" }))).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["verdict"], "valid");
+    let (_, v) = s.api("POST", &format!("/api/events/{id}/verify"), Some(json!({ "secret": "wrong" }))).await;
+    assert_eq!(v["verdict"], "invalid", "auto picks stripe: {v}");
+    let (st, v) = s.api("POST", &format!("/api/events/{id}/verify"), Some(json!({}))).await;
+    assert_eq!(st, 422, "{v}");
+}
+
+#[tokio::test]
+async fn a_resigned_replay_verifies_now_with_the_same_body_and_id() {
+    let mut up = Receiver::start(vec![Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    s.create_endpoint(json!({ "slug": "sw", "target": up.url("/"), "signature": { "scheme": "standard", "secret": secret } })).await;
+    let cfg = SignatureConfig::new("standard", secret);
+    let old = (hookrelay::time::now_ms() / 1000) as i64 - 3600;
+    let body = br#"{"type":"user.created","data":{"id":1}}"#;
+    let headers: Vec<(String, String)> = signature::sign(&cfg, body, old, "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W")
+        .into_iter()
+        .map(|(n, v)| (n, String::from_utf8(v).unwrap()))
+        .collect();
+    let h: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let r = s.post_in("sw", &h, &body[..]).await;
+    let ev = s.get(&format!("/api/events/{}", r.event_id())).await;
+    assert_eq!(ev["signature"]["verdict"], "stale", "an hour old");
+    up.next().await;
+
+    let (st, v) = s.api("POST", &format!("/api/events/{}/replay", r.event_id()), Some(json!({ "resign": true }))).await;
+    assert_eq!(st, 200, "{v}");
+    assert!(v["resign"].as_str().unwrap().contains("re-signed"));
+    let got = up.next().await;
+    assert_eq!(&got.body[..], &body[..]);
+    assert_eq!(got.header("webhook-id").as_deref(), Some("msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"));
+    let now = (hookrelay::time::now_ms() / 1000) as i64;
+    let check = signature::verify(&cfg, &got.headers, &got.body, None, now);
+    assert_eq!(check.verdict, Verdict::Valid, "{}", check.detail);
+
+    // Body-only schemes need no re-signing and say so.
+    s.create_endpoint(json!({ "slug": "gh", "target": up.url("/"), "signature": { "scheme": "github", "secret": "x" } })).await;
+    let r = s.post_in("gh", &[], "{}").await;
+    up.next().await;
+    let (st, v) = s.api("POST", &format!("/api/events/{}/replay", r.event_id()), Some(json!({ "resign": true }))).await;
+    assert_eq!(st, 200, "{v}");
+    assert!(v["resign"].is_string());
+}
