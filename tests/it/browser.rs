@@ -14,6 +14,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
@@ -254,7 +255,9 @@ async fn dashboard_in_a_real_browser() {
 
     let d = Driver::start().await;
     let c = &d.client;
-    let result = async {
+    // A failed assertion must still end the browser session (chromedriver
+    // stops Chromium when the session closes), so the body is caught.
+    let result = std::panic::AssertUnwindSafe(async {
         // Endpoints.
         c.goto(&s.admin_url("/")).await.unwrap();
         wait_css(c, "#endpoint-xss").await;
@@ -328,8 +331,11 @@ async fn dashboard_in_a_real_browser() {
         c.goto(&s.admin_url("/endpoints/new")).await.unwrap();
         wait_css(c, "form.endpoint-form").await;
         shot(c, "new-endpoint").await;
-    }
+    })
+    .catch_unwind()
     .await;
     d.stop().await;
-    result
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
 }
