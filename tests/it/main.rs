@@ -13,4 +13,5 @@ mod forward;
 mod persistence;
 mod policy;
 mod support;
+mod signatures;
 mod tls;
