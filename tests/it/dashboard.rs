@@ -469,3 +469,44 @@ async fn event_list_filters_paginate_and_count_for_bulk_replay() {
     assert_eq!(p.status, 200);
     assert_eq!(p.html.matches("has no target").count(), 5, "{}", p.html);
 }
+
+#[tokio::test]
+async fn signature_verdicts_and_checking_a_typed_secret() {
+    use hookrelay::signature::{SignatureConfig, sign};
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "gh", "signature": { "scheme": "github", "secret": "right" } })).await;
+    let body = br#"{"action":"opened"}"#;
+    let signed = sign(&SignatureConfig::new("github", "right"), body, 0, "");
+    let mut headers: Vec<(String, String)> =
+        signed.iter().map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned())).collect();
+    headers.push(("x-github-event".into(), "pull_request".into()));
+    headers.push(("x-github-delivery".into(), "d-1".into()));
+    let h: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let id = s.post_in("gh", &h, body.to_vec()).await.event_id();
+    let dup = s.post_in("gh", &h, body.to_vec()).await.event_id();
+
+    let p = get_page(&s, &format!("/events/{id}"), &[]).await;
+    assert!(p.html.contains("badge sig-valid"), "the stored verdict shows");
+    assert!(p.html.contains("pull_request"), "topic");
+    assert!(p.html.contains("d-1"), "provider id");
+    let p2 = get_page(&s, &format!("/events/{dup}"), &[]).await;
+    assert!(p2.html.contains(&format!("A repeat of <a href=\"/events/{id}\">")), "duplicate link");
+    let list = get_page(&s, "/events?duplicate=true", &[]).await;
+    assert!(list.html.contains(&format!("ev-{dup}")) && !list.html.contains(&format!("ev-{id}\"")));
+
+    let token = p.csrf();
+    let o = origin(&s);
+    let check = |secret: &'static str| {
+        let (s, token, o, id) = (&s, token.clone(), o.clone(), id.clone());
+        async move {
+            post_form(s, &format!("/events/{id}/verify"), &[("_csrf", &token), ("scheme", "auto"), ("secret", secret)], &[("origin", &o)]).await
+        }
+    };
+    let good = check("right").await;
+    assert_eq!(good.status, 200);
+    assert!(good.html.contains("Checked against the secret you typed: <span class=\"badge sig-valid\""), "{}", good.html);
+    assert!(!good.html.contains("value=\"right\""), "the secret is not echoed");
+    let bad = check("wrong").await;
+    assert!(bad.html.contains("Checked against the secret you typed: <span class=\"badge sig-invalid\""));
+    assert!(bad.html.contains("expects"), "expected against received: {}", bad.html);
+}
