@@ -48,8 +48,14 @@ const APP_JS: &str = include_str!("../../assets/app.js");
 pub fn routes() -> Router<AdminState> {
     Router::new()
         .route("/", get(endpoints::list))
-        .route("/endpoints/new", get(endpoints::new_form).post(endpoints::create))
-        .route("/endpoints/{slug}", get(endpoints::edit_form).post(endpoints::update))
+        .route(
+            "/endpoints/new",
+            get(endpoints::new_form).post(endpoints::create),
+        )
+        .route(
+            "/endpoints/{slug}",
+            get(endpoints::edit_form).post(endpoints::update),
+        )
         .route("/endpoints/{slug}/pause", post(endpoints::pause))
         .route("/endpoints/{slug}/resume", post(endpoints::resume))
         .route("/endpoints/{slug}/release", post(endpoints::release))
@@ -65,7 +71,10 @@ pub fn routes() -> Router<AdminState> {
         .route("/events/{id}/verify", post(events::verify))
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
-        .route("/static/app.css", get(|| async { asset("text/css; charset=utf-8", APP_CSS) }))
+        .route(
+            "/static/app.css",
+            get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),
+        )
         .route(
             "/static/app.js",
             get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
@@ -126,8 +135,14 @@ pub struct Ctx {
 impl FromRequestParts<AdminState> for Ctx {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, st: &AdminState) -> Result<Self, Self::Rejection> {
-        Ok(Ctx { flash: security::read_flash(&parts.headers), logout: st.token.is_some() })
+    async fn from_request_parts(
+        parts: &mut Parts,
+        st: &AdminState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Ctx {
+            flash: security::read_flash(&parts.headers),
+            logout: st.token.is_some(),
+        })
     }
 }
 
@@ -146,8 +161,10 @@ impl Ctx {
     pub fn page<T: Template>(&self, status: StatusCode, t: &T) -> Response {
         let mut resp = html(status, t);
         if self.flash.is_some() {
-            resp.headers_mut()
-                .append(header::SET_COOKIE, security::clear_cookie(security::FLASH_COOKIE));
+            resp.headers_mut().append(
+                header::SET_COOKIE,
+                security::clear_cookie(security::FLASH_COOKIE),
+            );
         }
         resp
     }
@@ -189,7 +206,10 @@ impl From<Error> for PageError {
         if matches!(e, Error::Store(_) | Error::Internal(_)) {
             tracing::error!(error = %e, "dashboard request failed");
         }
-        PageError { status: e.status(), message: e.public_message() }
+        PageError {
+            status: e.status(),
+            message: e.public_message(),
+        }
     }
 }
 
@@ -206,7 +226,11 @@ impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let page = ErrorPage {
             layout: Layout {
-                title: format!("{} {}", self.status.as_u16(), self.status.canonical_reason().unwrap_or("")),
+                title: format!(
+                    "{} {}",
+                    self.status.as_u16(),
+                    self.status.canonical_reason().unwrap_or("")
+                ),
                 nav: "",
                 csrf: security::csrf_token(),
                 flash: None,
@@ -244,7 +268,11 @@ impl CsrfForm {
 
     /// The first value of `name` exactly as typed (textareas, secrets).
     pub fn raw(&self, name: &str) -> &str {
-        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()).unwrap_or("")
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -256,13 +284,19 @@ impl FromRequest<AdminState> for CsrfForm {
     type Rejection = PageError;
 
     async fn from_request(req: Request, st: &AdminState) -> Result<Self, PageError> {
-        let forbidden = |m: &str| PageError { status: StatusCode::FORBIDDEN, message: m.to_string() };
+        let forbidden = |m: &str| PageError {
+            status: StatusCode::FORBIDDEN,
+            message: m.to_string(),
+        };
         if !security::same_origin(req.headers(), req.uri()) {
             return Err(forbidden("cross-origin form submission refused"));
         }
         let Form(pairs) = Form::<Vec<(String, String)>>::from_request(req, st)
             .await
-            .map_err(|e| PageError { status: StatusCode::BAD_REQUEST, message: format!("reading the form: {e}") })?;
+            .map_err(|e| PageError {
+                status: StatusCode::BAD_REQUEST,
+                message: format!("reading the form: {e}"),
+            })?;
         let form = CsrfForm(pairs);
         if !security::csrf_ok(form.get(security::CSRF_FIELD)) {
             return Err(forbidden(
@@ -295,7 +329,14 @@ async fn login_form(
     let next = security::safe_next(q.get("next").map(String::as_str).unwrap_or("/")).to_string();
     let mut layout = ctx.layout("Log in", "");
     layout.logout = false;
-    ctx.page(StatusCode::OK, &LoginPage { layout, next, error: None })
+    ctx.page(
+        StatusCode::OK,
+        &LoginPage {
+            layout,
+            next,
+            error: None,
+        },
+    )
 }
 
 async fn login(State(st): State<AdminState>, ctx: Ctx, form: CsrfForm) -> Response {
@@ -305,7 +346,8 @@ async fn login(State(st): State<AdminState>, ctx: Ctx, form: CsrfForm) -> Respon
     let next = security::safe_next(form.get("next")).to_string();
     if bool::from(form.raw("token").as_bytes().ct_eq(token.as_bytes())) {
         let mut resp = Redirect::to(&next).into_response();
-        resp.headers_mut().append(header::SET_COOKIE, security::session_cookie(token));
+        resp.headers_mut()
+            .append(header::SET_COOKIE, security::session_cookie(token));
         return resp;
     }
     tracing::warn!("dashboard login with a wrong admin token");
@@ -313,15 +355,21 @@ async fn login(State(st): State<AdminState>, ctx: Ctx, form: CsrfForm) -> Respon
     layout.logout = false;
     ctx.page(
         StatusCode::UNAUTHORIZED,
-        &LoginPage { layout, next, error: Some("That is not the admin token.".into()) },
+        &LoginPage {
+            layout,
+            next,
+            error: Some("That is not the admin token.".into()),
+        },
     )
 }
 
 async fn logout(State(st): State<AdminState>, _form: CsrfForm) -> Response {
     let to = if st.token.is_some() { "/login" } else { "/" };
     let mut resp = Redirect::to(to).into_response();
-    resp.headers_mut()
-        .append(header::SET_COOKIE, security::clear_cookie(security::SESSION_COOKIE));
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        security::clear_cookie(security::SESSION_COOKIE),
+    );
     resp
 }
 
@@ -376,7 +424,10 @@ mod tests {
     #[test]
     fn encoding() {
         assert_eq!(encode_component("a b&c=/é"), "a%20b%26c%3D%2F%C3%A9");
-        assert_eq!(query_string(&[("endpoint", "shop"), ("q", ""), ("state", "failed")]), "endpoint=shop&state=failed");
+        assert_eq!(
+            query_string(&[("endpoint", "shop"), ("q", ""), ("state", "failed")]),
+            "endpoint=shop&state=failed"
+        );
     }
 
     #[test]

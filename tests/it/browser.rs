@@ -14,8 +14,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::FutureExt;
 use fantoccini::{Client, ClientBuilder, Locator};
+use futures_util::FutureExt;
 use serde_json::{Value, json};
 
 use crate::support::{Receiver, Reply, TestServer, send};
@@ -78,7 +78,10 @@ fn payloads() -> Vec<String> {
         format!("<scr<script>ipt>{js}</scr</script>ipt>"),
         format!("<isindex type=image src=1 onerror={js}>"),
         format!("<xss id=x tabindex=1 onfocusin={js}></xss>"),
-        format!("<img src=\"x\" onerror=\"eval(atob('{}'))\">", "d2luZG93Ll9fcHduZWQ9MQ=="),
+        format!(
+            "<img src=\"x\" onerror=\"eval(atob('{}'))\">",
+            "d2luZG93Ll9fcHduZWQ9MQ=="
+        ),
     ];
     p.to_vec()
 }
@@ -86,14 +89,28 @@ fn payloads() -> Vec<String> {
 /// Header values cannot carry CR/LF or non-visible bytes; everything else
 /// goes through as is.
 fn header_safe(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '_' }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Path and query characters a request target may carry (`<>"` are refused
 /// by hyper; `'`, `(`, `:`, `=`, `;`, `&` and `$` are not).
 fn target_safe(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "'()*:=;$!,.-_~@".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "'()*:=;$!,.-_~@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -105,8 +122,14 @@ struct Driver {
 
 impl Driver {
     async fn start() -> Driver {
-        assert!(std::path::Path::new(CHROMIUM).exists(), "{CHROMIUM} is missing: apt-get install chromium");
-        assert!(std::path::Path::new(CHROMEDRIVER).exists(), "{CHROMEDRIVER} is missing: apt-get install chromium-driver");
+        assert!(
+            std::path::Path::new(CHROMIUM).exists(),
+            "{CHROMIUM} is missing: apt-get install chromium"
+        );
+        assert!(
+            std::path::Path::new(CHROMEDRIVER).exists(),
+            "{CHROMEDRIVER} is missing: apt-get install chromium-driver"
+        );
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
@@ -121,10 +144,16 @@ impl Driver {
         let url = format!("http://127.0.0.1:{port}");
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
                 break;
             }
-            assert!(tokio::time::Instant::now() < deadline, "chromedriver did not listen within {WAIT:?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "chromedriver did not listen within {WAIT:?}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let profile = tempfile::tempdir().unwrap();
@@ -139,7 +168,9 @@ impl Driver {
                 ]
             }
         });
-        let Value::Object(caps) = caps else { unreachable!() };
+        let Value::Object(caps) = caps else {
+            unreachable!()
+        };
         let client = tokio::time::timeout(
             Duration::from_secs(60),
             ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -149,7 +180,11 @@ impl Driver {
         .await
         .expect("a browser session within 60 s")
         .expect("chromedriver starts chromium");
-        Driver { child, _profile: profile, client }
+        Driver {
+            child,
+            _profile: profile,
+            client,
+        }
     }
 
     async fn stop(mut self) {
@@ -197,10 +232,18 @@ async fn assert_clean(c: &Client, what: &str) {
         .expect("script runs");
     assert_eq!(v["pwned"], false, "{what}: a payload ran");
     assert_ne!(v["title"], "pwned", "{what}: a payload set the title");
-    assert_eq!(v["handlers"], json!([]), "{what}: event-handler attributes in the DOM");
+    assert_eq!(
+        v["handlers"],
+        json!([]),
+        "{what}: event-handler attributes in the DOM"
+    );
     assert_eq!(v["js_links"], 0, "{what}: javascript: URL in an attribute");
     assert_eq!(v["foreign"], 0, "{what}: injected elements");
-    assert_eq!(v["scripts"], json!(["/static/app.js"]), "{what}: only our script");
+    assert_eq!(
+        v["scripts"],
+        json!(["/static/app.js"]),
+        "{what}: only our script"
+    );
 }
 
 async fn wait_css(c: &Client, css: &str) -> fantoccini::elements::Element {
@@ -216,14 +259,18 @@ async fn dashboard_in_a_real_browser() {
     let hostile = payloads();
     assert!(hostile.len() >= 50);
     let joined = hostile.join("\n");
-    let up = Receiver::start(vec![Reply::status(502)
-        .header("x-upstream", &header_safe(&hostile[2]))
-        .header("content-type", "text/html")
-        .body(joined.clone())])
+    let up = Receiver::start(vec![
+        Reply::status(502)
+            .header("x-upstream", &header_safe(&hostile[2]))
+            .header("content-type", "text/html")
+            .body(joined.clone()),
+    ])
     .await;
     let s = TestServer::start().await;
-    s.create_endpoint(json!({ "slug": "xss", "name": hostile[0] })).await;
-    s.create_endpoint(json!({ "slug": "fwd", "target": up.url("/hook"), "name": hostile[6] })).await;
+    s.create_endpoint(json!({ "slug": "xss", "name": hostile[0] }))
+        .await;
+    s.create_endpoint(json!({ "slug": "fwd", "target": up.url("/hook"), "name": hostile[6] }))
+        .await;
     s.create_endpoint(json!({ "slug": "live" })).await;
 
     // One event per payload: body, header value, topic, path and query.
@@ -234,15 +281,28 @@ async fn dashboard_in_a_real_browser() {
         let (status, headers, _) = send(
             "POST",
             &s.ingest_url(&path),
-            &[("x-payload", &h), ("x-github-event", &h), ("content-type", "text/html")],
+            &[
+                ("x-payload", &h),
+                ("x-github-event", &h),
+                ("content-type", "text/html"),
+            ],
             Bytes::from(p.clone()),
         )
         .await;
         assert_eq!(status, 200, "payload {i}");
-        ids.push(headers.iter().find(|(n, _)| n == "x-hookrelay-event").map(|(_, v)| String::from_utf8_lossy(v).into_owned()).unwrap());
+        ids.push(
+            headers
+                .iter()
+                .find(|(n, _)| n == "x-hookrelay-event")
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+                .unwrap(),
+        );
     }
     // JSON keys and values; a forwarded event whose upstream answer is hostile.
-    let obj: serde_json::Map<String, Value> = hostile.iter().map(|p| (p.clone(), Value::String(p.clone()))).collect();
+    let obj: serde_json::Map<String, Value> = hostile
+        .iter()
+        .map(|p| (p.clone(), Value::String(p.clone())))
+        .collect();
     let (_, headers, _) = send(
         "POST",
         &s.ingest_url("/in/fwd/j"),
@@ -250,7 +310,11 @@ async fn dashboard_in_a_real_browser() {
         Bytes::from(Value::Object(obj).to_string()),
     )
     .await;
-    let fwd_id = headers.iter().find(|(n, _)| n == "x-hookrelay-event").map(|(_, v)| String::from_utf8_lossy(v).into_owned()).unwrap();
+    let fwd_id = headers
+        .iter()
+        .find(|(n, _)| n == "x-hookrelay-event")
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        .unwrap();
     ids.push(fwd_id.clone());
 
     let d = Driver::start().await;
@@ -270,19 +334,44 @@ async fn dashboard_in_a_real_browser() {
         wait_css(c, "#events-table").await;
         assert_clean(c, "events").await;
         shot(c, "events").await;
-        c.find(Locator::Css("#f-endpoint")).await.unwrap().select_by_value("fwd").await.unwrap();
-        c.find(Locator::Css("#filters button[type=submit]")).await.unwrap().click().await.unwrap();
+        c.find(Locator::Css("#f-endpoint"))
+            .await
+            .unwrap()
+            .select_by_value("fwd")
+            .await
+            .unwrap();
+        c.find(Locator::Css("#filters button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         wait_css(c, &format!("#ev-{fwd_id}")).await;
-        assert!(c.current_url().await.unwrap().as_str().contains("endpoint=fwd"), "the filter is in the URL");
+        assert!(
+            c.current_url()
+                .await
+                .unwrap()
+                .as_str()
+                .contains("endpoint=fwd"),
+            "the filter is in the URL"
+        );
         let rows = c.find_all(Locator::Css("#event-rows tr")).await.unwrap();
         assert_eq!(rows.len(), 1, "only fwd's event");
 
         // Live tail: a POST to the ingest port shows up without a reload.
         c.goto(&s.admin_url("/events?endpoint=live")).await.unwrap();
         wait_css(c, "#live-state.on").await;
-        c.execute("window.__marker = 'same page';", vec![]).await.unwrap();
+        c.execute("window.__marker = 'same page';", vec![])
+            .await
+            .unwrap();
         let live_body = format!("live {}", hostile[3]);
-        let r = s.post_in("live/tail?x=1", &[("x-github-event", &header_safe(&hostile[7]))], live_body).await;
+        let r = s
+            .post_in(
+                "live/tail?x=1",
+                &[("x-github-event", &header_safe(&hostile[7]))],
+                live_body,
+            )
+            .await;
         let live_id = r.event_id();
         let row = wait_css(c, &format!("#ev-{live_id}")).await;
         assert!(row.text().await.unwrap().contains("/tail?x=1"));
@@ -290,40 +379,82 @@ async fn dashboard_in_a_real_browser() {
         assert_eq!(marker, "same page", "the row came without a reload");
         assert_clean(c, "live tail").await;
         // Paused, new rows wait; resumed, they appear.
-        c.find(Locator::Css("#live-toggle")).await.unwrap().click().await.unwrap();
+        c.find(Locator::Css("#live-toggle"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         let held = s.post_in("live/paused", &[], "p").await.event_id();
         wait_css(c, "#live-state.paused").await;
         c.wait()
             .at_most(WAIT)
-            .for_element(Locator::XPath("//span[@id='live-state' and contains(., '1 new')]"))
+            .for_element(Locator::XPath(
+                "//span[@id='live-state' and contains(., '1 new')]",
+            ))
             .await
             .expect("the paused tail counts what waits");
-        assert!(c.find(Locator::Css(&format!("#ev-{held}"))).await.is_err(), "paused: not shown yet");
-        c.find(Locator::Css("#live-toggle")).await.unwrap().click().await.unwrap();
+        assert!(
+            c.find(Locator::Css(&format!("#ev-{held}"))).await.is_err(),
+            "paused: not shown yet"
+        );
+        c.find(Locator::Css("#live-toggle"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         wait_css(c, &format!("#ev-{held}")).await;
         shot(c, "live-tail").await;
 
         // Open the forwarded event from the list and replay it.
         c.goto(&s.admin_url("/events?endpoint=fwd")).await.unwrap();
-        wait_css(c, &format!("#ev-{fwd_id} td.req a")).await.click().await.unwrap();
+        wait_css(c, &format!("#ev-{fwd_id} td.req a"))
+            .await
+            .click()
+            .await
+            .unwrap();
         wait_css(c, "#attempt-1").await;
         assert_clean(c, "event page").await;
-        c.find(Locator::Css("#replay")).await.unwrap().click().await.unwrap();
+        c.find(Locator::Css("#replay"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         let a2 = wait_css(c, "#attempt-2").await;
         assert!(a2.text().await.unwrap().contains("replay"));
-        assert!(c.find(Locator::Css(".flash")).await.unwrap().text().await.unwrap().contains("Replay attempt #2"));
+        assert!(
+            c.find(Locator::Css(".flash"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+                .contains("Replay attempt #2")
+        );
         assert_clean(c, "after replay").await;
         shot(c, "event").await;
 
         // Every hostile event's page.
         for (i, id) in ids.iter().enumerate() {
-            c.goto(&s.admin_url(&format!("/events/{id}"))).await.unwrap();
+            c.goto(&s.admin_url(&format!("/events/{id}")))
+                .await
+                .unwrap();
             wait_css(c, "#curl-cmd").await;
             assert_clean(c, &format!("event page of payload {i}")).await;
         }
-        c.goto(&s.admin_url("/events?endpoint=xss&limit=100")).await.unwrap();
+        c.goto(&s.admin_url("/events?endpoint=xss&limit=100"))
+            .await
+            .unwrap();
         wait_css(c, "#events-table").await;
-        assert_eq!(c.find_all(Locator::Css("#event-rows tr")).await.unwrap().len(), hostile.len());
+        assert_eq!(
+            c.find_all(Locator::Css("#event-rows tr"))
+                .await
+                .unwrap()
+                .len(),
+            hostile.len()
+        );
         assert_clean(c, "hostile list").await;
         c.goto(&s.admin_url("/endpoints/fwd")).await.unwrap();
         wait_css(c, "#endpoint-fwd").await;

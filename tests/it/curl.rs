@@ -14,7 +14,10 @@ use crate::support::{TestServer, send};
 /// The text of `<pre id="curl-cmd">`, unescaped as the browser shows it
 /// (and as the Copy button copies it).
 fn curl_from_page(html: &str) -> String {
-    let start = html.find("id=\"curl-cmd\">").expect("the page shows a curl command") + "id=\"curl-cmd\">".len();
+    let start = html
+        .find("id=\"curl-cmd\">")
+        .expect("the page shows a curl command")
+        + "id=\"curl-cmd\">".len();
     let end = html[start..].find("</pre>").unwrap() + start;
     html[start..end]
         .replace("&#60;", "<")
@@ -26,7 +29,13 @@ fn curl_from_page(html: &str) -> String {
 
 async fn stored(s: &TestServer, id: &str) -> (Value, Vec<u8>) {
     let ev = s.get(&format!("/api/events/{id}")).await;
-    let (status, _, body) = send("GET", &s.admin_url(&format!("/api/events/{id}/body")), &[], Bytes::new()).await;
+    let (status, _, body) = send(
+        "GET",
+        &s.admin_url(&format!("/api/events/{id}/body")),
+        &[],
+        Bytes::new(),
+    )
+    .await;
     assert_eq!(status, 200);
     (ev, body.to_vec())
 }
@@ -37,14 +46,22 @@ fn comparable(ev: &Value) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p[0].as_str().unwrap().to_string(), p[1].as_str().unwrap().to_string()))
+        .map(|p| {
+            (
+                p[0].as_str().unwrap().to_string(),
+                p[1].as_str().unwrap().to_string(),
+            )
+        })
         .filter(|(n, _)| n != "host" && n != "content-length")
         .collect()
 }
 
 #[tokio::test]
 async fn copy_as_curl_reproduces_the_request_byte_for_byte() {
-    assert!(std::path::Path::new("/usr/bin/curl").exists(), "this test needs /usr/bin/curl");
+    assert!(
+        std::path::Path::new("/usr/bin/curl").exists(),
+        "this test needs /usr/bin/curl"
+    );
     let s = TestServer::start().await;
     s.create_endpoint(json!({ "slug": "src" })).await;
     s.create_endpoint(json!({ "slug": "cap" })).await;
@@ -53,11 +70,23 @@ async fn copy_as_curl_reproduces_the_request_byte_for_byte() {
     let mut binary: Vec<u8> = (0..=255u8).collect();
     binary.extend_from_slice(b"\x00\x00'$(touch pwned)'\r\n");
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("quotes", br#"{"msg":"it's \"quoted\" and 'single'","n":1}"#.to_vec()),
-        ("shell", b"$(touch pwned) `touch pwned` ${HOME} $HOME !! \\ '\\'' ; touch pwned #".to_vec()),
-        ("newlines", b"line one\nline two\n\n\ttabbed\r\ncrlf\n".to_vec()),
+        (
+            "quotes",
+            br#"{"msg":"it's \"quoted\" and 'single'","n":1}"#.to_vec(),
+        ),
+        (
+            "shell",
+            b"$(touch pwned) `touch pwned` ${HOME} $HOME !! \\ '\\'' ; touch pwned #".to_vec(),
+        ),
+        (
+            "newlines",
+            b"line one\nline two\n\n\ttabbed\r\ncrlf\n".to_vec(),
+        ),
         ("trailing", b"ends with a newline\n".to_vec()),
-        ("escapes", b"\x1b[31mred\x1b[0m \x07 bell \xe2\x80\xae bidi".to_vec()),
+        (
+            "escapes",
+            b"\x1b[31mred\x1b[0m \x07 bell \xe2\x80\xae bidi".to_vec(),
+        ),
         ("binary", binary),
         ("large", "big 'text' $(x)\n".repeat(2000).into_bytes()),
         ("empty", Vec::new()),
@@ -87,12 +116,25 @@ async fn copy_as_curl_reproduces_the_request_byte_for_byte() {
             .unwrap();
 
         let base = s.ingest_url("/in/cap");
-        let page = get_page(&s, &format!("/events/{id}?curl_base={}", hookrelay::admin::dashboard::encode_component(&base)), &[]).await;
+        let page = get_page(
+            &s,
+            &format!(
+                "/events/{id}?curl_base={}",
+                hookrelay::admin::dashboard::encode_component(&base)
+            ),
+            &[],
+        )
+        .await;
         assert_eq!(page.status, 200);
         let cmd = curl_from_page(&page.html);
-        assert!(cmd.contains("--data-binary") || body.is_empty(), "{name}: {cmd}");
         assert!(
-            cmd.lines().filter(|l| !l.starts_with("base64 -d")).all(|l| !l.trim_start().starts_with("-d ")),
+            cmd.contains("--data-binary") || body.is_empty(),
+            "{name}: {cmd}"
+        );
+        assert!(
+            cmd.lines()
+                .filter(|l| !l.starts_with("base64 -d"))
+                .all(|l| !l.trim_start().starts_with("-d ")),
             "never curl's -d, which strips newlines"
         );
 
@@ -101,13 +143,24 @@ async fn copy_as_curl_reproduces_the_request_byte_for_byte() {
         assert_eq!(orig_body, body, "{name}: stored as sent");
 
         // tokio's Command: the server answering curl runs on this runtime.
-        let run = tokio::process::Command::new("bash").arg("-c").arg(&cmd).current_dir(work.path()).output();
+        let run = tokio::process::Command::new("bash")
+            .arg("-c")
+            .arg(&cmd)
+            .current_dir(work.path())
+            .output();
         let out = tokio::time::timeout(std::time::Duration::from_secs(30), run)
             .await
             .expect("curl finished within 30 s")
             .expect("bash runs");
-        assert!(out.status.success(), "{name}: {}\n{cmd}", String::from_utf8_lossy(&out.stderr));
-        assert!(!work.path().join("pwned").exists(), "{name}: the payload ran a command:\n{cmd}");
+        assert!(
+            out.status.success(),
+            "{name}: {}\n{cmd}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !work.path().join("pwned").exists(),
+            "{name}: the payload ran a command:\n{cmd}"
+        );
 
         let latest = s.get("/api/events?endpoint=cap&limit=1").await;
         let copy_id = latest["events"][0]["id"].as_str().unwrap().to_string();
@@ -116,7 +169,11 @@ async fn copy_as_curl_reproduces_the_request_byte_for_byte() {
         assert_eq!(copy["method"], orig["method"], "{name}");
         assert_eq!(copy["path"], orig["path"], "{name}: path suffix");
         assert_eq!(copy["query"], orig["query"], "{name}: query");
-        assert_eq!(comparable(&copy), comparable(&orig), "{name}: headers in order\n{cmd}");
+        assert_eq!(
+            comparable(&copy),
+            comparable(&orig),
+            "{name}: headers in order\n{cmd}"
+        );
     }
 }
 
@@ -131,7 +188,10 @@ fn the_library_command_quotes_every_value() {
         method: "PUT".into(),
         path: "/x'$(id)".into(),
         query: Some("a=`id`".into()),
-        headers: vec![("x-bin".into(), vec![0xff, b'\'', b'a']), ("x-q".into(), b"'; rm -rf ~ #".to_vec())],
+        headers: vec![
+            ("x-bin".into(), vec![0xff, b'\'', b'a']),
+            ("x-q".into(), b"'; rm -rf ~ #".to_vec()),
+        ],
         size: 3,
         remote_addr: "127.0.0.1:1".into(),
         state: EventState::Captured,
@@ -143,7 +203,10 @@ fn the_library_command_quotes_every_value() {
         last_status: None,
     };
     let cmd = curl_command(&ev, b"a\nb", "http://h/in/shop");
-    assert!(cmd.contains("-X 'PUT' 'http://h/in/shop/x'\\''$(id)?a=`id`'"), "{cmd}");
+    assert!(
+        cmd.contains("-X 'PUT' 'http://h/in/shop/x'\\''$(id)?a=`id`'"),
+        "{cmd}"
+    );
     assert!(cmd.contains("-H $'x\\x2dbin\\x3a \\xff\\x27a'"), "{cmd}");
     assert!(cmd.contains("-H 'x-q: '\\''; rm -rf ~ #'"), "{cmd}");
     assert!(cmd.contains("--data-binary 'a\nb'"), "{cmd}");

@@ -47,36 +47,86 @@ impl Page {
     /// The only `<script` in a page is our own script tag.
     pub fn assert_no_injected_markup(&self) {
         let lower = self.html.to_ascii_lowercase();
-        assert_eq!(lower.matches("<script").count(), 1, "only app.js may be a script:\n{}", self.html);
+        assert_eq!(
+            lower.matches("<script").count(),
+            1,
+            "only app.js may be a script:\n{}",
+            self.html
+        );
         assert!(lower.contains("<script src=\"/static/app.js\" defer></script>"));
-        for bad in ["<img", "<svg onload", "<b>", "\"onerror", "\" onerror", "'onmouseover", "' onmouseover", "href=\"javascript:", "src=\"javascript:"] {
-            assert!(!lower.contains(bad), "{bad} leaked into the page:\n{}", self.html);
+        for bad in [
+            "<img",
+            "<svg onload",
+            "<b>",
+            "\"onerror",
+            "\" onerror",
+            "'onmouseover",
+            "' onmouseover",
+            "href=\"javascript:",
+            "src=\"javascript:",
+        ] {
+            assert!(
+                !lower.contains(bad),
+                "{bad} leaked into the page:\n{}",
+                self.html
+            );
         }
     }
 }
 
 pub async fn get_page(s: &TestServer, path: &str, headers: &[(&str, &str)]) -> Page {
     let (status, headers, body) = send("GET", &s.admin_url(path), headers, Bytes::new()).await;
-    Page { status, headers, html: String::from_utf8(body.to_vec()).expect("pages are UTF-8") }
+    Page {
+        status,
+        headers,
+        html: String::from_utf8(body.to_vec()).expect("pages are UTF-8"),
+    }
 }
 
 /// Posts a form (`application/x-www-form-urlencoded`) as a browser would.
-pub async fn post_form(s: &TestServer, path: &str, fields: &[(&str, &str)], extra: &[(&str, &str)]) -> Page {
+pub async fn post_form(
+    s: &TestServer,
+    path: &str,
+    fields: &[(&str, &str)],
+    extra: &[(&str, &str)],
+) -> Page {
     let body = fields
         .iter()
-        .map(|(k, v)| format!("{}={}", hookrelay::admin::dashboard::encode_component(k), hookrelay::admin::dashboard::encode_component(v)))
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                hookrelay::admin::dashboard::encode_component(k),
+                hookrelay::admin::dashboard::encode_component(v)
+            )
+        })
         .collect::<Vec<_>>()
         .join("&");
     let mut headers = vec![("content-type", "application/x-www-form-urlencoded")];
     headers.extend_from_slice(extra);
-    let (status, headers, body) = send("POST", &s.admin_url(path), &headers, Bytes::from(body)).await;
-    Page { status, headers, html: String::from_utf8_lossy(&body).into_owned() }
+    let (status, headers, body) =
+        send("POST", &s.admin_url(path), &headers, Bytes::from(body)).await;
+    Page {
+        status,
+        headers,
+        html: String::from_utf8_lossy(&body).into_owned(),
+    }
 }
 
 /// Sends one HTTP/1.1 request as raw bytes to the ingest listener and
 /// returns the response head and body as text.
-pub async fn raw_request(s: &TestServer, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> String {
-    let mut req = format!("{method} {target} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ncontent-length: {}\r\n", s.ingest, body.len()).into_bytes();
+pub async fn raw_request(
+    s: &TestServer,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> String {
+    let mut req = format!(
+        "{method} {target} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        s.ingest,
+        body.len()
+    )
+    .into_bytes();
     for (n, v) in headers {
         req.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
     }
@@ -117,41 +167,76 @@ fn origin(s: &TestServer) -> String {
 
 #[tokio::test]
 async fn pages_render_hostile_payloads_escaped() {
-    let up = Receiver::start(vec![Reply::status(500)
-        .header("x-upstream", "<img src=x onerror=alert(2)>")
-        .body(format!("upstream says {XSS}"))])
+    let up = Receiver::start(vec![
+        Reply::status(500)
+            .header("x-upstream", "<img src=x onerror=alert(2)>")
+            .body(format!("upstream says {XSS}")),
+    ])
     .await;
     let s = TestServer::start().await;
-    s.create_endpoint(json!({ "slug": "fwd", "target": up.url("/hooks"), "name": format!("shop {XSS}") })).await;
+    s.create_endpoint(
+        json!({ "slug": "fwd", "target": up.url("/hooks"), "name": format!("shop {XSS}") }),
+    )
+    .await;
     s.create_endpoint(json!({ "slug": "bin" })).await;
 
-    let body = json!({ "id": "evt_1", "type": format!("order.{XSS}"), XSS: "\"><svg onload=alert(3)>" }).to_string();
+    let body =
+        json!({ "id": "evt_1", "type": format!("order.{XSS}"), XSS: "\"><svg onload=alert(3)>" })
+            .to_string();
     // Sent raw, so the target keeps `'` and `$(` as a hostile sender would
     // send them (hyper refuses `<`, `>` and `"` in a request target).
     let raw = raw_request(
         &s,
         "POST",
         "/in/fwd/p'onmouseover='alert(4)'?q=javascript:alert(6)&r=$(id)",
-        &[("x-evil", "\"><script>alert(5)</script>"), ("x-github-event", "<b>push</b>"), ("content-type", "application/json")],
+        &[
+            ("x-evil", "\"><script>alert(5)</script>"),
+            ("x-github-event", "<b>push</b>"),
+            ("content-type", "application/json"),
+        ],
         body.as_bytes(),
     )
     .await;
-    assert!(raw.starts_with("HTTP/1.1 500"), "the upstream's answer comes back: {raw}");
+    assert!(
+        raw.starts_with("HTTP/1.1 500"),
+        "the upstream's answer comes back: {raw}"
+    );
     let id = event_id_of(&raw);
-    let bin_id = s.post_in("bin", &[], vec![0u8, 1, 2, 0xff, b'<', b'>']).await.event_id();
+    let bin_id = s
+        .post_in("bin", &[], vec![0u8, 1, 2, 0xff, b'<', b'>'])
+        .await
+        .event_id();
 
     // Endpoints page: name escaped, counters, chart, failure warning.
     let p = get_page(&s, "/", &[]).await;
     assert_eq!(p.status, 200);
     assert!(p.header("content-type").unwrap().starts_with("text/html"));
-    assert!(p.header("content-security-policy").unwrap().contains("script-src 'self'"));
-    assert!(p.header("content-security-policy").unwrap().contains("frame-ancestors 'none'"));
-    assert_eq!(p.header("x-content-type-options").as_deref(), Some("nosniff"));
+    assert!(
+        p.header("content-security-policy")
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+    assert!(
+        p.header("content-security-policy")
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    assert_eq!(
+        p.header("x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
     p.assert_no_injected_markup();
     assert!(p.html.contains(&esc(&format!("shop {XSS}"))), "{}", p.html);
-    assert!(p.html.contains("failures left before the endpoint is disabled"), "a failure warns");
+    assert!(
+        p.html
+            .contains("failures left before the endpoint is disabled"),
+        "a failure warns"
+    );
     assert!(p.html.contains("<strong>1</strong> failed"));
-    assert!(p.html.contains("class=\"bar\""), "the chart has a bar for this minute");
+    assert!(
+        p.html.contains("class=\"bar\""),
+        "the chart has a bar for this minute"
+    );
     assert!(p.html.contains("Send test ping"));
 
     // Events list: path and query escaped.
@@ -160,21 +245,43 @@ async fn pages_render_hostile_payloads_escaped() {
     p.assert_no_injected_markup();
     assert!(p.html.contains(&format!("/events/{id}")));
     assert!(p.html.contains(&format!("/events/{bin_id}")));
-    assert!(p.html.contains(&esc("/p'onmouseover='alert(4)'?q=javascript:alert(6)&r=$(id)")), "{}", p.html);
+    assert!(
+        p.html.contains(&esc(
+            "/p'onmouseover='alert(4)'?q=javascript:alert(6)&r=$(id)"
+        )),
+        "{}",
+        p.html
+    );
 
     // Event detail: headers, JSON keys and values, upstream response.
     let p = get_page(&s, &format!("/events/{id}"), &[]).await;
     assert_eq!(p.status, 200);
     p.assert_no_injected_markup();
-    assert!(p.html.contains(&esc("\"><script>alert(5)</script>")), "header value escaped");
-    assert!(p.html.contains(&format!("class=\"j-key\">{}", esc(&format!("\"{XSS}\"")))), "JSON key escaped and highlighted");
+    assert!(
+        p.html.contains(&esc("\"><script>alert(5)</script>")),
+        "header value escaped"
+    );
+    assert!(
+        p.html
+            .contains(&format!("class=\"j-key\">{}", esc(&format!("\"{XSS}\"")))),
+        "JSON key escaped and highlighted"
+    );
     assert!(p.html.contains(&esc("<svg onload=alert(3)>")));
-    assert!(p.html.contains(&esc(&format!("upstream says {XSS}"))), "upstream body escaped");
-    assert!(p.html.contains(&esc("<img src=x onerror=alert(2)>")), "upstream header escaped");
+    assert!(
+        p.html.contains(&esc(&format!("upstream says {XSS}"))),
+        "upstream body escaped"
+    );
+    assert!(
+        p.html.contains(&esc("<img src=x onerror=alert(2)>")),
+        "upstream header escaped"
+    );
     assert!(p.html.contains("x-evil"));
     assert!(p.html.contains("Copy as curl"));
     assert!(p.html.contains("--data-binary"));
-    assert!(p.html.contains(&format!("/api/events/{id}/body")), "download raw link");
+    assert!(
+        p.html.contains(&format!("/api/events/{id}/body")),
+        "download raw link"
+    );
     assert!(p.html.contains("unchecked"), "no signature configured");
     assert!(p.html.contains("#1"), "the forward attempt is listed");
 
@@ -183,13 +290,25 @@ async fn pages_render_hostile_payloads_escaped() {
     assert_eq!(p.status, 200);
     assert!(p.html.contains("00 01 02 ff 3c 3e"), "{}", p.html);
     assert!(p.html.contains("binary, hex dump"));
-    assert!(p.html.contains("base64 -d"), "binary curl bodies go through a file");
+    assert!(
+        p.html.contains("base64 -d"),
+        "binary curl bodies go through a file"
+    );
 
     // The raw body is an attachment, never rendered.
-    let (status, headers, raw) = send("GET", &s.admin_url(&format!("/api/events/{id}/body")), &[], Bytes::new()).await;
+    let (status, headers, raw) = send(
+        "GET",
+        &s.admin_url(&format!("/api/events/{id}/body")),
+        &[],
+        Bytes::new(),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(&raw[..], body.as_bytes());
-    let disp = headers.iter().find(|(n, _)| n == "content-disposition").map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+    let disp = headers
+        .iter()
+        .find(|(n, _)| n == "content-disposition")
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned());
     assert!(disp.unwrap().starts_with("attachment"));
 
     // Edit page and history.
@@ -205,11 +324,23 @@ async fn pages_render_hostile_payloads_escaped() {
     assert!(css.header("content-type").unwrap().starts_with("text/css"));
     assert!(css.html.contains("prefers-color-scheme: dark"));
     let js = get_page(&s, "/static/app.js", &[]).await;
-    assert!(js.header("content-type").unwrap().starts_with("text/javascript"));
-    assert!(!js.html.contains("innerHTML ="), "rows are built with textContent");
+    assert!(
+        js.header("content-type")
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(
+        !js.html.contains("innerHTML ="),
+        "rows are built with textContent"
+    );
 
     // Unknown things are 404 pages.
-    assert_eq!(get_page(&s, "/events/01ARZ3NDEKTSV4RRFFQ69G5FAV", &[]).await.status, 404);
+    assert_eq!(
+        get_page(&s, "/events/01ARZ3NDEKTSV4RRFFQ69G5FAV", &[])
+            .await
+            .status,
+        404
+    );
     assert_eq!(get_page(&s, "/endpoints/nope", &[]).await.status, 404);
 }
 
@@ -223,41 +354,101 @@ async fn forms_need_the_csrf_token_and_the_same_origin() {
 
     let p = post_form(&s, "/endpoints/bin/pause", &[], &[("origin", &o)]).await;
     assert_eq!(p.status, 403, "no token");
-    let p = post_form(&s, "/endpoints/bin/pause", &[("_csrf", "0000")], &[("origin", &o)]).await;
+    let p = post_form(
+        &s,
+        "/endpoints/bin/pause",
+        &[("_csrf", "0000")],
+        &[("origin", &o)],
+    )
+    .await;
     assert_eq!(p.status, 403, "wrong token");
-    let p = post_form(&s, "/endpoints/bin/pause", &[("_csrf", &token)], &[("origin", "http://evil.example")]).await;
+    let p = post_form(
+        &s,
+        "/endpoints/bin/pause",
+        &[("_csrf", &token)],
+        &[("origin", "http://evil.example")],
+    )
+    .await;
     assert_eq!(p.status, 403, "other origin");
-    let p = post_form(&s, "/endpoints/bin/pause", &[("_csrf", &token)], &[("sec-fetch-site", "cross-site")]).await;
+    let p = post_form(
+        &s,
+        "/endpoints/bin/pause",
+        &[("_csrf", &token)],
+        &[("sec-fetch-site", "cross-site")],
+    )
+    .await;
     assert_eq!(p.status, 403, "cross-site fetch");
-    assert_eq!(s.get("/api/endpoints/bin").await["status"], "active", "nothing changed");
+    assert_eq!(
+        s.get("/api/endpoints/bin").await["status"],
+        "active",
+        "nothing changed"
+    );
 
-    let p = post_form(&s, "/endpoints/bin/pause", &[("_csrf", &token), ("back", "/")], &[("origin", &o)]).await;
+    let p = post_form(
+        &s,
+        "/endpoints/bin/pause",
+        &[("_csrf", &token), ("back", "/")],
+        &[("origin", &o)],
+    )
+    .await;
     assert_eq!(p.status, 303);
     assert_eq!(p.header("location").as_deref(), Some("/"));
     assert_eq!(s.get("/api/endpoints/bin").await["status"], "paused");
     // The result is shown once on the next page.
-    let flash = p.headers_all("set-cookie").into_iter().find(|c| c.starts_with("hookrelay_flash=")).unwrap();
+    let flash = p
+        .headers_all("set-cookie")
+        .into_iter()
+        .find(|c| c.starts_with("hookrelay_flash="))
+        .unwrap();
     let cookie = flash.split(';').next().unwrap().to_string();
     let next = get_page(&s, "/", &[("cookie", &cookie)]).await;
     assert!(next.html.contains("Paused bin"), "{}", next.html);
-    assert!(next.headers_all("set-cookie").iter().any(|c| c.starts_with("hookrelay_flash=;")), "and cleared");
+    assert!(
+        next.headers_all("set-cookie")
+            .iter()
+            .any(|c| c.starts_with("hookrelay_flash=;")),
+        "and cleared"
+    );
 
     // The JSON API refuses other origins too (a page on the same machine
     // could otherwise replay or delete through the loopback listener).
-    let (status, _, _) = send("POST", &s.admin_url("/api/endpoints/bin/resume"), &[("origin", "http://localhost:3000")], Bytes::new()).await;
+    let (status, _, _) = send(
+        "POST",
+        &s.admin_url("/api/endpoints/bin/resume"),
+        &[("origin", "http://localhost:3000")],
+        Bytes::new(),
+    )
+    .await;
     assert_eq!(status, 403);
-    let (status, _, _) = send("POST", &s.admin_url("/api/endpoints/bin/resume"), &[], Bytes::new()).await;
-    assert_eq!(status, 200, "clients without Origin (CLI, curl) are unaffected");
+    let (status, _, _) = send(
+        "POST",
+        &s.admin_url("/api/endpoints/bin/resume"),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(
+        status, 200,
+        "clients without Origin (CLI, curl) are unaffected"
+    );
 }
 
 #[tokio::test]
 async fn login_sets_a_strict_http_only_cookie() {
     let (_dir, data) = temp_data();
-    let s = TestServer::start_with(Config { data, admin_token: Some("s3cret".into()), ..Config::default() }).await;
+    let s = TestServer::start_with(Config {
+        data,
+        admin_token: Some("s3cret".into()),
+        ..Config::default()
+    })
+    .await;
 
     let p = get_page(&s, "/events?state=failed", &[]).await;
     assert_eq!(p.status, 303, "pages send browsers to the login");
-    assert_eq!(p.header("location").as_deref(), Some("/login?next=%2Fevents%3Fstate%3Dfailed"));
+    assert_eq!(
+        p.header("location").as_deref(),
+        Some("/login?next=%2Fevents%3Fstate%3Dfailed")
+    );
     let (status, _, _) = send("GET", &s.admin_url("/api/endpoints"), &[], Bytes::new()).await;
     assert_eq!(status, 401, "the API still answers 401");
     assert_eq!(get_page(&s, "/static/app.css", &[]).await.status, 200);
@@ -267,30 +458,77 @@ async fn login_sets_a_strict_http_only_cookie() {
     assert!(login.html.contains("type=\"password\""));
     let token = login.csrf();
     let o = origin(&s);
-    let bad = post_form(&s, "/login", &[("_csrf", &token), ("token", "nope"), ("next", "/events")], &[("origin", &o)]).await;
+    let bad = post_form(
+        &s,
+        "/login",
+        &[("_csrf", &token), ("token", "nope"), ("next", "/events")],
+        &[("origin", &o)],
+    )
+    .await;
     assert_eq!(bad.status, 401);
     assert!(bad.html.contains("not the admin token"));
     assert!(bad.header("set-cookie").is_none());
 
-    let ok = post_form(&s, "/login", &[("_csrf", &token), ("token", "s3cret"), ("next", "//evil.example/")], &[("origin", &o)]).await;
+    let ok = post_form(
+        &s,
+        "/login",
+        &[
+            ("_csrf", &token),
+            ("token", "s3cret"),
+            ("next", "//evil.example/"),
+        ],
+        &[("origin", &o)],
+    )
+    .await;
     assert_eq!(ok.status, 303);
-    assert_eq!(ok.header("location").as_deref(), Some("/"), "never an open redirect");
+    assert_eq!(
+        ok.header("location").as_deref(),
+        Some("/"),
+        "never an open redirect"
+    );
     let set = ok.header("set-cookie").unwrap();
-    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
-    assert!(!set.contains("s3cret"), "the cookie does not carry the token");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    assert!(
+        !set.contains("s3cret"),
+        "the cookie does not carry the token"
+    );
     let cookie = set.split(';').next().unwrap().to_string();
 
     let p = get_page(&s, "/events", &[("cookie", &cookie)]).await;
     assert_eq!(p.status, 200);
     assert!(p.html.contains("Log out"));
-    let (status, _, _) = send("GET", &s.admin_url("/api/endpoints"), &[("cookie", &cookie)], Bytes::new()).await;
-    assert_eq!(status, 200, "the live tail's EventSource and the API accept the cookie");
-    let (status, _, _) = send("GET", &s.admin_url("/api/endpoints"), &[("authorization", "Bearer s3cret")], Bytes::new()).await;
+    let (status, _, _) = send(
+        "GET",
+        &s.admin_url("/api/endpoints"),
+        &[("cookie", &cookie)],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(
+        status, 200,
+        "the live tail's EventSource and the API accept the cookie"
+    );
+    let (status, _, _) = send(
+        "GET",
+        &s.admin_url("/api/endpoints"),
+        &[("authorization", "Bearer s3cret")],
+        Bytes::new(),
+    )
+    .await;
     assert_eq!(status, 200, "and the bearer token still works");
     let p = get_page(&s, "/", &[("cookie", "hookrelay_session=forged")]).await;
     assert_eq!(p.status, 303);
 
-    let out = post_form(&s, "/logout", &[("_csrf", &token)], &[("origin", &o), ("cookie", &cookie)]).await;
+    let out = post_form(
+        &s,
+        "/logout",
+        &[("_csrf", &token)],
+        &[("origin", &o), ("cookie", &cookie)],
+    )
+    .await;
     assert_eq!(out.status, 303);
     assert!(out.header("set-cookie").unwrap().contains("Max-Age=0"));
 }
@@ -301,11 +539,30 @@ async fn endpoint_forms_validate_next_to_the_field() {
     let new = get_page(&s, "/endpoints/new", &[]).await;
     assert_eq!(new.status, 200);
     for field in [
-        "slug", "name", "target", "mode", "timeout_ms", "failure_threshold", "success_codes", "retry", "sig_scheme",
-        "sig_secret", "sig_tolerance", "sig_enforce", "resp_status", "resp_headers", "resp_body", "resp_delay",
-        "resp_sequence", "notify_url", "mirror",
+        "slug",
+        "name",
+        "target",
+        "mode",
+        "timeout_ms",
+        "failure_threshold",
+        "success_codes",
+        "retry",
+        "sig_scheme",
+        "sig_secret",
+        "sig_tolerance",
+        "sig_enforce",
+        "resp_status",
+        "resp_headers",
+        "resp_body",
+        "resp_delay",
+        "resp_sequence",
+        "notify_url",
+        "mirror",
     ] {
-        assert!(new.html.contains(&format!("name=\"{field}\"")), "the form has {field}");
+        assert!(
+            new.html.contains(&format!("name=\"{field}\"")),
+            "the form has {field}"
+        );
     }
     let token = new.csrf();
     let o = origin(&s);
@@ -335,17 +592,34 @@ async fn endpoint_forms_validate_next_to_the_field() {
     let p = post(form("Bad Slug", "")).await;
     assert_eq!(p.status, 400);
     assert!(p.html.contains("field invalid"), "the slug field is marked");
-    assert!(p.html.contains("class=\"field-error\" role=\"alert\">invalid slug"), "{}", p.html);
-    assert!(p.html.contains("value=\"Bad Slug\""), "the form keeps what was typed");
+    assert!(
+        p.html
+            .contains("class=\"field-error\" role=\"alert\">invalid slug"),
+        "{}",
+        p.html
+    );
+    assert!(
+        p.html.contains("value=\"Bad Slug\""),
+        "the form keeps what was typed"
+    );
 
     let p = post(form("ok", "ftp://x")).await;
     assert_eq!(p.status, 400);
-    assert!(p.html.contains("field-error\" role=\"alert\">target: "), "{}", p.html);
+    assert!(
+        p.html.contains("field-error\" role=\"alert\">target: "),
+        "{}",
+        p.html
+    );
 
     let mut bad_number = form("ok", "");
     bad_number[3].1 = "soon".into();
     let p = post(bad_number).await;
-    assert!(p.html.contains(&esc("timeout_ms: \"soon\" is not a whole number")), "{}", p.html);
+    assert!(
+        p.html
+            .contains(&esc("timeout_ms: \"soon\" is not a whole number")),
+        "{}",
+        p.html
+    );
 
     let p = post(form("ok", "")).await;
     assert_eq!(p.status, 303, "{}", p.html);
@@ -362,8 +636,17 @@ async fn endpoint_forms_validate_next_to_the_field() {
     // Edit: a signature secret is set once and kept when left empty.
     let edit = get_page(&s, "/endpoints/ok", &[]).await;
     assert!(edit.html.contains("value=\"2500\""));
-    let fields = [("_csrf", token.as_str()), ("name", "Orders"), ("timeout_ms", "2500"), ("failure_threshold", "3"),
-        ("success_codes", "2xx"), ("retry", "5s"), ("sig_scheme", "github"), ("sig_secret", "topsecret"), ("resp_status", "200")];
+    let fields = [
+        ("_csrf", token.as_str()),
+        ("name", "Orders"),
+        ("timeout_ms", "2500"),
+        ("failure_threshold", "3"),
+        ("success_codes", "2xx"),
+        ("retry", "5s"),
+        ("sig_scheme", "github"),
+        ("sig_secret", "topsecret"),
+        ("resp_status", "200"),
+    ];
     let p = post_form(&s, "/endpoints/ok", &fields, &[("origin", &o)]).await;
     assert_eq!(p.status, 303, "{}", p.html);
     let ep = s.get("/api/endpoints/ok").await;
@@ -375,16 +658,35 @@ async fn endpoint_forms_validate_next_to_the_field() {
     keep.retain(|(k, _)| *k != "sig_secret");
     let p = post_form(&s, "/endpoints/ok", &keep, &[("origin", &o)]).await;
     assert_eq!(p.status, 303);
-    assert_eq!(s.get("/api/endpoints/ok").await["signature"]["has_secret"], true);
+    assert_eq!(
+        s.get("/api/endpoints/ok").await["signature"]["has_secret"],
+        true
+    );
 
     // Delete needs the slug typed on the confirmation page.
     let confirm = get_page(&s, "/endpoints/ok/delete", &[]).await;
     assert_eq!(confirm.status, 200);
     assert!(confirm.html.contains("Type <code>ok</code> to confirm"));
-    let p = post_form(&s, "/endpoints/ok/delete", &[("_csrf", &token), ("confirm", "no")], &[("origin", &o)]).await;
+    let p = post_form(
+        &s,
+        "/endpoints/ok/delete",
+        &[("_csrf", &token), ("confirm", "no")],
+        &[("origin", &o)],
+    )
+    .await;
     assert_eq!(p.status, 303);
-    assert_eq!(s.api("GET", "/api/endpoints/ok", None).await.0, 200, "not deleted");
-    let p = post_form(&s, "/endpoints/ok/delete", &[("_csrf", &token), ("confirm", "ok")], &[("origin", &o)]).await;
+    assert_eq!(
+        s.api("GET", "/api/endpoints/ok", None).await.0,
+        200,
+        "not deleted"
+    );
+    let p = post_form(
+        &s,
+        "/endpoints/ok/delete",
+        &[("_csrf", &token), ("confirm", "ok")],
+        &[("origin", &o)],
+    )
+    .await;
     assert_eq!(p.status, 303);
     assert_eq!(s.api("GET", "/api/endpoints/ok", None).await.0, 404);
 }
@@ -393,35 +695,83 @@ async fn endpoint_forms_validate_next_to_the_field() {
 async fn replay_from_the_event_page() {
     let mut up = Receiver::start(vec![Reply::status(503), Reply::status(200).body("ok now")]).await;
     let s = TestServer::start().await;
-    s.create_endpoint(json!({ "slug": "fwd", "target": up.url("/in") })).await;
-    let id = s.post_in("fwd", &[("content-type", "text/plain")], "hello").await.event_id();
+    s.create_endpoint(json!({ "slug": "fwd", "target": up.url("/in") }))
+        .await;
+    let id = s
+        .post_in("fwd", &[("content-type", "text/plain")], "hello")
+        .await
+        .event_id();
     up.next().await;
 
     let page = get_page(&s, &format!("/events/{id}"), &[]).await;
     let token = page.csrf();
     let o = origin(&s);
-    let p = post_form(&s, &format!("/events/{id}/replay"), &[("_csrf", &token)], &[("origin", &o)]).await;
+    let p = post_form(
+        &s,
+        &format!("/events/{id}/replay"),
+        &[("_csrf", &token)],
+        &[("origin", &o)],
+    )
+    .await;
     assert_eq!(p.status, 303);
-    assert_eq!(p.header("location"), Some(format!("/events/{id}?attempt=2#attempt-2")));
+    assert_eq!(
+        p.header("location"),
+        Some(format!("/events/{id}?attempt=2#attempt-2"))
+    );
     assert_eq!(&up.next().await.body[..], b"hello");
     let page = get_page(&s, &format!("/events/{id}?attempt=2"), &[]).await;
     assert!(page.html.contains("id=\"attempt-2\""));
-    assert!(page.html.contains("attempt success highlight"), "the new attempt is marked");
+    assert!(
+        page.html.contains("attempt success highlight"),
+        "the new attempt is marked"
+    );
     assert!(page.html.contains("ok now"));
     assert!(page.html.contains("trig-replay"));
 
     // Re-signed replays are not supported yet: the API's 422 message shows.
-    let p = post_form(&s, &format!("/events/{id}/replay"), &[("_csrf", &token), ("resign", "1")], &[("origin", &o)]).await;
+    let p = post_form(
+        &s,
+        &format!("/events/{id}/replay"),
+        &[("_csrf", &token), ("resign", "1")],
+        &[("origin", &o)],
+    )
+    .await;
     assert_eq!(p.status, 303);
-    let cookie = p.header("set-cookie").unwrap().split(';').next().unwrap().to_string();
+    let cookie = p
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
     let page = get_page(&s, &format!("/events/{id}"), &[("cookie", &cookie)]).await;
-    assert!(page.html.contains("re-signed replay is not supported yet"), "{}", page.html);
+    assert!(
+        page.html.contains("re-signed replay is not supported yet"),
+        "{}",
+        page.html
+    );
 
     // Replay to a bad URL says why.
-    let p = post_form(&s, &format!("/events/{id}/replay"), &[("_csrf", &token), ("target", "ftp://nope")], &[("origin", &o)]).await;
-    let cookie = p.header("set-cookie").unwrap().split(';').next().unwrap().to_string();
+    let p = post_form(
+        &s,
+        &format!("/events/{id}/replay"),
+        &[("_csrf", &token), ("target", "ftp://nope")],
+        &[("origin", &o)],
+    )
+    .await;
+    let cookie = p
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
     let page = get_page(&s, &format!("/events/{id}"), &[("cookie", &cookie)]).await;
-    assert!(page.html.contains("Replay refused: target:"), "{}", page.html);
+    assert!(
+        page.html.contains("Replay refused: target:"),
+        "{}",
+        page.html
+    );
 }
 
 #[tokio::test]
@@ -438,17 +788,30 @@ async fn event_list_filters_paginate_and_count_for_bulk_replay() {
 
     let p = get_page(&s, "/events?endpoint=a&limit=2", &[]).await;
     assert_eq!(p.status, 200);
-    assert!(p.html.contains("/n4") && p.html.contains("/n3") && !p.html.contains("/n2"), "newest first: {}", p.html);
+    assert!(
+        p.html.contains("/n4") && p.html.contains("/n3") && !p.html.contains("/n2"),
+        "newest first: {}",
+        p.html
+    );
     assert!(!p.html.contains("/only"));
     assert!(p.html.contains("Older »"));
-    assert!(p.html.contains("data-live=\"on\""), "the first page tails live");
-    let start = p.html.find("href=\"/events?endpoint=a&#38;cursor=").unwrap_or_else(|| panic!("next link keeps the filter: {}", p.html));
+    assert!(
+        p.html.contains("data-live=\"on\""),
+        "the first page tails live"
+    );
+    let start = p
+        .html
+        .find("href=\"/events?endpoint=a&#38;cursor=")
+        .unwrap_or_else(|| panic!("next link keeps the filter: {}", p.html));
     let href = &p.html[start + 6..];
     let href = href[..href.find('"').unwrap()].replace("&#38;", "&");
     let p2 = get_page(&s, &format!("{href}&limit=2"), &[]).await;
     assert!(p2.html.contains("/n2") && p2.html.contains("/n1") && !p2.html.contains("/n4"));
     assert!(p2.html.contains("« Newest"));
-    assert!(p2.html.contains("data-live=\"off\""), "older pages do not tail");
+    assert!(
+        p2.html.contains("data-live=\"off\""),
+        "older pages do not tail"
+    );
 
     let p = get_page(&s, "/events?since=15m&method=post", &[]).await;
     assert_eq!(p.status, 200, "relative times work");
@@ -460,12 +823,28 @@ async fn event_list_filters_paginate_and_count_for_bulk_replay() {
     // Replay all matching: a dry-run count first.
     let token = p.csrf();
     let o = origin(&s);
-    let p = post_form(&s, "/events/replay", &[("_csrf", &token), ("endpoint", "a"), ("step", "count")], &[("origin", &o)]).await;
+    let p = post_form(
+        &s,
+        "/events/replay",
+        &[("_csrf", &token), ("endpoint", "a"), ("step", "count")],
+        &[("origin", &o)],
+    )
+    .await;
     assert_eq!(p.status, 200);
-    assert!(p.html.contains("<strong>5</strong> events match"), "{}", p.html);
+    assert!(
+        p.html.contains("<strong>5</strong> events match"),
+        "{}",
+        p.html
+    );
     assert!(p.html.contains("Replay 5 events now"));
     // Bins have no target: running it reports each refusal honestly.
-    let p = post_form(&s, "/events/replay", &[("_csrf", &token), ("endpoint", "a"), ("step", "run")], &[("origin", &o)]).await;
+    let p = post_form(
+        &s,
+        "/events/replay",
+        &[("_csrf", &token), ("endpoint", "a"), ("step", "run")],
+        &[("origin", &o)],
+    )
+    .await;
     assert_eq!(p.status, 200);
     assert_eq!(p.html.matches("has no target").count(), 5, "{}", p.html);
 }
@@ -474,23 +853,38 @@ async fn event_list_filters_paginate_and_count_for_bulk_replay() {
 async fn signature_verdicts_and_checking_a_typed_secret() {
     use hookrelay::signature::{SignatureConfig, sign};
     let s = TestServer::start().await;
-    s.create_endpoint(json!({ "slug": "gh", "signature": { "scheme": "github", "secret": "right" } })).await;
+    s.create_endpoint(
+        json!({ "slug": "gh", "signature": { "scheme": "github", "secret": "right" } }),
+    )
+    .await;
     let body = br#"{"action":"opened"}"#;
     let signed = sign(&SignatureConfig::new("github", "right"), body, 0, "");
-    let mut headers: Vec<(String, String)> =
-        signed.iter().map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned())).collect();
+    let mut headers: Vec<(String, String)> = signed
+        .iter()
+        .map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned()))
+        .collect();
     headers.push(("x-github-event".into(), "pull_request".into()));
     headers.push(("x-github-delivery".into(), "d-1".into()));
-    let h: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let h: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
     let id = s.post_in("gh", &h, body.to_vec()).await.event_id();
     let dup = s.post_in("gh", &h, body.to_vec()).await.event_id();
 
     let p = get_page(&s, &format!("/events/{id}"), &[]).await;
-    assert!(p.html.contains("badge sig-valid"), "the stored verdict shows");
+    assert!(
+        p.html.contains("badge sig-valid"),
+        "the stored verdict shows"
+    );
     assert!(p.html.contains("pull_request"), "topic");
     assert!(p.html.contains("d-1"), "provider id");
     let p2 = get_page(&s, &format!("/events/{dup}"), &[]).await;
-    assert!(p2.html.contains(&format!("A repeat of <a href=\"/events/{id}\">")), "duplicate link");
+    assert!(
+        p2.html
+            .contains(&format!("A repeat of <a href=\"/events/{id}\">")),
+        "duplicate link"
+    );
     let list = get_page(&s, "/events?duplicate=true", &[]).await;
     assert!(list.html.contains(&format!("ev-{dup}")) && !list.html.contains(&format!("ev-{id}\"")));
 
@@ -499,14 +893,35 @@ async fn signature_verdicts_and_checking_a_typed_secret() {
     let check = |secret: &'static str| {
         let (s, token, o, id) = (&s, token.clone(), o.clone(), id.clone());
         async move {
-            post_form(s, &format!("/events/{id}/verify"), &[("_csrf", &token), ("scheme", "auto"), ("secret", secret)], &[("origin", &o)]).await
+            post_form(
+                s,
+                &format!("/events/{id}/verify"),
+                &[("_csrf", &token), ("scheme", "auto"), ("secret", secret)],
+                &[("origin", &o)],
+            )
+            .await
         }
     };
     let good = check("right").await;
     assert_eq!(good.status, 200);
-    assert!(good.html.contains("Checked against the secret you typed: <span class=\"badge sig-valid\""), "{}", good.html);
-    assert!(!good.html.contains("value=\"right\""), "the secret is not echoed");
+    assert!(
+        good.html
+            .contains("Checked against the secret you typed: <span class=\"badge sig-valid\""),
+        "{}",
+        good.html
+    );
+    assert!(
+        !good.html.contains("value=\"right\""),
+        "the secret is not echoed"
+    );
     let bad = check("wrong").await;
-    assert!(bad.html.contains("Checked against the secret you typed: <span class=\"badge sig-invalid\""));
-    assert!(bad.html.contains("expects"), "expected against received: {}", bad.html);
+    assert!(
+        bad.html
+            .contains("Checked against the secret you typed: <span class=\"badge sig-invalid\"")
+    );
+    assert!(
+        bad.html.contains("expects"),
+        "expected against received: {}",
+        bad.html
+    );
 }

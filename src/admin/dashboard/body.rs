@@ -49,12 +49,20 @@ impl BodyView {
     pub fn new(body: &[u8]) -> BodyView {
         let size = body.len();
         if body.is_empty() {
-            return BodyView { kind: "empty", ..Default::default() };
+            return BodyView {
+                kind: "empty",
+                ..Default::default()
+            };
         }
         if size <= JSON_MAX
             && let Some(spans) = highlight_json(body)
         {
-            return BodyView { kind: "json", spans, size, ..Default::default() };
+            return BodyView {
+                kind: "json",
+                spans,
+                size,
+                ..Default::default()
+            };
         }
         let prefix = &body[..size.min(TEXT_MAX)];
         // A prefix cut mid-character is still text: trim the partial tail.
@@ -75,7 +83,13 @@ impl BodyView {
             };
         }
         let shown = &body[..size.min(HEX_MAX)];
-        BodyView { kind: "hex", hex: hex_dump(shown), size, truncated: size > shown.len(), ..Default::default() }
+        BodyView {
+            kind: "hex",
+            hex: hex_dump(shown),
+            size,
+            truncated: size > shown.len(),
+            ..Default::default()
+        }
     }
 }
 
@@ -89,10 +103,16 @@ pub fn highlight_json(body: &[u8]) -> Option<Vec<Span>> {
     let mut depth = 0usize;
     let mut i = 0;
     let push = |out: &mut Vec<Span>, class: &'static str, t: &str| {
-        out.push(Span { class, text: t.to_string() });
+        out.push(Span {
+            class,
+            text: t.to_string(),
+        });
     };
     let newline = |out: &mut Vec<Span>, depth: usize| {
-        out.push(Span { class: "", text: format!("\n{}", "  ".repeat(depth)) });
+        out.push(Span {
+            class: "",
+            text: format!("\n{}", "  ".repeat(depth)),
+        });
     };
     while i < bytes.len() {
         let c = bytes[i];
@@ -145,7 +165,9 @@ pub fn highlight_json(body: &[u8]) -> Option<Vec<Span>> {
             }
             _ => {
                 let start = i;
-                while i < bytes.len() && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
+                while i < bytes.len()
+                    && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                {
                     i += 1;
                 }
                 if i == start {
@@ -193,9 +215,19 @@ pub fn hex_dump(b: &[u8]) -> Vec<HexRow> {
             }
             let ascii = chunk
                 .iter()
-                .map(|&c| if c.is_ascii_graphic() || c == b' ' { c as char } else { '.' })
+                .map(|&c| {
+                    if c.is_ascii_graphic() || c == b' ' {
+                        c as char
+                    } else {
+                        '.'
+                    }
+                })
                 .collect();
-            HexRow { offset: format!("{:08x}", row * 16), hex: hex.trim_end().to_string(), ascii }
+            HexRow {
+                offset: format!("{:08x}", row * 16),
+                hex: hex.trim_end().to_string(),
+                ascii,
+            }
         })
         .collect()
 }
@@ -214,7 +246,10 @@ mod tests {
             let spans = highlight_json(input.as_bytes()).expect("valid JSON");
             assert_eq!(flat(&spans), want, "{input}");
         };
-        check(r#"{"z":1,"a":[1.50,true,null],"e":{}}"#, "{\n  \"z\": 1,\n  \"a\": [\n    1.50,\n    true,\n    null\n  ],\n  \"e\": {}\n}");
+        check(
+            r#"{"z":1,"a":[1.50,true,null],"e":{}}"#,
+            "{\n  \"z\": 1,\n  \"a\": [\n    1.50,\n    true,\n    null\n  ],\n  \"e\": {}\n}",
+        );
         check(r#""a\"b""#, r#""a\"b""#);
         check("[ ]", "[]");
         check("12345678901234567890", "12345678901234567890");
@@ -230,7 +265,16 @@ mod tests {
             .filter(|s| !s.class.is_empty())
             .map(|s| (s.class, s.text.as_str()))
             .collect();
-        assert_eq!(classes, [("punct", "{"), ("key", "\"k\""), ("punct", ":"), ("str", "\"v\""), ("punct", "}")]);
+        assert_eq!(
+            classes,
+            [
+                ("punct", "{"),
+                ("key", "\"k\""),
+                ("punct", ":"),
+                ("str", "\"v\""),
+                ("punct", "}")
+            ]
+        );
     }
 
     #[test]
@@ -240,6 +284,13 @@ mod tests {
         assert_eq!(BodyView::new(b"a=1&b=<x>").kind, "text");
         let bin = BodyView::new(b"\x00\x01\xffABC");
         assert_eq!(bin.kind, "hex");
-        assert_eq!(bin.hex[0], HexRow { offset: "00000000".into(), hex: "00 01 ff 41 42 43".into(), ascii: "...ABC".into() });
+        assert_eq!(
+            bin.hex[0],
+            HexRow {
+                offset: "00000000".into(),
+                hex: "00 01 ff 41 42 43".into(),
+                ascii: "...ABC".into()
+            }
+        );
     }
 }

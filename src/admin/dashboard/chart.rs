@@ -88,7 +88,16 @@ mod tests {
     #[test]
     fn buckets() {
         let now = 1_000 * 60_000 + 30_000;
-        let c = build(&[(now, false), (now - 1_000, true), (now - 60_000, false), (now - 3_600_000, false)], now, false);
+        let c = build(
+            &[
+                (now, false),
+                (now - 1_000, true),
+                (now - 60_000, false),
+                (now - 3_600_000, false),
+            ],
+            now,
+            false,
+        );
         assert_eq!((c.total, c.failed, c.peak), (3, 1, 2));
         assert_eq!(c.bars.len(), 2);
         let last = c.bars.last().unwrap();

@@ -140,7 +140,9 @@ pub fn curl_command(ev: &Event, body: &[u8], base_url: &str) -> String {
 /// pasted, so they go through the file path.
 pub fn is_pasteable_text(body: &[u8]) -> bool {
     match std::str::from_utf8(body) {
-        Ok(s) => !s.chars().any(|c| (c.is_control() && c != '\n') || is_bidi_control(c)),
+        Ok(s) => !s
+            .chars()
+            .any(|c| (c.is_control() && c != '\n') || is_bidi_control(c)),
         Err(_) => false,
     }
 }
@@ -201,7 +203,10 @@ fn header_case(lower: &str) -> String {
 }
 
 fn sanitize_file_part(s: &str) -> String {
-    s.chars().filter(|c| c.is_ascii_alphanumeric()).take(40).collect()
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(40)
+        .collect()
 }
 
 #[cfg(test)]
@@ -217,7 +222,10 @@ mod tests {
             method: "POST".into(),
             path: path.into(),
             query: query.map(str::to_string),
-            headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_vec())).collect(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_vec()))
+                .collect(),
             size: 0,
             remote_addr: "127.0.0.1:1".into(),
             state: EventState::Captured,
@@ -237,7 +245,8 @@ mod tests {
         check("it's", "'it'\\''s'");
         check("$(id) `id` \\ !x", "'$(id) `id` \\ !x'");
         check("a\nb", "'a\nb'");
-        let check_bytes = |input: &[u8], want: &str| assert_eq!(quote_bytes(input), want, "{input:?}");
+        let check_bytes =
+            |input: &[u8], want: &str| assert_eq!(quote_bytes(input), want, "{input:?}");
         check_bytes(b"ok 1", "'ok 1'");
         check_bytes(b"\xff'x", "$'\\xff\\x27x'");
         check_bytes(b"a\tb", "$'a\\x09b'");
@@ -260,7 +269,7 @@ mod tests {
         let cmd = curl_command(&ev, b"{}", "http://h:1/in/cap");
         assert_eq!(
             cmd,
-            "curl --globoff --path-as-is --silent --show-error -X 'POST' 'http://h:1/in/cap/a b?x=1&y='\\'''\
+            "curl --globoff --path-as-is --silent --show-error -X 'POST' 'http://h:1/in/cap/a b?x=1&y='\\''' \
              \\\n  -H 'content-type: application/json' \\\n  -H 'x-q: it'\\''s $(x)' \\\n  -H 'x-empty;' \
              \\\n  -H 'User-Agent:' \\\n  -H 'Accept:' \\\n  -H 'Expect:' \\\n  --data-binary '{}'\n"
         );
@@ -271,7 +280,10 @@ mod tests {
         let ev = event(&[], "", None);
         let cmd = curl_command(&ev, b"\x00\x01\xffa\n", "http://h/in/x");
         assert!(cmd.starts_with("base64 -d > 'hookrelay-body-01KAAAAAAAAAAAAAAAAAAAAAAA.bin' <<'HOOKRELAY_BODY'\nAAH/YQo=\nHOOKRELAY_BODY\n"), "{cmd}");
-        assert!(cmd.ends_with("--data-binary '@hookrelay-body-01KAAAAAAAAAAAAAAAAAAAAAAA.bin'\n"), "{cmd}");
-        assert!(!cmd.contains(" -d "));
+        assert!(
+            cmd.ends_with("--data-binary '@hookrelay-body-01KAAAAAAAAAAAAAAAAAAAAAAA.bin'\n"),
+            "{cmd}"
+        );
+        assert!(!cmd.contains("\n  -d "), "never curl's -d");
     }
 }

@@ -97,7 +97,10 @@ async fn rows(st: &AdminState, eps: Vec<Endpoint>) -> Result<Vec<EndpointRow>, E
                         ..Default::default()
                     })?;
                     points.extend(page.events.iter().map(|e| {
-                        (e.received_at, matches!(e.state, EventState::Failed | EventState::Rejected))
+                        (
+                            e.received_at,
+                            matches!(e.state, EventState::Failed | EventState::Rejected),
+                        )
                     }));
                     match page.next_cursor {
                         Some(c) if points.len() < CHART_EVENT_BUDGET => cursor = Some(c),
@@ -173,7 +176,10 @@ pub struct FormValues {
 
 impl FormValues {
     fn of(ep: &Endpoint) -> FormValues {
-        let sig_json = ep.signature.as_ref().and_then(|c| serde_json::to_value(c).ok());
+        let sig_json = ep
+            .signature
+            .as_ref()
+            .and_then(|c| serde_json::to_value(c).ok());
         let sig = sig_json.as_ref().and_then(Value::as_object);
         let sig_str = |k: &str| {
             sig.and_then(|o| o.get(k))
@@ -194,9 +200,15 @@ impl FormValues {
             success_codes: Vec::<String>::from(ep.success_codes.clone()).join(", "),
             retry: ep.retry.join(", "),
             sig_scheme: sig_str("scheme"),
-            sig_has_secret: ep.signature.as_ref().is_some_and(|c| !c.secrets().is_empty()),
+            sig_has_secret: ep
+                .signature
+                .as_ref()
+                .is_some_and(|c| !c.secrets().is_empty()),
             sig_tolerance: sig_str("tolerance_s"),
-            sig_enforce: sig.and_then(|o| o.get("enforce")).and_then(Value::as_bool).unwrap_or(false),
+            sig_enforce: sig
+                .and_then(|o| o.get("enforce"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             sig_header: sig_str("header"),
             sig_encoding: sig_str("encoding"),
             sig_prefix: sig_str("prefix"),
@@ -211,7 +223,13 @@ impl FormValues {
                 .join("\n"),
             resp_body: ep.response.body.clone(),
             resp_delay: ep.response.delay_ms.to_string(),
-            resp_sequence: ep.response.sequence.iter().map(u16::to_string).collect::<Vec<_>>().join(", "),
+            resp_sequence: ep
+                .response
+                .sequence
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
             notify_url: ep.notify_url.clone().unwrap_or_default(),
             mirror: ep.mirror.clone().unwrap_or_default(),
         }
@@ -262,10 +280,25 @@ fn field_of(message: &str) -> String {
     let head = message.split(':').next().unwrap_or("");
     let head = head.split(['.', '[']).next().unwrap_or("").trim();
     let known = [
-        "slug", "name", "status", "target", "mode", "timeout_ms", "failure_threshold", "success_codes",
-        "retry", "signature", "response", "notify_url", "mirror",
+        "slug",
+        "name",
+        "status",
+        "target",
+        "mode",
+        "timeout_ms",
+        "failure_threshold",
+        "success_codes",
+        "retry",
+        "signature",
+        "response",
+        "notify_url",
+        "mirror",
     ];
-    if known.contains(&head) { head.to_string() } else { String::new() }
+    if known.contains(&head) {
+        head.to_string()
+    } else {
+        String::new()
+    }
 }
 
 #[derive(Template)]
@@ -288,7 +321,10 @@ struct FormPage {
 impl FormPage {
     /// The message for `field`, if the last submission was refused for it.
     fn error(&self, field: &str) -> Option<&str> {
-        self.errors.iter().find(|e| e.field == field).map(|e| e.message.as_str())
+        self.errors
+            .iter()
+            .find(|e| e.field == field)
+            .map(|e| e.message.as_str())
     }
 
     fn scheme_selected(&self, s: &str) -> bool {
@@ -297,17 +333,37 @@ impl FormPage {
 
     /// Messages not tied to a field.
     fn general_errors(&self) -> Vec<&str> {
-        self.errors.iter().filter(|e| e.field.is_empty()).map(|e| e.message.as_str()).collect()
+        self.errors
+            .iter()
+            .filter(|e| e.field.is_empty())
+            .map(|e| e.message.as_str())
+            .collect()
     }
 }
 
 const SCHEMES: [&str; 9] = [
-    "woocommerce", "github", "stripe", "shopify", "standard", "slack", "paddle", "hmac-sha256", "auto",
+    "woocommerce",
+    "github",
+    "stripe",
+    "shopify",
+    "standard",
+    "slack",
+    "paddle",
+    "hmac-sha256",
+    "auto",
 ];
 
 fn form_page(ctx: &Ctx, is_new: bool, v: FormValues, errors: Vec<FieldError>) -> FormPage {
-    let title = if is_new { "New endpoint".to_string() } else { format!("Endpoint {}", v.slug) };
-    let back_url = if is_new { "/".to_string() } else { format!("/endpoints/{}", v.slug) };
+    let title = if is_new {
+        "New endpoint".to_string()
+    } else {
+        format!("Endpoint {}", v.slug)
+    };
+    let back_url = if is_new {
+        "/".to_string()
+    } else {
+        format!("/endpoints/{}", v.slug)
+    };
     FormPage {
         layout: ctx.layout(title, "endpoints"),
         is_new,
@@ -323,14 +379,21 @@ fn form_page(ctx: &Ctx, is_new: bool, v: FormValues, errors: Vec<FieldError>) ->
 }
 
 pub async fn new_form(ctx: Ctx) -> Response {
-    let defaults = Endpoint::new(crate::endpoint::Slug::parse("new").expect("valid slug"), now_ms());
+    let defaults = Endpoint::new(
+        crate::endpoint::Slug::parse("new").expect("valid slug"),
+        now_ms(),
+    );
     let mut v = FormValues::of(&defaults);
     v.slug.clear();
     v.name.clear();
     ctx.page(StatusCode::OK, &form_page(&ctx, true, v, Vec::new()))
 }
 
-pub async fn edit_form(State(st): State<AdminState>, ctx: Ctx, Path(slug): Path<String>) -> Result<Response, PageError> {
+pub async fn edit_form(
+    State(st): State<AdminState>,
+    ctx: Ctx,
+    Path(slug): Path<String>,
+) -> Result<Response, PageError> {
     let ep = st.relay.get(&slug)?;
     let mut page = form_page(&ctx, false, FormValues::of(&ep), Vec::new());
     fill_edit_page(&st, &mut page, ep).await?;
@@ -340,10 +403,17 @@ pub async fn edit_form(State(st): State<AdminState>, ctx: Ctx, Path(slug): Path<
 async fn fill_edit_page(st: &AdminState, page: &mut FormPage, ep: Endpoint) -> Result<(), Error> {
     let slug = ep.slug.to_string();
     page.row = rows(st, vec![ep]).await?.pop();
-    let filter = EventFilter { endpoint: Some(slug), limit: HISTORY_ROWS, ..Default::default() };
+    let filter = EventFilter {
+        endpoint: Some(slug),
+        limit: HISTORY_ROWS,
+        ..Default::default()
+    };
     let events = st.relay.store.run(move |s| s.query(&filter)).await?.events;
     let now = now_ms();
-    page.history = events.iter().map(|e| super::events::EventRow::new(e, now)).collect();
+    page.history = events
+        .iter()
+        .map(|e| super::events::EventRow::new(e, now))
+        .collect();
     Ok(())
 }
 
@@ -351,10 +421,24 @@ async fn fill_edit_page(st: &AdminState, page: &mut FormPage, ep: Endpoint) -> R
 /// endpoint being edited (its secret is kept unless a new one is typed).
 fn input_of(f: &CsrfForm, current: Option<&Endpoint>) -> Result<EndpointInput, Vec<FieldError>> {
     let mut errors = Vec::new();
-    let mut err = |field: &str, message: String| errors.push(FieldError { field: field.into(), message });
-    let opt = |s: &str| if s.is_empty() { None } else { Some(s.to_string()) };
+    let mut err = |field: &str, message: String| {
+        errors.push(FieldError {
+            field: field.into(),
+            message,
+        })
+    };
+    let opt = |s: &str| {
+        if s.is_empty() {
+            None
+        } else {
+            Some(s.to_string())
+        }
+    };
     let list = |s: &str| -> Vec<String> {
-        s.split([',', ' ', '\n', '\r', '\t']).filter(|p| !p.is_empty()).map(str::to_string).collect()
+        s.split([',', ' ', '\n', '\r', '\t'])
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect()
     };
     let mut number = |field: &str, value: &str, what: &str| -> Option<u64> {
         if value.is_empty() {
@@ -368,23 +452,54 @@ fn input_of(f: &CsrfForm, current: Option<&Endpoint>) -> Result<EndpointInput, V
             }
         }
     };
-    let timeout_ms = number("timeout_ms", f.get("timeout_ms"), "a whole number of milliseconds");
-    let failure_threshold = number("failure_threshold", f.get("failure_threshold"), "a whole number");
-    let tolerance = number("signature", f.get("sig_tolerance"), "a whole number of seconds (tolerance)");
-    let resp_status = number("response", f.get("resp_status"), "an HTTP status (response status)");
-    let resp_delay = number("response", f.get("resp_delay"), "a whole number of milliseconds (response delay)");
+    let timeout_ms = number(
+        "timeout_ms",
+        f.get("timeout_ms"),
+        "a whole number of milliseconds",
+    );
+    let failure_threshold = number(
+        "failure_threshold",
+        f.get("failure_threshold"),
+        "a whole number",
+    );
+    let tolerance = number(
+        "signature",
+        f.get("sig_tolerance"),
+        "a whole number of seconds (tolerance)",
+    );
+    let resp_status = number(
+        "response",
+        f.get("resp_status"),
+        "an HTTP status (response status)",
+    );
+    let resp_delay = number(
+        "response",
+        f.get("resp_delay"),
+        "a whole number of milliseconds (response delay)",
+    );
     let mut sequence = Vec::new();
     for s in list(f.get("resp_sequence")) {
         match s.parse::<u16>() {
             Ok(n) => sequence.push(n),
-            Err(_) => err("response", format!("response: sequence entry {s:?} is not an HTTP status")),
+            Err(_) => err(
+                "response",
+                format!("response: sequence entry {s:?} is not an HTTP status"),
+            ),
         }
     }
     let mut resp_headers = Vec::new();
-    for line in f.raw("resp_headers").lines().map(str::trim).filter(|l| !l.is_empty()) {
+    for line in f
+        .raw("resp_headers")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
         match line.split_once(':') {
             Some((n, v)) => resp_headers.push((n.trim().to_string(), v.trim().to_string())),
-            None => err("response", format!("response: header line {line:?} needs the form \"Name: value\"")),
+            None => err(
+                "response",
+                format!("response: header line {line:?} needs the form \"Name: value\""),
+            ),
         }
     }
     let mode = match f.get("mode") {
@@ -401,7 +516,10 @@ fn input_of(f: &CsrfForm, current: Option<&Endpoint>) -> Result<EndpointInput, V
         "paused" => Some(Status::Paused),
         "disabled" => Some(Status::Disabled),
         other => {
-            err("status", format!("status: {other:?} is not active, paused or disabled"));
+            err(
+                "status",
+                format!("status: {other:?} is not active, paused or disabled"),
+            );
             None
         }
     };
@@ -436,7 +554,11 @@ fn input_of(f: &CsrfForm, current: Option<&Endpoint>) -> Result<EndpointInput, V
             ("sig_prefix", "prefix"),
             ("sig_timestamp_header", "timestamp_header"),
         ] {
-            match opt(if key == "prefix" { f.raw(field) } else { f.get(field) }) {
+            match opt(if key == "prefix" {
+                f.raw(field)
+            } else {
+                f.get(field)
+            }) {
                 Some(v) => obj.insert(key.into(), v.into()),
                 None => obj.remove(key),
             };
@@ -462,42 +584,64 @@ fn input_of(f: &CsrfForm, current: Option<&Endpoint>) -> Result<EndpointInput, V
     let name = f.get("name");
     Ok(EndpointInput {
         slug: opt(f.get("slug")),
-        name: if name.is_empty() && current.is_none() { None } else { Some(name.to_string()) },
+        name: if name.is_empty() && current.is_none() {
+            None
+        } else {
+            Some(name.to_string())
+        },
         status,
         target: Some(opt(f.get("target"))),
         mode: Some(mode),
         timeout_ms,
         failure_threshold: failure_threshold.map(|n| n.min(u32::MAX as u64) as u32),
-        success_codes: Some(list(f.get("success_codes"))).filter(|l| !l.is_empty() || current.is_some()),
+        success_codes: Some(list(f.get("success_codes")))
+            .filter(|l| !l.is_empty() || current.is_some()),
         retry: Some(list(f.get("retry"))).filter(|l| !l.is_empty() || current.is_some()),
         signature: Some(signature),
         response: Some(ResponseSpec {
-            status: resp_status.map(|n| n.min(u16::MAX as u64) as u16).unwrap_or(defaults.status),
+            status: resp_status
+                .map(|n| n.min(u16::MAX as u64) as u16)
+                .unwrap_or(defaults.status),
             headers: resp_headers,
             body: f.raw("resp_body").to_string(),
             delay_ms: resp_delay.unwrap_or(0),
             sequence,
         }),
         notify_url: Some(opt(f.get("notify_url"))),
-        mirror: if current.is_none() && f.get("mirror").is_empty() { None } else { Some(opt(f.get("mirror"))) },
+        mirror: if current.is_none() && f.get("mirror").is_empty() {
+            None
+        } else {
+            Some(opt(f.get("mirror")))
+        },
     })
 }
 
 fn refused(e: Error) -> Result<Vec<FieldError>, PageError> {
     match e {
         Error::BadRequest(m) | Error::Unprocessable(m) | Error::Conflict(m) => {
-            Ok(vec![FieldError { field: field_of(&m), message: m }])
+            Ok(vec![FieldError {
+                field: field_of(&m),
+                message: m,
+            }])
         }
         other => Err(other.into()),
     }
 }
 
-pub async fn create(State(st): State<AdminState>, ctx: Ctx, form: CsrfForm) -> Result<Response, PageError> {
+pub async fn create(
+    State(st): State<AdminState>,
+    ctx: Ctx,
+    form: CsrfForm,
+) -> Result<Response, PageError> {
     let errors = match input_of(&form, None) {
         Ok(input) => match st.relay.create(input, false).await {
             Ok(ep) => {
                 let to = format!("/endpoints/{}", ep.slug);
-                return Ok(redirect_with(&to, "ok", &format!("Created endpoint {}.", ep.slug)));
+                return Ok(redirect_with(
+                    &to,
+                    "ok",
+                    &format!("Created endpoint {}.", ep.slug),
+                ));
             }
             Err(e) => refused(e)?,
         },
@@ -537,7 +681,11 @@ fn back(form: &CsrfForm) -> String {
     super::security::safe_next(form.get("back")).to_string()
 }
 
-pub async fn pause(State(st): State<AdminState>, Path(slug): Path<String>, form: CsrfForm) -> Response {
+pub async fn pause(
+    State(st): State<AdminState>,
+    Path(slug): Path<String>,
+    form: CsrfForm,
+) -> Response {
     match st.relay.set_status(&slug, Status::Paused).await {
         Ok(_) => redirect_with(
             &back(&form),
@@ -548,7 +696,11 @@ pub async fn pause(State(st): State<AdminState>, Path(slug): Path<String>, form:
     }
 }
 
-pub async fn resume(State(st): State<AdminState>, Path(slug): Path<String>, form: CsrfForm) -> Response {
+pub async fn resume(
+    State(st): State<AdminState>,
+    Path(slug): Path<String>,
+    form: CsrfForm,
+) -> Response {
     let res = st.relay.set_status(&slug, Status::Active).await;
     let held = st.relay.store.run({
         let slug = slug.clone();
@@ -558,14 +710,25 @@ pub async fn resume(State(st): State<AdminState>, Path(slug): Path<String>, form
         (Ok(_), Ok(c)) if c.held > 0 => redirect_with(
             &back(&form),
             "ok",
-            &format!("Resumed {slug}; the failure count is reset. {} held events can be released now.", c.held),
+            &format!(
+                "Resumed {slug}; the failure count is reset. {} held events can be released now.",
+                c.held
+            ),
         ),
-        (Ok(_), _) => redirect_with(&back(&form), "ok", &format!("Resumed {slug}; the failure count is reset.")),
+        (Ok(_), _) => redirect_with(
+            &back(&form),
+            "ok",
+            &format!("Resumed {slug}; the failure count is reset."),
+        ),
         (Err(e), _) => redirect_with(&back(&form), "error", &e.public_message()),
     }
 }
 
-pub async fn release(State(st): State<AdminState>, Path(slug): Path<String>, form: CsrfForm) -> Response {
+pub async fn release(
+    State(st): State<AdminState>,
+    Path(slug): Path<String>,
+    form: CsrfForm,
+) -> Response {
     match st.relay.release(&slug).await {
         Ok(r) => {
             let mut text = format!(
@@ -578,7 +741,11 @@ pub async fn release(State(st): State<AdminState>, Path(slug): Path<String>, for
                     r.still_held
                 ));
             }
-            let kind = if r.failed > 0 || r.still_held > 0 { "error" } else { "ok" };
+            let kind = if r.failed > 0 || r.still_held > 0 {
+                "error"
+            } else {
+                "ok"
+            };
             redirect_with(&back(&form), kind, &text)
         }
         Err(e) => redirect_with(&back(&form), "error", &e.public_message()),
@@ -603,14 +770,28 @@ struct DeletePage {
     row: EndpointRow,
 }
 
-pub async fn delete_confirm(State(st): State<AdminState>, ctx: Ctx, Path(slug): Path<String>) -> Result<Response, PageError> {
+pub async fn delete_confirm(
+    State(st): State<AdminState>,
+    ctx: Ctx,
+    Path(slug): Path<String>,
+) -> Result<Response, PageError> {
     let ep = st.relay.get(&slug)?;
-    let row = rows(&st, vec![ep]).await?.pop().ok_or_else(|| Error::NotFound(format!("no endpoint {slug:?}")))?;
-    let page = DeletePage { layout: ctx.layout(format!("Delete {slug}?"), "endpoints"), row };
+    let row = rows(&st, vec![ep])
+        .await?
+        .pop()
+        .ok_or_else(|| Error::NotFound(format!("no endpoint {slug:?}")))?;
+    let page = DeletePage {
+        layout: ctx.layout(format!("Delete {slug}?"), "endpoints"),
+        row,
+    };
     Ok(ctx.page(StatusCode::OK, &page))
 }
 
-pub async fn delete(State(st): State<AdminState>, Path(slug): Path<String>, form: CsrfForm) -> Result<Response, PageError> {
+pub async fn delete(
+    State(st): State<AdminState>,
+    Path(slug): Path<String>,
+    form: CsrfForm,
+) -> Result<Response, PageError> {
     if form.get("confirm") != slug {
         return Ok(redirect_with(
             &format!("/endpoints/{slug}/delete"),
@@ -619,5 +800,9 @@ pub async fn delete(State(st): State<AdminState>, Path(slug): Path<String>, form
         ));
     }
     st.relay.delete(&slug).await?;
-    Ok(redirect_with("/", "ok", &format!("Deleted endpoint {slug}. Its stored events are kept.")))
+    Ok(redirect_with(
+        "/",
+        "ok",
+        &format!("Deleted endpoint {slug}. Its stored events are kept."),
+    ))
 }

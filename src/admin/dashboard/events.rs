@@ -11,7 +11,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::body::BodyView;
-use super::{CsrfForm, Ctx, Layout, PageError, ago, encode_component, header_text, query_string, redirect_with};
+use super::{
+    CsrfForm, Ctx, Layout, PageError, ago, encode_component, header_text, query_string,
+    redirect_with,
+};
 use crate::admin::AdminState;
 use crate::admin::api::parse_filter;
 use crate::error::Error;
@@ -21,8 +24,18 @@ use crate::store::EventFilter;
 use crate::time::{now_ms, rfc3339_ms};
 
 /// The list's query parameters, in the order the filter form shows them.
-pub const FILTER_KEYS: [&str; 10] =
-    ["endpoint", "state", "topic", "method", "status", "signature", "since", "until", "q", "duplicate"];
+pub const FILTER_KEYS: [&str; 10] = [
+    "endpoint",
+    "state",
+    "topic",
+    "method",
+    "status",
+    "signature",
+    "since",
+    "until",
+    "q",
+    "duplicate",
+];
 /// Signature verdicts a filter can ask for.
 const VERDICTS: [&str; 5] = ["valid", "invalid", "stale", "missing", "unchecked"];
 /// "Replay all matching" replays at most this many events per submission,
@@ -64,7 +77,11 @@ impl EventRow {
             topic: e.topic.clone().unwrap_or_default(),
             state: e.state.as_str(),
             last_status: e.last_status.map(|s| s.to_string()).unwrap_or_default(),
-            verdict: e.signature.as_ref().map(|s| s.verdict.clone()).unwrap_or_else(|| "unchecked".into()),
+            verdict: e
+                .signature
+                .as_ref()
+                .map(|s| s.verdict.clone())
+                .unwrap_or_else(|| "unchecked".into()),
             size: e.size,
             duplicate_of: e.duplicate_of.clone(),
             attempts: e.attempts,
@@ -73,7 +90,11 @@ impl EventRow {
 }
 
 fn path_and_query(e: &Event) -> String {
-    let mut t = if e.path.is_empty() { "/".to_string() } else { e.path.clone() };
+    let mut t = if e.path.is_empty() {
+        "/".to_string()
+    } else {
+        e.path.clone()
+    };
     if let Some(q) = &e.query {
         t.push('?');
         t.push_str(q);
@@ -91,26 +112,44 @@ impl FilterValues {
         FilterValues {
             pairs: FILTER_KEYS
                 .iter()
-                .map(|k| (*k, q.get(*k).map(|v| v.trim().to_string()).unwrap_or_default()))
+                .map(|k| {
+                    (
+                        *k,
+                        q.get(*k).map(|v| v.trim().to_string()).unwrap_or_default(),
+                    )
+                })
                 .collect(),
         }
     }
 
     pub fn get(&self, key: &str) -> &str {
-        self.pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str()).unwrap_or("")
+        self.pairs
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
     }
 
     /// The non-empty filters, for hidden form fields.
     pub fn active(&self) -> Vec<(&'static str, String)> {
-        self.pairs.iter().filter(|(_, v)| !v.is_empty()).cloned().collect()
+        self.pairs
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .cloned()
+            .collect()
     }
 
     /// `/events?…` with these filters and `extra` pairs.
     fn url(&self, extra: &[(&str, &str)]) -> String {
-        let mut pairs: Vec<(&str, &str)> = self.pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut pairs: Vec<(&str, &str)> =
+            self.pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
         pairs.extend_from_slice(extra);
         let q = query_string(&pairs);
-        if q.is_empty() { "/events".into() } else { format!("/events?{q}") }
+        if q.is_empty() {
+            "/events".into()
+        } else {
+            format!("/events?{q}")
+        }
     }
 }
 
@@ -188,7 +227,11 @@ pub async fn list(
         live_note: String::new(),
         stream_url: format!(
             "/api/stream{}",
-            if current.is_empty() { String::new() } else { format!("?endpoint={}", encode_component(&current)) }
+            if current.is_empty() {
+                String::new()
+            } else {
+                format!("?endpoint={}", encode_component(&current))
+            }
         ),
         filtered: !f.active().is_empty(),
         f,
@@ -197,8 +240,15 @@ pub async fn list(
         Err(e) => page.error = Some(e.public_message()),
         Ok(filter) => {
             let result = st.relay.store.run(move |s| s.query(&filter)).await?;
-            page.rows = result.events.iter().map(|e| EventRow::new(e, now)).collect();
-            page.next_url = result.next_cursor.as_deref().map(|c| page.f.url(&[("cursor", c)]));
+            page.rows = result
+                .events
+                .iter()
+                .map(|e| EventRow::new(e, now))
+                .collect();
+            page.next_url = result
+                .next_cursor
+                .as_deref()
+                .map(|c| page.f.url(&[("cursor", c)]));
             if result.scan_capped {
                 page.capped_note = Some(format!(
                     "Searched {} stored events without filling the page; “Older” continues the search.",
@@ -208,17 +258,33 @@ pub async fn list(
         }
     }
     (page.live, page.live_note) = if page.error.is_some() {
-        (false, "Live tail is off while the filter has an error.".into())
+        (
+            false,
+            "Live tail is off while the filter has an error.".into(),
+        )
     } else if cursor.is_some() {
         (false, "Live tail runs on the newest page only.".into())
     } else if !page.f.get("until").is_empty() {
-        (false, "Live tail is off: the view ends at a fixed time (until).".into())
+        (
+            false,
+            "Live tail is off: the view ends at a fixed time (until).".into(),
+        )
     } else if !page.f.get("q").is_empty() {
-        (false, "Live tail is off during a text search (bodies are not streamed).".into())
+        (
+            false,
+            "Live tail is off during a text search (bodies are not streamed).".into(),
+        )
     } else {
         (true, String::new())
     };
-    Ok(ctx.page(if page.error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK }, &page))
+    Ok(ctx.page(
+        if page.error.is_some() {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        },
+        &page,
+    ))
 }
 
 // ---- one event ----
@@ -254,7 +320,10 @@ impl AttemptView {
             status: a.status.map(|s| s.to_string()).unwrap_or_default(),
             success: a.success,
             latency_ms: a.latency_ms,
-            error: a.error.map(|k| json_name(serde_json::to_value(k).unwrap_or_default())).unwrap_or_default(),
+            error: a
+                .error
+                .map(|k| json_name(serde_json::to_value(k).unwrap_or_default()))
+                .unwrap_or_default(),
             error_detail: a.error_detail.clone().unwrap_or_default(),
             headers: header_text(&a.headers),
             body: BodyView::new(&a.body),
@@ -307,7 +376,15 @@ struct EventPage {
 }
 
 const SCHEMES: [&str; 9] = [
-    "auto", "woocommerce", "github", "stripe", "shopify", "standard", "slack", "paddle", "hmac-sha256",
+    "auto",
+    "woocommerce",
+    "github",
+    "stripe",
+    "shopify",
+    "standard",
+    "slack",
+    "paddle",
+    "hmac-sha256",
 ];
 
 async fn load(st: &AdminState, id: &str) -> Result<(Event, Vec<u8>, Vec<Attempt>), Error> {
@@ -315,7 +392,13 @@ async fn load(st: &AdminState, id: &str) -> Result<(Event, Vec<u8>, Vec<Attempt>
     let (ev, body, attempts) = st
         .relay
         .store
-        .run(move |s| Ok((s.get_event(&owned)?, s.get_body(&owned)?, s.attempts(&owned)?)))
+        .run(move |s| {
+            Ok((
+                s.get_event(&owned)?,
+                s.get_body(&owned)?,
+                s.attempts(&owned)?,
+            ))
+        })
         .await?;
     let ev = ev.ok_or_else(|| Error::NotFound(format!("no event {id}")))?;
     Ok((ev, body.unwrap_or_default(), attempts))
@@ -330,7 +413,12 @@ fn event_page(
     let now = now_ms();
     let ep = st.relay.get(&ev.endpoint).ok();
     let highlight = q.get("attempt").and_then(|n| n.parse::<u32>().ok());
-    let (curl_base, curl_base_note) = match (q.get("curl_base").map(|s| s.trim()).filter(|s| !s.is_empty()), ep.as_ref().and_then(|e| e.target.clone())) {
+    let (curl_base, curl_base_note) = match (
+        q.get("curl_base")
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty()),
+        ep.as_ref().and_then(|e| e.target.clone()),
+    ) {
         (Some(b), _) => (b.to_string(), "the URL you gave".to_string()),
         (None, Some(t)) => (t, "the endpoint's target".to_string()),
         (None, None) => (
@@ -338,10 +426,16 @@ fn event_page(
             "the default ingest address; change it if hookrelay listens elsewhere".to_string(),
         ),
     };
-    let mut attempts: Vec<AttemptView> = attempts.iter().map(|a| AttemptView::new(a, now, highlight)).collect();
+    let mut attempts: Vec<AttemptView> = attempts
+        .iter()
+        .map(|a| AttemptView::new(a, now, highlight))
+        .collect();
     attempts.reverse();
     EventPage {
-        layout: ctx.layout(format!("{} {} · {}", ev.method, path_and_query(&ev), ev.endpoint), "events"),
+        layout: ctx.layout(
+            format!("{} {} · {}", ev.method, path_and_query(&ev), ev.endpoint),
+            "events",
+        ),
         id: ev.id.clone(),
         endpoint: ev.endpoint.clone(),
         endpoint_exists: ep.is_some(),
@@ -353,7 +447,10 @@ fn event_page(
             "/in/{}{}{}",
             ev.endpoint,
             ev.path,
-            ev.query.as_deref().map(|q| format!("?{q}")).unwrap_or_default()
+            ev.query
+                .as_deref()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default()
         ),
         target: path_and_query(&ev),
         download_url: format!("/api/events/{}/body", ev.id),
@@ -392,12 +489,20 @@ pub async fn show(
     Ok(ctx.page(StatusCode::OK, &page))
 }
 
-pub async fn replay(State(st): State<AdminState>, Path(id): Path<String>, form: CsrfForm) -> Response {
+pub async fn replay(
+    State(st): State<AdminState>,
+    Path(id): Path<String>,
+    form: CsrfForm,
+) -> Response {
     let back = format!("/events/{id}");
     if form.has("resign") {
         // Same answer as `POST /api/events/{id}/replay {"resign": true}`.
         let e = Error::Unprocessable("resign: re-signed replay is not supported yet".into());
-        return redirect_with(&back, "error", &format!("Replay re-signed: {}", e.public_message()));
+        return redirect_with(
+            &back,
+            "error",
+            &format!("Replay re-signed: {}", e.public_message()),
+        );
     }
     let target = Some(form.get("target").to_string()).filter(|t| !t.is_empty());
     match st.relay.replay(&id, target).await {
@@ -411,7 +516,11 @@ pub async fn replay(State(st): State<AdminState>, Path(id): Path<String>, form: 
             let to = format!("/events/{id}?attempt={}#attempt-{}", a.n, a.n);
             redirect_with(&to, if a.success { "ok" } else { "error" }, &text)
         }
-        Err(e) => redirect_with(&back, "error", &format!("Replay refused: {}", e.public_message())),
+        Err(e) => redirect_with(
+            &back,
+            "error",
+            &format!("Replay refused: {}", e.public_message()),
+        ),
     }
 }
 
@@ -432,9 +541,19 @@ pub async fn verify(
     };
     let config = SignatureConfig::new(scheme, form.raw("secret"));
     let result = match config.validate() {
-        Err(e) => SignatureView { scheme: scheme.to_string(), verdict: "invalid".into(), detail: format!("not checked: {e}") },
+        Err(e) => SignatureView {
+            scheme: scheme.to_string(),
+            verdict: "invalid".into(),
+            detail: format!("not checked: {e}"),
+        },
         Ok(()) => {
-            let check = signature::verify(&config, &ev.headers, &body, None, (ev.received_at / 1000) as i64);
+            let check = signature::verify(
+                &config,
+                &ev.headers,
+                &body,
+                None,
+                (ev.received_at / 1000) as i64,
+            );
             SignatureView {
                 scheme: check.scheme,
                 verdict: serde_json::to_value(check.verdict)
@@ -476,7 +595,10 @@ struct BulkPage {
 }
 
 /// Counts matching events (dry run), bounded by [`COUNT_MAX`] and [`COUNT_SCAN_MAX`].
-fn count_matching(s: &crate::store::Store, mut filter: EventFilter) -> Result<(usize, bool), Error> {
+fn count_matching(
+    s: &crate::store::Store,
+    mut filter: EventFilter,
+) -> Result<(usize, bool), Error> {
     filter.limit = 1000;
     filter.cursor = None;
     let (mut count, mut scanned) = (0, 0);
@@ -486,13 +608,19 @@ fn count_matching(s: &crate::store::Store, mut filter: EventFilter) -> Result<(u
         scanned += page.scanned;
         match page.next_cursor {
             None => return Ok((count, true)),
-            Some(_) if count >= COUNT_MAX || scanned >= COUNT_SCAN_MAX => return Ok((count, false)),
+            Some(_) if count >= COUNT_MAX || scanned >= COUNT_SCAN_MAX => {
+                return Ok((count, false));
+            }
             Some(c) => filter.cursor = Some(c),
         }
     }
 }
 
-pub async fn bulk_replay(State(st): State<AdminState>, ctx: Ctx, form: CsrfForm) -> Result<Response, PageError> {
+pub async fn bulk_replay(
+    State(st): State<AdminState>,
+    ctx: Ctx,
+    form: CsrfForm,
+) -> Result<Response, PageError> {
     let q: HashMap<String, String> = FILTER_KEYS
         .iter()
         .map(|k| (k.to_string(), form.get(k).to_string()))
@@ -518,7 +646,11 @@ pub async fn bulk_replay(State(st): State<AdminState>, ctx: Ctx, form: CsrfForm)
         }
     };
     if form.get("step") != "run" {
-        let (count, complete) = st.relay.store.run(move |s| count_matching(s, filter)).await?;
+        let (count, complete) = st
+            .relay
+            .store
+            .run(move |s| count_matching(s, filter))
+            .await?;
         page.count = count;
         page.complete = complete;
         return Ok(ctx.page(StatusCode::OK, &page));
@@ -547,7 +679,11 @@ pub async fn bulk_replay(State(st): State<AdminState>, ctx: Ctx, form: CsrfForm)
                     None => format!("attempt #{}: {}", a.n, a.error_detail.unwrap_or_default()),
                 },
             },
-            Err(e) => BulkResult { id: ev.id.clone(), ok: false, text: e.public_message() },
+            Err(e) => BulkResult {
+                id: ev.id.clone(),
+                ok: false,
+                text: e.public_message(),
+            },
         };
         page.results.push(result);
     }

@@ -61,8 +61,9 @@ pub fn csrf_ok(given: &str) -> bool {
 }
 
 /// True unless the request says it comes from another origin: a
-/// `Sec-Fetch-Site: cross-site`, or an `Origin` that is not `http(s)://`
-/// + this request's host (or `null` from a same-origin page). Requests without `Origin` (curl, the CLI) pass;
+/// `Sec-Fetch-Site: cross-site`, or an `Origin` other than this request's
+/// host with `http://` or `https://` in front (or `null` from a
+/// same-origin page). Requests without `Origin` (curl, the CLI) pass;
 /// dashboard forms still need their CSRF token.
 pub fn same_origin(headers: &HeaderMap, uri: &Uri) -> bool {
     if headers
@@ -89,7 +90,9 @@ pub fn same_origin(headers: &HeaderMap, uri: &Uri) -> bool {
         .map(str::to_string)
         .or_else(|| uri.authority().map(|a| a.to_string()));
     let Some(host) = host else { return false };
-    let Ok(origin) = origin.to_str() else { return false };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
     origin.eq_ignore_ascii_case(&format!("http://{host}"))
         || origin.eq_ignore_ascii_case(&format!("https://{host}"))
 }
@@ -128,8 +131,10 @@ pub fn session_cookie(token: &str) -> HeaderValue {
 }
 
 pub fn clear_cookie(name: &str) -> HeaderValue {
-    HeaderValue::from_str(&format!("{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"))
-        .expect("static cookie text")
+    HeaderValue::from_str(&format!(
+        "{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
+    ))
+    .expect("static cookie text")
 }
 
 /// A message shown once on the next page, after a form's redirect.
@@ -154,16 +159,23 @@ pub fn flash_cookie(kind: &'static str, text: &str) -> HeaderValue {
         text.push('…');
     }
     let payload = URL_SAFE_NO_PAD.encode(format!("{kind}\n{text}"));
-    HeaderValue::from_str(&format!("{FLASH_COOKIE}={payload}; Path=/; HttpOnly; SameSite=Strict; Max-Age=60"))
-        .expect("base64url is a valid header value")
+    HeaderValue::from_str(&format!(
+        "{FLASH_COOKIE}={payload}; Path=/; HttpOnly; SameSite=Strict; Max-Age=60"
+    ))
+    .expect("base64url is a valid header value")
 }
 
 pub fn read_flash(headers: &HeaderMap) -> Option<Flash> {
-    let raw = URL_SAFE_NO_PAD.decode(cookie(headers, FLASH_COOKIE)?).ok()?;
+    let raw = URL_SAFE_NO_PAD
+        .decode(cookie(headers, FLASH_COOKIE)?)
+        .ok()?;
     let text = String::from_utf8(raw).ok()?;
     let (kind, text) = text.split_once('\n')?;
     let kind = if kind == "ok" { "ok" } else { "error" };
-    Some(Flash { kind, text: text.to_string() })
+    Some(Flash {
+        kind,
+        text: text.to_string(),
+    })
 }
 
 /// A `next=` target after login: only a local path, never `//host` or a URL,
@@ -198,12 +210,41 @@ mod tests {
             assert_eq!(same_origin(&headers(pairs), &uri), want, "{pairs:?}");
         };
         check(&[("host", "127.0.0.1:8081")], true);
-        check(&[("host", "127.0.0.1:8081"), ("origin", "http://127.0.0.1:8081")], true);
-        check(&[("host", "127.0.0.1:8081"), ("origin", "http://127.0.0.1:3000")], false);
+        check(
+            &[
+                ("host", "127.0.0.1:8081"),
+                ("origin", "http://127.0.0.1:8081"),
+            ],
+            true,
+        );
+        check(
+            &[
+                ("host", "127.0.0.1:8081"),
+                ("origin", "http://127.0.0.1:3000"),
+            ],
+            false,
+        );
         check(&[("host", "127.0.0.1:8081"), ("origin", "null")], false);
-        check(&[("host", "127.0.0.1:8081"), ("origin", "null"), ("sec-fetch-site", "same-origin")], true);
-        check(&[("host", "127.0.0.1:8081"), ("origin", "null"), ("sec-fetch-site", "same-site")], false);
-        check(&[("host", "127.0.0.1:8081"), ("sec-fetch-site", "cross-site")], false);
+        check(
+            &[
+                ("host", "127.0.0.1:8081"),
+                ("origin", "null"),
+                ("sec-fetch-site", "same-origin"),
+            ],
+            true,
+        );
+        check(
+            &[
+                ("host", "127.0.0.1:8081"),
+                ("origin", "null"),
+                ("sec-fetch-site", "same-site"),
+            ],
+            false,
+        );
+        check(
+            &[("host", "127.0.0.1:8081"), ("sec-fetch-site", "cross-site")],
+            false,
+        );
         check(&[("origin", "http://a")], false);
     }
 
@@ -213,16 +254,31 @@ mod tests {
         assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc"));
         assert!(!session_ok("t", &h));
         let v = session_value("t");
-        assert!(session_ok("t", &headers(&[("cookie", &format!("{SESSION_COOKIE}={v}"))])));
+        assert!(session_ok(
+            "t",
+            &headers(&[("cookie", &format!("{SESSION_COOKIE}={v}"))])
+        ));
         let set = flash_cookie("ok", "Replayed <b>");
         let value = set.to_str().unwrap().split(';').next().unwrap().to_string();
         let got = read_flash(&headers(&[("cookie", &value)])).unwrap();
-        assert_eq!(got, Flash { kind: "ok", text: "Replayed <b>".into() });
+        assert_eq!(
+            got,
+            Flash {
+                kind: "ok",
+                text: "Replayed <b>".into()
+            }
+        );
     }
 
     #[test]
     fn next_targets() {
-        for (input, want) in [("/events?a=1", "/events?a=1"), ("//evil", "/"), ("https://evil", "/"), ("/\\evil", "/"), ("", "/")] {
+        for (input, want) in [
+            ("/events?a=1", "/events?a=1"),
+            ("//evil", "/"),
+            ("https://evil", "/"),
+            ("/\\evil", "/"),
+            ("", "/"),
+        ] {
             assert_eq!(safe_next(input), want, "{input}");
         }
     }
