@@ -104,8 +104,17 @@ fn run_load(rt: &tokio::runtime::Runtime, url: &str, secs: u64) -> Stats {
             errors += e;
         }
         all.sort();
-        let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default();
-        Stats { rps: all.len() as f64 / secs as f64, p50: pct(0.50), p99: pct(0.99), errors }
+        let pct = |p: f64| {
+            all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or_default()
+        };
+        Stats {
+            rps: all.len() as f64 / secs as f64,
+            p50: pct(0.50),
+            p99: pct(0.99),
+            errors,
+        }
     })
 }
 
@@ -113,17 +122,25 @@ fn run_load(rt: &tokio::runtime::Runtime, url: &str, secs: u64) -> Stats {
 fn start_upstream() -> (u16, std::thread::JoinHandle<()>) {
     let (tx, rx) = std::sync::mpsc::channel();
     let handle = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async move {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(listener.local_addr().unwrap().port()).unwrap();
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let _ = stream.set_nodelay(true);
                 tokio::spawn(async move {
                     let svc = service_fn(|req: http::Request<hyper::body::Incoming>| async move {
                         let _ = req.into_body().collect().await;
-                        Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(b"{\"ok\":true}"))))
+                        Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(
+                            b"{\"ok\":true}",
+                        ))))
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
@@ -152,7 +169,16 @@ impl Drop for Hookrelay {
 fn start_hookrelay(durability: &str) -> Hookrelay {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_hookrelay"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--durability", durability, "--data"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--durability",
+            durability,
+            "--data",
+        ])
         .arg(dir.path().join("data"))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -161,11 +187,21 @@ fn start_hookrelay(durability: &str) -> Hookrelay {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut next = |prefix: &str| {
         let line = lines.next().unwrap().unwrap();
-        line.strip_prefix(prefix).unwrap().trim().trim_end_matches("/in/{slug}").trim_end_matches('/').to_string()
+        line.strip_prefix(prefix)
+            .unwrap()
+            .trim()
+            .trim_end_matches("/in/{slug}")
+            .trim_end_matches('/')
+            .to_string()
     };
     let ingest = next("hookrelay ingest:");
     let admin = next("hookrelay dashboard:");
-    Hookrelay { child, ingest, admin, _dir: dir }
+    Hookrelay {
+        child,
+        ingest,
+        admin,
+        _dir: dir,
+    }
 }
 
 fn create(rt: &tokio::runtime::Runtime, admin: &str, body: serde_json::Value) {
@@ -183,24 +219,64 @@ fn create(rt: &tokio::runtime::Runtime, admin: &str, body: serde_json::Value) {
 
 fn main() {
     // `cargo bench` passes `--bench`; filters are not supported here.
-    let secs: u64 = std::env::var("HOOKRELAY_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
-    let rt = Arc::new(tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap());
+    let secs: u64 = std::env::var("HOOKRELAY_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let rt = Arc::new(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap(),
+    );
     let (port, _upstream) = start_upstream();
     let upstream = format!("http://127.0.0.1:{port}/hook");
-    println!("load: {CONNECTIONS} connections, {secs} s per scenario, {} byte JSON body", payload().len());
+    println!(
+        "load: {CONNECTIONS} connections, {secs} s per scenario, {} byte JSON body",
+        payload().len()
+    );
 
     let direct = run_load(&rt, &upstream, secs);
-    let mut rows = vec![("direct upstream (a)".to_string(), direct.rps, direct.p50, direct.p99, direct.errors, None)];
+    let mut rows = vec![(
+        "direct upstream (a)".to_string(),
+        direct.rps,
+        direct.p50,
+        direct.p99,
+        direct.errors,
+        None,
+    )];
     for durability in ["sync", "buffered"] {
         let h = start_hookrelay(durability);
-        create(&rt, &h.admin, serde_json::json!({ "slug": "fwd", "target": upstream }));
+        create(
+            &rt,
+            &h.admin,
+            serde_json::json!({ "slug": "fwd", "target": upstream }),
+        );
         create(&rt, &h.admin, serde_json::json!({ "slug": "bin" }));
         let fwd = run_load(&rt, &format!("{}/in/fwd", h.ingest), secs);
         let bin = run_load(&rt, &format!("{}/in/bin", h.ingest), secs);
-        rows.push((format!("forward, {durability} (b)"), fwd.rps, fwd.p50, fwd.p99, fwd.errors, Some(fwd.rps / direct.rps)));
-        rows.push((format!("bin, {durability} (c)"), bin.rps, bin.p50, bin.p99, bin.errors, Some(bin.rps / direct.rps)));
+        rows.push((
+            format!("forward, {durability} (b)"),
+            fwd.rps,
+            fwd.p50,
+            fwd.p99,
+            fwd.errors,
+            Some(fwd.rps / direct.rps),
+        ));
+        rows.push((
+            format!("bin, {durability} (c)"),
+            bin.rps,
+            bin.p50,
+            bin.p99,
+            bin.errors,
+            Some(bin.rps / direct.rps),
+        ));
     }
-    println!("{:<24} {:>10} {:>10} {:>10} {:>7} {:>10}", "scenario", "req/s", "p50 ms", "p99 ms", "errors", "vs direct");
+    println!(
+        "{:<24} {:>10} {:>10} {:>10} {:>7} {:>10}",
+        "scenario", "req/s", "p50 ms", "p99 ms", "errors", "vs direct"
+    );
     for (name, rps, p50, p99, errors, ratio) in rows {
         println!(
             "{:<24} {:>10.0} {:>10.2} {:>10.2} {:>7} {:>10}",
@@ -209,7 +285,9 @@ fn main() {
             p50.as_secs_f64() * 1000.0,
             p99.as_secs_f64() * 1000.0,
             errors,
-            ratio.map(|r| format!("{:.0}%", r * 100.0)).unwrap_or_else(|| "-".into())
+            ratio
+                .map(|r| format!("{:.0}%", r * 100.0))
+                .unwrap_or_else(|| "-".into())
         );
     }
 }

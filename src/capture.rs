@@ -37,7 +37,6 @@ pub fn capture(
     body_len: usize,
     remote: SocketAddr,
     now_ms: u64,
-    state: EventState,
 ) -> Event {
     Event {
         id,
@@ -49,7 +48,7 @@ pub fn capture(
         headers: headers_of(parts),
         size: body_len as u64,
         remote_addr: remote.to_string(),
-        state,
+        state: EventState::Received,
         topic: None,
         external_id: None,
         duplicate_of: None,

@@ -47,13 +47,28 @@ pub struct ServeArgs {
     #[arg(long, env = "HOOKRELAY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// PEM certificate chain for TLS on the ingest listener.
-    #[arg(long, env = "HOOKRELAY_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    #[arg(
+        long,
+        env = "HOOKRELAY_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for TLS on the ingest listener.
-    #[arg(long, env = "HOOKRELAY_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    #[arg(
+        long,
+        env = "HOOKRELAY_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
     pub tls_key: Option<PathBuf>,
     /// Bearer token for the admin listener; required when it is not on loopback.
-    #[arg(long, env = "HOOKRELAY_ADMIN_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "HOOKRELAY_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     pub admin_token: Option<String>,
     /// Extra PEM CA certificates trusted for outbound HTTPS (private CAs).
     #[arg(long, env = "HOOKRELAY_CA_FILE", value_name = "FILE")]
@@ -143,7 +158,9 @@ impl Config {
         let file_max_body = match s.max_body {
             None => None,
             Some(toml::Value::Integer(n)) if n > 0 => Some(n as usize),
-            Some(toml::Value::String(t)) => Some(parse_size(&t).map_err(|e| format!("server.max_body: {e}"))?),
+            Some(toml::Value::String(t)) => {
+                Some(parse_size(&t).map_err(|e| format!("server.max_body: {e}"))?)
+            }
             Some(other) => return Err(format!("server.max_body: {other} is not a size")),
         };
         let tls = match (args.tls_cert.or(s.tls_cert), args.tls_key.or(s.tls_key)) {
@@ -198,7 +215,8 @@ impl Config {
 }
 
 fn load_file(path: &Path) -> Result<FileConfig, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("config {}: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("config {}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| format!("config {}: {e}", path.display()))
 }
 
@@ -207,7 +225,9 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: usize = num.parse().map_err(|_| format!("{s:?} is not a size such as 25MiB"))?;
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size such as 25MiB"))?;
     let mult = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" => 1000,
@@ -216,9 +236,14 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         "mib" => 1024 * 1024,
         "g" | "gb" => 1000 * 1000 * 1000,
         "gib" => 1024 * 1024 * 1024,
-        _ => return Err(format!("{s:?}: unknown unit (use B, KiB, MiB, GiB, KB, MB, GB)")),
+        _ => {
+            return Err(format!(
+                "{s:?}: unknown unit (use B, KiB, MiB, GiB, KB, MB, GB)"
+            ));
+        }
     };
-    n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
 }
 
 #[cfg(test)]
@@ -236,7 +261,10 @@ mod tests {
 
     #[test]
     fn admin_off_loopback_needs_a_token() {
-        let mut args = ServeArgs { admin: Some("0.0.0.0:8081".parse().unwrap()), ..Default::default() };
+        let mut args = ServeArgs {
+            admin: Some("0.0.0.0:8081".parse().unwrap()),
+            ..Default::default()
+        };
         let err = Config::resolve(args.clone()).unwrap_err();
         assert!(err.contains("--admin-token"), "{err}");
         args.admin_token = Some("s3cret".into());
@@ -281,7 +309,11 @@ success_codes = ["200-302"]
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "[server]\nlisten_typo = 1\n").unwrap();
-        let err = Config::resolve(ServeArgs { config: Some(path), ..Default::default() }).unwrap_err();
+        let err = Config::resolve(ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err();
         assert!(err.contains("listen_typo"), "{err}");
     }
 }

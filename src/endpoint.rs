@@ -99,7 +99,9 @@ impl CodeRule {
             t.parse::<u16>()
                 .ok()
                 .filter(|c| (100..=599).contains(c))
-                .ok_or_else(|| format!("{s:?} is not a status code, a class like 2xx, or a range like 200-299"))
+                .ok_or_else(|| {
+                    format!("{s:?} is not a status code, a class like 2xx, or a range like 200-299")
+                })
         };
         if let Some(class) = s.strip_suffix("xx").or_else(|| s.strip_suffix("XX")) {
             match class.parse::<u16>() {
@@ -143,7 +145,11 @@ pub struct SuccessCodes(pub Vec<CodeRule>);
 
 impl Default for SuccessCodes {
     fn default() -> Self {
-        SuccessCodes(vec![CodeRule::Class(2), CodeRule::Exact(301), CodeRule::Exact(302)])
+        SuccessCodes(vec![
+            CodeRule::Class(2),
+            CodeRule::Exact(301),
+            CodeRule::Exact(302),
+        ])
     }
 }
 
@@ -159,7 +165,10 @@ impl TryFrom<Vec<String>> for SuccessCodes {
         if v.is_empty() {
             return Err("success_codes must name at least one code".into());
         }
-        v.iter().map(|s| CodeRule::parse(s)).collect::<Result<_, _>>().map(SuccessCodes)
+        v.iter()
+            .map(|s| CodeRule::parse(s))
+            .collect::<Result<_, _>>()
+            .map(SuccessCodes)
     }
 }
 
@@ -368,7 +377,11 @@ pub fn validate_url(field: &str, url: &str) -> Result<(), String> {
         .map_err(|_| format!("{field}: {url:?} is not a valid URL"))?;
     match uri.scheme_str() {
         Some("http") | Some("https") => {}
-        _ => return Err(format!("{field}: {url:?} must start with http:// or https://")),
+        _ => {
+            return Err(format!(
+                "{field}: {url:?} must start with http:// or https://"
+            ));
+        }
     }
     if uri.host().is_none_or(str::is_empty) {
         return Err(format!("{field}: {url:?} has no host"));
@@ -421,8 +434,9 @@ impl EndpointInput {
                 return Err(bad("retry: give 1 to 50 durations such as \"5s\"".into()));
             }
             for r in &retry {
-                humantime::parse_duration(r)
-                    .map_err(|_| bad(format!("retry: {r:?} is not a duration such as 5s, 5m, 2h")))?;
+                humantime::parse_duration(r).map_err(|_| {
+                    bad(format!("retry: {r:?} is not a duration such as 5s, 5m, 2h"))
+                })?;
             }
             ep.retry = retry;
         }
@@ -491,7 +505,17 @@ mod tests {
         for ok in ["a", "shop", "0-x_y", &"a".repeat(64)] {
             assert!(Slug::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "-a", "_a", "A", "a b", "a/b", "é", &"a".repeat(65), "a\0"] {
+        for bad in [
+            "",
+            "-a",
+            "_a",
+            "A",
+            "a b",
+            "a/b",
+            "é",
+            &"a".repeat(65),
+            "a\0",
+        ] {
             assert!(Slug::parse(bad).is_err(), "{bad:?}");
         }
     }

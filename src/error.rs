@@ -63,7 +63,11 @@ impl IntoResponse for Error {
         if matches!(self, Error::Store(_) | Error::Internal(_)) {
             tracing::error!(error = %self, "request failed");
         }
-        (self.status(), Json(serde_json::json!({ "error": self.public_message() }))).into_response()
+        (
+            self.status(),
+            Json(serde_json::json!({ "error": self.public_message() })),
+        )
+            .into_response()
     }
 }
 

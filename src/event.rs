@@ -139,7 +139,11 @@ impl Event {
         if let Some(attempts) = attempts {
             obj.insert(
                 "attempts".into(),
-                attempts.iter().map(Attempt::to_api).collect::<Vec<_>>().into(),
+                attempts
+                    .iter()
+                    .map(Attempt::to_api)
+                    .collect::<Vec<_>>()
+                    .into(),
             );
         }
         v
@@ -156,7 +160,9 @@ pub fn insert_body(obj: &mut serde_json::Map<String, serde_json::Value>, key: &s
             obj.insert(key.into(), serde_json::Value::Null);
             obj.insert(
                 format!("{key}_base64"),
-                base64::engine::general_purpose::STANDARD.encode(body).into(),
+                base64::engine::general_purpose::STANDARD
+                    .encode(body)
+                    .into(),
             );
         }
     }

@@ -15,13 +15,13 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
 use crate::capture;
-use crate::event::{Event, SignatureRecord};
-use crate::provider;
-use crate::signature::{self, SignatureConfig, Verdict};
 use crate::endpoint::Status;
 use crate::error::Error;
+use crate::event::{Event, SignatureRecord};
 use crate::event::{EventState, Trigger};
+use crate::provider;
 use crate::relay::Relay;
+use crate::signature::{self, SignatureConfig, Verdict};
 use crate::store::Store;
 use crate::time::now_ms;
 
@@ -66,14 +66,21 @@ async fn ingest(
     let max = relay.max_body;
     // Refuse a declared oversize body before reading any of it.
     if let Some(len) = req.headers().get(header::CONTENT_LENGTH)
-        && len.to_str().ok().and_then(|l| l.parse::<u64>().ok()).is_some_and(|l| l > max as u64)
+        && len
+            .to_str()
+            .ok()
+            .and_then(|l| l.parse::<u64>().ok())
+            .is_some_and(|l| l > max as u64)
     {
         return Ok(too_large(max));
     }
     let (mut parts, body) = req.into_parts();
     let body = match Limited::new(body, max).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
             return Ok(too_large(max));
         }
         Err(e) => return Err(Error::BadRequest(format!("reading the request body: {e}"))),
@@ -85,7 +92,7 @@ async fn ingest(
 
     let ep = cell.snapshot();
     let now = now_ms();
-    let mut ev = capture::capture(Store::new_id(), &parts, slug, rest, body.len(), remote, now, EventState::Received);
+    let mut ev = capture::capture(Store::new_id(), &parts, slug, rest, body.len(), remote, now);
     let prov = provider::identify(&ev.headers, &body);
     ev.topic = prov.topic;
     ev.external_id = prov.external_id;
@@ -94,7 +101,10 @@ async fn ingest(
         .as_ref()
         .map(|cfg| check_signature(cfg, &ev, &body, prov.is_ping, &parts.uri, now));
     let rejected = ep.signature.as_ref().is_some_and(|cfg| cfg.enforce)
-        && ev.signature.as_ref().is_some_and(|s| REJECTED.contains(&s.verdict.as_str()));
+        && ev
+            .signature
+            .as_ref()
+            .is_some_and(|s| REJECTED.contains(&s.verdict.as_str()));
     let state = match (rejected, ep.status, ep.is_bin()) {
         (true, _, _) => EventState::Rejected,
         (false, Status::Paused | Status::Disabled, _) => EventState::Held,
@@ -103,27 +113,43 @@ async fn ingest(
     };
     ev.state = state;
     let stored_body = body.clone();
-    let ev = match relay.store.run(move |s| s.insert_event(ev, &stored_body)).await {
+    let ev = match relay
+        .store
+        .run_write(move |s| s.insert_event(ev, &stored_body))
+        .await
+    {
         Ok(ev) => ev,
         Err(e) => {
             relay.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
             return Err(e);
         }
     };
-    relay.metrics.events_received.fetch_add(1, Ordering::Relaxed);
+    relay
+        .metrics
+        .events_received
+        .fetch_add(1, Ordering::Relaxed);
     relay.publish_event(&ev);
     tracing::debug!(endpoint = slug, id = %ev.id, state = ev.state.as_str(), "event stored");
 
     match state {
         EventState::Rejected => {
-            relay.metrics.events_rejected.fetch_add(1, Ordering::Relaxed);
-            let sig = ev.signature.as_ref().expect("rejected events carry a verdict");
+            relay
+                .metrics
+                .events_rejected
+                .fetch_add(1, Ordering::Relaxed);
+            let sig = ev
+                .signature
+                .as_ref()
+                .expect("rejected events carry a verdict");
             let body = serde_json::json!({
                 "error": format!("signature {}: {}", sig.verdict, sig.detail),
                 "event": ev.id,
                 "stored": true,
             });
-            Ok(with_event(json(StatusCode::UNAUTHORIZED, body.to_string()), &ev.id))
+            Ok(with_event(
+                json(StatusCode::UNAUTHORIZED, body.to_string()),
+                &ev.id,
+            ))
         }
         EventState::Held => {
             relay.metrics.events_held.fetch_add(1, Ordering::Relaxed);
@@ -132,7 +158,10 @@ async fn ingest(
                 "event": ev.id,
                 "reason": format!("endpoint {slug:?} is {}", ep.status.as_str()),
             });
-            Ok(with_event(json(StatusCode::ACCEPTED, body.to_string()), &ev.id))
+            Ok(with_event(
+                json(StatusCode::ACCEPTED, body.to_string()),
+                &ev.id,
+            ))
         }
         EventState::Captured => {
             let n = cell.served.fetch_add(1, Ordering::Relaxed);
@@ -143,7 +172,10 @@ async fn ingest(
             let mut resp = Response::new(Full::new(Bytes::from(spec.body.clone())));
             *resp.status_mut() = StatusCode::from_u16(spec.status_for(n)).unwrap_or(StatusCode::OK);
             for (n, v) in &spec.headers {
-                if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(n.as_bytes()), HeaderValue::from_str(v)) {
+                if let (Ok(n), Ok(v)) = (
+                    HeaderName::from_bytes(n.as_bytes()),
+                    HeaderValue::from_str(v),
+                ) {
                     resp.headers_mut().append(n, v);
                 }
             }
@@ -153,12 +185,17 @@ async fn ingest(
             let target = ep.target.clone().expect("forward mode has a target");
             let mut fwd = ev.clone();
             if tls {
-                fwd.headers.push(("x-hookrelay-proto".into(), b"https".to_vec()));
+                fwd.headers
+                    .push(("x-hookrelay-proto".into(), b"https".to_vec()));
             }
-            let (_, attempt, reply) = relay.deliver(&fwd, body, &target, Trigger::Forward, true).await?;
+            let (_, attempt, reply) = relay
+                .deliver(&fwd, body, &target, Trigger::Forward, true)
+                .await?;
             let Some(reply) = reply else {
                 let (status, what) = match attempt.error {
-                    Some(crate::event::ErrorKind::Timeout) => (StatusCode::GATEWAY_TIMEOUT, "timed out"),
+                    Some(crate::event::ErrorKind::Timeout) => {
+                        (StatusCode::GATEWAY_TIMEOUT, "timed out")
+                    }
                     _ => (StatusCode::BAD_GATEWAY, "failed"),
                 };
                 let body = serde_json::json!({
@@ -169,9 +206,13 @@ async fn ingest(
                 return Ok(with_event(json(status, body.to_string()), &ev.id));
             };
             let mut resp = Response::new(Full::new(reply.body));
-            *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            *resp.status_mut() =
+                StatusCode::from_u16(reply.status).unwrap_or(StatusCode::BAD_GATEWAY);
             for (n, v) in crate::deliver::strip_hop_by_hop(&reply.headers) {
-                if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(n.as_bytes()), HeaderValue::from_bytes(&v)) {
+                if let (Ok(n), Ok(v)) = (
+                    HeaderName::from_bytes(n.as_bytes()),
+                    HeaderValue::from_bytes(&v),
+                ) {
                     resp.headers_mut().append(n, v);
                 }
             }
@@ -235,8 +276,10 @@ fn with_event(mut resp: Response<Body>, id: &str) -> Response<Body> {
 fn json(status: StatusCode, body: String) -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
@@ -255,6 +298,7 @@ fn too_large(max: usize) -> Response<Body> {
     );
     // The rest of an oversize body is not read, so the connection must not
     // be reused for another request.
-    resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     resp
 }

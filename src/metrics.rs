@@ -7,7 +7,9 @@ use std::time::Duration;
 use crate::event::ErrorKind;
 
 /// Upper bounds of the forward-latency histogram, in seconds.
-const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
 
 #[derive(Default)]
 pub struct Metrics {
@@ -51,20 +53,52 @@ impl Metrics {
             }
         }
         self.latency_count.fetch_add(1, Relaxed);
-        self.latency_sum_us.fetch_add(latency.as_micros() as u64, Relaxed);
+        self.latency_sum_us
+            .fetch_add(latency.as_micros() as u64, Relaxed);
     }
 
     pub fn render(&self, snap: &Snapshot) -> String {
         let mut out = String::with_capacity(4096);
         let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
         };
-        counter(&mut out, "hookrelay_events_received_total", "Events stored by ingest.", self.events_received.load(Relaxed));
-        counter(&mut out, "hookrelay_events_held_total", "Events held because their endpoint was paused or disabled.", self.events_held.load(Relaxed));
-        counter(&mut out, "hookrelay_events_rejected_total", "Events rejected by an enforced signature.", self.events_rejected.load(Relaxed));
-        counter(&mut out, "hookrelay_store_errors_total", "Writes the store refused (the sender got 503).", self.store_errors.load(Relaxed));
-        counter(&mut out, "hookrelay_endpoints_disabled_total", "Endpoints disabled by the failure policy.", self.endpoints_disabled.load(Relaxed));
-        let _ = writeln!(out, "# HELP hookrelay_attempts_total Delivery attempts by outcome.\n# TYPE hookrelay_attempts_total counter");
+        counter(
+            &mut out,
+            "hookrelay_events_received_total",
+            "Events stored by ingest.",
+            self.events_received.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "hookrelay_events_held_total",
+            "Events held because their endpoint was paused or disabled.",
+            self.events_held.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "hookrelay_events_rejected_total",
+            "Events rejected by an enforced signature.",
+            self.events_rejected.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "hookrelay_store_errors_total",
+            "Writes the store refused (the sender got 503).",
+            self.store_errors.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "hookrelay_endpoints_disabled_total",
+            "Endpoints disabled by the failure policy.",
+            self.endpoints_disabled.load(Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP hookrelay_attempts_total Delivery attempts by outcome.\n# TYPE hookrelay_attempts_total counter"
+        );
         for (outcome, c) in [
             ("success", &self.attempts_success),
             ("failure_status", &self.attempts_failure_status),
@@ -73,23 +107,52 @@ impl Metrics {
             ("timeout", &self.attempts_timeout),
             ("other", &self.attempts_other),
         ] {
-            let _ = writeln!(out, "hookrelay_attempts_total{{outcome=\"{outcome}\"}} {}", c.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "hookrelay_attempts_total{{outcome=\"{outcome}\"}} {}",
+                c.load(Relaxed)
+            );
         }
-        let _ = writeln!(out, "# HELP hookrelay_attempt_duration_seconds Time from sending to the complete answer.\n# TYPE hookrelay_attempt_duration_seconds histogram");
+        let _ = writeln!(
+            out,
+            "# HELP hookrelay_attempt_duration_seconds Time from sending to the complete answer.\n# TYPE hookrelay_attempt_duration_seconds histogram"
+        );
         for (i, le) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(out, "hookrelay_attempt_duration_seconds_bucket{{le=\"{le}\"}} {}", self.latency_buckets[i].load(Relaxed));
+            let _ = writeln!(
+                out,
+                "hookrelay_attempt_duration_seconds_bucket{{le=\"{le}\"}} {}",
+                self.latency_buckets[i].load(Relaxed)
+            );
         }
         let count = self.latency_count.load(Relaxed);
-        let _ = writeln!(out, "hookrelay_attempt_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "hookrelay_attempt_duration_seconds_sum {}", self.latency_sum_us.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(
+            out,
+            "hookrelay_attempt_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "hookrelay_attempt_duration_seconds_sum {}",
+            self.latency_sum_us.load(Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(out, "hookrelay_attempt_duration_seconds_count {count}");
-        let _ = writeln!(out, "# HELP hookrelay_endpoint_status 1 for the endpoint's current status.\n# TYPE hookrelay_endpoint_status gauge");
+        let _ = writeln!(
+            out,
+            "# HELP hookrelay_endpoint_status 1 for the endpoint's current status.\n# TYPE hookrelay_endpoint_status gauge"
+        );
         for (slug, status) in &snap.endpoints {
             for s in ["active", "paused", "disabled"] {
-                let _ = writeln!(out, "hookrelay_endpoint_status{{endpoint=\"{slug}\",status=\"{s}\"}} {}", u8::from(*status == s));
+                let _ = writeln!(
+                    out,
+                    "hookrelay_endpoint_status{{endpoint=\"{slug}\",status=\"{s}\"}} {}",
+                    u8::from(*status == s)
+                );
             }
         }
-        let _ = writeln!(out, "# HELP hookrelay_store_bytes Bytes in the store (SST files and memtables).\n# TYPE hookrelay_store_bytes gauge\nhookrelay_store_bytes {}", snap.store_bytes);
+        let _ = writeln!(
+            out,
+            "# HELP hookrelay_store_bytes Bytes in the store (SST files and memtables).\n# TYPE hookrelay_store_bytes gauge\nhookrelay_store_bytes {}",
+            snap.store_bytes
+        );
         out
     }
 }

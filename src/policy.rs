@@ -28,10 +28,14 @@ pub fn observe(ep: &mut Endpoint, success: bool, now_ms: u64, what: &str) -> Obs
     if success {
         let changed = ep.consecutive_failures != 0;
         ep.consecutive_failures = 0;
-        return Observation { changed, disabled_now: false };
+        return Observation {
+            changed,
+            disabled_now: false,
+        };
     }
     ep.consecutive_failures = ep.consecutive_failures.saturating_add(1);
-    let disabled_now = ep.status != Status::Disabled && ep.consecutive_failures > ep.failure_threshold;
+    let disabled_now =
+        ep.status != Status::Disabled && ep.consecutive_failures > ep.failure_threshold;
     if disabled_now {
         let reason = format!(
             "{} consecutive failed deliveries (threshold {}); last: {what}",
@@ -39,7 +43,10 @@ pub fn observe(ep: &mut Endpoint, success: bool, now_ms: u64, what: &str) -> Obs
         );
         set_status(ep, Status::Disabled, Some(reason), now_ms);
     }
-    Observation { changed: true, disabled_now }
+    Observation {
+        changed: true,
+        disabled_now,
+    }
 }
 
 #[cfg(test)]

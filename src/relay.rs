@@ -30,7 +30,10 @@ pub struct EndpointCell {
 
 impl EndpointCell {
     fn new(ep: Endpoint) -> Arc<Self> {
-        Arc::new(EndpointCell { ep: Mutex::new(ep), served: AtomicUsize::new(0) })
+        Arc::new(EndpointCell {
+            ep: Mutex::new(ep),
+            served: AtomicUsize::new(0),
+        })
     }
 
     pub fn lock(&self) -> std::sync::MutexGuard<'_, Endpoint> {
@@ -90,11 +93,16 @@ impl Relay {
     // ---- the endpoint registry ----
 
     pub fn endpoint(&self, slug: &str) -> Option<Arc<EndpointCell>> {
-        self.endpoints.read().unwrap_or_else(|p| p.into_inner()).get(slug).cloned()
+        self.endpoints
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(slug)
+            .cloned()
     }
 
     fn require(&self, slug: &str) -> Result<Arc<EndpointCell>> {
-        self.endpoint(slug).ok_or_else(|| Error::NotFound(format!("no endpoint {slug:?}")))
+        self.endpoint(slug)
+            .ok_or_else(|| Error::NotFound(format!("no endpoint {slug:?}")))
     }
 
     pub fn list(&self) -> Vec<Endpoint> {
@@ -148,8 +156,14 @@ impl Relay {
     }
 
     pub async fn set_status(&self, slug: &str, status: Status) -> Result<Endpoint> {
-        self.update(slug, EndpointInput { status: Some(status), ..Default::default() })
-            .await
+        self.update(
+            slug,
+            EndpointInput {
+                status: Some(status),
+                ..Default::default()
+            },
+        )
+        .await
     }
 
     /// Persists `ep` and makes it live. Policy fields are taken from the live
@@ -176,7 +190,10 @@ impl Relay {
         self.require(slug)?;
         let owned = slug.to_string();
         self.store.run(move |s| s.delete_endpoint(&owned)).await?;
-        self.endpoints.write().unwrap_or_else(|p| p.into_inner()).remove(slug);
+        self.endpoints
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(slug);
         tracing::info!(endpoint = slug, "endpoint deleted");
         Ok(())
     }
@@ -225,7 +242,10 @@ impl Relay {
         let (timeout, codes) = match &cell {
             Some(c) => {
                 let ep = c.lock();
-                (Duration::from_millis(ep.timeout_ms), ep.success_codes.clone())
+                (
+                    Duration::from_millis(ep.timeout_ms),
+                    ep.success_codes.clone(),
+                )
             }
             None => (Duration::from_secs(10), Default::default()),
         };
@@ -281,9 +301,12 @@ impl Relay {
                 (a, None)
             }
         };
-        self.metrics.attempt(attempt.success, attempt.error, latency);
+        self.metrics
+            .attempt(attempt.success, attempt.error, latency);
         let policy_cell = if own_target { cell } else { None };
-        let (ev, attempt) = self.record_attempt(&ev.id, policy_cell, attempt, own_target).await?;
+        let (ev, attempt) = self
+            .record_attempt(&ev.id, policy_cell, attempt, own_target)
+            .await?;
         Ok((ev, attempt, reply))
     }
 
@@ -296,10 +319,16 @@ impl Relay {
         attempt: Attempt,
         set_state: bool,
     ) -> Result<(Event, Attempt)> {
-        let store = Arc::clone(&self.store);
         let id = id.to_string();
-        let (ev, attempt, disabled) = tokio::task::spawn_blocking(move || {
-            let new_state = if attempt.success { EventState::Delivered } else { EventState::Failed };
+        // Outcome writes do not wait for their own fsync, but in sync mode
+        // RocksDB may group them behind another writer's sync: keep them off
+        // the async workers then.
+        let (ev, attempt, disabled) = self.store.run_write(move |store: &Store| {
+            let new_state = if attempt.success {
+                EventState::Delivered
+            } else {
+                EventState::Failed
+            };
             let what = match (attempt.status, &attempt.error_detail) {
                 (Some(status), _) => format!("HTTP {status} from {}", attempt.url),
                 (None, Some(detail)) => detail.clone(),
@@ -312,7 +341,7 @@ impl Relay {
                 Some(attempt)
             };
             let Some(cell) = cell else {
-                let (ev, a) = store.update_event(&id, None, change)?;
+                let (ev, a) = store.record_outcome(&id, None, change)?;
                 return Ok::<_, Error>((ev, a.expect("attempt recorded"), None));
             };
             let mut ep = cell.lock();
@@ -321,14 +350,14 @@ impl Relay {
             // held, so concurrent attempts persist their counts in order.
             let disabled = obs.disabled_now.then(|| ep.clone());
             let (ev, a) = if obs.changed {
-                store.update_event(&id, Some(&ep), change)?
+                store.record_outcome(&id, Some(&ep), change)?
             } else {
                 drop(ep);
-                store.update_event(&id, None, change)?
+                store.record_outcome(&id, None, change)?
             };
             Ok((ev, a.expect("attempt recorded"), disabled))
         })
-        .await??;
+        .await?;
         self.publish_attempt(&ev, &attempt);
         if let Some(ep) = disabled {
             self.on_disabled(ep);
@@ -337,13 +366,17 @@ impl Relay {
     }
 
     fn on_disabled(&self, ep: Endpoint) {
-        self.metrics.endpoints_disabled.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .endpoints_disabled
+            .fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
             endpoint = %ep.slug,
             reason = ep.disabled_reason.as_deref().unwrap_or(""),
             "endpoint disabled by the failure policy"
         );
-        let Some(url) = ep.notify_url.clone() else { return };
+        let Some(url) = ep.notify_url.clone() else {
+            return;
+        };
         let Ok(uri) = url.parse::<Uri>() else { return };
         let client = self.client.clone();
         let body = serde_json::json!({
@@ -378,14 +411,21 @@ impl Relay {
 
     /// [`Relay::replay`], optionally re-signed. With `resign`, timestamped schemes get a fresh signature made with
     /// the endpoint's secret; the returned note says what was done.
-    pub async fn replay_with(&self, id: &str, target: Option<String>, resign: bool) -> Result<(Event, Attempt, Option<String>)> {
+    pub async fn replay_with(
+        &self,
+        id: &str,
+        target: Option<String>,
+        resign: bool,
+    ) -> Result<(Event, Attempt, Option<String>)> {
         let owned = id.to_string();
         let (ev, body) = self
             .store
             .run(move |s| Ok((s.get_event(&owned)?, s.get_body(&owned)?)))
             .await?;
         let ev = ev.ok_or_else(|| Error::NotFound(format!("no event {id}")))?;
-        let own = self.endpoint(&ev.endpoint).and_then(|c| c.lock().target.clone());
+        let own = self
+            .endpoint(&ev.endpoint)
+            .and_then(|c| c.lock().target.clone());
         let (url, own_target) = match target {
             Some(t) => {
                 crate::endpoint::validate_url("target", &t).map_err(Error::BadRequest)?;
@@ -425,7 +465,13 @@ impl Relay {
             }
         }
         let (ev, attempt, _) = self
-            .deliver(&outgoing, Bytes::from(body), &url, Trigger::Replay, own_target)
+            .deliver(
+                &outgoing,
+                Bytes::from(body),
+                &url,
+                Trigger::Replay,
+                own_target,
+            )
             .await?;
         Ok((ev, attempt, note))
     }
@@ -498,7 +544,9 @@ pub fn forward_headers(ev: &Event) -> Headers {
         .parse::<std::net::SocketAddr>()
         .map(|a| a.ip().to_string())
         .unwrap_or_else(|_| ev.remote_addr.clone());
-    let prior = ev.header("x-forwarded-for").map(|v| String::from_utf8_lossy(v).into_owned());
+    let prior = ev
+        .header("x-forwarded-for")
+        .map(|v| String::from_utf8_lossy(v).into_owned());
     h.retain(|(n, _)| {
         !n.eq_ignore_ascii_case("x-forwarded-for")
             && !n.eq_ignore_ascii_case("x-forwarded-host")
@@ -531,7 +579,11 @@ pub fn join_url(target: &str, rest: &str, query: Option<&str>) -> Result<Uri> {
         }
         url.push_str(rest);
     }
-    let q: Vec<&str> = [target_query, query].into_iter().flatten().filter(|q| !q.is_empty()).collect();
+    let q: Vec<&str> = [target_query, query]
+        .into_iter()
+        .flatten()
+        .filter(|q| !q.is_empty())
+        .collect();
     if !q.is_empty() {
         url.push('?');
         url.push_str(&q.join("&"));
@@ -552,6 +604,11 @@ mod tests {
         check("http://h:1", "", None, "http://h:1/");
         check("http://h:1/hook", "", Some("a=1"), "http://h:1/hook?a=1");
         check("http://h:1/hook/", "/x/y", None, "http://h:1/hook/x/y");
-        check("http://h:1/hook?k=v", "/x", Some("a=1"), "http://h:1/hook/x?k=v&a=1");
+        check(
+            "http://h:1/hook?k=v",
+            "/x",
+            Some("a=1"),
+            "http://h:1/hook/x?k=v&a=1",
+        );
     }
 }

@@ -57,7 +57,9 @@ pub async fn serve(
             .map_err(|e| format!("data {}: {e}", config.data.display()))?,
     );
     let client = Client::new(config.ca_file.as_deref())?;
-    let relay = Arc::new(Relay::new(Arc::clone(&store), client, config.max_body).map_err(|e| e.to_string())?);
+    let relay = Arc::new(
+        Relay::new(Arc::clone(&store), client, config.max_body).map_err(|e| e.to_string())?,
+    );
     for input in config.endpoints.clone() {
         let slug = input.slug.clone().unwrap_or_default();
         relay
@@ -80,15 +82,29 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let admin_app = admin::router(Arc::clone(&relay), config.admin_token.clone());
     let ingest_relay = Arc::clone(&relay);
-    let ingest_loop = accept_loop(listeners.ingest, tls, stop_rx.clone(), &config, move |remote, tls| {
-        let relay = Arc::clone(&ingest_relay);
-        service_fn(move |req| ingest::handle(Arc::clone(&relay), req, remote, tls))
-    });
-    let admin_loop = accept_loop(listeners.admin, None, stop_rx.clone(), &config, move |_, _| {
-        hyper_util::service::TowerToHyperService::new(admin_app.clone())
-    });
+    let ingest_loop = accept_loop(
+        listeners.ingest,
+        tls,
+        stop_rx.clone(),
+        &config,
+        move |remote, tls| {
+            let relay = Arc::clone(&ingest_relay);
+            service_fn(move |req| ingest::handle(Arc::clone(&relay), req, remote, tls))
+        },
+    );
+    let admin_loop = accept_loop(
+        listeners.admin,
+        None,
+        stop_rx.clone(),
+        &config,
+        move |_, _| hyper_util::service::TowerToHyperService::new(admin_app.clone()),
+    );
     prune(&store, &config).await;
-    let retention = tokio::spawn(retention_task(Arc::clone(&store), config.clone(), stop_rx.clone()));
+    let retention = tokio::spawn(retention_task(
+        Arc::clone(&store),
+        config.clone(),
+        stop_rx.clone(),
+    ));
 
     let loops = async { tokio::join!(ingest_loop, admin_loop) };
     tokio::pin!(loops);
@@ -101,7 +117,9 @@ pub async fn serve(
     loops.await;
     retention.abort();
     let _ = retention.await;
-    store.flush().map_err(|e| format!("flush at shutdown: {e}"))?;
+    store
+        .flush()
+        .map_err(|e| format!("flush at shutdown: {e}"))?;
     drop(relay);
     tracing::info!("stopped");
     Ok(())
@@ -115,10 +133,8 @@ async fn accept_loop<S, F, B>(
     make_service: F,
 ) where
     F: Fn(SocketAddr, bool) -> S,
-    S: hyper::service::Service<
-            http::Request<hyper::body::Incoming>,
-            Response = http::Response<B>,
-        > + Clone
+    S: hyper::service::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
+        + Clone
         + Send
         + 'static,
     S::Future: Send + 'static,
@@ -160,17 +176,26 @@ async fn accept_loop<S, F, B>(
         let tls = tls.clone();
         tokio::spawn(async move {
             let result = match tls {
-                None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await,
+                None => {
+                    watcher
+                        .watch(builder.serve_connection(TokioIo::new(stream), service))
+                        .await
+                }
                 Some(acceptor) => {
-                    let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%remote, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => return,
-                    };
-                    watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await
+                    let stream =
+                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                            .await
+                        {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%remote, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => return,
+                        };
+                    watcher
+                        .watch(builder.serve_connection(TokioIo::new(stream), service))
+                        .await
                 }
             };
             if let Err(e) = result {
@@ -179,7 +204,10 @@ async fn accept_loop<S, F, B>(
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}");
     }
 }
@@ -190,13 +218,16 @@ fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<TlsAcce
     let certs = CertificateDer::pem_file_iter(cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
         .map_err(|e| format!("tls_cert {}: {e}", cert.display()))?;
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("tls_key {}: {e}", key.display()))?;
-    let mut cfg = rustls::ServerConfig::builder_with_provider(rustls::crypto::ring::default_provider().into())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("tls: {e}"))?;
+    let key =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("tls_key {}: {e}", key.display()))?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(
+        rustls::crypto::ring::default_provider().into(),
+    )
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| format!("tls: {e}"))?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(cfg)))
 }
@@ -208,7 +239,10 @@ async fn prune(store: &Arc<Store>, config: &Config) {
     }
     let max_age = config.retain_days.map(|d| d * 24 * 3600 * 1000);
     let per = config.retain_per_endpoint;
-    match store.run(move |s| s.prune(crate::time::now_ms(), max_age, per)).await {
+    match store
+        .run(move |s| s.prune(crate::time::now_ms(), max_age, per))
+        .await
+    {
         Ok(0) => {}
         Ok(n) => tracing::info!(deleted = n, "retention pruned events"),
         Err(e) => tracing::warn!(error = %e, "retention failed"),

@@ -34,7 +34,9 @@ pub fn routes() -> Router<AdminState> {
         .route("/api/endpoints", get(list_endpoints).post(create_endpoint))
         .route(
             "/api/endpoints/{slug}",
-            get(get_endpoint).patch(patch_endpoint).delete(delete_endpoint),
+            get(get_endpoint)
+                .patch(patch_endpoint)
+                .delete(delete_endpoint),
         )
         .route("/api/endpoints/{slug}/release", post(release))
         .route("/api/endpoints/{slug}/pause", post(pause))
@@ -62,13 +64,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         if !ct.is_empty() && !ct.starts_with("application/json") {
-            return Err(Error::BadRequest(format!("expected Content-Type: application/json, got {ct:?}")));
+            return Err(Error::BadRequest(format!(
+                "expected Content-Type: application/json, got {ct:?}"
+            )));
         }
         let req = req.map(|b| axum::body::Body::new(http_body_util::Limited::new(b, MAX_API_BODY)));
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|e| Error::BadRequest(format!("reading the body: {e}")))?;
-        let bytes = if bytes.iter().all(u8::is_ascii_whitespace) { Bytes::from_static(b"{}") } else { bytes };
+        let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
+            Bytes::from_static(b"{}")
+        } else {
+            bytes
+        };
         parse_json(&bytes).map(JsonBody)
     }
 }
@@ -88,7 +96,10 @@ async fn metrics(State(st): State<AdminState>) -> Response {
         .map(|e| (e.slug.to_string(), e.status.as_str()))
         .collect();
     let store_bytes = relay.store.run(|s| Ok(s.size_bytes())).await.unwrap_or(0);
-    let text = relay.metrics.render(&Snapshot { endpoints, store_bytes });
+    let text = relay.metrics.render(&Snapshot {
+        endpoints,
+        store_bytes,
+    });
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
@@ -114,7 +125,10 @@ async fn create_endpoint(
     Ok((StatusCode::CREATED, Json(endpoint_json(&st, &ep).await?)))
 }
 
-async fn get_endpoint(State(st): State<AdminState>, Path(slug): Path<String>) -> Result<Json<Value>> {
+async fn get_endpoint(
+    State(st): State<AdminState>,
+    Path(slug): Path<String>,
+) -> Result<Json<Value>> {
     let ep = st.relay.get(&slug)?;
     Ok(Json(endpoint_json(&st, &ep).await?))
 }
@@ -128,7 +142,10 @@ async fn patch_endpoint(
     Ok(Json(endpoint_json(&st, &ep).await?))
 }
 
-async fn delete_endpoint(State(st): State<AdminState>, Path(slug): Path<String>) -> Result<StatusCode> {
+async fn delete_endpoint(
+    State(st): State<AdminState>,
+    Path(slug): Path<String>,
+) -> Result<StatusCode> {
     st.relay.delete(&slug).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -155,7 +172,9 @@ pub fn parse_filter(q: &HashMap<String, String>) -> Result<EventFilter> {
         get(k)
             .map(|v| {
                 crate::time::parse_instant_ms(v).ok_or_else(|| {
-                    Error::BadRequest(format!("{k}: {v:?} is not an RFC 3339 time or epoch milliseconds"))
+                    Error::BadRequest(format!(
+                        "{k}: {v:?} is not an RFC 3339 time or epoch milliseconds"
+                    ))
                 })
             })
             .transpose()
@@ -179,7 +198,9 @@ pub fn parse_filter(q: &HashMap<String, String>) -> Result<EventFilter> {
             s.parse::<usize>()
                 .ok()
                 .filter(|n| (1..=1000).contains(n))
-                .ok_or_else(|| Error::BadRequest(format!("limit: {s:?} must be between 1 and 1000")))
+                .ok_or_else(|| {
+                    Error::BadRequest(format!("limit: {s:?} must be between 1 and 1000"))
+                })
         })
         .transpose()?
         .unwrap_or(50);
@@ -187,7 +208,9 @@ pub fn parse_filter(q: &HashMap<String, String>) -> Result<EventFilter> {
         .map(|s| match s {
             "true" | "1" => Ok(true),
             "false" | "0" => Ok(false),
-            _ => Err(Error::BadRequest(format!("duplicate: {s:?} must be true or false"))),
+            _ => Err(Error::BadRequest(format!(
+                "duplicate: {s:?} must be true or false"
+            ))),
         })
         .transpose()?;
     Ok(EventFilter {
@@ -226,10 +249,18 @@ async fn get_event(State(st): State<AdminState>, Path(id): Path<String>) -> Resu
     let (ev, body, attempts) = st
         .relay
         .store
-        .run(move |s| Ok((s.get_event(&owned)?, s.get_body(&owned)?, s.attempts(&owned)?)))
+        .run(move |s| {
+            Ok((
+                s.get_event(&owned)?,
+                s.get_body(&owned)?,
+                s.attempts(&owned)?,
+            ))
+        })
         .await?;
     let ev = ev.ok_or_else(|| Error::NotFound(format!("no event {id}")))?;
-    Ok(Json(ev.to_api(Some(&body.unwrap_or_default()), Some(&attempts))))
+    Ok(Json(
+        ev.to_api(Some(&body.unwrap_or_default()), Some(&attempts)),
+    ))
 }
 
 async fn get_body(State(st): State<AdminState>, Path(id): Path<String>) -> Result<Response> {
@@ -238,7 +269,10 @@ async fn get_body(State(st): State<AdminState>, Path(id): Path<String>) -> Resul
     let body = body.ok_or_else(|| Error::NotFound(format!("no event {id}")))?;
     let mut resp = body.into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     // The raw payload is hostile input: download it, never render it.
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{id}.body\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
@@ -260,7 +294,9 @@ async fn replay(
     JsonBody(req): JsonBody<ReplayRequest>,
 ) -> Result<Json<Value>> {
     let (ev, attempt, note) = st.relay.replay_with(&id, req.target, req.resign).await?;
-    Ok(Json(json!({ "event": ev.to_api(None, None), "attempt": attempt.to_api(), "resign": note })))
+    Ok(Json(
+        json!({ "event": ev.to_api(None, None), "attempt": attempt.to_api(), "resign": note }),
+    ))
 }
 
 /// Checks a stored event against a secret typed in (or the endpoint's), as
@@ -277,7 +313,10 @@ async fn verify(
         .run(move |s| Ok((s.get_event(&owned)?, s.get_body(&owned)?)))
         .await?;
     let ev = ev.ok_or_else(|| Error::NotFound(format!("no event {id}")))?;
-    let endpoint_cfg = st.relay.endpoint(&ev.endpoint).and_then(|c| c.lock().signature.clone());
+    let endpoint_cfg = st
+        .relay
+        .endpoint(&ev.endpoint)
+        .and_then(|c| c.lock().signature.clone());
     let cfg = verify_config(req, endpoint_cfg.as_ref())?;
     let check = crate::signature::verify(
         &cfg,
@@ -297,12 +336,16 @@ pub fn verify_config(
 ) -> Result<crate::signature::SignatureConfig> {
     req.remove("enforce");
     if !req.contains_key("scheme") {
-        let scheme = endpoint.map(|c| c.scheme.clone()).unwrap_or_else(|| "auto".into());
+        let scheme = endpoint
+            .map(|c| c.scheme.clone())
+            .unwrap_or_else(|| "auto".into());
         req.insert("scheme".into(), scheme.into());
     }
     let has_secret = |r: &serde_json::Map<String, Value>| {
-        r.get("secret").is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty()))
-            || r.get("secrets").is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty()))
+        r.get("secret")
+            .is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+            || r.get("secrets")
+                .is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty()))
     };
     if !has_secret(&req) {
         req.remove("secret");
@@ -311,7 +354,9 @@ pub fn verify_config(
             .map(|c| c.secrets().iter().map(|s| s.to_string()).collect())
             .unwrap_or_default();
         if secrets.is_empty() {
-            return Err(Error::Unprocessable("secret: required (the endpoint has none)".into()));
+            return Err(Error::Unprocessable(
+                "secret: required (the endpoint has none)".into(),
+            ));
         }
         req.insert("secrets".into(), secrets.into());
     }

@@ -15,7 +15,11 @@ use crate::server::{Listeners, serve};
 use remote::Remote;
 
 #[derive(Parser, Debug)]
-#[command(name = "hookrelay", version, about = "Webhook inspection and replay proxy")]
+#[command(
+    name = "hookrelay",
+    version,
+    about = "Webhook inspection and replay proxy"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -57,10 +61,20 @@ pub enum Command {
 #[derive(Args, Debug, Clone)]
 pub struct RemoteArgs {
     /// Admin API of the running server.
-    #[arg(long, env = "HOOKRELAY_SERVER", default_value = "http://127.0.0.1:8081", global = true)]
+    #[arg(
+        long,
+        env = "HOOKRELAY_SERVER",
+        default_value = "http://127.0.0.1:8081",
+        global = true
+    )]
     pub server: String,
     /// Admin token, when the server requires one.
-    #[arg(long, env = "HOOKRELAY_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "HOOKRELAY_ADMIN_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
     pub token: Option<String>,
     /// Print JSON (the API's records) instead of tables.
     #[arg(long, global = true)]
@@ -182,7 +196,10 @@ pub fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -231,7 +248,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
                 q.push(("status", s.to_string()));
             }
             q.push(("limit", a.limit.to_string()));
-            let v = r.get(&format!("/api/events?{}", remote::query_string(&q))).await?;
+            let v = r
+                .get(&format!("/api/events?{}", remote::query_string(&q)))
+                .await?;
             if a.remote.json {
                 println!("{v}");
             } else {
@@ -241,7 +260,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
         }
         Command::Show { id, remote } => {
             let r = Remote::new(&remote)?;
-            let v = r.get(&format!("/api/events/{}", remote::path_segment(&id))).await?;
+            let v = r
+                .get(&format!("/api/events/{}", remote::path_segment(&id)))
+                .await?;
             if remote.json {
                 println!("{v}");
             } else {
@@ -250,11 +271,20 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify(a) => verify::run(a),
-        Command::Replay { id, to, resign, remote } => {
+        Command::Replay {
+            id,
+            to,
+            resign,
+            remote,
+        } => {
             let r = Remote::new(&remote)?;
             let body = json!({ "target": to, "resign": resign });
             let v = r
-                .send("POST", &format!("/api/events/{}/replay", remote::path_segment(&id)), Some(body))
+                .send(
+                    "POST",
+                    &format!("/api/events/{}/replay", remote::path_segment(&id)),
+                    Some(body),
+                )
                 .await?;
             if remote.json {
                 println!("{v}");
@@ -270,7 +300,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
                     outcome(a)
                 );
             }
-            Ok(if v["attempt"]["success"] == json!(true) { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if v["attempt"]["success"] == json!(true) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
     }
 }
@@ -299,7 +333,10 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
             if let Some(n) = a.notify_url {
                 obj.insert("notify_url".into(), n.into());
             }
-            if a.response_status.is_some() || a.response_body.is_some() || a.response_sequence.is_some() {
+            if a.response_status.is_some()
+                || a.response_body.is_some()
+                || a.response_sequence.is_some()
+            {
                 let mut resp = serde_json::Map::new();
                 if let Some(s) = a.response_status {
                     resp.insert("status".into(), s.into());
@@ -312,14 +349,20 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
                 }
                 obj.insert("response".into(), resp.into());
             }
-            (a.remote, r.send("POST", "/api/endpoints", Some(body)).await?)
+            (
+                a.remote,
+                r.send("POST", "/api/endpoints", Some(body)).await?,
+            )
         }
         EndpointCmd::List { remote } => {
             let v = Remote::new(&remote)?.get("/api/endpoints").await?;
             if remote.json {
                 println!("{v}");
             } else {
-                println!("{:<24} {:<9} {:>6} {:>6} {:>6} {:>5}  TARGET", "SLUG", "STATUS", "RECV", "OK", "FAIL", "HELD");
+                println!(
+                    "{:<24} {:<9} {:>6} {:>6} {:>6} {:>5}  TARGET",
+                    "SLUG", "STATUS", "RECV", "OK", "FAIL", "HELD"
+                );
                 for e in v["endpoints"].as_array().into_iter().flatten() {
                     println!(
                         "{:<24} {:<9} {:>6} {:>6} {:>6} {:>5}  {}",
@@ -337,24 +380,41 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
         }
         EndpointCmd::Show { slug, remote } => {
             let r = Remote::new(&remote)?;
-            (remote, r.get(&format!("/api/endpoints/{}", remote::path_segment(&slug))).await?)
+            (
+                remote,
+                r.get(&format!("/api/endpoints/{}", remote::path_segment(&slug)))
+                    .await?,
+            )
         }
         EndpointCmd::Pause { slug, remote } => {
             let r = Remote::new(&remote)?;
             let path = format!("/api/endpoints/{}", remote::path_segment(&slug));
-            (remote, r.send("PATCH", &path, Some(json!({ "status": "paused" }))).await?)
+            (
+                remote,
+                r.send("PATCH", &path, Some(json!({ "status": "paused" })))
+                    .await?,
+            )
         }
-        EndpointCmd::Resume { slug, release, remote } => {
+        EndpointCmd::Resume {
+            slug,
+            release,
+            remote,
+        } => {
             let r = Remote::new(&remote)?;
             let path = format!("/api/endpoints/{}", remote::path_segment(&slug));
-            let v = r.send("PATCH", &path, Some(json!({ "status": "active" }))).await?;
+            let v = r
+                .send("PATCH", &path, Some(json!({ "status": "active" })))
+                .await?;
             if release {
                 let rel = r.send("POST", &format!("{path}/release"), None).await?;
                 if remote.json {
                     println!("{}", json!({ "endpoint": v, "release": rel }));
                 } else {
                     print_endpoint(&v);
-                    println!("released {} held events: {} delivered, {} failed", rel["released"], rel["delivered"], rel["failed"]);
+                    println!(
+                        "released {} held events: {} delivered, {} failed",
+                        rel["released"], rel["delivered"], rel["failed"]
+                    );
                 }
                 return Ok(ExitCode::SUCCESS);
             }
@@ -367,14 +427,21 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
             if remote.json {
                 println!("{v}");
             } else {
-                println!("released {} held events: {} delivered, {} failed, {} still held", v["released"], v["delivered"], v["failed"], v["still_held"]);
+                println!(
+                    "released {} held events: {} delivered, {} failed, {} still held",
+                    v["released"], v["delivered"], v["failed"], v["still_held"]
+                );
             }
             return Ok(ExitCode::SUCCESS);
         }
         EndpointCmd::Rm { slug, remote } => {
             let r = Remote::new(&remote)?;
-            r.send("DELETE", &format!("/api/endpoints/{}", remote::path_segment(&slug)), None)
-                .await?;
+            r.send(
+                "DELETE",
+                &format!("/api/endpoints/{}", remote::path_segment(&slug)),
+                None,
+            )
+            .await?;
             if !remote.json {
                 println!("deleted endpoint {slug}");
             } else {
@@ -392,7 +459,11 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
 }
 
 fn print_endpoint(e: &Value) {
-    println!("{}  ({})", e["slug"].as_str().unwrap_or(""), e["name"].as_str().unwrap_or(""));
+    println!(
+        "{}  ({})",
+        e["slug"].as_str().unwrap_or(""),
+        e["name"].as_str().unwrap_or("")
+    );
     println!("  status:   {}", e["status"].as_str().unwrap_or(""));
     if let Some(r) = e["disabled_reason"].as_str() {
         println!("  reason:   {r}");
@@ -405,20 +476,34 @@ fn print_endpoint(e: &Value) {
     );
     println!(
         "  counts:   {} received, {} delivered, {} failed, {} held",
-        e["counts"]["received"], e["counts"]["delivered"], e["counts"]["failed"], e["counts"]["held"]
+        e["counts"]["received"],
+        e["counts"]["delivered"],
+        e["counts"]["failed"],
+        e["counts"]["held"]
     );
 }
 
 fn outcome(a: &Value) -> String {
     match (a["status"].as_u64(), a["error"].as_str()) {
-        (Some(s), _) => format!("HTTP {s} in {} ms{}", a["latency_ms"], if a["success"] == json!(true) { "" } else { " (failure)" }),
+        (Some(s), _) => format!(
+            "HTTP {s} in {} ms{}",
+            a["latency_ms"],
+            if a["success"] == json!(true) {
+                ""
+            } else {
+                " (failure)"
+            }
+        ),
         (None, Some(e)) => format!("{e} error: {}", a["error_detail"].as_str().unwrap_or("")),
         _ => "no answer".into(),
     }
 }
 
 fn print_events(v: &Value) {
-    println!("{:<26} {:<16} {:<24} {:<7} {:<10} {:>6}  PATH", "ID", "ENDPOINT", "RECEIVED", "METHOD", "STATE", "STATUS");
+    println!(
+        "{:<26} {:<16} {:<24} {:<7} {:<10} {:>6}  PATH",
+        "ID", "ENDPOINT", "RECEIVED", "METHOD", "STATE", "STATUS"
+    );
     for e in v["events"].as_array().into_iter().flatten() {
         println!(
             "{:<26} {:<16} {:<24} {:<7} {:<10} {:>6}  {}{}",
@@ -427,9 +512,15 @@ fn print_events(v: &Value) {
             e["received_at"].as_str().unwrap_or(""),
             e["method"].as_str().unwrap_or(""),
             e["state"].as_str().unwrap_or(""),
-            e["last_status"].as_u64().map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+            e["last_status"]
+                .as_u64()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into()),
             e["path"].as_str().unwrap_or(""),
-            e["query"].as_str().map(|q| format!("?{q}")).unwrap_or_default(),
+            e["query"]
+                .as_str()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default(),
         );
     }
     if let Some(c) = v["next_cursor"].as_str() {
@@ -438,22 +529,36 @@ fn print_events(v: &Value) {
 }
 
 fn print_event(e: &Value) {
-    println!("event {}  [{}]", e["id"].as_str().unwrap_or(""), e["state"].as_str().unwrap_or(""));
+    println!(
+        "event {}  [{}]",
+        e["id"].as_str().unwrap_or(""),
+        e["state"].as_str().unwrap_or("")
+    );
     println!(
         "{} /in/{}{}{}  from {} at {}",
         e["method"].as_str().unwrap_or(""),
         e["endpoint"].as_str().unwrap_or(""),
         e["path"].as_str().unwrap_or(""),
-        e["query"].as_str().map(|q| format!("?{q}")).unwrap_or_default(),
+        e["query"]
+            .as_str()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default(),
         e["remote_addr"].as_str().unwrap_or(""),
         e["received_at"].as_str().unwrap_or(""),
     );
     for h in e["headers"].as_array().into_iter().flatten() {
-        println!("  {}: {}", h[0].as_str().unwrap_or(""), h[1].as_str().unwrap_or(""));
+        println!(
+            "  {}: {}",
+            h[0].as_str().unwrap_or(""),
+            h[1].as_str().unwrap_or("")
+        );
     }
     match (e["body"].as_str(), e["body_base64"].as_str()) {
         (Some(b), _) => println!("\n{b}\n"),
-        (None, Some(_)) => println!("\n({} bytes of binary body; --json shows it as base64)\n", e["size"]),
+        (None, Some(_)) => println!(
+            "\n({} bytes of binary body; --json shows it as base64)\n",
+            e["size"]
+        ),
         _ => {}
     }
     for a in e["attempts"].as_array().into_iter().flatten() {

@@ -30,7 +30,12 @@ impl Remote {
 
     /// Sends a request and returns the JSON answer; an error status becomes
     /// the API's `error` message.
-    pub async fn send(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
         let url = format!("{}{path}", self.base);
         let mut headers = vec![("accept".to_string(), b"application/json".to_vec())];
         if body.is_some() {
@@ -41,7 +46,9 @@ impl Remote {
         }
         let out = Outbound {
             method: Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?,
-            url: url.parse().map_err(|_| format!("--server: {url:?} is not a URL"))?,
+            url: url
+                .parse()
+                .map_err(|_| format!("--server: {url:?} is not a URL"))?,
             headers,
             body: body.map(|b| Bytes::from(b.to_string())).unwrap_or_default(),
             timeout: Duration::from_secs(300),
@@ -55,10 +62,14 @@ impl Remote {
         let v: Value = if reply.body.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&reply.body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&reply.body).into()))
+            serde_json::from_slice(&reply.body)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&reply.body).into()))
         };
         if reply.status >= 400 {
-            let msg = v["error"].as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+            let msg = v["error"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
             return Err(format!("{} (HTTP {})", msg, reply.status));
         }
         Ok(v)

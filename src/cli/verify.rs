@@ -63,17 +63,29 @@ pub fn run(a: VerifyArgs) -> Result<ExitCode, String> {
         let (name, value) = h
             .split_once(':')
             .ok_or_else(|| format!("--header {h:?}: expected 'Name: value'"))?;
-        headers.push((name.trim().to_string(), value.trim_start().as_bytes().to_vec()));
+        headers.push((
+            name.trim().to_string(),
+            value.trim_start().as_bytes().to_vec(),
+        ));
     }
     let body = if a.body_file == "-" {
         let mut b = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b).map_err(|e| format!("stdin: {e}"))?;
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
+            .map_err(|e| format!("stdin: {e}"))?;
         b
     } else {
         std::fs::read(&a.body_file).map_err(|e| format!("--body-file {}: {e}", a.body_file))?
     };
-    let now = a.at.unwrap_or_else(|| (crate::time::now_ms() / 1000) as i64);
+    let now =
+        a.at.unwrap_or_else(|| (crate::time::now_ms() / 1000) as i64);
     let check = signature::verify(&cfg, &headers, &body, a.url.as_deref(), now);
-    println!("{}", serde_json::to_string_pretty(&check).map_err(|e| e.to_string())?);
-    Ok(if check.verdict == Verdict::Valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&check).map_err(|e| e.to_string())?
+    );
+    Ok(if check.verdict == Verdict::Valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

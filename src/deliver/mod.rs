@@ -148,7 +148,10 @@ impl Client {
         for (name, value) in &out.headers {
             // Names and values were valid when hyper parsed them inbound;
             // anything that is not (a hand-edited replay) is skipped, not sent broken.
-            if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value)) {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_bytes(value),
+            ) {
                 hdrs.append(n, v);
             }
         }
@@ -171,7 +174,11 @@ impl Client {
             .iter()
             .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
             .collect();
-        Ok(Reply { status: parts.status.as_u16(), headers, body })
+        Ok(Reply {
+            status: parts.status.as_u16(),
+            headers,
+            body,
+        })
     }
 }
 
@@ -185,7 +192,9 @@ fn classify(e: hyper_util::client::legacy::Error) -> Failure {
             tls = true;
         }
         if let Some(io) = s.downcast_ref::<std::io::Error>()
-            && io.get_ref().is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
         {
             tls = true;
         }

@@ -70,6 +70,11 @@ pub struct EventPage {
 pub struct Store {
     db: Db,
     write_opts: WriteOptions,
+    /// For outcomes (attempts, state moves): written to the WAL, not waited
+    /// on with fsync. The event itself was synced before it was forwarded;
+    /// a power loss can lose the newest outcomes, never an acknowledged event.
+    outcome_opts: WriteOptions,
+    sync: bool,
     stripes: Vec<Mutex<()>>,
     dedup_lock: Mutex<()>,
 }
@@ -114,9 +119,13 @@ impl Store {
         let db = Db::open_cf_descriptors(&opts, path, cfs)?;
         let mut write_opts = WriteOptions::default();
         write_opts.set_sync(durability == Durability::Sync);
+        let mut outcome_opts = WriteOptions::default();
+        outcome_opts.set_sync(false);
         Ok(Store {
             db,
             write_opts,
+            outcome_opts,
+            sync: durability == Durability::Sync,
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             dedup_lock: Mutex::new(()),
         })
@@ -136,6 +145,22 @@ impl Store {
         self.db
             .cf_handle(name)
             .expect("column families are created at open")
+    }
+
+    /// Whether writes wait for fsync (and so belong on the blocking pool).
+    pub fn is_sync(&self) -> bool {
+        self.sync
+    }
+
+    /// Runs `f` on the blocking pool when it may wait for fsync, inline
+    /// otherwise (a buffered RocksDB write is a memtable insert and a
+    /// `write(2)`, cheaper than a thread hand-off).
+    pub async fn run_write<T, F>(self: &Arc<Self>, f: F) -> Result<T>
+    where
+        F: FnOnce(&Store) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        if self.sync { self.run(f).await } else { f(self) }
     }
 
     fn write(&self, batch: WriteBatch) -> Result<()> {
@@ -159,7 +184,10 @@ impl Store {
 
     pub fn endpoints(&self) -> Result<Vec<Endpoint>> {
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(&self.cf(keys::ENDPOINTS), IteratorMode::Start) {
+        for item in self
+            .db
+            .iterator_cf(&self.cf(keys::ENDPOINTS), IteratorMode::Start)
+        {
             let (_, v) = item?;
             out.push(from_json(&v)?);
         }
@@ -204,7 +232,11 @@ impl Store {
         }
         b.put_cf(&self.cf(keys::EVENTS), id, to_json(&ev)?);
         b.put_cf(&self.cf(keys::BODIES), id, body);
-        b.put_cf(&self.cf(keys::BY_ENDPOINT), keys::by_endpoint(&ev.endpoint, &id), []);
+        b.put_cf(
+            &self.cf(keys::BY_ENDPOINT),
+            keys::by_endpoint(&ev.endpoint, &id),
+            [],
+        );
         b.put_cf(
             &self.cf(keys::BY_EP_STATE),
             keys::by_ep_state(&ev.endpoint, ev.state.tag(), &id),
@@ -223,7 +255,39 @@ impl Store {
     /// event (its state) and return an attempt to append; `endpoint`, when
     /// given, is written in the same batch (policy state moves with the
     /// attempt that changed it).
-    pub fn update_event<F>(&self, id: &str, endpoint: Option<&Endpoint>, change: F) -> Result<(Event, Option<Attempt>)>
+    pub fn update_event<F>(
+        &self,
+        id: &str,
+        endpoint: Option<&Endpoint>,
+        change: F,
+    ) -> Result<(Event, Option<Attempt>)>
+    where
+        F: FnOnce(&mut Event) -> Option<Attempt>,
+    {
+        self.update_event_opts(id, endpoint, change, &self.write_opts)
+    }
+
+    /// [`Store::update_event`] for an attempt's outcome: not waited on with
+    /// fsync (see `outcome_opts`).
+    pub fn record_outcome<F>(
+        &self,
+        id: &str,
+        endpoint: Option<&Endpoint>,
+        change: F,
+    ) -> Result<(Event, Option<Attempt>)>
+    where
+        F: FnOnce(&mut Event) -> Option<Attempt>,
+    {
+        self.update_event_opts(id, endpoint, change, &self.outcome_opts)
+    }
+
+    fn update_event_opts<F>(
+        &self,
+        id: &str,
+        endpoint: Option<&Endpoint>,
+        change: F,
+        opts: &WriteOptions,
+    ) -> Result<(Event, Option<Attempt>)>
     where
         F: FnOnce(&mut Event) -> Option<Attempt>,
     {
@@ -241,15 +305,27 @@ impl Store {
             if a.trigger != crate::event::Trigger::Mirror {
                 ev.last_status = a.status;
             }
-            b.put_cf(&self.cf(keys::ATTEMPTS), keys::attempt(&key, a.n), to_json(a)?);
+            b.put_cf(
+                &self.cf(keys::ATTEMPTS),
+                keys::attempt(&key, a.n),
+                to_json(a)?,
+            );
         }
         if old != ev.state {
             let idx = self.cf(keys::BY_EP_STATE);
             b.delete_cf(&idx, keys::by_ep_state(&ev.endpoint, old.tag(), &key));
-            b.put_cf(&idx, keys::by_ep_state(&ev.endpoint, ev.state.tag(), &key), []);
+            b.put_cf(
+                &idx,
+                keys::by_ep_state(&ev.endpoint, ev.state.tag(), &key),
+                [],
+            );
             let counts = self.cf(keys::COUNTS);
             if let Some(tag) = count_tag(old) {
-                b.merge_cf(&counts, keys::count(&ev.endpoint, tag), (-1i64).to_le_bytes());
+                b.merge_cf(
+                    &counts,
+                    keys::count(&ev.endpoint, tag),
+                    (-1i64).to_le_bytes(),
+                );
             }
             if let Some(tag) = count_tag(ev.state) {
                 b.merge_cf(&counts, keys::count(&ev.endpoint, tag), 1i64.to_le_bytes());
@@ -259,7 +335,7 @@ impl Store {
         if let Some(ep) = endpoint {
             b.put_cf(&self.cf(keys::ENDPOINTS), ep.slug.as_str(), to_json(ep)?);
         }
-        self.write(b)?;
+        self.db.write_opt(b, opts)?;
         Ok((ev, attempt))
     }
 
@@ -290,7 +366,10 @@ impl Store {
         };
         let mut out = Vec::new();
         let cf = self.cf(keys::ATTEMPTS);
-        for item in self.db.iterator_cf(&cf, IteratorMode::From(&key, Direction::Forward)) {
+        for item in self
+            .db
+            .iterator_cf(&cf, IteratorMode::From(&key, Direction::Forward))
+        {
             let (k, v) = item?;
             if !k.starts_with(&key) {
                 break;
@@ -305,7 +384,10 @@ impl Store {
         let prefix = keys::ep_state_prefix(slug, state.tag());
         let cf = self.cf(keys::BY_EP_STATE);
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(&cf, IteratorMode::From(&prefix, Direction::Forward)) {
+        for item in self
+            .db
+            .iterator_cf(&cf, IteratorMode::From(&prefix, Direction::Forward))
+        {
             let (k, _) = item?;
             if !k.starts_with(&prefix) || out.len() >= limit {
                 break;
@@ -321,12 +403,13 @@ impl Store {
     /// others are checked on each record, within [`MAX_SCAN`] records.
     pub fn query(&self, f: &EventFilter) -> Result<EventPage> {
         let limit = f.limit.clamp(1, 1000);
-        let below = match &f.cursor {
-            Some(c) => Some(
-                keys::parse_id(c).ok_or_else(|| Error::BadRequest(format!("cursor: {c:?} is not an event id")))?,
-            ),
-            None => None,
-        };
+        let below =
+            match &f.cursor {
+                Some(c) => Some(keys::parse_id(c).ok_or_else(|| {
+                    Error::BadRequest(format!("cursor: {c:?} is not an event id"))
+                })?),
+                None => None,
+            };
         let start = match (below, f.until) {
             (Some(b), Some(u)) => Some(b.min(next_after(keys::id_ceil(u)))),
             (Some(b), None) => Some(b),
@@ -336,7 +419,10 @@ impl Store {
         let floor = f.since.map(keys::id_floor);
 
         let (cf_name, prefixes): (&str, Vec<Vec<u8>>) = match (&f.endpoint, f.state) {
-            (Some(slug), Some(st)) => (keys::BY_EP_STATE, vec![keys::ep_state_prefix(slug, st.tag())]),
+            (Some(slug), Some(st)) => (
+                keys::BY_EP_STATE,
+                vec![keys::ep_state_prefix(slug, st.tag())],
+            ),
             (Some(slug), None) => (keys::BY_ENDPOINT, vec![keys::slug_prefix(slug)]),
             (None, Some(st)) => (
                 keys::BY_EP_STATE,
@@ -353,7 +439,10 @@ impl Store {
             .map(|p| RevScan::new(&self.db, &cf, p.clone(), start, floor).peekable())
             .collect();
 
-        let q = f.q.as_ref().map(|q| q.to_lowercase()).filter(|q| !q.is_empty());
+        let q =
+            f.q.as_ref()
+                .map(|q| q.to_lowercase())
+                .filter(|q| !q.is_empty());
         let mut body_budget = Q_BODY_BUDGET;
         let mut page = EventPage::default();
         let mut last_seen: Option<[u8; 16]> = None;
@@ -362,11 +451,10 @@ impl Store {
             let mut best: Option<(usize, [u8; 16])> = None;
             for (i, s) in sources.iter_mut().enumerate() {
                 match s.peek() {
-                    Some(Ok(id)) => {
-                        if best.is_none_or(|(_, b)| *id > b) {
-                            best = Some((i, *id));
-                        }
+                    Some(Ok(id)) if best.is_none_or(|(_, b)| *id > b) => {
+                        best = Some((i, *id));
                     }
+                    Some(Ok(_)) => {}
                     Some(Err(_)) => {
                         if let Some(Err(e)) = s.next() {
                             return Err(e.into());
@@ -384,7 +472,9 @@ impl Store {
             }
             page.scanned += 1;
             last_seen = Some(id);
-            let Some(ev) = self.event_by_key(&id)? else { continue };
+            let Some(ev) = self.event_by_key(&id)? else {
+                continue;
+            };
             if !self.matches(f, &ev) {
                 continue;
             }
@@ -407,11 +497,17 @@ impl Store {
     fn matches(&self, f: &EventFilter, ev: &Event) -> bool {
         f.endpoint.as_ref().is_none_or(|e| &ev.endpoint == e)
             && f.state.is_none_or(|s| ev.state == s)
-            && f.method.as_ref().is_none_or(|m| ev.method.eq_ignore_ascii_case(m))
+            && f.method
+                .as_ref()
+                .is_none_or(|m| ev.method.eq_ignore_ascii_case(m))
             && f.status.is_none_or(|s| ev.last_status == Some(s))
-            && f.topic.as_ref().is_none_or(|t| ev.topic.as_ref() == Some(t))
-            && f.signature.as_ref().is_none_or(|v| ev.signature.as_ref().is_some_and(|s| &s.verdict == v)
-                || (v == "unchecked" && ev.signature.is_none()))
+            && f.topic
+                .as_ref()
+                .is_none_or(|t| ev.topic.as_ref() == Some(t))
+            && f.signature.as_ref().is_none_or(|v| {
+                ev.signature.as_ref().is_some_and(|s| &s.verdict == v)
+                    || (v == "unchecked" && ev.signature.is_none())
+            })
             && f.duplicate.is_none_or(|d| ev.duplicate_of.is_some() == d)
     }
 
@@ -423,8 +519,14 @@ impl Store {
         if contains(ev.path.as_bytes())
             || ev.query.as_ref().is_some_and(|s| contains(s.as_bytes()))
             || ev.topic.as_ref().is_some_and(|s| contains(s.as_bytes()))
-            || ev.external_id.as_ref().is_some_and(|s| contains(s.as_bytes()))
-            || ev.headers.iter().any(|(n, v)| contains(n.as_bytes()) || contains(v))
+            || ev
+                .external_id
+                .as_ref()
+                .is_some_and(|s| contains(s.as_bytes()))
+            || ev
+                .headers
+                .iter()
+                .any(|(n, v)| contains(n.as_bytes()) || contains(v))
         {
             return Ok(true);
         }
@@ -440,7 +542,10 @@ impl Store {
         // Counters exist for every slug that ever received an event, even
         // after its endpoint was deleted.
         let mut slugs = Vec::new();
-        for item in self.db.iterator_cf(&self.cf(keys::COUNTS), IteratorMode::Start) {
+        for item in self
+            .db
+            .iterator_cf(&self.cf(keys::COUNTS), IteratorMode::Start)
+        {
             let (k, _) = item?;
             if let Some(pos) = k.iter().position(|b| *b == 0) {
                 let s = String::from_utf8_lossy(&k[..pos]).into_owned();
@@ -456,11 +561,19 @@ impl Store {
 
     /// Deletes events older than `max_age_ms` and, per endpoint, all but the
     /// newest `per_endpoint`. Returns how many were deleted.
-    pub fn prune(&self, now_ms: u64, max_age_ms: Option<u64>, per_endpoint: Option<usize>) -> Result<usize> {
+    pub fn prune(
+        &self,
+        now_ms: u64,
+        max_age_ms: Option<u64>,
+        per_endpoint: Option<usize>,
+    ) -> Result<usize> {
         let mut doomed: Vec<[u8; 16]> = Vec::new();
         if let Some(age) = max_age_ms {
             let cutoff = keys::id_floor(now_ms.saturating_sub(age));
-            for item in self.db.iterator_cf(&self.cf(keys::EVENTS), IteratorMode::Start) {
+            for item in self
+                .db
+                .iterator_cf(&self.cf(keys::EVENTS), IteratorMode::Start)
+            {
                 let (k, _) = item?;
                 if k.as_ref() >= cutoff.as_slice() {
                     break;
@@ -498,8 +611,14 @@ impl Store {
     fn delete_event_into(&self, b: &mut WriteBatch, id: &[u8; 16], ev: &Event) -> Result<()> {
         b.delete_cf(&self.cf(keys::EVENTS), id);
         b.delete_cf(&self.cf(keys::BODIES), id);
-        b.delete_cf(&self.cf(keys::BY_ENDPOINT), keys::by_endpoint(&ev.endpoint, id));
-        b.delete_cf(&self.cf(keys::BY_EP_STATE), keys::by_ep_state(&ev.endpoint, ev.state.tag(), id));
+        b.delete_cf(
+            &self.cf(keys::BY_ENDPOINT),
+            keys::by_endpoint(&ev.endpoint, id),
+        );
+        b.delete_cf(
+            &self.cf(keys::BY_EP_STATE),
+            keys::by_ep_state(&ev.endpoint, ev.state.tag(), id),
+        );
         let attempts = self.cf(keys::ATTEMPTS);
         b.delete_range_cf(&attempts, keys::attempt(id, 0), keys::attempt(id, u32::MAX));
         if let Some(ext) = &ev.external_id
@@ -508,9 +627,17 @@ impl Store {
             b.delete_cf(&self.cf(keys::DEDUP), keys::dedup(&ev.endpoint, ext));
         }
         let counts = self.cf(keys::COUNTS);
-        b.merge_cf(&counts, keys::count(&ev.endpoint, b'r'), (-1i64).to_le_bytes());
+        b.merge_cf(
+            &counts,
+            keys::count(&ev.endpoint, b'r'),
+            (-1i64).to_le_bytes(),
+        );
         if let Some(tag) = count_tag(ev.state) {
-            b.merge_cf(&counts, keys::count(&ev.endpoint, tag), (-1i64).to_le_bytes());
+            b.merge_cf(
+                &counts,
+                keys::count(&ev.endpoint, tag),
+                (-1i64).to_le_bytes(),
+            );
         }
         Ok(())
     }
@@ -521,7 +648,13 @@ impl Store {
             .iter()
             .map(|name| {
                 let cf = self.cf(name);
-                let prop = |p: &str| self.db.property_int_value_cf(&cf, p).ok().flatten().unwrap_or(0);
+                let prop = |p: &str| {
+                    self.db
+                        .property_int_value_cf(&cf, p)
+                        .ok()
+                        .flatten()
+                        .unwrap_or(0)
+                };
                 prop("rocksdb.total-sst-files-size") + prop("rocksdb.size-all-mem-tables")
             })
             .sum()
@@ -543,7 +676,9 @@ impl Store {
         static GENERATOR: Mutex<Option<ulid::Generator>> = Mutex::new(None);
         let mut g = GENERATOR.lock().unwrap_or_else(|p| p.into_inner());
         let g = g.get_or_insert_with(ulid::Generator::new);
-        g.generate().unwrap_or_else(|_| Ulid::generate()).to_string()
+        g.generate()
+            .unwrap_or_else(|_| Ulid::generate())
+            .to_string()
     }
 }
 
@@ -577,7 +712,13 @@ impl<'a> RevScan<'a> {
         } else {
             db.iterator_cf(cf, IteratorMode::From(&start, Direction::Reverse))
         };
-        RevScan { iter, prefix, below, floor, done: false }
+        RevScan {
+            iter,
+            prefix,
+            below,
+            floor,
+            done: false,
+        }
     }
 }
 
@@ -597,7 +738,9 @@ impl Iterator for RevScan<'_> {
                 self.done = true;
                 return None;
             }
-            let Some(id) = keys::tail_id(&k) else { continue };
+            let Some(id) = keys::tail_id(&k) else {
+                continue;
+            };
             if k.len() != self.prefix.len() + 16 || self.below.is_some_and(|b| id >= b) {
                 continue;
             }

@@ -31,29 +31,56 @@ async fn endpoint_fields_are_stored_and_returned() {
     assert_eq!(ep["retry"], json!(["1s", "10s"]));
     assert_eq!(ep["signature"]["scheme"], "github");
     assert_eq!(ep["signature"]["has_secret"], true);
-    assert!(ep["signature"].get("secret").is_none(), "secrets never leave");
+    assert!(
+        ep["signature"].get("secret").is_none(),
+        "secrets never leave"
+    );
     assert_eq!(ep["response"]["status"], 202);
     assert_eq!(ep["notify_url"], "http://127.0.0.1:9/notify");
-    assert_eq!(ep["counts"], json!({ "received": 0, "delivered": 0, "failed": 0, "held": 0 }));
+    assert_eq!(
+        ep["counts"],
+        json!({ "received": 0, "delivered": 0, "failed": 0, "held": 0 })
+    );
 
     let defaults = s.create_endpoint(json!({ "slug": "d" })).await;
-    assert!(defaults["name"].as_str().unwrap().starts_with("Endpoint created on "));
+    assert!(
+        defaults["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("Endpoint created on ")
+    );
     assert!(defaults["name"].as_str().unwrap().contains(" @ "));
     assert_eq!(defaults["success_codes"], json!(["2xx", "301", "302"]));
     assert_eq!(defaults["failure_threshold"], 5);
     assert_eq!(defaults["timeout_ms"], 10000);
-    assert_eq!(defaults["retry"], json!(["5s", "5m", "30m", "2h", "5h", "10h"]));
+    assert_eq!(
+        defaults["retry"],
+        json!(["5s", "5m", "30m", "2h", "5h", "10h"])
+    );
     assert!(defaults["target"].is_null());
 
-    let (status, changed) = s.api("PATCH", "/api/endpoints/d", Some(json!({ "target": "http://127.0.0.1:1/x", "name": "renamed" }))).await;
+    let (status, changed) = s
+        .api(
+            "PATCH",
+            "/api/endpoints/d",
+            Some(json!({ "target": "http://127.0.0.1:1/x", "name": "renamed" })),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(changed["target"], "http://127.0.0.1:1/x");
-    let (_, cleared) = s.api("PATCH", "/api/endpoints/d", Some(json!({ "target": null }))).await;
+    let (_, cleared) = s
+        .api("PATCH", "/api/endpoints/d", Some(json!({ "target": null })))
+        .await;
     assert!(cleared["target"].is_null(), "null clears a field");
     assert_eq!(cleared["name"], "renamed", "absent fields keep their value");
 
     let list = s.get("/api/endpoints").await;
-    let slugs: Vec<&str> = list["endpoints"].as_array().unwrap().iter().map(|e| e["slug"].as_str().unwrap()).collect();
+    let slugs: Vec<&str> = list["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["slug"].as_str().unwrap())
+        .collect();
     assert_eq!(slugs, ["d", "full"]);
 
     let (status, _) = s.api("DELETE", "/api/endpoints/d", None).await;
@@ -68,36 +95,95 @@ async fn bad_requests_get_clear_errors() {
     let s = TestServer::start().await;
     let check = |status: u16, body: serde_json::Value, want_status: u16, want_text: &str| {
         assert_eq!(status, want_status, "{body}");
-        let msg = body["error"].as_str().unwrap_or_else(|| panic!("no error field: {body}"));
-        assert!(msg.contains(want_text), "{msg:?} should mention {want_text:?}");
+        let msg = body["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error field: {body}"));
+        assert!(
+            msg.contains(want_text),
+            "{msg:?} should mention {want_text:?}"
+        );
     };
-    let (st, b) = s.api("POST", "/api/endpoints", Some(json!({ "slug": "Bad Slug" }))).await;
+    let (st, b) = s
+        .api(
+            "POST",
+            "/api/endpoints",
+            Some(json!({ "slug": "Bad Slug" })),
+        )
+        .await;
     check(st, b, 400, "invalid slug");
-    let (st, b) = s.api("POST", "/api/endpoints", Some(json!({ "name": "x" }))).await;
+    let (st, b) = s
+        .api("POST", "/api/endpoints", Some(json!({ "name": "x" })))
+        .await;
     check(st, b, 400, "slug");
-    let (st, b) = s.api("POST", "/api/endpoints", Some(json!({ "slug": "a", "tagret": "x" }))).await;
+    let (st, b) = s
+        .api(
+            "POST",
+            "/api/endpoints",
+            Some(json!({ "slug": "a", "tagret": "x" })),
+        )
+        .await;
     check(st, b, 422, "tagret");
-    let (st, b) = s.api("POST", "/api/endpoints", Some(json!({ "slug": "a", "target": "ftp://x" }))).await;
+    let (st, b) = s
+        .api(
+            "POST",
+            "/api/endpoints",
+            Some(json!({ "slug": "a", "target": "ftp://x" })),
+        )
+        .await;
     check(st, b, 400, "target");
-    let (st, b) = s.api("POST", "/api/endpoints", Some(json!({ "slug": "a", "success_codes": ["7xx"] }))).await;
+    let (st, b) = s
+        .api(
+            "POST",
+            "/api/endpoints",
+            Some(json!({ "slug": "a", "success_codes": ["7xx"] })),
+        )
+        .await;
     check(st, b, 400, "success_codes");
-    let (st, b) = s.api("POST", "/api/endpoints", Some(json!({ "slug": "a", "retry": ["soon"] }))).await;
+    let (st, b) = s
+        .api(
+            "POST",
+            "/api/endpoints",
+            Some(json!({ "slug": "a", "retry": ["soon"] })),
+        )
+        .await;
     check(st, b, 400, "retry");
-    let (st, b) = s.api("POST", "/api/endpoints", Some(json!({ "slug": "a", "mode": "queue" }))).await;
+    let (st, b) = s
+        .api(
+            "POST",
+            "/api/endpoints",
+            Some(json!({ "slug": "a", "mode": "queue" })),
+        )
+        .await;
     check(st, b, 422, "not supported yet");
-    let (st, b) = s.api("POST", "/api/endpoints", Some(json!({ "slug": "a", "timeout_ms": 0 }))).await;
+    let (st, b) = s
+        .api(
+            "POST",
+            "/api/endpoints",
+            Some(json!({ "slug": "a", "timeout_ms": 0 })),
+        )
+        .await;
     check(st, b, 400, "timeout_ms");
 
-    let (st, _, body) = send("POST", &s.admin_url("/api/endpoints"), &[("content-type", "application/json")], "{not json".into()).await;
+    let (st, _, body) = send(
+        "POST",
+        &s.admin_url("/api/endpoints"),
+        &[("content-type", "application/json")],
+        "{not json".into(),
+    )
+    .await;
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     check(st, v, 400, "invalid JSON");
 
     s.create_endpoint(json!({ "slug": "a" })).await;
-    let (st, b) = s.api("POST", "/api/endpoints", Some(json!({ "slug": "a" }))).await;
+    let (st, b) = s
+        .api("POST", "/api/endpoints", Some(json!({ "slug": "a" })))
+        .await;
     check(st, b, 409, "already exists");
     let (st, b) = s.api("GET", "/api/endpoints/zzz", None).await;
     check(st, b, 404, "zzz");
-    let (st, b) = s.api("GET", "/api/events/01ARZ3NDEKTSV4RRFFQ69G5FAV", None).await;
+    let (st, b) = s
+        .api("GET", "/api/events/01ARZ3NDEKTSV4RRFFQ69G5FAV", None)
+        .await;
     check(st, b, 404, "no event");
     let (st, b) = s.api("GET", "/api/events?state=bogus", None).await;
     check(st, b, 400, "state");
@@ -105,7 +191,13 @@ async fn bad_requests_get_clear_errors() {
     check(st, b, 400, "since");
     let (st, b) = s.api("GET", "/api/events?cursor=nope", None).await;
     check(st, b, 400, "cursor");
-    let (st, b) = s.api("POST", "/api/events/01ARZ3NDEKTSV4RRFFQ69G5FAV/replay", Some(json!({ "bogus": 1 }))).await;
+    let (st, b) = s
+        .api(
+            "POST",
+            "/api/events/01ARZ3NDEKTSV4RRFFQ69G5FAV/replay",
+            Some(json!({ "bogus": 1 })),
+        )
+        .await;
     check(st, b, 422, "bogus");
 }
 
@@ -113,14 +205,19 @@ async fn bad_requests_get_clear_errors() {
 async fn events_filter_and_paginate_newest_first() {
     let s = TestServer::start().await;
     s.create_endpoint(json!({ "slug": "a" })).await;
-    s.create_endpoint(json!({ "slug": "b", "response": { "status": 500 } })).await;
+    s.create_endpoint(json!({ "slug": "b", "response": { "status": 500 } }))
+        .await;
     let mut ids_a = Vec::new();
     for i in 0..7 {
         ids_a.push(s.post_in("a", &[], format!("alpha {i}")).await.event_id());
     }
-    let mid = s.get(&format!("/api/events/{}", ids_a[3])).await["received_at"].as_str().unwrap().to_string();
+    let mid = s.get(&format!("/api/events/{}", ids_a[3])).await["received_at"]
+        .as_str()
+        .unwrap()
+        .to_string();
     for i in 0..3 {
-        s.post_in("b", &[("x-note", "needle-in-header")], format!("beta {i}")).await;
+        s.post_in("b", &[("x-note", "needle-in-header")], format!("beta {i}"))
+            .await;
     }
 
     let all = s.get("/api/events?limit=1000").await;
@@ -150,9 +247,20 @@ async fn events_filter_and_paginate_newest_first() {
 
     let count = |v: serde_json::Value| v["events"].as_array().unwrap().len();
     assert_eq!(count(s.get("/api/events?state=captured").await), 10);
-    assert_eq!(count(s.get("/api/events?endpoint=b&state=captured").await), 3);
-    assert_eq!(count(s.get("/api/events?q=needle-in").await), 3, "q searches headers");
-    assert_eq!(count(s.get("/api/events?q=ALPHA").await), 7, "q searches bodies, case-insensitive");
+    assert_eq!(
+        count(s.get("/api/events?endpoint=b&state=captured").await),
+        3
+    );
+    assert_eq!(
+        count(s.get("/api/events?q=needle-in").await),
+        3,
+        "q searches headers"
+    );
+    assert_eq!(
+        count(s.get("/api/events?q=ALPHA").await),
+        7,
+        "q searches bodies, case-insensitive"
+    );
     // Several events may share a millisecond: the expectation comes from the data.
     let times: Vec<String> = s.get("/api/events?endpoint=a").await["events"]
         .as_array()
@@ -163,8 +271,14 @@ async fn events_filter_and_paginate_newest_first() {
     let since = times.iter().filter(|t| t.as_str() >= mid.as_str()).count();
     let until = times.iter().filter(|t| t.as_str() <= mid.as_str()).count();
     assert!(since >= 4 && until >= 4);
-    assert_eq!(count(s.get(&format!("/api/events?endpoint=a&since={mid}")).await), since);
-    assert_eq!(count(s.get(&format!("/api/events?endpoint=a&until={mid}")).await), until);
+    assert_eq!(
+        count(s.get(&format!("/api/events?endpoint=a&since={mid}")).await),
+        since
+    );
+    assert_eq!(
+        count(s.get(&format!("/api/events?endpoint=a&until={mid}")).await),
+        until
+    );
     assert_eq!(count(s.get("/api/events?method=GET").await), 0);
 }
 
@@ -174,17 +288,39 @@ async fn the_admin_token_guards_everything_but_healthz() {
     let mut cfg = config_at(&data);
     cfg.admin_token = Some("t0ken".into());
     let s = TestServer::start_with(cfg).await;
-    let (st, _, _) = send("GET", &s.admin_url("/api/endpoints"), &[], Default::default()).await;
+    let (st, _, _) = send(
+        "GET",
+        &s.admin_url("/api/endpoints"),
+        &[],
+        Default::default(),
+    )
+    .await;
     assert_eq!(st, 401);
-    let (st, _, _) = send("GET", &s.admin_url("/api/endpoints"), &[("authorization", "Bearer wrong")], Default::default()).await;
+    let (st, _, _) = send(
+        "GET",
+        &s.admin_url("/api/endpoints"),
+        &[("authorization", "Bearer wrong")],
+        Default::default(),
+    )
+    .await;
     assert_eq!(st, 401);
-    let (st, _, _) = send("GET", &s.admin_url("/api/endpoints"), &[("authorization", "Bearer t0ken")], Default::default()).await;
+    let (st, _, _) = send(
+        "GET",
+        &s.admin_url("/api/endpoints"),
+        &[("authorization", "Bearer t0ken")],
+        Default::default(),
+    )
+    .await;
     assert_eq!(st, 200);
     let (st, _, _) = send("GET", &s.admin_url("/metrics"), &[], Default::default()).await;
     assert_eq!(st, 401);
     let (st, headers, _) = send("GET", &s.admin_url("/healthz"), &[], Default::default()).await;
     assert_eq!(st, 200);
-    assert!(headers.iter().any(|(n, v)| n == "x-content-type-options" && v == b"nosniff"));
+    assert!(
+        headers
+            .iter()
+            .any(|(n, v)| n == "x-content-type-options" && v == b"nosniff")
+    );
 }
 
 #[tokio::test]
@@ -213,6 +349,9 @@ async fn endpoints_from_the_config_file_are_created_or_updated() {
     let s = TestServer::start_with(hookrelay::Config::resolve(args).unwrap()).await;
     let ep = s.get("/api/endpoints/shop").await;
     assert_eq!(ep["name"], "Changed");
-    assert_eq!(ep["failure_threshold"], 6, "fields the file no longer names keep their value");
+    assert_eq!(
+        ep["failure_threshold"], 6,
+        "fields the file no longer names keep their value"
+    );
     drop(dir);
 }

@@ -28,15 +28,26 @@ async fn an_oversize_body_is_413_and_nothing_is_stored() {
     assert_eq!(s.post_in("b", &[], vec![b'x'; 1024]).await.status, 200);
 
     // Chunked, no length: refused once the limit is crossed while reading.
-    let head = format!("POST /in/b HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n", 4096);
+    let head = format!(
+        "POST /in/b HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n",
+        4096
+    );
     let mut req = head.into_bytes();
     req.extend(vec![b'y'; 4096]);
     req.extend(b"\r\n0\r\n\r\n");
     let out = raw(s.ingest, &req, Duration::from_secs(5)).await;
-    assert!(out.starts_with(b"HTTP/1.1 413"), "{}", String::from_utf8_lossy(&out));
+    assert!(
+        out.starts_with(b"HTTP/1.1 413"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
 
     let list = s.get("/api/events").await;
-    assert_eq!(list["events"].as_array().unwrap().len(), 1, "only the in-limit body was stored");
+    assert_eq!(
+        list["events"].as_array().unwrap().len(),
+        1,
+        "only the in-limit body was stored"
+    );
 }
 
 #[tokio::test]
@@ -48,11 +59,22 @@ async fn too_many_or_too_large_headers_are_431() {
     }
     req.push_str("\r\n");
     let out = raw(s.ingest, req.as_bytes(), Duration::from_secs(5)).await;
-    assert!(out.starts_with(b"HTTP/1.1 431"), "{}", String::from_utf8_lossy(&out));
+    assert!(
+        out.starts_with(b"HTTP/1.1 431"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
 
-    let big = format!("POST /in/b HTTP/1.1\r\nhost: x\r\nx-big: {}\r\ncontent-length: 0\r\n\r\n", "a".repeat(100 * 1024));
+    let big = format!(
+        "POST /in/b HTTP/1.1\r\nhost: x\r\nx-big: {}\r\ncontent-length: 0\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
     let out = raw(s.ingest, big.as_bytes(), Duration::from_secs(5)).await;
-    assert!(out.starts_with(b"HTTP/1.1 431"), "{}", String::from_utf8_lossy(&out[..out.len().min(200)]));
+    assert!(
+        out.starts_with(b"HTTP/1.1 431"),
+        "{}",
+        String::from_utf8_lossy(&out[..out.len().min(200)])
+    );
     let list = s.get("/api/events").await;
     assert_eq!(list["events"].as_array().unwrap().len(), 0);
 }
@@ -62,19 +84,46 @@ async fn a_slow_client_is_cut_off_at_the_header_timeout() {
     let (s, _dir) = small_limit_server().await;
     let started = Instant::now();
     // Half a request head, then silence: the server must close (timeout 1 s).
-    let out = raw(s.ingest, b"POST /in/b HTTP/1.1\r\nhost: x\r\n", Duration::from_secs(10)).await;
+    let out = raw(
+        s.ingest,
+        b"POST /in/b HTTP/1.1\r\nhost: x\r\n",
+        Duration::from_secs(10),
+    )
+    .await;
     let took = started.elapsed();
     assert!(took < Duration::from_secs(5), "closed after {took:?}");
-    assert!(out.is_empty() || out.starts_with(b"HTTP/1.1 408"), "{}", String::from_utf8_lossy(&out));
+    assert!(
+        out.is_empty() || out.starts_with(b"HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
 }
 
 #[tokio::test]
 async fn broken_http_is_400() {
     let (s, _dir) = small_limit_server().await;
-    let out = raw(s.ingest, b"THIS IS NOT HTTP\r\n\r\n", Duration::from_secs(5)).await;
-    assert!(out.starts_with(b"HTTP/1.1 400"), "{}", String::from_utf8_lossy(&out));
-    let out = raw(s.ingest, b"POST /in/b HTTP/1.1\r\nhost: x\r\ncontent-length: nope\r\n\r\n", Duration::from_secs(5)).await;
-    assert!(out.starts_with(b"HTTP/1.1 400"), "{}", String::from_utf8_lossy(&out));
+    let out = raw(
+        s.ingest,
+        b"THIS IS NOT HTTP\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        out.starts_with(b"HTTP/1.1 400"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    let out = raw(
+        s.ingest,
+        b"POST /in/b HTTP/1.1\r\nhost: x\r\ncontent-length: nope\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        out.starts_with(b"HTTP/1.1 400"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
     // The server is still fine afterwards.
     let (status, _, _) = send("POST", &s.ingest_url("/in/b"), &[], "ok".into()).await;
     assert_eq!(status, 200);

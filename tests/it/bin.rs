@@ -13,11 +13,18 @@ async fn a_bin_captures_the_request_byte_for_byte() {
     }))
     .await;
 
-    let body: Vec<u8> = (0u8..=255).chain([0xff, 0xfe, 0x00, b'\r', b'\n']).collect();
+    let body: Vec<u8> = (0u8..=255)
+        .chain([0xff, 0xfe, 0x00, b'\r', b'\n'])
+        .collect();
     let r = s
         .post_in(
             "bin1/sub/path?a=1&b=%20two",
-            &[("X-Dup", "first"), ("x-dup", "second"), ("X-Mixed-Case", "Value With Spaces"), ("content-type", "application/octet-stream")],
+            &[
+                ("X-Dup", "first"),
+                ("x-dup", "second"),
+                ("X-Mixed-Case", "Value With Spaces"),
+                ("content-type", "application/octet-stream"),
+            ],
             body.clone(),
         )
         .await;
@@ -26,10 +33,19 @@ async fn a_bin_captures_the_request_byte_for_byte() {
     assert_eq!(r.header("x-bin").as_deref(), Some("yes"));
     let id = r.event_id();
 
-    let (status, headers, raw) = send("GET", &s.admin_url(&format!("/api/events/{id}/body")), &[], Default::default()).await;
+    let (status, headers, raw) = send(
+        "GET",
+        &s.admin_url(&format!("/api/events/{id}/body")),
+        &[],
+        Default::default(),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(&raw[..], &body[..], "body stored byte-exact");
-    let disposition = headers.iter().find(|(n, _)| n == "content-disposition").map(|(_, v)| v.clone());
+    let disposition = headers
+        .iter()
+        .find(|(n, _)| n == "content-disposition")
+        .map(|(_, v)| v.clone());
     assert!(disposition.is_some_and(|d| d.starts_with(b"attachment")));
 
     let ev = s.get(&format!("/api/events/{id}")).await;
@@ -42,7 +58,12 @@ async fn a_bin_captures_the_request_byte_for_byte() {
     assert!(ev["body"].is_null(), "binary body is not shown as text");
     let b64 = ev["body_base64"].as_str().unwrap();
     use base64::Engine;
-    assert_eq!(base64::engine::general_purpose::STANDARD.decode(b64).unwrap(), body);
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap(),
+        body
+    );
     let headers = ev["headers"].as_array().unwrap();
     let dups: Vec<&str> = headers
         .iter()
@@ -50,14 +71,24 @@ async fn a_bin_captures_the_request_byte_for_byte() {
         .map(|h| h[1].as_str().unwrap())
         .collect();
     assert_eq!(dups, ["first", "second"], "duplicate headers kept in order");
-    assert!(headers.iter().any(|h| h[0] == "x-mixed-case" && h[1] == "Value With Spaces"));
+    assert!(
+        headers
+            .iter()
+            .any(|h| h[0] == "x-mixed-case" && h[1] == "Value With Spaces")
+    );
 }
 
 #[tokio::test]
 async fn a_text_body_is_shown_as_text() {
     let s = TestServer::start().await;
     s.create_endpoint(json!({ "slug": "t" })).await;
-    let r = s.post_in("t", &[("content-type", "application/json")], r#"{"hello":"wörld"}"#).await;
+    let r = s
+        .post_in(
+            "t",
+            &[("content-type", "application/json")],
+            r#"{"hello":"wörld"}"#,
+        )
+        .await;
     assert_eq!(r.status, 200);
     assert_eq!(&r.body[..], br#"{"ok":true}"#, "the default bin answer");
     let ev = s.get(&format!("/api/events/{}", r.event_id())).await;
@@ -67,7 +98,8 @@ async fn a_text_body_is_shown_as_text() {
 #[tokio::test]
 async fn a_response_sequence_cycles() {
     let s = TestServer::start().await;
-    s.create_endpoint(json!({ "slug": "flaky", "response": { "sequence": [500, 500, 200] } })).await;
+    s.create_endpoint(json!({ "slug": "flaky", "response": { "sequence": [500, 500, 200] } }))
+        .await;
     let mut got = Vec::new();
     for _ in 0..4 {
         got.push(s.post_in("flaky", &[], "x").await.status);

@@ -9,8 +9,12 @@ use crate::support::{Receiver, Reply, TestServer};
 
 async fn hookrelay(server: &TestServer, args: &[&str]) -> (i32, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookrelay"));
-    cmd.args(args).env("HOOKRELAY_SERVER", server.admin_url("")).env("RUST_LOG", "off");
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run hookrelay")).await.unwrap();
+    cmd.args(args)
+        .env("HOOKRELAY_SERVER", server.admin_url(""))
+        .env("RUST_LOG", "off");
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run hookrelay"))
+        .await
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -31,7 +35,20 @@ async fn the_cli_drives_the_tour() {
     let s = TestServer::start().await;
 
     let target = up.url("/hooks");
-    let ep = json_of(&s, &["endpoint", "add", "shop", "--target", &target, "--failure-threshold", "6", "--json"]).await;
+    let ep = json_of(
+        &s,
+        &[
+            "endpoint",
+            "add",
+            "shop",
+            "--target",
+            &target,
+            "--failure-threshold",
+            "6",
+            "--json",
+        ],
+    )
+    .await;
     assert_eq!(ep["slug"], "shop");
     assert_eq!(ep["failure_threshold"], 6);
     let (code, out, _) = hookrelay(&s, &["endpoint", "list"]).await;
@@ -54,7 +71,10 @@ async fn the_cli_drives_the_tour() {
     let ev = json_of(&s, &["show", &id, "--json"]).await;
     assert_eq!(ev["body"], "order 1");
     let (_, out, _) = hookrelay(&s, &["show", &id]).await;
-    assert!(out.contains("order 1") && out.contains("attempt 1"), "{out}");
+    assert!(
+        out.contains("order 1") && out.contains("attempt 1"),
+        "{out}"
+    );
 
     let to = dev.url("/local");
     let (code, out, err) = hookrelay(&s, &["replay", &id, "--to", &to]).await;

@@ -8,14 +8,17 @@ use crate::support::{Receiver, Reply, TestServer};
 
 #[tokio::test]
 async fn forwarding_is_faithful_both_ways() {
-    let mut up = Receiver::start(vec![Reply::status(201)
-        .header("x-upstream", "yes")
-        .header("set-cookie", "a=1")
-        .header("set-cookie", "b=2")
-        .body("created")])
+    let mut up = Receiver::start(vec![
+        Reply::status(201)
+            .header("x-upstream", "yes")
+            .header("set-cookie", "a=1")
+            .header("set-cookie", "b=2")
+            .body("created"),
+    ])
     .await;
     let s = TestServer::start().await;
-    s.create_endpoint(json!({ "slug": "fwd", "target": up.url("/hooks") })).await;
+    s.create_endpoint(json!({ "slug": "fwd", "target": up.url("/hooks") }))
+        .await;
 
     let body: Vec<u8> = vec![0, 1, 2, 0xff, b'{', b'}'];
     let r = s
@@ -38,17 +41,35 @@ async fn forwarding_is_faithful_both_ways() {
     assert_eq!(got.uri, "/hooks/extra/path?x=1&y=2");
     assert_eq!(&got.body[..], &body[..]);
     assert_eq!(got.header_all("x-custom"), ["v1", "v2"]);
-    assert_eq!(got.header("x-hop"), None, "headers named by Connection are hop-by-hop");
-    assert_eq!(got.header("x-forwarded-for").as_deref(), Some("10.0.0.1, 127.0.0.1"));
+    assert_eq!(
+        got.header("x-hop"),
+        None,
+        "headers named by Connection are hop-by-hop"
+    );
+    assert_eq!(
+        got.header("x-forwarded-for").as_deref(),
+        Some("10.0.0.1, 127.0.0.1")
+    );
     assert_eq!(got.header("x-forwarded-proto").as_deref(), Some("http"));
     assert_eq!(got.header("x-forwarded-host"), Some(s.ingest.to_string()));
-    assert_eq!(got.header("host"), Some(up.addr.to_string()), "Host is the target's");
-    assert_eq!(got.header("content-type").as_deref(), Some("application/octet-stream"));
+    assert_eq!(
+        got.header("host"),
+        Some(up.addr.to_string()),
+        "Host is the target's"
+    );
+    assert_eq!(
+        got.header("content-type").as_deref(),
+        Some("application/octet-stream")
+    );
 
     assert_eq!(r.status, 201);
     assert_eq!(&r.body[..], b"created");
     assert_eq!(r.header("x-upstream").as_deref(), Some("yes"));
-    let cookies: Vec<_> = r.headers.iter().filter(|(n, _)| n == "set-cookie").collect();
+    let cookies: Vec<_> = r
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "set-cookie")
+        .collect();
     assert_eq!(cookies.len(), 2);
 
     let ev = s.get(&format!("/api/events/{}", r.event_id())).await;
@@ -73,7 +94,8 @@ async fn an_unreachable_target_is_502_and_a_failed_attempt() {
         l.local_addr().unwrap().port()
     };
     let s = TestServer::start().await;
-    s.create_endpoint(json!({ "slug": "down", "target": format!("http://127.0.0.1:{port}/") })).await;
+    s.create_endpoint(json!({ "slug": "down", "target": format!("http://127.0.0.1:{port}/") }))
+        .await;
     let r = s.post_in("down", &[], "x").await;
     assert_eq!(r.status, 502);
     assert_eq!(r.json()["stored"], true);
@@ -87,11 +109,15 @@ async fn an_unreachable_target_is_502_and_a_failed_attempt() {
 async fn a_slow_target_is_504_at_the_timeout() {
     let up = Receiver::start(vec![Reply::status(200).delay(Duration::from_secs(5))]).await;
     let s = TestServer::start().await;
-    s.create_endpoint(json!({ "slug": "slow", "target": up.url("/"), "timeout_ms": 300 })).await;
+    s.create_endpoint(json!({ "slug": "slow", "target": up.url("/"), "timeout_ms": 300 }))
+        .await;
     let started = std::time::Instant::now();
     let r = s.post_in("slow", &[], "x").await;
     assert_eq!(r.status, 504);
-    assert!(started.elapsed() < Duration::from_secs(4), "gave up at the timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "gave up at the timeout"
+    );
     let ev = s.get(&format!("/api/events/{}", r.event_id())).await;
     assert_eq!(ev["attempts"][0]["error"], "timeout");
     let latency = ev["attempts"][0]["latency_ms"].as_u64().unwrap();
@@ -100,9 +126,14 @@ async fn a_slow_target_is_504_at_the_timeout() {
 
 #[tokio::test]
 async fn redirects_are_answers_not_followed() {
-    let mut up = Receiver::start(vec![Reply::status(302).header("location", "/elsewhere"), Reply::status(307).header("location", "/x")]).await;
+    let mut up = Receiver::start(vec![
+        Reply::status(302).header("location", "/elsewhere"),
+        Reply::status(307).header("location", "/x"),
+    ])
+    .await;
     let s = TestServer::start().await;
-    s.create_endpoint(json!({ "slug": "r", "target": up.url("/") })).await;
+    s.create_endpoint(json!({ "slug": "r", "target": up.url("/") }))
+        .await;
     let r = s.post_in("r", &[], "x").await;
     assert_eq!(r.status, 302);
     assert_eq!(r.header("location").as_deref(), Some("/elsewhere"));
@@ -120,7 +151,8 @@ async fn a_large_response_body_is_returned_whole_and_recorded_capped() {
     let big = vec![b'a'; 100 * 1024];
     let up = Receiver::start(vec![Reply::status(200).body(big.clone())]).await;
     let s = TestServer::start().await;
-    s.create_endpoint(json!({ "slug": "big", "target": up.url("/") })).await;
+    s.create_endpoint(json!({ "slug": "big", "target": up.url("/") }))
+        .await;
     let r = s.post_in("big", &[], "x").await;
     assert_eq!(r.body.len(), big.len());
     let ev = s.get(&format!("/api/events/{}", r.event_id())).await;

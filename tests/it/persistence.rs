@@ -18,7 +18,8 @@ async fn a_restart_finds_endpoints_events_attempts_and_policy_state() {
     let up = Receiver::start(vec![Reply::status(500)]).await;
     let (_dir, data) = temp_data();
     let s = TestServer::start_with(config_at(&data)).await;
-    s.create_endpoint(json!({ "slug": "keep", "target": up.url("/") })).await;
+    s.create_endpoint(json!({ "slug": "keep", "target": up.url("/") }))
+        .await;
     let mut ids = Vec::new();
     for i in 0..3 {
         ids.push(s.post_in("keep", &[], format!("body {i}")).await.event_id());
@@ -54,8 +55,17 @@ async fn retention_keeps_the_newest_per_endpoint_and_prunes_by_age() {
     let s = TestServer::start_with(cfg).await;
     // Retention runs once at start, before the listeners serve.
     let list = s.get("/api/events?endpoint=r").await;
-    let got: Vec<String> = list["events"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_string()).collect();
-    assert_eq!(got, [ids[4].clone(), ids[3].clone(), ids[2].clone()], "the newest three stay");
+    let got: Vec<String> = list["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        got,
+        [ids[4].clone(), ids[3].clone(), ids[2].clone()],
+        "the newest three stay"
+    );
     assert_eq!(s.get("/api/endpoints/r").await["counts"]["received"], 3);
     let (st, _) = s.api("GET", &format!("/api/events/{}", ids[0]), None).await;
     assert_eq!(st, 404);
@@ -65,8 +75,18 @@ async fn retention_keeps_the_newest_per_endpoint_and_prunes_by_age() {
     let store = Store::open(&data, Durability::Sync).unwrap();
     let now = hookrelay::time::now_ms();
     assert_eq!(store.prune(now, Some(86_400_000), None).unwrap(), 0);
-    assert_eq!(store.prune(now + 2 * 86_400_000, Some(86_400_000), None).unwrap(), 3);
-    let page = store.query(&EventFilter { limit: 10, ..Default::default() }).unwrap();
+    assert_eq!(
+        store
+            .prune(now + 2 * 86_400_000, Some(86_400_000), None)
+            .unwrap(),
+        3
+    );
+    let page = store
+        .query(&EventFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
     assert!(page.events.is_empty());
     assert!(store.attempts(&ids[4]).unwrap().is_empty());
 }
@@ -80,7 +100,16 @@ struct Child {
 
 fn spawn_binary(data: &std::path::Path, durability: &str) -> Child {
     let mut proc = Command::new(env!("CARGO_BIN_EXE_hookrelay"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--durability", durability, "--data"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--durability",
+            durability,
+            "--data",
+        ])
         .arg(data)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -90,12 +119,21 @@ fn spawn_binary(data: &std::path::Path, durability: &str) -> Child {
     let mut lines = BufReader::new(proc.stdout.take().unwrap()).lines();
     let mut url = |prefix: &str| -> String {
         let line = lines.next().expect("a line").expect("stdout");
-        let rest = line.strip_prefix(prefix).unwrap_or_else(|| panic!("unexpected line {line:?}")).trim();
-        rest.trim_end_matches("/in/{slug}").trim_end_matches('/').to_string()
+        let rest = line
+            .strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+            .trim();
+        rest.trim_end_matches("/in/{slug}")
+            .trim_end_matches('/')
+            .to_string()
     };
     let ingest = url("hookrelay ingest:");
     let admin = url("hookrelay dashboard:");
-    Child { proc, ingest, admin }
+    Child {
+        proc,
+        ingest,
+        admin,
+    }
 }
 
 async fn kill_during_load(durability: &str, forward: bool) {
@@ -106,7 +144,13 @@ async fn kill_during_load(durability: &str, forward: bool) {
     if forward {
         ep["target"] = up.url("/").into();
     }
-    let (st, _, body) = send("POST", &format!("{}/api/endpoints", child.admin), &[("content-type", "application/json")], ep.to_string().into()).await;
+    let (st, _, body) = send(
+        "POST",
+        &format!("{}/api/endpoints", child.admin),
+        &[("content-type", "application/json")],
+        ep.to_string().into(),
+    )
+    .await;
     assert_eq!(st, 201, "{}", String::from_utf8_lossy(&body));
 
     let acked = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
@@ -120,14 +164,24 @@ async fn kill_during_load(durability: &str, forward: bool) {
         let url = format!("{}/in/k", child.ingest);
         senders.push(tokio::spawn(async move {
             let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
-                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build_http();
             for i in 0..2000 {
                 let body = format!("task {t} seq {i}");
-                let req = http::Request::post(&url).body(http_body_util::Full::new(bytes::Bytes::from(body.clone()))).unwrap();
-                let Ok(Ok(resp)) = tokio::time::timeout(Duration::from_secs(5), client.request(req)).await else { return };
+                let req = http::Request::post(&url)
+                    .body(http_body_util::Full::new(bytes::Bytes::from(body.clone())))
+                    .unwrap();
+                let Ok(Ok(resp)) =
+                    tokio::time::timeout(Duration::from_secs(5), client.request(req)).await
+                else {
+                    return;
+                };
                 // Any answer from hookrelay means it acknowledged the event.
                 if let Some(id) = resp.headers().get("x-hookrelay-event") {
-                    acked.lock().await.push((id.to_str().unwrap().to_string(), body));
+                    acked
+                        .lock()
+                        .await
+                        .push((id.to_str().unwrap().to_string(), body));
                     if count.fetch_add(1, Ordering::SeqCst) + 1 == 300 {
                         enough.notify_one();
                     }
@@ -140,10 +194,17 @@ async fn kill_during_load(durability: &str, forward: bool) {
     child.proc.kill().expect("SIGKILL");
     child.proc.wait().unwrap();
     for s in senders {
-        tokio::time::timeout(Duration::from_secs(20), s).await.expect("senders stop").unwrap();
+        tokio::time::timeout(Duration::from_secs(20), s)
+            .await
+            .expect("senders stop")
+            .unwrap();
     }
     let acked = acked.lock().await.clone();
-    assert!(acked.len() >= 300, "only {} acknowledged before the deadline", acked.len());
+    assert!(
+        acked.len() >= 300,
+        "only {} acknowledged before the deadline",
+        acked.len()
+    );
 
     let s = TestServer::start_with(config_at(&data)).await;
     let mut missing = Vec::new();
@@ -153,7 +214,13 @@ async fn kill_during_load(durability: &str, forward: bool) {
             missing.push(id.clone());
         }
     }
-    assert!(missing.is_empty(), "{} of {} acknowledged events missing after SIGKILL: {:?}", missing.len(), acked.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged events missing after SIGKILL: {:?}",
+        missing.len(),
+        acked.len(),
+        &missing[..missing.len().min(5)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

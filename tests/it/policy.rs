@@ -10,7 +10,10 @@ async fn the_sixth_consecutive_failure_disables_and_notifies() {
     let mut up = Receiver::start(vec![Reply::status(500).body("boom")]).await;
     let mut hook = Receiver::start(vec![Reply::status(204)]).await;
     let s = TestServer::start().await;
-    s.create_endpoint(json!({ "slug": "p", "target": up.url("/"), "notify_url": hook.url("/disabled") })).await;
+    s.create_endpoint(
+        json!({ "slug": "p", "target": up.url("/"), "notify_url": hook.url("/disabled") }),
+    )
+    .await;
 
     for i in 1..=5 {
         let r = s.post_in("p", &[], format!("{i}")).await;
@@ -23,8 +26,16 @@ async fn the_sixth_consecutive_failure_disables_and_notifies() {
     let r = s.post_in("p", &[], "6").await;
     assert_eq!(r.status, 500);
     let ep = s.get("/api/endpoints/p").await;
-    assert_eq!(ep["status"], "disabled", "disabled on the 6th failure in a row");
-    assert!(ep["disabled_reason"].as_str().unwrap().contains("6 consecutive"));
+    assert_eq!(
+        ep["status"], "disabled",
+        "disabled on the 6th failure in a row"
+    );
+    assert!(
+        ep["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("6 consecutive")
+    );
     assert!(ep["disabled_at"].is_string());
     assert_eq!(up.drain().len(), 6);
 
@@ -41,16 +52,28 @@ async fn the_sixth_consecutive_failure_disables_and_notifies() {
     assert_eq!(ev["state"], "held");
     assert!(up.drain().is_empty());
 
-    let metrics = crate::support::send("GET", &s.admin_url("/metrics"), &[], Default::default()).await.2;
+    let metrics = crate::support::send("GET", &s.admin_url("/metrics"), &[], Default::default())
+        .await
+        .2;
     let metrics = String::from_utf8_lossy(&metrics);
-    assert!(metrics.contains("hookrelay_endpoints_disabled_total 1"), "{metrics}");
+    assert!(
+        metrics.contains("hookrelay_endpoints_disabled_total 1"),
+        "{metrics}"
+    );
     assert!(metrics.contains("hookrelay_endpoint_status{endpoint=\"p\",status=\"disabled\"} 1"));
     assert!(metrics.contains("hookrelay_attempts_total{outcome=\"failure_status\"} 6"));
 }
 
 #[tokio::test]
 async fn a_success_resets_the_count_and_thresholds_are_configurable() {
-    let up = Receiver::start(vec![Reply::status(503), Reply::status(503), Reply::status(503), Reply::status(200), Reply::status(503)]).await;
+    let up = Receiver::start(vec![
+        Reply::status(503),
+        Reply::status(503),
+        Reply::status(503),
+        Reply::status(200),
+        Reply::status(503),
+    ])
+    .await;
     let s = TestServer::start().await;
     // WooCommerce's own code disables on the 7th and counts 300 as success.
     s.create_endpoint(json!({ "slug": "w", "target": up.url("/"), "failure_threshold": 6, "success_codes": ["200-302"] })).await;
@@ -62,18 +85,33 @@ async fn a_success_resets_the_count_and_thresholds_are_configurable() {
     assert_eq!(s.get("/api/endpoints/w").await["consecutive_failures"], 0);
     for i in 1..=6 {
         s.post_in("w", &[], "x").await;
-        assert_eq!(s.get("/api/endpoints/w").await["status"], "active", "after {i}");
+        assert_eq!(
+            s.get("/api/endpoints/w").await["status"],
+            "active",
+            "after {i}"
+        );
     }
     s.post_in("w", &[], "x").await;
-    assert_eq!(s.get("/api/endpoints/w").await["status"], "disabled", "on the 7th");
+    assert_eq!(
+        s.get("/api/endpoints/w").await["status"],
+        "disabled",
+        "on the 7th"
+    );
 }
 
 #[tokio::test]
 async fn held_events_are_released_in_arrival_order() {
     let mut up = Receiver::start(vec![Reply::status(200)]).await;
     let s = TestServer::start().await;
-    s.create_endpoint(json!({ "slug": "h", "target": up.url("/") })).await;
-    let (status, ep) = s.api("PATCH", "/api/endpoints/h", Some(json!({ "status": "paused" }))).await;
+    s.create_endpoint(json!({ "slug": "h", "target": up.url("/") }))
+        .await;
+    let (status, ep) = s
+        .api(
+            "PATCH",
+            "/api/endpoints/h",
+            Some(json!({ "status": "paused" })),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(ep["status"], "paused");
 
@@ -88,14 +126,24 @@ async fn held_events_are_released_in_arrival_order() {
     let (status, _) = s.api("POST", "/api/endpoints/h/release", None).await;
     assert_eq!(status, 409);
 
-    let (status, ep) = s.api("PATCH", "/api/endpoints/h", Some(json!({ "status": "active" }))).await;
+    let (status, ep) = s
+        .api(
+            "PATCH",
+            "/api/endpoints/h",
+            Some(json!({ "status": "active" })),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(ep["consecutive_failures"], 0);
     let (status, report) = s.api("POST", "/api/endpoints/h/release", None).await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["released"], 20);
     assert_eq!(report["delivered"], 20);
-    let bodies: Vec<String> = up.drain().iter().map(|r| String::from_utf8_lossy(&r.body).into_owned()).collect();
+    let bodies: Vec<String> = up
+        .drain()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
     let want: Vec<String> = (0..20).map(|i| format!("event-{i:02}")).collect();
     assert_eq!(bodies, want);
 
@@ -104,8 +152,15 @@ async fn held_events_are_released_in_arrival_order() {
     assert_eq!(ep["counts"]["delivered"], 20);
     let held = s.get("/api/events?endpoint=h&state=held").await;
     assert_eq!(held["events"].as_array().unwrap().len(), 0);
-    let list = s.get("/api/events?endpoint=h&state=delivered&limit=1").await;
-    let ev = s.get(&format!("/api/events/{}", list["events"][0]["id"].as_str().unwrap())).await;
+    let list = s
+        .get("/api/events?endpoint=h&state=delivered&limit=1")
+        .await;
+    let ev = s
+        .get(&format!(
+            "/api/events/{}",
+            list["events"][0]["id"].as_str().unwrap()
+        ))
+        .await;
     assert_eq!(ev["attempts"][0]["trigger"], "release");
 }
 
@@ -113,7 +168,8 @@ async fn held_events_are_released_in_arrival_order() {
 async fn resuming_a_disabled_endpoint_resets_its_count() {
     let up = Receiver::start(vec![Reply::status(500)]).await;
     let s = TestServer::start().await;
-    s.create_endpoint(json!({ "slug": "d", "target": up.url("/"), "failure_threshold": 0 })).await;
+    s.create_endpoint(json!({ "slug": "d", "target": up.url("/"), "failure_threshold": 0 }))
+        .await;
     s.post_in("d", &[], "x").await;
     assert_eq!(s.get("/api/endpoints/d").await["status"], "disabled");
     let (_, ep) = s.api("POST", "/api/endpoints/d/resume", None).await;
@@ -127,13 +183,22 @@ async fn replay_to_another_url_does_not_count_toward_the_policy() {
     let mut a = Receiver::start(vec![Reply::status(500)]).await;
     let mut b = Receiver::start(vec![Reply::status(200).body("dev ok")]).await;
     let s = TestServer::start().await;
-    s.create_endpoint(json!({ "slug": "rp", "target": a.url("/prod") })).await;
-    let r = s.post_in("rp/orders?x=1", &[("x-sig", "abc")], "payload").await;
+    s.create_endpoint(json!({ "slug": "rp", "target": a.url("/prod") }))
+        .await;
+    let r = s
+        .post_in("rp/orders?x=1", &[("x-sig", "abc")], "payload")
+        .await;
     assert_eq!(r.status, 500);
     a.next().await;
     let id = r.event_id();
 
-    let (status, v) = s.api("POST", &format!("/api/events/{id}/replay"), Some(json!({ "target": b.url("/dev") }))).await;
+    let (status, v) = s
+        .api(
+            "POST",
+            &format!("/api/events/{id}/replay"),
+            Some(json!({ "target": b.url("/dev") })),
+        )
+        .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["attempt"]["trigger"], "replay");
     assert_eq!(v["attempt"]["replay_of"], id.as_str());
@@ -144,14 +209,19 @@ async fn replay_to_another_url_does_not_count_toward_the_policy() {
     assert_eq!(got.header("x-sig").as_deref(), Some("abc"));
 
     let ep = s.get("/api/endpoints/rp").await;
-    assert_eq!(ep["consecutive_failures"], 1, "a replay elsewhere does not count");
+    assert_eq!(
+        ep["consecutive_failures"], 1,
+        "a replay elsewhere does not count"
+    );
     let ev = s.get(&format!("/api/events/{id}")).await;
     assert_eq!(ev["state"], "failed");
     assert_eq!(ev["attempts"].as_array().unwrap().len(), 2);
 
     // To its own target it counts: a success resets and delivers.
     a.set_script(vec![Reply::status(200)]);
-    let (status, v) = s.api("POST", &format!("/api/events/{id}/replay"), Some(json!({}))).await;
+    let (status, v) = s
+        .api("POST", &format!("/api/events/{id}/replay"), Some(json!({})))
+        .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["event"]["state"], "delivered");
     assert_eq!(s.get("/api/endpoints/rp").await["consecutive_failures"], 0);

@@ -36,7 +36,9 @@ fn vectors() -> Vec<Vector> {
                 (None, Some(r)) => b64.decode(v["bodies"][r].as_str().unwrap()).unwrap(),
                 _ => panic!("vector without body: {c}"),
             };
-            let at = c["now"].as_i64().unwrap_or_else(|| c["ts"].as_i64().unwrap() + c["now_offset"].as_i64().unwrap());
+            let at = c["now"]
+                .as_i64()
+                .unwrap_or_else(|| c["ts"].as_i64().unwrap() + c["now_offset"].as_i64().unwrap());
             Vector {
                 name: c["name"].as_str().unwrap().into(),
                 // Svix vectors use the standard scheme under svix- names.
@@ -44,12 +46,22 @@ fn vectors() -> Vec<Vector> {
                     "svix" => "standard".into(),
                     s => s.into(),
                 },
-                secrets: c["secrets"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect(),
+                secrets: c["secrets"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s.as_str().unwrap().to_string())
+                    .collect(),
                 headers: c["headers"]
                     .as_array()
                     .unwrap()
                     .iter()
-                    .map(|h| (h[0].as_str().unwrap().to_string(), h[1].as_str().unwrap().to_string()))
+                    .map(|h| {
+                        (
+                            h[0].as_str().unwrap().to_string(),
+                            h[1].as_str().unwrap().to_string(),
+                        )
+                    })
                     .collect(),
                 body,
                 at,
@@ -73,17 +85,31 @@ async fn official_vectors_through_http_ingest() {
             continue;
         }
         let slug = format!("v{i}");
-        let tolerance = if TIMESTAMPED.contains(&v.scheme.as_str()) { 0 } else { v.tolerance };
+        let tolerance = if TIMESTAMPED.contains(&v.scheme.as_str()) {
+            0
+        } else {
+            v.tolerance
+        };
         s.create_endpoint(json!({
             "slug": slug,
             "signature": { "scheme": v.scheme, "secrets": v.secrets, "tolerance_s": tolerance }
         }))
         .await;
-        let headers: Vec<(&str, &str)> = v.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let headers: Vec<(&str, &str)> = v
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
         let r = s.post_in(&slug, &headers, v.body.clone()).await;
         assert_eq!(r.status, 200, "{}", v.name);
         let ev = s.get(&format!("/api/events/{}", r.event_id())).await;
-        assert_eq!(ev["signature"]["verdict"], v.expected.as_str(), "{}: {}", v.name, ev["signature"]["detail"]);
+        assert_eq!(
+            ev["signature"]["verdict"],
+            v.expected.as_str(),
+            "{}: {}",
+            v.name,
+            ev["signature"]["detail"]
+        );
         checked += 1;
     }
     assert!(checked > 60, "only {checked} vectors checked");
@@ -99,8 +125,17 @@ async fn official_vectors_through_hookrelay_verify() {
             let body = dir.path().join(format!("{i}.body"));
             std::fs::write(&body, &v.body).unwrap();
             let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookrelay"));
-            cmd.args(["verify", "--scheme", &v.scheme, "--at", &v.at.to_string(), "--tolerance", &v.tolerance.to_string(), "--body-file"])
-                .arg(&body);
+            cmd.args([
+                "verify",
+                "--scheme",
+                &v.scheme,
+                "--at",
+                &v.at.to_string(),
+                "--tolerance",
+                &v.tolerance.to_string(),
+                "--body-file",
+            ])
+            .arg(&body);
             for s in &v.secrets {
                 cmd.args(["--secret", s]);
             }
@@ -108,7 +143,13 @@ async fn official_vectors_through_hookrelay_verify() {
                 cmd.args(["--header", &format!("{n}: {val}")]);
             }
             let o = cmd.output().unwrap();
-            out.push((v.name.clone(), v.expected.clone(), o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned()));
+            out.push((
+                v.name.clone(),
+                v.expected.clone(),
+                o.status.code(),
+                String::from_utf8_lossy(&o.stdout).into_owned(),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+            ));
         }
         out
     })
@@ -116,9 +157,14 @@ async fn official_vectors_through_hookrelay_verify() {
     .unwrap();
     assert!(results.len() > 80);
     for (name, expected, code, stdout, stderr) in results {
-        let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|_| panic!("{name}: no JSON: {stdout} {stderr}"));
+        let v: Value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|_| panic!("{name}: no JSON: {stdout} {stderr}"));
         assert_eq!(v["verdict"], expected.as_str(), "{name}: {}", v["detail"]);
-        assert_eq!(code == Some(0), expected == "valid", "{name}: exit status {code:?}");
+        assert_eq!(
+            code == Some(0),
+            expected == "valid",
+            "{name}: exit status {code:?}"
+        );
     }
 }
 
@@ -129,16 +175,33 @@ async fn enforced_signatures_reject_with_401_and_keep_the_event() {
     let cfg = SignatureConfig::new("github", "It's a Secret to Everybody");
     let body = br#"{"zen":"Keep it logically awesome."}"#;
     let signed = signature::sign(&cfg, body, 0, "");
-    let headers: Vec<(String, String)> = signed.iter().map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned())).collect();
-    let h: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let headers: Vec<(String, String)> = signed
+        .iter()
+        .map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned()))
+        .collect();
+    let h: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
     assert_eq!(s.post_in("gh", &h, &body[..]).await.status, 200);
 
-    let r = s.post_in("gh", &[("x-hub-signature-256", "sha256=0000")], &body[..]).await;
+    let r = s
+        .post_in("gh", &[("x-hub-signature-256", "sha256=0000")], &body[..])
+        .await;
     assert_eq!(r.status, 401);
-    assert!(r.json()["error"].as_str().unwrap().starts_with("signature invalid"));
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("signature invalid")
+    );
     let ev = s.get(&format!("/api/events/{}", r.event_id())).await;
     assert_eq!(ev["state"], "rejected");
-    assert_eq!(ev["body"], std::str::from_utf8(body).unwrap(), "nothing is lost");
+    assert_eq!(
+        ev["body"],
+        std::str::from_utf8(body).unwrap(),
+        "nothing is lost"
+    );
 
     let r = s.post_in("gh", &[], &body[..]).await;
     assert_eq!(r.status, 401);
@@ -154,7 +217,13 @@ async fn enforced_signatures_reject_with_401_and_keep_the_event() {
 async fn woocommerce_activation_ping_is_a_ping_not_a_bad_signature() {
     let s = TestServer::start().await;
     s.create_endpoint(json!({ "slug": "wc", "signature": { "scheme": "woocommerce", "secret": "s", "enforce": true } })).await;
-    let r = s.post_in("wc", &[("content-type", "application/x-www-form-urlencoded")], "webhook_id=12").await;
+    let r = s
+        .post_in(
+            "wc",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            "webhook_id=12",
+        )
+        .await;
     assert_eq!(r.status, 200);
     let ev = s.get(&format!("/api/events/{}", r.event_id())).await;
     assert_eq!(ev["signature"]["verdict"], "unchecked");
@@ -165,10 +234,18 @@ async fn woocommerce_activation_ping_is_a_ping_not_a_bad_signature() {
 async fn topics_ids_and_duplicates_are_recorded_and_filterable() {
     let s = TestServer::start().await;
     s.create_endpoint(json!({ "slug": "gh" })).await;
-    let h = [("x-github-event", "push"), ("x-github-delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")];
+    let h = [
+        ("x-github-event", "push"),
+        ("x-github-delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"),
+    ];
     let first = s.post_in("gh", &h, "{}").await.event_id();
     let second = s.post_in("gh", &h, "{}").await.event_id();
-    s.post_in("gh", &[("x-github-event", "issues"), ("x-github-delivery", "other")], "{}").await;
+    s.post_in(
+        "gh",
+        &[("x-github-event", "issues"), ("x-github-delivery", "other")],
+        "{}",
+    )
+    .await;
     let ev = s.get(&format!("/api/events/{second}")).await;
     assert_eq!(ev["topic"], "push");
     assert_eq!(ev["external_id"], "72d3162e-cc78-11e3-81ab-4c9367dc0958");
@@ -191,18 +268,38 @@ async fn a_stored_event_is_checked_as_of_its_arrival() {
         .into_iter()
         .map(|(n, v)| (n, String::from_utf8(v).unwrap()))
         .collect();
-    let h: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let h: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
     let id = s.post_in("st", &h, &body[..]).await.event_id();
     let ev = s.get(&format!("/api/events/{id}")).await;
-    assert!(ev["signature"].is_null(), "no secret configured: not checked");
+    assert!(
+        ev["signature"].is_null(),
+        "no secret configured: not checked"
+    );
     assert_eq!(ev["topic"], "invoice.paid");
 
-    let (st, v) = s.api("POST", &format!("/api/events/{id}/verify"), Some(json!({ "scheme": "stripe", "secret": "whsec_abc" }))).await;
+    let (st, v) = s
+        .api(
+            "POST",
+            &format!("/api/events/{id}/verify"),
+            Some(json!({ "scheme": "stripe", "secret": "whsec_abc" })),
+        )
+        .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["verdict"], "valid");
-    let (_, v) = s.api("POST", &format!("/api/events/{id}/verify"), Some(json!({ "secret": "wrong" }))).await;
+    let (_, v) = s
+        .api(
+            "POST",
+            &format!("/api/events/{id}/verify"),
+            Some(json!({ "secret": "wrong" })),
+        )
+        .await;
     assert_eq!(v["verdict"], "invalid", "auto picks stripe: {v}");
-    let (st, v) = s.api("POST", &format!("/api/events/{id}/verify"), Some(json!({}))).await;
+    let (st, v) = s
+        .api("POST", &format!("/api/events/{id}/verify"), Some(json!({})))
+        .await;
     assert_eq!(st, 422, "{v}");
 }
 
@@ -215,22 +312,35 @@ async fn a_resigned_replay_verifies_now_with_the_same_body_and_id() {
     let cfg = SignatureConfig::new("standard", secret);
     let old = (hookrelay::time::now_ms() / 1000) as i64 - 3600;
     let body = br#"{"type":"user.created","data":{"id":1}}"#;
-    let headers: Vec<(String, String)> = signature::sign(&cfg, body, old, "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W")
-        .into_iter()
-        .map(|(n, v)| (n, String::from_utf8(v).unwrap()))
+    let headers: Vec<(String, String)> =
+        signature::sign(&cfg, body, old, "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W")
+            .into_iter()
+            .map(|(n, v)| (n, String::from_utf8(v).unwrap()))
+            .collect();
+    let h: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
-    let h: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
     let r = s.post_in("sw", &h, &body[..]).await;
     let ev = s.get(&format!("/api/events/{}", r.event_id())).await;
     assert_eq!(ev["signature"]["verdict"], "stale", "an hour old");
     up.next().await;
 
-    let (st, v) = s.api("POST", &format!("/api/events/{}/replay", r.event_id()), Some(json!({ "resign": true }))).await;
+    let (st, v) = s
+        .api(
+            "POST",
+            &format!("/api/events/{}/replay", r.event_id()),
+            Some(json!({ "resign": true })),
+        )
+        .await;
     assert_eq!(st, 200, "{v}");
     assert!(v["resign"].as_str().unwrap().contains("re-signed"));
     let got = up.next().await;
     assert_eq!(&got.body[..], &body[..]);
-    assert_eq!(got.header("webhook-id").as_deref(), Some("msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"));
+    assert_eq!(
+        got.header("webhook-id").as_deref(),
+        Some("msg_2KWPBgLlAfxdpx2AI54pPJ85f4W")
+    );
     let now = (hookrelay::time::now_ms() / 1000) as i64;
     let check = signature::verify(&cfg, &got.headers, &got.body, None, now);
     assert_eq!(check.verdict, Verdict::Valid, "{}", check.detail);
@@ -239,7 +349,13 @@ async fn a_resigned_replay_verifies_now_with_the_same_body_and_id() {
     s.create_endpoint(json!({ "slug": "gh", "target": up.url("/"), "signature": { "scheme": "github", "secret": "x" } })).await;
     let r = s.post_in("gh", &[], "{}").await;
     up.next().await;
-    let (st, v) = s.api("POST", &format!("/api/events/{}/replay", r.event_id()), Some(json!({ "resign": true }))).await;
+    let (st, v) = s
+        .api(
+            "POST",
+            &format!("/api/events/{}/replay", r.event_id()),
+            Some(json!({ "resign": true })),
+        )
+        .await;
     assert_eq!(st, 200, "{v}");
     assert!(v["resign"].is_string());
 }

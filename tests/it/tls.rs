@@ -21,8 +21,12 @@ struct TestCert {
 }
 
 fn localhost_cert() -> TestCert {
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-    TestCert { cert_pem: ck.cert.pem(), key_pem: ck.signing_key.serialize_pem() }
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    TestCert {
+        cert_pem: ck.cert.pem(),
+        key_pem: ck.signing_key.serialize_pem(),
+    }
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -45,15 +49,20 @@ async fn tls_receiver(cert: &TestCert) -> (u16, tokio::task::JoinHandle<()>) {
     let port = listener.local_addr().unwrap().port();
     let task = tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(stream).await else { return };
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
                 let svc = service_fn(|req: http::Request<hyper::body::Incoming>| async move {
                     let version = format!("{:?}", req.version());
                     let body = req.into_body().collect().await.unwrap().to_bytes();
                     let mut resp = http::Response::new(Full::new(body));
-                    resp.headers_mut().insert("x-version", version.parse().unwrap());
+                    resp.headers_mut()
+                        .insert("x-version", version.parse().unwrap());
                     Ok::<_, Infallible>(resp)
                 });
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
@@ -76,17 +85,23 @@ async fn outbound_https_trusts_a_private_ca_from_ca_file_and_speaks_h2() {
     let mut cfg = config_at(&data);
     cfg.ca_file = Some(ca);
     let s = TestServer::start_with(cfg).await;
-    s.create_endpoint(json!({ "slug": "sec", "target": format!("https://localhost:{port}/x") })).await;
+    s.create_endpoint(json!({ "slug": "sec", "target": format!("https://localhost:{port}/x") }))
+        .await;
     let r = s.post_in("sec", &[], "over tls").await;
     assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
     assert_eq!(&r.body[..], b"over tls");
-    assert_eq!(r.header("x-version").as_deref(), Some("HTTP/2.0"), "ALPN picked HTTP/2");
+    assert_eq!(
+        r.header("x-version").as_deref(),
+        Some("HTTP/2.0"),
+        "ALPN picked HTTP/2"
+    );
     s.stop().await;
 
     // Without the CA the certificate is not trusted: a failed attempt of kind tls.
     let (_dir2, data2) = temp_data();
     let s = TestServer::start_with(config_at(&data2)).await;
-    s.create_endpoint(json!({ "slug": "sec", "target": format!("https://localhost:{port}/x") })).await;
+    s.create_endpoint(json!({ "slug": "sec", "target": format!("https://localhost:{port}/x") }))
+        .await;
     let r = s.post_in("sec", &[], "over tls").await;
     assert_eq!(r.status, 502);
     let ev = s.get(&format!("/api/events/{}", r.event_id())).await;
@@ -106,27 +121,42 @@ async fn the_ingest_listener_serves_tls_with_http1_and_http2() {
     let mut cfg = config_at(&data);
     cfg.tls = Some((cert_path, key_path));
     let s = TestServer::start_with(cfg).await;
-    s.create_endpoint(json!({ "slug": "in", "target": up.url("/") })).await;
+    s.create_endpoint(json!({ "slug": "in", "target": up.url("/") }))
+        .await;
 
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_slice(cert.cert_pem.as_bytes()).unwrap()).unwrap();
+    roots
+        .add(CertificateDer::from_pem_slice(cert.cert_pem.as_bytes()).unwrap())
+        .unwrap();
     for h2 in [false, true] {
         let tls = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_root_certificates(roots.clone())
             .with_no_client_auth();
-        let b = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_only();
-        let connector = if h2 { b.enable_http2().build() } else { b.enable_http1().build() };
+        let b = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_only();
+        let connector = if h2 {
+            b.enable_http2().build()
+        } else {
+            b.enable_http1().build()
+        };
         let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =
             hyper_util::client::legacy::Client::builder(TokioExecutor::new())
                 .http2_only(h2)
                 .build(connector);
         let url = format!("https://localhost:{}/in/in", s.ingest.port());
-        let req = http::Request::post(url).body(Full::new(Bytes::from_static(b"hello"))).unwrap();
+        let req = http::Request::post(url)
+            .body(Full::new(Bytes::from_static(b"hello")))
+            .unwrap();
         let resp = client.request(req).await.expect("TLS request");
         assert_eq!(resp.status(), 200);
-        let want = if h2 { http::Version::HTTP_2 } else { http::Version::HTTP_11 };
+        let want = if h2 {
+            http::Version::HTTP_2
+        } else {
+            http::Version::HTTP_11
+        };
         assert_eq!(resp.version(), want);
         let got = up.next().await;
         assert_eq!(got.header("x-forwarded-proto").as_deref(), Some("https"));

@@ -37,7 +37,11 @@ impl TestServer {
     pub async fn start() -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
-        let mut s = TestServer::start_with(Config { data, ..Config::default() }).await;
+        let mut s = TestServer::start_with(Config {
+            data,
+            ..Config::default()
+        })
+        .await;
         s._dir = Some(dir);
         s
     }
@@ -49,9 +53,13 @@ impl TestServer {
         let admin_addr = admin.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let data = config.data.clone();
-        let task = tokio::spawn(hookrelay::serve(config, Listeners { ingest, admin }, async {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(hookrelay::serve(
+            config,
+            Listeners { ingest, admin },
+            async {
+                let _ = rx.await;
+            },
+        ));
         let s = TestServer {
             ingest: ingest_addr,
             admin: admin_addr,
@@ -73,7 +81,9 @@ impl TestServer {
             let _ = tx.send(());
         }
         if let Some(task) = self.task.take() {
-            task.await.expect("server task").expect("server stopped cleanly");
+            task.await
+                .expect("server task")
+                .expect("server stopped cleanly");
         }
         self._dir.take()
     }
@@ -98,7 +108,8 @@ impl TestServer {
         let v = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {:?}", String::from_utf8_lossy(&bytes)))
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| panic!("not JSON: {:?}", String::from_utf8_lossy(&bytes)))
         };
         (status, v)
     }
@@ -116,9 +127,24 @@ impl TestServer {
         v
     }
 
-    pub async fn post_in(&self, slug_path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Response {
-        let (status, headers, body) = send("POST", &self.ingest_url(&format!("/in/{slug_path}")), headers, body.into()).await;
-        Response { status, headers, body }
+    pub async fn post_in(
+        &self,
+        slug_path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Response {
+        let (status, headers, body) = send(
+            "POST",
+            &self.ingest_url(&format!("/in/{slug_path}")),
+            headers,
+            body.into(),
+        )
+        .await;
+        Response {
+            status,
+            headers,
+            body,
+        }
     }
 }
 
@@ -149,13 +175,20 @@ impl Response {
     }
 
     pub fn event_id(&self) -> String {
-        self.header("x-hookrelay-event").expect("x-hookrelay-event header")
+        self.header("x-hookrelay-event")
+            .expect("x-hookrelay-event header")
     }
 }
 
 /// One HTTP request with a fresh client; returns status, headers, body.
-pub async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Bytes) -> (u16, Vec<(String, Vec<u8>)>, Bytes) {
-    let client: HyperClient<HttpConnector, Full<Bytes>> = HyperClient::builder(TokioExecutor::new()).build_http();
+pub async fn send(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> (u16, Vec<(String, Vec<u8>)>, Bytes) {
+    let client: HyperClient<HttpConnector, Full<Bytes>> =
+        HyperClient::builder(TokioExecutor::new()).build_http();
     let mut req = http::Request::builder().method(method).uri(url);
     for (n, v) in headers {
         req = req.header(*n, *v);
@@ -193,5 +226,8 @@ pub fn temp_data() -> (tempfile::TempDir, PathBuf) {
 }
 
 pub fn config_at(data: &Path) -> Config {
-    Config { data: data.to_path_buf(), ..Config::default() }
+    Config {
+        data: data.to_path_buf(),
+        ..Config::default()
+    }
 }

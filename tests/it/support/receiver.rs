@@ -24,7 +24,12 @@ pub struct Reply {
 
 impl Reply {
     pub fn status(status: u16) -> Reply {
-        Reply { status, headers: Vec::new(), body: Bytes::new(), delay: Duration::ZERO }
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Bytes::new(),
+            delay: Duration::ZERO,
+        }
     }
 
     pub fn body(mut self, body: impl Into<Bytes>) -> Reply {
@@ -77,7 +82,9 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start(script: Vec<Reply>) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind receiver");
         Receiver::on(listener, script)
     }
 
@@ -88,7 +95,9 @@ impl Receiver {
         let s = Arc::clone(&script);
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let tx = tx.clone();
                 let script = Arc::clone(&s);
                 tokio::spawn(async move {
@@ -97,7 +106,11 @@ impl Receiver {
                         let script = Arc::clone(&script);
                         async move {
                             let (parts, body) = req.into_parts();
-                            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
                             let _ = tx.send(Received {
                                 method: parts.method.to_string(),
                                 uri: parts.uri.to_string(),
@@ -110,7 +123,11 @@ impl Receiver {
                             });
                             let reply = {
                                 let mut q = script.lock().unwrap();
-                                if q.len() > 1 { q.pop_front().unwrap() } else { q.front().cloned().unwrap_or(Reply::status(200)) }
+                                if q.len() > 1 {
+                                    q.pop_front().unwrap()
+                                } else {
+                                    q.front().cloned().unwrap_or(Reply::status(200))
+                                }
                             };
                             if !reply.delay.is_zero() {
                                 tokio::time::sleep(reply.delay).await;
@@ -132,7 +149,12 @@ impl Receiver {
                 });
             }
         });
-        Receiver { addr, rx, script, task }
+        Receiver {
+            addr,
+            rx,
+            script,
+            task,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
