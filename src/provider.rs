@@ -80,10 +80,14 @@ pub fn identify(headers: &[(String, Vec<u8>)], body: &[u8]) -> Provenance {
     } else if is_woocommerce_ping(headers, body) {
         p.provider = Some("woocommerce");
         p.is_ping = true;
-    } else if let Some(event) = json_head(body).filter(|e| {
-        e.object.as_deref() == Some("event")
-            && e.id.as_deref().is_some_and(|id| id.starts_with("evt_"))
-    }) {
+    } else if let Some(event) = looks_like_stripe_event(body)
+        .then(|| json_head(body))
+        .flatten()
+        .filter(|e| {
+            e.object.as_deref() == Some("event")
+                && e.id.as_deref().is_some_and(|id| id.starts_with("evt_"))
+        })
+    {
         // A Stripe event forwarded without its signature (Stripe CLI,
         // another relay) is still recognisable by its body.
         p.provider = Some("stripe");
@@ -137,6 +141,12 @@ fn short_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>
         serde_json::Value::String(s) if !s.is_empty() && s.len() <= MAX_VALUE_LEN => Some(s),
         _ => None,
     })
+}
+
+/// A cheap pre-check so that ordinary JSON bodies are not parsed on the hot
+/// path just to learn they are not Stripe events.
+fn looks_like_stripe_event(body: &[u8]) -> bool {
+    body.windows(5).any(|w| w == b"\"evt_")
 }
 
 fn json_head(body: &[u8]) -> Option<JsonHead> {

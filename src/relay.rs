@@ -58,6 +58,9 @@ pub struct Relay {
     pub client: Client,
     pub metrics: Metrics,
     pub max_body: usize,
+    /// The ingest listener's base URL (`http://127.0.0.1:8080`), set by
+    /// `server::serve` once bound; the dashboard shows full ingest URLs.
+    pub ingest_base: std::sync::OnceLock<String>,
     endpoints: RwLock<HashMap<String, Arc<EndpointCell>>>,
     stream: broadcast::Sender<StreamItem>,
 }
@@ -85,6 +88,7 @@ impl Relay {
             client,
             metrics: Metrics::default(),
             max_body,
+            ingest_base: std::sync::OnceLock::new(),
             endpoints: RwLock::new(endpoints),
             stream,
         })
@@ -323,41 +327,44 @@ impl Relay {
         // Outcome writes do not wait for their own fsync, but in sync mode
         // RocksDB may group them behind another writer's sync: keep them off
         // the async workers then.
-        let (ev, attempt, disabled) = self.store.run_write(move |store: &Store| {
-            let new_state = if attempt.success {
-                EventState::Delivered
-            } else {
-                EventState::Failed
-            };
-            let what = match (attempt.status, &attempt.error_detail) {
-                (Some(status), _) => format!("HTTP {status} from {}", attempt.url),
-                (None, Some(detail)) => detail.clone(),
-                (None, None) => "no answer".to_string(),
-            };
-            let change = |ev: &mut Event| {
-                if set_state {
-                    ev.state = new_state;
-                }
-                Some(attempt)
-            };
-            let Some(cell) = cell else {
-                let (ev, a) = store.record_outcome(&id, None, change)?;
-                return Ok::<_, Error>((ev, a.expect("attempt recorded"), None));
-            };
-            let mut ep = cell.lock();
-            let obs = policy::observe(&mut ep, new_state == EventState::Delivered, now_ms(), &what);
-            // The endpoint is written in the same batch while its lock is
-            // held, so concurrent attempts persist their counts in order.
-            let disabled = obs.disabled_now.then(|| ep.clone());
-            let (ev, a) = if obs.changed {
-                store.record_outcome(&id, Some(&ep), change)?
-            } else {
-                drop(ep);
-                store.record_outcome(&id, None, change)?
-            };
-            Ok((ev, a.expect("attempt recorded"), disabled))
-        })
-        .await?;
+        let (ev, attempt, disabled) = self
+            .store
+            .run_write(move |store: &Store| {
+                let new_state = if attempt.success {
+                    EventState::Delivered
+                } else {
+                    EventState::Failed
+                };
+                let what = match (attempt.status, &attempt.error_detail) {
+                    (Some(status), _) => format!("HTTP {status} from {}", attempt.url),
+                    (None, Some(detail)) => detail.clone(),
+                    (None, None) => "no answer".to_string(),
+                };
+                let change = |ev: &mut Event| {
+                    if set_state {
+                        ev.state = new_state;
+                    }
+                    Some(attempt)
+                };
+                let Some(cell) = cell else {
+                    let (ev, a) = store.record_outcome(&id, None, change)?;
+                    return Ok::<_, Error>((ev, a.expect("attempt recorded"), None));
+                };
+                let mut ep = cell.lock();
+                let obs =
+                    policy::observe(&mut ep, new_state == EventState::Delivered, now_ms(), &what);
+                // The endpoint is written in the same batch while its lock is
+                // held, so concurrent attempts persist their counts in order.
+                let disabled = obs.disabled_now.then(|| ep.clone());
+                let (ev, a) = if obs.changed {
+                    store.record_outcome(&id, Some(&ep), change)?
+                } else {
+                    drop(ep);
+                    store.record_outcome(&id, None, change)?
+                };
+                Ok((ev, a.expect("attempt recorded"), disabled))
+            })
+            .await?;
         self.publish_attempt(&ev, &attempt);
         if let Some(ep) = disabled {
             self.on_disabled(ep);
@@ -474,6 +481,72 @@ impl Relay {
             )
             .await?;
         Ok((ev, attempt, note))
+    }
+
+    /// Sends a small signed JSON ping to the endpoint's target, like
+    /// WooCommerce's activation ping. The ping is stored as an event (topic
+    /// `hookrelay.ping`) so its attempt shows in the timeline, and it counts
+    /// toward the policy: it tests the real target.
+    pub async fn ping(&self, slug: &str) -> Result<(Event, Attempt)> {
+        let cell = self.require(slug)?;
+        let ep = cell.snapshot();
+        let target = ep.target.clone().ok_or_else(|| {
+            Error::Unprocessable(format!(
+                "endpoint {slug:?} is a bin: there is no target to ping"
+            ))
+        })?;
+        let now = now_ms();
+        let id = Store::new_id();
+        let body = serde_json::json!({
+            "type": "hookrelay.ping",
+            "endpoint": slug,
+            "id": id,
+            "sent_at": crate::time::rfc3339_ms(now),
+        })
+        .to_string();
+        let mut headers: Headers = vec![
+            ("content-type".into(), b"application/json".to_vec()),
+            (
+                "user-agent".into(),
+                format!("hookrelay/{}", env!("CARGO_PKG_VERSION")).into_bytes(),
+            ),
+        ];
+        if let Some(cfg) = &ep.signature {
+            headers.extend(crate::signature::sign(
+                cfg,
+                body.as_bytes(),
+                (now / 1000) as i64,
+                &id,
+            ));
+        }
+        let ev = Event {
+            id,
+            endpoint: slug.to_string(),
+            received_at: now,
+            method: "POST".into(),
+            path: String::new(),
+            query: None,
+            headers,
+            size: body.len() as u64,
+            remote_addr: "hookrelay (test ping)".into(),
+            state: EventState::Received,
+            topic: Some("hookrelay.ping".into()),
+            external_id: None,
+            duplicate_of: None,
+            signature: None,
+            attempts: 0,
+            last_status: None,
+        };
+        let stored_body = body.clone();
+        let ev = self
+            .store
+            .run(move |s| s.insert_event(ev, stored_body.as_bytes()))
+            .await?;
+        self.publish_event(&ev);
+        let (ev, attempt, _) = self
+            .deliver(&ev, Bytes::from(body), &target, Trigger::Ping, true)
+            .await?;
+        Ok((ev, attempt))
     }
 
     /// Sends an endpoint's held events in arrival order. Stops (leaving the

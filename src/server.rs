@@ -75,6 +75,7 @@ pub async fn serve(
     let ingest_addr = listeners.ingest.local_addr().map_err(|e| e.to_string())?;
     let admin_addr = listeners.admin.local_addr().map_err(|e| e.to_string())?;
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let _ = relay.ingest_base.set(format!("{scheme}://{ingest_addr}"));
     println!("hookrelay ingest:    {scheme}://{ingest_addr}/in/{{slug}}");
     println!("hookrelay dashboard: http://{admin_addr}/");
     tracing::info!(%ingest_addr, %admin_addr, durability = ?config.durability, "listening");

@@ -40,6 +40,7 @@ pub fn routes() -> Router<AdminState> {
         )
         .route("/api/endpoints/{slug}/release", post(release))
         .route("/api/endpoints/{slug}/pause", post(pause))
+        .route("/api/endpoints/{slug}/ping", post(ping))
         .route("/api/endpoints/{slug}/resume", post(resume))
         .route("/api/events", get(list_events))
         .route("/api/events/{id}", get(get_event))
@@ -158,6 +159,13 @@ async fn pause(State(st): State<AdminState>, Path(slug): Path<String>) -> Result
 async fn resume(State(st): State<AdminState>, Path(slug): Path<String>) -> Result<Json<Value>> {
     let ep = st.relay.set_status(&slug, Status::Active).await?;
     Ok(Json(endpoint_json(&st, &ep).await?))
+}
+
+async fn ping(State(st): State<AdminState>, Path(slug): Path<String>) -> Result<Json<Value>> {
+    let (ev, attempt) = st.relay.ping(&slug).await?;
+    Ok(Json(
+        json!({ "event": ev.to_api(None, None), "attempt": attempt.to_api() }),
+    ))
 }
 
 async fn release(State(st): State<AdminState>, Path(slug): Path<String>) -> Result<Json<Value>> {

@@ -108,8 +108,9 @@ impl Store {
             let mut o = Options::default();
             match *name {
                 keys::BODIES | keys::EVENTS | keys::ATTEMPTS => {
+                    // LZ4 at every level: ZSTD at the bottom level cost ~4% of
+                    // ingest CPU in profiles for little gain on JSON bodies.
                     o.set_compression_type(DBCompressionType::Lz4);
-                    o.set_bottommost_compression_type(DBCompressionType::Zstd);
                 }
                 keys::COUNTS => o.set_merge_operator_associative("sum_i64", sum_merge),
                 _ => {}
@@ -160,7 +161,11 @@ impl Store {
         F: FnOnce(&Store) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        if self.sync { self.run(f).await } else { f(self) }
+        if self.sync {
+            self.run(f).await
+        } else {
+            f(self)
+        }
     }
 
     fn write(&self, batch: WriteBatch) -> Result<()> {

@@ -161,3 +161,37 @@ async fn a_large_response_body_is_returned_whole_and_recorded_capped() {
     assert_eq!(a["body_size"], big.len());
     assert_eq!(a["body"].as_str().unwrap().len(), 64 * 1024);
 }
+
+#[tokio::test]
+async fn a_test_ping_is_signed_sent_and_recorded() {
+    let mut up = Receiver::start(vec![Reply::status(204)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "pg", "target": up.url("/hook"), "signature": { "scheme": "github", "secret": "pingsecret" } })).await;
+    let (status, v) = s.api("POST", "/api/endpoints/pg/ping", None).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["attempt"]["trigger"], "ping");
+    assert_eq!(v["attempt"]["status"], 204);
+    let got = up.next().await;
+    let body: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(body["type"], "hookrelay.ping");
+    let cfg = hookrelay::signature::SignatureConfig::new("github", "pingsecret");
+    let check = hookrelay::signature::verify(&cfg, &got.headers, &got.body, None, 0);
+    assert_eq!(
+        check.verdict,
+        hookrelay::signature::Verdict::Valid,
+        "{}",
+        check.detail
+    );
+    let ev = s
+        .get(&format!(
+            "/api/events/{}",
+            v["event"]["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(ev["topic"], "hookrelay.ping");
+    assert_eq!(ev["state"], "delivered");
+
+    s.create_endpoint(json!({ "slug": "bin" })).await;
+    let (status, v) = s.api("POST", "/api/endpoints/bin/ping", None).await;
+    assert_eq!(status, 422, "{v}");
+}
