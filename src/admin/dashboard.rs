@@ -130,6 +130,9 @@ pub struct Layout {
 pub struct Ctx {
     pub flash: Option<Flash>,
     pub logout: bool,
+    /// The host name the browser used to reach the admin listener (no
+    /// port), when it is a plain host name or address.
+    pub host: Option<String>,
 }
 
 impl FromRequestParts<AdminState> for Ctx {
@@ -142,6 +145,12 @@ impl FromRequestParts<AdminState> for Ctx {
         Ok(Ctx {
             flash: security::read_flash(&parts.headers),
             logout: st.token.is_some(),
+            host: parts
+                .headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .and_then(host_name)
+                .map(str::to_string),
         })
     }
 }
@@ -188,10 +197,71 @@ fn html<T: Template>(status: StatusCode, t: &T) -> Response {
 
 /// A redirect after a form, with a message for the next page.
 pub fn redirect_with(to: &str, kind: &'static str, text: &str) -> Response {
+    redirect_with_link(to, kind, text, None)
+}
+
+/// [`redirect_with`], the message linking to one of our event pages.
+pub fn redirect_with_link(
+    to: &str,
+    kind: &'static str,
+    text: &str,
+    link: Option<&str>,
+) -> Response {
     let mut resp = Redirect::to(to).into_response();
-    resp.headers_mut()
-        .append(header::SET_COOKIE, security::flash_cookie(kind, text));
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        security::flash_cookie_link(kind, text, link),
+    );
     resp
+}
+
+/// "HTTP 200 in 12 ms" or "no answer (connect): connection refused".
+pub fn outcome(a: &crate::event::Attempt) -> String {
+    match (a.status, a.error) {
+        (Some(s), _) => format!("HTTP {s} in {} ms", a.latency_ms),
+        (None, kind) => {
+            let kind = kind
+                .and_then(|k| serde_json::to_value(k).ok())
+                .and_then(|v| v.as_str().map(str::to_string))
+                .map(|k| format!(" ({k})"))
+                .unwrap_or_default();
+            format!(
+                "no answer{kind}: {}",
+                a.error_detail.as_deref().unwrap_or("no detail")
+            )
+        }
+    }
+}
+
+/// The host part of a `Host` header (`localhost:8081` → `localhost`,
+/// `[::1]:8081` → `[::1]`), if it contains only host-name characters.
+fn host_name(host: &str) -> Option<&str> {
+    let name = if host.starts_with('[') {
+        &host[..=host.find(']')?]
+    } else {
+        host.split(':').next().unwrap_or("")
+    };
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-[]:".contains(&b));
+    ok.then_some(name)
+}
+
+/// The ingest listener's base URL for links and commands, e.g.
+/// `http://127.0.0.1:8080`, once the server has bound it. When it listens
+/// on every address (`0.0.0.0`, `[::]`), the host the browser used for the
+/// dashboard stands in, with the ingest port.
+pub fn ingest_base(st: &AdminState, ctx: &Ctx) -> Option<String> {
+    let base = st.relay.ingest_base.get()?;
+    let (scheme, authority) = base.split_once("://")?;
+    let (addr, port) = authority.rsplit_once(':')?;
+    let wildcard = matches!(addr, "0.0.0.0" | "[::]");
+    match (&ctx.host, wildcard) {
+        (Some(h), true) => Some(format!("{scheme}://{h}:{port}")),
+        _ => Some(base.clone()),
+    }
 }
 
 /// An error shown as a page (the API's errors are JSON).
@@ -428,6 +498,15 @@ mod tests {
             query_string(&[("endpoint", "shop"), ("q", ""), ("state", "failed")]),
             "endpoint=shop&state=failed"
         );
+    }
+
+    #[test]
+    fn host_names() {
+        assert_eq!(host_name("localhost:8081"), Some("localhost"));
+        assert_eq!(host_name("[::1]:8081"), Some("[::1]"));
+        assert_eq!(host_name("10.0.0.5"), Some("10.0.0.5"));
+        assert_eq!(host_name("a\"b:1"), None);
+        assert_eq!(host_name(""), None);
     }
 
     #[test]

@@ -175,33 +175,67 @@ async fn copy_as_curl_reproduces_the_request_byte_for_byte() {
             "{name}: headers in order\n{cmd}"
         );
     }
+
+    // Without `curl_base` the command goes to this endpoint's own ingest URL
+    // (the listener's real address): hookrelay captures it again.
+    let body = b"again 'quoted' $(touch pwned)\n".to_vec();
+    let id = s
+        .post_in(
+            "src/again?k=v",
+            &[("content-type", "text/plain")],
+            body.clone(),
+        )
+        .await
+        .event_id();
+    let page = get_page(&s, &format!("/events/{id}"), &[]).await;
+    let cmd = curl_from_page(&page.html);
+    let ingest = s.ingest_url("/in/src/again?k=v");
+    assert!(cmd.contains(&format!("'{ingest}'")), "{cmd}");
+    let out = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(&cmd)
+        .current_dir(work.path())
+        .output()
+        .await
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let latest = s.get("/api/events?endpoint=src&limit=1").await;
+    let copy_id = latest["events"][0]["id"].as_str().unwrap().to_string();
+    assert_ne!(copy_id, id, "a new event");
+    let (copy, copy_body) = stored(&s, &copy_id).await;
+    let (orig, _) = stored(&s, &id).await;
+    assert_eq!(copy_body, body);
+    assert_eq!(copy["path"], orig["path"]);
+    assert_eq!(copy["query"], orig["query"]);
+    assert_eq!(comparable(&copy), comparable(&orig));
 }
 
 #[test]
 fn the_library_command_quotes_every_value() {
     use hookrelay::admin::dashboard::curl_command;
-    use hookrelay::event::{Event, EventState};
-    let ev = Event {
-        id: "01J0000000000000000000000A".into(),
-        endpoint: "shop".into(),
-        received_at: 0,
-        method: "PUT".into(),
-        path: "/x'$(id)".into(),
-        query: Some("a=`id`".into()),
-        headers: vec![
-            ("x-bin".into(), vec![0xff, b'\'', b'a']),
-            ("x-q".into(), b"'; rm -rf ~ #".to_vec()),
-        ],
-        size: 3,
-        remote_addr: "127.0.0.1:1".into(),
-        state: EventState::Captured,
-        topic: None,
-        external_id: None,
-        duplicate_of: None,
-        signature: None,
-        attempts: 0,
-        last_status: None,
-    };
+    use hookrelay::event::Event;
+    // From JSON, so fields added later with serde defaults need no change.
+    let mut ev: Event = serde_json::from_value(serde_json::json!({
+        "id": "01J0000000000000000000000A",
+        "endpoint": "shop",
+        "received_at": 0,
+        "method": "PUT",
+        "path": "/x'$(id)",
+        "query": "a=`id`",
+        "headers": [],
+        "size": 3,
+        "remote_addr": "127.0.0.1:1",
+        "state": "captured",
+    }))
+    .unwrap();
+    ev.headers = vec![
+        ("x-bin".into(), vec![0xff, b'\'', b'a']),
+        ("x-q".into(), b"'; rm -rf ~ #".to_vec()),
+    ];
     let cmd = curl_command(&ev, b"a\nb", "http://h/in/shop");
     assert!(
         cmd.contains("-X 'PUT' 'http://h/in/shop/x'\\''$(id)?a=`id`'"),

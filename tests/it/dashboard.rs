@@ -728,7 +728,7 @@ async fn replay_from_the_event_page() {
     assert!(page.html.contains("ok now"));
     assert!(page.html.contains("trig-replay"));
 
-    // Re-signed replays are not supported yet: the API's 422 message shows.
+    // Re-signing needs a signature config: the relay's 422 message shows.
     let p = post_form(
         &s,
         &format!("/events/{id}/replay"),
@@ -746,7 +746,9 @@ async fn replay_from_the_event_page() {
         .to_string();
     let page = get_page(&s, &format!("/events/{id}"), &[("cookie", &cookie)]).await;
     assert!(
-        page.html.contains("re-signed replay is not supported yet"),
+        page.html.contains(
+            "Replay re-signed refused: resign: endpoint &#34;fwd&#34; has no signature secret"
+        ),
         "{}",
         page.html
     );
@@ -779,10 +781,9 @@ async fn event_list_filters_paginate_and_count_for_bulk_replay() {
     let s = TestServer::start().await;
     s.create_endpoint(json!({ "slug": "a" })).await;
     s.create_endpoint(json!({ "slug": "b" })).await;
+    // Back to back: ids made in the same millisecond still sort by arrival.
     for i in 0..5 {
         s.post_in(&format!("a/n{i}"), &[], "x").await;
-        // Ids within one millisecond do not sort by arrival (see the report).
-        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     }
     s.post_in("b/only", &[], "y").await;
 
@@ -924,4 +925,358 @@ async fn signature_verdicts_and_checking_a_typed_secret() {
         "expected against received: {}",
         bad.html
     );
+}
+
+/// The `Set-Cookie` flash of a form's redirect, as a `Cookie` header value.
+fn flash_of(p: &Page) -> String {
+    p.headers_all("set-cookie")
+        .into_iter()
+        .find(|c| c.starts_with("hookrelay_flash="))
+        .unwrap_or_else(|| panic!("no flash cookie: {:?}", p.headers))
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// Follows a form's redirect and returns the page with its flash message.
+async fn after(s: &TestServer, p: &Page) -> Page {
+    assert_eq!(p.status, 303, "{}", p.html);
+    let to = p.header("location").expect("redirect");
+    get_page(s, &to, &[("cookie", &flash_of(p))]).await
+}
+
+#[tokio::test]
+async fn test_ping_from_the_endpoints_page() {
+    use hookrelay::signature::{SignatureConfig, Verdict, verify};
+    let mut up = Receiver::start(vec![Reply::status(200).body("pong"), Reply::status(503)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({
+        "slug": "fwd",
+        "target": up.url("/hooks"),
+        "signature": { "scheme": "github", "secret": "s3cret" }
+    }))
+    .await;
+    s.create_endpoint(json!({ "slug": "bin" })).await;
+    // A target nobody listens on.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}/gone", dead.local_addr().unwrap());
+    drop(dead);
+    s.create_endpoint(json!({ "slug": "dead", "target": dead_url }))
+        .await;
+
+    let p = get_page(&s, "/", &[]).await;
+    assert_eq!(p.status, 200);
+    // Full ingest URLs with copy buttons.
+    let ingest = format!("http://{}/in/fwd", s.ingest);
+    assert!(
+        p.html
+            .contains(&format!("id=\"ingest-fwd\">{ingest}</code>")),
+        "{}",
+        p.html
+    );
+    assert!(p.html.contains("data-copy=\"ingest-fwd\""));
+    // The ping button works for endpoints with a target, not for bins.
+    let button = |slug: &str| {
+        let form = format!("action=\"/endpoints/{slug}/ping\"");
+        let at = p.html.find(&form).unwrap();
+        let end = p.html[at..].find("</form>").unwrap() + at;
+        p.html[at..end].to_string()
+    };
+    assert!(!button("fwd").contains("disabled"), "{}", button("fwd"));
+    assert!(button("bin").contains("disabled"));
+
+    let token = p.csrf();
+    let o = origin(&s);
+    let ping = |slug: &'static str| {
+        let (s, token, o) = (&s, token.clone(), o.clone());
+        async move {
+            post_form(
+                s,
+                &format!("/endpoints/{slug}/ping"),
+                &[("_csrf", &token), ("back", "/")],
+                &[("origin", &o)],
+            )
+            .await
+        }
+    };
+
+    // Success: the receiver gets a signed hookrelay.ping; the flash says
+    // what came back and links to the ping's event.
+    let p = ping("fwd").await;
+    assert_eq!(p.header("location").as_deref(), Some("/"));
+    let got = up.next().await;
+    assert_eq!(got.method, "POST");
+    assert_eq!(got.uri, "/hooks");
+    let body: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(body["type"], "hookrelay.ping");
+    assert_eq!(body["endpoint"], "fwd");
+    let check = verify(
+        &SignatureConfig::new("github", "s3cret"),
+        &got.headers,
+        &got.body,
+        None,
+        0,
+    );
+    assert_eq!(check.verdict, Verdict::Valid, "{}", check.detail);
+    let page = after(&s, &p).await;
+    let flash = format!(
+        "<div class=\"flash flash-ok\" role=\"status\">Test ping to {} succeeded: HTTP 200 in ",
+        up.url("/hooks")
+    );
+    assert!(page.html.contains(&flash), "{}", page.html);
+    let at = page
+        .html
+        .find("Open the event »")
+        .expect("a link to the event");
+    let href = &page.html[..at];
+    let href = &href[href.rfind("href=\"").unwrap() + 6..];
+    let href = href[..href.find('"').unwrap()].replace("&#38;", "&");
+    assert!(href.starts_with("/events/"), "{href}");
+    assert!(href.ends_with("?attempt=1#attempt-1"), "{href}");
+    let ev = get_page(&s, &href, &[]).await;
+    assert_eq!(ev.status, 200);
+    assert!(ev.html.contains("hookrelay.ping"), "topic");
+    assert!(ev.html.contains("trig-ping"), "{}", ev.html);
+    assert!(ev.html.contains("pong"), "the receiver's answer");
+    // Shown once.
+    let again = get_page(&s, "/", &[]).await;
+    assert!(!again.html.contains("Test ping to"));
+
+    // An error status is a failure, shown as such.
+    let p = ping("fwd").await;
+    up.next().await;
+    let page = after(&s, &p).await;
+    assert!(
+        page.html.contains("flash-error") && page.html.contains("failed: HTTP 503 in "),
+        "{}",
+        page.html
+    );
+
+    // No answer: the error kind and detail.
+    let page = after(&s, &ping("dead").await).await;
+    assert!(
+        page.html.contains("Test ping to http://")
+            && page.html.contains("failed: no answer (connect): "),
+        "{}",
+        page.html
+    );
+
+    // A bin cannot be pinged: the relay's 422 message.
+    let page = after(&s, &ping("bin").await).await;
+    assert!(
+        page.html
+            .contains("Test ping for bin refused: endpoint &#34;bin&#34; is a bin"),
+        "{}",
+        page.html
+    );
+    assert!(!page.html.contains("Open the event"));
+}
+
+#[tokio::test]
+async fn replay_re_signed_from_the_event_page() {
+    use hookrelay::signature::{SignatureConfig, Verdict, sign, verify};
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let mut up = Receiver::start(vec![Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({
+        "slug": "sw",
+        "target": up.url("/wh"),
+        "signature": { "scheme": "standard", "secret": secret }
+    }))
+    .await;
+    s.create_endpoint(json!({
+        "slug": "gh",
+        "target": up.url("/gh"),
+        "signature": { "scheme": "github", "secret": "s3cret" }
+    }))
+    .await;
+    s.create_endpoint(json!({ "slug": "plain", "target": up.url("/plain") }))
+        .await;
+
+    // A Standard Webhooks event signed an hour ago: a plain replay would be
+    // refused by the receiver's tolerance check.
+    let cfg = SignatureConfig::new("standard", secret);
+    let body = br#"{"type":"invoice.paid"}"#;
+    let old = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        - 3600;
+    let signed: Vec<(String, String)> = sign(&cfg, body, old, "msg_1")
+        .into_iter()
+        .map(|(n, v)| (n, String::from_utf8(v).unwrap()))
+        .collect();
+    let h: Vec<(&str, &str)> = signed
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let id = s.post_in("sw", &h, body.to_vec()).await.event_id();
+    up.next().await;
+
+    let page = get_page(&s, &format!("/events/{id}"), &[]).await;
+    let at = page.html.find("id=\"replay-resigned\"").unwrap();
+    let button = &page.html[at..at + page.html[at..].find('>').unwrap()];
+    assert!(!button.contains("disabled"), "{button}");
+    assert!(
+        page.html.contains("fresh <code>standard</code> signature"),
+        "the page says what re-signing does"
+    );
+    let token = page.csrf();
+    let o = origin(&s);
+    let p = post_form(
+        &s,
+        &format!("/events/{id}/replay"),
+        &[("_csrf", &token), ("resign", "1")],
+        &[("origin", &o)],
+    )
+    .await;
+    assert_eq!(
+        p.header("location"),
+        Some(format!("/events/{id}?attempt=2#attempt-2"))
+    );
+    let got = up.next().await;
+    assert_eq!(&got.body[..], body);
+    let ts: i64 = got.header("webhook-timestamp").unwrap().parse().unwrap();
+    assert!(ts > old + 3000, "a fresh timestamp: {ts} vs {old}");
+    let check = verify(&cfg, &got.headers, &got.body, None, ts);
+    assert_eq!(check.verdict, Verdict::Valid, "{}", check.detail);
+    let page = after(&s, &p).await;
+    assert!(
+        page.html.contains(&format!(
+            "Replay re-signed attempt #2 to {} succeeded: HTTP 200 in ",
+            up.url("/wh")
+        )),
+        "{}",
+        page.html
+    );
+    assert!(
+        page.html.contains(&format!(
+            "Signature: re-signed (standard) with timestamp {ts}."
+        )),
+        "{}",
+        page.html
+    );
+    assert!(page.html.contains("attempt success highlight"));
+
+    // Re-signed to another URL, from the "Replay to URL" form.
+    let p = post_form(
+        &s,
+        &format!("/events/{id}/replay"),
+        &[
+            ("_csrf", &token),
+            ("target", &up.url("/elsewhere")),
+            ("resign", "1"),
+        ],
+        &[("origin", &o)],
+    )
+    .await;
+    let got = up.next().await;
+    assert_eq!(got.uri, "/elsewhere");
+    assert_eq!(
+        verify(&cfg, &got.headers, &got.body, None, ts).verdict,
+        Verdict::Valid
+    );
+    assert!(after(&s, &p).await.html.contains("re-signed (standard)"));
+
+    // A body-only scheme: sent unchanged, and the note says why.
+    let gh_body = br#"{"action":"opened"}"#;
+    let gh_signed: Vec<(String, String)> =
+        sign(&SignatureConfig::new("github", "s3cret"), gh_body, 0, "")
+            .into_iter()
+            .map(|(n, v)| (n, String::from_utf8(v).unwrap()))
+            .collect();
+    let gh_h: Vec<(&str, &str)> = gh_signed
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let gh_id = s.post_in("gh", &gh_h, gh_body.to_vec()).await.event_id();
+    up.next().await;
+    let p = post_form(
+        &s,
+        &format!("/events/{gh_id}/replay"),
+        &[("_csrf", &token), ("resign", "1")],
+        &[("origin", &o)],
+    )
+    .await;
+    let got = up.next().await;
+    assert_eq!(
+        got.header("x-hub-signature-256").as_deref(),
+        Some(gh_signed[0].1.as_str())
+    );
+    let page = after(&s, &p).await;
+    assert!(
+        page.html.contains("Replay re-signed attempt #2") && page.html.contains(" Signature: "),
+        "{}",
+        page.html
+    );
+    assert!(!page.html.contains("re-signed (github)"), "{}", page.html);
+
+    // No signature config: the button is disabled and a direct POST gets
+    // the relay's 422 message.
+    let plain = s.post_in("plain", &[], "x").await.event_id();
+    up.next().await;
+    let page = get_page(&s, &format!("/events/{plain}"), &[]).await;
+    let at = page.html.find("id=\"replay-resigned\"").unwrap();
+    assert!(page.html[at..at + 200].contains("disabled"));
+    let p = post_form(
+        &s,
+        &format!("/events/{plain}/replay"),
+        &[("_csrf", &token), ("resign", "1")],
+        &[("origin", &o)],
+    )
+    .await;
+    let page = after(&s, &p).await;
+    assert!(
+        page.html.contains("Replay re-signed refused: resign: ")
+            && page.html.contains("has no signature secret to sign with"),
+        "{}",
+        page.html
+    );
+    assert!(up.drain().is_empty(), "nothing was sent");
+}
+
+#[tokio::test]
+async fn ingest_urls_and_the_curl_default() {
+    let up = Receiver::start(vec![Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "fwd", "target": up.url("/t") }))
+        .await;
+    let id = s
+        .post_in("fwd/sub?x=1", &[("content-type", "text/plain")], "hi")
+        .await
+        .event_id();
+    let p = get_page(&s, &format!("/events/{id}"), &[]).await;
+    let ingest = format!("http://{}/in/fwd", s.ingest);
+    assert!(
+        p.html.contains(&format!("<code>{ingest}/sub?x=1</code>")),
+        "the full ingest URL: {}",
+        p.html
+    );
+    // Copy as curl goes to the ingest URL by default, with a one-click
+    // switch to the target.
+    assert!(
+        p.html.contains(&esc(&format!("'{ingest}/sub?x=1'"))),
+        "{}",
+        p.html
+    );
+    assert!(
+        p.html
+            .contains("this endpoint&#39;s ingest URL: hookrelay captures it again")
+    );
+    let target_link = format!(
+        "/events/{id}?curl_base={}#copy-as-curl",
+        hookrelay::admin::dashboard::encode_component(&up.url("/t"))
+    );
+    assert!(
+        p.html.contains(&format!("href=\"{}\"", esc(&target_link))),
+        "{}",
+        p.html
+    );
+    let p = get_page(&s, &target_link.replace("#copy-as-curl", ""), &[]).await;
+    assert!(
+        p.html
+            .contains(&esc(&format!("'{}/sub?x=1'", up.url("/t"))))
+    );
+    assert!(p.html.contains(">this endpoint&#39;s ingest URL</a>"));
 }

@@ -9,7 +9,7 @@ use axum::response::Response;
 use serde_json::{Map, Value};
 
 use super::chart::{self, Chart};
-use super::{CsrfForm, Ctx, Layout, PageError, ago, redirect_with};
+use super::{CsrfForm, Ctx, Layout, PageError, ago, redirect_with, redirect_with_link};
 use crate::admin::AdminState;
 use crate::endpoint::{Counts, Endpoint, EndpointInput, Mode, ResponseSpec, Status};
 use crate::error::Error;
@@ -42,11 +42,21 @@ pub struct EndpointRow {
     pub danger: bool,
     pub has_signature: bool,
     pub chart: Chart,
+    /// Where senders post: the full URL once the ingest listener is bound,
+    /// else the path.
+    pub ingest_url: String,
 }
 
 impl EndpointRow {
-    fn new(ep: &Endpoint, counts: Counts, chart: Chart, now: u64) -> EndpointRow {
+    fn new(
+        ep: &Endpoint,
+        counts: Counts,
+        chart: Chart,
+        now: u64,
+        base: Option<&str>,
+    ) -> EndpointRow {
         EndpointRow {
+            ingest_url: format!("{}/in/{}", base.unwrap_or(""), ep.slug),
             slug: ep.slug.to_string(),
             name: ep.name.clone(),
             status: ep.status.as_str(),
@@ -75,7 +85,8 @@ fn mode_str(m: Mode) -> &'static str {
 
 /// Reads counts and the last hour's events of each endpoint in one trip to
 /// the blocking pool.
-async fn rows(st: &AdminState, eps: Vec<Endpoint>) -> Result<Vec<EndpointRow>, Error> {
+async fn rows(st: &AdminState, ctx: &Ctx, eps: Vec<Endpoint>) -> Result<Vec<EndpointRow>, Error> {
+    let base = super::ingest_base(st, ctx);
     let now = now_ms();
     let slugs: Vec<String> = eps.iter().map(|e| e.slug.to_string()).collect();
     let data = st
@@ -119,7 +130,7 @@ async fn rows(st: &AdminState, eps: Vec<Endpoint>) -> Result<Vec<EndpointRow>, E
     Ok(eps
         .iter()
         .zip(data)
-        .map(|(ep, (counts, chart))| EndpointRow::new(ep, counts, chart, now))
+        .map(|(ep, (counts, chart))| EndpointRow::new(ep, counts, chart, now, base.as_deref()))
         .collect())
 }
 
@@ -128,15 +139,17 @@ async fn rows(st: &AdminState, eps: Vec<Endpoint>) -> Result<Vec<EndpointRow>, E
 struct EndpointsPage {
     layout: Layout,
     rows: Vec<EndpointRow>,
+    ingest_base: Option<String>,
     chart_width: u32,
     chart_height: u32,
 }
 
 pub async fn list(State(st): State<AdminState>, ctx: Ctx) -> Result<Response, PageError> {
-    let rows = rows(&st, st.relay.list()).await?;
+    let rows = rows(&st, &ctx, st.relay.list()).await?;
     let page = EndpointsPage {
         layout: ctx.layout("Endpoints", "endpoints"),
         rows,
+        ingest_base: super::ingest_base(&st, &ctx),
         chart_width: chart::WIDTH,
         chart_height: chart::HEIGHT,
     };
@@ -396,13 +409,18 @@ pub async fn edit_form(
 ) -> Result<Response, PageError> {
     let ep = st.relay.get(&slug)?;
     let mut page = form_page(&ctx, false, FormValues::of(&ep), Vec::new());
-    fill_edit_page(&st, &mut page, ep).await?;
+    fill_edit_page(&st, &ctx, &mut page, ep).await?;
     Ok(ctx.page(StatusCode::OK, &page))
 }
 
-async fn fill_edit_page(st: &AdminState, page: &mut FormPage, ep: Endpoint) -> Result<(), Error> {
+async fn fill_edit_page(
+    st: &AdminState,
+    ctx: &Ctx,
+    page: &mut FormPage,
+    ep: Endpoint,
+) -> Result<(), Error> {
     let slug = ep.slug.to_string();
-    page.row = rows(st, vec![ep]).await?.pop();
+    page.row = rows(st, ctx, vec![ep]).await?.pop();
     let filter = EventFilter {
         endpoint: Some(slug),
         limit: HISTORY_ROWS,
@@ -613,6 +631,8 @@ fn input_of(f: &CsrfForm, current: Option<&Endpoint>) -> Result<EndpointInput, V
         } else {
             Some(opt(f.get("mirror")))
         },
+        // Queue-mode settings are not on the form yet: keep what is stored.
+        ..Default::default()
     })
 }
 
@@ -672,7 +692,7 @@ pub async fn update(
     v.slug = slug;
     v.sig_has_secret = FormValues::of(&current).sig_has_secret;
     let mut page = form_page(&ctx, false, v, errors);
-    fill_edit_page(&st, &mut page, current).await?;
+    fill_edit_page(&st, &ctx, &mut page, current).await?;
     Ok(ctx.page(StatusCode::BAD_REQUEST, &page))
 }
 
@@ -752,15 +772,31 @@ pub async fn release(
     }
 }
 
-/// Test pings need a relay operation that sends a synthetic event
-/// (`Trigger::Ping`); until it exists the button is shown disabled and a
-/// direct POST says so rather than pretending.
-pub async fn ping(Path(slug): Path<String>, form: CsrfForm) -> Response {
-    redirect_with(
-        &back(&form),
-        "error",
-        &format!("Test ping for {slug} is not available yet: this build has no ping operation."),
-    )
+/// Sends a signed `hookrelay.ping` event to the endpoint's target now and
+/// says what came back; the flash links to the ping's event.
+pub async fn ping(
+    State(st): State<AdminState>,
+    Path(slug): Path<String>,
+    form: CsrfForm,
+) -> Response {
+    match st.relay.ping(&slug).await {
+        Ok((ev, a)) => {
+            let verdict = if a.success { "succeeded" } else { "failed" };
+            let text = format!("Test ping to {} {verdict}: {}.", a.url, super::outcome(&a));
+            let link = format!("/events/{}?attempt={}#attempt-{}", ev.id, a.n, a.n);
+            redirect_with_link(
+                &back(&form),
+                if a.success { "ok" } else { "error" },
+                &text,
+                Some(&link),
+            )
+        }
+        Err(e) => redirect_with(
+            &back(&form),
+            "error",
+            &format!("Test ping for {slug} refused: {}", e.public_message()),
+        ),
+    }
 }
 
 #[derive(Template)]
@@ -776,7 +812,7 @@ pub async fn delete_confirm(
     Path(slug): Path<String>,
 ) -> Result<Response, PageError> {
     let ep = st.relay.get(&slug)?;
-    let row = rows(&st, vec![ep])
+    let row = rows(&st, &ctx, vec![ep])
         .await?
         .pop()
         .ok_or_else(|| Error::NotFound(format!("no endpoint {slug:?}")))?;

@@ -349,6 +349,10 @@ struct EventPage {
     endpoint: String,
     endpoint_exists: bool,
     endpoint_target: Option<String>,
+    /// The endpoint's signature scheme: "Replay re-signed" signs with it.
+    signing_scheme: Option<String>,
+    /// The full URL the event was sent to, once the ingest base is known.
+    ingest_url: Option<String>,
     received_at: String,
     ago: String,
     method: String,
@@ -368,6 +372,8 @@ struct EventPage {
     curl: String,
     curl_base: String,
     curl_base_note: String,
+    /// Other destinations for the command: (label, link to this page).
+    curl_alternatives: Vec<(String, String)>,
     verify_result: Option<SignatureView>,
     verify_available: bool,
     /// The scheme picked in the check form, kept selected.
@@ -413,19 +419,46 @@ fn event_page(
     let now = now_ms();
     let ep = st.relay.get(&ev.endpoint).ok();
     let highlight = q.get("attempt").and_then(|n| n.parse::<u32>().ok());
+    let ingest_url = super::ingest_base(st, ctx).map(|b| format!("{b}/in/{}", ev.endpoint));
+    let endpoint_target = ep.as_ref().and_then(|e| e.target.clone());
     let (curl_base, curl_base_note) = match (
         q.get("curl_base")
             .map(|s| s.trim())
             .filter(|s| !s.is_empty()),
-        ep.as_ref().and_then(|e| e.target.clone()),
+        &ingest_url,
+        &endpoint_target,
     ) {
-        (Some(b), _) => (b.to_string(), "the URL you gave".to_string()),
-        (None, Some(t)) => (t, "the endpoint's target".to_string()),
-        (None, None) => (
+        (Some(b), _, _) => (b.to_string(), "the URL you gave".to_string()),
+        (None, Some(i), _) => (
+            i.clone(),
+            "this endpoint's ingest URL: hookrelay captures it again as a new event".to_string(),
+        ),
+        (None, None, Some(t)) => (t.clone(), "the endpoint's target".to_string()),
+        (None, None, None) => (
             format!("http://127.0.0.1:8080/in/{}", ev.endpoint),
             "the default ingest address; change it if hookrelay listens elsewhere".to_string(),
         ),
     };
+    // One-click switches between the useful destinations.
+    let curl_alternatives: Vec<(String, String)> = [
+        ("this endpoint's ingest URL", ingest_url.as_ref()),
+        ("the endpoint's target", endpoint_target.as_ref()),
+    ]
+    .into_iter()
+    .filter_map(|(label, url)| {
+        let url = url?;
+        (*url != curl_base).then(|| {
+            (
+                label.to_string(),
+                format!(
+                    "/events/{}?curl_base={}#copy-as-curl",
+                    ev.id,
+                    encode_component(url)
+                ),
+            )
+        })
+    })
+    .collect();
     let mut attempts: Vec<AttemptView> = attempts
         .iter()
         .map(|a| AttemptView::new(a, now, highlight))
@@ -439,7 +472,21 @@ fn event_page(
         id: ev.id.clone(),
         endpoint: ev.endpoint.clone(),
         endpoint_exists: ep.is_some(),
-        endpoint_target: ep.as_ref().and_then(|e| e.target.clone()),
+        endpoint_target,
+        signing_scheme: ep
+            .as_ref()
+            .and_then(|e| e.signature.as_ref())
+            .map(|c| c.scheme.clone()),
+        ingest_url: ingest_url.map(|u| {
+            format!(
+                "{u}{}{}",
+                ev.path,
+                ev.query
+                    .as_deref()
+                    .map(|q| format!("?{q}"))
+                    .unwrap_or_default()
+            )
+        }),
         received_at: rfc3339_ms(ev.received_at),
         ago: ago(ev.received_at, now),
         method: ev.method.clone(),
@@ -471,6 +518,7 @@ fn event_page(
         attempts,
         curl_base,
         curl_base_note,
+        curl_alternatives,
         verify_result: None,
         verify_available: true,
         verify_scheme: String::new(),
@@ -495,31 +543,28 @@ pub async fn replay(
     form: CsrfForm,
 ) -> Response {
     let back = format!("/events/{id}");
-    if form.has("resign") {
-        // Same answer as `POST /api/events/{id}/replay {"resign": true}`.
-        let e = Error::Unprocessable("resign: re-signed replay is not supported yet".into());
-        return redirect_with(
-            &back,
-            "error",
-            &format!("Replay re-signed: {}", e.public_message()),
-        );
-    }
+    let resign = form.has("resign");
+    let what = if resign { "Replay re-signed" } else { "Replay" };
     let target = Some(form.get("target").to_string()).filter(|t| !t.is_empty());
-    match st.relay.replay(&id, target).await {
-        Ok((_, a)) => {
-            let outcome = match (a.status, a.error) {
-                (Some(s), _) => format!("HTTP {s} in {} ms", a.latency_ms),
-                (None, _) => format!("no answer: {}", a.error_detail.clone().unwrap_or_default()),
-            };
+    match st.relay.replay_with(&id, target, resign).await {
+        Ok((_, a, note)) => {
             let verdict = if a.success { "succeeded" } else { "failed" };
-            let text = format!("Replay attempt #{} to {} {verdict}: {outcome}.", a.n, a.url);
+            let mut text = format!(
+                "{what} attempt #{} to {} {verdict}: {}.",
+                a.n,
+                a.url,
+                super::outcome(&a)
+            );
+            if let Some(note) = note {
+                text.push_str(&format!(" Signature: {note}."));
+            }
             let to = format!("/events/{id}?attempt={}#attempt-{}", a.n, a.n);
             redirect_with(&to, if a.success { "ok" } else { "error" }, &text)
         }
         Err(e) => redirect_with(
             &back,
             "error",
-            &format!("Replay refused: {}", e.public_message()),
+            &format!("{what} refused: {}", e.public_message()),
         ),
     }
 }

@@ -143,12 +143,20 @@ pub struct Flash {
     /// `ok` or `error`: picks the banner's colour.
     pub kind: &'static str,
     pub text: String,
+    /// One of our own event pages to follow up on (the ping's event, the
+    /// replayed attempt); see [`own_link`].
+    pub link: Option<String>,
 }
 
 /// Cookies carry about 4 KB; messages are cut well below that.
 const FLASH_MAX: usize = 1500;
 
 pub fn flash_cookie(kind: &'static str, text: &str) -> HeaderValue {
+    flash_cookie_link(kind, text, None)
+}
+
+/// A flash message with a link to one of our own event pages.
+pub fn flash_cookie_link(kind: &'static str, text: &str, link: Option<&str>) -> HeaderValue {
     let mut text = text.to_string();
     if text.len() > FLASH_MAX {
         let mut cut = FLASH_MAX;
@@ -158,11 +166,22 @@ pub fn flash_cookie(kind: &'static str, text: &str) -> HeaderValue {
         text.truncate(cut);
         text.push('…');
     }
-    let payload = URL_SAFE_NO_PAD.encode(format!("{kind}\n{text}"));
+    let link = link.filter(|l| own_link(l)).unwrap_or("");
+    let payload = URL_SAFE_NO_PAD.encode(format!("{kind}\n{link}\n{text}"));
     HeaderValue::from_str(&format!(
         "{FLASH_COOKIE}={payload}; Path=/; HttpOnly; SameSite=Strict; Max-Age=60"
     ))
     .expect("base64url is a valid header value")
+}
+
+/// Links a flash may carry: our own `/events/…` pages, built from ids we
+/// generated, in characters that need no escaping anywhere.
+pub fn own_link(link: &str) -> bool {
+    link.starts_with("/events/")
+        && link.len() <= 200
+        && link
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/?=#-_&".contains(&b))
 }
 
 pub fn read_flash(headers: &HeaderMap) -> Option<Flash> {
@@ -170,11 +189,13 @@ pub fn read_flash(headers: &HeaderMap) -> Option<Flash> {
         .decode(cookie(headers, FLASH_COOKIE)?)
         .ok()?;
     let text = String::from_utf8(raw).ok()?;
-    let (kind, text) = text.split_once('\n')?;
+    let (kind, rest) = text.split_once('\n')?;
+    let (link, text) = rest.split_once('\n')?;
     let kind = if kind == "ok" { "ok" } else { "error" };
     Some(Flash {
         kind,
         text: text.to_string(),
+        link: Some(link.to_string()).filter(|l| own_link(l)),
     })
 }
 
@@ -258,16 +279,32 @@ mod tests {
             "t",
             &headers(&[("cookie", &format!("{SESSION_COOKIE}={v}"))])
         ));
-        let set = flash_cookie("ok", "Replayed <b>");
+        let set = flash_cookie_link(
+            "ok",
+            "Replayed <b>\nwith a newline",
+            Some("/events/01J?attempt=2#attempt-2"),
+        );
         let value = set.to_str().unwrap().split(';').next().unwrap().to_string();
         let got = read_flash(&headers(&[("cookie", &value)])).unwrap();
         assert_eq!(
             got,
             Flash {
                 kind: "ok",
-                text: "Replayed <b>".into()
+                text: "Replayed <b>\nwith a newline".into(),
+                link: Some("/events/01J?attempt=2#attempt-2".into()),
             }
         );
+        for bad in [
+            "javascript:alert(1)",
+            "//evil/events/",
+            "/events/\"><b>",
+            "/x",
+        ] {
+            let set = flash_cookie_link("error", "t", Some(bad));
+            let value = set.to_str().unwrap().split(';').next().unwrap().to_string();
+            let got = read_flash(&headers(&[("cookie", &value)])).unwrap();
+            assert_eq!(got.link, None, "{bad}");
+        }
     }
 
     #[test]
