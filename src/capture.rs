@@ -55,6 +55,8 @@ pub fn capture(
         signature: None,
         attempts: 0,
         last_status: None,
+        tries: 0,
+        mirror_status: None,
     }
 }
 

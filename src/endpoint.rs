@@ -233,6 +233,14 @@ impl ResponseSpec {
 
 pub const DEFAULT_RETRY: [&str; 6] = ["5s", "5m", "30m", "2h", "5h", "10h"];
 
+fn default_max_in_flight() -> u32 {
+    4
+}
+
+fn default_max_queue_depth() -> u64 {
+    100_000
+}
+
 /// An endpoint as stored. Policy state (`consecutive_failures`, disable
 /// reason) lives here too, so a restart resumes the count.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -250,6 +258,18 @@ pub struct Endpoint {
     pub response: ResponseSpec,
     pub notify_url: Option<String>,
     pub mirror: Option<String>,
+    /// Queue mode: one delivery in flight at a time, in arrival order.
+    #[serde(default)]
+    pub ordered: bool,
+    /// Queue mode: deliveries in flight at once for this endpoint.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: u32,
+    /// Queue mode: pending events before ingest answers 503 (backpressure).
+    #[serde(default = "default_max_queue_depth")]
+    pub max_queue_depth: u64,
+    /// Send a test ping when the endpoint is created or resumed.
+    #[serde(default)]
+    pub ping_on_activate: bool,
     pub consecutive_failures: u32,
     pub disabled_reason: Option<String>,
     pub disabled_at: Option<u64>,
@@ -275,6 +295,10 @@ impl Endpoint {
             response: ResponseSpec::default(),
             notify_url: None,
             mirror: None,
+            ordered: false,
+            max_in_flight: default_max_in_flight(),
+            max_queue_depth: default_max_queue_depth(),
+            ping_on_activate: false,
             consecutive_failures: 0,
             disabled_reason: None,
             disabled_at: None,
@@ -317,6 +341,10 @@ impl Endpoint {
             "response": self.response,
             "notify_url": self.notify_url,
             "mirror": self.mirror,
+            "ordered": self.ordered,
+            "max_in_flight": self.max_in_flight,
+            "max_queue_depth": self.max_queue_depth,
+            "ping_on_activate": self.ping_on_activate,
             "consecutive_failures": self.consecutive_failures,
             "failures_left": self.failures_left(),
             "disabled_reason": self.disabled_reason,
@@ -359,6 +387,10 @@ pub struct EndpointInput {
     pub notify_url: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
     pub mirror: Option<Option<String>>,
+    pub ordered: Option<bool>,
+    pub max_in_flight: Option<u32>,
+    pub max_queue_depth: Option<u64>,
+    pub ping_on_activate: Option<bool>,
 }
 
 /// Distinguishes an absent field (keep) from an explicit `null` (clear).
@@ -406,12 +438,25 @@ impl EndpointInput {
             ep.target = target;
         }
         if let Some(mode) = self.mode {
-            if mode == Mode::Queue {
-                return Err(Error::Unprocessable(
-                    "mode: queue is not supported yet; use forward".into(),
-                ));
-            }
             ep.mode = mode;
+        }
+        if let Some(o) = self.ordered {
+            ep.ordered = o;
+        }
+        if let Some(n) = self.max_in_flight {
+            if !(1..=256).contains(&n) {
+                return Err(bad("max_in_flight: must be between 1 and 256".into()));
+            }
+            ep.max_in_flight = n;
+        }
+        if let Some(n) = self.max_queue_depth {
+            if n == 0 {
+                return Err(bad("max_queue_depth: must be at least 1".into()));
+            }
+            ep.max_queue_depth = n;
+        }
+        if let Some(p) = self.ping_on_activate {
+            ep.ping_on_activate = p;
         }
         if let Some(t) = self.timeout_ms {
             if !(1..=300_000).contains(&t) {
@@ -467,10 +512,10 @@ impl EndpointInput {
             ep.notify_url = n;
         }
         if let Some(m) = self.mirror {
-            if m.is_some() {
-                return Err(Error::Unprocessable("mirror: not supported yet".into()));
+            if let Some(u) = &m {
+                validate_url("mirror", u).map_err(bad)?;
             }
-            ep.mirror = None;
+            ep.mirror = m;
         }
         if let Some(status) = self.status {
             set_status(ep, status, None, crate::time::now_ms());

@@ -102,6 +102,13 @@ pub struct Event {
     pub attempts: u32,
     #[serde(default)]
     pub last_status: Option<u16>,
+    /// Deliveries to the endpoint's own target by ingest or the queue
+    /// (`forward` and `retry` attempts): the retry schedule's position.
+    #[serde(default)]
+    pub tries: u32,
+    /// The mirror's last answer (0 when it gave none), beside `last_status`.
+    #[serde(default)]
+    pub mirror_status: Option<u16>,
 }
 
 impl Event {
@@ -131,6 +138,7 @@ impl Event {
             "signature": self.signature,
             "attempt_count": self.attempts,
             "last_status": self.last_status,
+            "mirror_status": self.mirror_status,
         });
         let obj = v.as_object_mut().expect("object");
         if let Some(body) = body {
@@ -337,6 +345,8 @@ mod tests {
             signature: None,
             attempts: 0,
             last_status: None,
+            tries: 0,
+            mirror_status: None,
         };
         let json = serde_json::to_vec(&ev).unwrap();
         let back: Event = serde_json::from_slice(&json).unwrap();

@@ -15,7 +15,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
 use crate::capture;
-use crate::endpoint::Status;
+use crate::endpoint::{Mode, Status};
 use crate::error::Error;
 use crate::event::{Event, SignatureRecord};
 use crate::event::{EventState, Trigger};
@@ -112,10 +112,26 @@ async fn ingest(
         (false, Status::Active, false) => EventState::Received,
     };
     ev.state = state;
+    let queued = ep.mode == Mode::Queue && state == EventState::Received;
+    // Backpressure: refuse what cannot be kept up with, before storing it,
+    // so the sender retries later instead of growing an endless backlog.
+    if queued && relay.queue.depth(slug) as u64 >= ep.max_queue_depth {
+        let mut resp = json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({
+                "error": format!("endpoint {slug:?} has {} events waiting (max_queue_depth); retry later", ep.max_queue_depth),
+            })
+            .to_string(),
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+        return Ok(resp);
+    }
     let stored_body = body.clone();
+    let due = queued.then_some(now);
     let ev = match relay
         .store
-        .run_write(move |s| s.insert_event(ev, &stored_body))
+        .run_write(move |s| s.insert_event_queued(ev, &stored_body, due))
         .await
     {
         Ok(ev) => ev,
@@ -130,6 +146,19 @@ async fn ingest(
         .fetch_add(1, Ordering::Relaxed);
     relay.publish_event(&ev);
     tracing::debug!(endpoint = slug, id = %ev.id, state = ev.state.as_str(), "event stored");
+    if let Some(mirror) = &ep.mirror
+        && matches!(state, EventState::Received | EventState::Captured)
+    {
+        relay.mirror(&ev, &body, mirror.clone());
+    }
+    if queued {
+        relay.queue.push(slug, &ev.id, now);
+        let body = serde_json::json!({ "queued": true, "event": ev.id });
+        return Ok(with_event(
+            json(StatusCode::ACCEPTED, body.to_string()),
+            &ev.id,
+        ));
+    }
 
     match state {
         EventState::Rejected => {

@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod policy;
 pub mod relay;
 pub mod provider;
+pub mod queue;
 pub mod server;
 pub mod signature;
 pub mod store;

@@ -18,6 +18,7 @@ pub struct Metrics {
     pub events_rejected: AtomicU64,
     pub store_errors: AtomicU64,
     pub endpoints_disabled: AtomicU64,
+    pub retries: AtomicU64,
     attempts_success: AtomicU64,
     attempts_failure_status: AtomicU64,
     attempts_connect: AtomicU64,
@@ -33,6 +34,8 @@ pub struct Metrics {
 pub struct Snapshot {
     pub endpoints: Vec<(String, &'static str)>,
     pub store_bytes: u64,
+    pub queue_depth: usize,
+    pub queue_oldest_age_s: f64,
 }
 
 impl Metrics {
@@ -94,6 +97,22 @@ impl Metrics {
             "hookrelay_endpoints_disabled_total",
             "Endpoints disabled by the failure policy.",
             self.endpoints_disabled.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "hookrelay_retries_total",
+            "Queue-mode retries sent.",
+            self.retries.load(Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP hookrelay_queue_depth Events waiting for delivery (queue mode).\n# TYPE hookrelay_queue_depth gauge\nhookrelay_queue_depth {}",
+            snap.queue_depth
+        );
+        let _ = writeln!(
+            out,
+            "# HELP hookrelay_queue_oldest_age_seconds Age of the oldest pending event.\n# TYPE hookrelay_queue_oldest_age_seconds gauge\nhookrelay_queue_oldest_age_seconds {}",
+            snap.queue_oldest_age_s
         );
         let _ = writeln!(
             out,

@@ -18,7 +18,8 @@ use crate::error::{Error, Result};
 use crate::event::{ATTEMPT_BODY_CAP, Attempt, Event, EventState, Headers, Trigger};
 use crate::metrics::Metrics;
 use crate::policy;
-use crate::store::Store;
+use crate::queue::Queue;
+use crate::store::{QueueMove, Store};
 use crate::time::now_ms;
 
 /// One endpoint's live state. The mutex guards policy read-modify-write;
@@ -61,8 +62,68 @@ pub struct Relay {
     /// The ingest listener's base URL (`http://127.0.0.1:8080`), set by
     /// `server::serve` once bound; the dashboard shows full ingest URLs.
     pub ingest_base: std::sync::OnceLock<String>,
+    /// Queue mode's pending deliveries (see `queue`).
+    pub queue: Queue,
     endpoints: RwLock<HashMap<String, Arc<EndpointCell>>>,
     stream: broadcast::Sender<StreamItem>,
+}
+
+/// How an attempt's outcome settles its event.
+#[derive(Clone, Copy, Debug)]
+pub enum Settle {
+    /// Forward, replay, release, ping: `delivered`/`failed` when the attempt
+    /// went to the endpoint's own target; otherwise the state stays.
+    Direct { own_target: bool },
+    /// Queue mode: the entry due at `due` leaves the queue, or comes back at
+    /// the next retry time while the schedule lasts.
+    Queued { due: u64 },
+    /// A mirror attempt: recorded beside the target's, nothing else moves.
+    Mirror,
+}
+
+impl Settle {
+    fn decide(
+        self,
+        ev: &Event,
+        success: bool,
+        active: bool,
+        retry: &[String],
+        retry_after: Option<Duration>,
+    ) -> (Option<EventState>, QueueMove) {
+        let done = |due| QueueMove {
+            remove: Some(due),
+            add: None,
+        };
+        match self {
+            Settle::Direct { own_target: true } => {
+                let st = if success {
+                    EventState::Delivered
+                } else {
+                    EventState::Failed
+                };
+                (Some(st), QueueMove::default())
+            }
+            Settle::Direct { own_target: false } | Settle::Mirror => (None, QueueMove::default()),
+            Settle::Queued { due } if success => (Some(EventState::Delivered), done(due)),
+            // Paused or disabled (perhaps by this very failure): stop
+            // retrying and hold, to be released in arrival order.
+            Settle::Queued { due } if !active => (Some(EventState::Held), done(due)),
+            // `tries` counts the deliveries before this one, which is the
+            // index of the next delay in the schedule.
+            Settle::Queued { due } => {
+                match crate::queue::retry_delay(retry, ev.tries as usize, retry_after) {
+                    Some(d) => (
+                        Some(EventState::Retrying),
+                        QueueMove {
+                            remove: Some(due),
+                            add: Some(now_ms() + d.as_millis() as u64),
+                        },
+                    ),
+                    None => (Some(EventState::Failed), done(due)),
+                }
+            }
+        }
+    }
 }
 
 /// What releasing held events did.
@@ -83,12 +144,14 @@ impl Relay {
             .map(|ep| (ep.slug.to_string(), EndpointCell::new(ep)))
             .collect();
         let (stream, _) = broadcast::channel(1024);
+        let queue = Queue::load(store.queue_entries()?);
         Ok(Relay {
             store,
             client,
             metrics: Metrics::default(),
             max_body,
             ingest_base: std::sync::OnceLock::new(),
+            queue,
             endpoints: RwLock::new(endpoints),
             stream,
         })
@@ -242,6 +305,26 @@ impl Relay {
         trigger: Trigger,
         own_target: bool,
     ) -> Result<(Event, Attempt, Option<Reply>)> {
+        let (attempt, reply) = self.send(ev, body, url, trigger).await?;
+        let cell = if own_target {
+            self.endpoint(&ev.endpoint)
+        } else {
+            None
+        };
+        let (ev, attempt, _) = self
+            .record_attempt(&ev.id, cell, attempt, Settle::Direct { own_target })
+            .await?;
+        Ok((ev, attempt, reply))
+    }
+
+    /// One try of `ev` to `url`, not yet recorded.
+    async fn send(
+        &self,
+        ev: &Event,
+        body: Bytes,
+        url: &str,
+        trigger: Trigger,
+    ) -> Result<(Attempt, Option<Reply>)> {
         let cell = self.endpoint(&ev.endpoint);
         let (timeout, codes) = match &cell {
             Some(c) => {
@@ -307,72 +390,175 @@ impl Relay {
         };
         self.metrics
             .attempt(attempt.success, attempt.error, latency);
-        let policy_cell = if own_target { cell } else { None };
-        let (ev, attempt) = self
-            .record_attempt(&ev.id, policy_cell, attempt, own_target)
-            .await?;
-        Ok((ev, attempt, reply))
+        Ok((attempt, reply))
     }
 
-    /// Appends `attempt` to the event in one batch with its state change and,
-    /// when `cell` is given, the endpoint's policy state.
+    /// Appends `attempt` to the event in one batch with its state change,
+    /// its queue move and, when `cell` is given, the endpoint's policy state.
     async fn record_attempt(
         &self,
         id: &str,
         cell: Option<Arc<EndpointCell>>,
         attempt: Attempt,
-        set_state: bool,
-    ) -> Result<(Event, Attempt)> {
+        settle: Settle,
+    ) -> Result<(Event, Attempt, QueueMove)> {
         let id = id.to_string();
+        let retry_after = match attempt.status {
+            Some(429 | 503) => attempt
+                .headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("retry-after"))
+                .and_then(|(_, v)| {
+                    crate::queue::parse_retry_after(v, std::time::SystemTime::now())
+                }),
+            _ => None,
+        };
         // Outcome writes do not wait for their own fsync, but in sync mode
         // RocksDB may group them behind another writer's sync: keep them off
         // the async workers then.
-        let (ev, attempt, disabled) = self
+        let (ev, attempt, moved, disabled) = self
             .store
             .run_write(move |store: &Store| {
-                let new_state = if attempt.success {
-                    EventState::Delivered
-                } else {
-                    EventState::Failed
-                };
+                let success = attempt.success;
                 let what = match (attempt.status, &attempt.error_detail) {
                     (Some(status), _) => format!("HTTP {status} from {}", attempt.url),
                     (None, Some(detail)) => detail.clone(),
                     (None, None) => "no answer".to_string(),
                 };
-                let change = |ev: &mut Event| {
-                    if set_state {
-                        ev.state = new_state;
+                let mut guard = cell.as_ref().map(|c| c.lock());
+                let obs = guard
+                    .as_deref_mut()
+                    .map(|ep| policy::observe(ep, success, now_ms(), &what));
+                let disabled = match (&guard, obs) {
+                    (Some(ep), Some(o)) if o.disabled_now => Some((**ep).clone()),
+                    _ => None,
+                };
+                let (active, retry) = match guard.as_deref() {
+                    Some(ep) => (ep.status == Status::Active, ep.retry.clone()),
+                    None => (true, Vec::new()),
+                };
+                let change = move |ev: &mut Event| {
+                    let (state, queue) = settle.decide(ev, success, active, &retry, retry_after);
+                    if let Some(st) = state {
+                        ev.state = st;
                     }
-                    Some(attempt)
+                    (Some(attempt), queue)
                 };
-                let Some(cell) = cell else {
-                    let (ev, a) = store.record_outcome(&id, None, change)?;
-                    return Ok::<_, Error>((ev, a.expect("attempt recorded"), None));
-                };
-                let mut ep = cell.lock();
-                let obs =
-                    policy::observe(&mut ep, new_state == EventState::Delivered, now_ms(), &what);
                 // The endpoint is written in the same batch while its lock is
                 // held, so concurrent attempts persist their counts in order.
-                let disabled = obs.disabled_now.then(|| ep.clone());
-                let (ev, a) = if obs.changed {
-                    store.record_outcome(&id, Some(&ep), change)?
-                } else {
-                    drop(ep);
-                    store.record_outcome(&id, None, change)?
+                let endpoint = match (&guard, obs) {
+                    (Some(ep), Some(o)) if o.changed => Some((**ep).clone()),
+                    _ => None,
                 };
-                Ok((ev, a.expect("attempt recorded"), disabled))
+                if endpoint.is_none() {
+                    guard = None;
+                }
+                let (ev, a, moved) = match settle {
+                    Settle::Queued { .. } => store.record_queued(&id, endpoint.as_ref(), change)?,
+                    _ => {
+                        let (ev, a) =
+                            store.record_outcome(&id, endpoint.as_ref(), |e| change(e).0)?;
+                        (ev, a, QueueMove::default())
+                    }
+                };
+                drop(guard);
+                Ok::<_, Error>((ev, a.expect("attempt recorded"), moved, disabled))
             })
             .await?;
         self.publish_attempt(&ev, &attempt);
         if let Some(ep) = disabled {
             self.on_disabled(ep);
         }
-        Ok((ev, attempt))
+        Ok((ev, attempt, moved))
+    }
+
+    /// Queue mode: one background try of a queued event. Returns the entry's
+    /// next due time, or `None` when it left the queue.
+    pub async fn deliver_queued(&self, slug: &str, id: &str, due: u64) -> Result<Option<u64>> {
+        let owned = id.to_string();
+        let (ev, body) = self
+            .store
+            .run(move |s| Ok((s.get_event(&owned)?, s.get_body(&owned)?)))
+            .await?;
+        let cell = self.endpoint(slug);
+        let leave = |state: EventState| {
+            let id = id.to_string();
+            move |s: &Store| {
+                s.record_queued(&id, None, |e| {
+                    e.state = state;
+                    (
+                        None,
+                        QueueMove {
+                            remove: Some(due),
+                            add: None,
+                        },
+                    )
+                })
+            }
+        };
+        let Some(ev) = ev else {
+            // Pruned by retention while queued: nothing left to deliver.
+            let key = id.to_string();
+            self.store.run(move |s| s.remove_queued(due, &key)).await?;
+            return Ok(None);
+        };
+        let Some(cell) = cell else {
+            self.store.run(leave(EventState::Failed)).await?;
+            return Ok(None);
+        };
+        let (status, target) = {
+            let ep = cell.lock();
+            (ep.status, ep.target.clone())
+        };
+        if status != Status::Active {
+            self.store.run(leave(EventState::Held)).await?;
+            return Ok(None);
+        }
+        let Some(target) = target else {
+            self.store.run(leave(EventState::Captured)).await?;
+            return Ok(None);
+        };
+        let trigger = if ev.tries == 0 {
+            Trigger::Forward
+        } else {
+            Trigger::Retry
+        };
+        if trigger == Trigger::Retry {
+            self.metrics.retries.fetch_add(1, Ordering::Relaxed);
+        }
+        let (attempt, _) = self
+            .send(&ev, Bytes::from(body.unwrap_or_default()), &target, trigger)
+            .await?;
+        let (_, _, moved) = self
+            .record_attempt(id, Some(cell), attempt, Settle::Queued { due })
+            .await?;
+        Ok(moved.add)
+    }
+
+    /// Sends a copy of a new event to the endpoint's mirror in the
+    /// background; the answer is recorded as a `mirror` attempt and never
+    /// reaches the sender or the policy.
+    pub fn mirror(self: &Arc<Self>, ev: &Event, body: &Bytes, url: String) {
+        let relay = Arc::clone(self);
+        let ev = ev.clone();
+        let body = body.clone();
+        tokio::spawn(async move {
+            let result = async {
+                let (attempt, _) = relay.send(&ev, body, &url, Trigger::Mirror).await?;
+                relay
+                    .record_attempt(&ev.id, None, attempt, Settle::Mirror)
+                    .await
+            }
+            .await;
+            if let Err(e) = result {
+                tracing::warn!(id = %ev.id, error = %e, "mirror attempt not recorded");
+            }
+        });
     }
 
     fn on_disabled(&self, ep: Endpoint) {
+        // Queued events of a disabled endpoint become held at once.
+        self.queue.poke();
         self.metrics
             .endpoints_disabled
             .fetch_add(1, Ordering::Relaxed);
@@ -536,6 +722,8 @@ impl Relay {
             signature: None,
             attempts: 0,
             last_status: None,
+            tries: 0,
+            mirror_status: None,
         };
         let stored_body = body.clone();
         let ev = self

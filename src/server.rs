@@ -100,6 +100,10 @@ pub async fn serve(
         &config,
         move |_, _| hyper_util::service::TowerToHyperService::new(admin_app.clone()),
     );
+    let worker = tokio::spawn(crate::queue::run_worker(
+        Arc::clone(&relay),
+        stop_rx.clone(),
+    ));
     prune(&store, &config).await;
     let retention = tokio::spawn(retention_task(
         Arc::clone(&store),
@@ -116,6 +120,7 @@ pub async fn serve(
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
     let _ = stop_tx.send(true);
     loops.await;
+    let _ = worker.await;
     retention.abort();
     let _ = retention.await;
     store

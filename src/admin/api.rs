@@ -97,9 +97,16 @@ async fn metrics(State(st): State<AdminState>) -> Response {
         .map(|e| (e.slug.to_string(), e.status.as_str()))
         .collect();
     let store_bytes = relay.store.run(|s| Ok(s.size_bytes())).await.unwrap_or(0);
+    let (queue_depth, oldest) = relay.queue.stats();
+    let queue_oldest_age_s = oldest
+        .and_then(|id| ulid::Ulid::from_string(&id).ok())
+        .map(|u| crate::time::now_ms().saturating_sub(u.timestamp_ms()) as f64 / 1000.0)
+        .unwrap_or(0.0);
     let text = relay.metrics.render(&Snapshot {
         endpoints,
         store_bytes,
+        queue_depth,
+        queue_oldest_age_s,
     });
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
@@ -123,6 +130,7 @@ async fn create_endpoint(
     JsonBody(input): JsonBody<EndpointInput>,
 ) -> Result<(StatusCode, Json<Value>)> {
     let ep = st.relay.create(input, false).await?;
+    ping_if_asked(&st, None, &ep);
     Ok((StatusCode::CREATED, Json(endpoint_json(&st, &ep).await?)))
 }
 
@@ -139,7 +147,9 @@ async fn patch_endpoint(
     Path(slug): Path<String>,
     JsonBody(input): JsonBody<EndpointInput>,
 ) -> Result<Json<Value>> {
+    let before = st.relay.get(&slug)?.status;
     let ep = st.relay.update(&slug, input).await?;
+    ping_if_asked(&st, Some(before), &ep);
     Ok(Json(endpoint_json(&st, &ep).await?))
 }
 
@@ -157,8 +167,27 @@ async fn pause(State(st): State<AdminState>, Path(slug): Path<String>) -> Result
 }
 
 async fn resume(State(st): State<AdminState>, Path(slug): Path<String>) -> Result<Json<Value>> {
+    let before = st.relay.get(&slug)?.status;
     let ep = st.relay.set_status(&slug, Status::Active).await?;
+    ping_if_asked(&st, Some(before), &ep);
     Ok(Json(endpoint_json(&st, &ep).await?))
+}
+
+/// `ping_on_activate`: a test ping when an endpoint with a target is
+/// created active or goes from paused/disabled to active. In the
+/// background, so the API answers at once; the attempt shows in the event.
+fn ping_if_asked(st: &AdminState, before: Option<Status>, ep: &crate::endpoint::Endpoint) {
+    let activated = ep.status == Status::Active && before != Some(Status::Active);
+    if !(ep.ping_on_activate && activated && ep.target.is_some()) {
+        return;
+    }
+    let relay = st.relay.clone();
+    let slug = ep.slug.to_string();
+    tokio::spawn(async move {
+        if let Err(e) = relay.ping(&slug).await {
+            tracing::warn!(endpoint = slug, error = %e, "ping on activate failed");
+        }
+    });
 }
 
 async fn ping(State(st): State<AdminState>, Path(slug): Path<String>) -> Result<Json<Value>> {
@@ -212,15 +241,17 @@ pub fn parse_filter(q: &HashMap<String, String>) -> Result<EventFilter> {
         })
         .transpose()?
         .unwrap_or(50);
-    let duplicate = get("duplicate")
-        .map(|s| match s {
-            "true" | "1" => Ok(true),
-            "false" | "0" => Ok(false),
-            _ => Err(Error::BadRequest(format!(
-                "duplicate: {s:?} must be true or false"
-            ))),
-        })
-        .transpose()?;
+    let flag = |k: &str| -> Result<Option<bool>> {
+        get(k)
+            .map(|s| match s {
+                "true" | "1" => Ok(true),
+                "false" | "0" => Ok(false),
+                _ => Err(Error::BadRequest(format!(
+                    "{k}: {s:?} must be true or false"
+                ))),
+            })
+            .transpose()
+    };
     Ok(EventFilter {
         endpoint: get("endpoint").map(str::to_string),
         state,
@@ -228,7 +259,8 @@ pub fn parse_filter(q: &HashMap<String, String>) -> Result<EventFilter> {
         method: get("method").map(str::to_string),
         status,
         signature: get("signature").map(str::to_string),
-        duplicate,
+        duplicate: flag("duplicate")?,
+        mirror_diff: flag("mirror_diff")?,
         since: instant("since")?,
         until: instant("until")?,
         q: get("q").map(str::to_string),

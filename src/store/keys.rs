@@ -21,10 +21,12 @@ pub const ATTEMPTS: &str = "attempts";
 pub const DEDUP: &str = "dedup";
 /// slug 0x00 counter-tag -> i64 LE, summed by a merge operator.
 pub const COUNTS: &str = "counts";
-/// due-ms(u64 BE) id -> (): the delivery queue of queue mode.
+/// due-ms(u64 BE) id -> slug: the delivery queue of queue mode.
 pub const QUEUE: &str = "queue";
+/// Bulk replay jobs: job id -> job record.
+pub const JOBS: &str = "jobs";
 
-pub const ALL: [&str; 9] = [
+pub const ALL: [&str; 10] = [
     ENDPOINTS,
     EVENTS,
     BODIES,
@@ -34,6 +36,7 @@ pub const ALL: [&str; 9] = [
     DEDUP,
     COUNTS,
     QUEUE,
+    JOBS,
 ];
 
 pub fn id(id: &Ulid) -> [u8; 16] {
@@ -99,6 +102,21 @@ pub fn count(slug: &str, tag: u8) -> Vec<u8> {
     let mut k = slug_prefix(slug);
     k.push(tag);
     k
+}
+
+pub fn queue(due_ms: u64, id: &[u8; 16]) -> Vec<u8> {
+    let mut k = due_ms.to_be_bytes().to_vec();
+    k.extend_from_slice(id);
+    k
+}
+
+/// `(due, id)` of a queue key.
+pub fn parse_queue(key: &[u8]) -> Option<(u64, [u8; 16])> {
+    if key.len() != 24 {
+        return None;
+    }
+    let due = u64::from_be_bytes(key[..8].try_into().ok()?);
+    Some((due, key[8..].try_into().ok()?))
 }
 
 /// The id at the end of an index key (its last 16 bytes).

@@ -42,6 +42,15 @@ pub const Q_BODY_BUDGET: usize = 64 * 1024 * 1024;
 /// Striped locks serialise read-modify-write of one event record.
 const STRIPES: usize = 64;
 
+/// How one write moves an event in the delivery queue.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueMove {
+    /// The entry (its due time) to remove.
+    pub remove: Option<u64>,
+    /// A new entry's due time.
+    pub add: Option<u64>,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct EventFilter {
     pub endpoint: Option<String>,
@@ -51,6 +60,8 @@ pub struct EventFilter {
     pub status: Option<u16>,
     pub signature: Option<String>,
     pub duplicate: Option<bool>,
+    /// Events whose mirror answered differently from the target.
+    pub mirror_diff: Option<bool>,
     pub since: Option<u64>,
     pub until: Option<u64>,
     pub q: Option<String>,
@@ -221,7 +232,18 @@ impl Store {
     /// Stores a new event and its body. When `external_id` was seen before on
     /// the same endpoint, the event is stored anyway and marked as a
     /// duplicate of the first; the returned event carries that mark.
-    pub fn insert_event(&self, mut ev: Event, body: &[u8]) -> Result<Event> {
+    pub fn insert_event(&self, ev: Event, body: &[u8]) -> Result<Event> {
+        self.insert_event_queued(ev, body, None)
+    }
+
+    /// [`Store::insert_event`], also putting the event in the delivery queue
+    /// at `due` in the same batch (queue mode).
+    pub fn insert_event_queued(
+        &self,
+        mut ev: Event,
+        body: &[u8],
+        due: Option<u64>,
+    ) -> Result<Event> {
         let id = keys::parse_id(&ev.id).ok_or_else(|| Error::Internal("bad event id".into()))?;
         let mut b = WriteBatch::default();
         // The dedup read and write must not interleave with another insert of
@@ -252,6 +274,13 @@ impl Store {
         if let Some(tag) = count_tag(ev.state) {
             b.merge_cf(&counts, keys::count(&ev.endpoint, tag), 1i64.to_le_bytes());
         }
+        if let Some(due) = due {
+            b.put_cf(
+                &self.cf(keys::QUEUE),
+                keys::queue(due, &id),
+                ev.endpoint.as_bytes(),
+            );
+        }
         self.write(b)?;
         Ok(ev)
     }
@@ -269,7 +298,13 @@ impl Store {
     where
         F: FnOnce(&mut Event) -> Option<Attempt>,
     {
-        self.update_event_opts(id, endpoint, change, &self.write_opts)
+        let (ev, a, _) = self.update_event_opts(
+            id,
+            endpoint,
+            |e| (change(e), QueueMove::default()),
+            &self.write_opts,
+        )?;
+        Ok((ev, a))
     }
 
     /// [`Store::update_event`] for an attempt's outcome: not waited on with
@@ -283,7 +318,29 @@ impl Store {
     where
         F: FnOnce(&mut Event) -> Option<Attempt>,
     {
-        self.update_event_opts(id, endpoint, change, &self.outcome_opts)
+        let (ev, a, _) = self.update_event_opts(
+            id,
+            endpoint,
+            |e| (change(e), QueueMove::default()),
+            &self.outcome_opts,
+        )?;
+        Ok((ev, a))
+    }
+
+    /// [`Store::record_outcome`] that also moves the event in the delivery
+    /// queue, in the same batch: a crash leaves it either still queued (the
+    /// attempt will be repeated) or recorded and moved, never lost.
+    /// `change` returns the attempt and the queue move it decided.
+    pub fn record_queued<F>(
+        &self,
+        id: &str,
+        endpoint: Option<&Endpoint>,
+        change: F,
+    ) -> Result<(Event, Option<Attempt>, QueueMove)>
+    where
+        F: FnOnce(&mut Event) -> (Option<Attempt>, QueueMove),
+    {
+        self.update_event_opts(id, endpoint, change, &self.write_opts)
     }
 
     fn update_event_opts<F>(
@@ -292,9 +349,9 @@ impl Store {
         endpoint: Option<&Endpoint>,
         change: F,
         opts: &WriteOptions,
-    ) -> Result<(Event, Option<Attempt>)>
+    ) -> Result<(Event, Option<Attempt>, QueueMove)>
     where
-        F: FnOnce(&mut Event) -> Option<Attempt>,
+        F: FnOnce(&mut Event) -> (Option<Attempt>, QueueMove),
     {
         let key = keys::parse_id(id).ok_or_else(|| Error::NotFound(format!("no event {id}")))?;
         let _guard = lock(&self.stripes[key[15] as usize % STRIPES]);
@@ -302,13 +359,19 @@ impl Store {
             .get_event(id)?
             .ok_or_else(|| Error::NotFound(format!("no event {id}")))?;
         let old = ev.state;
-        let mut attempt = change(&mut ev);
+        let (mut attempt, queue) = change(&mut ev);
         let mut b = WriteBatch::default();
         if let Some(a) = attempt.as_mut() {
+            use crate::event::Trigger;
             ev.attempts += 1;
             a.n = ev.attempts;
-            if a.trigger != crate::event::Trigger::Mirror {
-                ev.last_status = a.status;
+            match a.trigger {
+                Trigger::Mirror => ev.mirror_status = Some(a.status.unwrap_or(0)),
+                Trigger::Forward | Trigger::Retry => {
+                    ev.tries += 1;
+                    ev.last_status = a.status;
+                }
+                _ => ev.last_status = a.status,
             }
             b.put_cf(
                 &self.cf(keys::ATTEMPTS),
@@ -340,8 +403,15 @@ impl Store {
         if let Some(ep) = endpoint {
             b.put_cf(&self.cf(keys::ENDPOINTS), ep.slug.as_str(), to_json(ep)?);
         }
+        let q = self.cf(keys::QUEUE);
+        if let Some(due) = queue.remove {
+            b.delete_cf(&q, keys::queue(due, &key));
+        }
+        if let Some(due) = queue.add {
+            b.put_cf(&q, keys::queue(due, &key), ev.endpoint.as_bytes());
+        }
         self.db.write_opt(b, opts)?;
-        Ok((ev, attempt))
+        Ok((ev, attempt, queue))
     }
 
     pub fn get_event(&self, id: &str) -> Result<Option<Event>> {
@@ -514,6 +584,9 @@ impl Store {
                     || (v == "unchecked" && ev.signature.is_none())
             })
             && f.duplicate.is_none_or(|d| ev.duplicate_of.is_some() == d)
+            && f.mirror_diff.is_none_or(|d| {
+                (ev.mirror_status.is_some() && ev.mirror_status != ev.last_status) == d
+            })
     }
 
     fn matches_text(&self, ev: &Event, id: &[u8; 16], q: &str, budget: &mut usize) -> Result<bool> {
@@ -560,6 +633,53 @@ impl Store {
             }
         }
         Ok(slugs)
+    }
+
+    // ---- the delivery queue and replay jobs ----
+
+    /// Every queue entry: `(due, event id, slug)`, soonest first.
+    pub fn queue_entries(&self) -> Result<Vec<(u64, String, String)>> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(&self.cf(keys::QUEUE), IteratorMode::Start)
+        {
+            let (k, v) = item?;
+            if let Some((due, id)) = keys::parse_queue(&k)
+                && let Some(id) = keys::id_string(&id)
+            {
+                out.push((due, id, String::from_utf8_lossy(&v).into_owned()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drops a queue entry whose event no longer exists.
+    pub fn remove_queued(&self, due: u64, id: &str) -> Result<()> {
+        let Some(key) = keys::parse_id(id) else {
+            return Ok(());
+        };
+        let mut b = WriteBatch::default();
+        b.delete_cf(&self.cf(keys::QUEUE), keys::queue(due, &key));
+        self.write(b)
+    }
+
+    pub fn put_job(&self, id: &str, job: &serde_json::Value) -> Result<()> {
+        let mut b = WriteBatch::default();
+        b.put_cf(&self.cf(keys::JOBS), id.as_bytes(), to_json(job)?);
+        self.write(b)
+    }
+
+    pub fn jobs(&self) -> Result<Vec<serde_json::Value>> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(&self.cf(keys::JOBS), IteratorMode::Start)
+        {
+            let (_, v) = item?;
+            out.push(from_json(&v)?);
+        }
+        Ok(out)
     }
 
     // ---- retention and maintenance ----

@@ -151,10 +151,10 @@ async fn bad_requests_get_clear_errors() {
         .api(
             "POST",
             "/api/endpoints",
-            Some(json!({ "slug": "a", "mode": "queue" })),
+            Some(json!({ "slug": "a", "mode": "later" })),
         )
         .await;
-    check(st, b, 422, "not supported yet");
+    check(st, b, 422, "unknown variant");
     let (st, b) = s
         .api(
             "POST",

@@ -12,6 +12,7 @@ mod dashboard;
 mod forward;
 mod persistence;
 mod policy;
+mod queue;
 mod support;
 mod signatures;
 mod tls;

@@ -1,0 +1,312 @@
+//! Queue mode: 202 at once, background delivery with retries, Retry-After,
+//! hold on disable, release in order, mirror, backpressure, restarts.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::{Receiver, Reply, TestServer, config_at, temp_data};
+
+/// Waits (bounded) until `f` holds, checking the API every 20 ms.
+async fn wait_until<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !f().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn state(s: &TestServer, id: &str) -> Value {
+    s.get(&format!("/api/events/{id}")).await
+}
+
+async fn free_port() -> std::net::SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap()
+}
+
+#[tokio::test]
+async fn events_wait_for_a_receiver_that_is_down_and_arrive_exactly_once() {
+    let addr = free_port().await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({
+        "slug": "q", "mode": "queue", "target": format!("http://{addr}/hook"),
+        "retry": vec!["100ms"; 50],
+        "failure_threshold": 1000
+    }))
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let started = std::time::Instant::now();
+        let r = s.post_in("q", &[], format!("event {i}")).await;
+        assert_eq!(r.status, 202);
+        assert!(started.elapsed() < Duration::from_secs(1), "202 at once");
+        assert_eq!(r.json()["queued"], true);
+        ids.push(r.event_id());
+    }
+    // Failed tries happen meanwhile; then the receiver comes back.
+    wait_until("a retry", || async {
+        state(&s, &ids[0]).await["state"] == "retrying"
+    })
+    .await;
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let mut up = Receiver::on(listener, vec![Reply::status(200)]);
+    let mut bodies = Vec::new();
+    for _ in 0..10 {
+        bodies.push(String::from_utf8_lossy(&up.next().await.body).into_owned());
+    }
+    for id in &ids {
+        wait_until("delivered", || async {
+            state(&s, id).await["state"] == "delivered"
+        })
+        .await;
+    }
+    bodies.extend(
+        up.drain()
+            .iter()
+            .map(|r| String::from_utf8_lossy(&r.body).into_owned()),
+    );
+    bodies.sort();
+    let mut want: Vec<String> = (0..10).map(|i| format!("event {i}")).collect();
+    want.sort();
+    assert_eq!(bodies, want, "each delivered exactly once");
+    let ev = state(&s, &ids[0]).await;
+    let triggers: Vec<&str> = ev["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["trigger"].as_str().unwrap())
+        .collect();
+    assert_eq!(triggers[0], "forward");
+    assert!(triggers[1..].iter().all(|t| *t == "retry"));
+    assert_eq!(
+        ev["attempts"].as_array().unwrap().last().unwrap()["error"],
+        Value::Null
+    );
+    wait_until("an empty queue in /metrics", || async {
+        let m = crate::support::send("GET", &s.admin_url("/metrics"), &[], Default::default())
+            .await
+            .2;
+        let m = String::from_utf8_lossy(&m).into_owned();
+        if !m.contains("hookrelay_queue_depth 0") {
+            eprintln!("{}", m.lines().filter(|l| l.contains("queue")).collect::<Vec<_>>().join("\n"));
+        }
+        m.contains("hookrelay_queue_depth 0")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_receiver_answering_500_500_200_gets_it_on_the_third_try() {
+    let mut up = Receiver::start(vec![
+        Reply::status(500),
+        Reply::status(500),
+        Reply::status(200),
+    ])
+    .await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "q", "mode": "queue", "target": up.url("/"), "retry": ["50ms", "50ms", "50ms"] })).await;
+    let id = s.post_in("q", &[], "x").await.event_id();
+    for _ in 0..3 {
+        up.next().await;
+    }
+    wait_until("delivered", || async {
+        state(&s, &id).await["state"] == "delivered"
+    })
+    .await;
+    let ev = state(&s, &id).await;
+    let statuses: Vec<u64> = ev["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [500, 500, 200]);
+    assert_eq!(s.get("/api/endpoints/q").await["consecutive_failures"], 0);
+}
+
+#[tokio::test]
+async fn the_last_failed_try_leaves_the_event_failed() {
+    let _up = Receiver::start(vec![Reply::status(500)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(
+        json!({ "slug": "q", "mode": "queue", "target": _up.url("/"), "retry": ["20ms", "20ms"] }),
+    )
+    .await;
+    let id = s.post_in("q", &[], "x").await.event_id();
+    wait_until("failed", || async {
+        state(&s, &id).await["state"] == "failed"
+    })
+    .await;
+    assert_eq!(
+        state(&s, &id).await["attempts"].as_array().unwrap().len(),
+        3,
+        "first try + 2 retries"
+    );
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let mut up = Receiver::start(vec![
+        Reply::status(503).header("retry-after", "1"),
+        Reply::status(200),
+    ])
+    .await;
+    let s = TestServer::start().await;
+    s.create_endpoint(
+        json!({ "slug": "q", "mode": "queue", "target": up.url("/"), "retry": ["10ms"] }),
+    )
+    .await;
+    let id = s.post_in("q", &[], "x").await.event_id();
+    up.next().await;
+    up.next().await;
+    wait_until("delivered", || async {
+        state(&s, &id).await["state"] == "delivered"
+    })
+    .await;
+    let ev = state(&s, &id).await;
+    let at = |i: usize| {
+        hookrelay::time::parse_instant_ms(ev["attempts"][i]["at"].as_str().unwrap()).unwrap()
+    };
+    let gap = at(1) - at(0);
+    assert!(
+        (900..3000).contains(&gap),
+        "second try {gap} ms after the first"
+    );
+}
+
+#[tokio::test]
+async fn disabling_during_retries_holds_and_release_keeps_order() {
+    let mut up = Receiver::start(vec![Reply::status(500)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "q", "mode": "queue", "target": up.url("/"), "retry": ["20ms", "20ms", "20ms", "20ms"], "failure_threshold": 2, "ordered": true })).await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(s.post_in("q", &[], format!("e{i}")).await.event_id());
+    }
+    wait_until("disabled", || async {
+        s.get("/api/endpoints/q").await["status"] == "disabled"
+    })
+    .await;
+    for id in &ids {
+        wait_until("held", || async { state(&s, id).await["state"] == "held" }).await;
+    }
+    // Ordered: only the oldest was ever tried.
+    let tried: Vec<String> = up
+        .drain()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    assert!(tried.iter().all(|b| b == "e0"), "{tried:?}");
+
+    up.set_script(vec![Reply::status(200)]);
+    let (st, _) = s.api("POST", "/api/endpoints/q/resume", None).await;
+    assert_eq!(st, 200);
+    let (st, report) = s.api("POST", "/api/endpoints/q/release", None).await;
+    assert_eq!(st, 200, "{report}");
+    assert_eq!(report["delivered"], 4);
+    let got: Vec<String> = up
+        .drain()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    assert_eq!(got, ["e0", "e1", "e2", "e3"]);
+}
+
+#[tokio::test]
+async fn the_mirror_gets_a_copy_and_differences_are_findable() {
+    let mut target = Receiver::start(vec![Reply::status(200).body("prod")]).await;
+    let mut mirror = Receiver::start(vec![Reply::status(500).body("staging broke")]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(
+        json!({ "slug": "m", "target": target.url("/"), "mirror": mirror.url("/shadow") }),
+    )
+    .await;
+    let r = s.post_in("m", &[("x-id", "1")], "payload").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(&r.body[..], b"prod", "the mirror never reaches the sender");
+    target.next().await;
+    let got = mirror.next().await;
+    assert_eq!(got.uri, "/shadow");
+    assert_eq!(&got.body[..], b"payload");
+    let id = r.event_id();
+    wait_until("mirror attempt", || async {
+        state(&s, &id).await["mirror_status"] == 500
+    })
+    .await;
+    let ev = state(&s, &id).await;
+    assert!(
+        ev["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["trigger"] == "mirror" && a["status"] == 500)
+    );
+    assert_eq!(ev["state"], "delivered");
+    assert_eq!(
+        s.get("/api/endpoints/m").await["consecutive_failures"],
+        0,
+        "mirror never counts"
+    );
+    let diff = s.get("/api/events?mirror_diff=true").await;
+    assert_eq!(diff["events"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_503_with_retry_after_and_stores_nothing() {
+    let addr = free_port().await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "q", "mode": "queue", "target": format!("http://{addr}/"), "retry": ["1h"], "max_queue_depth": 2, "failure_threshold": 100 })).await;
+    assert_eq!(s.post_in("q", &[], "1").await.status, 202);
+    assert_eq!(s.post_in("q", &[], "2").await.status, 202);
+    let r = s.post_in("q", &[], "3").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after").as_deref(), Some("30"));
+    assert_eq!(s.get("/api/endpoints/q").await["counts"]["received"], 2);
+}
+
+#[tokio::test]
+async fn a_restart_resumes_the_queue() {
+    let addr = free_port().await;
+    let (_dir, data) = temp_data();
+    let s = TestServer::start_with(config_at(&data)).await;
+    s.create_endpoint(json!({ "slug": "q", "mode": "queue", "target": format!("http://{addr}/"), "retry": vec!["200ms"; 50], "failure_threshold": 1000 })).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(s.post_in("q", &[], format!("r{i}")).await.event_id());
+    }
+    s.stop().await;
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let mut up = Receiver::on(listener, vec![Reply::status(200)]);
+    let s = TestServer::start_with(config_at(&data)).await;
+    let mut got: Vec<String> = Vec::new();
+    for _ in 0..3 {
+        got.push(String::from_utf8_lossy(&up.next().await.body).into_owned());
+    }
+    got.sort();
+    assert_eq!(got, ["r0", "r1", "r2"]);
+    for id in &ids {
+        wait_until("delivered", || async {
+            state(&s, id).await["state"] == "delivered"
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn ping_on_activate_pings_when_created() {
+    let mut up = Receiver::start(vec![Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "p", "target": up.url("/"), "ping_on_activate": true }))
+        .await;
+    let got = up.next().await;
+    let v: Value = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(v["type"], "hookrelay.ping");
+}
