@@ -28,6 +28,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod policy;
 pub mod relay;
+pub mod replay;
 pub mod provider;
 pub mod queue;
 pub mod server;

@@ -64,6 +64,8 @@ pub struct Relay {
     pub ingest_base: std::sync::OnceLock<String>,
     /// Queue mode's pending deliveries (see `queue`).
     pub queue: Queue,
+    /// Bulk replay jobs (see `replay`).
+    pub jobs: crate::replay::Jobs,
     endpoints: RwLock<HashMap<String, Arc<EndpointCell>>>,
     stream: broadcast::Sender<StreamItem>,
 }
@@ -152,6 +154,7 @@ impl Relay {
             max_body,
             ingest_base: std::sync::OnceLock::new(),
             queue,
+            jobs: Default::default(),
             endpoints: RwLock::new(endpoints),
             stream,
         })

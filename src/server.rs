@@ -100,6 +100,9 @@ pub async fn serve(
         &config,
         move |_, _| hyper_util::service::TowerToHyperService::new(admin_app.clone()),
     );
+    crate::replay::resume(&relay)
+        .await
+        .map_err(|e| format!("resuming replay jobs: {e}"))?;
     let worker = tokio::spawn(crate::queue::run_worker(
         Arc::clone(&relay),
         stop_rx.clone(),
@@ -121,6 +124,7 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     loops.await;
     let _ = worker.await;
+    relay.jobs.shutdown().await;
     retention.abort();
     let _ = retention.await;
     store

@@ -48,6 +48,8 @@ pub fn routes() -> Router<AdminState> {
         .route("/api/events/{id}/replay", post(replay))
         .route("/api/events/{id}/verify", post(verify))
         .route("/api/stream", get(stream))
+        .route("/api/replay", post(bulk_replay).get(list_jobs))
+        .route("/api/replay/{job}", get(get_job).delete(cancel_job))
         .fallback(|| async { Error::NotFound("no such route".into()) })
 }
 
@@ -337,6 +339,88 @@ async fn replay(
     Ok(Json(
         json!({ "event": ev.to_api(None, None), "attempt": attempt.to_api(), "resign": note }),
     ))
+}
+
+/// `POST /api/replay`: the filter fields of `GET /api/events` plus
+/// `dry_run`, `rate`, `target`, `resign`.
+async fn bulk_replay(
+    State(st): State<AdminState>,
+    JsonBody(req): JsonBody<serde_json::Map<String, Value>>,
+) -> Result<(StatusCode, Json<Value>)> {
+    const CONTROL: [&str; 4] = ["dry_run", "rate", "target", "resign"];
+    const FILTERS: [&str; 11] = [
+        "endpoint",
+        "state",
+        "topic",
+        "method",
+        "status",
+        "signature",
+        "duplicate",
+        "mirror_diff",
+        "since",
+        "until",
+        "q",
+    ];
+    let mut params = HashMap::new();
+    for (k, v) in &req {
+        if CONTROL.contains(&k.as_str()) {
+            continue;
+        }
+        if !FILTERS.contains(&k.as_str()) {
+            return Err(Error::Unprocessable(format!(
+                "unknown field {k:?}; filters are {}",
+                FILTERS.join(", ")
+            )));
+        }
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Null => continue,
+            other => other.to_string(),
+        };
+        params.insert(k.clone(), text);
+    }
+    let filter = parse_filter(&params)?;
+    let flag = |k: &str| -> Result<bool> {
+        match req.get(k) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(Error::Unprocessable(format!("{k}: must be true or false"))),
+        }
+    };
+    if flag("dry_run")? {
+        return Ok((
+            StatusCode::OK,
+            Json(crate::replay::dry_run(&st.relay, filter).await?),
+        ));
+    }
+    let rate = match req.get("rate") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_f64()
+                .ok_or_else(|| Error::Unprocessable("rate: must be a number".into()))?,
+        ),
+    };
+    let target = match req.get("target") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) => Some(t.clone()),
+        Some(_) => return Err(Error::Unprocessable("target: must be a URL string".into())),
+    };
+    let job =
+        crate::replay::start(&st.relay, params, filter, target, flag("resign")?, rate).await?;
+    Ok((StatusCode::ACCEPTED, Json(job.to_api())))
+}
+
+async fn list_jobs(State(st): State<AdminState>) -> Json<Value> {
+    let jobs: Vec<Value> = st.relay.jobs.list().iter().map(|j| j.to_api()).collect();
+    Json(json!({ "jobs": jobs }))
+}
+
+async fn get_job(State(st): State<AdminState>, Path(job): Path<String>) -> Result<Json<Value>> {
+    Ok(Json(st.relay.jobs.get(&job)?.to_api()))
+}
+
+async fn cancel_job(State(st): State<AdminState>, Path(job): Path<String>) -> Result<Json<Value>> {
+    Ok(Json(st.relay.jobs.cancel(&job)?.to_api()))
 }
 
 /// Checks a stored event against a secret typed in (or the endpoint's), as

@@ -2,6 +2,7 @@
 //! running server's admin API (`--server`, default `http://127.0.0.1:8081`).
 //! `--json` prints the API's JSON for scripts; without it, short tables.
 
+mod bulk;
 mod remote;
 mod verify;
 
@@ -43,8 +44,21 @@ pub enum Command {
         remote: RemoteArgs,
     },
     /// Re-send a stored event to its target or to another URL.
+    /// Re-send one stored event (`replay ID`), or every event matching
+    /// `--filter` as a bulk job with progress.
     Replay {
-        id: String,
+        /// The event id; omit it and give --filter for a bulk replay.
+        #[arg(required_unless_present = "filter")]
+        id: Option<String>,
+        /// Bulk: a filter of `hookrelay events`, as key=value (repeat), e.g. --filter endpoint=shop --filter state=failed.
+        #[arg(long, value_name = "KEY=VALUE", conflicts_with = "id")]
+        filter: Vec<String>,
+        /// Bulk: only count what matches.
+        #[arg(long, requires = "filter")]
+        dry_run: bool,
+        /// Bulk: events per second.
+        #[arg(long, requires = "filter")]
+        rate: Option<f64>,
         /// Send to this URL instead of the endpoint's target (does not count toward the policy).
         #[arg(long = "to", value_name = "URL")]
         to: Option<String>,
@@ -273,11 +287,17 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Verify(a) => verify::run(a),
         Command::Replay {
             id,
+            filter,
+            dry_run,
+            rate,
             to,
             resign,
             remote,
         } => {
             let r = Remote::new(&remote)?;
+            let Some(id) = id else {
+                return bulk::run(&r, &remote, &filter, dry_run, rate, to, resign).await;
+            };
             let body = json!({ "target": to, "resign": resign });
             let v = r
                 .send(

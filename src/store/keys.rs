@@ -110,6 +110,19 @@ pub fn queue(due_ms: u64, id: &[u8; 16]) -> Vec<u8> {
     k
 }
 
+/// Suffix of the key holding a replay job's id list.
+pub const JOB_IDS_SUFFIX: &[u8] = b"\x00ids";
+
+pub fn job(id: &str) -> Vec<u8> {
+    id.as_bytes().to_vec()
+}
+
+pub fn job_ids(id: &str) -> Vec<u8> {
+    let mut k = id.as_bytes().to_vec();
+    k.extend_from_slice(JOB_IDS_SUFFIX);
+    k
+}
+
 /// `(due, id)` of a queue key.
 pub fn parse_queue(key: &[u8]) -> Option<(u64, [u8; 16])> {
     if key.len() != 24 {

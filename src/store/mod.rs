@@ -664,20 +664,42 @@ impl Store {
         self.write(b)
     }
 
-    pub fn put_job(&self, id: &str, job: &serde_json::Value) -> Result<()> {
+    /// Stores a replay job's record (`ids` = None) or its id list, which is
+    /// written once, apart, so progress updates stay small.
+    pub fn put_job(
+        &self,
+        id: &str,
+        record: &serde_json::Value,
+        ids: Option<&[String]>,
+    ) -> Result<()> {
         let mut b = WriteBatch::default();
-        b.put_cf(&self.cf(keys::JOBS), id.as_bytes(), to_json(job)?);
-        self.write(b)
+        let cf = self.cf(keys::JOBS);
+        b.put_cf(&cf, keys::job(id), to_json(record)?);
+        if let Some(ids) = ids {
+            b.put_cf(&cf, keys::job_ids(id), to_json(&ids)?);
+        }
+        // Progress is advisory (a lost update repeats a few replays), so it
+        // does not wait for fsync.
+        self.db.write_opt(b, &self.outcome_opts)?;
+        Ok(())
     }
 
-    pub fn jobs(&self) -> Result<Vec<serde_json::Value>> {
+    /// Every job record with its id list.
+    pub fn jobs(&self) -> Result<Vec<(serde_json::Value, Vec<String>)>> {
         let mut out = Vec::new();
-        for item in self
-            .db
-            .iterator_cf(&self.cf(keys::JOBS), IteratorMode::Start)
-        {
-            let (_, v) = item?;
-            out.push(from_json(&v)?);
+        let cf = self.cf(keys::JOBS);
+        for item in self.db.iterator_cf(&cf, IteratorMode::Start) {
+            let (k, v) = item?;
+            if k.ends_with(keys::JOB_IDS_SUFFIX) {
+                continue;
+            }
+            let record: serde_json::Value = from_json(&v)?;
+            let id = String::from_utf8_lossy(&k).into_owned();
+            let ids = match self.db.get_pinned_cf(&cf, keys::job_ids(&id))? {
+                Some(v) => from_json(&v)?,
+                None => Vec::new(),
+            };
+            out.push((record, ids));
         }
         Ok(out)
     }

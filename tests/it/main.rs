@@ -5,6 +5,7 @@
 mod api;
 mod bad_input;
 mod bin;
+mod bulk;
 mod browser;
 mod cli;
 mod curl;
@@ -13,6 +14,7 @@ mod forward;
 mod persistence;
 mod policy;
 mod queue;
+mod queue_crash;
 mod support;
 mod signatures;
 mod tls;

@@ -1,0 +1,110 @@
+//! `hookrelay replay --filter …`: starts a bulk replay job and follows its
+//! progress — a progress bar on a terminal, plain lines otherwise.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use super::RemoteArgs;
+use super::remote::{Remote, path_segment};
+
+/// How often progress is read from the server.
+const POLL: Duration = Duration::from_millis(250);
+
+pub async fn run(
+    r: &Remote,
+    args: &RemoteArgs,
+    filter: &[String],
+    dry_run: bool,
+    rate: Option<f64>,
+    to: Option<String>,
+    resign: bool,
+) -> Result<ExitCode, String> {
+    let mut body = Map::new();
+    for f in filter {
+        let (k, v) = f
+            .split_once('=')
+            .ok_or_else(|| format!("--filter {f:?}: expected key=value"))?;
+        body.insert(k.trim().to_string(), Value::String(v.trim().to_string()));
+    }
+    body.insert("dry_run".into(), dry_run.into());
+    if let Some(rate) = rate {
+        body.insert("rate".into(), json!(rate));
+    }
+    body.insert(
+        "target".into(),
+        to.map(Value::String).unwrap_or(Value::Null),
+    );
+    body.insert("resign".into(), resign.into());
+    let v = r
+        .send("POST", "/api/replay", Some(Value::Object(body)))
+        .await?;
+    if dry_run {
+        if args.json {
+            println!("{v}");
+        } else {
+            println!("{} events match", v["count"]);
+            for id in v["first_ids"].as_array().into_iter().flatten() {
+                println!("  {}", id.as_str().unwrap_or(""));
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let job = v["id"].as_str().unwrap_or_default().to_string();
+    let total = v["total"].as_u64().unwrap_or(0);
+    let terminal = std::io::stderr().is_terminal() && !args.json;
+    let bar = terminal.then(|| {
+        let b = indicatif::ProgressBar::new(total);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} sent  {msg}  ({elapsed}, eta {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    if !args.json && bar.is_none() {
+        println!("job {job}: {total} events");
+    }
+    let path = format!("/api/replay/{}", path_segment(&job));
+    let mut last_sent = u64::MAX;
+    let final_state = loop {
+        let s = r.get(&path).await?;
+        let sent = s["sent"].as_u64().unwrap_or(0);
+        let msg = format!("{} ok, {} failed", s["succeeded"], s["failed"]);
+        match &bar {
+            Some(b) => {
+                b.set_position(sent);
+                b.set_message(msg.clone());
+            }
+            None if !args.json && sent != last_sent => println!("{sent}/{total} sent, {msg}"),
+            None => {}
+        }
+        last_sent = sent;
+        if matches!(s["status"].as_str(), Some("done" | "cancelled")) {
+            break s;
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    if let Some(b) = bar {
+        b.finish();
+    }
+    if args.json {
+        println!("{final_state}");
+    } else {
+        println!(
+            "job {job} {}: {} sent, {} succeeded, {} failed",
+            final_state["status"].as_str().unwrap_or(""),
+            final_state["sent"],
+            final_state["succeeded"],
+            final_state["failed"]
+        );
+    }
+    Ok(if final_state["failed"] == json!(0) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

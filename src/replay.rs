@@ -1,0 +1,340 @@
+//! Bulk replay jobs: every event matching a filter re-sent, oldest first, at
+//! an optional rate, to the endpoint's target or another URL, optionally
+//! re-signed. A job snapshots the matching ids when it is created, keeps its
+//! progress in the store, survives a restart (resuming where it stopped; at
+//! most the replay in flight is repeated) and can be cancelled.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::relay::Relay;
+use crate::store::{EventFilter, Store};
+use crate::time::now_ms;
+
+/// The most events one job may replay; a wider filter must be narrowed.
+pub const MAX_JOB_EVENTS: usize = 100_000;
+/// Ids shown by a dry run.
+const DRY_RUN_SHOWN: usize = 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Done,
+    Cancelled,
+}
+
+/// A job's record as stored and returned (its id list is kept apart).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Job {
+    pub id: String,
+    pub created_at: u64,
+    pub filter: HashMap<String, String>,
+    pub target: Option<String>,
+    pub resign: bool,
+    /// Events per second; none means as fast as one at a time allows.
+    pub rate: Option<f64>,
+    pub status: JobStatus,
+    pub total: usize,
+    /// How many ids have been handled (the position in the id list).
+    pub sent: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub finished_at: Option<u64>,
+}
+
+impl Job {
+    pub fn to_api(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.insert(
+                "created_at".into(),
+                crate::time::rfc3339_ms(self.created_at).into(),
+            );
+            o.insert(
+                "finished_at".into(),
+                self.finished_at.map(crate::time::rfc3339_ms).into(),
+            );
+            o.insert("queued".into(), self.total.saturating_sub(self.sent).into());
+        }
+        v
+    }
+}
+
+struct Running {
+    job: Mutex<Job>,
+    cancel: AtomicBool,
+}
+
+/// The jobs of this process.
+#[derive(Default)]
+pub struct Jobs {
+    map: Mutex<HashMap<String, Arc<Running>>>,
+    /// Shutdown: runners stop where they are, leaving their jobs `running`
+    /// in the store so the next process resumes them.
+    stop: tokio_util::sync::CancellationToken,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// Ids matching `filter`, oldest first, at most `cap` (and whether more matched).
+pub fn matching_ids(
+    store: &Store,
+    filter: &EventFilter,
+    cap: usize,
+) -> Result<(Vec<String>, bool)> {
+    let mut f = filter.clone();
+    f.limit = 1000;
+    f.cursor = None;
+    let mut ids = Vec::new();
+    loop {
+        let page = store.query(&f)?;
+        ids.extend(page.events.into_iter().map(|e| e.id));
+        if ids.len() > cap {
+            ids.truncate(cap);
+            ids.reverse();
+            return Ok((ids, true));
+        }
+        match page.next_cursor {
+            Some(c) => f.cursor = Some(c),
+            None => break,
+        }
+    }
+    ids.reverse();
+    Ok((ids, false))
+}
+
+impl Jobs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Running>>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(&self, id: &str) -> Result<Job> {
+        let map = self.lock();
+        let r = map
+            .get(id)
+            .ok_or_else(|| Error::NotFound(format!("no replay job {id}")))?;
+        Ok(r.job.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+
+    pub fn list(&self) -> Vec<Job> {
+        let mut v: Vec<Job> = self
+            .lock()
+            .values()
+            .map(|r| r.job.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            .collect();
+        v.sort_by(|a, b| b.id.cmp(&a.id));
+        v
+    }
+
+    /// Stops every runner (bounded wait) so the store can close.
+    pub async fn shutdown(&self) {
+        self.stop.cancel();
+        let tasks: Vec<_> =
+            std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(15), t).await;
+        }
+    }
+
+    pub fn cancel(&self, id: &str) -> Result<Job> {
+        let r = self
+            .lock()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("no replay job {id}")))?;
+        r.cancel.store(true, Ordering::SeqCst);
+        let mut job = r.job.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(job.status, JobStatus::Queued | JobStatus::Running) {
+            job.status = JobStatus::Cancelled;
+            job.finished_at = Some(now_ms());
+        }
+        Ok(job.clone())
+    }
+}
+
+/// Creates a job for `filter` and starts it.
+pub async fn start(
+    relay: &Arc<Relay>,
+    filter_params: HashMap<String, String>,
+    filter: EventFilter,
+    target: Option<String>,
+    resign: bool,
+    rate: Option<f64>,
+) -> Result<Job> {
+    if let Some(t) = &target {
+        crate::endpoint::validate_url("target", t).map_err(Error::BadRequest)?;
+    }
+    if let Some(r) = rate
+        && !(r > 0.0 && r <= 10_000.0)
+    {
+        return Err(Error::BadRequest(
+            "rate: must be between 0 and 10000 events per second".into(),
+        ));
+    }
+    let f = filter.clone();
+    let (ids, more) = relay
+        .store
+        .run(move |s| matching_ids(s, &f, MAX_JOB_EVENTS))
+        .await?;
+    if more {
+        return Err(Error::Unprocessable(format!(
+            "more than {MAX_JOB_EVENTS} events match; narrow the filter (endpoint, state, since/until)"
+        )));
+    }
+    let job = Job {
+        id: Store::new_id(),
+        created_at: now_ms(),
+        filter: filter_params,
+        target,
+        resign,
+        rate,
+        status: JobStatus::Queued,
+        total: ids.len(),
+        sent: 0,
+        succeeded: 0,
+        failed: 0,
+        finished_at: None,
+    };
+    let record = serde_json::to_value(&job).map_err(|e| Error::Internal(e.to_string()))?;
+    let (jid, ids_owned) = (job.id.clone(), ids.clone());
+    relay
+        .store
+        .run(move |s| s.put_job(&jid, &record, Some(&ids_owned)))
+        .await?;
+    spawn(relay, job.clone(), ids);
+    Ok(job)
+}
+
+/// Dry run: how many events match and the first (oldest) ids.
+pub async fn dry_run(relay: &Arc<Relay>, filter: EventFilter) -> Result<serde_json::Value> {
+    let (ids, more) = relay
+        .store
+        .run(move |s| matching_ids(s, &filter, MAX_JOB_EVENTS))
+        .await?;
+    Ok(serde_json::json!({
+        "dry_run": true,
+        "count": ids.len(),
+        "more_than_max": more,
+        "first_ids": ids.iter().take(DRY_RUN_SHOWN).collect::<Vec<_>>(),
+    }))
+}
+
+/// Resumes the jobs a previous process left queued or running.
+pub async fn resume(relay: &Arc<Relay>) -> Result<()> {
+    let stored = relay.store.run(|s| s.jobs()).await?;
+    for (record, ids) in stored {
+        let Ok(job) = serde_json::from_value::<Job>(record) else {
+            continue;
+        };
+        if matches!(job.status, JobStatus::Queued | JobStatus::Running) {
+            tracing::info!(job = %job.id, sent = job.sent, total = job.total, "resuming replay job");
+            spawn(relay, job, ids);
+        } else {
+            let r = Arc::new(Running {
+                job: Mutex::new(job.clone()),
+                cancel: AtomicBool::new(true),
+            });
+            relay.jobs.lock().insert(job.id, r);
+        }
+    }
+    Ok(())
+}
+
+fn spawn(relay: &Arc<Relay>, job: Job, ids: Vec<String>) {
+    let running = Arc::new(Running {
+        job: Mutex::new(job.clone()),
+        cancel: AtomicBool::new(false),
+    });
+    relay
+        .jobs
+        .lock()
+        .insert(job.id.clone(), Arc::clone(&running));
+    let r = Arc::clone(relay);
+    let handle = tokio::spawn(async move {
+        run(&r, &running, &ids).await;
+    });
+    relay
+        .jobs
+        .tasks
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(handle);
+}
+
+async fn run(relay: &Arc<Relay>, running: &Arc<Running>, ids: &[String]) {
+    let (start_at, rate, target, resign) = {
+        let mut job = running.job.lock().unwrap_or_else(|p| p.into_inner());
+        job.status = JobStatus::Running;
+        (job.sent, job.rate, job.target.clone(), job.resign)
+    };
+    let began = tokio::time::Instant::now();
+    for (k, id) in ids.iter().enumerate().skip(start_at) {
+        if running.cancel.load(Ordering::SeqCst) || relay.jobs.stop.is_cancelled() {
+            break;
+        }
+        if let Some(rate) = rate {
+            // Paced from the job's (re)start, so the rate holds on average.
+            let due = began + Duration::from_secs_f64((k - start_at) as f64 / rate);
+            tokio::select! {
+                _ = tokio::time::sleep_until(due) => {}
+                _ = relay.jobs.stop.cancelled() => break,
+            }
+            if running.cancel.load(Ordering::SeqCst) {
+                break;
+            }
+        }
+        let ok = match relay.replay_with(id, target.clone(), resign).await {
+            Ok((_, attempt, _)) => attempt.success,
+            Err(e) => {
+                tracing::debug!(event = %id, error = %e, "replay in job failed");
+                false
+            }
+        };
+        let snapshot = {
+            let mut job = running.job.lock().unwrap_or_else(|p| p.into_inner());
+            job.sent = k + 1;
+            if ok {
+                job.succeeded += 1;
+            } else {
+                job.failed += 1;
+            }
+            job.clone()
+        };
+        persist(relay, &snapshot).await;
+    }
+    let snapshot = {
+        let mut job = running.job.lock().unwrap_or_else(|p| p.into_inner());
+        let interrupted = relay.jobs.stop.is_cancelled() && !running.cancel.load(Ordering::SeqCst);
+        if job.status == JobStatus::Running && !interrupted {
+            job.status = if running.cancel.load(Ordering::SeqCst) {
+                JobStatus::Cancelled
+            } else {
+                JobStatus::Done
+            };
+            job.finished_at = Some(now_ms());
+        }
+        job.clone()
+    };
+    persist(relay, &snapshot).await;
+    tracing::info!(job = %snapshot.id, status = ?snapshot.status, sent = snapshot.sent, "replay job ended");
+}
+
+async fn persist(relay: &Arc<Relay>, job: &Job) {
+    let Ok(record) = serde_json::to_value(job) else {
+        return;
+    };
+    let id = job.id.clone();
+    if let Err(e) = relay
+        .store
+        .run(move |s| s.put_job(&id, &record, None))
+        .await
+    {
+        tracing::warn!(job = %job.id, error = %e, "replay job progress not saved");
+    }
+}

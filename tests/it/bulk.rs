@@ -1,0 +1,213 @@
+//! Bulk replay jobs: dry run, rate, cancel, a restart in the middle, the CLI.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{Receiver, Reply, TestServer, config_at, temp_data};
+
+/// A forward endpoint whose target failed `n` events, then recovered.
+async fn failed_events(s: &TestServer, up: &mut Receiver, slug: &str, n: usize) -> Vec<String> {
+    s.create_endpoint(json!({ "slug": slug, "target": up.url("/"), "failure_threshold": 1000 }))
+        .await;
+    up.set_script(vec![Reply::status(500)]);
+    let mut ids = Vec::new();
+    for i in 0..n {
+        ids.push(
+            s.post_in(slug, &[], format!("{slug}-{i:03}"))
+                .await
+                .event_id(),
+        );
+        up.next().await;
+    }
+    up.set_script(vec![Reply::status(200)]);
+    ids
+}
+
+async fn job(s: &TestServer, id: &str) -> Value {
+    s.get(&format!("/api/replay/{id}")).await
+}
+
+async fn wait_job(s: &TestServer, id: &str, status: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let j = job(s, id).await;
+        if j["status"] == status {
+            return j;
+        }
+        assert!(Instant::now() < deadline, "job never became {status}: {j}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_dry_run_counts_and_a_job_replays_oldest_first() {
+    let mut up = Receiver::start(vec![Reply::status(500)]).await;
+    let s = TestServer::start().await;
+    let ids = failed_events(&s, &mut up, "b", 5).await;
+    s.create_endpoint(json!({ "slug": "other" })).await;
+    s.post_in("other", &[], "not me").await;
+
+    let (st, v) = s
+        .api(
+            "POST",
+            "/api/replay",
+            Some(json!({ "endpoint": "b", "state": "failed", "dry_run": true })),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["count"], 5);
+    assert_eq!(v["first_ids"][0], ids[0].as_str(), "oldest first");
+    assert!(up.drain().is_empty(), "a dry run sends nothing");
+
+    let (st, v) = s
+        .api(
+            "POST",
+            "/api/replay",
+            Some(json!({ "endpoint": "b", "state": "failed" })),
+        )
+        .await;
+    assert_eq!(st, 202, "{v}");
+    assert_eq!(v["total"], 5);
+    let done = wait_job(&s, v["id"].as_str().unwrap(), "done").await;
+    assert_eq!(done["succeeded"], 5);
+    let bodies: Vec<String> = up
+        .drain()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    assert_eq!(
+        bodies,
+        (0..5).map(|i| format!("b-{i:03}")).collect::<Vec<_>>()
+    );
+    let ev = s.get(&format!("/api/events/{}", ids[0])).await;
+    assert_eq!(ev["state"], "delivered");
+    assert_eq!(ev["attempts"][1]["trigger"], "replay");
+
+    let (st, v) = s
+        .api(
+            "POST",
+            "/api/replay",
+            Some(json!({ "endpoint": "b", "bogus": 1 })),
+        )
+        .await;
+    assert_eq!(st, 422, "{v}");
+    let (st, v) = s
+        .api("POST", "/api/replay", Some(json!({ "state": "nope" })))
+        .await;
+    assert_eq!(st, 400, "{v}");
+}
+
+#[tokio::test]
+async fn the_rate_is_kept_within_20_percent() {
+    let mut up = Receiver::start(vec![Reply::status(500)]).await;
+    let s = TestServer::start().await;
+    failed_events(&s, &mut up, "r", 11).await;
+    let (st, v) = s
+        .api(
+            "POST",
+            "/api/replay",
+            Some(json!({ "endpoint": "r", "rate": 20 })),
+        )
+        .await;
+    assert_eq!(st, 202, "{v}");
+    up.next().await;
+    let first = Instant::now();
+    for _ in 0..10 {
+        up.next().await;
+    }
+    let took = first.elapsed().as_secs_f64();
+    // 10 intervals at 20/s: 0.5 s.
+    assert!((0.4..=0.6).contains(&took), "10 intervals took {took:.3} s");
+}
+
+#[tokio::test]
+async fn a_job_can_be_cancelled() {
+    let mut up = Receiver::start(vec![Reply::status(500)]).await;
+    let s = TestServer::start().await;
+    failed_events(&s, &mut up, "c", 30).await;
+    let (_, v) = s
+        .api(
+            "POST",
+            "/api/replay",
+            Some(json!({ "endpoint": "c", "rate": 20 })),
+        )
+        .await;
+    let id = v["id"].as_str().unwrap().to_string();
+    up.next().await;
+    up.next().await;
+    let (st, v) = s.api("DELETE", &format!("/api/replay/{id}"), None).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["status"], "cancelled");
+    let sent = job(&s, &id).await["sent"].as_u64().unwrap();
+    // Long enough for several more at 20/s, had it not stopped.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = job(&s, &id).await;
+    assert!(after["sent"].as_u64().unwrap() <= sent + 1, "{after}");
+    assert!(after["sent"].as_u64().unwrap() < 30);
+}
+
+#[tokio::test]
+async fn a_job_survives_a_restart() {
+    let mut up = Receiver::start(vec![Reply::status(500)]).await;
+    let (_dir, data) = temp_data();
+    let s = TestServer::start_with(config_at(&data)).await;
+    failed_events(&s, &mut up, "k", 20).await;
+    let (_, v) = s
+        .api(
+            "POST",
+            "/api/replay",
+            Some(json!({ "endpoint": "k", "rate": 25 })),
+        )
+        .await;
+    let id = v["id"].as_str().unwrap().to_string();
+    let mut bodies = Vec::new();
+    for _ in 0..5 {
+        bodies.push(String::from_utf8_lossy(&up.next().await.body).into_owned());
+    }
+    s.stop().await;
+    let s = TestServer::start_with(config_at(&data)).await;
+    let done = wait_job(&s, &id, "done").await;
+    assert_eq!(done["sent"], 20);
+    bodies.extend(
+        up.drain()
+            .iter()
+            .map(|r| String::from_utf8_lossy(&r.body).into_owned()),
+    );
+    bodies.sort();
+    bodies.dedup();
+    assert_eq!(bodies.len(), 20, "every event replayed after the restart");
+}
+
+#[tokio::test]
+async fn the_cli_runs_a_bulk_replay() {
+    let mut up = Receiver::start(vec![Reply::status(500)]).await;
+    let s = TestServer::start().await;
+    failed_events(&s, &mut up, "cli", 3).await;
+    let server = s.admin_url("");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hookrelay"))
+            .args([
+                "replay",
+                "--filter",
+                "endpoint=cli",
+                "--filter",
+                "state=failed",
+                "--rate",
+                "50",
+            ])
+            .env("HOOKRELAY_SERVER", server)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("3 sent, 3 succeeded, 0 failed"), "{stdout}");
+    assert_eq!(up.drain().len(), 3);
+}
