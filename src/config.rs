@@ -19,6 +19,8 @@ pub const DEFAULT_DATA: &str = "./hookrelay-data";
 pub const DEFAULT_MAX_BODY: usize = 25 * 1024 * 1024;
 /// A client that has not sent its full request head by then is dropped.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Filesystem usage (percent) at which ingest starts answering `503`.
+pub const DEFAULT_MAX_DISK_USAGE: f64 = 95.0;
 /// Headers per request before `431`.
 pub const MAX_HEADERS: usize = 128;
 /// Bytes of request head (request line and headers) before `431`.
@@ -82,6 +84,9 @@ pub struct ServeArgs {
     /// Seconds a client may take to send its request head.
     #[arg(long, env = "HOOKRELAY_HEADER_TIMEOUT", value_name = "SECS")]
     pub header_timeout: Option<u64>,
+    /// Ingest answers 503 once the data directory's filesystem is this full (percent).
+    #[arg(long, env = "HOOKRELAY_MAX_DISK_USAGE", value_name = "PERCENT")]
+    pub max_disk_usage: Option<f64>,
 }
 
 /// The TOML file: `[server]` uses the flag names with underscores.
@@ -109,6 +114,7 @@ pub struct ServerSection {
     pub retain_days: Option<u64>,
     pub retain_per_endpoint: Option<usize>,
     pub header_timeout: Option<u64>,
+    pub max_disk_usage: Option<f64>,
 }
 
 #[derive(Clone, Debug)]
@@ -124,6 +130,7 @@ pub struct Config {
     pub retain_days: Option<u64>,
     pub retain_per_endpoint: Option<usize>,
     pub header_timeout: Duration,
+    pub max_disk_usage: f64,
     pub endpoints: Vec<EndpointInput>,
 }
 
@@ -141,6 +148,7 @@ impl Default for Config {
             retain_days: None,
             retain_per_endpoint: None,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
+            max_disk_usage: DEFAULT_MAX_DISK_USAGE,
             endpoints: Vec::new(),
         }
     }
@@ -184,6 +192,10 @@ impl Config {
                 .or(s.header_timeout)
                 .map(Duration::from_secs)
                 .unwrap_or(d.header_timeout),
+            max_disk_usage: args
+                .max_disk_usage
+                .or(s.max_disk_usage)
+                .unwrap_or(d.max_disk_usage),
             endpoints: file.endpoint,
         };
         cfg.validate()?;
@@ -203,6 +215,9 @@ impl Config {
         }
         if self.header_timeout.is_zero() {
             return Err("header_timeout: must be at least 1 second".into());
+        }
+        if !(self.max_disk_usage > 0.0 && self.max_disk_usage <= 100.0) {
+            return Err("max_disk_usage: must be a percentage above 0 and at most 100".into());
         }
         if self.retain_days == Some(0) {
             return Err("retain_days: must be at least 1".into());

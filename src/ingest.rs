@@ -127,6 +127,24 @@ async fn ingest(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
         return Ok(resp);
     }
+    if let Some(disk) = relay.disk.get()
+        && disk.is_full()
+    {
+        let mut resp = json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({
+                "error": format!(
+                    "the data disk is {:.1}% full (limit {}%); nothing was stored, retry later",
+                    disk.used_pct(),
+                    disk.limit_pct()
+                ),
+            })
+            .to_string(),
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        return Ok(resp);
+    }
     let stored_body = body.clone();
     let due = queued.then_some(now);
     let ev = match relay

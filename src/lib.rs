@@ -21,6 +21,7 @@ pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod deliver;
+pub mod disk;
 pub mod endpoint;
 pub mod error;
 pub mod event;

@@ -66,6 +66,8 @@ pub struct Relay {
     pub queue: Queue,
     /// Bulk replay jobs (see `replay`).
     pub jobs: crate::replay::Jobs,
+    /// Disk-space backpressure; set by `server::serve`.
+    pub disk: std::sync::OnceLock<crate::disk::DiskGuard>,
     endpoints: RwLock<HashMap<String, Arc<EndpointCell>>>,
     stream: broadcast::Sender<StreamItem>,
 }
@@ -155,6 +157,7 @@ impl Relay {
             ingest_base: std::sync::OnceLock::new(),
             queue,
             jobs: Default::default(),
+            disk: std::sync::OnceLock::new(),
             endpoints: RwLock::new(endpoints),
             stream,
         })

@@ -100,6 +100,17 @@ pub async fn serve(
         &config,
         move |_, _| hyper_util::service::TowerToHyperService::new(admin_app.clone()),
     );
+    let _ = relay.disk.set(crate::disk::DiskGuard::new(
+        config.data.clone(),
+        config.max_disk_usage,
+    ));
+    let disk_relay = Arc::clone(&relay);
+    let disk_stop = stop_rx.clone();
+    let disk = tokio::spawn(async move {
+        if let Some(d) = disk_relay.disk.get() {
+            d.watch(disk_stop).await;
+        }
+    });
     crate::replay::resume(&relay)
         .await
         .map_err(|e| format!("resuming replay jobs: {e}"))?;
@@ -125,6 +136,7 @@ pub async fn serve(
     loops.await;
     let _ = worker.await;
     relay.jobs.shutdown().await;
+    let _ = disk.await;
     retention.abort();
     let _ = retention.await;
     store

@@ -128,3 +128,19 @@ async fn broken_http_is_400() {
     let (status, _, _) = send("POST", &s.ingest_url("/in/b"), &[], "ok".into()).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn a_full_disk_is_503_with_retry_after_and_nothing_is_stored() {
+    let (_dir, data) = temp_data();
+    let mut cfg = config_at(&data);
+    // Any real filesystem is fuller than this: the guard trips at once.
+    cfg.max_disk_usage = 0.0001;
+    let s = TestServer::start_with(cfg).await;
+    s.create_endpoint(json!({ "slug": "b" })).await;
+    let r = s.post_in("b", &[], "x").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after").as_deref(), Some("60"));
+    assert!(r.json()["error"].as_str().unwrap().contains("full"));
+    let list = s.get("/api/events").await;
+    assert_eq!(list["events"].as_array().unwrap().len(), 0);
+}

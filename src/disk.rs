@@ -1,0 +1,70 @@
+//! Disk-space backpressure: when the filesystem holding the data directory
+//! passes `--max-disk-usage`, ingest answers `503` with `Retry-After`
+//! instead of accepting events it may not be able to keep.
+//!
+//! The check is a `statvfs` refreshed in the background, so the hot path
+//! reads one atomic.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// How often the usage is read.
+const REFRESH: Duration = Duration::from_secs(1);
+
+pub struct DiskGuard {
+    path: PathBuf,
+    max_used_pct: f64,
+    full: AtomicBool,
+    /// Used share in hundredths of a percent, for messages and metrics.
+    used_bp: AtomicU64,
+}
+
+impl DiskGuard {
+    pub fn new(path: PathBuf, max_used_pct: f64) -> DiskGuard {
+        let g = DiskGuard {
+            path,
+            max_used_pct,
+            full: AtomicBool::new(false),
+            used_bp: AtomicU64::new(0),
+        };
+        g.refresh();
+        g
+    }
+
+    /// Reads the filesystem's usage now. A failed read leaves the last state.
+    pub fn refresh(&self) {
+        let Ok(st) = rustix::fs::statvfs(&self.path) else {
+            return;
+        };
+        if st.f_blocks == 0 {
+            return;
+        }
+        let used = 1.0 - st.f_bavail as f64 / st.f_blocks as f64;
+        let pct = used * 100.0;
+        self.used_bp.store((pct * 100.0) as u64, Ordering::Relaxed);
+        self.full.store(pct >= self.max_used_pct, Ordering::Relaxed);
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.full.load(Ordering::Relaxed)
+    }
+
+    pub fn used_pct(&self) -> f64 {
+        self.used_bp.load(Ordering::Relaxed) as f64 / 100.0
+    }
+
+    pub fn limit_pct(&self) -> f64 {
+        self.max_used_pct
+    }
+
+    /// Refreshes until `stop`.
+    pub async fn watch(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(REFRESH) => self.refresh(),
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}
