@@ -48,6 +48,7 @@ pub fn routes() -> Router<AdminState> {
         .route("/api/events/{id}/replay", post(replay))
         .route("/api/events/{id}/verify", post(verify))
         .route("/api/stream", get(stream))
+        .route("/api/export", get(export))
         .route("/api/replay", post(bulk_replay).get(list_jobs))
         .route("/api/replay/{job}", get(get_job).delete(cancel_job))
         .fallback(|| async { Error::NotFound("no such route".into()) })
@@ -488,6 +489,76 @@ pub fn verify_config(
         .map_err(|e| Error::Unprocessable(format!("invalid request: {e}")))?;
     cfg.validate().map_err(Error::BadRequest)?;
     Ok(cfg)
+}
+
+/// `GET /api/export?format=jsonl|har&…filters`: oldest first, at most
+/// [`export::MAX_EXPORT`](crate::admin::export::MAX_EXPORT) events.
+async fn export(
+    State(st): State<AdminState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response> {
+    use crate::admin::export as ex;
+    let format = q
+        .get("format")
+        .map(String::as_str)
+        .unwrap_or("jsonl")
+        .to_string();
+    if format != "jsonl" && format != "har" {
+        return Err(Error::BadRequest(format!(
+            "format: {format:?} must be jsonl or har"
+        )));
+    }
+    let filter = parse_filter(&q)?;
+    let base = st
+        .relay
+        .ingest_base
+        .get()
+        .cloned()
+        .unwrap_or_else(|| "http://127.0.0.1:8080".into());
+    let (text, more) = st
+        .relay
+        .store
+        .run(move |s| {
+            let (ids, more) = crate::replay::matching_ids(s, &filter, ex::MAX_EXPORT)?;
+            let mut lines = String::new();
+            let mut entries = Vec::new();
+            for id in ids {
+                let (Some(ev), body) = (s.get_event(&id)?, s.get_body(&id)?) else {
+                    continue;
+                };
+                let body = body.unwrap_or_default();
+                let attempts = s.attempts(&id)?;
+                if format == "har" {
+                    entries.push(ex::har_entry(&ev, &body, &attempts, &base));
+                } else {
+                    lines.push_str(&ex::jsonl_line(&ev, &body, &attempts));
+                }
+            }
+            let text = if format == "har" {
+                ex::har_document(entries).to_string()
+            } else {
+                lines
+            };
+            Ok((text, more))
+        })
+        .await?;
+    let (ct, ext) = if q.get("format").map(String::as_str) == Some("har") {
+        ("application/json", "har")
+    } else {
+        ("application/x-ndjson", "jsonl")
+    };
+    let mut resp = text.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    if let Ok(v) =
+        HeaderValue::from_str(&format!("attachment; filename=\"hookrelay-events.{ext}\""))
+    {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if more {
+        h.insert("x-hookrelay-truncated", HeaderValue::from_static("true"));
+    }
+    Ok(resp)
 }
 
 /// Server-sent events: one `event` per new event, one `attempt` per attempt.

@@ -7,6 +7,7 @@
 //! [`api`] and [`dashboard`].
 
 pub mod api;
+pub mod export;
 pub mod dashboard;
 
 use std::sync::Arc;

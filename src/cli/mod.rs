@@ -4,6 +4,7 @@
 
 mod bulk;
 mod remote;
+mod tail;
 mod verify;
 
 use std::process::ExitCode;
@@ -70,6 +71,15 @@ pub enum Command {
     },
     /// Check a webhook signature offline; prints the verdict as JSON, exit 0 only when valid.
     Verify(verify::VerifyArgs),
+    /// Follow new events and attempts live.
+    Tail {
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Export events as JSON Lines or HAR.
+    Export(ExportArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -173,6 +183,19 @@ pub struct AddArgs {
 
 #[derive(Args, Debug)]
 pub struct EventsArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    #[arg(long)]
+    pub cursor: Option<String>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// The filters of `GET /api/events`, shared by `events` and `export`.
+#[derive(Args, Debug)]
+pub struct FilterArgs {
     #[arg(long)]
     pub endpoint: Option<String>,
     #[arg(long)]
@@ -184,6 +207,9 @@ pub struct EventsArgs {
     /// Last response status.
     #[arg(long)]
     pub status: Option<u16>,
+    /// Signature verdict: valid, invalid, stale, missing, unchecked.
+    #[arg(long)]
+    pub signature: Option<String>,
     /// RFC 3339 time or epoch milliseconds.
     #[arg(long)]
     pub since: Option<String>,
@@ -192,10 +218,43 @@ pub struct EventsArgs {
     /// Text search in path, headers and bodies.
     #[arg(short, long)]
     pub q: Option<String>,
-    #[arg(long, default_value_t = 50)]
-    pub limit: usize,
-    #[arg(long)]
-    pub cursor: Option<String>,
+}
+
+impl FilterArgs {
+    fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut q = Vec::new();
+        let opt = [
+            ("endpoint", &self.endpoint),
+            ("state", &self.state),
+            ("topic", &self.topic),
+            ("method", &self.method),
+            ("signature", &self.signature),
+            ("since", &self.since),
+            ("until", &self.until),
+            ("q", &self.q),
+        ];
+        for (k, v) in opt {
+            if let Some(v) = v {
+                q.push((k, v.clone()));
+            }
+        }
+        if let Some(s) = self.status {
+            q.push(("status", s.to_string()));
+        }
+        q
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// jsonl (one event per line, with bodies and attempts) or har.
+    #[arg(long, default_value = "jsonl")]
+    pub format: String,
+    /// Write to this file instead of standard output.
+    #[arg(long, short = 'o')]
+    pub output: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -242,24 +301,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Endpoint { cmd } => endpoint(cmd).await,
         Command::Events(a) => {
             let r = Remote::new(&a.remote)?;
-            let mut q: Vec<(&str, String)> = Vec::new();
-            let opt = [
-                ("endpoint", &a.endpoint),
-                ("state", &a.state),
-                ("topic", &a.topic),
-                ("method", &a.method),
-                ("since", &a.since),
-                ("until", &a.until),
-                ("q", &a.q),
-                ("cursor", &a.cursor),
-            ];
-            for (k, v) in opt {
-                if let Some(v) = v {
-                    q.push((k, v.clone()));
-                }
-            }
-            if let Some(s) = a.status {
-                q.push(("status", s.to_string()));
+            let mut q = a.filter.pairs();
+            if let Some(c) = &a.cursor {
+                q.push(("cursor", c.clone()));
             }
             q.push(("limit", a.limit.to_string()));
             let v = r
@@ -285,6 +329,22 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify(a) => verify::run(a),
+        Command::Tail { endpoint, remote } => tail::run(&remote, endpoint.as_deref()).await,
+        Command::Export(a) => {
+            let r = Remote::new(&a.remote)?;
+            let mut q = a.filter.pairs();
+            q.push(("format", a.format.clone()));
+            let text = r
+                .get_text(&format!("/api/export?{}", remote::query_string(&q)))
+                .await?;
+            match &a.output {
+                Some(path) => {
+                    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?
+                }
+                None => print!("{text}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Replay {
             id,
             filter,

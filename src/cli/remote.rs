@@ -7,7 +7,7 @@ use http::Method;
 use serde_json::Value;
 
 use super::RemoteArgs;
-use crate::deliver::{Client, Outbound};
+use crate::deliver::{Client, Outbound, Reply};
 
 pub struct Remote {
     client: Client,
@@ -36,29 +36,7 @@ impl Remote {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, String> {
-        let url = format!("{}{path}", self.base);
-        let mut headers = vec![("accept".to_string(), b"application/json".to_vec())];
-        if body.is_some() {
-            headers.push(("content-type".into(), b"application/json".to_vec()));
-        }
-        if let Some(t) = &self.token {
-            headers.push(("authorization".into(), format!("Bearer {t}").into_bytes()));
-        }
-        let out = Outbound {
-            method: Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?,
-            url: url
-                .parse()
-                .map_err(|_| format!("--server: {url:?} is not a URL"))?,
-            headers,
-            body: body.map(|b| Bytes::from(b.to_string())).unwrap_or_default(),
-            timeout: Duration::from_secs(300),
-        };
-        let reply = self
-            .client
-            .send(out)
-            .await
-            .0
-            .map_err(|f| format!("cannot reach hookrelay at {}: {}", self.base, f.detail))?;
+        let reply = self.request(method, path, body).await?;
         let v: Value = if reply.body.is_empty() {
             Value::Null
         } else {
@@ -73,6 +51,61 @@ impl Remote {
             return Err(format!("{} (HTTP {})", msg, reply.status));
         }
         Ok(v)
+    }
+
+    /// A GET whose answer is not JSON (exports).
+    pub async fn get_text(&self, path: &str) -> Result<String, String> {
+        let reply = self.request("GET", path, None).await?;
+        let text = String::from_utf8_lossy(&reply.body).into_owned();
+        if reply.status >= 400 {
+            let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            return Err(format!(
+                "{} (HTTP {})",
+                v["error"].as_str().unwrap_or(&text),
+                reply.status
+            ));
+        }
+        Ok(text)
+    }
+
+    /// The URL and headers of a streaming request (`tail`).
+    pub fn stream_request(&self, path: &str) -> (String, Vec<(String, Vec<u8>)>) {
+        let mut headers = vec![("accept".to_string(), b"text/event-stream".to_vec())];
+        if let Some(t) = &self.token {
+            headers.push(("authorization".into(), format!("Bearer {t}").into_bytes()));
+        }
+        (format!("{}{path}", self.base), headers)
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Reply, String> {
+        let (url, mut headers) = self.stream_request(path);
+        headers[0].1 = b"application/json".to_vec();
+        if body.is_some() {
+            headers.push(("content-type".into(), b"application/json".to_vec()));
+        }
+        let out = Outbound {
+            method: Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?,
+            url: url
+                .parse()
+                .map_err(|_| format!("--server: {url:?} is not a URL"))?,
+            headers,
+            body: body.map(|b| Bytes::from(b.to_string())).unwrap_or_default(),
+            timeout: Duration::from_secs(300),
+        };
+        self.client
+            .send(out)
+            .await
+            .0
+            .map_err(|f| format!("cannot reach hookrelay at {}: {}", self.base, f.detail))
     }
 }
 

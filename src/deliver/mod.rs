@@ -142,6 +142,24 @@ impl Client {
         (result, started.elapsed())
     }
 
+    /// A GET whose response body is read by the caller as it arrives
+    /// (server-sent events); no timeout.
+    pub async fn stream(
+        &self,
+        url: &str,
+        headers: &Headers,
+    ) -> Result<http::Response<hyper::body::Incoming>, Failure> {
+        let mut req = Request::builder().method(Method::GET).uri(url);
+        for (n, v) in headers {
+            req = req.header(n.as_str(), v.as_slice());
+        }
+        let req = req.body(Full::new(Bytes::new())).map_err(|e| Failure {
+            kind: ErrorKind::Protocol,
+            detail: format!("cannot build request: {e}"),
+        })?;
+        self.inner.request(req).await.map_err(classify)
+    }
+
     async fn send_inner(&self, out: Outbound) -> Result<Reply, Failure> {
         let mut req = Request::builder().method(out.method).uri(out.url);
         let hdrs = req.headers_mut().expect("fresh builder");

@@ -117,3 +117,92 @@ async fn serve_refuses_a_public_admin_without_a_token() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--admin-token"), "{err}");
 }
+
+#[tokio::test]
+async fn export_writes_jsonl_and_har() {
+    let s = TestServer::start().await;
+    s.create_endpoint(
+        serde_json::json!({ "slug": "ex", "response": { "status": 201, "body": "fine" } }),
+    )
+    .await;
+    let a = s
+        .post_in(
+            "ex/p?x=1",
+            &[("content-type", "application/json")],
+            r#"{"n":1}"#,
+        )
+        .await
+        .event_id();
+    let b = s.post_in("ex", &[], vec![0u8, 255]).await.event_id();
+
+    let (code, out, err) = hookrelay(&s, &["export", "--endpoint", "ex"]).await;
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["id"], a.as_str(), "oldest first");
+    assert_eq!(lines[0]["body"], r#"{"n":1}"#);
+    assert_eq!(lines[1]["id"], b.as_str());
+    assert_eq!(lines[1]["body_base64"], "AP8=");
+
+    let (code, out, err) = hookrelay(&s, &["export", "--format", "har"]).await;
+    assert_eq!(code, 0, "{err}");
+    let har: Value = serde_json::from_str(&out).unwrap();
+    let entries = har["log"]["entries"].as_array().unwrap();
+    assert_eq!(har["log"]["version"], "1.2");
+    assert_eq!(entries.len(), 2);
+    assert!(
+        entries[0]["request"]["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/in/ex/p?x=1")
+    );
+    assert_eq!(entries[0]["request"]["postData"]["text"], r#"{"n":1}"#);
+    assert_eq!(entries[1]["request"]["postData"]["encoding"], "base64");
+
+    let (code, _, err) = hookrelay(&s, &["export", "--format", "xml"]).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("format"), "{err}");
+}
+
+#[tokio::test]
+async fn tail_prints_new_events_as_they_arrive() {
+    use std::io::{BufRead, BufReader};
+    let s = TestServer::start().await;
+    s.create_endpoint(serde_json::json!({ "slug": "tl" })).await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hookrelay"))
+        .args(["tail", "--endpoint", "tl", "--json"])
+        .env("HOOKRELAY_SERVER", s.admin_url(""))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The subscription starts when the child connects: post until a line
+    // comes back (bounded), then look for the event id.
+    let mut found = None;
+    for i in 0..50 {
+        let id = s.post_in("tl", &[], format!("live {i}")).await.event_id();
+        if let Ok(Some(line)) =
+            tokio::time::timeout(std::time::Duration::from_millis(200), rx.recv()).await
+        {
+            found = Some((id, line));
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let (_, line) = found.expect("tail printed nothing");
+    let v: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["type"], "event");
+    assert_eq!(v["data"]["endpoint"], "tl");
+}

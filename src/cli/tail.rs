@@ -1,0 +1,88 @@
+//! `hookrelay tail`: follows `/api/stream` and prints a line per new event
+//! and attempt (`--json`: the stream's JSON, one object per line).
+
+use std::process::ExitCode;
+
+use http_body_util::BodyExt;
+use serde_json::Value;
+
+use super::RemoteArgs;
+use super::remote::{Remote, encode};
+
+pub async fn run(args: &RemoteArgs, endpoint: Option<&str>) -> Result<ExitCode, String> {
+    let r = Remote::new(args)?;
+    let path = match endpoint {
+        Some(e) => format!("/api/stream?endpoint={}", encode(e)),
+        None => "/api/stream".to_string(),
+    };
+    let (url, headers) = r.stream_request(&path);
+    let resp = r
+        .client()
+        .stream(&url, &headers)
+        .await
+        .map_err(|f| format!("cannot reach hookrelay: {}", f.detail))?;
+    if !resp.status().is_success() {
+        return Err(format!("stream refused: HTTP {}", resp.status()));
+    }
+    let mut body = resp.into_body();
+    let mut buf = String::new();
+    let (mut kind, mut data) = (String::new(), String::new());
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| format!("stream ended: {e}"))?;
+        let Some(chunk) = frame.data_ref() else {
+            continue;
+        };
+        buf.push_str(&String::from_utf8_lossy(chunk));
+        while let Some(nl) = buf.find('\n') {
+            let line = buf[..nl].trim_end_matches('\r').to_string();
+            buf.drain(..=nl);
+            if let Some(k) = line.strip_prefix("event:") {
+                kind = k.trim().to_string();
+            } else if let Some(d) = line.strip_prefix("data:") {
+                data.push_str(d.trim_start());
+            } else if line.is_empty() && !data.is_empty() {
+                print_item(&kind, &data, args.json);
+                kind.clear();
+                data.clear();
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_item(kind: &str, data: &str, json: bool) {
+    if json {
+        println!("{{\"type\":{:?},\"data\":{data}}}", kind);
+        return;
+    }
+    let v: Value = serde_json::from_str(data).unwrap_or(Value::Null);
+    match kind {
+        "event" => println!(
+            "{}  {:<7} /in/{}{}  {}  {}",
+            v["received_at"].as_str().unwrap_or(""),
+            v["method"].as_str().unwrap_or(""),
+            v["endpoint"].as_str().unwrap_or(""),
+            v["path"].as_str().unwrap_or(""),
+            v["state"].as_str().unwrap_or(""),
+            v["id"].as_str().unwrap_or(""),
+        ),
+        "attempt" => {
+            let a = &v["attempt"];
+            let outcome = match (a["status"].as_u64(), a["error"].as_str()) {
+                (Some(s), _) => format!("HTTP {s}"),
+                (None, Some(e)) => format!("{e} error"),
+                _ => "no answer".into(),
+            };
+            println!(
+                "{}    -> {} #{} {} in {} ms  ({})",
+                a["at"].as_str().unwrap_or(""),
+                a["trigger"].as_str().unwrap_or(""),
+                a["n"],
+                outcome,
+                a["latency_ms"],
+                v["event"]["id"].as_str().unwrap_or(""),
+            );
+        }
+        other => println!("({other}) {data}"),
+    }
+}
