@@ -5,10 +5,18 @@
 //!   (a) the upstream receiver directly,
 //!   (b) hookrelay in forward mode to that upstream,
 //!   (c) hookrelay in bin mode,
+//!   (d) hookrelay in queue mode while the receiver is slow (a second
+//!       upstream that sleeps 1 s before answering): p50/p99 are the time a
+//!       sender waits for its `202`,
+//!   (e) hookrelay in queue mode to the normal upstream: the sustained
+//!       ingest rate,
 //! with `--durability sync` and `buffered`, and prints requests/s, p50, p99
-//! and the ratios b/a and c/a. hookrelay runs as the real binary in its own
+//! and the ratios b/a, c/a, e/a. hookrelay runs as the real binary in its own
 //! process; the upstream and the load generator run in this process on
-//! separate runtimes.
+//! separate runtimes. (d) runs last, each on its own hookrelay instance
+//! (killed afterwards) with a large `max_queue_depth`, so its backlog of
+//! slow deliveries never weighs on another scenario. Targets (issue 5): (d)
+//! p99 under 5 ms; (e) at least 50% of (a) with `sync`.
 //!
 //! Run: `cargo bench --bench load` (`HOOKRELAY_BENCH_SECS=10` for longer runs).
 
@@ -118,8 +126,9 @@ fn run_load(rt: &tokio::runtime::Runtime, url: &str, secs: u64) -> Stats {
     })
 }
 
-/// The upstream receiver: answers 200 `{"ok":true}` after reading the body.
-fn start_upstream() -> (u16, std::thread::JoinHandle<()>) {
+/// The upstream receiver: answers 200 `{"ok":true}` after reading the body
+/// and waiting `delay` (zero for the normal upstream).
+fn start_upstream(delay: Duration) -> (u16, std::thread::JoinHandle<()>) {
     let (tx, rx) = std::sync::mpsc::channel();
     let handle = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -136,12 +145,17 @@ fn start_upstream() -> (u16, std::thread::JoinHandle<()>) {
                 };
                 let _ = stream.set_nodelay(true);
                 tokio::spawn(async move {
-                    let svc = service_fn(|req: http::Request<hyper::body::Incoming>| async move {
-                        let _ = req.into_body().collect().await;
-                        Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(
-                            b"{\"ok\":true}",
-                        ))))
-                    });
+                    let svc = service_fn(
+                        move |req: http::Request<hyper::body::Incoming>| async move {
+                            let _ = req.into_body().collect().await;
+                            if !delay.is_zero() {
+                                tokio::time::sleep(delay).await;
+                            }
+                            Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(
+                                b"{\"ok\":true}",
+                            ))))
+                        },
+                    );
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
                         .await;
@@ -217,6 +231,36 @@ fn create(rt: &tokio::runtime::Runtime, admin: &str, body: serde_json::Value) {
     });
 }
 
+/// `hookrelay_queue_depth` from `/metrics`: the backlog a scenario left.
+fn queue_depth(rt: &tokio::runtime::Runtime, admin: &str) -> Option<u64> {
+    let url = format!("{admin}/metrics");
+    rt.block_on(async move {
+        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let req = http::Request::get(url)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = client.request(req).await.ok()?;
+        let body = resp.into_body().collect().await.ok()?.to_bytes();
+        String::from_utf8_lossy(&body)
+            .lines()
+            .find_map(|l| l.strip_prefix("hookrelay_queue_depth "))
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
+
+type Row = (String, f64, Duration, Duration, usize, Option<f64>);
+
+fn row(name: String, s: &Stats, direct: Option<&Stats>) -> Row {
+    (
+        name,
+        s.rps,
+        s.p50,
+        s.p99,
+        s.errors,
+        direct.map(|d| s.rps / d.rps),
+    )
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; filters are not supported here.
     let secs: u64 = std::env::var("HOOKRELAY_BENCH_SECS")
@@ -230,23 +274,21 @@ fn main() {
             .build()
             .unwrap(),
     );
-    let (port, _upstream) = start_upstream();
+    let (port, _upstream) = start_upstream(Duration::ZERO);
     let upstream = format!("http://127.0.0.1:{port}/hook");
+    let (slow_port, _slow_upstream) = start_upstream(Duration::from_secs(1));
+    let slow_upstream = format!("http://127.0.0.1:{slow_port}/hook");
     println!(
         "load: {CONNECTIONS} connections, {secs} s per scenario, {} byte JSON body",
         payload().len()
     );
 
     let direct = run_load(&rt, &upstream, secs);
-    let mut rows = vec![(
-        "direct upstream (a)".to_string(),
-        direct.rps,
-        direct.p50,
-        direct.p99,
-        direct.errors,
-        None,
-    )];
-    for durability in ["sync", "buffered"] {
+    let mut rows = vec![row("direct upstream (a)".to_string(), &direct, None)];
+    let mut queue_ratio = Vec::new();
+    let mut backlog = Vec::new();
+    let durabilities = ["sync", "buffered"];
+    for durability in durabilities {
         let h = start_hookrelay(durability);
         create(
             &rt,
@@ -254,24 +296,49 @@ fn main() {
             serde_json::json!({ "slug": "fwd", "target": upstream }),
         );
         create(&rt, &h.admin, serde_json::json!({ "slug": "bin" }));
+        create(
+            &rt,
+            &h.admin,
+            serde_json::json!({
+                "slug": "queue", "mode": "queue", "target": upstream,
+                "max_queue_depth": 100_000_000u64,
+            }),
+        );
         let fwd = run_load(&rt, &format!("{}/in/fwd", h.ingest), secs);
         let bin = run_load(&rt, &format!("{}/in/bin", h.ingest), secs);
-        rows.push((
+        // Last on this instance: whatever backlog it leaves dies with it.
+        let queue = run_load(&rt, &format!("{}/in/queue", h.ingest), secs);
+        backlog.push((durability, queue_depth(&rt, &h.admin)));
+        drop(h);
+        rows.push(row(
             format!("forward, {durability} (b)"),
-            fwd.rps,
-            fwd.p50,
-            fwd.p99,
-            fwd.errors,
-            Some(fwd.rps / direct.rps),
+            &fwd,
+            Some(&direct),
         ));
-        rows.push((
-            format!("bin, {durability} (c)"),
-            bin.rps,
-            bin.p50,
-            bin.p99,
-            bin.errors,
-            Some(bin.rps / direct.rps),
+        rows.push(row(format!("bin, {durability} (c)"), &bin, Some(&direct)));
+        rows.push(row(
+            format!("queue, {durability} (e)"),
+            &queue,
+            Some(&direct),
         ));
+        queue_ratio.push((durability, queue.rps / direct.rps));
+    }
+    // The slow receiver last, each on its own instance, killed right after.
+    let mut slow_p99 = Vec::new();
+    for durability in durabilities {
+        let h = start_hookrelay(durability);
+        create(
+            &rt,
+            &h.admin,
+            serde_json::json!({
+                "slug": "slow", "mode": "queue", "target": slow_upstream,
+                "max_queue_depth": 100_000_000u64,
+            }),
+        );
+        let slow = run_load(&rt, &format!("{}/in/slow", h.ingest), secs);
+        drop(h);
+        slow_p99.push((durability, slow.p99));
+        rows.push(row(format!("queue slow, {durability} (d)"), &slow, None));
     }
     println!(
         "{:<24} {:>10} {:>10} {:>10} {:>7} {:>10}",
@@ -288,6 +355,30 @@ fn main() {
             ratio
                 .map(|r| format!("{:.0}%", r * 100.0))
                 .unwrap_or_else(|| "-".into())
+        );
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    for (durability, p99) in slow_p99 {
+        println!(
+            "queue (d), {durability}: p99 wait for the 202 while the receiver sleeps 1 s: {:.2} ms (target < 5 ms){}",
+            ms(p99),
+            if p99 >= Duration::from_millis(5) {
+                "  MISSED"
+            } else {
+                ""
+            }
+        );
+    }
+    for ((durability, ratio), (_, left)) in queue_ratio.into_iter().zip(backlog) {
+        println!(
+            "queue (e), {durability}: ingest {:.0}% of direct (target >= 50% with sync){}; backlog left {}",
+            ratio * 100.0,
+            if durability == "sync" && ratio < 0.5 {
+                "  MISSED"
+            } else {
+                ""
+            },
+            left.map_or_else(|| "unknown".to_string(), |n| format!("{n} events")),
         );
     }
 }
