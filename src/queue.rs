@@ -6,7 +6,7 @@
 //! An entry leaves the queue only in the same write batch that records its
 //! attempt's outcome, so a crash repeats at most the attempts in flight.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,12 +26,22 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// After a store error an entry is tried again this much later.
 const STORE_ERROR_BACKOFF_MS: u64 = 5_000;
 
+/// One endpoint's pending deliveries.
+#[derive(Default)]
+struct Pending {
+    /// Every pending event (in flight included): id -> due. Ids are ULIDs,
+    /// so the first key is the oldest event.
+    by_id: BTreeMap<String, u64>,
+    /// The entries not in flight, by due time: taking due work reads the
+    /// front instead of scanning the backlog.
+    ready: BTreeSet<(u64, String)>,
+    in_flight: usize,
+}
+
 #[derive(Default)]
 struct State {
-    /// slug -> (event id -> due ms). Ids are ULIDs: the map's order is arrival order.
-    pending: HashMap<String, BTreeMap<String, u64>>,
-    in_flight: HashMap<String, usize>,
-    in_flight_ids: HashSet<String>,
+    endpoints: HashMap<String, Pending>,
+    in_flight: usize,
 }
 
 /// The limits the worker reads from an endpoint.
@@ -54,7 +64,9 @@ impl Queue {
         {
             let mut st = q.lock();
             for (due, id, slug) in entries {
-                st.pending.entry(slug).or_default().insert(id, due);
+                let p = st.endpoints.entry(slug).or_default();
+                p.by_id.insert(id.clone(), due);
+                p.ready.insert((due, id));
             }
         }
         q
@@ -66,22 +78,13 @@ impl Queue {
 
     /// Records a new entry (already stored) and wakes the worker.
     pub fn push(&self, slug: &str, id: &str, due: u64) {
-        self.lock()
-            .pending
-            .entry(slug.to_string())
-            .or_default()
-            .insert(id.to_string(), due);
-        self.wake.notify_one();
-    }
-
-    pub fn remove(&self, slug: &str, id: &str) {
-        let mut st = self.lock();
-        if let Some(m) = st.pending.get_mut(slug) {
-            m.remove(id);
-            if m.is_empty() {
-                st.pending.remove(slug);
-            }
+        {
+            let mut st = self.lock();
+            let p = st.endpoints.entry(slug.to_string()).or_default();
+            p.by_id.insert(id.to_string(), due);
+            p.ready.insert((due, id.to_string()));
         }
+        self.wake.notify_one();
     }
 
     /// Wakes the worker (an endpoint changed status).
@@ -91,75 +94,77 @@ impl Queue {
 
     /// Pending events of one endpoint (in flight included).
     pub fn depth(&self, slug: &str) -> usize {
-        self.lock().pending.get(slug).map_or(0, BTreeMap::len)
+        self.lock().endpoints.get(slug).map_or(0, |p| p.by_id.len())
     }
 
     /// Entries of one endpoint, oldest first: `(id, due)`.
     pub fn entries(&self, slug: &str) -> Vec<(String, u64)> {
         self.lock()
-            .pending
+            .endpoints
             .get(slug)
-            .map(|m| m.iter().map(|(id, due)| (id.clone(), *due)).collect())
+            .map(|p| p.by_id.iter().map(|(id, due)| (id.clone(), *due)).collect())
             .unwrap_or_default()
     }
 
     /// Total depth and the oldest pending event id, for `/metrics`.
     pub fn stats(&self) -> (usize, Option<String>) {
         let st = self.lock();
-        let depth = st.pending.values().map(BTreeMap::len).sum();
+        let depth = st.endpoints.values().map(|p| p.by_id.len()).sum();
         let oldest = st
-            .pending
+            .endpoints
             .values()
-            .filter_map(|m| m.keys().next())
+            .filter_map(|p| p.by_id.keys().next())
             .min()
             .cloned();
         (depth, oldest)
     }
 
-    /// Picks due entries within the limits and marks them in flight.
+    /// Picks due entries within the limits and marks them in flight. Costs
+    /// the number of endpoints plus the entries taken, whatever the backlog.
     fn take_due(&self, now: u64, limits: impl Fn(&str) -> Limits) -> Vec<(String, String, u64)> {
-        let mut st = self.lock();
-        let mut total: usize = st.in_flight.values().sum();
+        let mut guard = self.lock();
+        let st = &mut *guard;
         let mut out = Vec::new();
-        let slugs: Vec<String> = st.pending.keys().cloned().collect();
-        for slug in slugs {
-            if total >= GLOBAL_IN_FLIGHT {
+        for (slug, p) in st.endpoints.iter_mut() {
+            if st.in_flight >= GLOBAL_IN_FLIGHT {
                 break;
             }
-            let lim = limits(&slug);
-            let busy = st.in_flight.get(&slug).copied().unwrap_or(0);
+            let lim = limits(slug);
             let cap = if lim.ordered {
                 1
             } else {
                 lim.max_in_flight.max(1)
             };
-            if busy >= cap {
+            let mut room = cap
+                .saturating_sub(p.in_flight)
+                .min(GLOBAL_IN_FLIGHT - st.in_flight);
+            if room == 0 {
                 continue;
             }
-            let mut room = (cap - busy).min(GLOBAL_IN_FLIGHT - total);
-            let entries: Vec<(String, u64)> = st.pending[&slug]
-                .iter()
-                .map(|(i, d)| (i.clone(), *d))
-                .collect();
-            for (id, due) in entries {
-                if room == 0 {
-                    break;
+            let mut taken = Vec::new();
+            if lim.ordered {
+                // Nothing overtakes the oldest pending event, even while it
+                // waits for a retry.
+                if let Some((id, due)) = p.by_id.first_key_value()
+                    && *due <= now
+                    && p.ready.contains(&(*due, id.clone()))
+                {
+                    taken.push((*due, id.clone()));
                 }
-                if st.in_flight_ids.contains(&id) {
-                    continue;
-                }
-                if due > now {
-                    // Ordered: nothing overtakes the oldest pending event.
-                    if lim.ordered {
+            } else {
+                for (due, id) in p.ready.iter() {
+                    if *due > now || room == 0 {
                         break;
                     }
-                    continue;
+                    taken.push((*due, id.clone()));
+                    room -= 1;
                 }
-                st.in_flight_ids.insert(id.clone());
-                *st.in_flight.entry(slug.clone()).or_default() += 1;
+            }
+            for (due, id) in taken {
+                p.ready.remove(&(due, id.clone()));
+                p.in_flight += 1;
+                st.in_flight += 1;
                 out.push((slug.clone(), id, due));
-                room -= 1;
-                total += 1;
             }
         }
         out
@@ -167,40 +172,38 @@ impl Queue {
 
     /// An attempt finished: the entry moves to `next_due` or leaves.
     fn done(&self, slug: &str, id: &str, next_due: Option<u64>) {
-        let mut st = self.lock();
-        st.in_flight_ids.remove(id);
-        if let Some(n) = st.in_flight.get_mut(slug) {
-            *n = n.saturating_sub(1);
-        }
-        let empty = match st.pending.get_mut(slug) {
-            Some(m) => {
-                match next_due {
-                    Some(due) => {
-                        m.insert(id.to_string(), due);
+        {
+            let mut st = self.lock();
+            st.in_flight = st.in_flight.saturating_sub(1);
+            let empty = match st.endpoints.get_mut(slug) {
+                Some(p) => {
+                    p.in_flight = p.in_flight.saturating_sub(1);
+                    match next_due {
+                        Some(due) => {
+                            p.by_id.insert(id.to_string(), due);
+                            p.ready.insert((due, id.to_string()));
+                        }
+                        None => {
+                            p.by_id.remove(id);
+                        }
                     }
-                    None => {
-                        m.remove(id);
-                    }
+                    p.by_id.is_empty() && p.in_flight == 0
                 }
-                m.is_empty()
+                None => false,
+            };
+            if empty {
+                st.endpoints.remove(slug);
             }
-            None => false,
-        };
-        if empty {
-            st.pending.remove(slug);
         }
-        drop(st);
         self.wake.notify_one();
     }
 
     /// The soonest due time among entries not in flight.
     fn next_due(&self) -> Option<u64> {
         let st = self.lock();
-        st.pending
+        st.endpoints
             .values()
-            .flat_map(|m| m.iter())
-            .filter(|(id, _)| !st.in_flight_ids.contains(*id))
-            .map(|(_, due)| *due)
+            .filter_map(|p| p.ready.first().map(|(due, _)| *due))
             .min()
     }
 }

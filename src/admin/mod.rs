@@ -7,8 +7,8 @@
 //! [`api`] and [`dashboard`].
 
 pub mod api;
-pub mod export;
 pub mod dashboard;
+pub mod export;
 
 use std::sync::Arc;
 
@@ -29,7 +29,10 @@ pub struct AdminState {
 }
 
 pub fn router(relay: Arc<Relay>, token: Option<String>) -> Router {
-    let state = AdminState { relay, token: token.map(Arc::from) };
+    let state = AdminState {
+        relay,
+        token: token.map(Arc::from),
+    };
     api::routes()
         .merge(dashboard::routes())
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
@@ -61,11 +64,16 @@ async fn require_token(State(state): State<AdminState>, req: Request, next: Next
     {
         next.run(req).await
     } else if dashboard::is_page(req.method(), path) {
-        let target = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let target = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
         dashboard::login_redirect(target)
     } else {
-        let mut resp = Error::Unauthorized("missing or wrong admin token (Authorization: Bearer …)".into())
-            .into_response();
+        let mut resp =
+            Error::Unauthorized("missing or wrong admin token (Authorization: Bearer …)".into())
+                .into_response();
         resp.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         resp
@@ -96,12 +104,19 @@ async fn refuse_cross_origin(req: Request, next: Next) -> Response {
 /// into HTML, framed, or run inline script.
 async fn security_headers(mut resp: Response) -> Response {
     let h = resp.headers_mut();
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.entry(header::CONTENT_SECURITY_POLICY).or_insert(HeaderValue::from_static(
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
          object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-    ));
+        ));
     resp
 }

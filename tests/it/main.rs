@@ -5,8 +5,8 @@
 mod api;
 mod bad_input;
 mod bin;
-mod bulk;
 mod browser;
+mod bulk;
 mod cli;
 mod curl;
 mod dashboard;
@@ -15,6 +15,6 @@ mod persistence;
 mod policy;
 mod queue;
 mod queue_crash;
-mod support;
 mod signatures;
+mod support;
 mod tls;

@@ -96,7 +96,13 @@ async fn events_wait_for_a_receiver_that_is_down_and_arrive_exactly_once() {
             .2;
         let m = String::from_utf8_lossy(&m).into_owned();
         if !m.contains("hookrelay_queue_depth 0") {
-            eprintln!("{}", m.lines().filter(|l| l.contains("queue")).collect::<Vec<_>>().join("\n"));
+            eprintln!(
+                "{}",
+                m.lines()
+                    .filter(|l| l.contains("queue"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
         }
         m.contains("hookrelay_queue_depth 0")
     })
