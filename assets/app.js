@@ -1,5 +1,5 @@
-// hookrelay dashboard script: the events page's live tail and the copy
-// buttons. Pages work without it. The CSP allows no inline script, so
+// hookrelay dashboard script: the events page's live tail, the copy
+// buttons and the replay job page's progress. Pages work without it. The CSP allows no inline script, so
 // configuration comes from data- attributes; rows are built with
 // createElement/textContent only — payload data never reaches innerHTML
 // or an href other than our own /events/<id> links.
@@ -51,7 +51,7 @@
     return;
   }
   var f = {};
-  ['state', 'topic', 'method', 'status', 'signature', 'duplicate'].forEach(function (k) {
+  ['state', 'topic', 'method', 'status', 'signature', 'duplicate', 'mirror_diff'].forEach(function (k) {
     f[k] = live.getAttribute('data-f-' + k) || '';
   });
   var paused = false;
@@ -73,7 +73,24 @@
     if (f.signature && verdictOf(ev) !== f.signature) return false;
     if ((f.duplicate === 'true' || f.duplicate === '1') && !ev.duplicate_of) return false;
     if ((f.duplicate === 'false' || f.duplicate === '0') && ev.duplicate_of) return false;
+    if ((f.mirror_diff === 'true' || f.mirror_diff === '1') && !mirrorDiffers(ev)) return false;
+    if ((f.mirror_diff === 'false' || f.mirror_diff === '0') && mirrorDiffers(ev)) return false;
     return true;
+  }
+  function known(v) { return v !== null && v !== undefined; }
+  function mirrorDiffers(ev) {
+    return known(ev.mirror_status) && ev.mirror_status !== (known(ev.last_status) ? ev.last_status : null);
+  }
+  // The status cell: the target's last answer, then the mirror's (as
+  // event_rows.html draws it).
+  function fillStatus(td, ev) {
+    td.textContent = known(ev.last_status) ? String(ev.last_status) : '';
+    if (!known(ev.mirror_status)) return;
+    var m = Number(ev.mirror_status);
+    td.appendChild(document.createTextNode(' '));
+    var span = el('span', 'mirror-status' + (mirrorDiffers(ev) ? ' differs' : ''), 'm\u00a0' + (m === 0 ? '\u2014' : String(m)));
+    span.title = 'mirror answered ' + (m === 0 ? 'nothing' : String(m));
+    td.appendChild(span);
   }
   function el(tag, cls, text) {
     var e = document.createElement(tag);
@@ -129,7 +146,9 @@
     var st = el('td', 'state');
     st.appendChild(stateBadge(ev));
     tr.appendChild(st);
-    tr.appendChild(el('td', 'status', ev.last_status === null || ev.last_status === undefined ? '' : ev.last_status));
+    var statusTd = el('td', 'status');
+    fillStatus(statusTd, ev);
+    tr.appendChild(statusTd);
     var sig = el('td', 'sig');
     sig.appendChild(verdictBadge(ev));
     tr.appendChild(sig);
@@ -140,7 +159,7 @@
     var st = tr.querySelector('td.state');
     if (st) { st.textContent = ''; st.appendChild(stateBadge(ev)); }
     var status = tr.querySelector('td.status');
-    if (status) status.textContent = ev.last_status === null || ev.last_status === undefined ? '' : String(ev.last_status);
+    if (status) fillStatus(status, ev);
     var sig = tr.querySelector('td.sig');
     if (sig) { sig.textContent = ''; sig.appendChild(verdictBadge(ev)); }
   }
@@ -191,4 +210,69 @@
       show('paused', 'paused');
     }
   });
+})();
+
+// ---- a replay job's progress (/replay/<job>) ----
+// Polls GET /api/replay/<job> every second while the job is queued or
+// running; the server-rendered page and its Refresh link work without it.
+(function () {
+  var box = document.getElementById('job');
+  if (!box || !window.fetch) return;
+  var id = box.getAttribute('data-job');
+  var STATES = ['queued', 'running', 'done', 'cancelled'];
+  var live = document.getElementById('job-live');
+  var failures = 0;
+  function finished(s) { return s === 'done' || s === 'cancelled'; }
+  function set(key, value) {
+    var e = document.getElementById('job-' + key);
+    if (e && value !== null && value !== undefined) e.textContent = String(value);
+  }
+  function note(text) { if (live) live.textContent = text; }
+  function render(j) {
+    ['total', 'sent', 'succeeded', 'failed', 'queued'].forEach(function (k) { set(k, j[k]); });
+    var failed = document.getElementById('job-failed');
+    if (failed) failed.className = Number(j.failed) > 0 ? 'bad' : '';
+    var s = STATES.indexOf(j.status) >= 0 ? j.status : 'queued';
+    var badge = box.querySelector('.job-state .badge');
+    if (badge) { badge.className = 'badge job-' + s; badge.textContent = s; }
+    box.setAttribute('data-status', s);
+    var bar = document.getElementById('job-progress');
+    if (bar) {
+      bar.max = Math.max(1, Number(j.total) || 0);
+      bar.value = Number(j.sent) || 0;
+      bar.textContent = String(Number(j.sent) || 0) + ' of ' + String(Number(j.total) || 0);
+    }
+    if (finished(s)) {
+      if (j.finished_at) set('finished', j.finished_at);
+      var cancel = document.getElementById('job-cancel');
+      if (cancel) cancel.hidden = true;
+    }
+  }
+  function poll() {
+    fetch('/api/replay/' + encodeURIComponent(id), {
+      credentials: 'same-origin',
+      headers: { accept: 'application/json' },
+      cache: 'no-store'
+    }).then(function (r) {
+      if (!r.ok) throw new Error('HTTP ' + r.status);
+      return r.json();
+    }).then(function (j) {
+      failures = 0;
+      render(j);
+      if (finished(j.status)) {
+        note('finished');
+      } else {
+        note('live');
+        setTimeout(poll, 1000);
+      }
+    }).catch(function () {
+      failures += 1;
+      note('updates failed — use Refresh');
+      if (failures < 30) setTimeout(poll, 3000);
+    });
+  }
+  if (!finished(box.getAttribute('data-status'))) {
+    note('live');
+    setTimeout(poll, 1000);
+  }
 })();

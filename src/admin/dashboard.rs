@@ -23,6 +23,7 @@ pub mod chart;
 pub mod curl;
 mod endpoints;
 mod events;
+mod jobs;
 pub mod security;
 
 use std::collections::HashMap;
@@ -69,6 +70,9 @@ pub fn routes() -> Router<AdminState> {
         .route("/events/{id}", get(events::show))
         .route("/events/{id}/replay", post(events::replay))
         .route("/events/{id}/verify", post(events::verify))
+        .route("/replay", get(jobs::list))
+        .route("/replay/{job}", get(jobs::show))
+        .route("/replay/{job}/cancel", post(jobs::cancel))
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
         .route(

@@ -32,6 +32,9 @@ pub struct EndpointRow {
     pub disabled_ago: Option<String>,
     pub target: Option<String>,
     pub mode: &'static str,
+    pub mirror: Option<String>,
+    /// Queue mode only: what is waiting to be delivered.
+    pub queue: Option<QueueView>,
     pub counts: Counts,
     pub consecutive_failures: u32,
     pub failure_threshold: u32,
@@ -64,6 +67,8 @@ impl EndpointRow {
             disabled_ago: ep.disabled_at.map(|t| ago(t, now)),
             target: ep.target.clone(),
             mode: mode_str(ep.mode),
+            mirror: ep.mirror.clone(),
+            queue: None,
             counts,
             consecutive_failures: ep.consecutive_failures,
             failure_threshold: ep.failure_threshold,
@@ -73,6 +78,58 @@ impl EndpointRow {
             has_signature: ep.signature.is_some(),
             chart,
         }
+    }
+}
+
+/// A queue-mode endpoint's delivery queue as the card shows it.
+pub struct QueueView {
+    /// Pending events, in flight included.
+    pub depth: usize,
+    pub max_depth: u64,
+    /// The backpressure limit is near (80 % or more): senders will soon get 503.
+    pub near_full: bool,
+    pub ordered: bool,
+    pub max_in_flight: u32,
+    /// How long the oldest pending event has waited ("5 min ago"), from
+    /// its id's timestamp (ids are ULIDs made at arrival).
+    pub oldest_ago: Option<String>,
+    pub oldest_id: Option<String>,
+    /// When the next delivery is due, if one is scheduled in the future.
+    pub next_due_in: Option<String>,
+}
+
+impl QueueView {
+    fn of(st: &AdminState, ep: &Endpoint, now: u64) -> QueueView {
+        let slug = ep.slug.as_str();
+        let entries = st.relay.queue.entries(slug);
+        let oldest = entries.first().map(|(id, _)| id.clone());
+        let oldest_ms = oldest
+            .as_deref()
+            .and_then(|id| ulid::Ulid::from_string(id).ok())
+            .map(|u| u.timestamp_ms());
+        let next_due = entries.iter().map(|(_, due)| *due).min();
+        let depth = entries.len();
+        QueueView {
+            depth,
+            max_depth: ep.max_queue_depth,
+            near_full: depth as u64 * 5 >= ep.max_queue_depth.saturating_mul(4),
+            ordered: ep.ordered,
+            max_in_flight: ep.max_in_flight,
+            oldest_ago: oldest_ms.map(|t| ago(t, now)),
+            oldest_id: oldest,
+            next_due_in: next_due.filter(|d| *d > now).map(|d| in_time(d - now)),
+        }
+    }
+}
+
+/// "in 5 s", "in 3 min", "in 2 h".
+fn in_time(ms: u64) -> String {
+    let s = ms.div_ceil(1000);
+    match s {
+        0..=59 => format!("in {s} s"),
+        60..=3599 => format!("in {} min", s / 60),
+        3600..=86_399 => format!("in {} h", s / 3600),
+        _ => format!("in {} d", s / 86_400),
     }
 }
 
@@ -130,7 +187,13 @@ async fn rows(st: &AdminState, ctx: &Ctx, eps: Vec<Endpoint>) -> Result<Vec<Endp
     Ok(eps
         .iter()
         .zip(data)
-        .map(|(ep, (counts, chart))| EndpointRow::new(ep, counts, chart, now, base.as_deref()))
+        .map(|(ep, (counts, chart))| {
+            let mut row = EndpointRow::new(ep, counts, chart, now, base.as_deref());
+            if ep.mode == Mode::Queue {
+                row.queue = Some(QueueView::of(st, ep, now));
+            }
+            row
+        })
         .collect())
 }
 
@@ -185,6 +248,10 @@ pub struct FormValues {
     pub resp_sequence: String,
     pub notify_url: String,
     pub mirror: String,
+    pub ordered: bool,
+    pub max_in_flight: String,
+    pub max_queue_depth: String,
+    pub ping_on_activate: bool,
 }
 
 impl FormValues {
@@ -245,6 +312,10 @@ impl FormValues {
                 .join(", "),
             notify_url: ep.notify_url.clone().unwrap_or_default(),
             mirror: ep.mirror.clone().unwrap_or_default(),
+            ordered: ep.ordered,
+            max_in_flight: ep.max_in_flight.to_string(),
+            max_queue_depth: ep.max_queue_depth.to_string(),
+            ping_on_activate: ep.ping_on_activate,
         }
     }
 
@@ -274,6 +345,10 @@ impl FormValues {
             resp_sequence: f.get("resp_sequence").to_string(),
             notify_url: f.get("notify_url").to_string(),
             mirror: f.get("mirror").to_string(),
+            ordered: f.has("ordered"),
+            max_in_flight: f.get("max_in_flight").to_string(),
+            max_queue_depth: f.get("max_queue_depth").to_string(),
+            ping_on_activate: f.has("ping_on_activate"),
         }
     }
 }
@@ -306,6 +381,10 @@ fn field_of(message: &str) -> String {
         "response",
         "notify_url",
         "mirror",
+        "max_in_flight",
+        "max_queue_depth",
+        "ordered",
+        "ping_on_activate",
     ];
     if known.contains(&head) {
         head.to_string()
@@ -480,6 +559,16 @@ fn input_of(f: &CsrfForm, current: Option<&Endpoint>) -> Result<EndpointInput, V
         f.get("failure_threshold"),
         "a whole number",
     );
+    let max_in_flight = number(
+        "max_in_flight",
+        f.get("max_in_flight"),
+        "a whole number of deliveries",
+    );
+    let max_queue_depth = number(
+        "max_queue_depth",
+        f.get("max_queue_depth"),
+        "a whole number of events",
+    );
     let tolerance = number(
         "signature",
         f.get("sig_tolerance"),
@@ -631,10 +720,36 @@ fn input_of(f: &CsrfForm, current: Option<&Endpoint>) -> Result<EndpointInput, V
         } else {
             Some(opt(f.get("mirror")))
         },
-        // Queue-mode settings are not on the form yet: keep what is stored.
-        ..Default::default()
+        // Out of range for the field's type: still refused with the
+        // relay's message, which names the field and its limits.
+        max_in_flight: max_in_flight.map(|n| n.min(u32::MAX as u64) as u32),
+        max_queue_depth,
+        // Checkboxes: an unchecked box is absent from the form.
+        ordered: Some(f.has("ordered")),
+        ping_on_activate: Some(f.has("ping_on_activate")),
     })
 }
+
+/// `ping_on_activate`: a test ping when an endpoint with a target is
+/// created active or goes from paused/disabled to active, as the API does.
+/// In the background, so the page answers at once; the attempt shows in
+/// the ping's event.
+fn ping_if_asked(st: &AdminState, before: Option<Status>, ep: &Endpoint) -> bool {
+    let activated = ep.status == Status::Active && before != Some(Status::Active);
+    if !(ep.ping_on_activate && activated && ep.target.is_some()) {
+        return false;
+    }
+    let relay = st.relay.clone();
+    let slug = ep.slug.to_string();
+    tokio::spawn(async move {
+        if let Err(e) = relay.ping(&slug).await {
+            tracing::warn!(endpoint = slug, error = %e, "ping on activate failed");
+        }
+    });
+    true
+}
+
+const PING_NOTE: &str = " A test ping is on its way to the target (ping on activate).";
 
 fn refused(e: Error) -> Result<Vec<FieldError>, PageError> {
     match e {
@@ -657,10 +772,15 @@ pub async fn create(
         Ok(input) => match st.relay.create(input, false).await {
             Ok(ep) => {
                 let to = format!("/endpoints/{}", ep.slug);
+                let ping = if ping_if_asked(&st, None, &ep) {
+                    PING_NOTE
+                } else {
+                    ""
+                };
                 return Ok(redirect_with(
                     &to,
                     "ok",
-                    &format!("Created endpoint {}.", ep.slug),
+                    &format!("Created endpoint {}.{ping}", ep.slug),
                 ));
             }
             Err(e) => refused(e)?,
@@ -682,7 +802,18 @@ pub async fn update(
         Ok(mut input) => {
             input.slug = None;
             match st.relay.update(&slug, input).await {
-                Ok(_) => return Ok(redirect_with(&format!("/endpoints/{slug}"), "ok", "Saved.")),
+                Ok(ep) => {
+                    let ping = if ping_if_asked(&st, Some(current.status), &ep) {
+                        PING_NOTE
+                    } else {
+                        ""
+                    };
+                    return Ok(redirect_with(
+                        &format!("/endpoints/{slug}"),
+                        "ok",
+                        &format!("Saved.{ping}"),
+                    ));
+                }
                 Err(e) => refused(e)?,
             }
         }
@@ -721,7 +852,12 @@ pub async fn resume(
     Path(slug): Path<String>,
     form: CsrfForm,
 ) -> Response {
+    let before = st.relay.get(&slug).ok().map(|e| e.status);
     let res = st.relay.set_status(&slug, Status::Active).await;
+    let ping = match &res {
+        Ok(ep) if before.is_some() && ping_if_asked(&st, before, ep) => PING_NOTE,
+        _ => "",
+    };
     let held = st.relay.store.run({
         let slug = slug.clone();
         move |s| s.counts(&slug)
@@ -731,14 +867,14 @@ pub async fn resume(
             &back(&form),
             "ok",
             &format!(
-                "Resumed {slug}; the failure count is reset. {} held events can be released now.",
+                "Resumed {slug}; the failure count is reset. {} held events can be released now.{ping}",
                 c.held
             ),
         ),
         (Ok(_), _) => redirect_with(
             &back(&form),
             "ok",
-            &format!("Resumed {slug}; the failure count is reset."),
+            &format!("Resumed {slug}; the failure count is reset.{ping}"),
         ),
         (Err(e), _) => redirect_with(&back(&form), "error", &e.public_message()),
     }

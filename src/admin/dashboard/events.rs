@@ -24,7 +24,7 @@ use crate::store::EventFilter;
 use crate::time::{now_ms, rfc3339_ms};
 
 /// The list's query parameters, in the order the filter form shows them.
-pub const FILTER_KEYS: [&str; 10] = [
+pub const FILTER_KEYS: [&str; 11] = [
     "endpoint",
     "state",
     "topic",
@@ -35,17 +35,10 @@ pub const FILTER_KEYS: [&str; 10] = [
     "until",
     "q",
     "duplicate",
+    "mirror_diff",
 ];
 /// Signature verdicts a filter can ask for.
 const VERDICTS: [&str; 5] = ["valid", "invalid", "stale", "missing", "unchecked"];
-/// "Replay all matching" replays at most this many events per submission,
-/// one after the other, while the browser waits.
-pub const BULK_REPLAY_MAX: usize = 100;
-/// The dry-run count stops here and says "at least".
-const COUNT_MAX: usize = 10_000;
-/// And stops after examining this many records, for filters that match
-/// little in a large store.
-const COUNT_SCAN_MAX: usize = 1_000_000;
 
 /// One line of the events table.
 pub struct EventRow {
@@ -59,6 +52,10 @@ pub struct EventRow {
     pub topic: String,
     pub state: &'static str,
     pub last_status: String,
+    /// The mirror's last answer ("0" when it gave none), when there is a mirror.
+    pub mirror_status: Option<String>,
+    /// The mirror answered differently from the target.
+    pub mirror_differs: bool,
     pub verdict: String,
     pub size: u64,
     pub duplicate_of: Option<String>,
@@ -77,6 +74,8 @@ impl EventRow {
             topic: e.topic.clone().unwrap_or_default(),
             state: e.state.as_str(),
             last_status: e.last_status.map(|s| s.to_string()).unwrap_or_default(),
+            mirror_status: e.mirror_status.map(|s| s.to_string()),
+            mirror_differs: mirror_differs(e),
             verdict: e
                 .signature
                 .as_ref()
@@ -87,6 +86,11 @@ impl EventRow {
             attempts: e.attempts,
         }
     }
+}
+
+/// As the store's `mirror_diff` filter decides it.
+fn mirror_differs(e: &Event) -> bool {
+    e.mirror_status.is_some() && e.mirror_status != e.last_status
 }
 
 fn path_and_query(e: &Event) -> String {
@@ -198,6 +202,8 @@ struct EventsPage {
     live_note: String,
     stream_url: String,
     filtered: bool,
+    /// The newest bulk replay jobs.
+    jobs: Vec<super::jobs::JobView>,
 }
 
 pub async fn list(
@@ -235,6 +241,7 @@ pub async fn list(
         ),
         filtered: !f.active().is_empty(),
         f,
+        jobs: super::jobs::recent(&st, now, 3),
     };
     match filter_of(&q, now) {
         Err(e) => page.error = Some(e.public_message()),
@@ -362,6 +369,12 @@ struct EventPage {
     headers: Vec<(String, String)>,
     remote_addr: String,
     state: &'static str,
+    /// The target's last answer (empty when none yet).
+    last_status: String,
+    /// The mirror's last answer, when the event went to a mirror; "0" when
+    /// the mirror gave no answer.
+    mirror_status: Option<String>,
+    mirror_differs: bool,
     topic: String,
     external_id: String,
     duplicate_of: Option<String>,
@@ -504,6 +517,9 @@ fn event_page(
         headers: header_text(&ev.headers),
         remote_addr: ev.remote_addr.clone(),
         state: ev.state.as_str(),
+        last_status: ev.last_status.map(|s| s.to_string()).unwrap_or_default(),
+        mirror_status: ev.mirror_status.map(|s| s.to_string()),
+        mirror_differs: mirror_differs(&ev),
         topic: ev.topic.clone().unwrap_or_default(),
         external_id: ev.external_id.clone().unwrap_or_default(),
         duplicate_of: ev.duplicate_of.clone(),
@@ -617,12 +633,6 @@ pub async fn verify(
 
 // ---- replay all matching ----
 
-pub struct BulkResult {
-    pub id: String,
-    pub ok: bool,
-    pub text: String,
-}
-
 #[derive(Template)]
 #[template(path = "bulk_replay.html")]
 struct BulkPage {
@@ -630,42 +640,51 @@ struct BulkPage {
     f: FilterValues,
     back_url: String,
     count: usize,
-    /// False when counting stopped early: `count` is a lower bound.
-    complete: bool,
+    /// More than [`crate::replay::MAX_JOB_EVENTS`] match: narrow the filter.
+    more: bool,
     max: usize,
+    /// The oldest matching ids (the first the job sends).
+    first_ids: Vec<String>,
     target: String,
-    ran: bool,
-    results: Vec<BulkResult>,
+    rate: String,
+    resign: bool,
+    target_error: Option<String>,
+    rate_error: Option<String>,
     error: Option<String>,
+    /// The newest jobs, for a link back to one still running.
+    jobs: Vec<super::jobs::JobView>,
 }
 
-/// Counts matching events (dry run), bounded by [`COUNT_MAX`] and [`COUNT_SCAN_MAX`].
-fn count_matching(
-    s: &crate::store::Store,
-    mut filter: EventFilter,
-) -> Result<(usize, bool), Error> {
-    filter.limit = 1000;
-    filter.cursor = None;
-    let (mut count, mut scanned) = (0, 0);
-    loop {
-        let page = s.query(&filter)?;
-        count += page.events.len();
-        scanned += page.scanned;
-        match page.next_cursor {
-            None => return Ok((count, true)),
-            Some(_) if count >= COUNT_MAX || scanned >= COUNT_SCAN_MAX => {
-                return Ok((count, false));
-            }
-            Some(c) => filter.cursor = Some(c),
-        }
-    }
+/// Runs the dry run for `filter` and fills the page's count.
+async fn dry_run_into(
+    st: &AdminState,
+    page: &mut BulkPage,
+    filter: EventFilter,
+) -> Result<(), Error> {
+    let v = crate::replay::dry_run(&st.relay, filter).await?;
+    page.count = v["count"].as_u64().unwrap_or(0) as usize;
+    page.more = v["more_than_max"].as_bool().unwrap_or(false);
+    page.first_ids = v["first_ids"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(())
 }
 
+/// "Replay all matching": `step=count` shows the dry run (how many, the
+/// oldest ids) and the job's options; `step=run` starts a bulk replay job
+/// ([`crate::replay::start`]) and redirects to its page, which follows the
+/// progress. Errors in the options are shown next to their field.
 pub async fn bulk_replay(
     State(st): State<AdminState>,
     ctx: Ctx,
     form: CsrfForm,
 ) -> Result<Response, PageError> {
+    let now = now_ms();
     let q: HashMap<String, String> = FILTER_KEYS
         .iter()
         .map(|k| (k.to_string(), form.get(k).to_string()))
@@ -676,14 +695,18 @@ pub async fn bulk_replay(
         back_url: f.url(&[]),
         f,
         count: 0,
-        complete: true,
-        max: BULK_REPLAY_MAX,
+        more: false,
+        max: crate::replay::MAX_JOB_EVENTS,
+        first_ids: Vec::new(),
         target: form.get("target").to_string(),
-        ran: false,
-        results: Vec::new(),
+        rate: form.get("rate").to_string(),
+        resign: form.has("resign"),
+        target_error: None,
+        rate_error: None,
         error: None,
+        jobs: super::jobs::recent(&st, now, 5),
     };
-    let filter = match filter_of(&q, now_ms()) {
+    let filter = match filter_of(&q, now) {
         Ok(f) => f,
         Err(e) => {
             page.error = Some(e.public_message());
@@ -691,48 +714,63 @@ pub async fn bulk_replay(
         }
     };
     if form.get("step") != "run" {
-        let (count, complete) = st
-            .relay
-            .store
-            .run(move |s| count_matching(s, filter))
-            .await?;
-        page.count = count;
-        page.complete = complete;
+        dry_run_into(&st, &mut page, filter).await?;
         return Ok(ctx.page(StatusCode::OK, &page));
     }
 
-    let mut ids_filter = filter;
-    ids_filter.limit = BULK_REPLAY_MAX + 1;
-    ids_filter.cursor = None;
-    let found = st.relay.store.run(move |s| s.query(&ids_filter)).await?;
-    if found.events.len() > BULK_REPLAY_MAX || found.scan_capped {
-        page.error = Some(format!(
-            "More than {BULK_REPLAY_MAX} events match (or the search stopped early); narrow the filter, \
-             for example by endpoint, state or time, and count again."
-        ));
-        return Ok(ctx.page(StatusCode::UNPROCESSABLE_ENTITY, &page));
-    }
+    let rate = match page.rate.as_str() {
+        "" => None,
+        r => match r.parse::<f64>() {
+            Ok(n) if n.is_finite() => Some(n),
+            _ => {
+                page.rate_error = Some(format!("rate: {r:?} is not a number of events per second"));
+                None
+            }
+        },
+    };
     let target = Some(page.target.clone()).filter(|t| !t.is_empty());
-    // Oldest first: the receiver sees them in the order they first arrived.
-    for ev in found.events.iter().rev() {
-        let result = match st.relay.replay(&ev.id, target.clone()).await {
-            Ok((_, a)) => BulkResult {
-                id: ev.id.clone(),
-                ok: a.success,
-                text: match a.status {
-                    Some(s) => format!("attempt #{}: HTTP {s} in {} ms", a.n, a.latency_ms),
-                    None => format!("attempt #{}: {}", a.n, a.error_detail.unwrap_or_default()),
-                },
-            },
-            Err(e) => BulkResult {
-                id: ev.id.clone(),
-                ok: false,
-                text: e.public_message(),
-            },
-        };
-        page.results.push(result);
+    if page.rate_error.is_none() {
+        // The job keeps the filter as resolved now: "since=15m" means the
+        // same events when the job resumes after a restart.
+        let params: HashMap<String, String> = FILTER_KEYS
+            .iter()
+            .filter_map(|k| {
+                let v = q.get(*k).map(|v| v.trim()).unwrap_or("");
+                (!v.is_empty()).then(|| {
+                    let v = if matches!(*k, "since" | "until") {
+                        resolve_time(v, now)
+                    } else {
+                        v.to_string()
+                    };
+                    (k.to_string(), v)
+                })
+            })
+            .collect();
+        match crate::replay::start(&st.relay, params, filter.clone(), target, page.resign, rate)
+            .await
+        {
+            Ok(job) => {
+                let text = format!(
+                    "Started replay job {}: {} {}, oldest first.",
+                    job.id,
+                    job.total,
+                    if job.total == 1 { "event" } else { "events" }
+                );
+                return Ok(redirect_with(&format!("/replay/{}", job.id), "ok", &text));
+            }
+            Err(Error::BadRequest(m) | Error::Unprocessable(m)) => {
+                if m.starts_with("target:") {
+                    page.target_error = Some(m);
+                } else if m.starts_with("rate:") {
+                    page.rate_error = Some(m);
+                } else {
+                    page.error = Some(m);
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
-    page.ran = true;
-    page.count = page.results.len();
-    Ok(ctx.page(StatusCode::OK, &page))
+    // Refused: show the count and the form again, with the message.
+    dry_run_into(&st, &mut page, filter).await?;
+    Ok(ctx.page(StatusCode::BAD_REQUEST, &page))
 }
