@@ -22,6 +22,9 @@ pub enum Error {
     Unprocessable(String),
     #[error("store error: {0}")]
     Store(#[from] rocksdb::Error),
+    /// The store is up but cannot make a write durable now.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -38,7 +41,7 @@ impl Error {
             Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             // A store that cannot write (disk full, I/O error) must never turn
             // into a success; 503 tells senders to come back later.
-            Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Store(_) | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

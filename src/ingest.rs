@@ -147,11 +147,18 @@ async fn ingest(
     }
     let stored_body = body.clone();
     let due = queued.then_some(now);
-    let ev = match relay
-        .store
-        .run_write(move |s| s.insert_event_queued(ev, &stored_body, due))
-        .await
-    {
+    // Written to the WAL first (before any byte goes upstream), then the
+    // sender waits for the group sync, so concurrent senders share it.
+    let forwarding = state == EventState::Received && !queued;
+    let stored = relay.store.insert_event_queued(ev, &stored_body, due);
+    // A forwarded event waits for its sync together with the target (below):
+    // the sync overlaps the upstream round trip, and nobody is answered
+    // before both are done.
+    let stored = match stored {
+        Ok(ev) if !forwarding => relay.store.durable().await.map(|_| ev),
+        other => other,
+    };
+    let ev = match stored {
         Ok(ev) => ev,
         Err(e) => {
             relay.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
@@ -235,9 +242,15 @@ async fn ingest(
                 fwd.headers
                     .push(("x-hookrelay-proto".into(), b"https".to_vec()));
             }
-            let (_, attempt, reply) = relay
-                .deliver(&fwd, body, &target, Trigger::Forward, true)
-                .await?;
+            let (synced, delivered) = tokio::join!(
+                relay.store.durable(),
+                relay.deliver(&fwd, body, &target, Trigger::Forward, true)
+            );
+            if let Err(e) = synced {
+                relay.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+                return Err(e);
+            }
+            let (_, attempt, reply) = delivered?;
             let Some(reply) = reply else {
                 let (status, what) = match attempt.error {
                     Some(crate::event::ErrorKind::Timeout) => {

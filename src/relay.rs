@@ -732,10 +732,8 @@ impl Relay {
             mirror_status: None,
         };
         let stored_body = body.clone();
-        let ev = self
-            .store
-            .run(move |s| s.insert_event(ev, stored_body.as_bytes()))
-            .await?;
+        let ev = self.store.insert_event(ev, stored_body.as_bytes())?;
+        self.store.durable().await?;
         self.publish_event(&ev);
         let (ev, attempt, _) = self
             .deliver(&ev, Bytes::from(body), &target, Trigger::Ping, true)

@@ -79,7 +79,7 @@ pub struct EventPage {
 }
 
 pub struct Store {
-    db: Db,
+    db: Arc<Db>,
     write_opts: WriteOptions,
     /// For outcomes (attempts, state moves): written to the WAL, not waited
     /// on with fsync. The event itself was synced before it was forwarded;
@@ -88,6 +88,41 @@ pub struct Store {
     sync: bool,
     stripes: Vec<Mutex<()>>,
     dedup_lock: Mutex<()>,
+    wal: Arc<WalSync>,
+    syncer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// Group commit for acknowledgements. Hot-path writes go to the WAL without
+/// waiting; a writer that must not answer before its write is on disk takes
+/// a ticket and waits for a sync that started after its write. One thread
+/// runs the syncs, so concurrent senders share each `fdatasync`, and the
+/// wait happens on the async side without tying up a blocking thread.
+struct WalSync {
+    requested: std::sync::atomic::AtomicU64,
+    pending: Mutex<bool>,
+    wake: std::sync::Condvar,
+    closed: std::sync::atomic::AtomicBool,
+    synced: tokio::sync::watch::Sender<u64>,
+}
+
+/// How long a sender waits for its WAL sync before getting a 503.
+const SYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.wal.closed.store(true, SeqCst);
+        *lock_flag(&self.wal.pending) = true;
+        self.wal.wake.notify_all();
+        // Joined so that the database is closed when the store is dropped.
+        if let Some(t) = self.syncer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn lock_flag(m: &Mutex<bool>) -> std::sync::MutexGuard<'_, bool> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// What changed in one event's state, for the counters.
@@ -129,18 +164,62 @@ impl Store {
             ColumnFamilyDescriptor::new(*name, o)
         });
         let db = Db::open_cf_descriptors(&opts, path, cfs)?;
+        // No write waits for fsync inside RocksDB: a synced writer would hold
+        // every writer grouped behind it. Durability comes from `write`
+        // (rare operations sync directly) and `durable` (group commit).
         let mut write_opts = WriteOptions::default();
-        write_opts.set_sync(durability == Durability::Sync);
+        write_opts.set_sync(false);
         let mut outcome_opts = WriteOptions::default();
         outcome_opts.set_sync(false);
+        let sync = durability == Durability::Sync;
+        let db = Arc::new(db);
+        let wal = Arc::new(WalSync {
+            requested: Default::default(),
+            pending: Mutex::new(false),
+            wake: std::sync::Condvar::new(),
+            closed: Default::default(),
+            synced: tokio::sync::watch::Sender::new(0),
+        });
+        let syncer = if sync {
+            let (db, wal) = (Arc::clone(&db), Arc::clone(&wal));
+            let t = std::thread::Builder::new()
+                .name("hookrelay-wal-sync".into())
+                .spawn(move || wal_syncer(&db, &wal))
+                .map_err(|e| Error::Internal(format!("cannot start the WAL sync thread: {e}")))?;
+            Some(t)
+        } else {
+            None
+        };
         Ok(Store {
             db,
             write_opts,
             outcome_opts,
-            sync: durability == Durability::Sync,
+            sync,
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             dedup_lock: Mutex::new(()),
+            wal,
+            syncer: Mutex::new(syncer),
         })
+    }
+
+    /// Waits until every write this task made before the call is on disk
+    /// (sync durability; immediate with `buffered`). Ingest calls it before
+    /// answering a sender.
+    pub async fn durable(&self) -> Result<()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if !self.sync {
+            return Ok(());
+        }
+        let ticket = self.wal.requested.fetch_add(1, SeqCst) + 1;
+        let mut rx = self.wal.synced.subscribe();
+        *lock_flag(&self.wal.pending) = true;
+        self.wal.wake.notify_one();
+        match tokio::time::timeout(SYNC_WAIT, rx.wait_for(|v| *v >= ticket)).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(Error::Unavailable(
+                "the write-ahead log could not be synced; the event is not acknowledged".into(),
+            )),
+        }
     }
 
     /// Runs blocking store work off the async workers.
@@ -159,28 +238,25 @@ impl Store {
             .expect("column families are created at open")
     }
 
-    /// Whether writes wait for fsync (and so belong on the blocking pool).
-    pub fn is_sync(&self) -> bool {
-        self.sync
-    }
-
-    /// Runs `f` on the blocking pool when it may wait for fsync, inline
-    /// otherwise (a buffered RocksDB write is a memtable insert and a
-    /// `write(2)`, cheaper than a thread hand-off).
+    /// Runs a write that never waits for fsync (outcomes, inserts whose
+    /// durability is awaited separately) inline: a RocksDB write without
+    /// sync is a memtable insert and a `write(2)`, cheaper than a hand-off
+    /// to the blocking pool.
     pub async fn run_write<T, F>(self: &Arc<Self>, f: F) -> Result<T>
     where
         F: FnOnce(&Store) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        if self.sync {
-            self.run(f).await
-        } else {
-            f(self)
-        }
+        f(self)
     }
 
+    /// A write that is on disk when this returns (with sync durability):
+    /// for the rare operations (endpoints, state changes by hand, pruning).
     fn write(&self, batch: WriteBatch) -> Result<()> {
         self.db.write_opt(batch, &self.write_opts)?;
+        if self.sync {
+            self.db.flush_wal(true)?;
+        }
         Ok(())
     }
 
@@ -229,7 +305,8 @@ impl Store {
 
     // ---- events ----
 
-    /// Stores a new event and its body. When `external_id` was seen before on
+    /// Stores a new event and its body (await [`Store::durable`] before
+    /// acknowledging it). When `external_id` was seen before on
     /// the same endpoint, the event is stored anyway and marked as a
     /// duplicate of the first; the returned event carries that mark.
     pub fn insert_event(&self, ev: Event, body: &[u8]) -> Result<Event> {
@@ -281,7 +358,9 @@ impl Store {
                 ev.endpoint.as_bytes(),
             );
         }
-        self.write(b)?;
+        // Not synced here: the caller awaits `durable()` before answering,
+        // so concurrent inserts share one sync.
+        self.db.write_opt(b, &self.outcome_opts)?;
         Ok(ev)
     }
 
@@ -304,6 +383,9 @@ impl Store {
             |e| (change(e), QueueMove::default()),
             &self.write_opts,
         )?;
+        if self.sync {
+            self.db.flush_wal(true)?;
+        }
         Ok((ev, a))
     }
 
@@ -826,6 +908,39 @@ impl Store {
         g.generate()
             .unwrap_or_else(|_| Ulid::generate())
             .to_string()
+    }
+}
+
+/// The WAL sync thread: syncs whenever tickets are waiting; each sync covers
+/// every write completed before its ticket was taken.
+fn wal_syncer(db: &Db, wal: &WalSync) {
+    use std::sync::atomic::Ordering::SeqCst;
+    loop {
+        {
+            let mut pending = lock_flag(&wal.pending);
+            while !*pending {
+                pending = wal.wake.wait(pending).unwrap_or_else(|p| p.into_inner());
+            }
+            *pending = false;
+        }
+        if wal.closed.load(SeqCst) {
+            return;
+        }
+        let target = wal.requested.load(SeqCst);
+        if *wal.synced.borrow() >= target {
+            continue;
+        }
+        match db.flush_wal(true) {
+            Ok(()) => {
+                wal.synced.send_replace(target);
+            }
+            Err(e) => {
+                // Waiters time out with 503; try again shortly.
+                tracing::error!(error = %e, "WAL sync failed");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                *lock_flag(&wal.pending) = true;
+            }
+        }
     }
 }
 
