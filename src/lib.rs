@@ -6,11 +6,16 @@
 //! - [`server`]: both listeners (ingest, admin), inbound TLS, graceful shutdown.
 //! - [`ingest`]: `ANY /in/{slug}[/{rest}]`: limits, lookup, bin / forward / hold, answer.
 //! - [`capture`]: an inbound request turned into an [`event::Event`]; no I/O.
+//! - [`provider`]: sender header meanings: topic, provider event id, pings.
+//! - [`signature`]: every provider's signature scheme: verify, sign, re-sign.
 //! - [`store`]: the only user of RocksDB; one `WriteBatch` per state change.
 //! - [`deliver`]: the outbound client: one attempt of an event to a URL.
 //! - [`policy`]: pure failure-disable rules (success codes, consecutive failures).
+//! - [`queue`]: queue mode's delivery queue, worker and retry schedule.
+//! - [`disk`]: disk-space backpressure.
 //! - [`relay`]: the operations shared by ingest, API and CLI: forward, replay,
-//!   release, record outcomes, notify.
+//!   release, ping, mirror, record outcomes, notify.
+//! - [`replay`]: bulk replay jobs (filter, dry run, rate, cancel, resume).
 //! - [`admin`]: JSON API, `/metrics`, `/healthz` on the admin listener.
 //! - [`metrics`]: Prometheus counters and histograms.
 //! - [`cli`]: the `hookrelay` command line (server and client commands).
@@ -28,10 +33,10 @@ pub mod event;
 pub mod ingest;
 pub mod metrics;
 pub mod policy;
-pub mod relay;
-pub mod replay;
 pub mod provider;
 pub mod queue;
+pub mod relay;
+pub mod replay;
 pub mod server;
 pub mod signature;
 pub mod store;
