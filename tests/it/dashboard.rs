@@ -837,8 +837,13 @@ async fn event_list_filters_paginate_and_count_for_bulk_replay() {
         "{}",
         p.html
     );
-    assert!(p.html.contains("Replay 5 events now"));
-    // Bins have no target: running it reports each refusal honestly.
+    assert!(p.html.contains("Start replay job for 5 events"));
+    assert!(
+        p.html.contains("name=\"rate\"") && p.html.contains("name=\"target\""),
+        "the job's options: {}",
+        p.html
+    );
+    // Bins have no target: the job runs and counts each refusal as failed.
     let p = post_form(
         &s,
         "/events/replay",
@@ -846,8 +851,33 @@ async fn event_list_filters_paginate_and_count_for_bulk_replay() {
         &[("origin", &o)],
     )
     .await;
-    assert_eq!(p.status, 200);
-    assert_eq!(p.html.matches("has no target").count(), 5, "{}", p.html);
+    assert_eq!(p.status, 303, "{}", p.html);
+    let to = p.header("location").unwrap();
+    let job = to
+        .strip_prefix("/replay/")
+        .expect("the job's page")
+        .to_string();
+    let done = wait_job(&s, &job, "done").await;
+    assert_eq!(
+        (done["total"].as_u64(), done["failed"].as_u64()),
+        (Some(5), Some(5))
+    );
+}
+
+/// Polls `GET /api/replay/{job}` until the job has `status`.
+async fn wait_job(s: &TestServer, job: &str, status: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let j = s.get(&format!("/api/replay/{job}")).await;
+        if j["status"] == status {
+            return j;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job never became {status}: {j}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
@@ -1279,4 +1309,593 @@ async fn ingest_urls_and_the_curl_default() {
             .contains(&esc(&format!("'{}/sub?x=1'", up.url("/t"))))
     );
     assert!(p.html.contains(">this endpoint&#39;s ingest URL</a>"));
+}
+
+/// The fragment of a form page around `name="{field}"`: from the field's
+/// `<div class="field…">` to the next one.
+fn field_block(html: &str, field: &str) -> String {
+    let at = html
+        .find(&format!("name=\"{field}\""))
+        .unwrap_or_else(|| panic!("no field {field}: {html}"));
+    let start = html[..at].rfind("<div class=\"field").unwrap();
+    let end = html[at..]
+        .find("<div class=\"field")
+        .map_or(html.len(), |e| e + at);
+    html[start..end].to_string()
+}
+
+#[tokio::test]
+async fn queue_and_mirror_fields_round_trip_and_validate() {
+    let mut up = Receiver::start(vec![Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    let new = get_page(&s, "/endpoints/new", &[]).await;
+    for field in [
+        "mode",
+        "ordered",
+        "max_in_flight",
+        "max_queue_depth",
+        "ping_on_activate",
+        "mirror",
+    ] {
+        assert!(
+            new.html.contains(&format!("name=\"{field}\"")),
+            "the form has {field}"
+        );
+    }
+    assert!(new.html.contains("value=\"4\""), "default in flight");
+    assert!(new.html.contains("value=\"100000\""), "default queue depth");
+    let token = new.csrf();
+    let o = origin(&s);
+    let target = up.url("/hooks");
+    let post = |path: &'static str, extra: Vec<(&'static str, String)>| {
+        let (s, o, token, target) = (&s, o.clone(), token.clone(), target.clone());
+        async move {
+            let mut fields = vec![
+                ("_csrf", token),
+                ("slug", "q".to_string()),
+                ("name", "Queue".to_string()),
+                ("target", target),
+                ("mode", "queue".to_string()),
+                ("retry", "1s".to_string()),
+                ("success_codes", "2xx".to_string()),
+            ];
+            for (k, v) in extra {
+                match fields.iter_mut().find(|(n, _)| *n == k) {
+                    Some(f) => f.1 = v,
+                    None => fields.push((k, v)),
+                }
+            }
+            let f: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post_form(s, path, &f, &[("origin", &o)]).await
+        }
+    };
+
+    // Each refusal is shown next to its field, with what was typed kept.
+    for (field, value, message) in [
+        (
+            "max_in_flight",
+            "0",
+            "max_in_flight: must be between 1 and 256".to_string(),
+        ),
+        (
+            "max_in_flight",
+            "many",
+            esc("max_in_flight: \"many\" is not a whole number"),
+        ),
+        (
+            "max_queue_depth",
+            "0",
+            "max_queue_depth: must be at least 1".to_string(),
+        ),
+        (
+            "max_queue_depth",
+            "-3",
+            esc("max_queue_depth: \"-3\" is not a whole number"),
+        ),
+        ("mirror", "ftp://staging", "mirror: ".to_string()),
+        (
+            "mode",
+            "later",
+            esc("mode: \"later\" is not forward or queue"),
+        ),
+    ] {
+        let p = post("/endpoints/new", vec![(field, value.to_string())]).await;
+        assert_eq!(p.status, 400, "{field}={value}: {}", p.html);
+        let block = field_block(&p.html, field);
+        assert!(
+            block.starts_with("<div class=\"field invalid\"")
+                || block.starts_with("<div class=\"field check invalid\""),
+            "{field} is marked: {block}"
+        );
+        assert!(
+            block.contains(&format!("class=\"field-error\" role=\"alert\">{message}")),
+            "{field}={value}: message next to the field: {block}"
+        );
+        if field != "mode" {
+            assert!(
+                block.contains(&format!("value=\"{}\"", esc(value))),
+                "kept as typed: {block}"
+            );
+        }
+    }
+    assert_eq!(s.api("GET", "/api/endpoints/q", None).await.0, 404);
+
+    // Created with every queue field; ping on activate pings the target.
+    let mirror = Receiver::start(vec![Reply::status(200)]).await;
+    let p = post(
+        "/endpoints/new",
+        vec![
+            ("ordered", "1".into()),
+            ("max_in_flight", "8".into()),
+            ("max_queue_depth", "50".into()),
+            ("ping_on_activate", "1".into()),
+            ("mirror", mirror.url("/shadow")),
+        ],
+    )
+    .await;
+    assert_eq!(p.status, 303, "{}", p.html);
+    assert!(
+        flash_of(&p).len() > "hookrelay_flash=".len(),
+        "a message for the next page"
+    );
+    let ep = s.get("/api/endpoints/q").await;
+    assert_eq!(ep["mode"], "queue");
+    assert_eq!(ep["ordered"], true);
+    assert_eq!(ep["max_in_flight"], 8);
+    assert_eq!(ep["max_queue_depth"], 50);
+    assert_eq!(ep["ping_on_activate"], true);
+    assert_eq!(ep["mirror"], mirror.url("/shadow"));
+    let ping = tokio::time::timeout(std::time::Duration::from_secs(10), up.next())
+        .await
+        .expect("ping on activate reaches the target");
+    assert!(
+        String::from_utf8_lossy(&ping.body).contains("hookrelay.ping"),
+        "{:?}",
+        ping.body
+    );
+
+    // The edit page shows them; the card shows mode, mirror and queue.
+    let edit = get_page(&s, "/endpoints/q", &[]).await;
+    assert_eq!(edit.status, 200);
+    assert!(field_block(&edit.html, "ordered").contains(" checked"));
+    assert!(field_block(&edit.html, "ping_on_activate").contains(" checked"));
+    assert!(field_block(&edit.html, "max_in_flight").contains("value=\"8\""));
+    assert!(field_block(&edit.html, "max_queue_depth").contains("value=\"50\""));
+    assert!(field_block(&edit.html, "mode").contains("value=\"queue\" selected"));
+    assert!(
+        edit.html.contains(&format!(
+            "<code class=\"url\">{}</code>",
+            mirror.url("/shadow")
+        )),
+        "the card shows the mirror"
+    );
+    assert!(
+        edit.html
+            .contains("href=\"/events?endpoint=q&amp;mirror_diff=true\"")
+    );
+    assert!(
+        edit.html.contains("id=\"queue-q\""),
+        "queue facts: {}",
+        edit.html
+    );
+    assert!(edit.html.contains("limit 50"));
+    assert!(edit.html.contains("ordered"));
+
+    // Edit: unchecked boxes turn off, an empty mirror clears it, bad
+    // values are refused next to the field and change nothing.
+    let p = post(
+        "/endpoints/q",
+        vec![
+            ("max_in_flight", "300".into()),
+            ("max_queue_depth", "50".into()),
+            ("ordered", "1".into()),
+        ],
+    )
+    .await;
+    assert_eq!(p.status, 400);
+    assert!(
+        field_block(&p.html, "max_in_flight").contains("max_in_flight: must be between 1 and 256"),
+        "{}",
+        p.html
+    );
+    assert_eq!(s.get("/api/endpoints/q").await["max_in_flight"], 8);
+    let p = post(
+        "/endpoints/q",
+        vec![
+            ("mode", "forward".into()),
+            ("max_in_flight", "2".into()),
+            ("max_queue_depth", "7".into()),
+            ("mirror", String::new()),
+        ],
+    )
+    .await;
+    assert_eq!(p.status, 303, "{}", p.html);
+    let ep = s.get("/api/endpoints/q").await;
+    assert_eq!(ep["mode"], "forward");
+    assert_eq!(ep["ordered"], false);
+    assert_eq!(ep["ping_on_activate"], false);
+    assert_eq!(ep["max_in_flight"], 2);
+    assert_eq!(ep["max_queue_depth"], 7);
+    assert_eq!(
+        ep["mirror"],
+        serde_json::Value::Null,
+        "an empty mirror clears it"
+    );
+    let edit = get_page(&s, "/endpoints/q", &[]).await;
+    assert!(!field_block(&edit.html, "ordered").contains(" checked"));
+    assert!(
+        !edit.html.contains("id=\"queue-q\""),
+        "no queue facts in forward mode"
+    );
+}
+
+#[tokio::test]
+async fn queue_depth_and_oldest_pending_on_the_endpoint_card() {
+    let s = TestServer::start().await;
+    // A target nobody listens on, and a retry far away: events stay queued.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}/gone", dead.local_addr().unwrap());
+    drop(dead);
+    s.create_endpoint(json!({
+        "slug": "slow",
+        "target": dead_url,
+        "mode": "queue",
+        "retry": ["1h"],
+        "failure_threshold": 1000,
+        "max_queue_depth": 4,
+    }))
+    .await;
+    let mut first = None;
+    for i in 0..3 {
+        let r = s.post_in("slow", &[], format!("e{i}")).await;
+        assert_eq!(r.status, 202);
+        first.get_or_insert(r.event_id());
+    }
+    let first = first.unwrap();
+    let p = get_page(&s, "/", &[]).await;
+    assert_eq!(p.status, 200);
+    let at = p.html.find("id=\"queue-slow\"").expect("queue facts");
+    let queue = &p.html[at..at + p.html[at..].find("</dd>").unwrap()];
+    assert!(
+        queue.contains("<strong class=\"queue-depth\">3</strong> pending"),
+        "{queue}"
+    );
+    assert!(queue.contains("limit 4"), "{queue}");
+    assert!(
+        queue.contains(&format!(
+            "oldest pending arrived <a href=\"/events/{first}\""
+        )),
+        "the oldest is linked: {queue}"
+    );
+    assert!(queue.contains(" s ago</a>"), "{queue}");
+    assert!(
+        p.html.contains("class=\"queue bad\" id=\"queue-slow\""),
+        "3 of 4 is near the limit"
+    );
+    assert!(p.html.contains("<dd class=\"mode\">queue"));
+    assert!(p.html.contains("up to 4 in flight"));
+}
+
+#[tokio::test]
+async fn bulk_replay_job_from_the_events_page() {
+    let mut up = Receiver::start(vec![Reply::status(500)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(
+        json!({ "slug": "fwd", "target": up.url("/hooks"), "failure_threshold": 1000 }),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(s.post_in("fwd", &[], format!("b{i}")).await.event_id());
+        up.next().await;
+    }
+    up.set_script(vec![Reply::status(200)]);
+    let o = origin(&s);
+    let list = get_page(&s, "/events?endpoint=fwd&state=failed", &[]).await;
+    assert!(list.html.contains("action=\"/events/replay\""));
+    let token = list.csrf();
+    let form = |extra: &[(&'static str, &'static str)]| {
+        let mut f = vec![
+            ("_csrf", token.as_str()),
+            ("endpoint", "fwd"),
+            ("state", "failed"),
+        ];
+        f.extend_from_slice(extra);
+        f
+    };
+
+    // The dry run: count and the oldest ids, nothing sent.
+    let p = post_form(
+        &s,
+        "/events/replay",
+        &form(&[("step", "count")]),
+        &[("origin", &o)],
+    )
+    .await;
+    assert_eq!(p.status, 200, "{}", p.html);
+    assert!(
+        p.html.contains("<strong>4</strong> events match"),
+        "{}",
+        p.html
+    );
+    assert!(p.html.contains(&format!("href=\"/events/{}\"", ids[0])));
+    assert!(up.drain().is_empty(), "a dry run sends nothing");
+
+    // Bad options are refused next to their field.
+    let p = post_form(
+        &s,
+        "/events/replay",
+        &form(&[("step", "run"), ("rate", "fast")]),
+        &[("origin", &o)],
+    )
+    .await;
+    assert_eq!(p.status, 400);
+    assert!(
+        field_block(&p.html, "rate")
+            .contains(&esc("rate: \"fast\" is not a number of events per second")),
+        "{}",
+        p.html
+    );
+    assert!(p.html.contains("value=\"fast\""), "kept as typed");
+    let p = post_form(
+        &s,
+        "/events/replay",
+        &form(&[("step", "run"), ("rate", "0")]),
+        &[("origin", &o)],
+    )
+    .await;
+    assert_eq!(p.status, 400);
+    assert!(field_block(&p.html, "rate").contains("rate: must be between"));
+    let p = post_form(
+        &s,
+        "/events/replay",
+        &form(&[("step", "run"), ("target", "ftp://nope")]),
+        &[("origin", &o)],
+    )
+    .await;
+    assert_eq!(p.status, 400);
+    assert!(
+        field_block(&p.html, "target").contains("field-error\" role=\"alert\">target: "),
+        "{}",
+        p.html
+    );
+    assert!(up.drain().is_empty());
+
+    // A slow job (one every 2 s), cancelled from its page.
+    let p = post_form(
+        &s,
+        "/events/replay",
+        &form(&[("step", "run"), ("rate", "0.5")]),
+        &[("origin", &o)],
+    )
+    .await;
+    let page = after(&s, &p).await;
+    let job = p
+        .header("location")
+        .unwrap()
+        .strip_prefix("/replay/")
+        .unwrap()
+        .to_string();
+    assert_eq!(page.status, 200);
+    assert!(
+        page.html
+            .contains(&format!("Started replay job {job}: 4 events"))
+    );
+    page.assert_no_injected_markup();
+    assert!(page.html.contains(&format!("data-job=\"{job}\"")));
+    assert!(
+        page.html.contains("id=\"job-total\">4</dd>"),
+        "{}",
+        page.html
+    );
+    assert!(page.html.contains("id=\"job-sent\">"));
+    assert!(page.html.contains("id=\"job-succeeded\""));
+    assert!(page.html.contains("id=\"job-failed\""));
+    assert!(page.html.contains("0.5 per second"));
+    assert!(
+        page.html
+            .contains(&format!("href=\"/replay/{job}\" id=\"job-refresh\""))
+    );
+    assert!(
+        page.html
+            .contains(&format!("action=\"/replay/{job}/cancel\""))
+    );
+    assert!(
+        page.html.contains("badge job-running") || page.html.contains("badge job-queued"),
+        "{}",
+        page.html
+    );
+    // Progress shows on the page as it happens.
+    let first = up.next().await;
+    assert_eq!(&first.body[..], b"b0", "oldest first");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let p = get_page(&s, &format!("/replay/{job}"), &[]).await;
+        if p.html.contains("id=\"job-sent\">1</dd>") {
+            assert!(p.html.contains("id=\"job-succeeded\" class=\"ok\">1</dd>"));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", p.html);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Cancel needs the token.
+    let p = post_form(&s, &format!("/replay/{job}/cancel"), &[], &[("origin", &o)]).await;
+    assert_eq!(p.status, 403);
+    let p = post_form(
+        &s,
+        &format!("/replay/{job}/cancel"),
+        &[("_csrf", &token)],
+        &[("origin", &o)],
+    )
+    .await;
+    let page = after(&s, &p).await;
+    assert!(
+        page.html
+            .contains(&format!("Cancelled replay job {job} after 1 of 4 events")),
+        "{}",
+        page.html
+    );
+    assert!(page.html.contains("badge job-cancelled"));
+    assert!(
+        !page
+            .html
+            .contains(&format!("action=\"/replay/{job}/cancel\"")),
+        "no Cancel once it ended"
+    );
+    let j = s.get(&format!("/api/replay/{job}")).await;
+    assert_eq!(j["status"], "cancelled");
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert!(up.drain().is_empty(), "nothing sent after the cancel");
+    // Cancelling again says it had ended.
+    let p = post_form(
+        &s,
+        &format!("/replay/{job}/cancel"),
+        &[("_csrf", &token)],
+        &[("origin", &o)],
+    )
+    .await;
+    assert!(
+        after(&s, &p)
+            .await
+            .html
+            .contains("had already ended (cancelled)")
+    );
+
+    // A job to another URL runs to the end; the page and the lists show it.
+    let mut other = Receiver::start(vec![Reply::status(200)]).await;
+    let to = other.url("/dev");
+    let p = post_form(
+        &s,
+        "/events/replay",
+        &[
+            ("_csrf", token.as_str()),
+            ("endpoint", "fwd"),
+            ("step", "run"),
+            ("target", to.as_str()),
+        ],
+        &[("origin", &o)],
+    )
+    .await;
+    assert_eq!(p.status, 303, "{}", p.html);
+    let job2 = p
+        .header("location")
+        .unwrap()
+        .strip_prefix("/replay/")
+        .unwrap()
+        .to_string();
+    let done = wait_job(&s, &job2, "done").await;
+    assert_eq!(done["succeeded"], 4);
+    let bodies: Vec<String> = (0..4)
+        .map(|_| String::from_utf8_lossy(&other.rx.try_recv().unwrap().body).into_owned())
+        .collect();
+    assert_eq!(bodies, ["b0", "b1", "b2", "b3"], "oldest first");
+    let page = get_page(&s, &format!("/replay/{job2}"), &[]).await;
+    assert!(page.html.contains("badge job-done"));
+    assert!(page.html.contains("id=\"job-sent\">4</dd>"));
+    assert!(
+        page.html
+            .contains("id=\"job-succeeded\" class=\"ok\">4</dd>")
+    );
+    assert!(
+        page.html
+            .contains(&format!("<code class=\"url\">{to}</code>"))
+    );
+    assert!(!page.html.contains("/cancel\""), "finished: no Cancel");
+    assert!(
+        page.html.contains(&format!("id=\"job-row-{job}\"")),
+        "other recent jobs are listed"
+    );
+    assert!(
+        page.html.contains("href=\"/events?endpoint=fwd\""),
+        "the job's filter"
+    );
+    let all = get_page(&s, "/replay", &[]).await;
+    assert!(all.html.contains(&format!("id=\"job-row-{job}\"")));
+    assert!(all.html.contains(&format!("id=\"job-row-{job2}\"")));
+    let events = get_page(&s, "/events", &[]).await;
+    assert!(events.html.contains(&format!("href=\"/replay/{job2}\"")));
+    assert_eq!(get_page(&s, "/replay/nope", &[]).await.status, 404);
+    // The script the page relies on polls the job API (no inline script).
+    let js = get_page(&s, "/static/app.js", &[]).await;
+    assert!(js.html.contains("'/api/replay/' + encodeURIComponent(id)"));
+}
+
+#[tokio::test]
+async fn mirror_status_beside_the_target_and_the_mirror_diff_filter() {
+    let mut up = Receiver::start(vec![Reply::status(200)]).await;
+    let mut shadow = Receiver::start(vec![Reply::status(500).body("staging broke")]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({
+        "slug": "m",
+        "target": up.url("/live"),
+        "mirror": shadow.url("/staging"),
+    }))
+    .await;
+    s.create_endpoint(json!({ "slug": "plain", "target": up.url("/other") }))
+        .await;
+    let id = s.post_in("m", &[], "copy me").await.event_id();
+    let plain = s.post_in("plain", &[], "just me").await.event_id();
+    up.next().await;
+    up.next().await;
+    shadow.next().await;
+    // The mirror's answer is recorded in the background.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while s.get(&format!("/api/events/{id}")).await["mirror_status"].is_null() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "mirror attempt recorded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    let p = get_page(&s, &format!("/events/{id}"), &[]).await;
+    assert_eq!(p.status, 200);
+    let at = p.html.find("id=\"answers\"").expect("answers");
+    let answers = &p.html[at..at + p.html[at..].find("</dd>").unwrap()];
+    assert!(
+        answers.contains("target <span class=\"code\">200</span>"),
+        "{answers}"
+    );
+    assert!(
+        answers.contains("mirror <span class=\"code bad\" id=\"mirror-status\">500</span>"),
+        "{answers}"
+    );
+    assert!(answers.contains("differs"));
+    assert!(answers.contains("href=\"/events?endpoint=m&amp;mirror_diff=true\""));
+    assert!(
+        p.html.contains("trig-mirror"),
+        "the mirror attempt in the timeline"
+    );
+    assert!(p.html.contains("staging broke"));
+    let p2 = get_page(&s, &format!("/events/{plain}"), &[]).await;
+    assert!(
+        !p2.html.contains("id=\"mirror-status\""),
+        "no mirror, no mirror status"
+    );
+
+    let list = get_page(&s, "/events", &[]).await;
+    assert!(list.html.contains("name=\"mirror_diff\""), "the filter");
+    assert!(
+        list.html
+            .contains("<span class=\"mirror-status differs\" title=\"mirror answered 500\">"),
+        "{}",
+        list.html
+    );
+    let diff = get_page(&s, "/events?mirror_diff=true", &[]).await;
+    assert_eq!(diff.status, 200);
+    assert!(diff.html.contains(&format!("id=\"ev-{id}\"")));
+    assert!(!diff.html.contains(&format!("id=\"ev-{plain}\"")));
+    assert!(
+        diff.html.contains("data-f-mirror_diff=\"true\""),
+        "the live tail knows it"
+    );
+    assert!(diff.html.contains("value=\"true\" selected"));
+    let same = get_page(&s, "/events?mirror_diff=false", &[]).await;
+    assert!(!same.html.contains(&format!("id=\"ev-{id}\"")));
+    assert!(same.html.contains(&format!("id=\"ev-{plain}\"")));
+    // Replay all matching keeps the filter.
+    assert!(
+        diff.html
+            .contains("<input type=\"hidden\" name=\"mirror_diff\" value=\"true\">")
+    );
 }

@@ -86,7 +86,7 @@ pub struct QueueView {
     /// Pending events, in flight included.
     pub depth: usize,
     pub max_depth: u64,
-    /// The backpressure limit is near (80 % or more): senders will soon get 503.
+    /// The backpressure limit is near (75 % or more): senders will soon get 503.
     pub near_full: bool,
     pub ordered: bool,
     pub max_in_flight: u32,
@@ -112,7 +112,7 @@ impl QueueView {
         QueueView {
             depth,
             max_depth: ep.max_queue_depth,
-            near_full: depth as u64 * 5 >= ep.max_queue_depth.saturating_mul(4),
+            near_full: depth as u64 * 4 >= ep.max_queue_depth.saturating_mul(3),
             ordered: ep.ordered,
             max_in_flight: ep.max_in_flight,
             oldest_ago: oldest_ms.map(|t| ago(t, now)),
