@@ -346,15 +346,22 @@ async fn dashboard_in_a_real_browser() {
             .click()
             .await
             .unwrap();
+        // The unfiltered page has the row too: wait for the navigation.
+        let deadline = std::time::Instant::now() + WAIT;
+        while !c
+            .current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .contains("endpoint=fwd")
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the filter is in the URL"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         wait_css(c, &format!("#ev-{fwd_id}")).await;
-        assert!(
-            c.current_url()
-                .await
-                .unwrap()
-                .as_str()
-                .contains("endpoint=fwd"),
-            "the filter is in the URL"
-        );
         let rows = c.find_all(Locator::Css("#event-rows tr")).await.unwrap();
         assert_eq!(rows.len(), 1, "only fwd's event");
 
@@ -435,6 +442,79 @@ async fn dashboard_in_a_real_browser() {
         );
         assert_clean(c, "after replay").await;
         shot(c, "event").await;
+
+        // Replay all matching: a dry run, then a paced job whose page the
+        // script keeps up to date until it ends. Bins have no target, so
+        // each replay fails at once; the rate makes the job last ~2 s.
+        c.goto(&s.admin_url("/events?endpoint=xss")).await.unwrap();
+        wait_css(c, "details.bulk summary")
+            .await
+            .click()
+            .await
+            .unwrap();
+        wait_css(c, "details.bulk button[type=submit]")
+            .await
+            .click()
+            .await
+            .unwrap();
+        let count = wait_css(c, "#dry-run-count").await;
+        assert!(
+            count
+                .text()
+                .await
+                .unwrap()
+                .starts_with(&format!("{} events match", hostile.len())),
+            "dry-run count"
+        );
+        c.find(Locator::Css("#bulk-rate"))
+            .await
+            .unwrap()
+            .send_keys("25")
+            .await
+            .unwrap();
+        c.find(Locator::Css("#bulk-run button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_css(c, "#job").await;
+        assert_clean(c, "replay job page").await;
+        assert!(
+            c.find(Locator::Css("#job-cancel")).await.is_ok(),
+            "a running job can be cancelled"
+        );
+        wait_css(c, "#job[data-status=done]").await;
+        let total = hostile.len().to_string();
+        assert_eq!(
+            c.find(Locator::Css("#job-sent"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+            total,
+            "the script updated the progress"
+        );
+        assert_eq!(
+            c.find(Locator::Css("#job-failed"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+            total
+        );
+        assert!(
+            !c.find(Locator::Css("#job-cancel"))
+                .await
+                .unwrap()
+                .is_displayed()
+                .await
+                .unwrap(),
+            "Cancel goes away once the job ended"
+        );
+        shot(c, "replay-job").await;
 
         // Every hostile event's page.
         for (i, id) in ids.iter().enumerate() {
