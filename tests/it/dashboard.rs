@@ -1661,11 +1661,11 @@ async fn bulk_replay_job_from_the_events_page() {
     );
     assert!(up.drain().is_empty());
 
-    // A slow job (one every 2 s), cancelled from its page.
+    // A slow job (one every 4 s), cancelled from its page.
     let p = post_form(
         &s,
         "/events/replay",
-        &form(&[("step", "run"), ("rate", "0.5")]),
+        &form(&[("step", "run"), ("rate", "0.25")]),
         &[("origin", &o)],
     )
     .await;
@@ -1691,7 +1691,7 @@ async fn bulk_replay_job_from_the_events_page() {
     assert!(page.html.contains("id=\"job-sent\">"));
     assert!(page.html.contains("id=\"job-succeeded\""));
     assert!(page.html.contains("id=\"job-failed\""));
-    assert!(page.html.contains("0.5 per second"));
+    assert!(page.html.contains("0.25 per second"));
     assert!(
         page.html
             .contains(&format!("href=\"/replay/{job}\" id=\"job-refresh\""))
@@ -1744,7 +1744,7 @@ async fn bulk_replay_job_from_the_events_page() {
     );
     let j = s.get(&format!("/api/replay/{job}")).await;
     assert_eq!(j["status"], "cancelled");
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(4300)).await;
     assert!(up.drain().is_empty(), "nothing sent after the cancel");
     // Cancelling again says it had ended.
     let p = post_form(
@@ -1815,6 +1815,30 @@ async fn bulk_replay_job_from_the_events_page() {
     let events = get_page(&s, "/events", &[]).await;
     assert!(events.html.contains(&format!("href=\"/replay/{job2}\"")));
     assert_eq!(get_page(&s, "/replay/nope", &[]).await.status, 404);
+    // A job's filter is typed text: escaped on its page and in the lists.
+    let (st, v) = s
+        .api(
+            "POST",
+            "/api/replay",
+            Some(json!({ "q": XSS, "topic": "\"><img src=x onerror=alert(1)>" })),
+        )
+        .await;
+    assert_eq!(st, 202, "{v}");
+    let hostile = v["id"].as_str().unwrap().to_string();
+    for path in [
+        format!("/replay/{hostile}"),
+        "/replay".to_string(),
+        format!("/replay/{job}"),
+    ] {
+        let p = get_page(&s, &path, &[]).await;
+        assert_eq!(p.status, 200);
+        p.assert_no_injected_markup();
+        assert!(
+            p.html.contains(&esc(&format!("q={XSS}"))),
+            "{path}: {}",
+            p.html
+        );
+    }
     // The script the page relies on polls the job API (no inline script).
     let js = get_page(&s, "/static/app.js", &[]).await;
     assert!(js.html.contains("'/api/replay/' + encodeURIComponent(id)"));
