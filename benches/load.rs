@@ -4,6 +4,7 @@
 //! 32 concurrent keep-alive connections, fixed duration) against
 //!   (a) the upstream receiver directly,
 //!   (b) hookrelay in forward mode to that upstream,
+//!   (b') (b) with an enforced WooCommerce signature checked on every request,
 //!   (c) hookrelay in bin mode,
 //!   (d) hookrelay in queue mode while the receiver is slow (a second
 //!       upstream that sleeps 1 s before answering): p50/p99 are the time a
@@ -34,6 +35,19 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 const CONNECTIONS: usize = 32;
+/// The secret of the signed-forward scenario (WooCommerce's scheme).
+const SECRET: &str = "bench-secret";
+
+/// `X-WC-Webhook-Signature` of the payload, sent with every request (the
+/// endpoints without a signature ignore it).
+fn signature() -> &'static str {
+    static SIG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SIG.get_or_init(|| {
+        let cfg = hookrelay::signature::SignatureConfig::new("woocommerce", SECRET);
+        let headers = hookrelay::signature::sign(&cfg, &payload(), 0, "");
+        String::from_utf8(headers[0].1.clone()).unwrap()
+    })
+}
 
 fn payload() -> Bytes {
     let mut items = String::new();
@@ -85,6 +99,7 @@ fn run_load(rt: &tokio::runtime::Runtime, url: &str, secs: u64) -> Stats {
                     let req = http::Request::post(&url)
                         .header("content-type", "application/json")
                         .header("x-wc-webhook-topic", "order.updated")
+                        .header("x-wc-webhook-signature", signature())
                         .body(Full::new(body.clone()))
                         .unwrap();
                     match client.request(req).await {
@@ -287,6 +302,7 @@ fn main() {
     let mut rows = vec![row("direct upstream (a)".to_string(), &direct, None)];
     let mut queue_ratio = Vec::new();
     let mut backlog = Vec::new();
+    let mut sig_cost = Vec::new();
     let durabilities = ["sync", "buffered"];
     for durability in durabilities {
         let h = start_hookrelay(durability);
@@ -300,11 +316,20 @@ fn main() {
             &rt,
             &h.admin,
             serde_json::json!({
+                "slug": "fwdsig", "target": upstream,
+                "signature": { "scheme": "woocommerce", "secret": SECRET, "enforce": true },
+            }),
+        );
+        create(
+            &rt,
+            &h.admin,
+            serde_json::json!({
                 "slug": "queue", "mode": "queue", "target": upstream,
                 "max_queue_depth": 100_000_000u64,
             }),
         );
         let fwd = run_load(&rt, &format!("{}/in/fwd", h.ingest), secs);
+        let fwdsig = run_load(&rt, &format!("{}/in/fwdsig", h.ingest), secs);
         let bin = run_load(&rt, &format!("{}/in/bin", h.ingest), secs);
         // Last on this instance: whatever backlog it leaves dies with it.
         let queue = run_load(&rt, &format!("{}/in/queue", h.ingest), secs);
@@ -315,6 +340,12 @@ fn main() {
             &fwd,
             Some(&direct),
         ));
+        rows.push(row(
+            format!("fwd+verify, {durability} (b')"),
+            &fwdsig,
+            Some(&direct),
+        ));
+        sig_cost.push((durability, 1.0 - fwdsig.rps / fwd.rps, fwdsig.errors));
         rows.push(row(format!("bin, {durability} (c)"), &bin, Some(&direct)));
         rows.push(row(
             format!("queue, {durability} (e)"),
@@ -379,6 +410,13 @@ fn main() {
                 ""
             },
             left.map_or_else(|| "unknown".to_string(), |n| format!("{n} events")),
+        );
+    }
+    for (durability, cost, errors) in sig_cost {
+        println!(
+            "verify (b'), {durability}: signature verification costs {:.1}% of forward throughput (target <= 5%){}; {errors} rejected",
+            cost * 100.0,
+            if cost > 0.05 { "  MISSED" } else { "" },
         );
     }
 }

@@ -741,6 +741,25 @@ impl Relay {
         Ok((ev, attempt))
     }
 
+    /// `ping_on_activate`: a test ping, in the background, when an endpoint
+    /// with a target is created active or goes from paused/disabled to
+    /// active. Returns whether a ping was sent. `before` is the status before
+    /// the change (`None` for a new endpoint).
+    pub fn ping_if_activated(self: &Arc<Self>, before: Option<Status>, ep: &Endpoint) -> bool {
+        let activated = ep.status == Status::Active && before != Some(Status::Active);
+        if !(ep.ping_on_activate && activated && ep.target.is_some()) {
+            return false;
+        }
+        let relay = Arc::clone(self);
+        let slug = ep.slug.to_string();
+        tokio::spawn(async move {
+            if let Err(e) = relay.ping(&slug).await {
+                tracing::warn!(endpoint = slug, error = %e, "ping on activate failed");
+            }
+        });
+        true
+    }
+
     /// Sends an endpoint's held events in arrival order. Stops (leaving the
     /// rest held) if the policy disables the endpoint again meanwhile.
     pub async fn release(&self, slug: &str) -> Result<Release> {

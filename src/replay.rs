@@ -158,6 +158,13 @@ impl Jobs {
     }
 }
 
+/// Cancels a job and saves that at once, so a restart does not resume it.
+pub async fn cancel(relay: &Arc<Relay>, id: &str) -> Result<Job> {
+    let job = relay.jobs.cancel(id)?;
+    persist(relay, &job).await;
+    Ok(job)
+}
+
 /// Creates a job for `filter` and starts it.
 pub async fn start(
     relay: &Arc<Relay>,

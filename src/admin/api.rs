@@ -133,7 +133,7 @@ async fn create_endpoint(
     JsonBody(input): JsonBody<EndpointInput>,
 ) -> Result<(StatusCode, Json<Value>)> {
     let ep = st.relay.create(input, false).await?;
-    ping_if_asked(&st, None, &ep);
+    st.relay.ping_if_activated(None, &ep);
     Ok((StatusCode::CREATED, Json(endpoint_json(&st, &ep).await?)))
 }
 
@@ -152,7 +152,7 @@ async fn patch_endpoint(
 ) -> Result<Json<Value>> {
     let before = st.relay.get(&slug)?.status;
     let ep = st.relay.update(&slug, input).await?;
-    ping_if_asked(&st, Some(before), &ep);
+    st.relay.ping_if_activated(Some(before), &ep);
     Ok(Json(endpoint_json(&st, &ep).await?))
 }
 
@@ -172,25 +172,8 @@ async fn pause(State(st): State<AdminState>, Path(slug): Path<String>) -> Result
 async fn resume(State(st): State<AdminState>, Path(slug): Path<String>) -> Result<Json<Value>> {
     let before = st.relay.get(&slug)?.status;
     let ep = st.relay.set_status(&slug, Status::Active).await?;
-    ping_if_asked(&st, Some(before), &ep);
+    st.relay.ping_if_activated(Some(before), &ep);
     Ok(Json(endpoint_json(&st, &ep).await?))
-}
-
-/// `ping_on_activate`: a test ping when an endpoint with a target is
-/// created active or goes from paused/disabled to active. In the
-/// background, so the API answers at once; the attempt shows in the event.
-fn ping_if_asked(st: &AdminState, before: Option<Status>, ep: &crate::endpoint::Endpoint) {
-    let activated = ep.status == Status::Active && before != Some(Status::Active);
-    if !(ep.ping_on_activate && activated && ep.target.is_some()) {
-        return;
-    }
-    let relay = st.relay.clone();
-    let slug = ep.slug.to_string();
-    tokio::spawn(async move {
-        if let Err(e) = relay.ping(&slug).await {
-            tracing::warn!(endpoint = slug, error = %e, "ping on activate failed");
-        }
-    });
 }
 
 async fn ping(State(st): State<AdminState>, Path(slug): Path<String>) -> Result<Json<Value>> {
@@ -421,7 +404,7 @@ async fn get_job(State(st): State<AdminState>, Path(job): Path<String>) -> Resul
 }
 
 async fn cancel_job(State(st): State<AdminState>, Path(job): Path<String>) -> Result<Json<Value>> {
-    Ok(Json(st.relay.jobs.cancel(&job)?.to_api()))
+    Ok(Json(crate::replay::cancel(&st.relay, &job).await?.to_api()))
 }
 
 /// Checks a stored event against a secret typed in (or the endpoint's), as

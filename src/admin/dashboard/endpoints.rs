@@ -730,25 +730,6 @@ fn input_of(f: &CsrfForm, current: Option<&Endpoint>) -> Result<EndpointInput, V
     })
 }
 
-/// `ping_on_activate`: a test ping when an endpoint with a target is
-/// created active or goes from paused/disabled to active, as the API does.
-/// In the background, so the page answers at once; the attempt shows in
-/// the ping's event.
-fn ping_if_asked(st: &AdminState, before: Option<Status>, ep: &Endpoint) -> bool {
-    let activated = ep.status == Status::Active && before != Some(Status::Active);
-    if !(ep.ping_on_activate && activated && ep.target.is_some()) {
-        return false;
-    }
-    let relay = st.relay.clone();
-    let slug = ep.slug.to_string();
-    tokio::spawn(async move {
-        if let Err(e) = relay.ping(&slug).await {
-            tracing::warn!(endpoint = slug, error = %e, "ping on activate failed");
-        }
-    });
-    true
-}
-
 const PING_NOTE: &str = " A test ping is on its way to the target (ping on activate).";
 
 fn refused(e: Error) -> Result<Vec<FieldError>, PageError> {
@@ -772,7 +753,7 @@ pub async fn create(
         Ok(input) => match st.relay.create(input, false).await {
             Ok(ep) => {
                 let to = format!("/endpoints/{}", ep.slug);
-                let ping = if ping_if_asked(&st, None, &ep) {
+                let ping = if st.relay.ping_if_activated(None, &ep) {
                     PING_NOTE
                 } else {
                     ""
@@ -803,7 +784,7 @@ pub async fn update(
             input.slug = None;
             match st.relay.update(&slug, input).await {
                 Ok(ep) => {
-                    let ping = if ping_if_asked(&st, Some(current.status), &ep) {
+                    let ping = if st.relay.ping_if_activated(Some(current.status), &ep) {
                         PING_NOTE
                     } else {
                         ""
@@ -855,7 +836,7 @@ pub async fn resume(
     let before = st.relay.get(&slug).ok().map(|e| e.status);
     let res = st.relay.set_status(&slug, Status::Active).await;
     let ping = match &res {
-        Ok(ep) if before.is_some() && ping_if_asked(&st, before, ep) => PING_NOTE,
+        Ok(ep) if before.is_some() && st.relay.ping_if_activated(before, ep) => PING_NOTE,
         _ => "",
     };
     let held = st.relay.store.run({

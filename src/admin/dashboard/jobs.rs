@@ -147,7 +147,7 @@ pub async fn cancel(
         .jobs
         .get(&id)
         .is_ok_and(|j| matches!(j.status, JobStatus::Queued | JobStatus::Running));
-    match st.relay.jobs.cancel(&id) {
+    match crate::replay::cancel(&st.relay, &id).await {
         Ok(j) if was_active => redirect_with(
             &format!("/replay/{}", j.id),
             "ok",
