@@ -15,6 +15,7 @@ mod persistence;
 mod policy;
 mod queue;
 mod queue_crash;
+mod resign_vectors;
 mod signatures;
 mod support;
 mod tls;

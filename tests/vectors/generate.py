@@ -33,9 +33,45 @@ now_offset. Slack's verifier takes a clock, so its vectors have a fixed `now`.
 With several secrets each is tried with the library on its own, in order, as
 hookrelay does: `valid` with the first that passes, else `stale` if one
 passes but for the timestamp, else the first secret's verdict.
+
+Re-signed replays (resigned.json) — the second mode:
+
+    .venv/bin/python generate.py --check-resigned
+
+resigned.json is written by hookrelay, not by this script: the Rust test
+tests/it/resign_vectors.rs re-signs fixed, three-days-old requests (stripe,
+standard under webhook-* and svix-* names, slack, paddle) with
+`signature::resign` at a fixed `now`. `--check-resigned` then judges each
+entry with the official library (same judges as above, secrets in order) and
+writes the result into the entry's `official` field:
+
+    verdict          the library on `resigned_headers` + body at `now`
+    secret_index     which secret it accepted (hookrelay re-signs with #0)
+    original_at_ts   the library on `original_headers` at `original_ts`
+    original_at_now  the library on `original_headers` at `now`
+    library          "name version", e.g. "stripe 16.1.0"
+
+`now` is fixed, so the libraries that read the wall clock (stripe and
+paddle through time.time, standardwebhooks and svix through datetime.now)
+have their clock replaced by `now` while they judge (see frozen_clock);
+slack_sdk takes a Clock. The two original_* verdicts show the clock really
+moved (valid when sent, stale three days later). Stripe entries the library
+accepts also go through stripe.Webhook.construct_event. Paddle is judged with
+the SDK's default maximum_variance (5 s). Entries with `svix-*` headers are
+judged by svix, other `standard` entries by standardwebhooks.
+
+Regenerating, in order (the Rust test fails while an entry lacks `official`):
+
+    HOOKRELAY_WRITE_RESIGNED=1 cargo test --release --test it resign_vectors
+    .venv/bin/python generate.py --check-resigned      # here, in tests/vectors
+    cargo test --release --test it resign_vectors     # compares, must pass
+
+The exit status is 1 when a library rejected a re-signed entry; the verdict
+is still written, so the Rust test names the failing case.
 """
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -46,6 +82,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from importlib.metadata import version
+from unittest import mock
 
 import standardwebhooks
 import stripe
@@ -476,5 +513,101 @@ def main():
     print(f"wrote {len(cases)} cases: {counts}; libraries: {libraries}")
 
 
+# --- re-signed replays (resigned.json, written by tests/it/resign_vectors.rs) ---
+
+RESIGNED = os.path.join(HERE, "resigned.json")
+
+
+@contextlib.contextmanager
+def frozen_clock(at):
+    """Makes the wall-clock libraries see `at` as now: stripe (time.time),
+    paddle (`from time import time`), standardwebhooks and svix (datetime.now
+    in standardwebhooks.webhooks)."""
+
+    class FrozenDatetime(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.fromtimestamp(at, tz=tz)
+
+    paddle_verifier = sys.modules["paddle_billing.Notifications.Verifier"]
+    std_module = sys.modules["standardwebhooks.webhooks"]
+    with mock.patch("time.time", lambda: float(at)), \
+            mock.patch.object(paddle_verifier, "time", lambda: float(at)), \
+            mock.patch.object(std_module, "datetime", FrozenDatetime):
+        yield
+
+
+def resigned_judge(entry):
+    """(judge key, library label) for an entry."""
+    scheme = entry["scheme"]
+    names = [n.lower() for n, _ in entry["original_headers"]]
+    if scheme in ("standard", "svix"):
+        key = "svix" if any(n.startswith("svix-") for n in names) else "standard"
+    else:
+        key = scheme
+    dist = {"stripe": "stripe", "standard": "standardwebhooks", "svix": "svix",
+            "slack": "slack_sdk", "paddle": "paddle-python-sdk"}[key]
+    return key, f"{dist} {version(dist)}"
+
+
+def judge_at(key, entry, headers, at):
+    """The library's verdict and accepting secret for `headers` at `at`."""
+    case = {
+        "secrets": entry["secrets"],
+        "headers": headers,
+        "body_b64": entry["body_b64"],
+        # Paddle's SDK default variance; the other judges use the libraries'
+        # own fixed five minutes (stripe: TOLERANCE, also its default).
+        "tolerance_s": 5 if key == "paddle" else TOLERANCE,
+    }
+    with frozen_clock(at):
+        verdict, index = JUDGES[key](case, at)
+        if key == "stripe" and verdict == "valid":
+            # The receiver-facing API too: verify, then parse the event.
+            body = base64.b64decode(entry["body_b64"])
+            try:
+                stripe.Webhook.construct_event(body, hget(headers, "Stripe-Signature"), entry["secrets"][index],
+                                               tolerance=TOLERANCE)
+            except Exception as e:  # noqa: BLE001 - recorded as the verdict
+                return f"invalid (construct_event: {e})", None
+    return verdict, index
+
+
+def check_resigned():
+    try:
+        with open(RESIGNED) as f:
+            entries = json.load(f)
+    except FileNotFoundError:
+        sys.exit(f"{RESIGNED} not found: write it first with "
+                 "`HOOKRELAY_WRITE_RESIGNED=1 cargo test --release --test it resign_vectors`")
+    rejected = []
+    for entry in entries:
+        key, library = resigned_judge(entry)
+        verdict, index = judge_at(key, entry, entry["resigned_headers"], entry["now"])
+        at_ts, _ = judge_at(key, entry, entry["original_headers"], entry["original_ts"])
+        at_now, _ = judge_at(key, entry, entry["original_headers"], entry["now"])
+        official = {"verdict": verdict, "library": library}
+        if index is not None:
+            official["secret_index"] = index
+        official["original_at_ts"] = at_ts
+        official["original_at_now"] = at_now
+        entry["official"] = official
+        print(f"{entry['name']:45} {library:26} re-signed: {verdict} (secret #{index}); "
+              f"original: {at_ts} when sent, {at_now} at now")
+        if verdict != "valid":
+            rejected.append(entry["name"])
+    with open(RESIGNED, "w") as f:
+        json.dump(entries, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+    if rejected:
+        sys.exit(f"the official library rejected hookrelay's re-signed headers: {', '.join(rejected)}")
+    print(f"all {len(entries)} re-signed entries accepted; wrote {RESIGNED}")
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--check-resigned"]:
+        check_resigned()
+    elif sys.argv[1:]:
+        sys.exit(f"usage: {sys.argv[0]} [--check-resigned]")
+    else:
+        main()
