@@ -193,11 +193,12 @@ impl Driver {
     }
 }
 
+/// `target/screenshots` in the checkout, whatever `CARGO_TARGET_DIR` is
+/// (the build cache lives outside the clone), so CI keeps them as artifacts.
 fn screenshot_dir() -> PathBuf {
-    let base = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let dir = base.join("screenshots");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("screenshots");
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
