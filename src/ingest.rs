@@ -27,6 +27,9 @@ use crate::time::now_ms;
 
 pub type Body = Full<Bytes>;
 
+/// How long a sender may take to send its whole body.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The header that tells a sender (and a test) which event it created.
 pub const EVENT_HEADER: &str = "x-hookrelay-event";
 
@@ -75,7 +78,19 @@ async fn ingest(
         return Ok(too_large(max));
     }
     let (mut parts, body) = req.into_parts();
-    let body = match Limited::new(body, max).collect().await {
+    // A sender trickling its body is cut off: the header timeout does not
+    // cover the body, and each slow body would hold up to --max-body bytes.
+    let collected = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, max).collect()).await;
+    let Ok(collected) = collected else {
+        let mut resp = json(
+            StatusCode::REQUEST_TIMEOUT,
+            serde_json::json!({ "error": format!("the body was not received within {} s; nothing was stored", BODY_TIMEOUT.as_secs()) }).to_string(),
+        );
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return Ok(resp);
+    };
+    let body = match collected {
         Ok(b) => b.to_bytes(),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -85,10 +100,9 @@ async fn ingest(
         }
         Err(e) => return Err(Error::BadRequest(format!("reading the request body: {e}"))),
     };
-    if tls {
-        // Carried to delivery for X-Forwarded-Proto; never stored.
-        parts.headers.remove("x-hookrelay-proto");
-    }
+    // Internal: carried to delivery for X-Forwarded-Proto, never taken from
+    // a sender and never stored.
+    parts.headers.remove("x-hookrelay-proto");
 
     let ep = cell.snapshot();
     let now = now_ms();
@@ -154,6 +168,11 @@ async fn ingest(
     // A forwarded event waits for its sync together with the target (below):
     // the sync overlaps the upstream round trip, and nobody is answered
     // before both are done.
+    // In queue mode the worker learns of the event before the sync wait, so
+    // a sender that hangs up meanwhile cannot strand it until a restart.
+    if let (Ok(ev), true) = (&stored, queued) {
+        relay.queue.push(slug, &ev.id, now);
+    }
     let stored = match stored {
         Ok(ev) if !forwarding => relay.store.durable().await.map(|_| ev),
         other => other,
@@ -177,7 +196,6 @@ async fn ingest(
         relay.mirror(&ev, &body, mirror.clone());
     }
     if queued {
-        relay.queue.push(slug, &ev.id, now);
         let body = serde_json::json!({ "queued": true, "event": ev.id });
         return Ok(with_event(
             json(StatusCode::ACCEPTED, body.to_string()),
@@ -242,15 +260,19 @@ async fn ingest(
                 fwd.headers
                     .push(("x-hookrelay-proto".into(), b"https".to_vec()));
             }
-            let (synced, delivered) = tokio::join!(
-                relay.store.durable(),
-                relay.deliver(&fwd, body, &target, Trigger::Forward, true)
-            );
+            // Its own task: a sender that hangs up (or a shutdown drain that
+            // ends) drops this request future, but the attempt must still be
+            // sent, recorded and counted.
+            let r = Arc::clone(&relay);
+            let delivery = tokio::spawn(async move {
+                r.deliver(&fwd, body, &target, Trigger::Forward, true).await
+            });
+            let (synced, delivered) = tokio::join!(relay.store.durable(), delivery);
             if let Err(e) = synced {
                 relay.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
                 return Err(e);
             }
-            let (_, attempt, reply) = delivered?;
+            let (_, attempt, reply) = delivered??;
             let Some(reply) = reply else {
                 let (status, what) = match attempt.error {
                     Some(crate::event::ErrorKind::Timeout) => {

@@ -97,6 +97,20 @@ impl Queue {
         self.lock().endpoints.get(slug).map_or(0, |p| p.by_id.len())
     }
 
+    /// One endpoint's queue at a glance, without copying it: depth, the
+    /// oldest pending id, and the soonest due time among entries waiting.
+    pub fn summary(&self, slug: &str) -> (usize, Option<String>, Option<u64>) {
+        let st = self.lock();
+        match st.endpoints.get(slug) {
+            Some(p) => (
+                p.by_id.len(),
+                p.by_id.keys().next().cloned(),
+                p.ready.first().map(|(due, _)| *due),
+            ),
+            None => (0, None, None),
+        }
+    }
+
     /// Entries of one endpoint, oldest first: `(id, due)`.
     pub fn entries(&self, slug: &str) -> Vec<(String, u64)> {
         self.lock()
@@ -238,11 +252,14 @@ pub async fn run_worker(relay: Arc<Relay>, mut stop: watch::Receiver<bool>) {
         for (slug, id, due) in due {
             let relay = Arc::clone(&relay);
             tasks.spawn(async move {
-                let next = match relay.deliver_queued(&slug, &id, due).await {
+let next = match relay.deliver_queued(&slug, &id, due).await {
                     Ok(next) => next,
                     Err(e) => {
                         tracing::warn!(endpoint = slug, id, error = %e, "queued delivery failed; will try again");
-                        Some(now_ms() + STORE_ERROR_BACKOFF_MS)
+                        // The stored key still says `due`: keep it, and stay
+                        // in flight for a while instead of a hot retry loop.
+                        tokio::time::sleep(Duration::from_millis(STORE_ERROR_BACKOFF_MS)).await;
+                        Some(due)
                     }
                 };
                 relay.queue.done(&slug, &id, next);

@@ -27,6 +27,11 @@ use crate::time::now_ms;
 pub struct EndpointCell {
     ep: Mutex<Endpoint>,
     pub served: AtomicUsize,
+    /// Set (under the lock) when the endpoint is deleted, so an attempt in
+    /// flight never writes the old record back.
+    deleted: std::sync::atomic::AtomicBool,
+    /// A release is running: a second one would send everything twice.
+    releasing: std::sync::atomic::AtomicBool,
 }
 
 impl EndpointCell {
@@ -34,6 +39,8 @@ impl EndpointCell {
         Arc::new(EndpointCell {
             ep: Mutex::new(ep),
             served: AtomicUsize::new(0),
+            deleted: Default::default(),
+            releasing: Default::default(),
         })
     }
 
@@ -66,11 +73,19 @@ pub struct Relay {
     pub queue: Queue,
     /// Bulk replay jobs (see `replay`).
     pub jobs: crate::replay::Jobs,
+    /// Serialises endpoint creation and deletion.
+    registry_lock: tokio::sync::Mutex<()>,
+    /// Bounds the mirror copies in flight (each holds a body).
+    mirror_slots: Arc<tokio::sync::Semaphore>,
     /// Disk-space backpressure; set by `server::serve`.
     pub disk: std::sync::OnceLock<crate::disk::DiskGuard>,
     endpoints: RwLock<HashMap<String, Arc<EndpointCell>>>,
     stream: broadcast::Sender<StreamItem>,
 }
+
+/// Mirror copies in flight at once; beyond it a copy is skipped (logged):
+/// the mirror is best-effort and must not grow memory without bound.
+const MIRROR_IN_FLIGHT: usize = 256;
 
 /// How an attempt's outcome settles its event.
 #[derive(Clone, Copy, Debug)]
@@ -158,6 +173,8 @@ impl Relay {
             queue,
             jobs: Default::default(),
             disk: std::sync::OnceLock::new(),
+            registry_lock: tokio::sync::Mutex::new(()),
+            mirror_slots: Arc::new(tokio::sync::Semaphore::new(MIRROR_IN_FLIGHT)),
             endpoints: RwLock::new(endpoints),
             stream,
         })
@@ -192,6 +209,8 @@ impl Relay {
     /// Creates an endpoint; `upsert` updates an existing one instead of 409
     /// (used for endpoints declared in the config file).
     pub async fn create(&self, mut input: EndpointInput, upsert: bool) -> Result<Endpoint> {
+        // Creates and deletes one at a time: check-then-insert must not race.
+        let _registry = self.registry_lock.lock().await;
         let slug_text = input
             .slug
             .take()
@@ -201,9 +220,10 @@ impl Relay {
             if !upsert {
                 return Err(Error::Conflict(format!("endpoint {slug:?} already exists")));
             }
+            let status_set = input.status.is_some();
             let mut ep = cell.snapshot();
             input.apply(&mut ep)?;
-            return self.save(&cell, ep).await;
+            return self.save(&cell, ep, status_set).await;
         }
         let mut ep = Endpoint::new(slug, now_ms());
         input.apply(&mut ep)?;
@@ -223,9 +243,10 @@ impl Relay {
         }
         input.slug = None;
         let cell = self.require(slug)?;
+        let status_set = input.status.is_some();
         let mut ep = cell.snapshot();
         input.apply(&mut ep)?;
-        self.save(&cell, ep).await
+        self.save(&cell, ep, status_set).await
     }
 
     pub async fn set_status(&self, slug: &str, status: Status) -> Result<Endpoint> {
@@ -242,27 +263,53 @@ impl Relay {
     /// Persists `ep` and makes it live. Policy fields are taken from the live
     /// copy unless the change itself moved the status, so a concurrent
     /// failure count is not lost.
-    async fn save(&self, cell: &Arc<EndpointCell>, mut ep: Endpoint) -> Result<Endpoint> {
+    async fn save(
+        &self,
+        cell: &Arc<EndpointCell>,
+        mut ep: Endpoint,
+        status_set: bool,
+    ) -> Result<Endpoint> {
         let cell = Arc::clone(cell);
         let store = Arc::clone(&self.store);
         tokio::task::spawn_blocking(move || {
-            let mut live = cell.lock();
-            if ep.status == live.status {
-                ep.consecutive_failures = live.consecutive_failures;
-                ep.disabled_reason = live.disabled_reason.clone();
-                ep.disabled_at = live.disabled_at;
+            {
+                let mut live = cell.lock();
+                if cell.deleted.load(Ordering::SeqCst) {
+                    return Err(Error::NotFound(format!(
+                        "no endpoint {:?}",
+                        ep.slug.as_str()
+                    )));
+                }
+                // Unless this change set the status, the policy's live
+                // state (which may have moved since the snapshot) wins.
+                if !status_set {
+                    ep.status = live.status;
+                    ep.consecutive_failures = live.consecutive_failures;
+                    ep.disabled_reason = live.disabled_reason.clone();
+                    ep.disabled_at = live.disabled_at;
+                }
+                // Written under the lock (ordered with policy writes), but
+                // the fsync waits after it is released.
+                store.put_endpoint_unsynced(&ep)?;
+                *live = ep.clone();
             }
-            store.put_endpoint(&ep)?;
-            *live = ep.clone();
+            store.sync_wal()?;
             Ok(ep)
         })
         .await?
     }
 
     pub async fn delete(&self, slug: &str) -> Result<()> {
-        self.require(slug)?;
+        let _registry = self.registry_lock.lock().await;
+        let cell = self.require(slug)?;
         let owned = slug.to_string();
-        self.store.run(move |s| s.delete_endpoint(&owned)).await?;
+        self.store
+            .run(move |s| {
+                let _live = cell.lock();
+                cell.deleted.store(true, Ordering::SeqCst);
+                s.delete_endpoint(&owned)
+            })
+            .await?;
         self.endpoints
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -419,9 +466,8 @@ impl Relay {
                 }),
             _ => None,
         };
-        // Outcome writes do not wait for their own fsync, but in sync mode
-        // RocksDB may group them behind another writer's sync: keep them off
-        // the async workers then.
+        // Outcome writes never wait for fsync (no RocksDB write is synced;
+        // see `Store::durable`), so they run inline on the async worker.
         let (ev, attempt, moved, disabled) = self
             .store
             .run_write(move |store: &Store| {
@@ -432,14 +478,13 @@ impl Relay {
                     (None, None) => "no answer".to_string(),
                 };
                 let mut guard = cell.as_ref().map(|c| c.lock());
-                let obs = guard
-                    .as_deref_mut()
+                // The policy moves a copy; the live endpoint changes only once
+                // the batch carrying it is written.
+                let mut next = guard.as_deref().cloned();
+                let obs = next
+                    .as_mut()
                     .map(|ep| policy::observe(ep, success, now_ms(), &what));
-                let disabled = match (&guard, obs) {
-                    (Some(ep), Some(o)) if o.disabled_now => Some((**ep).clone()),
-                    _ => None,
-                };
-                let (active, retry) = match guard.as_deref() {
+                let (active, retry) = match &next {
                     Some(ep) => (ep.status == Status::Active, ep.retry.clone()),
                     None => (true, Vec::new()),
                 };
@@ -451,9 +496,13 @@ impl Relay {
                     (Some(attempt), queue)
                 };
                 // The endpoint is written in the same batch while its lock is
-                // held, so concurrent attempts persist their counts in order.
-                let endpoint = match (&guard, obs) {
-                    (Some(ep), Some(o)) if o.changed => Some((**ep).clone()),
+                // held, so concurrent attempts persist their counts in order;
+                // never for a deleted endpoint, whose record must stay gone.
+                let deleted = cell
+                    .as_ref()
+                    .is_some_and(|c| c.deleted.load(Ordering::SeqCst));
+                let endpoint = match (&next, obs) {
+                    (Some(ep), Some(o)) if o.changed && !deleted => Some(ep.clone()),
                     _ => None,
                 };
                 if endpoint.is_none() {
@@ -467,6 +516,13 @@ impl Relay {
                         (ev, a, QueueMove::default())
                     }
                 };
+                let disabled = match (&next, obs) {
+                    (Some(ep), Some(o)) if o.disabled_now => Some(ep.clone()),
+                    _ => None,
+                };
+                if let (Some(live), Some(ep)) = (guard.as_deref_mut(), next) {
+                    *live = ep;
+                }
                 drop(guard);
                 Ok::<_, Error>((ev, a.expect("attempt recorded"), moved, disabled))
             })
@@ -524,6 +580,11 @@ impl Relay {
             self.store.run(leave(EventState::Captured)).await?;
             return Ok(None);
         };
+        // A replay, release or bulk job may have settled it meanwhile.
+        if !matches!(ev.state, EventState::Received | EventState::Retrying) {
+            self.store.run(leave(ev.state)).await?;
+            return Ok(None);
+        }
         let trigger = if ev.tries == 0 {
             Trigger::Forward
         } else {
@@ -545,10 +606,15 @@ impl Relay {
     /// background; the answer is recorded as a `mirror` attempt and never
     /// reaches the sender or the policy.
     pub fn mirror(self: &Arc<Self>, ev: &Event, body: &Bytes, url: String) {
+        let Ok(permit) = Arc::clone(&self.mirror_slots).try_acquire_owned() else {
+            tracing::warn!(id = %ev.id, "mirror copy skipped: {MIRROR_IN_FLIGHT} already in flight");
+            return;
+        };
         let relay = Arc::clone(self);
         let ev = ev.clone();
         let body = body.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let result = async {
                 let (attempt, _) = relay.send(&ev, body, &url, Trigger::Mirror).await?;
                 relay
@@ -774,6 +840,28 @@ impl Relay {
                 status.as_str()
             )));
         }
+        if cell.releasing.swap(true, Ordering::SeqCst) {
+            return Err(Error::Conflict(format!(
+                "a release of {slug:?} is already running"
+            )));
+        }
+        // Cleared on drop, so a caller that goes away does not leave it set.
+        struct Releasing<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Releasing<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::SeqCst);
+            }
+        }
+        let _flag = Releasing(&cell.releasing);
+        self.release_held(&cell, slug, target).await
+    }
+
+    async fn release_held(
+        &self,
+        cell: &Arc<EndpointCell>,
+        slug: &str,
+        target: Option<String>,
+    ) -> Result<Release> {
         let owned = slug.to_string();
         let ids = self
             .store
@@ -790,7 +878,9 @@ impl Relay {
                 .store
                 .run(move |s| Ok((s.get_event(&owned)?, s.get_body(&owned)?)))
                 .await?;
-            let Some(ev) = ev else { continue };
+            let Some(ev) = ev.filter(|e| e.state == EventState::Held) else {
+                continue;
+            };
             report.released += 1;
             match &target {
                 Some(url) => {

@@ -29,6 +29,8 @@ use crate::store::Store;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// A TLS handshake that takes longer than this is dropped.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Concurrent HTTP/2 streams per connection.
+const MAX_H2_STREAMS: u32 = 100;
 /// How often retention runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(300);
 
@@ -175,7 +177,9 @@ async fn accept_loop<S, F, B>(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(MAX_HEAD_BYTES as u32);
+        .max_header_list_size(MAX_HEAD_BYTES as u32)
+        // Each stream may buffer a body up to --max-body: bound them.
+        .max_concurrent_streams(MAX_H2_STREAMS);
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     loop {

@@ -47,6 +47,19 @@ pub fn router(relay: Arc<Relay>, token: Option<String>) -> Router {
 /// `/login`; API clients get `401`.
 async fn require_token(State(state): State<AdminState>, req: Request, next: Next) -> Response {
     let Some(token) = &state.token else {
+        // Without a token the listener is loopback-only; a page on another
+        // site could still reach it through DNS rebinding, which needs a
+        // domain name in `Host`. So only loopback names and IP literals.
+        if !host_is_local(
+            req.headers()
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok()),
+        ) {
+            return Error::Unauthorized(
+                "Host is not a loopback name or an IP address; use 127.0.0.1/localhost, or set --admin-token".into(),
+            )
+            .into_response();
+        }
         return next.run(req).await;
     };
     let path = req.uri().path();
@@ -100,6 +113,30 @@ async fn refuse_cross_origin(req: Request, next: Next) -> Response {
         .into_response()
 }
 
+/// `localhost`, `*.localhost`, or an IP literal (with or without port);
+/// absent (HTTP/1.0, HTTP/2 `:authority` is mapped to Host by hyper) counts
+/// as local.
+fn host_is_local(host: Option<&str>) -> bool {
+    let Some(host) = host else { return true };
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        // [::1]:8081
+        return rest
+            .split(']')
+            .next()
+            .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok());
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, port)| {
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        })
+    };
+    let name = name.to_ascii_lowercase();
+    name == "localhost" || name.ends_with(".localhost") || name.parse::<std::net::IpAddr>().is_ok()
+}
+
 /// Payloads are hostile input: nothing the admin side serves may be sniffed
 /// into HTML, framed, or run inline script.
 async fn security_headers(mut resp: Response) -> Response {
@@ -119,4 +156,32 @@ async fn security_headers(mut resp: Response) -> Response {
          object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
         ));
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_is_local;
+
+    #[test]
+    fn only_loopback_names_and_ip_literals_are_local() {
+        for ok in [
+            None,
+            Some("localhost"),
+            Some("localhost:8081"),
+            Some("127.0.0.1:8081"),
+            Some("[::1]:8081"),
+            Some("10.0.0.5"),
+            Some("app.localhost:1"),
+        ] {
+            assert!(host_is_local(ok), "{ok:?}");
+        }
+        for bad in [
+            Some("evil.example"),
+            Some("evil.example:8081"),
+            Some("127.0.0.1.nip.io:8081"),
+            Some("[evil]:1"),
+        ] {
+            assert!(!host_is_local(bad), "{bad:?}");
+        }
+    }
 }

@@ -80,14 +80,14 @@ pub struct EventPage {
 
 pub struct Store {
     db: Arc<Db>,
+    /// Every write goes to the WAL without waiting for fsync. Outcomes
+    /// (attempts, state moves) stay that way: a power loss can lose the
+    /// newest outcomes, never an acknowledged event. Acknowledgements wait
+    /// in `durable`; rare operations sync in `write`.
     write_opts: WriteOptions,
-    /// For outcomes (attempts, state moves): written to the WAL, not waited
-    /// on with fsync. The event itself was synced before it was forwarded;
-    /// a power loss can lose the newest outcomes, never an acknowledged event.
-    outcome_opts: WriteOptions,
     sync: bool,
     stripes: Vec<Mutex<()>>,
-    dedup_lock: Mutex<()>,
+    dedup_locks: Vec<Mutex<()>>,
     wal: Arc<WalSync>,
     syncer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -169,8 +169,6 @@ impl Store {
         // (rare operations sync directly) and `durable` (group commit).
         let mut write_opts = WriteOptions::default();
         write_opts.set_sync(false);
-        let mut outcome_opts = WriteOptions::default();
-        outcome_opts.set_sync(false);
         let sync = durability == Durability::Sync;
         let db = Arc::new(db);
         let wal = Arc::new(WalSync {
@@ -193,10 +191,9 @@ impl Store {
         Ok(Store {
             db,
             write_opts,
-            outcome_opts,
             sync,
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
-            dedup_lock: Mutex::new(()),
+            dedup_locks: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             wal,
             syncer: Mutex::new(syncer),
         })
@@ -262,6 +259,23 @@ impl Store {
 
     // ---- endpoints ----
 
+    /// [`Store::put_endpoint`] without the sync; pair it with
+    /// [`Store::sync_wal`] once locks are released.
+    pub fn put_endpoint_unsynced(&self, ep: &Endpoint) -> Result<()> {
+        let mut b = WriteBatch::default();
+        b.put_cf(&self.cf(keys::ENDPOINTS), ep.slug.as_str(), to_json(ep)?);
+        self.db.write_opt(b, &self.write_opts)?;
+        Ok(())
+    }
+
+    /// Makes everything written so far durable (sync durability).
+    pub fn sync_wal(&self) -> Result<()> {
+        if self.sync {
+            self.db.flush_wal(true)?;
+        }
+        Ok(())
+    }
+
     pub fn put_endpoint(&self, ep: &Endpoint) -> Result<()> {
         let mut b = WriteBatch::default();
         b.put_cf(&self.cf(keys::ENDPOINTS), ep.slug.as_str(), to_json(ep)?);
@@ -325,7 +339,12 @@ impl Store {
         let mut b = WriteBatch::default();
         // The dedup read and write must not interleave with another insert of
         // the same external id, or both would claim to be first.
-        let _guard = ev.external_id.as_ref().map(|_| lock(&self.dedup_lock));
+        let _guard = ev.external_id.as_ref().map(|ext| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (&ev.endpoint, ext).hash(&mut h);
+            lock(&self.dedup_locks[h.finish() as usize % STRIPES])
+        });
         if let Some(ext) = &ev.external_id {
             let key = keys::dedup(&ev.endpoint, ext);
             let dedup = self.cf(keys::DEDUP);
@@ -360,7 +379,7 @@ impl Store {
         }
         // Not synced here: the caller awaits `durable()` before answering,
         // so concurrent inserts share one sync.
-        self.db.write_opt(b, &self.outcome_opts)?;
+        self.db.write_opt(b, &self.write_opts)?;
         Ok(ev)
     }
 
@@ -390,7 +409,7 @@ impl Store {
     }
 
     /// [`Store::update_event`] for an attempt's outcome: not waited on with
-    /// fsync (see `outcome_opts`).
+    /// fsync (see `write_opts`).
     pub fn record_outcome<F>(
         &self,
         id: &str,
@@ -404,7 +423,7 @@ impl Store {
             id,
             endpoint,
             |e| (change(e), QueueMove::default()),
-            &self.outcome_opts,
+            &self.write_opts,
         )?;
         Ok((ev, a))
     }
@@ -762,7 +781,7 @@ impl Store {
         }
         // Progress is advisory (a lost update repeats a few replays), so it
         // does not wait for fsync.
-        self.db.write_opt(b, &self.outcome_opts)?;
+        self.db.write_opt(b, &self.write_opts)?;
         Ok(())
     }
 
@@ -824,16 +843,27 @@ impl Store {
         doomed.sort();
         doomed.dedup();
         let mut deleted = 0;
-        for chunk in doomed.chunks(512) {
-            let mut b = WriteBatch::default();
-            for id in chunk {
-                if let Some(ev) = self.event_by_key(id)? {
-                    self.delete_event_into(&mut b, id, &ev)?;
-                    deleted += 1;
-                }
+        for id in doomed {
+            // Under the event's stripe lock, re-read: an outcome written
+            // meanwhile must not leave an orphan index entry or be undone.
+            let _guard = lock(&self.stripes[id[15] as usize % STRIPES]);
+            let Some(ev) = self.event_by_key(&id)? else {
+                continue;
+            };
+            // Events still owed a delivery are never pruned: the sender was
+            // told they were accepted.
+            if matches!(
+                ev.state,
+                EventState::Held | EventState::Received | EventState::Retrying
+            ) {
+                continue;
             }
-            self.write(b)?;
+            let mut b = WriteBatch::default();
+            self.delete_event_into(&mut b, &id, &ev)?;
+            self.db.write_opt(b, &self.write_opts)?;
+            deleted += 1;
         }
+        self.sync_wal()?;
         Ok(deleted)
     }
 

@@ -355,3 +355,25 @@ async fn endpoints_from_the_config_file_are_created_or_updated() {
     );
     drop(dir);
 }
+
+#[tokio::test]
+async fn without_a_token_a_foreign_host_is_refused() {
+    // DNS rebinding: a page on evil.example resolves its name to 127.0.0.1.
+    let s = TestServer::start().await;
+    let (st, _, _) = send(
+        "GET",
+        &s.admin_url("/api/endpoints"),
+        &[("host", "evil.example:8081")],
+        Default::default(),
+    )
+    .await;
+    assert_eq!(st, 401);
+    let (st, _, _) = send(
+        "GET",
+        &s.admin_url("/api/endpoints"),
+        &[("host", "localhost:8081")],
+        Default::default(),
+    )
+    .await;
+    assert_eq!(st, 200);
+}

@@ -195,3 +195,29 @@ async fn a_test_ping_is_signed_sent_and_recorded() {
     let (status, v) = s.api("POST", "/api/endpoints/bin/ping", None).await;
     assert_eq!(status, 422, "{v}");
 }
+
+#[tokio::test]
+async fn a_sender_that_hangs_up_does_not_stop_the_attempt() {
+    let mut up = Receiver::start(vec![Reply::status(200).delay(Duration::from_millis(500))]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "hang", "target": up.url("/") }))
+        .await;
+    // Send, then close before the target answers.
+    let req = b"POST /in/hang HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\nhi";
+    let out = crate::support::raw(s.ingest, req, Duration::from_millis(100)).await;
+    assert!(out.is_empty(), "no answer yet");
+    up.next().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = s.get("/api/events?endpoint=hang").await;
+        if list["events"][0]["state"] == "delivered" {
+            assert_eq!(list["events"][0]["attempt_count"], 1);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "attempt never recorded: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -316,3 +316,37 @@ async fn ping_on_activate_pings_when_created() {
     let v: Value = serde_json::from_slice(&got.body).unwrap();
     assert_eq!(v["type"], "hookrelay.ping");
 }
+
+#[tokio::test]
+async fn a_replay_that_delivers_takes_the_event_out_of_the_queue() {
+    let mut up = Receiver::start(vec![Reply::status(500), Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(
+        json!({ "slug": "q", "mode": "queue", "target": up.url("/"), "retry": ["300ms"] }),
+    )
+    .await;
+    let id = s.post_in("q", &[], "once").await.event_id();
+    up.next().await;
+    wait_until("retrying", || async {
+        state(&s, &id).await["state"] == "retrying"
+    })
+    .await;
+    let (st, v) = s
+        .api("POST", &format!("/api/events/{id}/replay"), Some(json!({})))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["event"]["state"], "delivered");
+    up.next().await;
+    wait_until("an empty queue", || async {
+        let m = crate::support::send("GET", &s.admin_url("/metrics"), &[], Default::default())
+            .await
+            .2;
+        String::from_utf8_lossy(&m).contains("hookrelay_queue_depth 0")
+    })
+    .await;
+    assert!(
+        up.drain().is_empty(),
+        "the queue must not send a delivered event again"
+    );
+    assert_eq!(state(&s, &id).await["state"], "delivered");
+}

@@ -101,14 +101,11 @@ pub struct QueueView {
 impl QueueView {
     fn of(st: &AdminState, ep: &Endpoint, now: u64) -> QueueView {
         let slug = ep.slug.as_str();
-        let entries = st.relay.queue.entries(slug);
-        let oldest = entries.first().map(|(id, _)| id.clone());
+        let (depth, oldest, next_due) = st.relay.queue.summary(slug);
         let oldest_ms = oldest
             .as_deref()
             .and_then(|id| ulid::Ulid::from_string(id).ok())
             .map(|u| u.timestamp_ms());
-        let next_due = entries.iter().map(|(_, due)| *due).min();
-        let depth = entries.len();
         QueueView {
             depth,
             max_depth: ep.max_queue_depth,
