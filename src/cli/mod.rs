@@ -444,14 +444,15 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
                     "SLUG", "STATUS", "RECV", "OK", "FAIL", "HELD"
                 );
                 for e in v["endpoints"].as_array().into_iter().flatten() {
+                    let n = |k: &str| e["counts"][k].as_i64().unwrap_or(0);
                     println!(
                         "{:<24} {:<9} {:>6} {:>6} {:>6} {:>5}  {}",
                         e["slug"].as_str().unwrap_or(""),
                         e["status"].as_str().unwrap_or(""),
-                        e["counts"]["received"],
-                        e["counts"]["delivered"],
-                        e["counts"]["failed"],
-                        e["counts"]["held"],
+                        n("received"),
+                        n("delivered"),
+                        n("failed"),
+                        n("held"),
                         e["target"].as_str().unwrap_or("(bin)"),
                     );
                 }
