@@ -150,6 +150,9 @@ impl Store {
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.increase_parallelism(2);
+        // Writers come from two async worker threads: spinning for the
+        // write-group leader burned CPU (AwaitState + sched_yield in profiles).
+        opts.set_enable_write_thread_adaptive_yield(false);
         let cfs = keys::ALL.iter().map(|name| {
             let mut o = Options::default();
             match *name {
