@@ -275,18 +275,10 @@ async fn get_event(State(st): State<AdminState>, Path(id): Path<String>) -> Resu
     let (ev, body, attempts) = st
         .relay
         .store
-        .run(move |s| {
-            Ok((
-                s.get_event(&owned)?,
-                s.get_body(&owned)?,
-                s.attempts(&owned)?,
-            ))
-        })
-        .await?;
-    let ev = ev.ok_or_else(|| Error::NotFound(format!("no event {id}")))?;
-    Ok(Json(
-        ev.to_api(Some(&body.unwrap_or_default()), Some(&attempts)),
-    ))
+        .run(move |s| s.event_full(&owned))
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no event {id}")))?;
+    Ok(Json(ev.to_api(Some(&body), Some(&attempts))))
 }
 
 async fn get_body(State(st): State<AdminState>, Path(id): Path<String>) -> Result<Response> {

@@ -20,7 +20,7 @@ use crate::event::{ErrorKind, Headers};
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), plus
 /// `host` and `content-length`, which the client sets for the new hop.
-const HOP_BY_HOP: [&str; 10] = [
+pub const HOP_BY_HOP: [&str; 10] = [
     "connection",
     "keep-alive",
     "proxy-connection",

@@ -42,6 +42,9 @@ pub const Q_BODY_BUDGET: usize = 64 * 1024 * 1024;
 /// Striped locks serialise read-modify-write of one event record.
 const STRIPES: usize = 64;
 
+/// An event, its body and its attempts.
+pub type FullEvent = (Event, Vec<u8>, Vec<Attempt>);
+
 /// How one write moves an event in the delivery queue.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct QueueMove {
@@ -530,6 +533,15 @@ impl Store {
             Some(v) => Ok(Some(from_json(&v)?)),
             None => Ok(None),
         }
+    }
+
+    /// An event with its body (empty if missing) and attempts.
+    pub fn event_full(&self, id: &str) -> Result<Option<FullEvent>> {
+        let Some(ev) = self.get_event(id)? else {
+            return Ok(None);
+        };
+        let body = self.get_body(id)?.unwrap_or_default();
+        Ok(Some((ev, body, self.attempts(id)?)))
     }
 
     pub fn get_body(&self, id: &str) -> Result<Option<Vec<u8>>> {

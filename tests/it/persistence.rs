@@ -1,8 +1,6 @@
 //! Durability: a restart finds everything, retention prunes what it should,
 //! and every request acknowledged before a SIGKILL is there afterwards.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -10,6 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::sync::Mutex;
 
+use crate::support::child::spawn_binary;
 use crate::support::{Receiver, Reply, TestServer, config_at, send, temp_data};
 use hookrelay::store::{Durability, EventFilter, Store};
 
@@ -89,51 +88,6 @@ async fn retention_keeps_the_newest_per_endpoint_and_prunes_by_age() {
         .unwrap();
     assert!(page.events.is_empty());
     assert!(store.attempts(&ids[4]).unwrap().is_empty());
-}
-
-/// A hookrelay binary in a child process, so it can be SIGKILLed.
-struct Child {
-    proc: std::process::Child,
-    ingest: String,
-    admin: String,
-}
-
-fn spawn_binary(data: &std::path::Path, durability: &str) -> Child {
-    let mut proc = Command::new(env!("CARGO_BIN_EXE_hookrelay"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-            "--durability",
-            durability,
-            "--data",
-        ])
-        .arg(data)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn hookrelay");
-    let mut lines = BufReader::new(proc.stdout.take().unwrap()).lines();
-    let mut url = |prefix: &str| -> String {
-        let line = lines.next().expect("a line").expect("stdout");
-        let rest = line
-            .strip_prefix(prefix)
-            .unwrap_or_else(|| panic!("unexpected line {line:?}"))
-            .trim();
-        rest.trim_end_matches("/in/{slug}")
-            .trim_end_matches('/')
-            .to_string()
-    };
-    let ingest = url("hookrelay ingest:");
-    let admin = url("hookrelay dashboard:");
-    Child {
-        proc,
-        ingest,
-        admin,
-    }
 }
 
 async fn kill_during_load(durability: &str, forward: bool) {

@@ -4,8 +4,6 @@
 //! (`202`) event reaches the receiver at least once and at most twice.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -13,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::sync::{Mutex, Notify};
 
+use crate::support::child::spawn_binary;
 use crate::support::{Receiver, Reply, TestServer, config_at, send, temp_data};
 
 /// How many acknowledged events trigger the SIGKILL.
@@ -20,59 +19,6 @@ const KILL_AFTER: usize = 300;
 const SENDERS: usize = 8;
 /// Per sender; the kill normally comes long before.
 const PER_SENDER: usize = 2000;
-
-/// A hookrelay binary in a child process, so it can be SIGKILLed.
-struct Child {
-    proc: std::process::Child,
-    ingest: String,
-    admin: String,
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        // Only this test's own child, by its handle.
-        let _ = self.proc.kill();
-        let _ = self.proc.wait();
-    }
-}
-
-fn spawn_binary(data: &std::path::Path, durability: &str) -> Child {
-    let mut proc = Command::new(env!("CARGO_BIN_EXE_hookrelay"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-            "--durability",
-            durability,
-            "--data",
-        ])
-        .arg(data)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn hookrelay");
-    let mut lines = BufReader::new(proc.stdout.take().unwrap()).lines();
-    let mut url = |prefix: &str| -> String {
-        let line = lines.next().expect("a line").expect("stdout");
-        let rest = line
-            .strip_prefix(prefix)
-            .unwrap_or_else(|| panic!("unexpected line {line:?}"))
-            .trim();
-        rest.trim_end_matches("/in/{slug}")
-            .trim_end_matches('/')
-            .to_string()
-    };
-    let ingest = url("hookrelay ingest:");
-    let admin = url("hookrelay dashboard:");
-    Child {
-        proc,
-        ingest,
-        admin,
-    }
-}
 
 fn body_of(r: &crate::support::receiver::Received) -> String {
     String::from_utf8_lossy(&r.body).into_owned()

@@ -24,20 +24,14 @@ use crate::event::Event;
 pub const INLINE_BODY_MAX: usize = 16 * 1024;
 
 /// Headers not reproduced: they describe the hop (RFC 9110 §7.6.1) or are
-/// recomputed by curl for the new connection.
-const SKIPPED: [&str; 11] = [
-    "host",
-    "content-length",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+/// recomputed by curl for the new connection — the hop-by-hop set the
+/// relay drops when forwarding, plus `content-length`.
+fn skipped(name: &str) -> bool {
+    name.eq_ignore_ascii_case("content-length")
+        || crate::deliver::HOP_BY_HOP
+            .iter()
+            .any(|h| name.eq_ignore_ascii_case(h))
+}
 
 /// Headers curl sends by itself unless told otherwise.
 const CURL_DEFAULTS: [&str; 4] = ["user-agent", "accept", "content-type", "expect"];
@@ -72,7 +66,7 @@ pub fn curl_command(ev: &Event, body: &[u8], base_url: &str) -> String {
         .iter()
         .filter(|(n, _)| {
             let lower = n.to_ascii_lowercase();
-            !SKIPPED.contains(&lower.as_str()) && !named_by_connection.contains(&lower)
+            !skipped(&lower) && !named_by_connection.contains(&lower)
         })
         .collect();
 

@@ -430,18 +430,6 @@ impl FormPage {
     }
 }
 
-const SCHEMES: [&str; 9] = [
-    "woocommerce",
-    "github",
-    "stripe",
-    "shopify",
-    "standard",
-    "slack",
-    "paddle",
-    "hmac-sha256",
-    "auto",
-];
-
 fn form_page(ctx: &Ctx, is_new: bool, v: FormValues, errors: Vec<FieldError>) -> FormPage {
     let title = if is_new {
         "New endpoint".to_string()
@@ -458,7 +446,7 @@ fn form_page(ctx: &Ctx, is_new: bool, v: FormValues, errors: Vec<FieldError>) ->
         is_new,
         v,
         errors,
-        schemes: SCHEMES.to_vec(),
+        schemes: crate::signature::SCHEMES.to_vec(),
         row: None,
         history: Vec::new(),
         back_url,

@@ -394,33 +394,13 @@ struct EventPage {
     schemes: Vec<&'static str>,
 }
 
-const SCHEMES: [&str; 9] = [
-    "auto",
-    "woocommerce",
-    "github",
-    "stripe",
-    "shopify",
-    "standard",
-    "slack",
-    "paddle",
-    "hmac-sha256",
-];
-
 async fn load(st: &AdminState, id: &str) -> Result<(Event, Vec<u8>, Vec<Attempt>), Error> {
     let owned = id.to_string();
-    let (ev, body, attempts) = st
-        .relay
+    st.relay
         .store
-        .run(move |s| {
-            Ok((
-                s.get_event(&owned)?,
-                s.get_body(&owned)?,
-                s.attempts(&owned)?,
-            ))
-        })
-        .await?;
-    let ev = ev.ok_or_else(|| Error::NotFound(format!("no event {id}")))?;
-    Ok((ev, body.unwrap_or_default(), attempts))
+        .run(move |s| s.event_full(&owned))
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no event {id}")))
 }
 
 fn event_page(
@@ -538,7 +518,14 @@ fn event_page(
         verify_result: None,
         verify_available: true,
         verify_scheme: String::new(),
-        schemes: SCHEMES.to_vec(),
+        schemes: std::iter::once("auto")
+            .chain(
+                crate::signature::SCHEMES
+                    .iter()
+                    .copied()
+                    .filter(|s| *s != "auto"),
+            )
+            .collect(),
     }
 }
 
