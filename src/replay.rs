@@ -235,12 +235,14 @@ pub async fn dry_run(relay: &Arc<Relay>, filter: EventFilter) -> Result<serde_js
 /// Resumes the jobs a previous process left queued or running.
 pub async fn resume(relay: &Arc<Relay>) -> Result<()> {
     let stored = relay.store.run(|s| s.jobs()).await?;
-    for (record, ids) in stored {
+    for record in stored {
         let Ok(job) = serde_json::from_value::<Job>(record) else {
             continue;
         };
         if matches!(job.status, JobStatus::Queued | JobStatus::Running) {
             tracing::info!(job = %job.id, sent = job.sent, total = job.total, "resuming replay job");
+            let jid = job.id.clone();
+            let ids = relay.store.run(move |s| s.job_ids(&jid)).await?;
             spawn(relay, job, ids);
         } else {
             let r = Arc::new(Running {

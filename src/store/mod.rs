@@ -42,6 +42,48 @@ pub const Q_BODY_BUDGET: usize = 64 * 1024 * 1024;
 /// Striped locks serialise read-modify-write of one event record.
 const STRIPES: usize = 64;
 
+/// The fields of a stored event record that non-indexed filters read;
+/// everything else in the record is skipped without allocating.
+#[derive(serde::Deserialize)]
+struct EventHead {
+    method: String,
+    #[serde(default)]
+    last_status: Option<u16>,
+    #[serde(default)]
+    topic: Option<String>,
+    #[serde(default)]
+    signature: Option<VerdictHead>,
+    #[serde(default)]
+    duplicate_of: Option<String>,
+    #[serde(default)]
+    mirror_status: Option<u16>,
+}
+
+#[derive(serde::Deserialize)]
+struct VerdictHead {
+    verdict: String,
+}
+
+impl EventHead {
+    fn matches(&self, f: &EventFilter) -> bool {
+        f.method
+            .as_ref()
+            .is_none_or(|m| self.method.eq_ignore_ascii_case(m))
+            && f.status.is_none_or(|s| self.last_status == Some(s))
+            && f.topic
+                .as_ref()
+                .is_none_or(|t| self.topic.as_ref() == Some(t))
+            && f.signature.as_ref().is_none_or(|v| match &self.signature {
+                Some(s) => &s.verdict == v,
+                None => v == "unchecked",
+            })
+            && f.duplicate.is_none_or(|d| self.duplicate_of.is_some() == d)
+            && f.mirror_diff.is_none_or(|d| {
+                (self.mirror_status.is_some() && self.mirror_status != self.last_status) == d
+            })
+    }
+}
+
 /// An event, its body and its attempts.
 pub type FullEvent = (Event, Vec<u8>, Vec<Attempt>);
 
@@ -634,6 +676,13 @@ impl Store {
             f.q.as_ref()
                 .map(|q| q.to_lowercase())
                 .filter(|q| !q.is_empty());
+        let events_cf = self.cf(keys::EVENTS);
+        let needs_head = f.method.is_some()
+            || f.status.is_some()
+            || f.topic.is_some()
+            || f.signature.is_some()
+            || f.duplicate.is_some()
+            || f.mirror_diff.is_some();
         let mut body_budget = Q_BODY_BUDGET;
         let mut page = EventPage::default();
         let mut last_seen: Option<[u8; 16]> = None;
@@ -663,9 +712,15 @@ impl Store {
             }
             page.scanned += 1;
             last_seen = Some(id);
-            let Some(ev) = self.event_by_key(&id)? else {
+            let Some(raw) = self.db.get_pinned_cf(&events_cf, id)? else {
                 continue;
             };
+            // Non-indexed filters look at a few fields: decode only those
+            // first, and the whole record (headers and all) only on a match.
+            if needs_head && !from_json::<EventHead>(&raw)?.matches(f) {
+                continue;
+            }
+            let ev: Event = from_json(&raw)?;
             if !self.matches(f, &ev) {
                 continue;
             }
@@ -685,24 +740,11 @@ impl Store {
         Ok(page)
     }
 
+    /// Endpoint and state (the indexed filters, checked again because a
+    /// state scan merges several endpoints); the rest is [`EventHead`]'s.
     fn matches(&self, f: &EventFilter, ev: &Event) -> bool {
         f.endpoint.as_ref().is_none_or(|e| &ev.endpoint == e)
             && f.state.is_none_or(|s| ev.state == s)
-            && f.method
-                .as_ref()
-                .is_none_or(|m| ev.method.eq_ignore_ascii_case(m))
-            && f.status.is_none_or(|s| ev.last_status == Some(s))
-            && f.topic
-                .as_ref()
-                .is_none_or(|t| ev.topic.as_ref() == Some(t))
-            && f.signature.as_ref().is_none_or(|v| {
-                ev.signature.as_ref().is_some_and(|s| &s.verdict == v)
-                    || (v == "unchecked" && ev.signature.is_none())
-            })
-            && f.duplicate.is_none_or(|d| ev.duplicate_of.is_some() == d)
-            && f.mirror_diff.is_none_or(|d| {
-                (ev.mirror_status.is_some() && ev.mirror_status != ev.last_status) == d
-            })
     }
 
     fn matches_text(&self, ev: &Event, id: &[u8; 16], q: &str, budget: &mut usize) -> Result<bool> {
@@ -800,24 +842,30 @@ impl Store {
         Ok(())
     }
 
-    /// Every job record with its id list.
-    pub fn jobs(&self) -> Result<Vec<(serde_json::Value, Vec<String>)>> {
+    /// Every job record (without the id lists).
+    pub fn jobs(&self) -> Result<Vec<serde_json::Value>> {
         let mut out = Vec::new();
-        let cf = self.cf(keys::JOBS);
-        for item in self.db.iterator_cf(&cf, IteratorMode::Start) {
+        for item in self
+            .db
+            .iterator_cf(&self.cf(keys::JOBS), IteratorMode::Start)
+        {
             let (k, v) = item?;
-            if k.ends_with(keys::JOB_IDS_SUFFIX) {
-                continue;
+            if !k.ends_with(keys::JOB_IDS_SUFFIX) {
+                out.push(from_json(&v)?);
             }
-            let record: serde_json::Value = from_json(&v)?;
-            let id = String::from_utf8_lossy(&k).into_owned();
-            let ids = match self.db.get_pinned_cf(&cf, keys::job_ids(&id))? {
-                Some(v) => from_json(&v)?,
-                None => Vec::new(),
-            };
-            out.push((record, ids));
         }
         Ok(out)
+    }
+
+    /// A job's id list (read only for jobs that still have work to do).
+    pub fn job_ids(&self, id: &str) -> Result<Vec<String>> {
+        match self
+            .db
+            .get_pinned_cf(&self.cf(keys::JOBS), keys::job_ids(id))?
+        {
+            Some(v) => from_json(&v),
+            None => Ok(Vec::new()),
+        }
     }
 
     // ---- retention and maintenance ----
