@@ -29,6 +29,8 @@ use crate::store::Store;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// A TLS handshake that takes longer than this is dropped.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Open connections per listener (each costs a task and buffers).
+const MAX_CONNECTIONS: usize = 10_000;
 /// Concurrent HTTP/2 streams per connection.
 const MAX_H2_STREAMS: u32 = 100;
 /// How often retention runs.
@@ -182,7 +184,14 @@ async fn accept_loop<S, F, B>(
         .max_concurrent_streams(MAX_H2_STREAMS);
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        // At the limit, stop accepting until a connection closes: the
+        // kernel's backlog then pushes back on new senders.
+        let permit = tokio::select! {
+            p = Arc::clone(&slots).acquire_owned() => p.expect("never closed"),
+            _ = stop.changed() => break,
+        };
         let (stream, remote) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -201,6 +210,7 @@ async fn accept_loop<S, F, B>(
         let watcher = graceful.watcher();
         let tls = tls.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let result = match tls {
                 None => {
                     watcher
