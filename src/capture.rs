@@ -57,6 +57,7 @@ pub fn capture(
         last_status: None,
         tries: 0,
         mirror_status: None,
+        tls: false,
     }
 }
 

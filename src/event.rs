@@ -109,6 +109,9 @@ pub struct Event {
     /// The mirror's last answer (0 when it gave none), beside `last_status`.
     #[serde(default)]
     pub mirror_status: Option<u16>,
+    /// Received over TLS: every copy sent on says `X-Forwarded-Proto: https`.
+    #[serde(default)]
+    pub tls: bool,
 }
 
 impl Event {
@@ -347,6 +350,7 @@ mod tests {
             last_status: None,
             tries: 0,
             mirror_status: None,
+            tls: false,
         };
         let json = serde_json::to_vec(&ev).unwrap();
         let back: Event = serde_json::from_slice(&json).unwrap();

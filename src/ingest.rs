@@ -77,7 +77,7 @@ async fn ingest(
     {
         return Ok(too_large(max));
     }
-    let (mut parts, body) = req.into_parts();
+    let (parts, body) = req.into_parts();
     // A sender trickling its body is cut off: the header timeout does not
     // cover the body, and each slow body would hold up to --max-body bytes.
     let collected = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, max).collect()).await;
@@ -100,13 +100,11 @@ async fn ingest(
         }
         Err(e) => return Err(Error::BadRequest(format!("reading the request body: {e}"))),
     };
-    // Internal: carried to delivery for X-Forwarded-Proto, never taken from
-    // a sender and never stored.
-    parts.headers.remove("x-hookrelay-proto");
 
     let ep = cell.snapshot();
     let now = now_ms();
     let mut ev = capture::capture(Store::new_id(), &parts, slug, rest, body.len(), remote, now);
+    ev.tls = tls;
     let prov = provider::identify(&ev.headers, &body);
     ev.topic = prov.topic;
     ev.external_id = prov.external_id;
@@ -255,11 +253,7 @@ async fn ingest(
         }
         _ => {
             let target = ep.target.clone().expect("forward mode has a target");
-            let mut fwd = ev.clone();
-            if tls {
-                fwd.headers
-                    .push(("x-hookrelay-proto".into(), b"https".to_vec()));
-            }
+            let fwd = ev.clone();
             // Its own task: a sender that hangs up (or a shutdown drain that
             // ends) drops this request future, but the attempt must still be
             // sent, recorded and counted.

@@ -796,6 +796,7 @@ impl Relay {
             last_status: None,
             tries: 0,
             mirror_status: None,
+            tls: false,
         };
         let stored_body = body.clone();
         let ev = self.store.insert_event(ev, stored_body.as_bytes())?;
@@ -934,9 +935,8 @@ pub fn forward_headers(ev: &Event) -> Headers {
     if let Some(host) = ev.header("host") {
         h.push(("x-forwarded-host".into(), host.to_vec()));
     }
-    let proto = ev.header("x-hookrelay-proto").unwrap_or(b"http").to_vec();
-    h.retain(|(n, _)| !n.eq_ignore_ascii_case("x-hookrelay-proto"));
-    h.push(("x-forwarded-proto".into(), proto));
+    let proto: &[u8] = if ev.tls { b"https" } else { b"http" };
+    h.push(("x-forwarded-proto".into(), proto.to_vec()));
     h
 }
 

@@ -221,3 +221,22 @@ async fn a_sender_that_hangs_up_does_not_stop_the_attempt() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_sender_cannot_spoof_the_forwarded_proto() {
+    let mut up = Receiver::start(vec![Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "sp", "target": up.url("/") }))
+        .await;
+    s.post_in(
+        "sp",
+        &[
+            ("x-forwarded-proto", "https"),
+            ("x-hookrelay-proto", "https"),
+        ],
+        "x",
+    )
+    .await;
+    let got = up.next().await;
+    assert_eq!(got.header_all("x-forwarded-proto"), ["http"]);
+}

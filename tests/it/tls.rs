@@ -162,4 +162,19 @@ async fn the_ingest_listener_serves_tls_with_http1_and_http2() {
         assert_eq!(got.header("x-forwarded-proto").as_deref(), Some("https"));
         assert_eq!(&got.body[..], b"hello");
     }
+    // A replay of an event received over TLS still says https.
+    let list = s.get("/api/events?endpoint=in&limit=1").await;
+    let id = list["events"][0]["id"].as_str().unwrap().to_string();
+    let (st, v) = s
+        .api(
+            "POST",
+            &format!("/api/events/{id}/replay"),
+            Some(json!({ "target": up.url("/again") })),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        up.next().await.header("x-forwarded-proto").as_deref(),
+        Some("https")
+    );
 }
