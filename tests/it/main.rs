@@ -18,4 +18,5 @@ mod queue_crash;
 mod resign_vectors;
 mod signatures;
 mod support;
+mod tidy;
 mod tls;
