@@ -110,6 +110,18 @@ pub fn queue(due_ms: u64, id: &[u8; 16]) -> Vec<u8> {
     k
 }
 
+/// Per-minute counters (in `COUNTS`): events received in that minute.
+pub const MINUTE_EVENTS: u8 = b'M';
+/// Per-minute counters (in `COUNTS`): failed attempts in that minute.
+pub const MINUTE_FAILURES: u8 = b'X';
+
+/// slug 0x00 kind minute(u64 BE): a per-minute counter.
+pub fn minute(slug: &str, kind: u8, minute: u64) -> Vec<u8> {
+    let mut k = count(slug, kind);
+    k.extend_from_slice(&minute.to_be_bytes());
+    k
+}
+
 /// Suffix of the key holding a replay job's id list.
 pub const JOB_IDS_SUFFIX: &[u8] = b"\x00ids";
 

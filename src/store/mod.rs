@@ -365,6 +365,41 @@ impl Store {
         })
     }
 
+    /// Events received and failed attempts per minute, for the `minutes`
+    /// minutes up to and including `now_minute`, oldest first. Reads at
+    /// most `2 × minutes` keys, however busy the endpoint is.
+    pub fn per_minute(
+        &self,
+        slug: &str,
+        now_minute: u64,
+        minutes: usize,
+    ) -> Result<(Vec<u64>, Vec<u64>)> {
+        let first = now_minute.saturating_sub(minutes as u64 - 1);
+        let cf = self.cf(keys::COUNTS);
+        let read = |kind: u8| -> Result<Vec<u64>> {
+            let mut out = vec![0u64; minutes];
+            let start = keys::minute(slug, kind, first);
+            let prefix = keys::count(slug, kind);
+            for item in self
+                .db
+                .iterator_cf(&cf, IteratorMode::From(&start, Direction::Forward))
+            {
+                let (k, v) = item?;
+                if !k.starts_with(&prefix) || k.len() != prefix.len() + 8 {
+                    break;
+                }
+                let m = u64::from_be_bytes(k[prefix.len()..].try_into().expect("8 bytes"));
+                if m > now_minute {
+                    break;
+                }
+                let n = v.as_ref().try_into().map(i64::from_le_bytes).unwrap_or(0);
+                out[(m - first) as usize] = n.max(0) as u64;
+            }
+            Ok(out)
+        };
+        Ok((read(keys::MINUTE_EVENTS)?, read(keys::MINUTE_FAILURES)?))
+    }
+
     // ---- events ----
 
     /// Stores a new event and its body (await [`Store::durable`] before
@@ -418,6 +453,11 @@ impl Store {
         if let Some(tag) = count_tag(ev.state) {
             b.merge_cf(&counts, keys::count(&ev.endpoint, tag), 1i64.to_le_bytes());
         }
+        b.merge_cf(
+            &counts,
+            keys::minute(&ev.endpoint, keys::MINUTE_EVENTS, ev.received_at / 60_000),
+            1i64.to_le_bytes(),
+        );
         if let Some(due) = due {
             b.put_cf(
                 &self.cf(keys::QUEUE),
@@ -514,6 +554,13 @@ impl Store {
             use crate::event::Trigger;
             ev.attempts += 1;
             a.n = ev.attempts;
+            if !a.success && a.trigger != Trigger::Mirror {
+                b.merge_cf(
+                    &self.cf(keys::COUNTS),
+                    keys::minute(&ev.endpoint, keys::MINUTE_FAILURES, a.at / 60_000),
+                    1i64.to_le_bytes(),
+                );
+            }
             match a.trigger {
                 Trigger::Mirror => ev.mirror_status = Some(a.status.unwrap_or(0)),
                 Trigger::Forward | Trigger::Retry => {
@@ -776,20 +823,24 @@ impl Store {
 
     fn endpoint_slugs_with_events(&self) -> Result<Vec<String>> {
         // Counters exist for every slug that ever received an event, even
-        // after its endpoint was deleted.
+        // after its endpoint was deleted. Each slug has many counter keys
+        // (per-minute ones too): seek past them instead of reading them.
         let mut slugs = Vec::new();
-        for item in self
-            .db
-            .iterator_cf(&self.cf(keys::COUNTS), IteratorMode::Start)
-        {
-            let (k, _) = item?;
-            if let Some(pos) = k.iter().position(|b| *b == 0) {
-                let s = String::from_utf8_lossy(&k[..pos]).into_owned();
-                if slugs.last() != Some(&s) {
-                    slugs.push(s);
-                }
-            }
+        let mut it = self.db.raw_iterator_cf(&self.cf(keys::COUNTS));
+        it.seek_to_first();
+        while let Some(k) = it.key() {
+            let Some(pos) = k.iter().position(|b| *b == 0) else {
+                it.next();
+                continue;
+            };
+            let slug = k[..pos].to_vec();
+            slugs.push(String::from_utf8_lossy(&slug).into_owned());
+            // slug 0x01 sorts after every slug 0x00 … key and before the next slug.
+            let mut next = slug;
+            next.push(1);
+            it.seek(&next);
         }
+        it.status()?;
         Ok(slugs)
     }
 
@@ -926,6 +977,20 @@ impl Store {
             self.db.write_opt(b, &self.write_opts)?;
             deleted += 1;
         }
+        // Per-minute counters only feed the last hour's chart: keep a day.
+        let day_ago = (now_ms / 60_000).saturating_sub(24 * 60);
+        let counts = self.cf(keys::COUNTS);
+        let mut b = WriteBatch::default();
+        for slug in self.endpoint_slugs_with_events()? {
+            for kind in [keys::MINUTE_EVENTS, keys::MINUTE_FAILURES] {
+                b.delete_range_cf(
+                    &counts,
+                    keys::minute(&slug, kind, 0),
+                    keys::minute(&slug, kind, day_ago),
+                );
+            }
+        }
+        self.db.write_opt(b, &self.write_opts)?;
         self.sync_wal()?;
         Ok(deleted)
     }

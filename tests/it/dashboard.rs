@@ -1923,3 +1923,30 @@ async fn mirror_status_beside_the_target_and_the_mirror_diff_filter() {
             .contains("<input type=\"hidden\" name=\"mirror_diff\" value=\"true\">")
     );
 }
+
+#[tokio::test]
+async fn the_chart_counts_events_and_failed_attempts_per_minute() {
+    let port = {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "counted" })).await;
+    s.create_endpoint(json!({ "slug": "failing", "target": format!("http://127.0.0.1:{port}/") }))
+        .await;
+    for _ in 0..3 {
+        s.post_in("counted", &[], "x").await;
+    }
+    s.post_in("failing", &[], "x").await;
+    let (status, _, body) = send("GET", &s.admin_url("/"), &[], Bytes::new()).await;
+    assert_eq!(status, 200);
+    let html = String::from_utf8_lossy(&body);
+    assert!(
+        html.contains("over the last hour: 3 events, 0 failed"),
+        "{html}"
+    );
+    assert!(
+        html.contains("over the last hour: 1 events, 1 failed"),
+        "{html}"
+    );
+}

@@ -45,6 +45,23 @@ pub fn build(points: &[(u64, bool)], now_ms: u64, capped: bool) -> Chart {
             fails[slot] += 1;
         }
     }
+    draw(events, fails, now_min, capped)
+}
+
+/// From per-minute counts (oldest first, `MINUTES` long): the store's
+/// per-minute counters, so drawing costs the same however busy the
+/// endpoint is. Failures are failed attempts in that minute.
+pub fn from_counts(events: &[u64], fails: &[u64], now_ms: u64) -> Chart {
+    let mut e = [0usize; MINUTES];
+    let mut f = [0usize; MINUTES];
+    for (i, (a, b)) in events.iter().zip(fails).take(MINUTES).enumerate() {
+        e[i] = *a as usize;
+        f[i] = *b as usize;
+    }
+    draw(e, f, now_ms / 60_000, false)
+}
+
+fn draw(events: [usize; MINUTES], fails: [usize; MINUTES], now_min: u64, capped: bool) -> Chart {
     let peak = events.iter().copied().max().unwrap_or(0);
     let scale = |n: usize| -> u32 {
         if peak == 0 || n == 0 {

@@ -13,14 +13,10 @@ use super::{CsrfForm, Ctx, Layout, PageError, ago, redirect_with, redirect_with_
 use crate::admin::AdminState;
 use crate::endpoint::{Counts, Endpoint, EndpointInput, Mode, ResponseSpec, Status};
 use crate::error::Error;
-use crate::event::EventState;
 use crate::signature::SignatureConfig;
 use crate::store::EventFilter;
 use crate::time::now_ms;
 
-/// Events read per endpoint to draw the chart; beyond it the chart says
-/// "at least".
-const CHART_EVENT_BUDGET: usize = 5_000;
 /// Recent events listed on an endpoint's page.
 const HISTORY_ROWS: usize = 20;
 
@@ -150,33 +146,8 @@ async fn rows(st: &AdminState, ctx: &Ctx, eps: Vec<Endpoint>) -> Result<Vec<Endp
             let mut out = Vec::new();
             for slug in slugs {
                 let counts = s.counts(&slug)?;
-                let mut points = Vec::new();
-                let mut cursor = None;
-                let mut capped = false;
-                loop {
-                    let page = s.query(&EventFilter {
-                        endpoint: Some(slug.clone()),
-                        since: Some(now.saturating_sub(chart::MINUTES as u64 * 60_000)),
-                        limit: 1000,
-                        cursor: cursor.take(),
-                        ..Default::default()
-                    })?;
-                    points.extend(page.events.iter().map(|e| {
-                        (
-                            e.received_at,
-                            matches!(e.state, EventState::Failed | EventState::Rejected),
-                        )
-                    }));
-                    match page.next_cursor {
-                        Some(c) if points.len() < CHART_EVENT_BUDGET => cursor = Some(c),
-                        Some(_) => {
-                            capped = true;
-                            break;
-                        }
-                        None => break,
-                    }
-                }
-                out.push((counts, chart::build(&points, now, capped)));
+                let (events, fails) = s.per_minute(&slug, now / 60_000, chart::MINUTES)?;
+                out.push((counts, chart::from_counts(&events, &fails, now)));
             }
             Ok(out)
         })
