@@ -255,25 +255,45 @@ pub async fn resume(relay: &Arc<Relay>) -> Result<()> {
     Ok(())
 }
 
+/// Finished jobs kept in memory (for `GET /api/replay`); older ones stay in
+/// the store only.
+const KEEP_FINISHED: usize = 100;
+
+fn forget_old_finished(map: &mut HashMap<String, Arc<Running>>) {
+    let mut finished: Vec<String> = map
+        .iter()
+        .filter(|(_, r)| {
+            let job = r.job.lock().unwrap_or_else(|p| p.into_inner());
+            matches!(job.status, JobStatus::Done | JobStatus::Cancelled)
+        })
+        .map(|(id, _)| id.clone())
+        .collect();
+    if finished.len() > KEEP_FINISHED {
+        // Ids are ULIDs: the smallest are the oldest.
+        finished.sort();
+        for id in &finished[..finished.len() - KEEP_FINISHED] {
+            map.remove(id);
+        }
+    }
+}
+
 fn spawn(relay: &Arc<Relay>, job: Job, ids: Vec<String>) {
     let running = Arc::new(Running {
         job: Mutex::new(job.clone()),
         cancel: AtomicBool::new(false),
     });
-    relay
-        .jobs
-        .lock()
-        .insert(job.id.clone(), Arc::clone(&running));
+    {
+        let mut map = relay.jobs.lock();
+        map.insert(job.id.clone(), Arc::clone(&running));
+        forget_old_finished(&mut map);
+    }
     let r = Arc::clone(relay);
     let handle = tokio::spawn(async move {
         run(&r, &running, &ids).await;
     });
-    relay
-        .jobs
-        .tasks
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(handle);
+    let mut tasks = relay.jobs.tasks.lock().unwrap_or_else(|p| p.into_inner());
+    tasks.retain(|t| !t.is_finished());
+    tasks.push(handle);
 }
 
 async fn run(relay: &Arc<Relay>, running: &Arc<Running>, ids: &[String]) {
