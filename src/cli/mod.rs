@@ -108,7 +108,7 @@ pub struct RemoteArgs {
 #[derive(Subcommand, Debug)]
 pub enum EndpointCmd {
     /// Create an endpoint (a bin when no --target is given).
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// List endpoints.
     List {
         #[command(flatten)]
@@ -137,6 +137,12 @@ pub enum EndpointCmd {
     },
     /// Send held events in arrival order.
     Release {
+        slug: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Send a small signed test ping to the endpoint's target.
+    Ping {
         slug: String,
         #[command(flatten)]
         remote: RemoteArgs,
@@ -177,6 +183,30 @@ pub struct AddArgs {
     /// Statuses a bin cycles through, e.g. 500,500,200.
     #[arg(long, value_delimiter = ',')]
     pub response_sequence: Option<Vec<u16>>,
+    /// forward (wait for the target) or queue (202 at once, deliver in the background).
+    #[arg(long, value_parser = ["forward", "queue"])]
+    pub mode: Option<String>,
+    /// Queue mode: retry delays, comma-separated, e.g. 5s,1m,10m.
+    #[arg(long, value_delimiter = ',')]
+    pub retry: Option<Vec<String>>,
+    /// Queue mode: one delivery at a time, in arrival order.
+    #[arg(long)]
+    pub ordered: bool,
+    /// A second URL that gets a copy of every event.
+    #[arg(long)]
+    pub mirror: Option<String>,
+    /// Signature scheme to verify (woocommerce, github, stripe, shopify, standard, slack, paddle, hmac-sha256, auto).
+    #[arg(long, requires = "signature_secret")]
+    pub signature_scheme: Option<String>,
+    /// Signing secret; repeat for rotation.
+    #[arg(long, requires = "signature_scheme")]
+    pub signature_secret: Vec<String>,
+    /// Answer 401 (and store as rejected) when the signature is not valid.
+    #[arg(long, requires = "signature_scheme")]
+    pub enforce: bool,
+    /// Send a test ping when created or resumed.
+    #[arg(long)]
+    pub ping_on_activate: bool,
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -413,6 +443,27 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
             if let Some(n) = a.notify_url {
                 obj.insert("notify_url".into(), n.into());
             }
+            if let Some(m) = a.mode {
+                obj.insert("mode".into(), m.into());
+            }
+            if let Some(r) = a.retry {
+                obj.insert("retry".into(), r.into());
+            }
+            if a.ordered {
+                obj.insert("ordered".into(), true.into());
+            }
+            if let Some(m) = a.mirror {
+                obj.insert("mirror".into(), m.into());
+            }
+            if let Some(scheme) = a.signature_scheme {
+                obj.insert(
+                    "signature".into(),
+                    json!({ "scheme": scheme, "secrets": a.signature_secret, "enforce": a.enforce }),
+                );
+            }
+            if a.ping_on_activate {
+                obj.insert("ping_on_activate".into(), true.into());
+            }
             if a.response_status.is_some()
                 || a.response_body.is_some()
                 || a.response_sequence.is_some()
@@ -514,6 +565,26 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
                 );
             }
             return Ok(ExitCode::SUCCESS);
+        }
+        EndpointCmd::Ping { slug, remote } => {
+            let r = Remote::new(&remote)?;
+            let path = format!("/api/endpoints/{}/ping", remote::path_segment(&slug));
+            let v = r.send("POST", &path, None).await?;
+            if remote.json {
+                println!("{v}");
+            } else {
+                let a = &v["attempt"];
+                println!(
+                    "ping to {}: {}",
+                    a["url"].as_str().unwrap_or(""),
+                    outcome(a)
+                );
+            }
+            return Ok(if v["attempt"]["success"] == json!(true) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            });
         }
         EndpointCmd::Rm { slug, remote } => {
             let r = Remote::new(&remote)?;

@@ -206,3 +206,48 @@ async fn tail_prints_new_events_as_they_arrive() {
     assert_eq!(v["type"], "event");
     assert_eq!(v["data"]["endpoint"], "tl");
 }
+
+#[tokio::test]
+async fn endpoint_add_takes_queue_mirror_and_signature_settings() {
+    let mut up = Receiver::start(vec![Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    let target = up.url("/q");
+    let ep = json_of(
+        &s,
+        &[
+            "endpoint",
+            "add",
+            "qq",
+            "--target",
+            &target,
+            "--mode",
+            "queue",
+            "--retry",
+            "1s,1m",
+            "--ordered",
+            "--mirror",
+            "http://127.0.0.1:9/m",
+            "--signature-scheme",
+            "github",
+            "--signature-secret",
+            "a",
+            "--signature-secret",
+            "b",
+            "--enforce",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(ep["mode"], "queue");
+    assert_eq!(ep["retry"], serde_json::json!(["1s", "1m"]));
+    assert_eq!(ep["ordered"], true);
+    assert_eq!(ep["mirror"], "http://127.0.0.1:9/m");
+    assert_eq!(ep["signature"]["scheme"], "github");
+    assert_eq!(ep["signature"]["secret_count"], 2);
+    assert_eq!(ep["signature"]["enforce"], true);
+
+    let (code, out, err) = hookrelay(&s, &["endpoint", "ping", "qq"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("HTTP 200"), "{out}");
+    assert_eq!(up.next().await.uri, "/q");
+}
