@@ -23,16 +23,6 @@ use crate::event::Event;
 /// command stays short enough to paste.
 pub const INLINE_BODY_MAX: usize = 16 * 1024;
 
-/// Headers not reproduced: they describe the hop (RFC 9110 §7.6.1) or are
-/// recomputed by curl for the new connection — the hop-by-hop set the
-/// relay drops when forwarding, plus `content-length`.
-fn skipped(name: &str) -> bool {
-    name.eq_ignore_ascii_case("content-length")
-        || crate::deliver::HOP_BY_HOP
-            .iter()
-            .any(|h| name.eq_ignore_ascii_case(h))
-}
-
 /// Headers curl sends by itself unless told otherwise.
 const CURL_DEFAULTS: [&str; 4] = ["user-agent", "accept", "content-type", "expect"];
 
@@ -50,25 +40,9 @@ pub fn curl_command(ev: &Event, body: &[u8], base_url: &str) -> String {
         url.push_str(q);
     }
 
-    let named_by_connection: Vec<String> = ev
-        .headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
-        .flat_map(|(_, v)| {
-            String::from_utf8_lossy(v)
-                .split(',')
-                .map(|s| s.trim().to_ascii_lowercase())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    let kept: Vec<&(String, Vec<u8>)> = ev
-        .headers
-        .iter()
-        .filter(|(n, _)| {
-            let lower = n.to_ascii_lowercase();
-            !skipped(&lower) && !named_by_connection.contains(&lower)
-        })
-        .collect();
+    // The same headers the relay forwards: hop-by-hop ones (and those named
+    // by `Connection`) and `content-length` describe the old connection.
+    let kept = crate::deliver::strip_hop_by_hop(&ev.headers);
 
     let inline = !body.is_empty() && body.len() <= INLINE_BODY_MAX && is_pasteable_text(body);
     let file = format!("hookrelay-body-{}.bin", sanitize_file_part(&ev.id));
