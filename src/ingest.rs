@@ -253,14 +253,15 @@ async fn ingest(
         }
         _ => {
             let target = ep.target.clone().expect("forward mode has a target");
-            let fwd = ev.clone();
+            let id = ev.id.clone();
             // Its own task: a sender that hangs up (or a shutdown drain that
             // ends) drops this request future, but the attempt must still be
             // sent, recorded and counted.
             let r = Arc::clone(&relay);
-            let delivery = tokio::spawn(async move {
-                r.deliver(&fwd, body, &target, Trigger::Forward, true).await
-            });
+            let delivery =
+                tokio::spawn(
+                    async move { r.deliver(&ev, body, &target, Trigger::Forward, true).await },
+                );
             let (synced, delivered) = tokio::join!(relay.store.durable(), delivery);
             if let Err(e) = synced {
                 relay.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
@@ -276,10 +277,10 @@ async fn ingest(
                 };
                 let body = serde_json::json!({
                     "error": format!("delivery to the target {what}: {}", attempt.error_detail.as_deref().unwrap_or("")),
-                    "event": ev.id,
+                    "event": id,
                     "stored": true,
                 });
-                return Ok(with_event(json(status, body.to_string()), &ev.id));
+                return Ok(with_event(json(status, body.to_string()), &id));
             };
             let mut resp = Response::new(Full::new(reply.body));
             *resp.status_mut() =
@@ -292,7 +293,7 @@ async fn ingest(
                     resp.headers_mut().append(n, v);
                 }
             }
-            Ok(with_event(resp, &ev.id))
+            Ok(with_event(resp, &id))
         }
     }
 }

@@ -468,65 +468,62 @@ impl Relay {
         };
         // Outcome writes never wait for fsync (no RocksDB write is synced;
         // see `Store::durable`), so they run inline on the async worker.
-        let (ev, attempt, moved, disabled) = self
-            .store
-            .run_write(move |store: &Store| {
-                let success = attempt.success;
-                let what = match (attempt.status, &attempt.error_detail) {
-                    (Some(status), _) => format!("HTTP {status} from {}", attempt.url),
-                    (None, Some(detail)) => detail.clone(),
-                    (None, None) => "no answer".to_string(),
-                };
-                let mut guard = cell.as_ref().map(|c| c.lock());
-                // The policy moves a copy; the live endpoint changes only once
-                // the batch carrying it is written.
-                let mut next = guard.as_deref().cloned();
-                let obs = next
-                    .as_mut()
-                    .map(|ep| policy::observe(ep, success, now_ms(), &what));
-                let (active, retry) = match &next {
-                    Some(ep) => (ep.status == Status::Active, ep.retry.clone()),
-                    None => (true, Vec::new()),
-                };
-                let change = move |ev: &mut Event| {
-                    let (state, queue) = settle.decide(ev, success, active, &retry, retry_after);
-                    if let Some(st) = state {
-                        ev.state = st;
-                    }
-                    (Some(attempt), queue)
-                };
-                // The endpoint is written in the same batch while its lock is
-                // held, so concurrent attempts persist their counts in order;
-                // never for a deleted endpoint, whose record must stay gone.
-                let deleted = cell
-                    .as_ref()
-                    .is_some_and(|c| c.deleted.load(Ordering::SeqCst));
-                let endpoint = match (&next, obs) {
-                    (Some(ep), Some(o)) if o.changed && !deleted => Some(ep.clone()),
-                    _ => None,
-                };
-                if endpoint.is_none() {
-                    guard = None;
+        let store = &self.store;
+        let (ev, attempt, moved, disabled) = (move || {
+            let success = attempt.success;
+            let what = match (attempt.status, &attempt.error_detail) {
+                (Some(status), _) => format!("HTTP {status} from {}", attempt.url),
+                (None, Some(detail)) => detail.clone(),
+                (None, None) => "no answer".to_string(),
+            };
+            let mut guard = cell.as_ref().map(|c| c.lock());
+            // The policy moves a copy; the live endpoint changes only once
+            // the batch carrying it is written.
+            let mut next = guard.as_deref().cloned();
+            let obs = next
+                .as_mut()
+                .map(|ep| policy::observe(ep, success, now_ms(), &what));
+            let (active, retry) = match &next {
+                Some(ep) => (ep.status == Status::Active, ep.retry.clone()),
+                None => (true, Vec::new()),
+            };
+            let change = move |ev: &mut Event| {
+                let (state, queue) = settle.decide(ev, success, active, &retry, retry_after);
+                if let Some(st) = state {
+                    ev.state = st;
                 }
-                let (ev, a, moved) = match settle {
-                    Settle::Queued { .. } => store.record_queued(&id, endpoint.as_ref(), change)?,
-                    _ => {
-                        let (ev, a) =
-                            store.record_outcome(&id, endpoint.as_ref(), |e| change(e).0)?;
-                        (ev, a, QueueMove::default())
-                    }
-                };
-                let disabled = match (&next, obs) {
-                    (Some(ep), Some(o)) if o.disabled_now => Some(ep.clone()),
-                    _ => None,
-                };
-                if let (Some(live), Some(ep)) = (guard.as_deref_mut(), next) {
-                    *live = ep;
+                (Some(attempt), queue)
+            };
+            // The endpoint is written in the same batch while its lock is
+            // held, so concurrent attempts persist their counts in order;
+            // never for a deleted endpoint, whose record must stay gone.
+            let deleted = cell
+                .as_ref()
+                .is_some_and(|c| c.deleted.load(Ordering::SeqCst));
+            let endpoint = match (&next, obs) {
+                (Some(ep), Some(o)) if o.changed && !deleted => Some(ep.clone()),
+                _ => None,
+            };
+            if endpoint.is_none() {
+                guard = None;
+            }
+            let (ev, a, moved) = match settle {
+                Settle::Queued { .. } => store.record_queued(&id, endpoint.as_ref(), change)?,
+                _ => {
+                    let (ev, a) = store.record_outcome(&id, endpoint.as_ref(), |e| change(e).0)?;
+                    (ev, a, QueueMove::default())
                 }
-                drop(guard);
-                Ok::<_, Error>((ev, a.expect("attempt recorded"), moved, disabled))
-            })
-            .await?;
+            };
+            let disabled = match (&next, obs) {
+                (Some(ep), Some(o)) if o.disabled_now => Some(ep.clone()),
+                _ => None,
+            };
+            if let (Some(live), Some(ep)) = (guard.as_deref_mut(), next) {
+                *live = ep;
+            }
+            drop(guard);
+            Ok::<_, Error>((ev, a.expect("attempt recorded"), moved, disabled))
+        })()?;
         self.publish_attempt(&ev, &attempt);
         if let Some(ep) = disabled {
             self.on_disabled(ep);

@@ -188,6 +188,22 @@ async fn release(State(st): State<AdminState>, Path(slug): Path<String>) -> Resu
     Ok(Json(json!(report)))
 }
 
+/// The filter parameters of `GET /api/events` (also the dashboard's list
+/// and bulk replay), in the order the dashboard's filter form shows them.
+pub const FILTER_KEYS: [&str; 11] = [
+    "endpoint",
+    "state",
+    "topic",
+    "method",
+    "status",
+    "signature",
+    "since",
+    "until",
+    "q",
+    "duplicate",
+    "mirror_diff",
+];
+
 /// Parses the query of `GET /api/events` (and of the dashboard's list).
 pub fn parse_filter(q: &HashMap<String, String>) -> Result<EventFilter> {
     let get = |k: &str| q.get(k).map(|s| s.trim()).filter(|s| !s.is_empty());
@@ -324,28 +340,15 @@ async fn bulk_replay(
     JsonBody(req): JsonBody<serde_json::Map<String, Value>>,
 ) -> Result<(StatusCode, Json<Value>)> {
     const CONTROL: [&str; 4] = ["dry_run", "rate", "target", "resign"];
-    const FILTERS: [&str; 11] = [
-        "endpoint",
-        "state",
-        "topic",
-        "method",
-        "status",
-        "signature",
-        "duplicate",
-        "mirror_diff",
-        "since",
-        "until",
-        "q",
-    ];
     let mut params = HashMap::new();
     for (k, v) in &req {
         if CONTROL.contains(&k.as_str()) {
             continue;
         }
-        if !FILTERS.contains(&k.as_str()) {
+        if !FILTER_KEYS.contains(&k.as_str()) {
             return Err(Error::Unprocessable(format!(
                 "unknown field {k:?}; filters are {}",
-                FILTERS.join(", ")
+                FILTER_KEYS.join(", ")
             )));
         }
         let text = match v {

@@ -283,18 +283,6 @@ impl Store {
             .expect("column families are created at open")
     }
 
-    /// Runs a write that never waits for fsync (outcomes, inserts whose
-    /// durability is awaited separately) inline: a RocksDB write without
-    /// sync is a memtable insert and a `write(2)`, cheaper than a hand-off
-    /// to the blocking pool.
-    pub async fn run_write<T, F>(self: &Arc<Self>, f: F) -> Result<T>
-    where
-        F: FnOnce(&Store) -> Result<T> + Send + 'static,
-        T: Send + 'static,
-    {
-        f(self)
-    }
-
     /// A write that is on disk when this returns (with sync durability):
     /// for the rare operations (endpoints, state changes by hand, pruning).
     fn write(&self, batch: WriteBatch) -> Result<()> {

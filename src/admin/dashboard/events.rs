@@ -23,20 +23,7 @@ use crate::signature::{self, SignatureConfig};
 use crate::store::EventFilter;
 use crate::time::{now_ms, rfc3339_ms};
 
-/// The list's query parameters, in the order the filter form shows them.
-pub const FILTER_KEYS: [&str; 11] = [
-    "endpoint",
-    "state",
-    "topic",
-    "method",
-    "status",
-    "signature",
-    "since",
-    "until",
-    "q",
-    "duplicate",
-    "mirror_diff",
-];
+use crate::admin::api::FILTER_KEYS;
 /// Signature verdicts a filter can ask for.
 const VERDICTS: [&str; 5] = ["valid", "invalid", "stale", "missing", "unchecked"];
 
