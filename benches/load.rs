@@ -19,7 +19,9 @@
 //! slow deliveries never weighs on another scenario. Targets (issue 5): (d)
 //! p99 under 5 ms; (e) at least 50% of (a) with `sync`.
 //!
-//! Run: `cargo bench --bench load` (`HOOKRELAY_BENCH_SECS=10` for longer runs).
+//! Run: `cargo bench --bench load` (`HOOKRELAY_BENCH_SECS=10` for longer runs;
+//! `HOOKRELAY_BENCH_UPSTREAM_ONLY=PORT` runs only the upstream, for profiling
+//! with another load generator).
 
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
@@ -144,6 +146,10 @@ fn run_load(rt: &tokio::runtime::Runtime, url: &str, secs: u64) -> Stats {
 /// The upstream receiver: answers 200 `{"ok":true}` after reading the body
 /// and waiting `delay` (zero for the normal upstream).
 fn start_upstream(delay: Duration) -> (u16, std::thread::JoinHandle<()>) {
+    start_upstream_on(0, delay)
+}
+
+fn start_upstream_on(port: u16, delay: Duration) -> (u16, std::thread::JoinHandle<()>) {
     let (tx, rx) = std::sync::mpsc::channel();
     let handle = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -152,7 +158,7 @@ fn start_upstream(delay: Duration) -> (u16, std::thread::JoinHandle<()>) {
             .build()
             .unwrap();
         rt.block_on(async move {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
             tx.send(listener.local_addr().unwrap().port()).unwrap();
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -277,6 +283,14 @@ fn row(name: String, s: &Stats, direct: Option<&Stats>) -> Row {
 }
 
 fn main() {
+    // For profiling with an outside load generator (wrk): only the upstream,
+    // until killed.
+    if let Ok(port) = std::env::var("HOOKRELAY_BENCH_UPSTREAM_ONLY") {
+        let (port, upstream) = start_upstream_on(port.parse().expect("a port"), Duration::ZERO);
+        println!("upstream: http://127.0.0.1:{port}/hook");
+        upstream.join().unwrap();
+        return;
+    }
     // `cargo bench` passes `--bench`; filters are not supported here.
     let secs: u64 = std::env::var("HOOKRELAY_BENCH_SECS")
         .ok()

@@ -186,3 +186,10 @@ async fn every_acknowledged_bin_event_survives_sigkill() {
 async fn every_acknowledged_forwarded_event_survives_sigkill_buffered() {
     kill_during_load("buffered", true).await;
 }
+
+/// `buffered` flushes the WAL on the ingest worker itself, once per group of
+/// senders: every sender it answered must still be covered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_bin_event_survives_sigkill_buffered() {
+    kill_during_load("buffered", false).await;
+}
