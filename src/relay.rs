@@ -534,35 +534,31 @@ impl Relay {
     /// Queue mode: one background try of a queued event. Returns the entry's
     /// next due time, or `None` when it left the queue.
     pub async fn deliver_queued(&self, slug: &str, id: &str, due: u64) -> Result<Option<u64>> {
-        let owned = id.to_string();
-        let (ev, body) = self
-            .store
-            .run(move |s| Ok((s.get_event(&owned)?, s.get_body(&owned)?)))
-            .await?;
+        // Inline on the worker, like outcome writes: a queued event was
+        // written moments ago (memtable or block cache), and no store call
+        // here waits for fsync, so a hop to the blocking pool would cost
+        // more than it saves.
+        let (ev, body) = (self.store.get_event(id)?, self.store.get_body(id)?);
         let cell = self.endpoint(slug);
         let leave = |state: EventState| {
-            let id = id.to_string();
-            move |s: &Store| {
-                s.record_queued(&id, None, |e| {
-                    e.state = state;
-                    (
-                        None,
-                        QueueMove {
-                            remove: Some(due),
-                            add: None,
-                        },
-                    )
-                })
-            }
+            self.store.record_queued(id, None, |e| {
+                e.state = state;
+                (
+                    None,
+                    QueueMove {
+                        remove: Some(due),
+                        add: None,
+                    },
+                )
+            })
         };
         let Some(ev) = ev else {
             // Pruned by retention while queued: nothing left to deliver.
-            let key = id.to_string();
-            self.store.run(move |s| s.remove_queued(due, &key)).await?;
+            self.store.remove_queued(due, id)?;
             return Ok(None);
         };
         let Some(cell) = cell else {
-            self.store.run(leave(EventState::Failed)).await?;
+            leave(EventState::Failed)?;
             return Ok(None);
         };
         let (status, target) = {
@@ -570,16 +566,16 @@ impl Relay {
             (ep.status, ep.target.clone())
         };
         if status != Status::Active {
-            self.store.run(leave(EventState::Held)).await?;
+            leave(EventState::Held)?;
             return Ok(None);
         }
         let Some(target) = target else {
-            self.store.run(leave(EventState::Captured)).await?;
+            leave(EventState::Captured)?;
             return Ok(None);
         };
         // A replay, release or bulk job may have settled it meanwhile.
         if !matches!(ev.state, EventState::Received | EventState::Retrying) {
-            self.store.run(leave(ev.state)).await?;
+            leave(ev.state)?;
             return Ok(None);
         }
         let trigger = if ev.tries == 0 {

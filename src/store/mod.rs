@@ -920,7 +920,8 @@ impl Store {
         };
         let mut b = WriteBatch::default();
         b.delete_cf(&self.cf(keys::QUEUE), keys::queue(due, &key));
-        self.write(b)
+        // Lost in a crash, the entry is taken again and removed again.
+        self.write_lazy(b)
     }
 
     /// Stores a replay job's record (`ids` = None) or its id list, which is
