@@ -18,7 +18,7 @@ pub struct Remote {
 impl Remote {
     pub fn new(args: &RemoteArgs) -> Result<Remote, String> {
         Ok(Remote {
-            client: Client::new(None)?,
+            client: Client::new(None, 0)?,
             base: args.server.trim_end_matches('/').to_string(),
             token: args.token.clone(),
         })

@@ -6,6 +6,7 @@
 //! failure into an [`ErrorKind`] the attempt records.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -82,13 +83,33 @@ pub struct Failure {
     pub detail: String,
 }
 
+type Pool = HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// The outbound client. It keeps one connection pool per ingest thread (see
+/// `server`), so that a forward runs on one thread from the sender's request
+/// to the target's answer: a pooled connection's task lives on the runtime
+/// that opened it, and sharing pools across threads made every forward wake
+/// the other thread twice. Everything else (queue worker, replays, admin)
+/// shares the last pool.
 #[derive(Clone)]
 pub struct Client {
-    inner: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    pools: Arc<[Pool]>,
+}
+
+thread_local! {
+    /// The ingest thread this is, if it is one.
+    static SHARD: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Marks the calling thread as ingest thread `index`: its sends use pool
+/// `index`.
+pub fn set_shard(index: usize) {
+    SHARD.with(|s| s.set(Some(index)));
 }
 
 impl Client {
-    pub fn new(ca_file: Option<&Path>) -> Result<Client, String> {
+    /// A client with a pool for each of `shards` ingest threads, plus one.
+    pub fn new(ca_file: Option<&Path>, shards: usize) -> Result<Client, String> {
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         if let Some(path) = ca_file {
@@ -121,11 +142,22 @@ impl Client {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
-        let inner = HyperClient::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(64)
-            .build(connector);
-        Ok(Client { inner })
+        let pools = (0..=shards)
+            .map(|_| {
+                HyperClient::builder(TokioExecutor::new())
+                    .pool_idle_timeout(Duration::from_secs(30))
+                    .pool_max_idle_per_host(64)
+                    .build(connector.clone())
+            })
+            .collect();
+        Ok(Client { pools })
+    }
+
+    /// This thread's pool.
+    fn pool(&self) -> &Pool {
+        let last = self.pools.len() - 1;
+        let i = SHARD.with(|s| s.get()).map_or(last, |i| i.min(last));
+        &self.pools[i]
     }
 
     /// Sends one request; the timeout covers connect, headers and body.
@@ -157,7 +189,7 @@ impl Client {
             kind: ErrorKind::Protocol,
             detail: format!("cannot build request: {e}"),
         })?;
-        self.inner.request(req).await.map_err(classify)
+        self.pool().request(req).await.map_err(classify)
     }
 
     async fn send_inner(&self, out: Outbound) -> Result<Reply, Failure> {
@@ -177,7 +209,7 @@ impl Client {
             kind: ErrorKind::Protocol,
             detail: format!("cannot build request: {e}"),
         })?;
-        let resp = self.inner.request(req).await.map_err(classify)?;
+        let resp = self.pool().request(req).await.map_err(classify)?;
         let (parts, body) = resp.into_parts();
         let body = Limited::new(body, MAX_RESPONSE_BODY)
             .collect()
