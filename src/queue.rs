@@ -225,6 +225,7 @@ impl Queue {
 /// Delivers due events until `stop`, then waits (bounded) for those in flight.
 pub async fn run_worker(relay: Arc<Relay>, mut stop: watch::Receiver<bool>) {
     let mut tasks = JoinSet::new();
+    let mut next_shard = 0;
     loop {
         let now = now_ms();
         let due = relay
@@ -250,9 +251,13 @@ pub async fn run_worker(relay: Arc<Relay>, mut stop: watch::Receiver<bool>) {
                 },
             });
         for (slug, id, due) in due {
+            let shard = relay.shards.get().filter(|h| !h.is_empty()).map(|h| {
+                next_shard = (next_shard + 1) % h.len();
+                h[next_shard].clone()
+            });
             let relay = Arc::clone(&relay);
-            tasks.spawn(async move {
-let next = match relay.deliver_queued(&slug, &id, due).await {
+            let delivery = async move {
+                let next = match relay.deliver_queued(&slug, &id, due).await {
                     Ok(next) => next,
                     Err(e) => {
                         tracing::warn!(endpoint = slug, id, error = %e, "queued delivery failed; will try again");
@@ -263,7 +268,13 @@ let next = match relay.deliver_queued(&slug, &id, due).await {
                     }
                 };
                 relay.queue.done(&slug, &id, next);
-            });
+            };
+            // On an ingest thread when there are some: one thread per
+            // delivery, with that thread's connection pool.
+            match shard {
+                Some(handle) => tasks.spawn_on(delivery, &handle),
+                None => tasks.spawn(delivery),
+            };
         }
         while tasks.try_join_next().is_some() {}
         let wait = relay

@@ -79,6 +79,9 @@ pub struct Relay {
     mirror_slots: Arc<tokio::sync::Semaphore>,
     /// Disk-space backpressure; set by `server::serve`.
     pub disk: std::sync::OnceLock<crate::disk::DiskGuard>,
+    /// The ingest threads' runtimes, set by `server::serve`: queued
+    /// deliveries run there too, each on one thread with that thread's pool.
+    pub shards: std::sync::OnceLock<Vec<tokio::runtime::Handle>>,
     endpoints: RwLock<HashMap<String, Arc<EndpointCell>>>,
     stream: broadcast::Sender<StreamItem>,
 }
@@ -170,6 +173,7 @@ impl Relay {
             metrics: Metrics::default(),
             max_body,
             ingest_base: std::sync::OnceLock::new(),
+            shards: std::sync::OnceLock::new(),
             queue,
             jobs: Default::default(),
             disk: std::sync::OnceLock::new(),

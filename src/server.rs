@@ -129,11 +129,12 @@ pub async fn serve(
 
     // Last, so that nothing is accepted before the queue worker, the disk
     // guard and resumed jobs are in place.
-    let ingest_loop = ingest_shards(
+    let (release_tx, release_rx) = watch::channel(false);
+    let (ingest_loop, ingest_threads) = ingest_shards(
         listeners.ingest,
         shards,
         tls,
-        stop_rx.clone(),
+        (stop_rx.clone(), release_rx),
         &config,
         &relay,
     )?;
@@ -148,6 +149,15 @@ pub async fn serve(
     loops.await;
     let _ = worker.await;
     relay.jobs.shutdown().await;
+    // The queue worker's last deliveries ran on the ingest threads: only
+    // now may their runtimes go.
+    let _ = release_tx.send(true);
+    let _ = tokio::task::spawn_blocking(move || {
+        for t in ingest_threads {
+            let _ = t.join();
+        }
+    })
+    .await;
     let _ = disk.await;
     retention.abort();
     let _ = retention.await;
@@ -168,64 +178,74 @@ fn ingest_threads() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
 }
 
-/// Starts `shards` ingest threads on `listener`; the future completes when
-/// every one has stopped accepting and drained its connections.
+/// Starts `shards` ingest threads on `listener` and hands their runtimes to
+/// the relay (queued deliveries run there too). The future completes when
+/// every thread has stopped accepting and drained its connections; the
+/// threads then keep their runtimes until `release` turns true.
 fn ingest_shards(
     listener: TcpListener,
     shards: usize,
     tls: Option<TlsAcceptor>,
-    stop: watch::Receiver<bool>,
+    (stop, release): (watch::Receiver<bool>, watch::Receiver<bool>),
     config: &Config,
     relay: &Arc<Relay>,
-) -> Result<impl Future<Output = ()> + use<>, String> {
+) -> Result<
+    (
+        impl Future<Output = ()> + use<>,
+        Vec<std::thread::JoinHandle<()>>,
+    ),
+    String,
+> {
     let listener = listener.into_std().map_err(|e| e.to_string())?;
-    let mut done = Vec::new();
+    let mut drained = Vec::new();
+    let mut threads = Vec::new();
+    let mut handles = Vec::new();
     for i in 0..shards {
         let listener = listener.try_clone().map_err(|e| e.to_string())?;
-        let (tls, stop, config) = (tls.clone(), stop.clone(), config.clone());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start an ingest runtime: {e}"))?;
+        handles.push(rt.handle().clone());
+        let (tls, stop, mut release, config) =
+            (tls.clone(), stop.clone(), release.clone(), config.clone());
         let relay = Arc::clone(relay);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        done.push(rx);
-        std::thread::Builder::new()
+        drained.push(rx);
+        let thread = std::thread::Builder::new()
             .name(format!("hookrelay-ingest-{i}"))
             .spawn(move || {
                 crate::deliver::set_shard(i);
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot start an ingest thread");
-                        return;
-                    }
-                };
                 rt.block_on(async move {
-                    let listener = match TcpListener::from_std(listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            tracing::error!(error = %e, "ingest listener");
-                            return;
+                    match TcpListener::from_std(listener) {
+                        Ok(listener) => {
+                            accept_loop(listener, tls, stop, &config, shards, move |remote, tls| {
+                                let relay = Arc::clone(&relay);
+                                service_fn(move |req| {
+                                    ingest::handle(Arc::clone(&relay), req, remote, tls)
+                                })
+                            })
+                            .await
                         }
-                    };
-                    accept_loop(listener, tls, stop, &config, shards, move |remote, tls| {
-                        let relay = Arc::clone(&relay);
-                        service_fn(move |req| ingest::handle(Arc::clone(&relay), req, remote, tls))
-                    })
-                    .await;
+                        Err(e) => tracing::error!(error = %e, "ingest listener"),
+                    }
+                    let _ = tx.send(());
+                    // Errs when serve returns early: nothing left to wait for.
+                    let _ = release.wait_for(|r| *r).await;
                 });
-                // Dropping the runtime cancels what is still spawned on it
+                // What is still spawned here is cancelled with the runtime
                 // (mirror copies, notify_url calls); every request is done.
-                drop(rt);
-                let _ = tx.send(());
             })
             .map_err(|e| format!("cannot start an ingest thread: {e}"))?;
+        threads.push(thread);
     }
-    Ok(async move {
-        for rx in done {
+    let _ = relay.shards.set(handles);
+    let drained = async move {
+        for rx in drained {
             let _ = rx.await;
         }
-    })
+    };
+    Ok((drained, threads))
 }
 
 /// Accepts and serves connections until `stop`; `share` loops accept from
