@@ -36,6 +36,8 @@ struct Pending {
     /// front instead of scanning the backlog.
     ready: BTreeSet<(u64, String)>,
     in_flight: usize,
+    /// The in-flight limit the worker last applied (0: not yet taken).
+    cap: usize,
 }
 
 #[derive(Default)]
@@ -78,13 +80,20 @@ impl Queue {
 
     /// Records a new entry (already stored) and wakes the worker.
     pub fn push(&self, slug: &str, id: &str, due: u64) {
-        {
+        let busy = {
             let mut st = self.lock();
+            let global_full = st.in_flight >= GLOBAL_IN_FLIGHT;
             let p = st.endpoints.entry(slug.to_string()).or_default();
             p.by_id.insert(id.to_string(), due);
             p.ready.insert((due, id.to_string()));
+            global_full || (p.cap > 0 && p.in_flight >= p.cap)
+        };
+        // At its limit the worker could not take it anyway, and a delivery
+        // in flight wakes it when it finishes: under load this spares a
+        // wake-up of the worker's thread per event.
+        if !busy {
+            self.wake.notify_one();
         }
-        self.wake.notify_one();
     }
 
     /// Wakes the worker (an endpoint changed status).
@@ -149,6 +158,7 @@ impl Queue {
             } else {
                 lim.max_in_flight.max(1)
             };
+            p.cap = cap;
             let mut room = cap
                 .saturating_sub(p.in_flight)
                 .min(GLOBAL_IN_FLIGHT - st.in_flight);
