@@ -16,6 +16,7 @@ mod policy;
 mod queue;
 mod queue_crash;
 mod resign_vectors;
+mod shutdown;
 mod signatures;
 mod support;
 mod tidy;

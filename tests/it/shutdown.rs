@@ -1,0 +1,61 @@
+//! Graceful shutdown: what is in flight when the server is told to stop is
+//! finished, recorded and flushed before it returns.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::{Receiver, Reply, TestServer, config_at, send, temp_data};
+
+/// The receiver holds each answer this long, so that the stop below lands
+/// while the request is still upstream (the test learns that it is there
+/// from the receiver itself, not from the delay).
+const HOLD: Duration = Duration::from_millis(400);
+
+#[tokio::test]
+async fn a_forward_in_flight_at_shutdown_is_answered_and_recorded() {
+    let mut up = Receiver::start(vec![Reply::status(201).body("late").delay(HOLD)]).await;
+    let (_dir, data) = temp_data();
+    let s = TestServer::start_with(config_at(&data)).await;
+    s.create_endpoint(json!({ "slug": "f", "target": up.url("/") }))
+        .await;
+    let url = s.ingest_url("/in/f");
+    let sender = tokio::spawn(async move { send("POST", &url, &[], "in flight".into()).await });
+    up.next().await;
+    let stopped = tokio::spawn(s.stop());
+
+    let (status, headers, body) = sender.await.unwrap();
+    assert_eq!(status, 201, "the sender gets the target's answer");
+    assert_eq!(&body[..], b"late");
+    let id = headers
+        .iter()
+        .find(|(n, _)| n == "x-hookrelay-event")
+        .map(|(_, v)| String::from_utf8(v.clone()).unwrap())
+        .expect("event header");
+    let _dir = stopped.await.unwrap();
+
+    let s = TestServer::start_with(config_at(&data)).await;
+    let ev = s.get(&format!("/api/events/{id}")).await;
+    assert_eq!(ev["state"], "delivered");
+    assert_eq!(ev["attempts"].as_array().unwrap().len(), 1);
+    assert_eq!(ev["attempts"][0]["status"], 201);
+}
+
+/// Queued deliveries run on the ingest threads: those threads must outlive
+/// the queue worker's drain, or the attempt would be cancelled unrecorded.
+#[tokio::test]
+async fn a_queued_delivery_in_flight_at_shutdown_is_recorded() {
+    let mut up = Receiver::start(vec![Reply::status(200).delay(HOLD)]).await;
+    let (_dir, data) = temp_data();
+    let s = TestServer::start_with(config_at(&data)).await;
+    s.create_endpoint(json!({ "slug": "q", "mode": "queue", "target": up.url("/") }))
+        .await;
+    let id = s.post_in("q", &[], "queued".to_string()).await.event_id();
+    up.next().await;
+    let _dir = s.stop().await;
+
+    let s = TestServer::start_with(config_at(&data)).await;
+    let ev = s.get(&format!("/api/events/{id}")).await;
+    assert_eq!(ev["state"], "delivered", "{ev}");
+    assert_eq!(ev["attempts"].as_array().unwrap().len(), 1);
+}
