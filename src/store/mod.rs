@@ -161,6 +161,10 @@ struct WalSync {
     wake: std::sync::Condvar,
     /// Something was written since the last flush.
     dirty: std::sync::atomic::AtomicBool,
+    /// Writes made (counted after RocksDB took them) and writes known to be
+    /// flushed: `Store::wal_written` / `Store::wal_flushed`.
+    writes: std::sync::atomic::AtomicU64,
+    flushed_writes: std::sync::atomic::AtomicU64,
     closed: std::sync::atomic::AtomicBool,
     /// The highest ticket whose writes are flushed.
     synced: tokio::sync::watch::Sender<u64>,
@@ -170,6 +174,15 @@ struct WalSync {
 }
 
 impl WalSync {
+    /// Writes RocksDB's WAL buffer out (and syncs it with `sync`).
+    fn flush(&self, db: &Db, sync: bool) -> std::result::Result<(), rocksdb::Error> {
+        use std::sync::atomic::Ordering::Acquire;
+        let covered = self.writes.load(Acquire);
+        db.flush_wal(sync)?;
+        self.flushed_writes.fetch_max(covered, Acquire);
+        Ok(())
+    }
+
     /// Records a flush that covered every ticket up to `target`; flushes
     /// may finish out of order.
     fn flushed(&self, target: u64) {
@@ -263,6 +276,8 @@ impl Store {
             pending: Mutex::new(false),
             wake: std::sync::Condvar::new(),
             dirty: Default::default(),
+            writes: Default::default(),
+            flushed_writes: Default::default(),
             closed: Default::default(),
             synced: tokio::sync::watch::Sender::new(0),
             flushing: Mutex::new(()),
@@ -329,9 +344,24 @@ impl Store {
             return Ok(());
         }
         let target = self.wal.requested.load(SeqCst);
-        self.db.flush_wal(false)?;
+        self.wal.flush(&self.db, false)?;
         self.wal.flushed(target);
         Ok(())
+    }
+
+    /// How many writes this store has made, and how many of them are known
+    /// to be written out (or synced, with `sync`): a write nobody waits for
+    /// is covered once `wal_flushed()` reaches the `wal_written()` read
+    /// after it.
+    pub fn wal_written(&self) -> u64 {
+        self.wal.writes.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// See [`Store::wal_written`].
+    pub fn wal_flushed(&self) -> u64 {
+        self.wal
+            .flushed_writes
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Runs blocking store work off the async workers.
@@ -363,6 +393,7 @@ impl Store {
     fn write_lazy(&self, batch: WriteBatch) -> Result<()> {
         use std::sync::atomic::Ordering::AcqRel;
         self.db.write_opt(batch, &self.write_opts)?;
+        self.wal.writes.fetch_add(1, AcqRel);
         if !self.wal.dirty.swap(true, AcqRel) {
             // Under the lock: the syncer checks `dirty` and sleeps under it,
             // so this wake-up cannot fall between the two.
@@ -385,7 +416,7 @@ impl Store {
     /// Makes everything written so far durable: synced (sync durability)
     /// or written to the OS (`buffered`).
     pub fn sync_wal(&self) -> Result<()> {
-        self.db.flush_wal(self.sync)?;
+        self.wal.flush(&self.db, self.sync)?;
         Ok(())
     }
 
@@ -1126,7 +1157,7 @@ impl Store {
 
     /// Syncs the WAL and flushes memtables; called at shutdown.
     pub fn flush(&self) -> Result<()> {
-        self.db.flush_wal(true)?;
+        self.wal.flush(&self.db, true)?;
         for name in keys::ALL {
             self.db.flush_cf(&self.cf(name))?;
         }
@@ -1177,7 +1208,7 @@ fn wal_syncer(db: &Db, wal: &WalSync, sync: bool) {
         // again and gets the next flush.
         let dirty = wal.dirty.swap(false, AcqRel);
         if dirty || *wal.synced.borrow() < target {
-            match db.flush_wal(sync) {
+            match wal.flush(db, sync) {
                 Ok(()) => wal.flushed(target),
                 Err(e) => {
                     // Waiters time out with 503; try again shortly.

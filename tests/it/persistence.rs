@@ -193,3 +193,46 @@ async fn every_acknowledged_forwarded_event_survives_sigkill_buffered() {
 async fn every_acknowledged_bin_event_survives_sigkill_buffered() {
     kill_during_load("buffered", false).await;
 }
+
+/// A write nobody waits for (a replay job's progress here; attempts and state
+/// moves go the same way) is written out by the WAL thread within
+/// `LAZY_FLUSH`: a copy of the data directory taken once the store says so —
+/// what a crash at that moment would leave — holds it.
+#[tokio::test]
+async fn a_write_nobody_waits_for_reaches_the_os_without_a_request() {
+    let (_dir, data) = temp_data();
+    let store = Store::open(&data, Durability::Buffered).unwrap();
+    store
+        .put_job("j1", &json!({ "id": "j1", "state": "running" }), None)
+        .unwrap();
+    let written = store.wal_written();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while store.wal_flushed() < written {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the WAL thread did not flush a lazy write ({} of {written} flushed; LAZY_FLUSH is {:?})",
+            store.wal_flushed(),
+            hookrelay::store::LAZY_FLUSH,
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let (_copy_dir, copy) = temp_data();
+    copy_dir(&data, &copy);
+    let crashed = Store::open(&copy, Durability::Buffered).unwrap();
+    let jobs = crashed.jobs().unwrap();
+    assert!(
+        jobs.iter().any(|j| j["id"] == "j1"),
+        "the flushed job record is missing from the crash image: {jobs:?}"
+    );
+    drop(store);
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
