@@ -36,6 +36,9 @@ pub struct Snapshot {
     pub store_bytes: u64,
     pub queue_depth: usize,
     pub queue_oldest_age_s: f64,
+    /// Store writes and WAL flushes so far (group commit: writes per flush).
+    pub store_writes: u64,
+    pub wal_flushes: u64,
 }
 
 impl Metrics {
@@ -171,6 +174,16 @@ impl Metrics {
             out,
             "# HELP hookrelay_store_bytes Bytes in the store (SST files and memtables).\n# TYPE hookrelay_store_bytes gauge\nhookrelay_store_bytes {}",
             snap.store_bytes
+        );
+        let _ = writeln!(
+            out,
+            "# HELP hookrelay_store_writes_total Write batches made to the store.\n# TYPE hookrelay_store_writes_total counter\nhookrelay_store_writes_total {}",
+            snap.store_writes
+        );
+        let _ = writeln!(
+            out,
+            "# HELP hookrelay_wal_flushes_total Write-ahead log flushes (each one write, plus one fdatasync with --durability sync); writes per flush is the group size.\n# TYPE hookrelay_wal_flushes_total counter\nhookrelay_wal_flushes_total {}",
+            snap.wal_flushes
         );
         out
     }

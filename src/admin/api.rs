@@ -110,6 +110,8 @@ async fn metrics(State(st): State<AdminState>) -> Response {
         store_bytes,
         queue_depth,
         queue_oldest_age_s,
+        store_writes: relay.store.wal_written(),
+        wal_flushes: relay.store.wal_flushes(),
     });
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

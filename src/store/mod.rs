@@ -165,6 +165,8 @@ struct WalSync {
     /// flushed: `Store::wal_written` / `Store::wal_flushed`.
     writes: std::sync::atomic::AtomicU64,
     flushed_writes: std::sync::atomic::AtomicU64,
+    /// WAL flushes done (each a `write(2)`, plus an `fdatasync` with `sync`).
+    flushes: std::sync::atomic::AtomicU64,
     closed: std::sync::atomic::AtomicBool,
     /// The highest ticket whose writes are flushed.
     synced: tokio::sync::watch::Sender<u64>,
@@ -180,6 +182,8 @@ impl WalSync {
         let covered = self.writes.load(Acquire);
         db.flush_wal(sync)?;
         self.flushed_writes.fetch_max(covered, Acquire);
+        self.flushes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -278,6 +282,7 @@ impl Store {
             dirty: Default::default(),
             writes: Default::default(),
             flushed_writes: Default::default(),
+            flushes: Default::default(),
             closed: Default::default(),
             synced: tokio::sync::watch::Sender::new(0),
             flushing: Mutex::new(()),
@@ -355,6 +360,12 @@ impl Store {
     /// after it.
     pub fn wal_written(&self) -> u64 {
         self.wal.writes.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// WAL flushes so far: with [`Store::wal_written`], how many writes
+    /// each `write(2)` (and `fdatasync`) covered.
+    pub fn wal_flushes(&self) -> u64 {
+        self.wal.flushes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// See [`Store::wal_written`].

@@ -62,6 +62,22 @@ async fn the_sixth_consecutive_failure_disables_and_notifies() {
     );
     assert!(metrics.contains("hookrelay_endpoint_status{endpoint=\"p\",status=\"disabled\"} 1"));
     assert!(metrics.contains("hookrelay_attempts_total{outcome=\"failure_status\"} 6"));
+    let counter = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing: {metrics}"))
+    };
+    // 7 events and 6 outcomes at least; every acknowledgement needed a flush.
+    let (writes, flushes) = (
+        counter("hookrelay_store_writes_total"),
+        counter("hookrelay_wal_flushes_total"),
+    );
+    assert!(writes >= 13, "{writes} writes");
+    assert!(
+        (1..=writes).contains(&flushes),
+        "{flushes} flushes for {writes} writes"
+    );
 }
 
 #[tokio::test]
