@@ -52,11 +52,12 @@ impl Metrics {
             (false, Some(_)) => &self.attempts_other,
         };
         c.fetch_add(1, Relaxed);
+        // One bucket per attempt (the smallest that holds it), summed into
+        // Prometheus' cumulative buckets at scrape time: attempts from all
+        // ingest threads would otherwise bounce up to 12 shared counters.
         let secs = latency.as_secs_f64();
-        for (i, le) in BUCKETS.iter().enumerate() {
-            if secs <= *le {
-                self.latency_buckets[i].fetch_add(1, Relaxed);
-            }
+        if let Some(i) = BUCKETS.iter().position(|le| secs <= *le) {
+            self.latency_buckets[i].fetch_add(1, Relaxed);
         }
         self.latency_count.fetch_add(1, Relaxed);
         self.latency_sum_us
@@ -139,11 +140,12 @@ impl Metrics {
             out,
             "# HELP hookrelay_attempt_duration_seconds Time from sending to the complete answer.\n# TYPE hookrelay_attempt_duration_seconds histogram"
         );
+        let mut cumulative = 0;
         for (i, le) in BUCKETS.iter().enumerate() {
+            cumulative += self.latency_buckets[i].load(Relaxed);
             let _ = writeln!(
                 out,
-                "hookrelay_attempt_duration_seconds_bucket{{le=\"{le}\"}} {}",
-                self.latency_buckets[i].load(Relaxed)
+                "hookrelay_attempt_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
             );
         }
         let count = self.latency_count.load(Relaxed);
@@ -186,5 +188,43 @@ impl Metrics {
             snap.wal_flushes
         );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            endpoints: Vec::new(),
+            store_bytes: 0,
+            queue_depth: 0,
+            queue_oldest_age_s: 0.0,
+            store_writes: 0,
+            wal_flushes: 0,
+        }
+    }
+
+    #[test]
+    fn the_latency_histogram_is_cumulative() {
+        let m = Metrics::default();
+        for ms in [3, 30, 30, 20_000] {
+            m.attempt(true, None, Duration::from_millis(ms));
+        }
+        let text = m.render(&snapshot());
+        let bucket = |le: &str| -> u64 {
+            let prefix = format!("hookrelay_attempt_duration_seconds_bucket{{le=\"{le}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str())?.parse().ok())
+                .unwrap_or_else(|| panic!("no bucket {le}: {text}"))
+        };
+        assert_eq!(bucket("0.0025"), 0);
+        assert_eq!(bucket("0.005"), 1);
+        assert_eq!(bucket("0.025"), 1);
+        assert_eq!(bucket("0.05"), 3);
+        assert_eq!(bucket("10"), 3, "20 s is beyond the last bound");
+        assert_eq!(bucket("+Inf"), 4);
+        assert!(text.contains("hookrelay_attempt_duration_seconds_count 4"));
     }
 }
