@@ -6,12 +6,61 @@ use std::time::Duration;
 
 use crate::event::ErrorKind;
 
-/// Upper bounds of the forward-latency histogram, in seconds.
+/// Upper bounds of the attempt-latency histogram, in seconds.
 const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
-#[derive(Default)]
+/// Upper bounds of the WAL-flush histogram, in seconds: a flush is a
+/// `write(2)` (tens of µs) or, with `sync`, an `fdatasync` (hundreds).
+pub const WAL_BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
+/// A latency histogram. Each observation bumps one bucket (the smallest
+/// that holds it); the cumulative buckets Prometheus wants are summed at
+/// scrape time, so observations from several threads do not bounce a dozen
+/// shared counters.
+pub struct Histogram {
+    bounds: &'static [f64],
+    buckets: Vec<AtomicU64>,
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    pub fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_us: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = self.bounds.iter().position(|le| secs <= *le) {
+            self.buckets[i].fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(d.as_micros() as u64, Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (le, n) in self.bounds.iter().zip(&self.buckets) {
+            cumulative += n.load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let sum = self.sum_us.load(Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+    }
+}
+
 pub struct Metrics {
     pub events_received: AtomicU64,
     pub events_held: AtomicU64,
@@ -25,13 +74,31 @@ pub struct Metrics {
     attempts_tls: AtomicU64,
     attempts_timeout: AtomicU64,
     attempts_other: AtomicU64,
-    latency_buckets: [AtomicU64; BUCKETS.len()],
-    latency_count: AtomicU64,
-    latency_sum_us: AtomicU64,
+    latency: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            events_received: Default::default(),
+            events_held: Default::default(),
+            events_rejected: Default::default(),
+            store_errors: Default::default(),
+            endpoints_disabled: Default::default(),
+            retries: Default::default(),
+            attempts_success: Default::default(),
+            attempts_failure_status: Default::default(),
+            attempts_connect: Default::default(),
+            attempts_tls: Default::default(),
+            attempts_timeout: Default::default(),
+            attempts_other: Default::default(),
+            latency: Histogram::new(&BUCKETS),
+        }
+    }
 }
 
 /// Values read at scrape time from elsewhere (registry, store).
-pub struct Snapshot {
+pub struct Snapshot<'a> {
     pub endpoints: Vec<(String, &'static str)>,
     pub store_bytes: u64,
     pub queue_depth: usize,
@@ -39,6 +106,7 @@ pub struct Snapshot {
     /// Store writes and WAL flushes so far (group commit: writes per flush).
     pub store_writes: u64,
     pub wal_flushes: u64,
+    pub wal_flush: Option<&'a Histogram>,
 }
 
 impl Metrics {
@@ -52,16 +120,7 @@ impl Metrics {
             (false, Some(_)) => &self.attempts_other,
         };
         c.fetch_add(1, Relaxed);
-        // One bucket per attempt (the smallest that holds it), summed into
-        // Prometheus' cumulative buckets at scrape time: attempts from all
-        // ingest threads would otherwise bounce up to 12 shared counters.
-        let secs = latency.as_secs_f64();
-        if let Some(i) = BUCKETS.iter().position(|le| secs <= *le) {
-            self.latency_buckets[i].fetch_add(1, Relaxed);
-        }
-        self.latency_count.fetch_add(1, Relaxed);
-        self.latency_sum_us
-            .fetch_add(latency.as_micros() as u64, Relaxed);
+        self.latency.observe(latency);
     }
 
     pub fn render(&self, snap: &Snapshot) -> String {
@@ -136,29 +195,18 @@ impl Metrics {
                 c.load(Relaxed)
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP hookrelay_attempt_duration_seconds Time from sending to the complete answer.\n# TYPE hookrelay_attempt_duration_seconds histogram"
+        self.latency.render(
+            &mut out,
+            "hookrelay_attempt_duration_seconds",
+            "Time from sending to the complete answer.",
         );
-        let mut cumulative = 0;
-        for (i, le) in BUCKETS.iter().enumerate() {
-            cumulative += self.latency_buckets[i].load(Relaxed);
-            let _ = writeln!(
-                out,
-                "hookrelay_attempt_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+        if let Some(h) = snap.wal_flush {
+            h.render(
+                &mut out,
+                "hookrelay_wal_flush_seconds",
+                "Time of one write-ahead log flush (write, plus fdatasync with --durability sync); acknowledgements wait for one.",
             );
         }
-        let count = self.latency_count.load(Relaxed);
-        let _ = writeln!(
-            out,
-            "hookrelay_attempt_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
-        );
-        let _ = writeln!(
-            out,
-            "hookrelay_attempt_duration_seconds_sum {}",
-            self.latency_sum_us.load(Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(out, "hookrelay_attempt_duration_seconds_count {count}");
         let _ = writeln!(
             out,
             "# HELP hookrelay_endpoint_status 1 for the endpoint's current status.\n# TYPE hookrelay_endpoint_status gauge"
@@ -195,7 +243,7 @@ impl Metrics {
 mod tests {
     use super::*;
 
-    fn snapshot() -> Snapshot {
+    fn snapshot() -> Snapshot<'static> {
         Snapshot {
             endpoints: Vec::new(),
             store_bytes: 0,
@@ -203,6 +251,7 @@ mod tests {
             queue_oldest_age_s: 0.0,
             store_writes: 0,
             wal_flushes: 0,
+            wal_flush: None,
         }
     }
 

@@ -112,6 +112,7 @@ async fn metrics(State(st): State<AdminState>) -> Response {
         queue_oldest_age_s,
         store_writes: relay.store.wal_written(),
         wal_flushes: relay.store.wal_flushes(),
+        wal_flush: Some(relay.store.wal_flush_time()),
     });
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -165,8 +165,10 @@ struct WalSync {
     /// flushed: `Store::wal_written` / `Store::wal_flushed`.
     writes: std::sync::atomic::AtomicU64,
     flushed_writes: std::sync::atomic::AtomicU64,
-    /// WAL flushes done (each a `write(2)`, plus an `fdatasync` with `sync`).
+    /// WAL flushes done (each a `write(2)`, plus an `fdatasync` with `sync`)
+    /// and how long each took: a slow disk shows here before senders do.
     flushes: std::sync::atomic::AtomicU64,
+    flush_time: crate::metrics::Histogram,
     closed: std::sync::atomic::AtomicBool,
     /// The highest ticket whose writes are flushed.
     synced: tokio::sync::watch::Sender<u64>,
@@ -180,7 +182,9 @@ impl WalSync {
     fn flush(&self, db: &Db, sync: bool) -> std::result::Result<(), rocksdb::Error> {
         use std::sync::atomic::Ordering::Acquire;
         let covered = self.writes.load(Acquire);
+        let started = std::time::Instant::now();
         db.flush_wal(sync)?;
+        self.flush_time.observe(started.elapsed());
         self.flushed_writes.fetch_max(covered, Acquire);
         self.flushes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -283,6 +287,7 @@ impl Store {
             writes: Default::default(),
             flushed_writes: Default::default(),
             flushes: Default::default(),
+            flush_time: crate::metrics::Histogram::new(&crate::metrics::WAL_BUCKETS),
             closed: Default::default(),
             synced: tokio::sync::watch::Sender::new(0),
             flushing: Mutex::new(()),
@@ -366,6 +371,11 @@ impl Store {
     /// each `write(2)` (and `fdatasync`) covered.
     pub fn wal_flushes(&self) -> u64 {
         self.wal.flushes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How long WAL flushes take (for `/metrics`).
+    pub fn wal_flush_time(&self) -> &crate::metrics::Histogram {
+        &self.wal.flush_time
     }
 
     /// See [`Store::wal_written`].
