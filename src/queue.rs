@@ -233,6 +233,9 @@ impl Queue {
 }
 
 /// Delivers due events until `stop`, then waits (bounded) for those in flight.
+/// It only schedules: each delivery runs on an ingest thread (round robin,
+/// `Relay::shards`) with that thread's connection pool, or here when there
+/// are none (a relay without a server).
 pub async fn run_worker(relay: Arc<Relay>, mut stop: watch::Receiver<bool>) {
     let mut tasks = JoinSet::new();
     let mut next_shard = 0;
