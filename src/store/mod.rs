@@ -185,7 +185,8 @@ impl WalSync {
         let started = std::time::Instant::now();
         db.flush_wal(sync)?;
         self.flush_time.observe(started.elapsed());
-        self.flushed_writes.fetch_max(covered, Acquire);
+        self.flushed_writes
+            .fetch_max(covered, std::sync::atomic::Ordering::AcqRel);
         self.flushes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
@@ -383,6 +384,11 @@ impl Store {
         self.wal
             .flushed_writes
             .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The lock (and last-written event) of `key`'s stripe.
+    fn stripe(&self, key: &[u8; 16]) -> std::sync::MutexGuard<'_, Option<Recent>> {
+        lock(&self.stripes[key[15] as usize % STRIPES])
     }
 
     /// Runs blocking store work off the async workers.
@@ -584,7 +590,7 @@ impl Store {
         }
         // Not flushed here: the caller awaits `durable()` before answering,
         // so concurrent inserts share one write and one sync.
-        let mut recent = lock(&self.stripes[id[15] as usize % STRIPES]);
+        let mut recent = self.stripe(&id);
         self.write_lazy(b)?;
         *recent = Some(Recent {
             key: id,
@@ -654,7 +660,7 @@ impl Store {
         F: FnOnce(&mut Event) -> (Option<Attempt>, QueueMove),
     {
         let key = keys::parse_id(id).ok_or_else(|| Error::NotFound(format!("no event {id}")))?;
-        let mut recent = lock(&self.stripes[key[15] as usize % STRIPES]);
+        let mut recent = self.stripe(&key);
         // Taken out: if anything below fails, the stripe forgets it and the
         // next change reads the record from the store.
         let cached = match recent.take() {
@@ -1087,7 +1093,7 @@ impl Store {
         for id in doomed {
             // Under the event's stripe lock, re-read: an outcome written
             // meanwhile must not leave an orphan index entry or be undone.
-            let mut recent = lock(&self.stripes[id[15] as usize % STRIPES]);
+            let mut recent = self.stripe(&id);
             if recent.as_ref().is_some_and(|r| r.key == id) {
                 *recent = None;
             }
