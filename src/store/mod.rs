@@ -1209,7 +1209,7 @@ impl Store {
 /// before its ticket was taken; and within [`LAZY_FLUSH`] of any write
 /// nobody waits for. Flushes once more when the store closes.
 fn wal_syncer(db: &Db, wal: &WalSync, sync: bool) {
-    use std::sync::atomic::Ordering::{AcqRel, SeqCst};
+    use std::sync::atomic::Ordering::{AcqRel, Acquire, SeqCst};
     loop {
         {
             let mut pending = lock_flag(&wal.pending);
@@ -1232,8 +1232,10 @@ fn wal_syncer(db: &Db, wal: &WalSync, sync: bool) {
         let closing = wal.closed.load(SeqCst);
         let target = wal.requested.load(SeqCst);
         // Cleared before the flush: a write that lands after this sets it
-        // again and gets the next flush.
-        let dirty = wal.dirty.swap(false, AcqRel);
+        // again and gets the next flush. Inline flushes (`buffered`) do not
+        // clear it, so the counters say whether anything is left to write.
+        let dirty = wal.dirty.swap(false, AcqRel)
+            && wal.flushed_writes.load(Acquire) < wal.writes.load(Acquire);
         if dirty || *wal.synced.borrow() < target {
             match wal.flush(db, sync) {
                 Ok(()) => wal.flushed(target),
