@@ -5,6 +5,9 @@
 //!   (a) the upstream receiver directly,
 //!   (b) hookrelay in forward mode to that upstream,
 //!   (b') (b) with an enforced WooCommerce signature checked on every request,
+//!   (p) a plain reverse proxy with the same hyper stack and threads and
+//!       no storage at all: what forwarding alone costs here, the ceiling
+//!       for (b),
 //!   (c) hookrelay in bin mode,
 //!   (d) hookrelay in queue mode while the receiver is slow (a second
 //!       upstream that sleeps 1 s before answering): p50/p99 are the time a
@@ -194,10 +197,110 @@ fn start_upstream_on(port: u16, delay: Duration) -> (u16, std::thread::JoinHandl
     (rx.recv().unwrap(), handle)
 }
 
+/// The ceiling for (b): a reverse proxy that does only what any proxy must
+/// (read the request, send it on over a pooled keep-alive connection, read
+/// the answer, send it back) with the same hyper stack and the same threads
+/// as hookrelay (one current-thread runtime per core on a shared listener,
+/// a client pool per thread), and nothing else: no store, no policy, no
+/// header rewriting. It runs in this process, on threads of its own whose
+/// CPU time fills its row's CPU column.
+const PROXY_THREAD: &str = "plain-proxy";
+
+fn start_plain_proxy(upstream: u16) -> u16 {
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    std_listener.set_nonblocking(true).unwrap();
+    let port = std_listener.local_addr().unwrap().port();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    for _ in 0..threads {
+        let std_listener = std_listener.try_clone().unwrap();
+        let thread = std::thread::Builder::new().name(PROXY_THREAD.into());
+        thread
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    let listener = TcpListener::from_std(std_listener).unwrap();
+                    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
+                        .pool_max_idle_per_host(CONNECTIONS)
+                        .build_http();
+                    loop {
+                        let Ok((stream, _)) = listener.accept().await else {
+                            return;
+                        };
+                        let _ = stream.set_nodelay(true);
+                        let client = client.clone();
+                        tokio::spawn(async move {
+                            let svc =
+                                service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                                    let client = client.clone();
+                                    async move {
+                                        let (mut parts, body) = req.into_parts();
+                                        let body = body
+                                            .collect()
+                                            .await
+                                            .map_err(std::io::Error::other)?
+                                            .to_bytes();
+                                        let path =
+                                            parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                                        parts.uri = format!("http://127.0.0.1:{upstream}{path}")
+                                            .parse()
+                                            .unwrap();
+                                        let resp = client
+                                            .request(http::Request::from_parts(
+                                                parts,
+                                                Full::new(body),
+                                            ))
+                                            .await
+                                            .map_err(std::io::Error::other)?;
+                                        let (parts, body) = resp.into_parts();
+                                        let body = body
+                                            .collect()
+                                            .await
+                                            .map_err(std::io::Error::other)?
+                                            .to_bytes();
+                                        Ok::<_, std::io::Error>(http::Response::from_parts(
+                                            parts,
+                                            Full::new(body),
+                                        ))
+                                    }
+                                });
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), svc)
+                                .await;
+                        });
+                    }
+                });
+            })
+            .unwrap();
+    }
+    port
+}
+
 /// CPU time (user + system) the process `pid` has used so far, from
 /// `/proc/PID/stat` (clock ticks of 10 ms).
 fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat_cpu(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU time the plain proxy's threads of this process have used so far.
+fn proxy_cpu_time() -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    tasks
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == PROXY_THREAD)
+        })
+        .map(|t| stat_cpu(&t.path().join("stat").to_string_lossy()))
+        .sum()
+}
+
+/// utime + stime of a `/proc/…/stat` file.
+fn stat_cpu(path: &str) -> Duration {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     // Fields after the command name, which is in parentheses and may hold spaces.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -366,6 +469,15 @@ fn main() {
     // machine drifts by ±20% within a run.
     let mut directs = vec![run_load(&rt, &upstream, secs)];
     let mut rows = vec![row("direct upstream (a)".to_string(), &directs[0], None)];
+    let proxy_url = format!("http://127.0.0.1:{}/hook", start_plain_proxy(port));
+    run_load(&rt, &proxy_url, 1);
+    let before = proxy_cpu_time();
+    let mut plain = run_load(&rt, &proxy_url, secs);
+    plain.cpu_per_req = Some(
+        proxy_cpu_time()
+            .saturating_sub(before)
+            .div_f64(plain.rps * (secs as f64 + 0.5)),
+    );
     let mut measured = Vec::new();
     let mut queue_ratio = Vec::new();
     let mut backlog = Vec::new();
@@ -430,6 +542,11 @@ fn main() {
     let mut rates: Vec<f64> = directs.iter().map(|d| d.rps).collect();
     rates.sort_by(f64::total_cmp);
     let direct = rates[1];
+    rows.push(row(
+        "plain hyper proxy (p)".to_string(),
+        &plain,
+        Some(direct),
+    ));
     for (durability, fwd, fwdsig, bin, queue) in &measured {
         rows.push(row(format!("forward, {durability} (b)"), fwd, Some(direct)));
         rows.push(row(
@@ -460,7 +577,7 @@ fn main() {
     }
     println!(
         "{:<24} {:>10} {:>10} {:>10} {:>7} {:>10} {:>12}",
-        "scenario", "req/s", "p50 ms", "p99 ms", "errors", "vs direct", "hr CPU µs/req"
+        "scenario", "req/s", "p50 ms", "p99 ms", "errors", "vs direct", "CPU µs/req"
     );
     for (name, rps, p50, p99, errors, ratio, cpu) in rows {
         println!(
@@ -491,6 +608,15 @@ fn main() {
             if b < 0.60 { "  MISSED" } else { "" },
         );
     }
+    println!(
+        "plain proxy (p), no storage, same hyper stack and threads: {:.0}% of direct; forward (b) is {} of it",
+        plain.rps / direct * 100.0,
+        measured
+            .iter()
+            .map(|(d, fwd, ..)| format!("{:.0}% ({d})", fwd.rps / plain.rps * 100.0))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
     for (durability, p99) in slow_p99 {
         println!(
             "queue (d), {durability}: p99 wait for the 202 while the receiver sleeps 1 s: {:.2} ms (target < 5 ms){}",
