@@ -27,8 +27,9 @@
 //! (issue 5).
 //!
 //! Run: `cargo bench --bench load` (`HOOKRELAY_BENCH_SECS=10` for longer runs;
-//! `HOOKRELAY_BENCH_UPSTREAM_ONLY=PORT` runs only the upstream, for profiling
-//! with another load generator).
+//! `HOOKRELAY_BENCH_UPSTREAM_ONLY=PORT` runs only the upstream on PORT and
+//! the plain proxy (p) in front of it, for profiling with another load
+//! generator).
 
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
@@ -440,6 +441,8 @@ fn main() {
     if let Ok(port) = std::env::var("HOOKRELAY_BENCH_UPSTREAM_ONLY") {
         let (port, upstream) = start_upstream_on(port.parse().expect("a port"), Duration::ZERO);
         println!("upstream: http://127.0.0.1:{port}/hook");
+        let proxy = start_plain_proxy(port);
+        println!("plain proxy (p) to it: http://127.0.0.1:{proxy}/hook");
         upstream.join().unwrap();
         return;
     }
