@@ -44,6 +44,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
+#[path = "common/payload.rs"]
+mod payload;
+
 const CONNECTIONS: usize = 32;
 /// The secret of the signed-forward scenario (WooCommerce's scheme).
 const SECRET: &str = "bench-secret";
@@ -60,19 +63,7 @@ fn signature() -> &'static str {
 }
 
 fn payload() -> Bytes {
-    let mut items = String::new();
-    for i in 0..12 {
-        items.push_str(&format!(
-            r#"{{"id":{i},"name":"Premium Quality T-Shirt size {i}","product_id":{},"quantity":{},"subtotal":"19.99","total":"19.99","sku":"TS-{i:04}"}},"#,
-            1000 + i,
-            i % 3 + 1
-        ));
-    }
-    items.pop();
-    let body = format!(
-        r#"{{"id":73412,"status":"processing","currency":"EUR","total":"239.88","customer_id":42,"billing":{{"first_name":"Ada","last_name":"Lovelace","email":"ada@example.com","city":"London"}},"line_items":[{items}]}}"#
-    );
-    Bytes::from(body)
+    Bytes::from(payload::order_json())
 }
 
 struct Stats {

@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 use hookrelay::event::{Attempt, Event, Trigger};
 use hookrelay::store::{Durability, Store};
 
+#[path = "common/payload.rs"]
+mod payload;
+
 /// The allocator of the server binary (`src/main.rs`), so allocations cost
 /// here what they cost there.
 #[global_allocator]
@@ -27,19 +30,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const ROUNDS: usize = 4;
 
 fn body() -> Vec<u8> {
-    let mut items = String::new();
-    for i in 0..12 {
-        items.push_str(&format!(
-            r#"{{"id":{i},"name":"Premium Quality T-Shirt size {i}","product_id":{},"quantity":{},"subtotal":"19.99","total":"19.99","sku":"TS-{i:04}"}},"#,
-            1000 + i,
-            i % 3 + 1
-        ));
-    }
-    items.pop();
-    format!(
-        r#"{{"id":73412,"status":"processing","currency":"EUR","total":"239.88","customer_id":42,"billing":{{"first_name":"Ada","last_name":"Lovelace","email":"ada@example.com","city":"London"}},"line_items":[{items}]}}"#
-    )
-    .into_bytes()
+    payload::order_json().into_bytes()
 }
 
 /// The event ingest stores for the load benchmark's request, built from JSON
