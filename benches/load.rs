@@ -214,7 +214,7 @@ fn start_plain_proxy(upstream: u16) -> u16 {
                     .unwrap();
                 rt.block_on(async move {
                     let listener = TcpListener::from_std(std_listener).unwrap();
-                    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
+                    let client: ProxyClient = Client::builder(TokioExecutor::new())
                         .pool_max_idle_per_host(CONNECTIONS)
                         .build_http();
                     loop {
@@ -225,39 +225,7 @@ fn start_plain_proxy(upstream: u16) -> u16 {
                         let client = client.clone();
                         tokio::spawn(async move {
                             let svc =
-                                service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                                    let client = client.clone();
-                                    async move {
-                                        let (mut parts, body) = req.into_parts();
-                                        let body = body
-                                            .collect()
-                                            .await
-                                            .map_err(std::io::Error::other)?
-                                            .to_bytes();
-                                        let path =
-                                            parts.uri.path_and_query().map_or("/", |p| p.as_str());
-                                        parts.uri = format!("http://127.0.0.1:{upstream}{path}")
-                                            .parse()
-                                            .unwrap();
-                                        let resp = client
-                                            .request(http::Request::from_parts(
-                                                parts,
-                                                Full::new(body),
-                                            ))
-                                            .await
-                                            .map_err(std::io::Error::other)?;
-                                        let (parts, body) = resp.into_parts();
-                                        let body = body
-                                            .collect()
-                                            .await
-                                            .map_err(std::io::Error::other)?
-                                            .to_bytes();
-                                        Ok::<_, std::io::Error>(http::Response::from_parts(
-                                            parts,
-                                            Full::new(body),
-                                        ))
-                                    }
-                                });
+                                service_fn(move |req| proxy_one(client.clone(), upstream, req));
                             let _ = hyper::server::conn::http1::Builder::new()
                                 .serve_connection(TokioIo::new(stream), svc)
                                 .await;
@@ -268,6 +236,37 @@ fn start_plain_proxy(upstream: u16) -> u16 {
             .unwrap();
     }
     port
+}
+
+type ProxyClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+/// One request through the plain proxy: collected, sent on, answered.
+async fn proxy_one(
+    client: ProxyClient,
+    upstream: u16,
+    req: http::Request<hyper::body::Incoming>,
+) -> std::io::Result<http::Response<Full<Bytes>>> {
+    let (mut parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    parts.uri = format!("http://127.0.0.1:{upstream}{path}")
+        .parse()
+        .map_err(std::io::Error::other)?;
+    let resp = client
+        .request(http::Request::from_parts(parts, Full::new(body)))
+        .await
+        .map_err(std::io::Error::other)?;
+    let (parts, body) = resp.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes();
+    Ok(http::Response::from_parts(parts, Full::new(body)))
 }
 
 /// CPU time (user + system) the process `pid` has used so far, from
