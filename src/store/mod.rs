@@ -8,12 +8,13 @@
 //! The methods are blocking (a synced write waits for `fdatasync`); async
 //! callers go through [`Store::run`], which moves them to the blocking pool.
 //!
-//! RocksDB keeps the write-ahead log in its own buffer (`manual_wal_flush`):
-//! one thread (`wal_syncer`) writes it out, and with `sync` durability syncs
-//! it, for every sender waiting in [`Store::durable`] at once, so a hundred
-//! concurrent acknowledgements cost one `write` (and one `fdatasync`), not a
-//! hundred. Writes nobody waits for (attempt outcomes) are written out by the
-//! same thread within [`LAZY_FLUSH`].
+//! RocksDB keeps the write-ahead log in its own buffer (`manual_wal_flush`)
+//! and every sender waiting in [`Store::durable`] shares one flush: with
+//! `sync`, one thread (`wal_syncer`) writes and syncs it for all of them;
+//! with `buffered`, the sender's own ingest thread writes it once for every
+//! request it had ready. A hundred concurrent acknowledgements cost one
+//! `write` (and one `fdatasync`), not a hundred. Writes nobody waits for
+//! (attempt outcomes) are written out by `wal_syncer` within [`LAZY_FLUSH`].
 
 pub mod keys;
 
@@ -151,9 +152,9 @@ pub struct Store {
 /// Group commit for acknowledgements. Hot-path writes go to the WAL buffer
 /// without waiting; a writer that must not answer before its write is
 /// written out (and, with `sync`, on disk) takes a ticket and waits for a
-/// flush that started after its write. One thread runs the flushes, so
-/// concurrent senders share each `write` and `fdatasync`, and the wait
-/// happens on the async side without tying up a blocking thread.
+/// flush that started after its write. Concurrent senders share each
+/// `write` and `fdatasync` (see `Store::durable` for who runs them), and
+/// the wait happens on the async side without tying up a blocking thread.
 struct WalSync {
     requested: std::sync::atomic::AtomicU64,
     /// A ticket is waiting (or the store is closing).
@@ -215,17 +216,13 @@ impl Drop for Store {
     fn drop(&mut self) {
         use std::sync::atomic::Ordering::SeqCst;
         self.wal.closed.store(true, SeqCst);
-        *lock_flag(&self.wal.pending) = true;
+        *lock(&self.wal.pending) = true;
         self.wal.wake.notify_all();
         // Joined so that the database is closed when the store is dropped.
         if let Some(t) = self.syncer.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = t.join();
         }
     }
-}
-
-fn lock_flag(m: &Mutex<bool>) -> std::sync::MutexGuard<'_, bool> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// What changed in one event's state, for the counters.
@@ -329,7 +326,7 @@ impl Store {
         {
             // Once per group: the senders after the first find the flag set
             // and spare themselves the wake-up (a `futex` call each).
-            let mut pending = lock_flag(&self.wal.pending);
+            let mut pending = lock(&self.wal.pending);
             if !*pending {
                 *pending = true;
                 self.wal.wake.notify_one();
@@ -424,7 +421,7 @@ impl Store {
         if !self.wal.dirty.swap(true, AcqRel) {
             // Under the lock: the syncer checks `dirty` and sleeps under it,
             // so this wake-up cannot fall between the two.
-            let _guard = lock_flag(&self.wal.pending);
+            let _guard = lock(&self.wal.pending);
             self.wal.wake.notify_one();
         }
         Ok(())
@@ -613,13 +610,13 @@ impl Store {
         F: FnOnce(&mut Event) -> Option<Attempt>,
     {
         let (ev, a, _) =
-            self.update_event_opts(id, endpoint, |e| (change(e), QueueMove::default()))?;
+            self.update_event_with(id, endpoint, |e| (change(e), QueueMove::default()))?;
         self.sync_wal()?;
         Ok((ev, a))
     }
 
-    /// [`Store::update_event`] for an attempt's outcome: not waited on (see
-    /// `write_opts`).
+    /// [`Store::update_event`] for an attempt's outcome: left in the WAL
+    /// buffer, not waited on (see `write_lazy`).
     pub fn record_outcome<F>(
         &self,
         id: &str,
@@ -630,7 +627,7 @@ impl Store {
         F: FnOnce(&mut Event) -> Option<Attempt>,
     {
         let (ev, a, _) =
-            self.update_event_opts(id, endpoint, |e| (change(e), QueueMove::default()))?;
+            self.update_event_with(id, endpoint, |e| (change(e), QueueMove::default()))?;
         Ok((ev, a))
     }
 
@@ -647,10 +644,10 @@ impl Store {
     where
         F: FnOnce(&mut Event) -> (Option<Attempt>, QueueMove),
     {
-        self.update_event_opts(id, endpoint, change)
+        self.update_event_with(id, endpoint, change)
     }
 
-    fn update_event_opts<F>(
+    fn update_event_with<F>(
         &self,
         id: &str,
         endpoint: Option<&Endpoint>,
@@ -1212,7 +1209,7 @@ fn wal_syncer(db: &Db, wal: &WalSync, sync: bool) {
     use std::sync::atomic::Ordering::{AcqRel, Acquire, SeqCst};
     loop {
         {
-            let mut pending = lock_flag(&wal.pending);
+            let mut pending = lock(&wal.pending);
             while !*pending {
                 if wal.dirty.load(SeqCst) {
                     let (guard, waited) = wal
@@ -1244,7 +1241,7 @@ fn wal_syncer(db: &Db, wal: &WalSync, sync: bool) {
                     tracing::error!(error = %e, "WAL flush failed");
                     wal.dirty.store(true, SeqCst);
                     std::thread::sleep(std::time::Duration::from_millis(50));
-                    *lock_flag(&wal.pending) = true;
+                    *lock(&wal.pending) = true;
                 }
             }
         }
@@ -1328,7 +1325,8 @@ impl Iterator for RevScan<'_> {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding a stripe leaves no broken invariant: a cached
-    // event is taken out before it is changed and put back after its write.
+    // event is taken out before it is changed and put back after its write;
+    // the WAL thread's flag is only ever set or cleared whole.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
