@@ -7,10 +7,14 @@
 //! against a fresh `buffered` store in a temporary directory, with the event
 //! the load benchmark sends (1.8 KB JSON body, WooCommerce headers) and a
 //! 200 answer, and prints the time per call in rounds of
-//! `HOOKRELAY_BENCH_EVENTS` (default 50,000), so a change to the write path
-//! can be measured without the noise of a whole HTTP load run. Events are
-//! built before the clock starts; RocksDB's own flush threads run as they
-//! would in the server.
+//! `HOOKRELAY_BENCH_EVENTS` (default 50,000; `HOOKRELAY_BENCH_ROUNDS`
+//! rounds, default 6), so a change to the write path can be measured without
+//! the noise of a whole HTTP load run. Events are built before the clock
+//! starts; RocksDB's own flush and compaction threads run as they would in
+//! the server, and the last column charges their CPU too: the process's CPU
+//! time per forward, which is what the write path costs the machine once
+//! memtables are flushed and files compacted (work of one round may spill
+//! into the next, so read the later rounds).
 //!
 //! Run: `cargo bench --bench store`
 
@@ -27,10 +31,14 @@ mod payload;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const ROUNDS: usize = 4;
-
+/// The load benchmark's webhook, or with `HOOKRELAY_BENCH_BODY_KB` set, that
+/// many KiB of it repeated (large payloads: exports, batched events).
 fn body() -> Vec<u8> {
-    payload::order_json().into_bytes()
+    let one = payload::order_json().into_bytes();
+    match env_usize("HOOKRELAY_BENCH_BODY_KB", 0) {
+        0 => one,
+        kb => one.iter().copied().cycle().take(kb * 1024).collect(),
+    }
 }
 
 /// The event ingest stores for the load benchmark's request, built from JSON
@@ -79,11 +87,31 @@ fn attempt(at: u64) -> Attempt {
     }
 }
 
-fn main() {
-    let per_round: usize = std::env::var("HOOKRELAY_BENCH_EVENTS")
+/// CPU time of the whole process (every thread), from `/proc/self/stat`.
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields, in clock ticks (USER_HZ, 100 on Linux).
+    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let f: Vec<u64> = rest
+        .split(' ')
+        .skip(11)
+        .take(2)
+        .map(|v| v.parse().expect("tick count"))
+        .collect();
+    Duration::from_millis((f[0] + f[1]) * 10)
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(50_000);
+        .unwrap_or(default)
+}
+
+fn main() {
+    let per_round = env_usize("HOOKRELAY_BENCH_EVENTS", 50_000);
+    let rounds = env_usize("HOOKRELAY_BENCH_ROUNDS", 6);
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(&dir.path().join("store"), Durability::Buffered).expect("open");
     let body = body();
@@ -92,10 +120,10 @@ fn main() {
         body.len()
     );
     println!(
-        "{:<7} {:>14} {:>15} {:>12}",
-        "round", "insert µs/op", "outcome µs/op", "forwards/s"
+        "{:<7} {:>14} {:>15} {:>12} {:>20}",
+        "round", "insert µs/op", "outcome µs/op", "forwards/s", "CPU µs/fwd, all thr"
     );
-    for round in 1..=ROUNDS {
+    for round in 1..=rounds {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -104,6 +132,7 @@ fn main() {
             .collect();
         let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
         let (mut insert, mut outcome) = (Duration::ZERO, Duration::ZERO);
+        let cpu = process_cpu();
         // Interleaved as in a forward: each outcome right after its insert.
         for (ev, id) in events.into_iter().zip(&ids) {
             let t = Instant::now();
@@ -118,12 +147,14 @@ fn main() {
             outcome += t2.elapsed();
             insert += t2 - t;
         }
+        let cpu = process_cpu() - cpu;
         let per = |d: Duration| d.as_secs_f64() * 1e6 / per_round as f64;
         println!(
-            "{round:<7} {:>14.2} {:>15.2} {:>12.0}",
+            "{round:<7} {:>14.2} {:>15.2} {:>12.0} {:>20.1}",
             per(insert),
             per(outcome),
-            per_round as f64 / (insert + outcome).as_secs_f64()
+            per_round as f64 / (insert + outcome).as_secs_f64(),
+            per(cpu)
         );
     }
 }
