@@ -22,8 +22,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use rocksdb::{
-    BoundColumnFamily, ColumnFamilyDescriptor, DBCompressionType, DBWithThreadMode, Direction,
-    IteratorMode, MergeOperands, MultiThreaded, Options, WriteBatch, WriteOptions,
+    ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, DBWithThreadMode, Direction,
+    IteratorMode, MergeOperands, Options, SingleThreaded, WriteBatch, WriteOptions,
 };
 use ulid::Ulid;
 
@@ -31,7 +31,11 @@ use crate::endpoint::{Counts, Endpoint};
 use crate::error::{Error, Result};
 use crate::event::{Attempt, Event, EventState};
 
-type Db = DBWithThreadMode<MultiThreaded>;
+/// Column families are all created at open and never dropped, so the
+/// single-threaded mode (which only makes creating and dropping them need
+/// `&mut`) serves: its handles are plain references, where the
+/// multi-threaded mode takes a lock and clones an `Arc` per lookup.
+type Db = DBWithThreadMode<SingleThreaded>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -398,7 +402,7 @@ impl Store {
         tokio::task::spawn_blocking(move || f(&store)).await?
     }
 
-    fn cf(&self, name: &str) -> Arc<BoundColumnFamily<'_>> {
+    fn cf(&self, name: &str) -> &ColumnFamily {
         self.db
             .cf_handle(name)
             .expect("column families are created at open")
@@ -433,7 +437,7 @@ impl Store {
     /// [`Store::sync_wal`] once locks are released.
     pub fn put_endpoint_unsynced(&self, ep: &Endpoint) -> Result<()> {
         let mut b = WriteBatch::default();
-        b.put_cf(&self.cf(keys::ENDPOINTS), ep.slug.as_str(), to_json(ep)?);
+        b.put_cf(self.cf(keys::ENDPOINTS), ep.slug.as_str(), to_json(ep)?);
         self.write_lazy(b)
     }
 
@@ -446,13 +450,13 @@ impl Store {
 
     pub fn put_endpoint(&self, ep: &Endpoint) -> Result<()> {
         let mut b = WriteBatch::default();
-        b.put_cf(&self.cf(keys::ENDPOINTS), ep.slug.as_str(), to_json(ep)?);
+        b.put_cf(self.cf(keys::ENDPOINTS), ep.slug.as_str(), to_json(ep)?);
         self.write(b)
     }
 
     pub fn delete_endpoint(&self, slug: &str) -> Result<()> {
         let mut b = WriteBatch::default();
-        b.delete_cf(&self.cf(keys::ENDPOINTS), slug);
+        b.delete_cf(self.cf(keys::ENDPOINTS), slug);
         self.write(b)
     }
 
@@ -460,7 +464,7 @@ impl Store {
         let mut out = Vec::new();
         for item in self
             .db
-            .iterator_cf(&self.cf(keys::ENDPOINTS), IteratorMode::Start)
+            .iterator_cf(self.cf(keys::ENDPOINTS), IteratorMode::Start)
         {
             let (_, v) = item?;
             out.push(from_json(&v)?);
@@ -556,15 +560,15 @@ impl Store {
                 None => b.put_cf(&dedup, key, ev.id.as_bytes()),
             }
         }
-        b.put_cf(&self.cf(keys::EVENTS), id, to_json(&ev)?);
-        b.put_cf(&self.cf(keys::BODIES), id, body);
+        b.put_cf(self.cf(keys::EVENTS), id, to_json(&ev)?);
+        b.put_cf(self.cf(keys::BODIES), id, body);
         b.put_cf(
-            &self.cf(keys::BY_ENDPOINT),
+            self.cf(keys::BY_ENDPOINT),
             keys::by_endpoint(&ev.endpoint, &id),
             [],
         );
         b.put_cf(
-            &self.cf(keys::BY_EP_STATE),
+            self.cf(keys::BY_EP_STATE),
             keys::by_ep_state(&ev.endpoint, ev.state.tag(), &id),
             [],
         );
@@ -580,7 +584,7 @@ impl Store {
         );
         if let Some(due) = due {
             b.put_cf(
-                &self.cf(keys::QUEUE),
+                self.cf(keys::QUEUE),
                 keys::queue(due, &id),
                 ev.endpoint.as_bytes(),
             );
@@ -682,7 +686,7 @@ impl Store {
             a.n = ev.attempts;
             if !a.success && a.trigger != Trigger::Mirror {
                 b.merge_cf(
-                    &self.cf(keys::COUNTS),
+                    self.cf(keys::COUNTS),
                     keys::minute(&ev.endpoint, keys::MINUTE_FAILURES, a.at / 60_000),
                     1i64.to_le_bytes(),
                 );
@@ -696,7 +700,7 @@ impl Store {
                 _ => ev.last_status = a.status,
             }
             b.put_cf(
-                &self.cf(keys::ATTEMPTS),
+                self.cf(keys::ATTEMPTS),
                 keys::attempt(&key, a.n),
                 to_json(a)?,
             );
@@ -721,9 +725,9 @@ impl Store {
                 b.merge_cf(&counts, keys::count(&ev.endpoint, tag), 1i64.to_le_bytes());
             }
         }
-        b.put_cf(&self.cf(keys::EVENTS), key, to_json(&ev)?);
+        b.put_cf(self.cf(keys::EVENTS), key, to_json(&ev)?);
         if let Some(ep) = endpoint {
-            b.put_cf(&self.cf(keys::ENDPOINTS), ep.slug.as_str(), to_json(ep)?);
+            b.put_cf(self.cf(keys::ENDPOINTS), ep.slug.as_str(), to_json(ep)?);
         }
         let q = self.cf(keys::QUEUE);
         if let Some(due) = queue.remove {
@@ -748,7 +752,7 @@ impl Store {
     }
 
     fn event_by_key(&self, key: &[u8; 16]) -> Result<Option<Event>> {
-        match self.db.get_pinned_cf(&self.cf(keys::EVENTS), key)? {
+        match self.db.get_pinned_cf(self.cf(keys::EVENTS), key)? {
             Some(v) => Ok(Some(from_json(&v)?)),
             None => Ok(None),
         }
@@ -767,7 +771,7 @@ impl Store {
         let Some(key) = keys::parse_id(id) else {
             return Ok(None);
         };
-        Ok(self.db.get_cf(&self.cf(keys::BODIES), key)?)
+        Ok(self.db.get_cf(self.cf(keys::BODIES), key)?)
     }
 
     pub fn attempts(&self, id: &str) -> Result<Vec<Attempt>> {
@@ -846,7 +850,7 @@ impl Store {
         let cf = self.cf(cf_name);
         let mut sources: Vec<_> = prefixes
             .iter()
-            .map(|p| RevScan::new(&self.db, &cf, p.clone(), start, floor).peekable())
+            .map(|p| RevScan::new(&self.db, cf, p.clone(), start, floor).peekable())
             .collect();
 
         let q =
@@ -943,7 +947,7 @@ impl Store {
         {
             return Ok(true);
         }
-        let Some(body) = self.db.get_pinned_cf(&self.cf(keys::BODIES), id)? else {
+        let Some(body) = self.db.get_pinned_cf(self.cf(keys::BODIES), id)? else {
             return Ok(false);
         };
         let take = body.len().min(*budget);
@@ -956,7 +960,7 @@ impl Store {
         // after its endpoint was deleted. Each slug has many counter keys
         // (per-minute ones too): seek past them instead of reading them.
         let mut slugs = Vec::new();
-        let mut it = self.db.raw_iterator_cf(&self.cf(keys::COUNTS));
+        let mut it = self.db.raw_iterator_cf(self.cf(keys::COUNTS));
         it.seek_to_first();
         while let Some(k) = it.key() {
             let Some(pos) = k.iter().position(|b| *b == 0) else {
@@ -981,7 +985,7 @@ impl Store {
         let mut out = Vec::new();
         for item in self
             .db
-            .iterator_cf(&self.cf(keys::QUEUE), IteratorMode::Start)
+            .iterator_cf(self.cf(keys::QUEUE), IteratorMode::Start)
         {
             let (k, v) = item?;
             if let Some((due, id)) = keys::parse_queue(&k)
@@ -999,7 +1003,7 @@ impl Store {
             return Ok(());
         };
         let mut b = WriteBatch::default();
-        b.delete_cf(&self.cf(keys::QUEUE), keys::queue(due, &key));
+        b.delete_cf(self.cf(keys::QUEUE), keys::queue(due, &key));
         // Lost in a crash, the entry is taken again and removed again.
         self.write_lazy(b)
     }
@@ -1028,7 +1032,7 @@ impl Store {
         let mut out = Vec::new();
         for item in self
             .db
-            .iterator_cf(&self.cf(keys::JOBS), IteratorMode::Start)
+            .iterator_cf(self.cf(keys::JOBS), IteratorMode::Start)
         {
             let (k, v) = item?;
             if !k.ends_with(keys::JOB_IDS_SUFFIX) {
@@ -1042,7 +1046,7 @@ impl Store {
     pub fn job_ids(&self, id: &str) -> Result<Vec<String>> {
         match self
             .db
-            .get_pinned_cf(&self.cf(keys::JOBS), keys::job_ids(id))?
+            .get_pinned_cf(self.cf(keys::JOBS), keys::job_ids(id))?
         {
             Some(v) => from_json(&v),
             None => Ok(Vec::new()),
@@ -1064,7 +1068,7 @@ impl Store {
             let cutoff = keys::id_floor(now_ms.saturating_sub(age));
             for item in self
                 .db
-                .iterator_cf(&self.cf(keys::EVENTS), IteratorMode::Start)
+                .iterator_cf(self.cf(keys::EVENTS), IteratorMode::Start)
             {
                 let (k, _) = item?;
                 if k.as_ref() >= cutoff.as_slice() {
@@ -1078,7 +1082,7 @@ impl Store {
         if let Some(keep) = per_endpoint {
             let cf = self.cf(keys::BY_ENDPOINT);
             for slug in self.endpoint_slugs_with_events()? {
-                let scan = RevScan::new(&self.db, &cf, keys::slug_prefix(&slug), None, None);
+                let scan = RevScan::new(&self.db, cf, keys::slug_prefix(&slug), None, None);
                 for id in scan.skip(keep) {
                     doomed.push(id?);
                 }
@@ -1128,14 +1132,14 @@ impl Store {
     }
 
     fn delete_event_into(&self, b: &mut WriteBatch, id: &[u8; 16], ev: &Event) -> Result<()> {
-        b.delete_cf(&self.cf(keys::EVENTS), id);
-        b.delete_cf(&self.cf(keys::BODIES), id);
+        b.delete_cf(self.cf(keys::EVENTS), id);
+        b.delete_cf(self.cf(keys::BODIES), id);
         b.delete_cf(
-            &self.cf(keys::BY_ENDPOINT),
+            self.cf(keys::BY_ENDPOINT),
             keys::by_endpoint(&ev.endpoint, id),
         );
         b.delete_cf(
-            &self.cf(keys::BY_EP_STATE),
+            self.cf(keys::BY_EP_STATE),
             keys::by_ep_state(&ev.endpoint, ev.state.tag(), id),
         );
         let attempts = self.cf(keys::ATTEMPTS);
@@ -1143,7 +1147,7 @@ impl Store {
         if let Some(ext) = &ev.external_id
             && ev.duplicate_of.is_none()
         {
-            b.delete_cf(&self.cf(keys::DEDUP), keys::dedup(&ev.endpoint, ext));
+            b.delete_cf(self.cf(keys::DEDUP), keys::dedup(&ev.endpoint, ext));
         }
         let counts = self.cf(keys::COUNTS);
         b.merge_cf(
@@ -1183,7 +1187,7 @@ impl Store {
     pub fn flush(&self) -> Result<()> {
         self.wal.flush(&self.db, true)?;
         for name in keys::ALL {
-            self.db.flush_cf(&self.cf(name))?;
+            self.db.flush_cf(self.cf(name))?;
         }
         Ok(())
     }
@@ -1269,7 +1273,7 @@ struct RevScan<'a> {
 impl<'a> RevScan<'a> {
     fn new(
         db: &'a Db,
-        cf: &Arc<BoundColumnFamily<'a>>,
+        cf: &'a ColumnFamily,
         prefix: Vec<u8>,
         below: Option<[u8; 16]>,
         floor: Option<[u8; 16]>,
