@@ -47,6 +47,10 @@ use tokio::net::TcpListener;
 #[path = "common/payload.rs"]
 mod payload;
 
+#[path = "common/cpu.rs"]
+mod cpu;
+use cpu::stat_cpu;
+
 const CONNECTIONS: usize = 32;
 /// The secret of the signed-forward scenario (WooCommerce's scheme).
 const SECRET: &str = "bench-secret";
@@ -287,22 +291,6 @@ fn proxy_cpu_time() -> Duration {
         })
         .map(|t| stat_cpu(&t.path().join("stat").to_string_lossy()))
         .sum()
-}
-
-/// utime + stime of a `/proc/…/stat` file.
-fn stat_cpu(path: &str) -> Duration {
-    let stat = std::fs::read_to_string(path).unwrap_or_default();
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 here.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 struct Hookrelay {

@@ -26,6 +26,9 @@ use hookrelay::store::{Durability, Store};
 #[path = "common/payload.rs"]
 mod payload;
 
+#[path = "common/cpu.rs"]
+mod cpu;
+
 /// The allocator of the server binary (`src/main.rs`), so allocations cost
 /// here what they cost there.
 #[global_allocator]
@@ -87,19 +90,9 @@ fn attempt(at: u64) -> Attempt {
     }
 }
 
-/// CPU time of the whole process (every thread), from `/proc/self/stat`.
+/// CPU time of the whole process (every thread).
 fn process_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
-    // Fields after the parenthesised command name; utime and stime are the
-    // 14th and 15th fields, in clock ticks (USER_HZ, 100 on Linux).
-    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
-    let f: Vec<u64> = rest
-        .split(' ')
-        .skip(11)
-        .take(2)
-        .map(|v| v.parse().expect("tick count"))
-        .collect();
-    Duration::from_millis((f[0] + f[1]) * 10)
+    cpu::stat_cpu("/proc/self/stat")
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
