@@ -51,6 +51,10 @@ struct State {
 pub struct Limits {
     pub ordered: bool,
     pub max_in_flight: usize,
+    /// Take every entry now, due or not (the endpoint is paused, disabled
+    /// or gone: its events are held or failed at once, not at their due
+    /// time).
+    pub drain: bool,
 }
 
 #[derive(Default)]
@@ -177,7 +181,7 @@ impl Queue {
                 }
             } else {
                 for (due, id) in p.ready.iter() {
-                    if *due > now || room == 0 {
+                    if (*due > now && !lim.drain) || room == 0 {
                         break;
                     }
                     taken.push((*due, id.clone()));
@@ -192,6 +196,28 @@ impl Queue {
             }
         }
         out
+    }
+
+    /// Takes a waiting entry out of the worker's reach for an attempt made
+    /// elsewhere (a replay), as `take_due` would. `None` when the event is
+    /// not queued or is in flight already.
+    pub fn claim(&self, slug: &str, id: &str) -> Option<Claim<'_>> {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let p = st.endpoints.get_mut(slug)?;
+        let due = *p.by_id.get(id)?;
+        if !p.ready.remove(&(due, id.to_string())) {
+            return None;
+        }
+        p.in_flight += 1;
+        st.in_flight += 1;
+        Some(Claim {
+            queue: self,
+            slug: slug.to_string(),
+            id: id.to_string(),
+            due,
+            left: false,
+        })
     }
 
     /// An attempt finished: the entry moves to `next_due` or leaves.
@@ -232,6 +258,36 @@ impl Queue {
     }
 }
 
+/// A queue entry claimed for an attempt outside the worker (see
+/// [`Queue::claim`]). It returns to the queue at its due time when dropped,
+/// unless [`Claim::finish`] says the event left the queue.
+pub struct Claim<'a> {
+    queue: &'a Queue,
+    slug: String,
+    id: String,
+    due: u64,
+    left: bool,
+}
+
+impl Claim<'_> {
+    /// The entry's due time, which names its stored key.
+    pub fn due(&self) -> u64 {
+        self.due
+    }
+
+    /// The attempt is recorded; `left`: its batch removed the stored entry.
+    pub fn finish(mut self, left: bool) {
+        self.left = left;
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.queue
+            .done(&self.slug, &self.id, (!self.left).then_some(self.due));
+    }
+}
+
 /// Delivers due events until `stop`, then waits (bounded) for those in flight.
 /// It only schedules: each delivery runs on an ingest thread (round robin,
 /// `Relay::shards`) with that thread's connection pool, or here when there
@@ -246,21 +302,24 @@ pub async fn run_worker(relay: Arc<Relay>, mut stop: watch::Receiver<bool>) {
             .take_due(now, |slug| match relay.endpoint(slug) {
                 Some(cell) => {
                     let ep = cell.lock();
-                    // A paused or disabled endpoint's entries are taken at once
-                    // so that they become held instead of waiting.
-                    let open = ep.status != Status::Active;
+                    // A paused or disabled endpoint's entries, retrying ones
+                    // included, are taken at once so that they become held
+                    // instead of waiting.
+                    let drain = ep.status != Status::Active;
                     Limits {
-                        ordered: ep.ordered && !open,
-                        max_in_flight: if open {
+                        ordered: ep.ordered && !drain,
+                        max_in_flight: if drain {
                             GLOBAL_IN_FLIGHT
                         } else {
                             ep.max_in_flight as usize
                         },
+                        drain,
                     }
                 }
                 None => Limits {
                     ordered: false,
                     max_in_flight: GLOBAL_IN_FLIGHT,
+                    drain: true,
                 },
             });
         for (slug, id, due) in due {
@@ -346,6 +405,7 @@ mod tests {
         move |_| Limits {
             ordered,
             max_in_flight: n,
+            drain: false,
         }
     }
 
@@ -362,6 +422,16 @@ mod tests {
         q.done("a", "01A", None);
         assert_eq!(q.take_due(50, lim(false, 5)).len(), 1, "01B due, 01C not");
         assert_eq!(q.depth("a"), 2);
+        let drain = |_: &str| Limits {
+            ordered: false,
+            max_in_flight: 5,
+            drain: true,
+        };
+        assert_eq!(
+            q.take_due(50, drain),
+            vec![("a".to_string(), "01C".to_string(), 99)],
+            "a paused endpoint's entries are taken before they are due"
+        );
     }
 
     #[test]
@@ -374,6 +444,21 @@ mod tests {
         assert!(q.take_due(50, lim(true, 4)).is_empty());
         assert_eq!(q.take_due(100, lim(true, 4)).len(), 1);
         assert!(q.take_due(100, lim(true, 4)).is_empty(), "one at a time");
+    }
+
+    #[test]
+    fn a_claimed_entry_is_out_of_the_workers_reach_until_finished() {
+        let q = Queue::load(vec![(10, "01A".into(), "a".into())]);
+        let c = q.claim("a", "01A").expect("queued");
+        assert_eq!(c.due(), 10);
+        assert!(q.take_due(50, lim(false, 5)).is_empty(), "claimed");
+        assert!(q.claim("a", "01A").is_none(), "claimed once");
+        drop(c);
+        assert_eq!(q.take_due(50, lim(false, 5)).len(), 1, "back when dropped");
+        q.done("a", "01A", Some(10));
+        q.claim("a", "01A").expect("queued").finish(true);
+        assert_eq!(q.depth("a"), 0, "a finished claim that left removes it");
+        assert!(q.claim("b", "01B").is_none(), "not queued");
     }
 
     #[test]

@@ -95,7 +95,13 @@ const MIRROR_IN_FLIGHT: usize = 256;
 pub enum Settle {
     /// Forward, replay, release, ping: `delivered`/`failed` when the attempt
     /// went to the endpoint's own target; otherwise the state stays.
-    Direct { own_target: bool },
+    /// `queued`: the event waits in the delivery queue at that due time
+    /// (claimed for this attempt): success takes it out; a failure leaves
+    /// the event to its retry schedule, state and entry unchanged.
+    Direct {
+        own_target: bool,
+        queued: Option<u64>,
+    },
     /// Queue mode: the entry due at `due` leaves the queue, or comes back at
     /// the next retry time while the schedule lasts.
     Queued { due: u64 },
@@ -117,7 +123,20 @@ impl Settle {
             add: None,
         };
         match self {
-            Settle::Direct { own_target: true } => {
+            Settle::Direct {
+                own_target: true,
+                queued: Some(due),
+            } => {
+                if success {
+                    (Some(EventState::Delivered), done(due))
+                } else {
+                    (None, QueueMove::default())
+                }
+            }
+            Settle::Direct {
+                own_target: true,
+                queued: None,
+            } => {
                 let st = if success {
                     EventState::Delivered
                 } else {
@@ -125,7 +144,10 @@ impl Settle {
                 };
                 (Some(st), QueueMove::default())
             }
-            Settle::Direct { own_target: false } | Settle::Mirror => (None, QueueMove::default()),
+            Settle::Direct {
+                own_target: false, ..
+            }
+            | Settle::Mirror => (None, QueueMove::default()),
             Settle::Queued { due } if success => (Some(EventState::Delivered), done(due)),
             // Paused or disabled (perhaps by this very failure): stop
             // retrying and hold, to be released in arrival order.
@@ -154,6 +176,9 @@ pub struct Release {
     pub released: usize,
     pub delivered: usize,
     pub failed: usize,
+    /// Queue mode: released events put back in the delivery queue, to be
+    /// delivered in the background with their retry schedule.
+    pub queued: usize,
     /// Left held because the endpoint was disabled again during the release.
     pub still_held: usize,
 }
@@ -362,16 +387,33 @@ impl Relay {
         trigger: Trigger,
         own_target: bool,
     ) -> Result<(Event, Attempt, Option<Reply>)> {
-        let (attempt, reply) = self.send(ev, body, url, trigger).await?;
-        let cell = if own_target {
-            self.endpoint(&ev.endpoint)
-        } else {
-            None
+        let settle = Settle::Direct {
+            own_target,
+            queued: None,
         };
-        let (ev, attempt, _) = self
-            .record_attempt(&ev.id, cell, attempt, Settle::Direct { own_target })
-            .await?;
+        let (ev, attempt, reply, _) = self.deliver_settled(ev, body, url, trigger, settle).await?;
         Ok((ev, attempt, reply))
+    }
+
+    /// [`Relay::deliver`] with the settlement spelled out; also returns how
+    /// the event moved in the queue.
+    async fn deliver_settled(
+        &self,
+        ev: &Event,
+        body: Bytes,
+        url: &str,
+        trigger: Trigger,
+        settle: Settle,
+    ) -> Result<(Event, Attempt, Option<Reply>, QueueMove)> {
+        let (attempt, reply) = self.send(ev, body, url, trigger).await?;
+        let cell = match settle {
+            Settle::Direct {
+                own_target: true, ..
+            } => self.endpoint(&ev.endpoint),
+            _ => None,
+        };
+        let (ev, attempt, moved) = self.record_attempt(&ev.id, cell, attempt, settle).await?;
+        Ok((ev, attempt, reply, moved))
     }
 
     /// One try of `ev` to `url`, not yet recorded.
@@ -511,13 +553,7 @@ impl Relay {
             if endpoint.is_none() {
                 guard = None;
             }
-            let (ev, a, moved) = match settle {
-                Settle::Queued { .. } => store.record_queued(&id, endpoint.as_ref(), change)?,
-                _ => {
-                    let (ev, a) = store.record_outcome(&id, endpoint.as_ref(), |e| change(e).0)?;
-                    (ev, a, QueueMove::default())
-                }
-            };
+            let (ev, a, moved) = store.record_queued(&id, endpoint.as_ref(), change)?;
             let disabled = match (&next, obs) {
                 (Some(ep), Some(o)) if o.disabled_now => Some(ep.clone()),
                 _ => None,
@@ -561,6 +597,12 @@ impl Relay {
             self.store.remove_queued(due, id)?;
             return Ok(None);
         };
+        // A replay, release or bulk job may have settled it meanwhile: its
+        // state stands, whatever became of the endpoint.
+        if !matches!(ev.state, EventState::Received | EventState::Retrying) {
+            leave(ev.state)?;
+            return Ok(None);
+        }
         let Some(cell) = cell else {
             leave(EventState::Failed)?;
             return Ok(None);
@@ -577,11 +619,6 @@ impl Relay {
             leave(EventState::Captured)?;
             return Ok(None);
         };
-        // A replay, release or bulk job may have settled it meanwhile.
-        if !matches!(ev.state, EventState::Received | EventState::Retrying) {
-            leave(ev.state)?;
-            return Ok(None);
-        }
         let trigger = if ev.tries == 0 {
             Trigger::Forward
         } else {
@@ -726,15 +763,22 @@ impl Relay {
                 crate::signature::Resign::Unchanged(why) => note = Some(why),
             }
         }
-        let (ev, attempt, _) = self
-            .deliver(
-                &outgoing,
-                Bytes::from(body),
-                &url,
-                Trigger::Replay,
-                own_target,
-            )
+        // An event waiting in the queue is taken out of the worker's reach
+        // for the attempt, as the worker itself would: a success ends its
+        // schedule, a failure leaves the schedule to go on.
+        let claim = own_target
+            .then(|| self.queue.claim(&ev.endpoint, &ev.id))
+            .flatten();
+        let settle = Settle::Direct {
+            own_target,
+            queued: claim.as_ref().map(|c| c.due()),
+        };
+        let (ev, attempt, _, moved) = self
+            .deliver_settled(&outgoing, Bytes::from(body), &url, Trigger::Replay, settle)
             .await?;
+        if let Some(c) = claim {
+            c.finish(moved.remove.is_some());
+        }
         Ok((ev, attempt, note))
     }
 
@@ -825,12 +869,18 @@ impl Relay {
     }
 
     /// Sends an endpoint's held events in arrival order. Stops (leaving the
-    /// rest held) if the policy disables the endpoint again meanwhile.
+    /// rest held) if the policy disables the endpoint again meanwhile. In
+    /// queue mode they go back to the queue instead, oldest first, so the
+    /// worker delivers them with their retry schedule and `ordered`.
     pub async fn release(&self, slug: &str) -> Result<Release> {
         let cell = self.require(slug)?;
-        let (status, target) = {
+        let (status, target, queue_mode) = {
             let ep = cell.lock();
-            (ep.status, ep.target.clone())
+            (
+                ep.status,
+                ep.target.clone(),
+                ep.mode == crate::endpoint::Mode::Queue,
+            )
         };
         if status != Status::Active {
             return Err(Error::Conflict(format!(
@@ -851,7 +901,57 @@ impl Relay {
             }
         }
         let _flag = Releasing(&cell.releasing);
-        self.release_held(&cell, slug, target).await
+        match target {
+            Some(_) if queue_mode => self.requeue_held(&cell, slug).await,
+            _ => self.release_held(&cell, slug, target).await,
+        }
+    }
+
+    /// Queue mode's release: each held event back in the queue, due now,
+    /// in the same batch as its state change (`retrying` when it was tried
+    /// before, so the schedule goes on where it stopped).
+    async fn requeue_held(&self, cell: &Arc<EndpointCell>, slug: &str) -> Result<Release> {
+        let owned = slug.to_string();
+        let ids = self
+            .store
+            .run(move |s| s.ids_in_state(&owned, EventState::Held, usize::MAX))
+            .await?;
+        let mut report = Release::default();
+        for (i, id) in ids.iter().enumerate() {
+            if cell.lock().status != Status::Active {
+                report.still_held = ids.len() - i;
+                break;
+            }
+            let now = now_ms();
+            let owned = id.clone();
+            let (_, _, moved) = self
+                .store
+                .run(move |s| {
+                    s.record_queued(&owned, None, |e| {
+                        if e.state != EventState::Held {
+                            return (None, QueueMove::default());
+                        }
+                        e.state = if e.tries > 0 {
+                            EventState::Retrying
+                        } else {
+                            EventState::Received
+                        };
+                        let add = QueueMove {
+                            remove: None,
+                            add: Some(now),
+                        };
+                        (None, add)
+                    })
+                })
+                .await?;
+            if moved.add.is_some() {
+                self.queue.push(slug, id, now);
+                report.released += 1;
+                report.queued += 1;
+            }
+        }
+        tracing::info!(endpoint = slug, ?report, "held events back in the queue");
+        Ok(report)
     }
 
     async fn release_held(

@@ -543,10 +543,7 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
                     println!("{}", json!({ "endpoint": v, "release": rel }));
                 } else {
                     print_endpoint(&v);
-                    println!(
-                        "released {} held events: {} delivered, {} failed",
-                        rel["released"], rel["delivered"], rel["failed"]
-                    );
+                    println!("{}", release_line(&rel));
                 }
                 return Ok(ExitCode::SUCCESS);
             }
@@ -559,10 +556,7 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
             if remote.json {
                 println!("{v}");
             } else {
-                println!(
-                    "released {} held events: {} delivered, {} failed, {} still held",
-                    v["released"], v["delivered"], v["failed"], v["still_held"]
-                );
+                println!("{}", release_line(&v));
             }
             return Ok(ExitCode::SUCCESS);
         }
@@ -738,4 +732,26 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// What a release did, from the API's report, in one line.
+fn release_line(r: &Value) -> String {
+    let mut line = if r["queued"].as_u64().unwrap_or(0) > 0 {
+        format!(
+            "released {} held events back into the queue (delivered in the background)",
+            r["released"]
+        )
+    } else {
+        format!(
+            "released {} held events: {} delivered, {} failed",
+            r["released"], r["delivered"], r["failed"]
+        )
+    };
+    if r["still_held"].as_u64().unwrap_or(0) > 0 {
+        line.push_str(&format!(
+            "; {} still held (the endpoint was disabled again)",
+            r["still_held"]
+        ));
+    }
+    line
 }

@@ -192,7 +192,7 @@ async fn retry_after_is_honoured() {
 async fn disabling_during_retries_holds_and_release_keeps_order() {
     let mut up = Receiver::start(vec![Reply::status(500)]).await;
     let s = TestServer::start().await;
-    s.create_endpoint(json!({ "slug": "q", "mode": "queue", "target": up.url("/"), "retry": ["20ms", "20ms", "20ms", "20ms"], "failure_threshold": 2, "ordered": true })).await;
+    s.create_endpoint(json!({ "slug": "q", "mode": "queue", "target": up.url("/"), "retry": ["20ms", "20ms", "20ms", "20ms", "20ms", "20ms"], "failure_threshold": 2, "ordered": true })).await;
     let mut ids = Vec::new();
     for i in 0..4 {
         ids.push(s.post_in("q", &[], format!("e{i}")).await.event_id());
@@ -212,18 +212,97 @@ async fn disabling_during_retries_holds_and_release_keeps_order() {
         .collect();
     assert!(tried.iter().all(|b| b == "e0"), "{tried:?}");
 
-    up.set_script(vec![Reply::status(200)]);
+    // Released events go back to the queue: the oldest fails once more and
+    // is retried on its schedule, and nothing overtakes it (ordered).
+    up.set_script(vec![Reply::status(500), Reply::status(200)]);
     let (st, _) = s.api("POST", "/api/endpoints/q/resume", None).await;
     assert_eq!(st, 200);
     let (st, report) = s.api("POST", "/api/endpoints/q/release", None).await;
     assert_eq!(st, 200, "{report}");
-    assert_eq!(report["delivered"], 4);
+    assert_eq!(report["released"], 4, "{report}");
+    assert_eq!(report["queued"], 4, "{report}");
+    for id in &ids {
+        wait_until("delivered", || async {
+            state(&s, id).await["state"] == "delivered"
+        })
+        .await;
+    }
     let got: Vec<String> = up
         .drain()
         .iter()
         .map(|r| String::from_utf8_lossy(&r.body).into_owned())
         .collect();
-    assert_eq!(got, ["e0", "e1", "e2", "e3"]);
+    assert_eq!(got, ["e0", "e0", "e1", "e2", "e3"]);
+    let triggers: Vec<Value> = state(&s, &ids[0]).await["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["trigger"].clone())
+        .collect();
+    assert_eq!(triggers.last(), Some(&json!("retry")), "{triggers:?}");
+}
+
+#[tokio::test]
+async fn pausing_holds_a_retrying_event_at_once() {
+    let mut up = Receiver::start(vec![Reply::status(500)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(
+        json!({ "slug": "q", "mode": "queue", "target": up.url("/"), "retry": ["1h"] }),
+    )
+    .await;
+    let id = s.post_in("q", &[], "once").await.event_id();
+    up.next().await;
+    wait_until("retrying", || async {
+        state(&s, &id).await["state"] == "retrying"
+    })
+    .await;
+    let (st, _) = s.api("POST", "/api/endpoints/q/pause", None).await;
+    assert_eq!(st, 200);
+    // Not at its due time an hour from now.
+    wait_until("held", || async { state(&s, &id).await["state"] == "held" }).await;
+}
+
+#[tokio::test]
+async fn a_failed_replay_leaves_the_retry_schedule_running() {
+    let mut up = Receiver::start(vec![
+        Reply::status(500),
+        Reply::status(500),
+        Reply::status(200),
+    ])
+    .await;
+    let s = TestServer::start().await;
+    s.create_endpoint(
+        json!({ "slug": "q", "mode": "queue", "target": up.url("/"), "retry": ["1s", "1s"] }),
+    )
+    .await;
+    let id = s.post_in("q", &[], "once").await.event_id();
+    up.next().await;
+    wait_until("retrying", || async {
+        state(&s, &id).await["state"] == "retrying"
+    })
+    .await;
+    let (st, v) = s
+        .api("POST", &format!("/api/events/{id}/replay"), Some(json!({})))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["attempt"]["status"], 500, "{v}");
+    assert_eq!(v["event"]["state"], "retrying", "{v}");
+    up.next().await;
+    wait_until("delivered by the schedule", || async {
+        state(&s, &id).await["state"] == "delivered"
+    })
+    .await;
+    up.next().await;
+    let triggers: Vec<Value> = state(&s, &id).await["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["trigger"].clone())
+        .collect();
+    assert_eq!(
+        triggers,
+        [json!("forward"), json!("replay"), json!("retry")]
+    );
 }
 
 #[tokio::test]
@@ -321,8 +400,9 @@ async fn ping_on_activate_pings_when_created() {
 async fn a_replay_that_delivers_takes_the_event_out_of_the_queue() {
     let mut up = Receiver::start(vec![Reply::status(500), Reply::status(200)]).await;
     let s = TestServer::start().await;
+    // The retry is an hour away: only the replay can take the entry out.
     s.create_endpoint(
-        json!({ "slug": "q", "mode": "queue", "target": up.url("/"), "retry": ["300ms"] }),
+        json!({ "slug": "q", "mode": "queue", "target": up.url("/"), "retry": ["1h"] }),
     )
     .await;
     let id = s.post_in("q", &[], "once").await.event_id();

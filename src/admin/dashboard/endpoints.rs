@@ -824,10 +824,17 @@ pub async fn release(
 ) -> Response {
     match st.relay.release(&slug).await {
         Ok(r) => {
-            let mut text = format!(
-                "Released {} held events of {slug}: {} delivered, {} failed.",
-                r.released, r.delivered, r.failed
-            );
+            let mut text = if r.queued > 0 {
+                format!(
+                    "Released {} held events of {slug} back into the queue; they are delivered in the background.",
+                    r.released
+                )
+            } else {
+                format!(
+                    "Released {} held events of {slug}: {} delivered, {} failed.",
+                    r.released, r.delivered, r.failed
+                )
+            };
             if r.still_held > 0 {
                 text.push_str(&format!(
                     " The endpoint was disabled again during the release; {} are still held.",
