@@ -21,6 +21,16 @@ pub fn split_ingest_path(path: &str) -> Option<(&str, &str)> {
     }
 }
 
+/// Whether a path suffix holds a `.` or `..` segment, written plainly or
+/// percent-encoded (`%2e`). Sent on, it would reach paths outside the
+/// target's own once the receiver (or a proxy before it) resolves it.
+pub fn has_dot_segment(rest: &str) -> bool {
+    rest.split('/').any(|seg| {
+        let seg = seg.to_ascii_lowercase().replace("%2e", ".");
+        seg == "." || seg == ".."
+    })
+}
+
 pub fn headers_of(parts: &Parts) -> Headers {
     parts
         .headers
@@ -72,5 +82,32 @@ mod tests {
         assert_eq!(split_ingest_path("/in/shop/"), Some(("shop", "/")));
         assert_eq!(split_ingest_path("/in/"), Some(("", "")));
         assert_eq!(split_ingest_path("/other"), None);
+    }
+
+    #[test]
+    fn dot_segments() {
+        for bad in [
+            "/..",
+            "/../admin",
+            "/a/./b",
+            "/%2e%2e/x",
+            "/%2E%2e",
+            "/.%2e/x",
+            "/a/%2e",
+        ] {
+            assert!(has_dot_segment(bad), "{bad}");
+        }
+        for ok in [
+            "",
+            "/",
+            "/a/b",
+            "/v1.2/x",
+            "/...",
+            "/a..b",
+            "/.well-known/x",
+            "/%2e%2e%2e",
+        ] {
+            assert!(!has_dot_segment(ok), "{ok}");
+        }
     }
 }

@@ -66,6 +66,13 @@ async fn ingest(
     let Some(cell) = relay.endpoint(slug) else {
         return Err(Error::NotFound(format!("no endpoint {slug:?}")));
     };
+    // Refused before anything is stored: it could never be sent on (see
+    // `relay::join_url`). A bin keeps it, as received.
+    if capture::has_dot_segment(rest) && cell.lock().target.is_some() {
+        return Err(Error::BadRequest(format!(
+            "the path after /in/{slug} has a '.' or '..' segment, which would reach other paths on the target; nothing was stored"
+        )));
+    }
     let max = relay.max_body;
     // Refuse a declared oversize body before reading any of it.
     if let Some(len) = req.headers().get(header::CONTENT_LENGTH)

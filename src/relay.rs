@@ -1039,6 +1039,11 @@ pub fn forward_headers(ev: &Event) -> Headers {
 
 /// `target` + the event's path suffix + query (the target's own query first).
 pub fn join_url(target: &str, rest: &str, query: Option<&str>) -> Result<Uri> {
+    if crate::capture::has_dot_segment(rest) {
+        return Err(Error::BadRequest(format!(
+            "the event's path {rest:?} has a '.' or '..' segment; it is not sent on, as it would reach other paths on the target"
+        )));
+    }
     let (base, target_query) = match target.split_once('?') {
         Some((b, q)) => (b, Some(q)),
         None => (target, None),

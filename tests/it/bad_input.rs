@@ -144,3 +144,53 @@ async fn a_full_disk_is_503_with_retry_after_and_nothing_is_stored() {
     let list = s.get("/api/events").await;
     assert_eq!(list["events"].as_array().unwrap().len(), 0);
 }
+
+#[tokio::test]
+async fn dot_segments_never_reach_the_target() {
+    let mut up = crate::support::Receiver::start(vec![crate::support::Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "f", "target": up.url("/webhooks/shop") }))
+        .await;
+    s.create_endpoint(json!({ "slug": "b" })).await;
+    for path in [
+        "/in/f/../../admin/users/1",
+        "/in/f/%2e%2e/%2E%2e/admin",
+        "/in/f/a/./b",
+    ] {
+        let req = format!(
+            "DELETE {path} HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        );
+        let out = raw(s.ingest, req.as_bytes(), Duration::from_secs(5)).await;
+        let text = String::from_utf8_lossy(&out);
+        assert!(out.starts_with(b"HTTP/1.1 400"), "{path}: {text}");
+        assert!(text.contains("nothing was stored"), "{text}");
+    }
+    assert_eq!(s.get("/api/events?endpoint=f").await["events"], json!([]));
+
+    // A bin keeps the path as received; it is not sent on by a replay.
+    let req =
+        "POST /in/b/../x HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+    let out = raw(s.ingest, req.as_bytes(), Duration::from_secs(5)).await;
+    assert!(
+        out.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    let ev = &s.get("/api/events?endpoint=b").await["events"][0];
+    assert_eq!(ev["path"], "/../x");
+    let id = ev["id"].as_str().unwrap();
+    let (st, v) = s
+        .api(
+            "POST",
+            &format!("/api/events/{id}/replay"),
+            Some(json!({ "target": up.url("/hook") })),
+        )
+        .await;
+    assert_eq!(st, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains(".."), "{v}");
+
+    // A plain path still goes through.
+    assert_eq!(s.post_in("f", &[], "ok").await.status, 200);
+    assert_eq!(up.next().await.uri, "/webhooks/shop");
+    assert!(up.drain().is_empty(), "nothing else reached the target");
+}
