@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::signature::SignatureConfig;
 
+/// The longest delay a retry schedule may hold: the queue's due times are
+/// milliseconds and the jittered delay must stay a valid `Duration`.
+pub const MAX_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
 /// `[a-z0-9][a-z0-9_-]{0,63}`: safe in a URL path, a RocksDB key prefix
 /// (never contains the 0x00 separator) and an HTML attribute.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -479,9 +483,12 @@ impl EndpointInput {
                 return Err(bad("retry: give 1 to 50 durations such as \"5s\"".into()));
             }
             for r in &retry {
-                humantime::parse_duration(r).map_err(|_| {
+                let d = humantime::parse_duration(r).map_err(|_| {
                     bad(format!("retry: {r:?} is not a duration such as 5s, 5m, 2h"))
                 })?;
+                if d > MAX_RETRY_DELAY {
+                    return Err(bad(format!("retry: {r:?} is longer than 30 days")));
+                }
             }
             ep.retry = retry;
         }

@@ -218,8 +218,16 @@ async fn ingest(
                 .signature
                 .as_ref()
                 .expect("rejected events carry a verdict");
+            // The detail stays with the stored event (admin side): it holds
+            // a prefix of the expected MAC, and any bits of it would let a
+            // sender test guesses of a weak secret offline.
+            let why = match sig.verdict.as_str() {
+                "missing" => "no signature header for this endpoint's scheme",
+                "stale" => "the signed timestamp is outside the tolerance",
+                _ => "no configured secret matches",
+            };
             let body = serde_json::json!({
-                "error": format!("signature {}: {}", sig.verdict, sig.detail),
+                "error": format!("signature {}: {why}", sig.verdict),
                 "event": ev.id,
                 "stored": true,
             });

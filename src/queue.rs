@@ -379,7 +379,11 @@ pub fn retry_delay(
     index: usize,
     retry_after: Option<Duration>,
 ) -> Option<Duration> {
-    let base = humantime::parse_duration(schedule.get(index)?).ok()?;
+    // Capped again here: a schedule stored before the cap existed must not
+    // overflow the jittered `Duration` (a panic in the worker).
+    let base = humantime::parse_duration(schedule.get(index)?)
+        .ok()?
+        .min(crate::endpoint::MAX_RETRY_DELAY);
     if let Some(ra) = retry_after {
         return Some(ra.min(Duration::from_secs(24 * 3600)));
     }
@@ -470,6 +474,9 @@ mod tests {
             "{d:?}"
         );
         assert!(retry_delay(&s, 2, None).is_none());
+        let huge = vec!["18400000000000000000s".to_string()];
+        let d = retry_delay(&huge, 0, None).unwrap();
+        assert!(d <= crate::endpoint::MAX_RETRY_DELAY.mul_f64(1.1), "{d:?}");
         assert_eq!(
             retry_delay(&s, 1, Some(Duration::from_secs(7))),
             Some(Duration::from_secs(7))

@@ -151,6 +151,14 @@ async fn bad_requests_get_clear_errors() {
         .api(
             "POST",
             "/api/endpoints",
+            Some(json!({ "slug": "a", "retry": ["5s", "18400000000000000000s"] })),
+        )
+        .await;
+    check(st, b, 400, "30 days");
+    let (st, b) = s
+        .api(
+            "POST",
+            "/api/endpoints",
             Some(json!({ "slug": "a", "mode": "later" })),
         )
         .await;
