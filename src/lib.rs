@@ -30,6 +30,7 @@ pub mod disk;
 pub mod endpoint;
 pub mod error;
 pub mod event;
+pub mod idle;
 pub mod ingest;
 pub mod metrics;
 pub mod policy;

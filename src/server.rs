@@ -265,7 +265,7 @@ async fn accept_loop<S, F, B>(
         + 'static,
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: http_body::Body + Send + 'static,
+    B: http_body::Body + Send + Unpin + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
@@ -305,17 +305,27 @@ async fn accept_loop<S, F, B>(
             _ = stop.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = make_service(remote, tls.is_some());
+        let activity = crate::idle::Activity::new();
+        let service =
+            crate::idle::Tracked::new(make_service(remote, tls.is_some()), Arc::clone(&activity));
         let builder = Arc::clone(&builder);
         let watcher = graceful.watcher();
         let tls = tls.clone();
+        let idle = config.header_timeout;
         tokio::spawn(async move {
             let _permit = permit;
+            // Dropping the connection closes it: see `idle`.
+            let closed_idle = async {
+                activity.idle(idle).await;
+                tracing::debug!(%remote, "closed a connection idle for {idle:?}");
+                Ok(())
+            };
             let result = match tls {
                 None => {
-                    watcher
-                        .watch(builder.serve_connection(TokioIo::new(stream), service))
-                        .await
+                    tokio::select! {
+                        r = watcher.watch(builder.serve_connection(TokioIo::new(stream), service)) => r,
+                        r = closed_idle => r,
+                    }
                 }
                 Some(acceptor) => {
                     let stream =
@@ -329,9 +339,10 @@ async fn accept_loop<S, F, B>(
                             }
                             Err(_) => return,
                         };
-                    watcher
-                        .watch(builder.serve_connection(TokioIo::new(stream), service))
-                        .await
+                    tokio::select! {
+                        r = watcher.watch(builder.serve_connection(TokioIo::new(stream), service)) => r,
+                        r = closed_idle => r,
+                    }
                 }
             };
             if let Err(e) = result {

@@ -194,3 +194,47 @@ async fn dot_segments_never_reach_the_target() {
     assert_eq!(up.next().await.uri, "/webhooks/shop");
     assert!(up.drain().is_empty(), "nothing else reached the target");
 }
+
+#[tokio::test]
+async fn connections_that_send_no_request_are_closed() {
+    // header_timeout is 1 s here.
+    let (s, _dir) = small_limit_server().await;
+    let mut preface_and_settings = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    preface_and_settings.extend([0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    let cases: [(&str, &[u8]); 3] = [
+        ("nothing", b""),
+        ("half an HTTP/2 preface", b"PRI * HTTP/2.0\r\n"),
+        ("an HTTP/2 preface and SETTINGS", &preface_and_settings),
+    ];
+    for (what, bytes) in cases {
+        let started = Instant::now();
+        raw(s.ingest, bytes, Duration::from_secs(10)).await;
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+            "{what}: closed after {took:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_request_in_flight_is_not_idle() {
+    let (s, _dir) = small_limit_server().await;
+    let mut up = crate::support::Receiver::start(vec![
+        crate::support::Reply::status(200).delay(Duration::from_millis(2500)),
+    ])
+    .await;
+    s.create_endpoint(json!({ "slug": "slow", "target": up.url("/") }))
+        .await;
+    // Longer than the 1 s idle limit: the answer still comes.
+    assert_eq!(s.post_in("slow", &[], "x").await.status, 200);
+    up.next().await;
+    let req =
+        "POST /in/slow HTTP/1.1\r\nhost: x\r\ncontent-length: 1\r\nconnection: close\r\n\r\ny";
+    let out = raw(s.ingest, req.as_bytes(), Duration::from_secs(10)).await;
+    assert!(
+        out.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+}
