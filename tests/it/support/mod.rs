@@ -24,55 +24,108 @@ pub use receiver::{Receiver, Reply};
 use hookrelay::config::Config;
 use hookrelay::server::Listeners;
 
-/// A hookrelay running in this process.
+/// What a server thread hands back: how `serve` ended, and the temporary
+/// directory it owned (dropped only after the store is closed).
+type Ended = (Result<(), String>, Option<tempfile::TempDir>);
+
+/// A hookrelay running in this process, on a thread and runtime of its own,
+/// so that dropping it can stop it gracefully without blocking the test.
 pub struct TestServer {
     pub ingest: SocketAddr,
     pub admin: SocketAddr,
     pub data: PathBuf,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), String>>>,
-    _dir: Option<tempfile::TempDir>,
+    thread: Option<std::thread::JoinHandle<Ended>>,
+}
+
+/// Servers dropped without `stop`: still shutting down, joined at exit.
+static STOPPING: std::sync::Mutex<Vec<std::thread::JoinHandle<Ended>>> =
+    std::sync::Mutex::new(Vec::new());
+
+unsafe extern "C" {
+    fn atexit(f: extern "C" fn()) -> std::ffi::c_int;
+}
+
+/// Runs at process exit, before RocksDB's static objects are destroyed: a
+/// store still closing then would abort the process ("pthread lock:
+/// Invalid argument") after every test passed.
+extern "C" fn join_stopping() {
+    let threads = std::mem::take(&mut *STOPPING.lock().unwrap_or_else(|p| p.into_inner()));
+    for t in threads {
+        let _ = t.join();
+    }
 }
 
 impl TestServer {
     pub async fn start() -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
-        let mut s = TestServer::start_with(Config {
-            data,
-            ..Config::default()
-        })
-        .await;
-        s._dir = Some(dir);
-        s
+        TestServer::launch(
+            Config {
+                data,
+                ..Config::default()
+            },
+            Some(dir),
+        )
+        .await
     }
 
     pub async fn start_with(config: Config) -> TestServer {
-        let ingest = TcpListener::bind("127.0.0.1:0").await.expect("bind ingest");
-        let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
+        TestServer::launch(config, None).await
+    }
+
+    async fn launch(config: Config, dir: Option<tempfile::TempDir>) -> TestServer {
+        let bind = || {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.set_nonblocking(true).expect("nonblocking");
+            l
+        };
+        let (ingest, admin) = (bind(), bind());
         let ingest_addr = ingest.local_addr().unwrap();
         let admin_addr = admin.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let data = config.data.clone();
-        let task = tokio::spawn(hookrelay::serve(
-            config,
-            Listeners { ingest, admin },
-            async {
-                let _ = rx.await;
-            },
-        ));
+        let thread = std::thread::Builder::new()
+            .name("test-server".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("server runtime");
+                let ended = rt.block_on(async move {
+                    let listeners = Listeners {
+                        ingest: TcpListener::from_std(ingest).expect("ingest listener"),
+                        admin: TcpListener::from_std(admin).expect("admin listener"),
+                    };
+                    hookrelay::serve(config, listeners, async {
+                        let _ = rx.await;
+                    })
+                    .await
+                });
+                drop(rt);
+                (ended, dir)
+            })
+            .expect("server thread");
         let s = TestServer {
             ingest: ingest_addr,
             admin: admin_addr,
             data,
             stop: Some(tx),
-            task: Some(task),
-            _dir: None,
+            thread: Some(thread),
         };
         // The listeners are bound before serve runs, so the first request
         // waits in the accept queue; /healthz answers once the store is open.
         let (status, _, _) = send("GET", &s.admin_url("/healthz"), &[], Bytes::new()).await;
         assert_eq!(status, 200);
+        // Registered once a store is open: exit handlers run in reverse,
+        // so this one runs before RocksDB's static environment (its thread
+        // pools) is torn down, while a closing store can still finish.
+        static AT_EXIT: std::sync::Once = std::sync::Once::new();
+        // SAFETY: registers a plain function with the C library.
+        AT_EXIT.call_once(|| unsafe {
+            atexit(join_stopping);
+        });
         s
     }
 
@@ -81,12 +134,13 @@ impl TestServer {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
-        if let Some(task) = self.task.take() {
-            task.await
-                .expect("server task")
-                .expect("server stopped cleanly");
-        }
-        self._dir.take()
+        let thread = self.thread.take()?;
+        let (ended, dir) = tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .expect("join")
+            .expect("server thread");
+        ended.expect("server stopped cleanly");
+        dir
     }
 
     pub fn ingest_url(&self, path: &str) -> String {
@@ -149,14 +203,6 @@ impl TestServer {
     }
 }
 
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, Vec<u8>)>,
@@ -182,6 +228,18 @@ impl Response {
 }
 
 /// One HTTP request with a fresh client; returns status, headers, body.
+impl Drop for TestServer {
+    /// Stops gracefully in the background; the process waits for it at exit.
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            STOPPING.lock().unwrap_or_else(|p| p.into_inner()).push(t);
+        }
+    }
+}
+
 pub async fn send(
     method: &str,
     url: &str,
