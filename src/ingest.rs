@@ -273,10 +273,9 @@ async fn ingest(
             // ends) drops this request future, but the attempt must still be
             // sent, recorded and counted.
             let r = Arc::clone(&relay);
-            let delivery =
-                tokio::spawn(
-                    async move { r.deliver(&ev, body, &target, Trigger::Forward, true).await },
-                );
+            let delivery = relay
+                .deliveries
+                .spawn(async move { r.deliver(&ev, body, &target, Trigger::Forward, true).await });
             let (synced, delivered) = tokio::join!(relay.store.durable(), delivery);
             if let Err(e) = synced {
                 relay.metrics.store_errors.fetch_add(1, Ordering::Relaxed);

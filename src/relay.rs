@@ -77,6 +77,9 @@ pub struct Relay {
     registry_lock: tokio::sync::Mutex<()>,
     /// Bounds the mirror copies in flight (each holds a body).
     mirror_slots: Arc<tokio::sync::Semaphore>,
+    /// Forward deliveries in flight, each its own task (its sender may have
+    /// hung up): shutdown waits for them before the ingest threads go.
+    pub deliveries: tokio_util::task::TaskTracker,
     /// Disk-space backpressure; set by `server::serve`.
     pub disk: std::sync::OnceLock<crate::disk::DiskGuard>,
     /// The ingest threads' runtimes, set by `server::serve`: queued
@@ -204,6 +207,7 @@ impl Relay {
             disk: std::sync::OnceLock::new(),
             registry_lock: tokio::sync::Mutex::new(()),
             mirror_slots: Arc::new(tokio::sync::Semaphore::new(MIRROR_IN_FLIGHT)),
+            deliveries: tokio_util::task::TaskTracker::new(),
             endpoints: RwLock::new(endpoints),
             stream,
         })

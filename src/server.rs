@@ -147,6 +147,16 @@ pub async fn serve(
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
     let _ = stop_tx.send(true);
     loops.await;
+    // Forwards whose senders hung up are not in any connection's drain.
+    relay.deliveries.close();
+    if tokio::time::timeout(DRAIN_TIMEOUT, relay.deliveries.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "forward deliveries still in flight after {DRAIN_TIMEOUT:?}; their events stay received"
+        );
+    }
     let _ = worker.await;
     relay.jobs.shutdown().await;
     // The queue worker's last deliveries ran on the ingest threads: only

@@ -59,3 +59,28 @@ async fn a_queued_delivery_in_flight_at_shutdown_is_recorded() {
     assert_eq!(ev["state"], "delivered", "{ev}");
     assert_eq!(ev["attempts"].as_array().unwrap().len(), 1);
 }
+
+/// A forward is its own task: a sender that hung up does not cancel it, and
+/// neither does a shutdown that finds no connection left to drain.
+#[tokio::test]
+async fn a_forward_whose_sender_hung_up_is_recorded_at_shutdown() {
+    let mut up = Receiver::start(vec![Reply::status(200).delay(HOLD)]).await;
+    let (_dir, data) = temp_data();
+    let s = TestServer::start_with(config_at(&data)).await;
+    s.create_endpoint(json!({ "slug": "f", "target": up.url("/") }))
+        .await;
+    let req = "POST /in/f HTTP/1.1\r\nhost: x\r\ncontent-length: 7\r\n\r\nhang up";
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut c = tokio::net::TcpStream::connect(s.ingest).await.unwrap();
+        c.write_all(req.as_bytes()).await.unwrap();
+        up.next().await;
+    } // hung up while the target holds its answer
+    let _dir = s.stop().await;
+
+    let s = TestServer::start_with(config_at(&data)).await;
+    let events = s.get("/api/events?endpoint=f").await;
+    let ev = &events["events"][0];
+    assert_eq!(ev["state"], "delivered", "{events}");
+    assert_eq!(ev["last_status"], 200, "{events}");
+}
