@@ -473,7 +473,8 @@ pub fn verify_config(
 }
 
 /// `GET /api/export?format=jsonl|har&…filters`: oldest first, at most
-/// [`export::MAX_EXPORT`](crate::admin::export::MAX_EXPORT) events.
+/// [`export::MAX_EXPORT`](crate::admin::export::MAX_EXPORT) events and
+/// about [`export::MAX_EXPORT_BYTES`](crate::admin::export::MAX_EXPORT_BYTES).
 async fn export(
     State(st): State<AdminState>,
     Query(q): Query<HashMap<String, String>>,
@@ -501,26 +502,8 @@ async fn export(
         .store
         .run(move |s| {
             let (ids, more) = crate::replay::matching_ids(s, &filter, ex::MAX_EXPORT)?;
-            let mut lines = String::new();
-            let mut entries = Vec::new();
-            for id in ids {
-                let (Some(ev), body) = (s.get_event(&id)?, s.get_body(&id)?) else {
-                    continue;
-                };
-                let body = body.unwrap_or_default();
-                let attempts = s.attempts(&id)?;
-                if format == "har" {
-                    entries.push(ex::har_entry(&ev, &body, &attempts, &base));
-                } else {
-                    lines.push_str(&ex::jsonl_line(&ev, &body, &attempts));
-                }
-            }
-            let text = if format == "har" {
-                ex::har_document(entries).to_string()
-            } else {
-                lines
-            };
-            Ok((text, more))
+            let (text, cut) = ex::build(s, &ids, format == "har", &base, ex::MAX_EXPORT_BYTES)?;
+            Ok((text, more || cut))
         })
         .await?;
     let (ct, ext) = if q.get("format").map(String::as_str) == Some("har") {

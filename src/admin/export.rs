@@ -4,12 +4,60 @@
 
 use serde_json::{Value, json};
 
+use crate::error::Result;
 use crate::event::{Attempt, Event, Trigger};
+use crate::store::Store;
 
 /// The most events one export returns; narrow the filter for more.
 pub const MAX_EXPORT: usize = 10_000;
 
-pub fn jsonl_line(ev: &Event, body: &[u8], attempts: &[Attempt]) -> String {
+/// The most bytes one export builds (it is built in memory): senders choose
+/// the bodies, and JSON can grow a body sixfold (`\u0000`).
+pub const MAX_EXPORT_BYTES: usize = 128 << 20;
+
+/// The export of `ids` (oldest first) as JSON Lines or HAR (`har`), built
+/// until it has passed `budget` bytes: the event that crosses it is the
+/// last one. Also says whether events were left out for the budget.
+pub fn build(
+    s: &Store,
+    ids: &[String],
+    har: bool,
+    base: &str,
+    budget: usize,
+) -> Result<(String, bool)> {
+    let mut lines = String::new();
+    let mut entries = Vec::new();
+    let mut size = 0;
+    for (i, id) in ids.iter().enumerate() {
+        if size >= budget {
+            return Ok((finish(lines, entries, har), i < ids.len()));
+        }
+        let (Some(ev), body) = (s.get_event(id)?, s.get_body(id)?) else {
+            continue;
+        };
+        let body = body.unwrap_or_default();
+        let attempts = s.attempts(id)?;
+        if har {
+            let entry = har_entry(&ev, &body, &attempts, base);
+            size += entry.to_string().len();
+            entries.push(entry);
+        } else {
+            lines.push_str(&jsonl_line(&ev, &body, &attempts));
+            size = lines.len();
+        }
+    }
+    Ok((finish(lines, entries, har), false))
+}
+
+fn finish(lines: String, entries: Vec<Value>, har: bool) -> String {
+    if har {
+        har_document(entries).to_string()
+    } else {
+        lines
+    }
+}
+
+fn jsonl_line(ev: &Event, body: &[u8], attempts: &[Attempt]) -> String {
     let mut line = ev.to_api(Some(body), Some(attempts)).to_string();
     line.push('\n');
     line
@@ -37,7 +85,7 @@ fn har_content(body: &[u8], mime: &str) -> Value {
 
 /// One HAR entry: the request as received at `base` (the ingest URL) and
 /// the endpoint target's last answer, when there was one.
-pub fn har_entry(ev: &Event, body: &[u8], attempts: &[Attempt], base: &str) -> Value {
+fn har_entry(ev: &Event, body: &[u8], attempts: &[Attempt], base: &str) -> Value {
     let mime = ev
         .header("content-type")
         .map(|v| String::from_utf8_lossy(v).into_owned())
@@ -109,7 +157,7 @@ pub fn har_entry(ev: &Event, body: &[u8], attempts: &[Attempt], base: &str) -> V
     })
 }
 
-pub fn har_document(entries: Vec<Value>) -> Value {
+fn har_document(entries: Vec<Value>) -> Value {
     json!({
         "log": {
             "version": "1.2",
@@ -117,4 +165,40 @@ pub fn har_document(entries: Vec<Value>) -> Value {
             "entries": entries,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventState;
+    use crate::store::Durability;
+
+    /// A stored bin event whose body is `n` NUL bytes (6n bytes in JSON).
+    fn store_nuls(s: &Store, n: usize) -> String {
+        let ev: Event = serde_json::from_value(json!({
+            "id": Store::new_id(), "endpoint": "b", "received_at": 0, "method": "POST",
+            "path": "", "query": null, "headers": [], "size": n, "remote_addr": "127.0.0.1:1",
+            "state": EventState::Captured,
+        }))
+        .unwrap();
+        s.insert_event(ev, &vec![0u8; n]).unwrap().id
+    }
+
+    #[test]
+    fn an_export_stops_after_the_event_that_crosses_its_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path(), Durability::Buffered).unwrap();
+        let ids: Vec<String> = (0..3).map(|_| store_nuls(&s, 1000)).collect();
+        for har in [false, true] {
+            let (text, cut) = build(&s, &ids, har, "http://x", 5_000).unwrap();
+            assert!(cut, "har={har}");
+            assert!(
+                text.contains(&ids[0]) && !text.contains(&ids[1]),
+                "har={har}"
+            );
+            let (text, cut) = build(&s, &ids, har, "http://x", 1 << 20).unwrap();
+            assert!(!cut, "har={har}");
+            assert!(ids.iter().all(|id| text.contains(id.as_str())), "har={har}");
+        }
+    }
 }
