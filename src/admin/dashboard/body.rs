@@ -15,6 +15,13 @@ pub const JSON_MAX: usize = 512 * 1024;
 pub const TEXT_MAX: usize = 256 * 1024;
 /// Largest part of a binary body shown as a hex dump.
 pub const HEX_MAX: usize = 16 * 1024;
+/// Pieces the JSON printer emits before it gives up (the body is then shown
+/// as text): each is an element of the page, and a sender could pack half a
+/// million into a body of `JSON_MAX` bytes.
+const MAX_SPANS: usize = 50_000;
+/// Nesting levels that indent further; deeper ones line up at this depth,
+/// so indentation cannot multiply a body's size on the page.
+const MAX_INDENT: usize = 32;
 
 /// One highlighted piece of a JSON document. `class` is one of `key`,
 /// `str`, `num`, `lit` (true/false/null), `punct`, or empty for whitespace.
@@ -111,10 +118,13 @@ pub fn highlight_json(body: &[u8]) -> Option<Vec<Span>> {
     let newline = |out: &mut Vec<Span>, depth: usize| {
         out.push(Span {
             class: "",
-            text: format!("\n{}", "  ".repeat(depth)),
+            text: format!("\n{}", "  ".repeat(depth.min(MAX_INDENT))),
         });
     };
     while i < bytes.len() {
+        if out.len() > MAX_SPANS {
+            return None;
+        }
         let c = bytes[i];
         match c {
             b' ' | b'\t' | b'\n' | b'\r' => i += 1,
@@ -275,6 +285,25 @@ mod tests {
                 ("punct", "}")
             ]
         );
+    }
+
+    #[test]
+    fn a_hostile_json_body_cannot_blow_up_the_page() {
+        // 120 levels deep, then ~250,000 values: shown as text, not as half
+        // a million indented pieces.
+        let mut doc = "[".repeat(120);
+        doc.push_str(&"1,".repeat(250_000));
+        doc.push('1');
+        doc.push_str(&"]".repeat(120));
+        assert!(doc.len() <= JSON_MAX);
+        let view = BodyView::new(doc.as_bytes());
+        assert_eq!(view.kind, "text");
+        assert!(view.text.len() <= TEXT_MAX);
+        // Deep but small: printed, indentation capped.
+        let deep = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+        let spans = highlight_json(deep.as_bytes()).unwrap();
+        let widest = spans.iter().map(|s| s.text.len()).max().unwrap();
+        assert_eq!(widest, 1 + 2 * MAX_INDENT);
     }
 
     #[test]

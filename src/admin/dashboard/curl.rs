@@ -9,7 +9,9 @@
 //! - a body that is not printable text (not UTF-8, control characters that
 //!   a terminal would act on while pasting, NUL) or is large is written to a
 //!   file first by `base64 -d` from a quoted heredoc, then sent with
-//!   `--data-binary @file` — never `-d`, which strips newlines.
+//!   `--data-binary @file` — never `-d`, which strips newlines; a body
+//!   over [`EMBED_MAX`] is not embedded at all (the page would carry it
+//!   base64-encoded): the command says to save it with "download raw".
 //!
 //! curl adds `User-Agent`, `Accept`, `Content-Type` (with a body) and
 //! `Expect` on its own; when the stored request lacked one, the command
@@ -22,6 +24,10 @@ use crate::event::Event;
 /// Bodies above this size go through a file even when they are text, so the
 /// command stays short enough to paste.
 pub const INLINE_BODY_MAX: usize = 16 * 1024;
+
+/// Bodies above this size are left out of the command, which then reads
+/// the file saved with "download raw".
+pub const EMBED_MAX: usize = 1024 * 1024;
 
 /// Headers curl sends by itself unless told otherwise.
 const CURL_DEFAULTS: [&str; 4] = ["user-agent", "accept", "content-type", "expect"];
@@ -48,7 +54,13 @@ pub fn curl_command(ev: &Event, body: &[u8], base_url: &str) -> String {
     let file = format!("hookrelay-body-{}.bin", sanitize_file_part(&ev.id));
 
     let mut out = String::new();
-    if !body.is_empty() && !inline {
+    if body.len() > EMBED_MAX {
+        out.push_str(&format!(
+            "# The body ({} bytes) is too large to embed: save it with \"download raw\" as {}\n",
+            body.len(),
+            quote(&file)
+        ));
+    } else if !body.is_empty() && !inline {
         out.push_str("base64 -d > ");
         out.push_str(&quote(&file));
         out.push_str(" <<'HOOKRELAY_BODY'\n");
@@ -250,5 +262,21 @@ mod tests {
             "{cmd}"
         );
         assert!(!cmd.contains("\n  -d "), "never curl's -d");
+    }
+
+    #[test]
+    fn huge_bodies_are_not_embedded() {
+        let ev = event(&[], "", None);
+        let body = vec![b'a'; EMBED_MAX + 1];
+        let cmd = curl_command(&ev, &body, "http://h/in/x");
+        assert!(cmd.len() < 2048, "{} bytes", cmd.len());
+        assert!(
+            cmd.starts_with("# The body (1048577 bytes) is too large"),
+            "{cmd}"
+        );
+        assert!(
+            cmd.ends_with("--data-binary '@hookrelay-body-01KAAAAAAAAAAAAAAAAAAAAAAA.bin'\n"),
+            "{cmd}"
+        );
     }
 }
