@@ -21,12 +21,29 @@ pub fn split_ingest_path(path: &str) -> Option<(&str, &str)> {
     }
 }
 
-/// Whether a path suffix holds a `.` or `..` segment, written plainly or
-/// percent-encoded (`%2e`). Sent on, it would reach paths outside the
-/// target's own once the receiver (or a proxy before it) resolves it.
+/// Whether a path suffix holds a `.` or `..` segment as some receiver may
+/// read it: plain or percent-encoded (`%2e`, also encoded twice as
+/// `%252e`), between separators a receiver may take for `/` (`%2f`, `\`,
+/// `%5c`), with path parameters ignored (`..;x`, as Tomcat and Jetty read
+/// it). Sent on, it would reach paths outside the target's own once the
+/// receiver (or a proxy before it) resolves it.
 pub fn has_dot_segment(rest: &str) -> bool {
-    rest.split('/').any(|seg| {
-        let seg = seg.to_ascii_lowercase().replace("%2e", ".");
+    let mut path = rest.to_ascii_lowercase();
+    // `%25` is `%`: undo repeated encoding (bounded: each pass shortens).
+    for _ in 0..4 {
+        if !path.contains("%25") {
+            break;
+        }
+        path = path.replace("%25", "%");
+    }
+    let path = path
+        .replace("%2e", ".")
+        .replace("%2f", "/")
+        .replace("%5c", "/")
+        .replace("%3b", ";")
+        .replace('\\', "/");
+    path.split('/').any(|seg| {
+        let seg = seg.split(';').next().unwrap_or("");
         seg == "." || seg == ".."
     })
 }
@@ -94,6 +111,14 @@ mod tests {
             "/%2E%2e",
             "/.%2e/x",
             "/a/%2e",
+            "/..%2fadmin",
+            "/..%2Fadmin",
+            "/..\\admin",
+            "/a%5c..%5cb",
+            "/..;/admin",
+            "/..;jsessionid=1/admin",
+            "/%252e%252e%252fadmin",
+            "/%25252e%25252e/x",
         ] {
             assert!(has_dot_segment(bad), "{bad}");
         }
@@ -106,6 +131,8 @@ mod tests {
             "/a..b",
             "/.well-known/x",
             "/%2e%2e%2e",
+            "/a;v=1/b",
+            "/x%25y",
         ] {
             assert!(!has_dot_segment(ok), "{ok}");
         }

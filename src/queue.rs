@@ -38,6 +38,10 @@ struct Pending {
     in_flight: usize,
     /// The in-flight limit the worker last applied (0: not yet taken).
     cap: usize,
+    /// Entries pushed again while their attempt was in flight (a release
+    /// racing the worker): back at this due time when the attempt ends,
+    /// whatever it decided.
+    again: HashMap<String, u64>,
 }
 
 #[derive(Default)]
@@ -88,8 +92,18 @@ impl Queue {
             let mut st = self.lock();
             let global_full = st.in_flight >= GLOBAL_IN_FLIGHT;
             let p = st.endpoints.entry(slug.to_string()).or_default();
-            p.by_id.insert(id.to_string(), due);
-            p.ready.insert((due, id.to_string()));
+            match p.by_id.get(id).copied() {
+                Some(old) if !p.ready.contains(&(old, id.to_string())) => {
+                    p.again.insert(id.to_string(), due);
+                }
+                old => {
+                    if let Some(old) = old {
+                        p.ready.remove(&(old, id.to_string()));
+                    }
+                    p.by_id.insert(id.to_string(), due);
+                    p.ready.insert((due, id.to_string()));
+                }
+            }
             global_full || (p.cap > 0 && p.in_flight >= p.cap)
         };
         // At its limit the worker could not take it anyway, and a delivery
@@ -228,6 +242,10 @@ impl Queue {
             let empty = match st.endpoints.get_mut(slug) {
                 Some(p) => {
                     p.in_flight = p.in_flight.saturating_sub(1);
+                    let next_due = match (p.again.remove(id), next_due) {
+                        (Some(again), Some(next)) => Some(again.min(next)),
+                        (again, next) => again.or(next),
+                    };
                     match next_due {
                         Some(due) => {
                             p.by_id.insert(id.to_string(), due);
@@ -448,6 +466,21 @@ mod tests {
         assert!(q.take_due(50, lim(true, 4)).is_empty());
         assert_eq!(q.take_due(100, lim(true, 4)).len(), 1);
         assert!(q.take_due(100, lim(true, 4)).is_empty(), "one at a time");
+    }
+
+    #[test]
+    fn an_entry_pushed_again_while_in_flight_survives_its_attempt() {
+        let q = Queue::load(vec![(10, "01A".into(), "a".into())]);
+        assert_eq!(q.take_due(50, lim(false, 5)).len(), 1);
+        // The attempt held it and left the queue; a release pushed it back
+        // before the worker reported.
+        q.push("a", "01A", 60);
+        q.done("a", "01A", None);
+        assert_eq!(q.depth("a"), 1);
+        assert_eq!(
+            q.take_due(60, lim(true, 1)),
+            vec![("a".to_string(), "01A".to_string(), 60)]
+        );
     }
 
     #[test]

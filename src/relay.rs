@@ -623,6 +623,12 @@ impl Relay {
             leave(EventState::Captured)?;
             return Ok(None);
         };
+        // Stored by a bin (or an older version) and never sendable: it
+        // fails now instead of blocking the queue behind it.
+        if unsendable(&ev) {
+            leave(EventState::Failed)?;
+            return Ok(None);
+        }
         let trigger = if ev.tries == 0 {
             Trigger::Forward
         } else {
@@ -985,6 +991,18 @@ impl Relay {
             };
             report.released += 1;
             match &target {
+                Some(_) if unsendable(&ev) => {
+                    // Fails instead of stopping every later release here.
+                    self.store
+                        .run(move |s| {
+                            s.update_event(&ev.id, None, |e| {
+                                e.state = EventState::Failed;
+                                None
+                            })
+                        })
+                        .await?;
+                    report.failed += 1;
+                }
                 Some(url) => {
                     let body = Bytes::from(body.unwrap_or_default());
                     let (_, a, _) = self.deliver(&ev, body, url, Trigger::Release, true).await?;
@@ -1010,6 +1028,16 @@ impl Relay {
         tracing::info!(endpoint = slug, ?report, "released held events");
         Ok(report)
     }
+}
+
+/// An event whose path `join_url` refuses (a `.` or `..` segment): logged,
+/// and the caller fails it rather than trying again.
+fn unsendable(ev: &Event) -> bool {
+    let refused = crate::capture::has_dot_segment(&ev.path);
+    if refused {
+        tracing::warn!(endpoint = %ev.endpoint, id = %ev.id, path = %ev.path, "not sent: the path has a '.' or '..' segment; the event fails");
+    }
+    refused
 }
 
 /// Headers for an outbound copy: hop-by-hop dropped, `X-Forwarded-*` added.

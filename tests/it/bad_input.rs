@@ -238,3 +238,45 @@ async fn a_request_in_flight_is_not_idle() {
         String::from_utf8_lossy(&out)
     );
 }
+
+#[tokio::test]
+async fn an_unsendable_held_event_fails_without_blocking_the_release() {
+    let mut up = crate::support::Receiver::start(vec![crate::support::Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "b" })).await;
+    let (st, _) = s.api("POST", "/api/endpoints/b/pause", None).await;
+    assert_eq!(st, 200);
+    let req =
+        "POST /in/b/../x HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\nconnection: close\r\n\r\ndot";
+    let out = raw(s.ingest, req.as_bytes(), Duration::from_secs(5)).await;
+    assert!(
+        out.starts_with(b"HTTP/1.1 202"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    let plain = s.post_in("b/y", &[], "plain").await.event_id();
+    let (st, v) = s
+        .api(
+            "PATCH",
+            "/api/endpoints/b",
+            Some(json!({ "target": up.url("/hook") })),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (st, _) = s.api("POST", "/api/endpoints/b/resume", None).await;
+    assert_eq!(st, 200);
+    let (st, report) = s.api("POST", "/api/endpoints/b/release", None).await;
+    assert_eq!(st, 200, "{report}");
+    assert_eq!(
+        (report["delivered"].clone(), report["failed"].clone()),
+        (json!(1), json!(1)),
+        "{report}"
+    );
+    assert_eq!(up.next().await.uri, "/hook/y");
+    assert_eq!(
+        s.get(&format!("/api/events/{plain}")).await["state"],
+        "delivered"
+    );
+    let failed = s.get("/api/events?state=failed").await;
+    assert_eq!(failed["events"][0]["path"], "/../x", "{failed}");
+}
