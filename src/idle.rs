@@ -7,9 +7,16 @@
 //! that send nothing. Here a connection counts its requests in flight (a
 //! request is in flight from its head until its response body is done, so
 //! a long download or an event stream is never cut) and is closed once it
-//! has had none for the idle limit.
+//! has had none for the idle limit, unless it is still writing. Writes count
+//! because hyper lets go of a body once its last chunk is queued, which for
+//! a large one-chunk body (an export) is long before it is on the wire: a
+//! connection waiting for its socket to take more bytes is busy, until it
+//! has waited [`SEND_STALL`] without any progress (a reader that stopped).
+//! Reads do not count, or a client trickling bytes could keep a connection
+//! that never sends a request.
 
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -18,7 +25,11 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
+
+/// How long a connection may wait for its socket to take more bytes.
+pub const SEND_STALL: Duration = Duration::from_secs(60);
 
 /// One connection's requests in flight and when the last one ended.
 pub struct Activity {
@@ -26,6 +37,9 @@ pub struct Activity {
     in_flight: AtomicUsize,
     /// Milliseconds after `start` when the connection last went idle.
     idle_since: AtomicU64,
+    /// 1 + milliseconds after `start` since a write has been waiting for
+    /// the socket without progress; 0 when none is.
+    blocked_since: AtomicU64,
 }
 
 impl Activity {
@@ -34,6 +48,7 @@ impl Activity {
             start: Instant::now(),
             in_flight: AtomicUsize::new(0),
             idle_since: AtomicU64::new(0),
+            blocked_since: AtomicU64::new(0),
         })
     }
 
@@ -42,13 +57,39 @@ impl Activity {
         InFlight(Arc::clone(self))
     }
 
-    /// How long the connection has had nothing in flight; `None` while it has.
+    fn now(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// A write went out (`true`) or found the socket full (`false`).
+    fn wrote(&self, progress: bool) {
+        if progress {
+            self.idle_since.fetch_max(self.now(), Ordering::AcqRel);
+            self.blocked_since.store(0, Ordering::Release);
+        } else {
+            let _ = self.blocked_since.compare_exchange(
+                0,
+                self.now() + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        }
+    }
+
+    /// How long the connection has had nothing in flight and nothing left
+    /// to write; `None` while it has.
     fn idle_for(&self) -> Option<Duration> {
         if self.in_flight.load(Ordering::Acquire) > 0 {
             return None;
         }
-        let since = Duration::from_millis(self.idle_since.load(Ordering::Acquire));
-        Some(self.start.elapsed().saturating_sub(since))
+        let now = self.now();
+        let blocked = self.blocked_since.load(Ordering::Acquire);
+        if blocked > 0 {
+            let stalled = Duration::from_millis(now.saturating_sub(blocked - 1));
+            return (stalled >= SEND_STALL).then_some(Duration::MAX);
+        }
+        let since = self.idle_since.load(Ordering::Acquire);
+        Some(Duration::from_millis(now.saturating_sub(since)))
     }
 
     /// Completes once the connection has been idle for `limit`.
@@ -73,6 +114,70 @@ impl Drop for InFlight {
         let now = self.0.start.elapsed().as_millis() as u64;
         self.0.idle_since.fetch_max(now, Ordering::AcqRel);
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A connection's socket whose writes count as activity (see the module).
+pub struct Metered<T> {
+    inner: T,
+    activity: Arc<Activity>,
+}
+
+impl<T> Metered<T> {
+    pub fn new(inner: T, activity: Arc<Activity>) -> Self {
+        Metered { inner, activity }
+    }
+
+    fn note(&self, r: &Poll<io::Result<usize>>) {
+        match r {
+            Poll::Ready(Ok(n)) if *n > 0 => self.activity.wrote(true),
+            Poll::Pending => self.activity.wrote(false),
+            _ => {}
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Metered<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Metered<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.note(&r);
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.note(&r);
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -159,5 +264,15 @@ mod tests {
         let before = Instant::now();
         idle.await;
         assert!(before.elapsed() >= limit);
+    }
+
+    #[test]
+    fn a_connection_waiting_to_write_is_busy() {
+        let a = Activity::new();
+        assert!(a.idle_for().is_some());
+        a.wrote(false);
+        assert_eq!(a.idle_for(), None, "the socket is full: still sending");
+        a.wrote(true);
+        assert!(a.idle_for().is_some_and(|d| d < SEND_STALL));
     }
 }

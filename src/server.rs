@@ -283,7 +283,11 @@ async fn accept_loop<S, F, B>(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(config.header_timeout)
+        // `idle` closes a connection without a request in flight, a slow
+        // head included; hyper's own header timer would also cut a response
+        // still being written to a slow reader (it starts waiting for the
+        // next head once the body is queued, not once it is sent).
+        .header_read_timeout(None)
         .max_headers(MAX_HEADERS)
         .max_buf_size(MAX_HEAD_BYTES);
     builder
@@ -332,8 +336,9 @@ async fn accept_loop<S, F, B>(
             };
             let result = match tls {
                 None => {
+                    let io = TokioIo::new(crate::idle::Metered::new(stream, activity.clone()));
                     tokio::select! {
-                        r = watcher.watch(builder.serve_connection(TokioIo::new(stream), service)) => r,
+                        r = watcher.watch(builder.serve_connection(io, service)) => r,
                         r = closed_idle => r,
                     }
                 }
@@ -349,8 +354,9 @@ async fn accept_loop<S, F, B>(
                             }
                             Err(_) => return,
                         };
+                    let io = TokioIo::new(crate::idle::Metered::new(stream, activity.clone()));
                     tokio::select! {
-                        r = watcher.watch(builder.serve_connection(TokioIo::new(stream), service)) => r,
+                        r = watcher.watch(builder.serve_connection(io, service)) => r,
                         r = closed_idle => r,
                     }
                 }

@@ -280,3 +280,37 @@ async fn an_unsendable_held_event_fails_without_blocking_the_release() {
     let failed = s.get("/api/events?state=failed").await;
     assert_eq!(failed["events"][0]["path"], "/../x", "{failed}");
 }
+
+#[tokio::test]
+async fn a_slow_download_is_not_cut_by_the_idle_limit() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_dir, data) = temp_data();
+    let mut cfg = config_at(&data);
+    cfg.header_timeout = Duration::from_secs(1);
+    let s = TestServer::start_with(cfg).await;
+    s.create_endpoint(json!({ "slug": "b" })).await;
+    // hyper lets go of a one-chunk body as soon as it is queued; the socket
+    // then takes seconds to drain it to this reader.
+    let size = 16 << 20;
+    let id = s.post_in("b", &[], vec![b'x'; size]).await.event_id();
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(64 * 1024).unwrap();
+    let mut c = sock.connect(s.admin).await.unwrap();
+    let req = format!("GET /api/events/{id}/body HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n");
+    c.write_all(req.as_bytes()).await.unwrap();
+    let (mut got, mut buf) = (0usize, vec![0u8; 64 * 1024]);
+    let started = Instant::now();
+    // About 4 MiB/s: four seconds for the body, four times the idle limit.
+    while got < size && started.elapsed() < Duration::from_secs(30) {
+        match c.read(&mut buf).await.unwrap() {
+            0 => break,
+            n => got += n,
+        }
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    assert!(
+        got > size,
+        "read {got} of {size} body bytes before the server closed, after {:?}",
+        started.elapsed()
+    );
+}
