@@ -911,57 +911,7 @@ impl Relay {
             }
         }
         let _flag = Releasing(&cell.releasing);
-        match target {
-            Some(_) if queue_mode => self.requeue_held(&cell, slug).await,
-            _ => self.release_held(&cell, slug, target).await,
-        }
-    }
-
-    /// Queue mode's release: each held event back in the queue, due now,
-    /// in the same batch as its state change (`retrying` when it was tried
-    /// before, so the schedule goes on where it stopped).
-    async fn requeue_held(&self, cell: &Arc<EndpointCell>, slug: &str) -> Result<Release> {
-        let owned = slug.to_string();
-        let ids = self
-            .store
-            .run(move |s| s.ids_in_state(&owned, EventState::Held, usize::MAX))
-            .await?;
-        let mut report = Release::default();
-        for (i, id) in ids.iter().enumerate() {
-            if cell.lock().status != Status::Active {
-                report.still_held = ids.len() - i;
-                break;
-            }
-            let now = now_ms();
-            let owned = id.clone();
-            let (_, _, moved) = self
-                .store
-                .run(move |s| {
-                    s.record_queued(&owned, None, |e| {
-                        if e.state != EventState::Held {
-                            return (None, QueueMove::default());
-                        }
-                        e.state = if e.tries > 0 {
-                            EventState::Retrying
-                        } else {
-                            EventState::Received
-                        };
-                        let add = QueueMove {
-                            remove: None,
-                            add: Some(now),
-                        };
-                        (None, add)
-                    })
-                })
-                .await?;
-            if moved.add.is_some() {
-                self.queue.push(slug, id, now);
-                report.released += 1;
-                report.queued += 1;
-            }
-        }
-        tracing::info!(endpoint = slug, ?report, "held events back in the queue");
-        Ok(report)
+        self.release_held(&cell, slug, target, queue_mode).await
     }
 
     async fn release_held(
@@ -969,6 +919,7 @@ impl Relay {
         cell: &Arc<EndpointCell>,
         slug: &str,
         target: Option<String>,
+        queue_mode: bool,
     ) -> Result<Release> {
         let owned = slug.to_string();
         let ids = self
@@ -980,6 +931,13 @@ impl Relay {
             if cell.lock().status != Status::Active {
                 report.still_held = ids.len() - i;
                 break;
+            }
+            if queue_mode && target.is_some() {
+                if self.requeue(slug, id).await? {
+                    report.released += 1;
+                    report.queued += 1;
+                }
+                continue;
             }
             let owned = id.clone();
             let (ev, body) = self
@@ -1027,6 +985,39 @@ impl Relay {
         }
         tracing::info!(endpoint = slug, ?report, "released held events");
         Ok(report)
+    }
+
+    /// Queue mode's release of one held event: back in the queue, due now,
+    /// in the same batch as its state change (`retrying` when it was tried
+    /// before, so the schedule goes on where it stopped). False when it was
+    /// no longer held.
+    async fn requeue(&self, slug: &str, id: &str) -> Result<bool> {
+        let now = now_ms();
+        let owned = id.to_string();
+        let (_, _, moved) = self
+            .store
+            .run(move |s| {
+                s.record_queued(&owned, None, |e| {
+                    if e.state != EventState::Held {
+                        return (None, QueueMove::default());
+                    }
+                    e.state = if e.tries > 0 {
+                        EventState::Retrying
+                    } else {
+                        EventState::Received
+                    };
+                    let add = QueueMove {
+                        remove: None,
+                        add: Some(now),
+                    };
+                    (None, add)
+                })
+            })
+            .await?;
+        if moved.add.is_some() {
+            self.queue.push(slug, id, now);
+        }
+        Ok(moved.add.is_some())
     }
 }
 

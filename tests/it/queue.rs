@@ -23,6 +23,22 @@ where
     }
 }
 
+/// Endpoint `q` in queue mode on `retry`, and an event whose first try
+/// failed (the receiver's script answers it) and now waits to be retried.
+async fn a_retrying_event(s: &TestServer, up: &mut Receiver, retry: Value) -> String {
+    s.create_endpoint(
+        json!({ "slug": "q", "mode": "queue", "target": up.url("/"), "retry": retry }),
+    )
+    .await;
+    let id = s.post_in("q", &[], "once").await.event_id();
+    up.next().await;
+    wait_until("retrying", || async {
+        state(s, &id).await["state"] == "retrying"
+    })
+    .await;
+    id
+}
+
 async fn state(s: &TestServer, id: &str) -> Value {
     s.get(&format!("/api/events/{id}")).await
 }
@@ -246,16 +262,7 @@ async fn disabling_during_retries_holds_and_release_keeps_order() {
 async fn pausing_holds_a_retrying_event_at_once() {
     let mut up = Receiver::start(vec![Reply::status(500)]).await;
     let s = TestServer::start().await;
-    s.create_endpoint(
-        json!({ "slug": "q", "mode": "queue", "target": up.url("/"), "retry": ["1h"] }),
-    )
-    .await;
-    let id = s.post_in("q", &[], "once").await.event_id();
-    up.next().await;
-    wait_until("retrying", || async {
-        state(&s, &id).await["state"] == "retrying"
-    })
-    .await;
+    let id = a_retrying_event(&s, &mut up, json!(["1h"])).await;
     let (st, _) = s.api("POST", "/api/endpoints/q/pause", None).await;
     assert_eq!(st, 200);
     // Not at its due time an hour from now.
@@ -271,16 +278,7 @@ async fn a_failed_replay_leaves_the_retry_schedule_running() {
     ])
     .await;
     let s = TestServer::start().await;
-    s.create_endpoint(
-        json!({ "slug": "q", "mode": "queue", "target": up.url("/"), "retry": ["1s", "1s"] }),
-    )
-    .await;
-    let id = s.post_in("q", &[], "once").await.event_id();
-    up.next().await;
-    wait_until("retrying", || async {
-        state(&s, &id).await["state"] == "retrying"
-    })
-    .await;
+    let id = a_retrying_event(&s, &mut up, json!(["1s", "1s"])).await;
     let (st, v) = s
         .api("POST", &format!("/api/events/{id}/replay"), Some(json!({})))
         .await;
@@ -401,16 +399,7 @@ async fn a_replay_that_delivers_takes_the_event_out_of_the_queue() {
     let mut up = Receiver::start(vec![Reply::status(500), Reply::status(200)]).await;
     let s = TestServer::start().await;
     // The retry is an hour away: only the replay can take the entry out.
-    s.create_endpoint(
-        json!({ "slug": "q", "mode": "queue", "target": up.url("/"), "retry": ["1h"] }),
-    )
-    .await;
-    let id = s.post_in("q", &[], "once").await.event_id();
-    up.next().await;
-    wait_until("retrying", || async {
-        state(&s, &id).await["state"] == "retrying"
-    })
-    .await;
+    let id = a_retrying_event(&s, &mut up, json!(["1h"])).await;
     let (st, v) = s
         .api("POST", &format!("/api/events/{id}/replay"), Some(json!({})))
         .await;
