@@ -247,12 +247,20 @@ async fn assert_clean(c: &Client, what: &str) {
     );
 }
 
+/// Waits (bounded) for an element. A lookup that lands while the page
+/// navigates (a form was just submitted) fails with "aborted by
+/// navigation": that is "not there yet", not an error.
 async fn wait_css(c: &Client, css: &str) -> fantoccini::elements::Element {
-    c.wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("waiting for {css}: {e}"))
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        match c.find(Locator::Css(css)).await {
+            Ok(e) => return e,
+            Err(e) if std::time::Instant::now() >= deadline => {
+                panic!("waiting for {css}: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
