@@ -28,6 +28,10 @@ pub fn split_ingest_path(path: &str) -> Option<(&str, &str)> {
 /// it). Sent on, it would reach paths outside the target's own once the
 /// receiver (or a proxy before it) resolves it.
 pub fn has_dot_segment(rest: &str) -> bool {
+    // Most paths hold none of these: no allocation on the hot path.
+    if !rest.contains(['.', '%', '\\']) {
+        return false;
+    }
     let mut path = rest.to_ascii_lowercase();
     // `%25` is `%`: undo repeated encoding (bounded: each pass shortens).
     for _ in 0..4 {
