@@ -210,7 +210,7 @@ fn seed_range(store: &Store, start_ms: u64, total: usize, from: usize, to: usize
         store
             .record_outcome(&id, None, |e| {
                 e.state = next;
-                Some(attempt(at + 40, &url, status))
+                (Some(attempt(at + 40, &url, status)), Default::default())
             })
             .expect("outcome");
     }

@@ -134,7 +134,7 @@ fn main() {
             store
                 .record_outcome(id, None, |e| {
                     e.state = hookrelay::event::EventState::Delivered;
-                    Some(attempt(now))
+                    (Some(attempt(now)), Default::default())
                 })
                 .expect("outcome");
             outcome += t2.elapsed();

@@ -557,7 +557,7 @@ impl Relay {
             if endpoint.is_none() {
                 guard = None;
             }
-            let (ev, a, moved) = store.record_queued(&id, endpoint.as_ref(), change)?;
+            let (ev, a, moved) = store.record_outcome(&id, endpoint.as_ref(), change)?;
             let disabled = match (&next, obs) {
                 (Some(ep), Some(o)) if o.disabled_now => Some(ep.clone()),
                 _ => None,
@@ -585,7 +585,7 @@ impl Relay {
         let (ev, body) = (self.store.get_event(id)?, self.store.get_body(id)?);
         let cell = self.endpoint(slug);
         let leave = |state: EventState| {
-            self.store.record_queued(id, None, |e| {
+            self.store.record_outcome(id, None, |e| {
                 e.state = state;
                 (
                     None,
@@ -997,7 +997,7 @@ impl Relay {
         let (_, _, moved) = self
             .store
             .run(move |s| {
-                s.record_queued(&owned, None, |e| {
+                s.record_outcome(&owned, None, |e| {
                     if e.state != EventState::Held {
                         return (None, QueueMove::default());
                     }

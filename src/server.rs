@@ -334,32 +334,25 @@ async fn accept_loop<S, F, B>(
                 tracing::debug!(%remote, "closed a connection idle for {idle:?}");
                 Ok(())
             };
-            let result = match tls {
-                None => {
-                    let io = TokioIo::new(crate::idle::Metered::new(stream, activity.clone()));
-                    tokio::select! {
-                        r = watcher.watch(builder.serve_connection(io, service)) => r,
-                        r = closed_idle => r,
-                    }
-                }
+            use tokio_util::either::Either;
+            let stream = match tls {
+                None => Either::Left(stream),
                 Some(acceptor) => {
-                    let stream =
-                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-                            .await
-                        {
-                            Ok(Ok(s)) => s,
-                            Ok(Err(e)) => {
-                                tracing::debug!(%remote, error = %e, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => return,
-                        };
-                    let io = TokioIo::new(crate::idle::Metered::new(stream, activity.clone()));
-                    tokio::select! {
-                        r = watcher.watch(builder.serve_connection(io, service)) => r,
-                        r = closed_idle => r,
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(s)) => Either::Right(s),
+                        Ok(Err(e)) => {
+                            tracing::debug!(%remote, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
                     }
                 }
+            };
+            let io = TokioIo::new(crate::idle::Metered::new(stream, activity.clone()));
+            let result = tokio::select! {
+                r = watcher.watch(builder.serve_connection(io, service)) => r,
+                r = closed_idle => r,
             };
             if let Err(e) = result {
                 tracing::debug!(%remote, error = %e, "connection ended with an error");

@@ -619,27 +619,13 @@ impl Store {
         Ok((ev, a))
     }
 
-    /// [`Store::update_event`] for an attempt's outcome: left in the WAL
-    /// buffer, not waited on (see `write_lazy`).
+    /// [`Store::update_event`] for an attempt's outcome (or a state change
+    /// made for one), left in the WAL buffer, not waited on (see
+    /// `write_lazy`). `change` also returns how the event moves in the
+    /// delivery queue, written in the same batch: a crash leaves it either
+    /// still queued (the attempt will be repeated) or recorded and moved,
+    /// never lost.
     pub fn record_outcome<F>(
-        &self,
-        id: &str,
-        endpoint: Option<&Endpoint>,
-        change: F,
-    ) -> Result<(Event, Option<Attempt>)>
-    where
-        F: FnOnce(&mut Event) -> Option<Attempt>,
-    {
-        let (ev, a, _) =
-            self.update_event_with(id, endpoint, |e| (change(e), QueueMove::default()))?;
-        Ok((ev, a))
-    }
-
-    /// [`Store::record_outcome`] that also moves the event in the delivery
-    /// queue, in the same batch: a crash leaves it either still queued (the
-    /// attempt will be repeated) or recorded and moved, never lost.
-    /// `change` returns the attempt and the queue move it decided.
-    pub fn record_queued<F>(
         &self,
         id: &str,
         endpoint: Option<&Endpoint>,
