@@ -22,8 +22,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use rocksdb::{
-    ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, DBWithThreadMode, Direction,
-    IteratorMode, MergeOperands, Options, SingleThreaded, WriteBatch, WriteOptions,
+    ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, DBRecoveryMode, DBWithThreadMode,
+    Direction, IteratorMode, MergeOperands, Options, SingleThreaded, WriteBatch, WriteOptions,
 };
 use ulid::Ulid;
 
@@ -210,6 +210,12 @@ impl WalSync {
     }
 }
 
+/// WAL bytes alive before RocksDB flushes the families that keep the oldest
+/// file: bounds what a restart after a crash replays.
+const WAL_CAP: u64 = 64 << 20;
+/// WAL files kept for reuse once obsolete (`WAL_CAP` keeps about two alive).
+const WAL_RECYCLE: usize = 2;
+
 /// How long a write nobody waits for may stay in RocksDB's WAL buffer.
 pub const LAZY_FLUSH: std::time::Duration = std::time::Duration::from_millis(5);
 
@@ -260,6 +266,18 @@ impl Store {
         // The WAL is written out by `wal_syncer`, once per group of writers:
         // a `write` per request cost a fifth of the ingest CPU in profiles.
         opts.set_manual_wal_flush(true);
+        // A WAL file lives until every family with data in it is flushed:
+        // uncapped, the slow families (indexes, counters) kept gigabytes of
+        // it alive, all to be replayed by a restart after a crash.
+        opts.set_max_total_wal_size(WAL_CAP);
+        // A recycled WAL file is overwritten in place, so `fdatasync` has no
+        // new file size to commit to the journal: a synced group commit took
+        // ~270 µs instead of ~390 µs here, and a forward with `sync` gained
+        // ~19% throughput. RocksDB allows it with point-in-time recovery
+        // only, and only without writes that skip the WAL or ingested files,
+        // neither of which this store makes.
+        opts.set_recycle_log_file_num(WAL_RECYCLE);
+        opts.set_wal_recovery_mode(DBRecoveryMode::PointInTime);
         let cfs = keys::ALL.iter().map(|name| {
             let mut o = Options::default();
             match *name {
