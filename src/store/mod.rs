@@ -1094,6 +1094,11 @@ impl Store {
         }
         doomed.sort();
         doomed.dedup();
+        let live: std::collections::HashSet<String> = self
+            .endpoints()?
+            .into_iter()
+            .map(|ep| ep.slug.as_str().to_string())
+            .collect();
         let mut deleted = 0;
         for id in doomed {
             // Under the event's stripe lock, re-read: an outcome written
@@ -1106,11 +1111,13 @@ impl Store {
                 continue;
             };
             // Events still owed a delivery are never pruned: the sender was
-            // told they were accepted.
+            // told they were accepted. Once their endpoint is deleted nothing
+            // will deliver them, so they age out like the rest.
             if matches!(
                 ev.state,
                 EventState::Held | EventState::Received | EventState::Retrying
-            ) {
+            ) && live.contains(&ev.endpoint)
+            {
                 continue;
             }
             let mut b = WriteBatch::default();

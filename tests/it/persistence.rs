@@ -90,6 +90,46 @@ async fn retention_keeps_the_newest_per_endpoint_and_prunes_by_age() {
     assert!(store.attempts(&ids[4]).unwrap().is_empty());
 }
 
+/// Held events are owed a delivery and outlive retention, but only while
+/// their endpoint exists: a deleted endpoint's held events age out too.
+#[tokio::test]
+async fn retention_keeps_held_events_only_while_their_endpoint_exists() {
+    let (_dir, data) = temp_data();
+    let s = TestServer::start_with(config_at(&data)).await;
+    for slug in ["kept", "gone"] {
+        s.create_endpoint(json!({ "slug": slug, "target": "http://127.0.0.1:9/" }))
+            .await;
+        let (st, _) = s
+            .api("POST", &format!("/api/endpoints/{slug}/pause"), None)
+            .await;
+        assert_eq!(st, 200);
+        for i in 0..2 {
+            let ev = s.post_in(slug, &[], format!("{slug} {i}")).await;
+            assert_eq!(ev.status, 202, "held while paused");
+        }
+    }
+    let (st, _) = s.api("DELETE", "/api/endpoints/gone", None).await;
+    assert_eq!(st, 204);
+    s.stop().await;
+
+    let store = Store::open(&data, Durability::Sync).unwrap();
+    let later = hookrelay::time::now_ms() + 2 * 86_400_000;
+    assert_eq!(
+        store.prune(later, Some(86_400_000), Some(1)).unwrap(),
+        2,
+        "both held events of the deleted endpoint go, none of the paused one"
+    );
+    let left = store
+        .query(&EventFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    let mut slugs: Vec<&str> = left.events.iter().map(|e| e.endpoint.as_str()).collect();
+    slugs.sort();
+    assert_eq!(slugs, ["kept", "kept"]);
+}
+
 /// How a SIGKILL test loads hookrelay before the kill.
 #[derive(Clone, Copy)]
 struct Load {
