@@ -342,6 +342,7 @@ impl Endpoint {
             "success_codes": self.success_codes,
             "retry": self.retry,
             "signature": signature,
+            "has_secret": self.signature.as_ref().is_some_and(|c| !c.secrets().is_empty()),
             "response": self.response,
             "notify_url": self.notify_url,
             "mirror": self.mirror,

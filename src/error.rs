@@ -20,6 +20,8 @@ pub enum Error {
     Conflict(String),
     #[error("{0}")]
     Unprocessable(String),
+    #[error("{0}")]
+    TooLarge(String),
     #[error("store error: {0}")]
     Store(#[from] rocksdb::Error),
     /// The store is up but cannot make a write durable now.
@@ -39,6 +41,7 @@ impl Error {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             // A store that cannot write (disk full, I/O error) must never turn
             // into a success; 503 tells senders to come back later.
             Error::Store(_) | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

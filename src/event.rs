@@ -74,6 +74,16 @@ pub struct SignatureRecord {
     pub secret_index: Option<usize>,
 }
 
+/// The verdict of an event whose endpoint checks no signature: the contract
+/// names it `unchecked` rather than leaving the field empty.
+fn unchecked() -> serde_json::Value {
+    serde_json::json!({
+        "scheme": null,
+        "verdict": "unchecked",
+        "detail": "no signature check configured for this endpoint",
+    })
+}
+
 /// One inbound request. The body is stored apart (see `store`), so listing
 /// events never reads payloads.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -138,7 +148,7 @@ impl Event {
             "topic": self.topic,
             "external_id": self.external_id,
             "duplicate_of": self.duplicate_of,
-            "signature": self.signature,
+            "signature": self.signature.as_ref().map_or_else(unchecked, |s| serde_json::json!(s)),
             "attempt_count": self.attempts,
             "last_status": self.last_status,
             "mirror_status": self.mirror_status,

@@ -278,8 +278,15 @@ impl Relay {
         let cell = self.require(slug)?;
         let status_set = input.status.is_some();
         let mut ep = cell.snapshot();
+        let before = ep.status;
         input.apply(&mut ep)?;
-        self.save(&cell, ep, status_set).await
+        let ep = self.save(&cell, ep, status_set).await?;
+        if status_set && ep.status == Status::Disabled && before != Status::Disabled {
+            tracing::warn!(endpoint = %ep.slug, "endpoint disabled by hand");
+            self.queue.poke();
+            self.notify_disabled(&ep);
+        }
+        Ok(ep)
     }
 
     pub async fn set_status(&self, slug: &str, status: Status) -> Result<Endpoint> {
@@ -683,6 +690,12 @@ impl Relay {
             reason = ep.disabled_reason.as_deref().unwrap_or(""),
             "endpoint disabled by the failure policy"
         );
+        self.notify_disabled(&ep);
+    }
+
+    /// POSTs `endpoint.disabled` to the endpoint's `notify_url`, if any, in
+    /// the background: by the policy or by hand, the owner wants to know.
+    fn notify_disabled(&self, ep: &Endpoint) {
         let Some(url) = ep.notify_url.clone() else {
             return;
         };

@@ -52,6 +52,28 @@ pub fn routes() -> Router<AdminState> {
         .route("/api/replay", post(bulk_replay).get(list_jobs))
         .route("/api/replay/{job}", get(get_job).delete(cancel_job))
         .fallback(|| async { Error::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|req: Request| async move {
+            MethodNotAllowed(format!(
+                "{} is not allowed on {}",
+                req.method(),
+                req.uri().path()
+            ))
+        })
+}
+
+/// A 405 in the API's error shape (axum's own has an empty body).
+struct MethodNotAllowed(String);
+
+impl IntoResponse for MethodNotAllowed {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": self.0 }).to_string();
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
+    }
 }
 
 /// A JSON body parsed with our error shape: syntax errors are 400, a
@@ -73,9 +95,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             )));
         }
         let req = req.map(|b| axum::body::Body::new(http_body_util::Limited::new(b, MAX_API_BODY)));
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| Error::BadRequest(format!("reading the body: {e}")))?;
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Error::TooLarge(format!(
+                    "request body over {} KiB; admin requests are small JSON documents",
+                    MAX_API_BODY / 1024
+                ))
+            } else {
+                Error::BadRequest(format!("reading the body: {e}"))
+            }
+        })?;
         let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
             Bytes::from_static(b"{}")
         } else {
@@ -331,9 +360,15 @@ async fn replay(
     JsonBody(req): JsonBody<ReplayRequest>,
 ) -> Result<Json<Value>> {
     let (ev, attempt, note) = st.relay.replay_with(&id, req.target, req.resign).await?;
-    Ok(Json(
-        json!({ "event": ev.to_api(None, None), "attempt": attempt.to_api(), "resign": note }),
-    ))
+    // The contract returns the attempt: its fields at the top level; `event`
+    // and `resign` are added, and `attempt` stays for earlier clients.
+    let mut out = attempt.to_api();
+    if let Some(obj) = out.as_object_mut() {
+        obj.insert("attempt".into(), attempt.to_api());
+        obj.insert("event".into(), ev.to_api(None, None));
+        obj.insert("resign".into(), json!(note));
+    }
+    Ok(Json(out))
 }
 
 /// `POST /api/replay`: the filter fields of `GET /api/events` plus

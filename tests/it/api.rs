@@ -31,6 +31,10 @@ async fn endpoint_fields_are_stored_and_returned() {
     assert_eq!(ep["retry"], json!(["1s", "10s"]));
     assert_eq!(ep["signature"]["scheme"], "github");
     assert_eq!(ep["signature"]["has_secret"], true);
+    assert_eq!(
+        ep["has_secret"], true,
+        "the contract names it on the endpoint"
+    );
     assert!(
         ep["signature"].get("secret").is_none(),
         "secrets never leave"
@@ -58,6 +62,7 @@ async fn endpoint_fields_are_stored_and_returned() {
         json!(["5s", "5m", "30m", "2h", "5h", "10h"])
     );
     assert!(defaults["target"].is_null());
+    assert_eq!(defaults["has_secret"], false);
 
     let (status, changed) = s
         .api(
@@ -207,6 +212,30 @@ async fn bad_requests_get_clear_errors() {
         )
         .await;
     check(st, b, 422, "bogus");
+
+    let (st, _, body) = send(
+        "POST",
+        &s.admin_url("/api/endpoints"),
+        &[("content-type", "application/json")],
+        format!(
+            "{{\"slug\": \"big\", \"name\": \"{}\"}}",
+            "n".repeat(2 << 20)
+        )
+        .into(),
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    check(st, v, 413, "KiB");
+    let (st, _, body) = send(
+        "PUT",
+        &s.admin_url("/api/endpoints/a"),
+        &[],
+        Default::default(),
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| panic!("405 body is not JSON: {:?}", String::from_utf8_lossy(&body)));
+    check(st, v, 405, "PUT is not allowed");
 }
 
 #[tokio::test]

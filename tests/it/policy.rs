@@ -216,9 +216,11 @@ async fn replay_to_another_url_does_not_count_toward_the_policy() {
         )
         .await;
     assert_eq!(status, 200, "{v}");
-    assert_eq!(v["attempt"]["trigger"], "replay");
-    assert_eq!(v["attempt"]["replay_of"], id.as_str());
-    assert_eq!(v["attempt"]["status"], 200);
+    // The contract: the replay returns the attempt (fields at the top).
+    assert_eq!(v["trigger"], "replay");
+    assert_eq!(v["replay_of"], id.as_str());
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["attempt"]["status"], 200, "kept for earlier clients");
     let got = b.next().await;
     assert_eq!(got.uri, "/dev/orders?x=1");
     assert_eq!(&got.body[..], b"payload");
@@ -241,4 +243,63 @@ async fn replay_to_another_url_does_not_count_toward_the_policy() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["event"]["state"], "delivered");
     assert_eq!(s.get("/api/endpoints/rp").await["consecutive_failures"], 0);
+}
+
+/// `notify_url` is told of every disable, by hand as well as by the policy;
+/// pausing is not a disable and sends nothing.
+#[tokio::test]
+async fn disabling_by_hand_notifies_too() {
+    let mut hook = Receiver::start(vec![Reply::status(204)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({
+        "slug": "h",
+        "target": "http://127.0.0.1:9/",
+        "notify_url": hook.url("/disabled"),
+    }))
+    .await;
+    let (st, v) = s.api("POST", "/api/endpoints/h/pause", None).await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = s
+        .api(
+            "PATCH",
+            "/api/endpoints/h",
+            Some(json!({ "status": "disabled" })),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let note = hook.next().await;
+    assert_eq!(note.uri, "/disabled");
+    let v: serde_json::Value = serde_json::from_slice(&note.body).unwrap();
+    assert_eq!(v["type"], "endpoint.disabled");
+    assert_eq!(v["endpoint"], "h");
+    assert_eq!(v["reason"], "disabled by hand");
+    // Disabling what is already disabled is no new event.
+    let (st, _) = s
+        .api(
+            "PATCH",
+            "/api/endpoints/h",
+            Some(json!({ "status": "disabled" })),
+        )
+        .await;
+    assert_eq!(st, 200);
+    // A renamed, resumed and again disabled endpoint: the next notification
+    // must carry the new name, so the repeat above sent none.
+    let (st, _) = s
+        .api(
+            "PATCH",
+            "/api/endpoints/h",
+            Some(json!({ "name": "again", "status": "active" })),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, _) = s
+        .api(
+            "PATCH",
+            "/api/endpoints/h",
+            Some(json!({ "status": "disabled" })),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let v: serde_json::Value = serde_json::from_slice(&hook.next().await.body).unwrap();
+    assert_eq!(v["name"], "again", "one notification per disable: {v}");
 }
