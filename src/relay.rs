@@ -1044,7 +1044,12 @@ fn unsendable(ev: &Event) -> bool {
     refused
 }
 
-/// Headers for an outbound copy: hop-by-hop dropped, `X-Forwarded-*` added.
+/// Headers for an outbound copy, in the order received: hop-by-hop dropped,
+/// and who sent it in `X-Forwarded-*` — the peer appended to the last
+/// `X-Forwarded-For` line (the list goes on), `X-Forwarded-Host`/`-Proto`
+/// set where they stand. Replays get the same as the first delivery did: a
+/// receiver behind a proxy-aware framework (`force_ssl` and the like) must
+/// see a replay of an HTTPS event as HTTPS (a documented deviation).
 pub fn forward_headers(ev: &Event) -> Headers {
     let mut h = deliver::strip_hop_by_hop(&ev.headers);
     let peer_ip = ev
@@ -1052,25 +1057,43 @@ pub fn forward_headers(ev: &Event) -> Headers {
         .parse::<std::net::SocketAddr>()
         .map(|a| a.ip().to_string())
         .unwrap_or_else(|_| ev.remote_addr.clone());
-    let prior = ev
-        .header("x-forwarded-for")
-        .map(|v| String::from_utf8_lossy(v).into_owned());
-    h.retain(|(n, _)| {
-        !n.eq_ignore_ascii_case("x-forwarded-for")
-            && !n.eq_ignore_ascii_case("x-forwarded-host")
-            && !n.eq_ignore_ascii_case("x-forwarded-proto")
-    });
-    let xff = match prior {
-        Some(p) => format!("{p}, {peer_ip}"),
-        None => peer_ip,
-    };
-    h.push(("x-forwarded-for".into(), xff.into_bytes()));
+    match h
+        .iter_mut()
+        .rev()
+        .find(|(n, _)| n.eq_ignore_ascii_case("x-forwarded-for"))
+    {
+        Some((_, v)) => {
+            v.extend_from_slice(b", ");
+            v.extend_from_slice(peer_ip.as_bytes());
+        }
+        None => h.push(("x-forwarded-for".into(), peer_ip.into_bytes())),
+    }
     if let Some(host) = ev.header("host") {
-        h.push(("x-forwarded-host".into(), host.to_vec()));
+        set_in_place(&mut h, "x-forwarded-host", host.to_vec());
     }
     let proto: &[u8] = if ev.tls { b"https" } else { b"http" };
-    h.push(("x-forwarded-proto".into(), proto.to_vec()));
+    set_in_place(&mut h, "x-forwarded-proto", proto.to_vec());
     h
+}
+
+/// Gives the first `name` header `value` (later ones go), or appends it.
+fn set_in_place(h: &mut Headers, name: &str, value: Vec<u8>) {
+    let mut value = Some(value);
+    h.retain_mut(|(n, v)| {
+        if !n.eq_ignore_ascii_case(name) {
+            return true;
+        }
+        match value.take() {
+            Some(new) => {
+                *v = new;
+                true
+            }
+            None => false,
+        }
+    });
+    if let Some(v) = value {
+        h.push((name.into(), v));
+    }
 }
 
 /// `target` + the event's path suffix + query (the target's own query first).

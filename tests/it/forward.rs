@@ -240,3 +240,60 @@ async fn a_sender_cannot_spoof_the_forwarded_proto() {
     let got = up.next().await;
     assert_eq!(got.header_all("x-forwarded-proto"), ["http"]);
 }
+
+/// A forward keeps the sender's header order, extending `X-Forwarded-For`
+/// where it stands (it used to move to the end); a replay sends what the
+/// first delivery sent, in the same order.
+#[tokio::test]
+async fn x_forwarded_headers_are_extended_in_place_and_replayed_alike() {
+    let mut up = Receiver::start(vec![Reply::status(200)]).await;
+    let mut other = Receiver::start(vec![Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "xo", "target": up.url("/") }))
+        .await;
+    let r = s
+        .post_in(
+            "xo",
+            &[
+                ("x-a", "1"),
+                ("x-forwarded-for", "9.9.9.9"),
+                ("x-forwarded-proto", "https"),
+                ("x-b", "2"),
+            ],
+            "x",
+        )
+        .await;
+    let seen = |got: &crate::support::receiver::Received| -> Vec<(String, String)> {
+        got.headers
+            .iter()
+            .filter(|(n, _)| n.starts_with("x-"))
+            .map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned()))
+            .collect()
+    };
+    let ingest = s.ingest.to_string();
+    let want: Vec<(String, String)> = [
+        ("x-a", "1"),
+        ("x-forwarded-for", "9.9.9.9, 127.0.0.1"),
+        ("x-forwarded-proto", "http"),
+        ("x-b", "2"),
+        ("x-forwarded-host", ingest.as_str()),
+    ]
+    .iter()
+    .map(|(n, v)| (n.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(seen(&up.next().await), want);
+
+    let (st, v) = s
+        .api(
+            "POST",
+            &format!("/api/events/{}/replay", r.event_id()),
+            Some(json!({ "target": other.url("/") })),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        seen(&other.next().await),
+        want,
+        "the replay is the same request"
+    );
+}
