@@ -82,19 +82,27 @@ pub struct Jobs {
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
-/// Ids matching `filter`, oldest first, at most `cap` (and whether more matched).
+/// Ids matching `filter` from its cursor on, oldest first: the newest
+/// `take` of them when given (a filter's `limit`), else all up to `cap`
+/// (and whether more matched).
 pub fn matching_ids(
     store: &Store,
     filter: &EventFilter,
     cap: usize,
+    take: Option<usize>,
 ) -> Result<(Vec<String>, bool)> {
     let mut f = filter.clone();
     f.limit = 1000;
-    f.cursor = None;
+    // The filter's cursor stays: a selection may start after a page seen.
+    let take = take.unwrap_or(usize::MAX);
     let mut ids = Vec::new();
     loop {
         let page = store.query(&f)?;
         ids.extend(page.events.into_iter().map(|e| e.id));
+        if ids.len() >= take && take <= cap {
+            ids.truncate(take);
+            break;
+        }
         if ids.len() > cap {
             ids.truncate(cap);
             ids.reverse();
@@ -170,6 +178,7 @@ pub async fn start(
     relay: &Arc<Relay>,
     filter_params: HashMap<String, String>,
     filter: EventFilter,
+    take: Option<usize>,
     target: Option<String>,
     resign: bool,
     rate: Option<f64>,
@@ -187,7 +196,7 @@ pub async fn start(
     let f = filter.clone();
     let (ids, more) = relay
         .store
-        .run(move |s| matching_ids(s, &f, MAX_JOB_EVENTS))
+        .run(move |s| matching_ids(s, &f, MAX_JOB_EVENTS, take))
         .await?;
     if more {
         return Err(Error::Unprocessable(format!(
@@ -219,10 +228,14 @@ pub async fn start(
 }
 
 /// Dry run: how many events match and the first (oldest) ids.
-pub async fn dry_run(relay: &Arc<Relay>, filter: EventFilter) -> Result<serde_json::Value> {
+pub async fn dry_run(
+    relay: &Arc<Relay>,
+    filter: EventFilter,
+    take: Option<usize>,
+) -> Result<serde_json::Value> {
     let (ids, more) = relay
         .store
-        .run(move |s| matching_ids(s, &filter, MAX_JOB_EVENTS))
+        .run(move |s| matching_ids(s, &filter, MAX_JOB_EVENTS, take))
         .await?;
     Ok(serde_json::json!({
         "dry_run": true,

@@ -236,6 +236,32 @@ pub const FILTER_KEYS: [&str; 11] = [
     "mirror_diff",
 ];
 
+/// The page fields of a filter: with a selection (bulk replay, export)
+/// `limit` takes the newest N from `cursor` on.
+const PAGE_KEYS: [&str; 2] = ["limit", "cursor"];
+
+/// A filter that selects rather than pages (bulk replay, export): `limit`,
+/// when given, keeps the newest N matches (up to `max`), else all match.
+fn parse_selection(
+    q: &HashMap<String, String>,
+    max: usize,
+) -> Result<(EventFilter, Option<usize>)> {
+    let take = q
+        .get("limit")
+        .map(|s| {
+            s.parse::<usize>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| {
+                    Error::BadRequest(format!("limit: {s:?} must be between 1 and {max}"))
+                })
+        })
+        .transpose()?;
+    let mut rest = q.clone();
+    rest.remove("limit");
+    Ok((parse_filter(&rest)?, take))
+}
+
 /// Parses the query of `GET /api/events` (and of the dashboard's list).
 pub fn parse_filter(q: &HashMap<String, String>) -> Result<EventFilter> {
     let get = |k: &str| q.get(k).map(|s| s.trim()).filter(|s| !s.is_empty());
@@ -383,10 +409,11 @@ async fn bulk_replay(
         if CONTROL.contains(&k.as_str()) {
             continue;
         }
-        if !FILTER_KEYS.contains(&k.as_str()) {
+        if !FILTER_KEYS.contains(&k.as_str()) && !PAGE_KEYS.contains(&k.as_str()) {
             return Err(Error::Unprocessable(format!(
-                "unknown field {k:?}; filters are {}",
-                FILTER_KEYS.join(", ")
+                "unknown field {k:?}; filters are {}, {}",
+                FILTER_KEYS.join(", "),
+                PAGE_KEYS.join(", ")
             )));
         }
         let text = match v {
@@ -396,7 +423,7 @@ async fn bulk_replay(
         };
         params.insert(k.clone(), text);
     }
-    let filter = parse_filter(&params)?;
+    let (filter, take) = parse_selection(&params, crate::replay::MAX_JOB_EVENTS)?;
     let flag = |k: &str| -> Result<bool> {
         match req.get(k) {
             None | Some(Value::Null) => Ok(false),
@@ -407,7 +434,7 @@ async fn bulk_replay(
     if flag("dry_run")? {
         return Ok((
             StatusCode::OK,
-            Json(crate::replay::dry_run(&st.relay, filter).await?),
+            Json(crate::replay::dry_run(&st.relay, filter, take).await?),
         ));
     }
     let rate = match req.get("rate") {
@@ -422,8 +449,16 @@ async fn bulk_replay(
         Some(Value::String(t)) => Some(t.clone()),
         Some(_) => return Err(Error::Unprocessable("target: must be a URL string".into())),
     };
-    let job =
-        crate::replay::start(&st.relay, params, filter, target, flag("resign")?, rate).await?;
+    let job = crate::replay::start(
+        &st.relay,
+        params,
+        filter,
+        take,
+        target,
+        flag("resign")?,
+        rate,
+    )
+    .await?;
     Ok((StatusCode::ACCEPTED, Json(job.to_api())))
 }
 
@@ -525,7 +560,7 @@ async fn export(
             "format: {format:?} must be jsonl or har"
         )));
     }
-    let filter = parse_filter(&q)?;
+    let (filter, take) = parse_selection(&q, ex::MAX_EXPORT)?;
     let base = st
         .relay
         .ingest_base
@@ -536,7 +571,7 @@ async fn export(
         .relay
         .store
         .run(move |s| {
-            let (ids, more) = crate::replay::matching_ids(s, &filter, ex::MAX_EXPORT)?;
+            let (ids, more) = crate::replay::matching_ids(s, &filter, ex::MAX_EXPORT, take)?;
             let (text, cut) = ex::build(s, &ids, format == "har", &base, ex::MAX_EXPORT_BYTES)?;
             Ok((text, more || cut))
         })

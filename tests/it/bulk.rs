@@ -211,3 +211,69 @@ async fn the_cli_runs_a_bulk_replay() {
     assert!(stdout.contains("3 sent, 3 succeeded, 0 failed"), "{stdout}");
     assert_eq!(up.drain().len(), 3);
 }
+
+/// The filter of a bulk replay or an export is the events list's, `limit`
+/// and `cursor` included: `limit` keeps the newest N, `cursor` starts after
+/// a page already seen.
+#[tokio::test]
+async fn limit_and_cursor_select_like_the_events_list() {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "l" })).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(s.post_in("l", &[], format!("{i}")).await.event_id());
+    }
+    let dry = |extra: Value| {
+        let mut body = json!({ "endpoint": "l", "dry_run": true });
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let (st, v) = s
+        .api("POST", "/api/replay", Some(dry(json!({ "limit": 2 }))))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["count"], 2);
+    assert_eq!(
+        v["first_ids"],
+        json!([ids[3], ids[4]]),
+        "the newest two, oldest first"
+    );
+
+    let page = s.get("/api/events?endpoint=l&limit=2").await;
+    let cursor = page["next_cursor"].as_str().unwrap().to_string();
+    let (st, v) = s
+        .api(
+            "POST",
+            "/api/replay",
+            Some(dry(json!({ "cursor": cursor }))),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        v["first_ids"],
+        json!([ids[0], ids[1], ids[2]]),
+        "after the first page"
+    );
+
+    let (st, v) = s
+        .api("POST", "/api/replay", Some(dry(json!({ "limit": 0 }))))
+        .await;
+    assert_eq!(st, 400, "{v}");
+
+    let (st, _, body) = crate::support::send(
+        "GET",
+        &s.admin_url("/api/export?endpoint=l&limit=1"),
+        &[],
+        Default::default(),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let lines: Vec<Value> = String::from_utf8_lossy(&body)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "limit=1 exports one event");
+    assert_eq!(lines[0]["id"], ids[4].as_str());
+}

@@ -635,7 +635,7 @@ async fn dry_run_into(
     page: &mut BulkPage,
     filter: EventFilter,
 ) -> Result<(), Error> {
-    let v = crate::replay::dry_run(&st.relay, filter).await?;
+    let v = crate::replay::dry_run(&st.relay, filter, None).await?;
     page.count = v["count"].as_u64().unwrap_or(0) as usize;
     page.more = v["more_than_max"].as_bool().unwrap_or(false);
     page.first_ids = v["first_ids"]
@@ -720,8 +720,16 @@ pub async fn bulk_replay(
                 })
             })
             .collect();
-        match crate::replay::start(&st.relay, params, filter.clone(), target, page.resign, rate)
-            .await
+        match crate::replay::start(
+            &st.relay,
+            params,
+            filter.clone(),
+            None,
+            target,
+            page.resign,
+            rate,
+        )
+        .await
         {
             Ok(job) => {
                 let text = format!(
