@@ -647,10 +647,26 @@ impl Relay {
         let (attempt, _) = self
             .send(&ev, Bytes::from(body.unwrap_or_default()), &target, trigger)
             .await?;
-        let (_, _, moved) = self
-            .record_attempt(id, Some(cell), attempt, Settle::Queued { due })
-            .await?;
-        Ok(moved.add)
+        // The receiver has its answer now: when the store cannot record it,
+        // the write is tried again, not the delivery (the worker's retry
+        // would send it again every few seconds for as long as the store
+        // fails). A shutdown meanwhile leaves the entry to be sent again.
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let settle = Settle::Queued { due };
+            match self
+                .record_attempt(id, Some(Arc::clone(&cell)), attempt.clone(), settle)
+                .await
+            {
+                Ok((_, _, moved)) => return Ok(moved.add),
+                Err(e @ (Error::Store(_) | Error::Unavailable(_))) => {
+                    tracing::error!(endpoint = slug, id, error = %e, "cannot record a delivery; retrying the write");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Sends a copy of a new event to the endpoint's mirror in the

@@ -135,6 +135,13 @@ pub struct EventPage {
     pub scanned: usize,
 }
 
+/// A write failure switched on by a test ([`Store::inject_write_fault`]).
+#[derive(Default)]
+struct Fault {
+    failing: std::sync::atomic::AtomicBool,
+    refused: std::sync::atomic::AtomicU64,
+}
+
 pub struct Store {
     db: Arc<Db>,
     /// Every write goes to RocksDB's WAL buffer without waiting. Outcomes
@@ -149,6 +156,7 @@ pub struct Store {
     /// and decoding the record again cost ~5% of a forward's CPU.
     stripes: Vec<Mutex<Option<Recent>>>,
     dedup_locks: Vec<Mutex<()>>,
+    fault: Fault,
     wal: Arc<WalSync>,
     syncer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -326,6 +334,7 @@ impl Store {
             sync,
             stripes: (0..STRIPES).map(|_| Mutex::new(None)).collect(),
             dedup_locks: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            fault: Fault::default(),
             wal,
             syncer: Mutex::new(syncer),
         })
@@ -437,7 +446,11 @@ impl Store {
     /// A write left in the WAL buffer: `wal_syncer` writes it out within
     /// [`LAZY_FLUSH`], or sooner for a sender waiting in [`Store::durable`].
     fn write_lazy(&self, batch: WriteBatch) -> Result<()> {
-        use std::sync::atomic::Ordering::AcqRel;
+        use std::sync::atomic::Ordering::{AcqRel, Relaxed};
+        if self.fault.failing.load(Relaxed) {
+            self.fault.refused.fetch_add(1, Relaxed);
+            return Err(Error::Unavailable("injected write fault".into()));
+        }
         self.db.write_opt(batch, &self.write_opts)?;
         self.wal.writes.fetch_add(1, AcqRel);
         if !self.wal.dirty.swap(true, AcqRel) {
@@ -457,6 +470,22 @@ impl Store {
         let mut b = WriteBatch::default();
         b.put_cf(self.cf(keys::ENDPOINTS), ep.slug.as_str(), to_json(ep)?);
         self.write_lazy(b)
+    }
+
+    /// For tests of store failures: while on, every write fails as a full
+    /// or broken disk would make it fail. Returns how many writes were
+    /// refused so far.
+    pub fn inject_write_fault(&self, on: bool) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.fault.failing.store(on, Relaxed);
+        self.fault.refused.load(Relaxed)
+    }
+
+    /// Writes refused by [`Store::inject_write_fault`] so far.
+    pub fn refused_writes(&self) -> u64 {
+        self.fault
+            .refused
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Makes everything written so far durable: synced (sync durability)

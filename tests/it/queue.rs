@@ -419,3 +419,80 @@ async fn a_replay_that_delivers_takes_the_event_out_of_the_queue() {
     );
     assert_eq!(state(&s, &id).await["state"], "delivered");
 }
+
+/// The receiver answered but the store cannot record it: the write is tried
+/// again until the store recovers, and the receiver is not sent the event
+/// a second time (the worker's retry used to re-send it every 5 s for as
+/// long as the store failed).
+#[tokio::test]
+async fn an_outcome_the_store_cannot_record_is_written_again_not_sent_again() {
+    use hookrelay::relay::Relay;
+    use hookrelay::store::{Durability, Store};
+    use std::sync::Arc;
+
+    // A queued event waiting an hour for its retry, left by a real server.
+    let down = free_port().await;
+    let (_dir, data) = temp_data();
+    let s = TestServer::start_with(config_at(&data)).await;
+    s.create_endpoint(json!({
+        "slug": "q", "mode": "queue", "target": format!("http://{down}/"), "retry": ["1h"]
+    }))
+    .await;
+    let id = s.post_in("q", &[], "once").await.event_id();
+    wait_until("retrying", || async {
+        state(&s, &id).await["state"] == "retrying"
+    })
+    .await;
+    s.stop().await;
+
+    let mut up = Receiver::start(vec![Reply::status(200)]).await;
+    let store = Arc::new(Store::open(&data, Durability::Buffered).unwrap());
+    let client = hookrelay::deliver::Client::new(None, 0).unwrap();
+    let relay = Arc::new(Relay::new(Arc::clone(&store), client, 1 << 20).unwrap());
+    relay
+        .update(
+            "q",
+            hookrelay::endpoint::EndpointInput {
+                target: Some(Some(up.url("/"))),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (due, queued, _) = store.queue_entries().unwrap().remove(0);
+    assert_eq!(queued, id);
+
+    store.inject_write_fault(true);
+    let delivery = tokio::spawn({
+        let relay = Arc::clone(&relay);
+        let id = id.clone();
+        async move { relay.deliver_queued("q", &id, due).await }
+    });
+    let got = up.next().await;
+    assert_eq!(&got.body[..], b"once");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.refused_writes() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline && !delivery.is_finished(),
+            "the outcome write was not tried again ({} refused): {:?}",
+            store.refused_writes(),
+            if delivery.is_finished() {
+                Some(delivery.await)
+            } else {
+                None
+            }
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    store.inject_write_fault(false);
+    let next = tokio::time::timeout(Duration::from_secs(10), delivery)
+        .await
+        .expect("the write succeeds once the store does")
+        .unwrap()
+        .unwrap();
+    assert_eq!(next, None, "delivered: out of the queue");
+    assert!(up.drain().is_empty(), "sent once");
+    let ev = store.get_event(&id).unwrap().unwrap();
+    assert_eq!(ev.state, hookrelay::event::EventState::Delivered);
+    assert!(store.queue_entries().unwrap().is_empty());
+}
