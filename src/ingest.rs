@@ -108,7 +108,16 @@ async fn ingest(
         Err(e) => return Err(Error::BadRequest(format!("reading the request body: {e}"))),
     };
 
-    let ep = cell.snapshot();
+    let mut ep = cell.snapshot();
+    // An event about to be held keeps the gate until it is stored: a
+    // release that starts meanwhile waits for it (see `hold_gate`).
+    let hold_gate = if ep.status == Status::Active {
+        None
+    } else {
+        let gate = cell.hold_gate.read().await;
+        ep = cell.snapshot();
+        Some(gate)
+    };
     let now = now_ms();
     let mut ev = capture::capture(Store::new_id(), &parts, slug, rest, body.len(), remote, now);
     ev.tls = tls;
@@ -178,6 +187,7 @@ async fn ingest(
     if let (Ok(ev), true) = (&stored, queued) {
         relay.queue.push(slug, &ev.id, now);
     }
+    drop(hold_gate);
     let stored = match stored {
         Ok(ev) if !forwarding => relay.store.durable().await.map(|_| ev),
         other => other,

@@ -32,6 +32,11 @@ pub struct EndpointCell {
     deleted: std::sync::atomic::AtomicBool,
     /// A release is running: a second one would send everything twice.
     releasing: std::sync::atomic::AtomicBool,
+    /// Held while an ingest that found the endpoint paused or disabled
+    /// stores its event; a release takes it once before listing held
+    /// events, so an event that was held just as the endpoint resumed is
+    /// stored before the list is made, never left behind it.
+    pub hold_gate: tokio::sync::RwLock<()>,
 }
 
 impl EndpointCell {
@@ -41,6 +46,7 @@ impl EndpointCell {
             served: AtomicUsize::new(0),
             deleted: Default::default(),
             releasing: Default::default(),
+            hold_gate: Default::default(),
         })
     }
 
@@ -950,6 +956,9 @@ impl Relay {
         target: Option<String>,
         queue_mode: bool,
     ) -> Result<Release> {
+        // Every ingest that decided "held" before the resume has stored its
+        // event once this passes; later ones see the endpoint active.
+        drop(cell.hold_gate.write().await);
         let owned = slug.to_string();
         let ids = self
             .store

@@ -1,6 +1,8 @@
 //! The failure-disable policy end to end: the exact ordinal, the reset, the
 //! notification, holding while disabled, and release in arrival order.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::support::{Receiver, Reply, TestServer};
@@ -302,4 +304,70 @@ async fn disabling_by_hand_notifies_too() {
     assert_eq!(st, 200);
     let v: serde_json::Value = serde_json::from_slice(&hook.next().await.body).unwrap();
     assert_eq!(v["name"], "again", "one notification per disable: {v}");
+}
+
+/// An ingest that found the endpoint paused and a release that starts while
+/// it is still storing the event: the release waits for it, so the event is
+/// released with the rest instead of staying held on an active endpoint.
+/// The window is made wide on purpose: a 20 MiB body checked against 50
+/// secrets keeps the ingest between its look at the status and its insert
+/// for a good part of a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_held_as_a_release_starts_is_released_with_the_rest() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut up = Receiver::start(vec![Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    let secrets: Vec<String> = (0..50).map(|i| format!("secret-{i}")).collect();
+    s.create_endpoint(json!({
+        "slug": "g",
+        "target": up.url("/"),
+        "signature": { "scheme": "github", "secrets": secrets },
+    }))
+    .await;
+    let (st, _) = s.api("POST", "/api/endpoints/g/pause", None).await;
+    assert_eq!(st, 200);
+
+    let body = vec![b'x'; 20 << 20];
+    let head = format!(
+        "POST /in/g HTTP/1.1\r\nhost: t\r\ncontent-length: {}\r\nx-hub-signature-256: sha256={}\r\nconnection: close\r\n\r\n",
+        body.len(),
+        "0".repeat(64)
+    );
+    let (written, sent) = tokio::sync::oneshot::channel();
+    let addr = s.ingest;
+    let sender = tokio::spawn(async move {
+        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+        conn.write_all(head.as_bytes()).await.unwrap();
+        conn.write_all(&body).await.unwrap();
+        let _ = written.send(());
+        let mut out = Vec::new();
+        conn.read_to_end(&mut out).await.unwrap();
+        String::from_utf8_lossy(&out).into_owned()
+    });
+    sent.await.unwrap();
+    // No signal says the ingest has looked at the status: the last bytes
+    // are read moments after the write returns, and the check that follows
+    // takes far longer than this.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let (st, v) = s.api("POST", "/api/endpoints/g/resume", None).await;
+    assert_eq!(st, 200, "{v}");
+    let (st, report) = s.api("POST", "/api/endpoints/g/release", None).await;
+    assert_eq!(st, 200, "{report}");
+    let answer = tokio::time::timeout(Duration::from_secs(30), sender)
+        .await
+        .expect("the sender is answered")
+        .unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 202"),
+        "{}",
+        &answer[..answer.len().min(200)]
+    );
+    let list = s.get("/api/events?endpoint=g").await;
+    assert_eq!(
+        list["events"][0]["state"], "delivered",
+        "held behind the release: {report}"
+    );
+    assert_eq!(report["released"], 1);
+    assert_eq!(up.next().await.body.len(), 20 << 20);
 }
