@@ -1087,14 +1087,20 @@ pub fn forward_headers(ev: &Event) -> Headers {
         .rev()
         .find(|(n, _)| n.eq_ignore_ascii_case("x-forwarded-for"))
     {
+        // An empty line would leave an empty first entry, which parsers
+        // that take the first one as the client would read.
+        Some((_, v)) if v.trim_ascii().is_empty() => *v = peer_ip.into_bytes(),
         Some((_, v)) => {
             v.extend_from_slice(b", ");
             v.extend_from_slice(peer_ip.as_bytes());
         }
         None => h.push(("x-forwarded-for".into(), peer_ip.into_bytes())),
     }
-    if let Some(host) = ev.header("host") {
-        set_in_place(&mut h, "x-forwarded-host", host.to_vec());
+    match ev.header("host") {
+        Some(host) => set_in_place(&mut h, "x-forwarded-host", host.to_vec()),
+        // HTTP/2 carries the host in `:authority`, not kept with the event:
+        // a sender's own value must not pass as hookrelay's.
+        None => h.retain(|(n, _)| !n.eq_ignore_ascii_case("x-forwarded-host")),
     }
     let proto: &[u8] = if ev.tls { b"https" } else { b"http" };
     set_in_place(&mut h, "x-forwarded-proto", proto.to_vec());

@@ -297,3 +297,34 @@ async fn x_forwarded_headers_are_extended_in_place_and_replayed_alike() {
         "the replay is the same request"
     );
 }
+
+/// Over HTTP/2 the host travels as `:authority`, with no `Host` header: a
+/// sender's own `X-Forwarded-Host` must still not reach the target as if
+/// hookrelay had set it. An empty `X-Forwarded-For` line is replaced, not
+/// extended into an empty first entry.
+#[tokio::test]
+async fn a_sender_cannot_spoof_the_forwarded_host_over_http2() {
+    let mut up = Receiver::start(vec![Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "h2", "target": up.url("/") }))
+        .await;
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .build_http();
+    let req = http::Request::post(s.ingest_url("/in/h2"))
+        .header("x-forwarded-host", "evil.example")
+        .header("x-forwarded-for", "")
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(b"x")))
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    assert_eq!(resp.status(), 200);
+    let got = up.next().await;
+    assert!(
+        got.header_all("x-forwarded-host").is_empty(),
+        "{:?}",
+        got.header_all("x-forwarded-host")
+    );
+    assert_eq!(got.header_all("x-forwarded-for"), ["127.0.0.1"]);
+}
