@@ -284,15 +284,8 @@ impl Relay {
         let cell = self.require(slug)?;
         let status_set = input.status.is_some();
         let mut ep = cell.snapshot();
-        let before = ep.status;
         input.apply(&mut ep)?;
-        let ep = self.save(&cell, ep, status_set).await?;
-        if status_set && ep.status == Status::Disabled && before != Status::Disabled {
-            tracing::warn!(endpoint = %ep.slug, "endpoint disabled by hand");
-            self.queue.poke();
-            self.notify_disabled(&ep);
-        }
-        Ok(ep)
+        self.save(&cell, ep, status_set).await
     }
 
     pub async fn set_status(&self, slug: &str, status: Status) -> Result<Endpoint> {
@@ -308,7 +301,8 @@ impl Relay {
 
     /// Persists `ep` and makes it live. Policy fields are taken from the live
     /// copy unless the change itself moved the status, so a concurrent
-    /// failure count is not lost.
+    /// failure count is not lost. A change that disables the endpoint
+    /// notifies its `notify_url`, as the policy does.
     async fn save(
         &self,
         cell: &Arc<EndpointCell>,
@@ -317,8 +311,8 @@ impl Relay {
     ) -> Result<Endpoint> {
         let cell = Arc::clone(cell);
         let store = Arc::clone(&self.store);
-        tokio::task::spawn_blocking(move || {
-            {
+        let (ep, before) = tokio::task::spawn_blocking(move || {
+            let before = {
                 let mut live = cell.lock();
                 if cell.deleted.load(Ordering::SeqCst) {
                     return Err(Error::NotFound(format!(
@@ -327,8 +321,10 @@ impl Relay {
                     )));
                 }
                 // Unless this change set the status, the policy's live
-                // state (which may have moved since the snapshot) wins.
-                if !status_set {
+                // state (which may have moved since the snapshot) wins; so
+                // does a disable already in place (its reason and time).
+                let before = live.status;
+                if !status_set || (ep.status == Status::Disabled && before == Status::Disabled) {
                     ep.status = live.status;
                     ep.consecutive_failures = live.consecutive_failures;
                     ep.disabled_reason = live.disabled_reason.clone();
@@ -338,11 +334,20 @@ impl Relay {
                 // the fsync waits after it is released.
                 store.put_endpoint_unsynced(&ep)?;
                 *live = ep.clone();
-            }
+                before
+            };
             store.sync_wal()?;
-            Ok(ep)
+            Ok((ep, before))
         })
-        .await?
+        .await??;
+        // Compared under the endpoint's lock: a disable by the policy in
+        // the meantime has notified already.
+        if ep.status == Status::Disabled && before != Status::Disabled {
+            tracing::warn!(endpoint = %ep.slug, "endpoint disabled by hand");
+            self.queue.poke();
+            self.notify_disabled(&ep);
+        }
+        Ok(ep)
     }
 
     pub async fn delete(&self, slug: &str) -> Result<()> {

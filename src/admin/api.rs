@@ -248,6 +248,8 @@ fn parse_selection(
 ) -> Result<(EventFilter, Option<usize>)> {
     let take = q
         .get("limit")
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
         .map(|s| {
             s.parse::<usize>()
                 .ok()

@@ -261,6 +261,22 @@ async fn limit_and_cursor_select_like_the_events_list() {
         .api("POST", "/api/replay", Some(dry(json!({ "limit": 0 }))))
         .await;
     assert_eq!(st, 400, "{v}");
+    let (st, v) = s
+        .api("POST", "/api/replay", Some(dry(json!({ "limit": " 2 " }))))
+        .await;
+    assert_eq!(
+        (st, &v["count"]),
+        (200, &json!(2)),
+        "read as the events list reads it: {v}"
+    );
+    let (st, v) = s
+        .api("POST", "/api/replay", Some(dry(json!({ "limit": "" }))))
+        .await;
+    assert_eq!(
+        (st, &v["count"]),
+        (200, &json!(5)),
+        "empty is no limit: {v}"
+    );
 
     let (st, _, body) = crate::support::send(
         "GET",

@@ -47,6 +47,18 @@ async fn the_sixth_consecutive_failure_disables_and_notifies() {
     assert_eq!(v["type"], "endpoint.disabled");
     assert_eq!(v["endpoint"], "p");
 
+    // Disabling it again by hand keeps the policy's reason and time.
+    let (st, again) = s
+        .api(
+            "PATCH",
+            "/api/endpoints/p",
+            Some(json!({ "status": "disabled" })),
+        )
+        .await;
+    assert_eq!(st, 200, "{again}");
+    assert_eq!(again["disabled_reason"], ep["disabled_reason"]);
+    assert_eq!(again["disabled_at"], ep["disabled_at"]);
+
     // Disabled: stored as held, sender gets 202, nothing goes upstream.
     let r = s.post_in("p", &[], "7").await;
     assert_eq!(r.status, 202);
