@@ -43,11 +43,11 @@ pub async fn run(
         .await?;
     if dry_run {
         if args.json {
-            println!("{v}");
+            say!("{v}");
         } else {
-            println!("{} events match", v["count"]);
+            say!("{} events match", v["count"]);
             for id in v["first_ids"].as_array().into_iter().flatten() {
-                println!("  {}", id.as_str().unwrap_or(""));
+                say!("  {}", id.as_str().unwrap_or(""));
             }
         }
         return Ok(ExitCode::SUCCESS);
@@ -66,7 +66,7 @@ pub async fn run(
         b
     });
     if !args.json && bar.is_none() {
-        println!("job {job}: {total} events");
+        say!("job {job}: {total} events");
     }
     let path = format!("/api/replay/{}", path_segment(&job));
     let mut last_sent = u64::MAX;
@@ -79,7 +79,7 @@ pub async fn run(
                 b.set_position(sent);
                 b.set_message(msg.clone());
             }
-            None if !args.json && sent != last_sent => println!("{sent}/{total} sent, {msg}"),
+            None if !args.json && sent != last_sent => say!("{sent}/{total} sent, {msg}"),
             None => {}
         }
         last_sent = sent;
@@ -92,9 +92,9 @@ pub async fn run(
         b.finish();
     }
     if args.json {
-        println!("{final_state}");
+        say!("{final_state}");
     } else {
-        println!(
+        say!(
             "job {job} {}: {} sent, {} succeeded, {} failed",
             final_state["status"].as_str().unwrap_or(""),
             final_state["sent"],

@@ -2,11 +2,19 @@
 //! running server's admin API (`--server`, default `http://127.0.0.1:8081`).
 //! `--json` prints the API's JSON for scripts; without it, short tables.
 
+/// Prints a line of human output through [`printable`].
+macro_rules! say {
+    ($($t:tt)*) => {
+        println!("{}", $crate::cli::printable(&format!($($t)*)))
+    };
+}
+
 mod bulk;
 mod remote;
 mod tail;
 mod verify;
 
+use std::borrow::Cow;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
@@ -312,7 +320,7 @@ pub fn main() -> ExitCode {
     match rt.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", printable(&e.to_string()));
             ExitCode::FAILURE
         }
     }
@@ -340,7 +348,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
                 .get(&format!("/api/events?{}", remote::query_string(&q)))
                 .await?;
             if a.remote.json {
-                println!("{v}");
+                say!("{v}");
             } else {
                 print_events(&v);
             }
@@ -352,7 +360,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
                 .get(&format!("/api/events/{}", remote::path_segment(&id)))
                 .await?;
             if remote.json {
-                println!("{v}");
+                say!("{v}");
             } else {
                 print_event(&v);
             }
@@ -371,7 +379,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
                 Some(path) => {
                     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?
                 }
-                None => print!("{text}"),
+                None => print!("{}", printable(&text)),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -397,13 +405,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
                 )
                 .await?;
             if remote.json {
-                println!("{v}");
+                say!("{v}");
             } else {
                 let a = &v["attempt"];
                 if let Some(note) = v["resign"].as_str() {
-                    println!("resign: {note}");
+                    say!("resign: {note}");
                 }
-                println!(
+                say!(
                     "attempt {} to {}: {}",
                     a["n"],
                     a["url"].as_str().unwrap_or(""),
@@ -488,15 +496,20 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
         EndpointCmd::List { remote } => {
             let v = Remote::new(&remote)?.get("/api/endpoints").await?;
             if remote.json {
-                println!("{v}");
+                say!("{v}");
             } else {
-                println!(
+                say!(
                     "{:<24} {:<9} {:>6} {:>6} {:>6} {:>5}  TARGET",
-                    "SLUG", "STATUS", "RECV", "OK", "FAIL", "HELD"
+                    "SLUG",
+                    "STATUS",
+                    "RECV",
+                    "OK",
+                    "FAIL",
+                    "HELD"
                 );
                 for e in v["endpoints"].as_array().into_iter().flatten() {
                     let n = |k: &str| e["counts"][k].as_i64().unwrap_or(0);
-                    println!(
+                    say!(
                         "{:<24} {:<9} {:>6} {:>6} {:>6} {:>5}  {}",
                         e["slug"].as_str().unwrap_or(""),
                         e["status"].as_str().unwrap_or(""),
@@ -540,10 +553,10 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
             if release {
                 let rel = r.send("POST", &format!("{path}/release"), None).await?;
                 if remote.json {
-                    println!("{}", json!({ "endpoint": v, "release": rel }));
+                    say!("{}", json!({ "endpoint": v, "release": rel }));
                 } else {
                     print_endpoint(&v);
-                    println!("{}", release_line(&rel));
+                    say!("{}", release_line(&rel));
                 }
                 return Ok(ExitCode::SUCCESS);
             }
@@ -554,9 +567,9 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
             let path = format!("/api/endpoints/{}/release", remote::path_segment(&slug));
             let v = r.send("POST", &path, None).await?;
             if remote.json {
-                println!("{v}");
+                say!("{v}");
             } else {
-                println!("{}", release_line(&v));
+                say!("{}", release_line(&v));
             }
             return Ok(ExitCode::SUCCESS);
         }
@@ -565,10 +578,10 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
             let path = format!("/api/endpoints/{}/ping", remote::path_segment(&slug));
             let v = r.send("POST", &path, None).await?;
             if remote.json {
-                println!("{v}");
+                say!("{v}");
             } else {
                 let a = &v["attempt"];
-                println!(
+                say!(
                     "ping to {}: {}",
                     a["url"].as_str().unwrap_or(""),
                     outcome(a)
@@ -589,15 +602,15 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
             )
             .await?;
             if !remote.json {
-                println!("deleted endpoint {slug}");
+                say!("deleted endpoint {slug}");
             } else {
-                println!("{}", json!({ "deleted": slug }));
+                say!("{}", json!({ "deleted": slug }));
             }
             return Ok(ExitCode::SUCCESS);
         }
     };
     if remote.json {
-        println!("{v}");
+        say!("{v}");
     } else {
         print_endpoint(&v);
     }
@@ -605,22 +618,23 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
 }
 
 fn print_endpoint(e: &Value) {
-    println!(
+    say!(
         "{}  ({})",
         e["slug"].as_str().unwrap_or(""),
         e["name"].as_str().unwrap_or("")
     );
-    println!("  status:   {}", e["status"].as_str().unwrap_or(""));
+    say!("  status:   {}", e["status"].as_str().unwrap_or(""));
     if let Some(r) = e["disabled_reason"].as_str() {
-        println!("  reason:   {r}");
+        say!("  reason:   {r}");
     }
-    println!("  ingest:   {}", e["ingest_path"].as_str().unwrap_or(""));
-    println!("  target:   {}", e["target"].as_str().unwrap_or("(bin)"));
-    println!(
+    say!("  ingest:   {}", e["ingest_path"].as_str().unwrap_or(""));
+    say!("  target:   {}", e["target"].as_str().unwrap_or("(bin)"));
+    say!(
         "  failures: {} in a row ({} left before disable)",
-        e["consecutive_failures"], e["failures_left"]
+        e["consecutive_failures"],
+        e["failures_left"]
     );
-    println!(
+    say!(
         "  counts:   {} received, {} delivered, {} failed, {} held",
         e["counts"]["received"],
         e["counts"]["delivered"],
@@ -646,12 +660,17 @@ fn outcome(a: &Value) -> String {
 }
 
 fn print_events(v: &Value) {
-    println!(
+    say!(
         "{:<26} {:<16} {:<24} {:<7} {:<10} {:>6}  PATH",
-        "ID", "ENDPOINT", "RECEIVED", "METHOD", "STATE", "STATUS"
+        "ID",
+        "ENDPOINT",
+        "RECEIVED",
+        "METHOD",
+        "STATE",
+        "STATUS"
     );
     for e in v["events"].as_array().into_iter().flatten() {
-        println!(
+        say!(
             "{:<26} {:<16} {:<24} {:<7} {:<10} {:>6}  {}{}",
             e["id"].as_str().unwrap_or(""),
             e["endpoint"].as_str().unwrap_or(""),
@@ -670,17 +689,17 @@ fn print_events(v: &Value) {
         );
     }
     if let Some(c) = v["next_cursor"].as_str() {
-        println!("more: --cursor {c}");
+        say!("more: --cursor {c}");
     }
 }
 
 fn print_event(e: &Value) {
-    println!(
+    say!(
         "event {}  [{}]",
         e["id"].as_str().unwrap_or(""),
         e["state"].as_str().unwrap_or("")
     );
-    println!(
+    say!(
         "{} /in/{}{}{}  from {} at {}",
         e["method"].as_str().unwrap_or(""),
         e["endpoint"].as_str().unwrap_or(""),
@@ -693,22 +712,22 @@ fn print_event(e: &Value) {
         e["received_at"].as_str().unwrap_or(""),
     );
     for h in e["headers"].as_array().into_iter().flatten() {
-        println!(
+        say!(
             "  {}: {}",
             h[0].as_str().unwrap_or(""),
             h[1].as_str().unwrap_or("")
         );
     }
     match (e["body"].as_str(), e["body_base64"].as_str()) {
-        (Some(b), _) => println!("\n{b}\n"),
-        (None, Some(_)) => println!(
+        (Some(b), _) => say!("\n{b}\n"),
+        (None, Some(_)) => say!(
             "\n({} bytes of binary body; --json shows it as base64)\n",
             e["size"]
         ),
         _ => {}
     }
     for a in e["attempts"].as_array().into_iter().flatten() {
-        println!(
+        say!(
             "  attempt {} [{}] {} -> {}",
             a["n"],
             a["trigger"].as_str().unwrap_or(""),
@@ -716,6 +735,31 @@ fn print_event(e: &Value) {
             outcome(a)
         );
     }
+}
+
+/// Stored events are hostile input: their control characters (ESC, CSI,
+/// CR, the C1 range) and bidi overrides would drive the terminal — clear
+/// it, plant links, rewrite lines — so every line the CLI prints shows
+/// them escaped as `\u001b`. That form is also a valid JSON escape, so
+/// `--json` output goes through here too (serde_json leaves C1 and bidi
+/// characters raw); newlines and tabs stay.
+pub fn printable(s: &str) -> Cow<'_, str> {
+    fn hostile(c: char) -> bool {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !s.chars().any(hostile) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if hostile(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// SIGINT or SIGTERM.

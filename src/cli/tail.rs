@@ -52,12 +52,12 @@ pub async fn run(args: &RemoteArgs, endpoint: Option<&str>) -> Result<ExitCode, 
 
 fn print_item(kind: &str, data: &str, json: bool) {
     if json {
-        println!("{{\"type\":{:?},\"data\":{data}}}", kind);
+        say!("{{\"type\":{:?},\"data\":{data}}}", kind);
         return;
     }
     let v: Value = serde_json::from_str(data).unwrap_or(Value::Null);
     match kind {
-        "event" => println!(
+        "event" => say!(
             "{}  {:<7} /in/{}{}  {}  {}",
             v["received_at"].as_str().unwrap_or(""),
             v["method"].as_str().unwrap_or(""),
@@ -73,7 +73,7 @@ fn print_item(kind: &str, data: &str, json: bool) {
                 (None, Some(e)) => format!("{e} error"),
                 _ => "no answer".into(),
             };
-            println!(
+            say!(
                 "{}    -> {} #{} {} in {} ms  ({})",
                 a["at"].as_str().unwrap_or(""),
                 a["trigger"].as_str().unwrap_or(""),
@@ -83,6 +83,6 @@ fn print_item(kind: &str, data: &str, json: bool) {
                 v["event"]["id"].as_str().unwrap_or(""),
             );
         }
-        other => println!("({other}) {data}"),
+        other => say!("({other}) {data}"),
     }
 }

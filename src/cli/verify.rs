@@ -79,7 +79,7 @@ pub fn run(a: VerifyArgs) -> Result<ExitCode, String> {
     let now =
         a.at.unwrap_or_else(|| (crate::time::now_ms() / 1000) as i64);
     let check = signature::verify(&cfg, &headers, &body, a.url.as_deref(), now);
-    println!(
+    say!(
         "{}",
         serde_json::to_string_pretty(&check).map_err(|e| e.to_string())?
     );

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::support::{Receiver, Reply, TestServer};
 
@@ -250,4 +250,47 @@ async fn endpoint_add_takes_queue_mirror_and_signature_settings() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("HTTP 200"), "{out}");
     assert_eq!(up.next().await.uri, "/q");
+}
+
+/// Stored events are hostile: `show`, `events` and `--json` never pass an
+/// escape sequence (ESC, the one-byte CSI U+009B, CR) to the terminal.
+#[tokio::test]
+async fn event_data_cannot_drive_the_terminal() {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "t" })).await;
+    let id = s
+        .post_in(
+            "t/p",
+            &[("x-c1", "a\u{9b}2Jb")],
+            "line1\x1b[2J\x1b]8;;http://evil/\x07link\x1b]8;;\x07\r\x1b[Kfake\n",
+        )
+        .await
+        .event_id();
+    for args in [
+        vec!["show", id.as_str()],
+        vec!["events"],
+        vec!["show", id.as_str(), "--json"],
+    ] {
+        let (code, out, _) = hookrelay(&s, &args).await;
+        assert_eq!(code, 0, "{args:?}");
+        for bad in ['\x1b', '\u{9b}', '\r', '\x07'] {
+            assert!(!out.contains(bad), "{args:?} printed {bad:?}: {out:?}");
+        }
+        if args[0] == "show" {
+            assert!(
+                out.contains("\\u001b[2J"),
+                "{args:?} shows it escaped: {out}"
+            );
+            assert!(out.contains("a\\u009b2Jb"), "{args:?}: {out}");
+        }
+        if args.contains(&"--json") {
+            let v: Value = serde_json::from_str(&out).expect("still valid JSON");
+            let kept = v["headers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|h| h[1].as_str().is_some_and(|v| v.contains('\u{9b}')));
+            assert!(kept, "the JSON still carries the value itself: {v}");
+        }
+    }
 }
