@@ -257,7 +257,10 @@ impl Relay {
         let slug = Slug::parse(&slug_text)?;
         if let Some(cell) = self.endpoint(slug.as_str()) {
             if !upsert {
-                return Err(Error::Conflict(format!("endpoint {slug:?} already exists")));
+                return Err(Error::Conflict(format!(
+                    "endpoint {:?} already exists",
+                    slug.as_str()
+                )));
             }
             let status_set = input.status.is_some();
             let mut ep = cell.snapshot();

@@ -31,6 +31,12 @@ pub async fn run(
     }
     body.insert("dry_run".into(), dry_run.into());
     if let Some(rate) = rate {
+        // JSON has no infinity or NaN: they would go out as null, no limit.
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(format!(
+                "--rate {rate}: must be a number of events per second above 0 (at most 10000)"
+            ));
+        }
         body.insert("rate".into(), json!(rate));
     }
     body.insert(

@@ -52,7 +52,6 @@ pub enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
-    /// Re-send a stored event to its target or to another URL.
     /// Re-send one stored event (`replay ID`), or every event matching
     /// `--filter` as a bulk job with progress.
     Replay {
@@ -396,6 +395,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
             let Some(id) = id else {
                 return bulk::run(&r, &remote, &filter, dry_run, rate, to, resign).await;
             };
+            // clap's `requires` does not hold against a positional here:
+            // without this, `replay ID --dry-run` replayed for real.
+            if dry_run || rate.is_some() {
+                return Err(
+                    "--dry-run and --rate are for bulk replays: give --filter instead of an event id"
+                        .into(),
+                );
+            }
             let body = json!({ "target": to, "resign": resign });
             let v = r
                 .send(

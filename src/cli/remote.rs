@@ -7,7 +7,15 @@ use http::Method;
 use serde_json::Value;
 
 use super::RemoteArgs;
-use crate::deliver::{Client, Outbound, Reply};
+use crate::deliver::{Client, Failure, Outbound, Reply};
+use crate::event::ErrorKind;
+
+/// The most of one admin answer the CLI reads: far above what a target may
+/// send back (an event with a 25 MiB body is ~34 MB of JSON, an export up
+/// to ~128 MiB).
+const MAX_ANSWER: usize = 512 << 20;
+/// How long one admin request may take.
+const TIMEOUT: Duration = Duration::from_secs(300);
 
 pub struct Remote {
     client: Client,
@@ -48,14 +56,29 @@ impl Remote {
                 .as_str()
                 .map(str::to_string)
                 .unwrap_or_else(|| v.to_string());
-            return Err(format!("{} (HTTP {})", msg, reply.status));
+            let hint = if reply.status == 401 {
+                "; pass --token or set HOOKRELAY_ADMIN_TOKEN"
+            } else {
+                ""
+            };
+            return Err(format!("{} (HTTP {}){hint}", msg, reply.status));
         }
         Ok(v)
     }
 
-    /// A GET whose answer is not JSON (exports).
+    /// A GET whose answer is not JSON (exports). A cut-short export says so
+    /// on stderr: the server stops at its size cap.
     pub async fn get_text(&self, path: &str) -> Result<String, String> {
         let reply = self.request("GET", path, None).await?;
+        if reply
+            .headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("x-hookrelay-truncated") && v == b"true")
+        {
+            eprintln!(
+                "warning: the export was cut at the server's size cap; narrow the filter (--since/--until, --state) and export the rest separately"
+            );
+        }
         let text = String::from_utf8_lossy(&reply.body).into_owned();
         if reply.status >= 400 {
             let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
@@ -89,6 +112,9 @@ impl Remote {
     ) -> Result<Reply, String> {
         let (url, mut headers) = self.stream_request(path);
         headers[0].1 = b"application/json".to_vec();
+        if method == "GET" && body.is_none() {
+            return self.read(&url, &headers).await;
+        }
         if body.is_some() {
             headers.push(("content-type".into(), b"application/json".to_vec()));
         }
@@ -99,13 +125,63 @@ impl Remote {
                 .map_err(|_| format!("--server: {url:?} is not a URL"))?,
             headers,
             body: body.map(|b| Bytes::from(b.to_string())).unwrap_or_default(),
-            timeout: Duration::from_secs(300),
+            timeout: TIMEOUT,
         };
         self.client
             .send(out)
             .await
             .0
-            .map_err(|f| format!("cannot reach hookrelay at {}: {}", self.base, f.detail))
+            .map_err(|f| self.unreachable(f))
+    }
+
+    /// A GET read up to [`MAX_ANSWER`] (the delivery client stops at what
+    /// a target may answer, far less).
+    async fn read(&self, url: &str, headers: &[(String, Vec<u8>)]) -> Result<Reply, String> {
+        use http_body_util::{BodyExt, Limited};
+        url.parse::<http::Uri>()
+            .map_err(|_| format!("--server: {url:?} is not a URL"))?;
+        let exchange = async {
+            let resp = self
+                .client
+                .stream(url, &headers.to_vec())
+                .await
+                .map_err(|f| self.unreachable(f))?;
+            let (parts, body) = resp.into_parts();
+            let body = Limited::new(body, MAX_ANSWER)
+                .collect()
+                .await
+                .map_err(|e| format!("reading hookrelay's answer: {e}"))?
+                .to_bytes();
+            let headers = parts
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+                .collect();
+            Ok(Reply {
+                status: parts.status.as_u16(),
+                headers,
+                body,
+            })
+        };
+        tokio::time::timeout(TIMEOUT, exchange).await.map_err(|_| {
+            format!(
+                "hookrelay at {} did not answer within {} s",
+                self.base,
+                TIMEOUT.as_secs()
+            )
+        })?
+    }
+
+    fn unreachable(&self, f: Failure) -> String {
+        let hint = if f.kind == ErrorKind::Connect {
+            " (is `hookrelay serve` running there? --server or HOOKRELAY_SERVER)"
+        } else {
+            ""
+        };
+        format!(
+            "cannot reach hookrelay at {}: {}{hint}",
+            self.base, f.detail
+        )
     }
 }
 

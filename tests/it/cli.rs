@@ -294,3 +294,49 @@ async fn event_data_cannot_drive_the_terminal() {
         }
     }
 }
+
+/// `--dry-run` and `--rate` belong to bulk replays: with an event id they
+/// are refused, not ignored (`replay ID --dry-run` used to replay for real).
+/// A rate JSON cannot carry (inf, NaN) is refused instead of meaning "no
+/// limit".
+#[tokio::test]
+async fn replay_flags_that_do_not_apply_are_refused() {
+    let mut up = Receiver::start(vec![Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "r", "target": up.url("/") }))
+        .await;
+    let id = s.post_in("r", &[], "x").await.event_id();
+    up.next().await;
+    for extra in [["--dry-run", ""], ["--rate", "5"]] {
+        let mut args = vec!["replay", id.as_str()];
+        args.extend(extra.iter().filter(|a| !a.is_empty()));
+        let (code, out, err) = hookrelay(&s, &args).await;
+        assert_ne!(code, 0, "{args:?}: {out}");
+        assert!(err.contains("--filter"), "{args:?}: {err}");
+    }
+    for bad in ["inf", "NaN", "0"] {
+        let (code, _, err) =
+            hookrelay(&s, &["replay", "--filter", "endpoint=r", "--rate", bad]).await;
+        assert_ne!(code, 0, "--rate {bad}");
+        assert!(err.contains("--rate"), "--rate {bad}: {err}");
+    }
+    assert!(up.drain().is_empty(), "nothing was replayed");
+    let ev = s.get(&format!("/api/events/{id}")).await;
+    assert_eq!(ev["attempts"].as_array().unwrap().len(), 1);
+}
+
+/// An event with a body near `--max-body` is ~34 MB of JSON, more than the
+/// delivery client reads from a target: the CLI reads admin answers with a
+/// limit of its own.
+#[tokio::test]
+async fn show_reads_an_event_as_large_as_ingest_accepts() {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "big" })).await;
+    let body: Vec<u8> = (0..25_000_000u32).map(|i| (i % 251) as u8).collect();
+    let id = s.post_in("big", &[], body).await.event_id();
+    let (code, out, err) = hookrelay(&s, &["show", &id, "--json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["size"], 25_000_000);
+    assert!(v["body_base64"].as_str().unwrap().len() > 33_000_000);
+}
