@@ -86,6 +86,9 @@ pub struct Relay {
     /// Forward deliveries in flight, each its own task (its sender may have
     /// hung up): shutdown waits for them before the ingest threads go.
     pub deliveries: tokio_util::task::TaskTracker,
+    /// Cancelled when shutdown begins: live streams end at once instead of
+    /// holding the graceful drain until its timeout.
+    pub closing: tokio_util::sync::CancellationToken,
     /// Disk-space backpressure; set by `server::serve`.
     pub disk: std::sync::OnceLock<crate::disk::DiskGuard>,
     /// The ingest threads' runtimes, set by `server::serve`: queued
@@ -214,6 +217,7 @@ impl Relay {
             registry_lock: tokio::sync::Mutex::new(()),
             mirror_slots: Arc::new(tokio::sync::Semaphore::new(MIRROR_IN_FLIGHT)),
             deliveries: tokio_util::task::TaskTracker::new(),
+            closing: Default::default(),
             endpoints: RwLock::new(endpoints),
             stream,
         })

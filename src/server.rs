@@ -146,6 +146,7 @@ pub async fn serve(
     }
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
     let _ = stop_tx.send(true);
+    relay.closing.cancel();
     loops.await;
     // Forwards whose senders hung up are not in any connection's drain.
     relay.deliveries.close();

@@ -604,23 +604,33 @@ async fn stream(
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let filter = q.get("endpoint").filter(|s| !s.is_empty()).cloned();
     let rx = st.relay.subscribe();
-    let s = futures_util::stream::unfold((rx, filter), |(mut rx, filter)| async move {
-        loop {
-            match rx.recv().await {
-                Ok(item) => {
-                    if filter.as_ref().is_some_and(|f| f != &item.endpoint) {
-                        continue;
+    let closing = st.relay.closing.clone();
+    let s = futures_util::stream::unfold(
+        (rx, filter, closing),
+        |(mut rx, filter, closing)| async move {
+            loop {
+                let item = tokio::select! {
+                    // Shutdown: the stream ends cleanly, so the drain need not
+                    // wait for every `tail` to hang up.
+                    _ = closing.cancelled() => return None,
+                    item = rx.recv() => item,
+                };
+                match item {
+                    Ok(item) => {
+                        if filter.as_ref().is_some_and(|f| f != &item.endpoint) {
+                            continue;
+                        }
+                        let ev = SseEvent::default().event(item.kind).data(item.json);
+                        return Some((Ok(ev), (rx, filter, closing)));
                     }
-                    let ev = SseEvent::default().event(item.kind).data(item.json);
-                    return Some((Ok(ev), (rx, filter)));
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        let ev = SseEvent::default().event("lagged").data(n.to_string());
+                        return Some((Ok(ev), (rx, filter, closing)));
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    let ev = SseEvent::default().event("lagged").data(n.to_string());
-                    return Some((Ok(ev), (rx, filter)));
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
             }
-        }
-    });
+        },
+    );
     Sse::new(s).keep_alive(KeepAlive::default())
 }

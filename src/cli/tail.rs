@@ -28,7 +28,7 @@ pub async fn run(args: &RemoteArgs, endpoint: Option<&str>) -> Result<ExitCode, 
     let mut buf = String::new();
     let (mut kind, mut data) = (String::new(), String::new());
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| format!("stream ended: {e}"))?;
+        let frame = frame.map_err(|e| format!("the connection to hookrelay was lost: {e}"))?;
         let Some(chunk) = frame.data_ref() else {
             continue;
         };
@@ -47,6 +47,7 @@ pub async fn run(args: &RemoteArgs, endpoint: Option<&str>) -> Result<ExitCode, 
             }
         }
     }
+    eprintln!("hookrelay closed the stream (it is shutting down)");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -84,3 +84,35 @@ async fn a_forward_whose_sender_hung_up_is_recorded_at_shutdown() {
     assert_eq!(ev["state"], "delivered", "{events}");
     assert_eq!(ev["last_status"], 200, "{events}");
 }
+
+/// A live stream (`hookrelay tail`, the dashboard's live view) ends cleanly
+/// when shutdown begins: it used to hold the graceful drain for its whole
+/// 30 s timeout.
+#[tokio::test]
+async fn a_live_stream_ends_at_shutdown_without_holding_it_up() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let s = TestServer::start().await;
+    let mut conn = tokio::net::TcpStream::connect(s.admin).await.unwrap();
+    conn.write_all(
+        b"GET /api/stream HTTP/1.1\r\nhost: 127.0.0.1\r\naccept: text/event-stream\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = vec![0u8; 1024];
+    let n = conn.read(&mut head).await.unwrap();
+    assert!(
+        head[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head[..n])
+    );
+    let stopped = tokio::time::timeout(Duration::from_secs(10), s.stop()).await;
+    assert!(stopped.is_ok(), "shutdown waited for the open stream");
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut rest)).await;
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(
+        matches!(read, Ok(Ok(_))) && rest.ends_with("0\r\n\r\n"),
+        "the stream ends with the chunked terminator: {read:?} {rest:?}"
+    );
+}
