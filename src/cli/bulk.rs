@@ -71,8 +71,10 @@ pub async fn run(
         );
         b
     });
-    if !args.json && bar.is_none() {
-        say!("job {job}: {total} events");
+    if !args.json {
+        // Also above the bar: the job goes on on the server if this stops,
+        // and its id is how to follow or cancel it.
+        say!("job {job}: {total} events (follow: GET /api/replay/{job}; cancel: DELETE it)");
     }
     let path = format!("/api/replay/{}", path_segment(&job));
     let mut last_sent = u64::MAX;
@@ -95,7 +97,8 @@ pub async fn run(
         tokio::time::sleep(POLL).await;
     };
     if let Some(b) = bar {
-        b.finish();
+        // Cleared, so the summary below gets a line of its own.
+        b.finish_and_clear();
     }
     if args.json {
         say!("{final_state}");
@@ -108,7 +111,8 @@ pub async fn run(
             final_state["failed"]
         );
     }
-    Ok(if final_state["failed"] == json!(0) {
+    let cancelled = final_state["status"] == json!("cancelled");
+    Ok(if final_state["failed"] == json!(0) && !cancelled {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -209,6 +209,10 @@ async fn the_cli_runs_a_bulk_replay() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("3 sent, 3 succeeded, 0 failed"), "{stdout}");
+    assert!(
+        stdout.contains("cancel: DELETE"),
+        "the job id and how to stop it: {stdout}"
+    );
     assert_eq!(up.drain().len(), 3);
 }
 

@@ -340,3 +340,40 @@ async fn show_reads_an_event_as_large_as_ingest_accepts() {
     assert_eq!(v["size"], 26_000_000);
     assert!(v["body_base64"].as_str().unwrap().len() > 34_000_000);
 }
+
+/// Logs going to a file or a journal (stderr not a terminal) are plain
+/// text, without colour escape codes.
+#[tokio::test]
+async fn logs_to_a_file_carry_no_colour_codes() {
+    use std::io::{BufRead, BufReader, Read};
+    let (_dir, data) = crate::support::temp_data();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hookrelay"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--data",
+        ])
+        .arg(&data)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("hookrelay ingest:"), "{first}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(!log.is_empty(), "info logs at start");
+    assert!(!log.contains('\x1b'), "{log:?}");
+}
