@@ -320,7 +320,19 @@ pub fn parse_filter(q: &HashMap<String, String>) -> Result<EventFilter> {
         topic: get("topic").map(str::to_string),
         method: get("method").map(str::to_string),
         status,
-        signature: get("signature").map(str::to_string),
+        signature: get("signature")
+            .map(|s| {
+                const VERDICTS: [&str; 5] = ["valid", "invalid", "stale", "missing", "unchecked"];
+                if VERDICTS.contains(&s) {
+                    Ok(s.to_string())
+                } else {
+                    Err(Error::BadRequest(format!(
+                        "signature: {s:?} is not one of {}",
+                        VERDICTS.join(", ")
+                    )))
+                }
+            })
+            .transpose()?,
         duplicate: flag("duplicate")?,
         mirror_diff: flag("mirror_diff")?,
         since: instant("since")?,

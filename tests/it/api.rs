@@ -200,6 +200,8 @@ async fn bad_requests_get_clear_errors() {
     check(st, b, 404, "no event");
     let (st, b) = s.api("GET", "/api/events?state=bogus", None).await;
     check(st, b, 400, "state");
+    let (st, b) = s.api("GET", "/api/events?signature=bogus", None).await;
+    check(st, b, 400, "signature");
     let (st, b) = s.api("GET", "/api/events?since=yesterday", None).await;
     check(st, b, 400, "since");
     let (st, b) = s.api("GET", "/api/events?cursor=nope", None).await;
