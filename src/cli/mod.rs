@@ -367,7 +367,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify(a) => verify::run(a),
+        // Exit 1 means "not valid"; input it cannot check is a usage error
+        // (2, as clap's own), so scripts can tell the two apart.
+        Command::Verify(a) => verify::run(a).or_else(|e| {
+            eprintln!("error: {}", printable(&e));
+            Ok(ExitCode::from(2))
+        }),
         Command::Tail { endpoint, remote } => tail::run(&remote, endpoint.as_deref()).await,
         Command::Export(a) => {
             let r = Remote::new(&a.remote)?;

@@ -161,11 +161,34 @@ async fn official_vectors_through_hookrelay_verify() {
             .unwrap_or_else(|_| panic!("{name}: no JSON: {stdout} {stderr}"));
         assert_eq!(v["verdict"], expected.as_str(), "{name}: {}", v["detail"]);
         assert_eq!(
-            code == Some(0),
-            expected == "valid",
-            "{name}: exit status {code:?}"
+            code,
+            Some(if expected == "valid" { 0 } else { 1 }),
+            "{name}: exit status"
         );
     }
+    // Input it cannot check is a usage error, told apart from "not valid".
+    let o = tokio::task::spawn_blocking(|| {
+        Command::new(env!("CARGO_BIN_EXE_hookrelay"))
+            .args([
+                "verify",
+                "--scheme",
+                "github",
+                "--secret",
+                "k",
+                "--body-file",
+                "/nonexistent/body",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[tokio::test]
