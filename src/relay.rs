@@ -790,8 +790,13 @@ impl Relay {
             }
             None => (
                 own.ok_or_else(|| {
+                    let why = if self.endpoint(&ev.endpoint).is_some() {
+                        "has no target"
+                    } else {
+                        "was deleted"
+                    };
                     Error::Unprocessable(format!(
-                        "endpoint {:?} has no target; give a target URL to replay to",
+                        "endpoint {:?} {why}; give a target URL to replay to",
                         ev.endpoint
                     ))
                 })?,

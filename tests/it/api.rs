@@ -416,3 +416,18 @@ async fn without_a_token_a_foreign_host_is_refused() {
     .await;
     assert_eq!(st, 200);
 }
+
+/// Replaying an event of a deleted endpoint without a target says why.
+#[tokio::test]
+async fn replay_names_a_deleted_endpoint() {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "gone" })).await;
+    let id = s.post_in("gone", &[], "x").await.event_id();
+    let (st, _) = s.api("DELETE", "/api/endpoints/gone", None).await;
+    assert_eq!(st, 204);
+    let (st, v) = s
+        .api("POST", &format!("/api/events/{id}/replay"), Some(json!({})))
+        .await;
+    assert_eq!(st, 422, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("was deleted"), "{v}");
+}
