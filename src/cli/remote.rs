@@ -137,7 +137,6 @@ impl Remote {
     /// A GET read up to [`MAX_ANSWER`] (the delivery client stops at what
     /// a target may answer, far less).
     async fn read(&self, url: &str, headers: &[(String, Vec<u8>)]) -> Result<Reply, String> {
-        use http_body_util::{BodyExt, Limited};
         url.parse::<http::Uri>()
             .map_err(|_| format!("--server: {url:?} is not a URL"))?;
         let exchange = async {
@@ -146,22 +145,9 @@ impl Remote {
                 .stream(url, &headers.to_vec())
                 .await
                 .map_err(|f| self.unreachable(f))?;
-            let (parts, body) = resp.into_parts();
-            let body = Limited::new(body, MAX_ANSWER)
-                .collect()
+            crate::deliver::read_reply(resp, MAX_ANSWER)
                 .await
-                .map_err(|e| format!("reading hookrelay's answer: {e}"))?
-                .to_bytes();
-            let headers = parts
-                .headers
-                .iter()
-                .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
-                .collect();
-            Ok(Reply {
-                status: parts.status.as_u16(),
-                headers,
-                body,
-            })
+                .map_err(|f| format!("reading hookrelay's answer: {}", f.detail))
         };
         tokio::time::timeout(TIMEOUT, exchange).await.map_err(|_| {
             format!(

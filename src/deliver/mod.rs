@@ -212,26 +212,34 @@ impl Client {
             detail: format!("cannot build request: {e}"),
         })?;
         let resp = self.pool().request(req).await.map_err(classify)?;
-        let (parts, body) = resp.into_parts();
-        let body = Limited::new(body, MAX_RESPONSE_BODY)
-            .collect()
-            .await
-            .map_err(|e| Failure {
-                kind: ErrorKind::Protocol,
-                detail: format!("reading the response body: {e}"),
-            })?
-            .to_bytes();
-        let headers = parts
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
-            .collect();
-        Ok(Reply {
-            status: parts.status.as_u16(),
-            headers,
-            body,
-        })
+        read_reply(resp, MAX_RESPONSE_BODY).await
     }
+}
+
+/// Reads a whole answer, its body up to `limit` bytes.
+pub async fn read_reply(
+    resp: http::Response<hyper::body::Incoming>,
+    limit: usize,
+) -> Result<Reply, Failure> {
+    let (parts, body) = resp.into_parts();
+    let body = Limited::new(body, limit)
+        .collect()
+        .await
+        .map_err(|e| Failure {
+            kind: ErrorKind::Protocol,
+            detail: format!("reading the response body: {e}"),
+        })?
+        .to_bytes();
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+        .collect();
+    Ok(Reply {
+        status: parts.status.as_u16(),
+        headers,
+        body,
+    })
 }
 
 /// Sorts a client error into connect, TLS or protocol by walking its causes.
