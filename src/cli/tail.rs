@@ -11,6 +11,14 @@ use super::remote::{Remote, encode};
 
 pub async fn run(args: &RemoteArgs, endpoint: Option<&str>) -> Result<ExitCode, String> {
     let r = Remote::new(args)?;
+    // An unknown endpoint would be a stream that never says anything.
+    if let Some(e) = endpoint {
+        r.get(&format!(
+            "/api/endpoints/{}",
+            super::remote::path_segment(e)
+        ))
+        .await?;
+    }
     let path = match endpoint {
         Some(e) => format!("/api/stream?endpoint={}", encode(e)),
         None => "/api/stream".to_string(),

@@ -377,3 +377,18 @@ async fn logs_to_a_file_carry_no_colour_codes() {
     assert!(!log.is_empty(), "info logs at start");
     assert!(!log.contains('\x1b'), "{log:?}");
 }
+
+/// `tail --endpoint` with a slug that does not exist says so at once
+/// instead of waiting forever on a stream that can never carry anything.
+#[tokio::test]
+async fn tail_refuses_an_unknown_endpoint() {
+    let s = TestServer::start().await;
+    let (code, _, err) = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        hookrelay(&s, &["tail", "--endpoint", "nope"]),
+    )
+    .await
+    .expect("tail returns instead of waiting");
+    assert_eq!(code, 1);
+    assert!(err.contains("no endpoint"), "{err}");
+}
