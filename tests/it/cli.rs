@@ -365,15 +365,24 @@ async fn logs_to_a_file_carry_no_colour_codes() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     assert!(first.starts_with("hookrelay ingest:"), "{first}");
+    // The first log line (a signal that logging has begun), then whatever
+    // followed until the kill.
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (mut stderr, mut log) = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tokio::task::spawn_blocking(move || {
+            let mut stderr = stderr;
+            let mut line = String::new();
+            stderr.read_line(&mut line).unwrap();
+            (stderr, line)
+        }),
+    )
+    .await
+    .expect("an info line at start")
+    .unwrap();
     child.kill().unwrap();
     child.wait().unwrap();
-    let mut log = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
+    stderr.read_to_string(&mut log).unwrap();
     assert!(!log.is_empty(), "info logs at start");
     assert!(!log.contains('\x1b'), "{log:?}");
 }
