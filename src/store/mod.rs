@@ -473,12 +473,11 @@ impl Store {
     }
 
     /// For tests of store failures: while on, every write fails as a full
-    /// or broken disk would make it fail. Returns how many writes were
-    /// refused so far.
-    pub fn inject_write_fault(&self, on: bool) -> u64 {
-        use std::sync::atomic::Ordering::Relaxed;
-        self.fault.failing.store(on, Relaxed);
-        self.fault.refused.load(Relaxed)
+    /// or broken disk would make it fail.
+    pub fn inject_write_fault(&self, on: bool) {
+        self.fault
+            .failing
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Writes refused by [`Store::inject_write_fault`] so far.
