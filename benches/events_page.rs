@@ -172,6 +172,7 @@ fn attempt(at: u64, url: &str, status: u16) -> Attempt {
         error_detail: None,
         replay_of: None,
         success: status < 300,
+        to_target: true,
     }
 }
 

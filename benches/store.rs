@@ -87,6 +87,7 @@ fn attempt(at: u64) -> Attempt {
         error_detail: None,
         replay_of: None,
         success: true,
+        to_target: true,
     }
 }
 

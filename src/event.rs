@@ -242,6 +242,15 @@ pub struct Attempt {
     pub error_detail: Option<String>,
     pub replay_of: Option<String>,
     pub success: bool,
+    /// Sent to the endpoint's own target: only such attempts are the
+    /// event's answer (`last_status`) and count as the endpoint's
+    /// failures; a replay to another URL is recorded beside them.
+    #[serde(default = "yes")]
+    pub to_target: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Attempt {
@@ -260,6 +269,7 @@ impl Attempt {
             "error_detail": self.error_detail,
             "replay_of": self.replay_of,
             "success": self.success,
+            "to_target": self.to_target,
         });
         insert_body(v.as_object_mut().expect("object"), "body", &self.body);
         v

@@ -493,6 +493,8 @@ impl Relay {
                     error_detail: None,
                     replay_of: matches!(trigger, Trigger::Replay).then(|| ev.id.clone()),
                     success,
+                    // Settled by `record_attempt`, which knows where it went.
+                    to_target: true,
                 };
                 (a, Some(reply))
             }
@@ -512,6 +514,7 @@ impl Relay {
                     error_detail: Some(f.detail),
                     replay_of: matches!(trigger, Trigger::Replay).then(|| ev.id.clone()),
                     success: false,
+                    to_target: true,
                 };
                 (a, None)
             }
@@ -527,10 +530,15 @@ impl Relay {
         &self,
         id: &str,
         cell: Option<Arc<EndpointCell>>,
-        attempt: Attempt,
+        mut attempt: Attempt,
         settle: Settle,
     ) -> Result<(Event, Attempt, QueueMove)> {
         let id = id.to_string();
+        attempt.to_target = match settle {
+            Settle::Direct { own_target, .. } => own_target,
+            Settle::Queued { .. } => true,
+            Settle::Mirror => false,
+        };
         let retry_after = match attempt.status {
             Some(429 | 503) => attempt
                 .headers

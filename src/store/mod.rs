@@ -716,7 +716,7 @@ impl Store {
             use crate::event::Trigger;
             ev.attempts += 1;
             a.n = ev.attempts;
-            if !a.success && a.trigger != Trigger::Mirror {
+            if !a.success && a.to_target && a.trigger != Trigger::Mirror {
                 b.merge_cf(
                     self.cf(keys::COUNTS),
                     keys::minute(&ev.endpoint, keys::MINUTE_FAILURES, a.at / 60_000),
@@ -729,7 +729,9 @@ impl Store {
                     ev.tries += 1;
                     ev.last_status = a.status;
                 }
-                _ => ev.last_status = a.status,
+                // A replay to another URL is not the event's answer.
+                _ if a.to_target => ev.last_status = a.status,
+                _ => {}
             }
             b.put_cf(
                 self.cf(keys::ATTEMPTS),

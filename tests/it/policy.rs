@@ -248,6 +248,13 @@ async fn replay_to_another_url_does_not_count_toward_the_policy() {
     let ev = s.get(&format!("/api/events/{id}")).await;
     assert_eq!(ev["state"], "failed");
     assert_eq!(ev["attempts"].as_array().unwrap().len(), 2);
+    // Nor is its answer the event's: the target's 500 stays the event's
+    // status (filters, the dashboard's "Answer"), the 200 sits beside it.
+    assert_eq!(ev["last_status"], 500);
+    assert_eq!(ev["attempts"][1]["to_target"], false);
+    assert_eq!(ev["attempts"][0]["to_target"], true);
+    let hits = s.get("/api/events?endpoint=rp&status=200").await;
+    assert!(hits["events"].as_array().unwrap().is_empty(), "{hits}");
 
     // To its own target it counts: a success resets and delivers.
     a.set_script(vec![Reply::status(200)]);
