@@ -28,6 +28,9 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// `hookrelay serve` flags. Every one is optional here so that the config
 /// file can fill what the command line leaves out.
+/// The longest `--retain-days`: a century.
+pub const MAX_RETAIN_DAYS: u64 = 36_500;
+
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct ServeArgs {
     /// Ingest listener (senders post to /in/{slug}).
@@ -183,7 +186,13 @@ impl Config {
             max_body: args.max_body.or(file_max_body).unwrap_or(d.max_body),
             durability: args.durability.or(s.durability).unwrap_or(d.durability),
             tls,
-            admin_token: args.admin_token.or(s.admin_token).filter(|t| !t.is_empty()),
+            // An empty flag or variable (compose's `${TOKEN}` when unset) is
+            // absent: it must not switch off the file's token.
+            admin_token: args
+                .admin_token
+                .filter(|t| !t.is_empty())
+                .or(s.admin_token)
+                .filter(|t| !t.is_empty()),
             ca_file: args.ca_file.or(s.ca_file),
             retain_days: args.retain_days.or(s.retain_days),
             retain_per_endpoint: args.retain_per_endpoint.or(s.retain_per_endpoint),
@@ -219,8 +228,14 @@ impl Config {
         if !(self.max_disk_usage > 0.0 && self.max_disk_usage <= 100.0) {
             return Err("max_disk_usage: must be a percentage above 0 and at most 100".into());
         }
-        if self.retain_days == Some(0) {
-            return Err("retain_days: must be at least 1".into());
+        // Bounded: days become milliseconds, and an overflow would make the
+        // age limit 0 — every event pruned.
+        if let Some(days) = self.retain_days
+            && !(1..=MAX_RETAIN_DAYS).contains(&days)
+        {
+            return Err(format!(
+                "retain_days: {days} must be between 1 and {MAX_RETAIN_DAYS}"
+            ));
         }
         if self.retain_per_endpoint == Some(0) {
             return Err("retain_per_endpoint: must be at least 1".into());
@@ -272,6 +287,39 @@ mod tests {
         assert_eq!(parse_size("1MB"), Ok(1_000_000));
         assert!(parse_size("ten").is_err());
         assert!(parse_size("5XB").is_err());
+    }
+
+    #[test]
+    fn an_empty_token_variable_leaves_the_file_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, "[server]\nadmin_token = \"s3cret\"\n").unwrap();
+        let cfg = Config::resolve(ServeArgs {
+            config: Some(path),
+            admin_token: Some(String::new()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(cfg.admin_token.as_deref(), Some("s3cret"));
+    }
+
+    #[test]
+    fn retain_days_that_would_overflow_are_refused() {
+        for days in [MAX_RETAIN_DAYS + 1, 1 << 54, u64::MAX] {
+            let err = Config::resolve(ServeArgs {
+                retain_days: Some(days),
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert!(err.contains("retain_days"), "{err}");
+        }
+        assert!(
+            Config::resolve(ServeArgs {
+                retain_days: Some(MAX_RETAIN_DAYS),
+                ..Default::default()
+            })
+            .is_ok()
+        );
     }
 
     #[test]

@@ -394,7 +394,9 @@ async fn prune(store: &Arc<Store>, config: &Config) {
     if config.retain_days.is_none() && config.retain_per_endpoint.is_none() {
         return;
     }
-    let max_age = config.retain_days.map(|d| d * 24 * 3600 * 1000);
+    let max_age = config
+        .retain_days
+        .map(|d| d.saturating_mul(24 * 3600 * 1000));
     let per = config.retain_per_endpoint;
     match store
         .run(move |s| s.prune(crate::time::now_ms(), max_age, per))
