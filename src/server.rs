@@ -145,12 +145,14 @@ pub async fn serve(
         _ = &mut loops => {}
     }
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
+    let drain_until = tokio::time::Instant::now() + DRAIN_TIMEOUT;
     let _ = stop_tx.send(true);
     relay.closing.cancel();
     loops.await;
-    // Forwards whose senders hung up are not in any connection's drain.
+    // Forwards whose senders hung up are not in any connection's drain;
+    // they share its deadline, so shutdown takes DRAIN_TIMEOUT at most.
     relay.deliveries.close();
-    if tokio::time::timeout(DRAIN_TIMEOUT, relay.deliveries.wait())
+    if tokio::time::timeout_at(drain_until, relay.deliveries.wait())
         .await
         .is_err()
     {

@@ -334,7 +334,20 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
             let listeners = Listeners::bind(&config)
                 .await
                 .map_err(|e| format!("cannot bind {} / {}: {e}", config.listen, config.admin))?;
-            serve(config, listeners, shutdown_signal()).await?;
+            let shutdown = async {
+                shutdown_signal().await;
+                // A second signal is an operator who will not wait for the
+                // drain: acknowledged events are on disk (or, buffered, in
+                // the OS) already, so stopping now loses none of them.
+                tokio::spawn(async {
+                    shutdown_signal().await;
+                    eprintln!(
+                        "hookrelay: second signal, exiting without finishing in-flight requests"
+                    );
+                    std::process::exit(130);
+                });
+            };
+            serve(config, listeners, shutdown).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Endpoint { cmd } => endpoint(cmd).await,

@@ -116,3 +116,58 @@ async fn a_live_stream_ends_at_shutdown_without_holding_it_up() {
         "the stream ends with the chunked terminator: {read:?} {rest:?}"
     );
 }
+
+/// A second SIGTERM ends a drain that is waiting on a target that never
+/// answers, at once (exit 130), instead of after the 30 s drain timeout.
+#[tokio::test]
+async fn a_second_signal_stops_the_drain() {
+    let mut up = Receiver::start(vec![Reply::status(200).delay(Duration::from_secs(120))]).await;
+    let (_dir, data) = temp_data();
+    let mut child = crate::support::child::spawn_binary(&data, "sync");
+    let (st, _, _) = send(
+        "POST",
+        &format!("{}/api/endpoints", child.admin),
+        &[("content-type", "application/json")],
+        json!({ "slug": "h", "target": up.url("/") })
+            .to_string()
+            .into(),
+    )
+    .await;
+    assert_eq!(st, 201);
+    let url = format!("{}/in/h", child.ingest);
+    let _sender = tokio::spawn(async move { send("POST", &url, &[], "x".into()).await });
+    up.next().await;
+
+    let pid = child.proc.id().to_string();
+    let term = || {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    term();
+    // The listeners close once the first signal is handled.
+    let admin = child.admin.trim_start_matches("http://").to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(&admin).await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first signal was not handled"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    term();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(s) = child.proc.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still draining after a second signal"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status.code(), Some(130));
+}
