@@ -266,10 +266,23 @@ impl Relay {
                     slug.as_str()
                 )));
             }
-            let status_set = input.status.is_some();
+            // The file's status is where an endpoint starts: on later starts
+            // the live one stands (a policy disable, a pause by hand), or
+            // every restart would re-enable what the policy disabled.
+            if let Some(wanted) = input.status.take() {
+                let live = cell.lock().status;
+                if wanted != live {
+                    tracing::warn!(
+                        endpoint = %slug,
+                        file = wanted.as_str(),
+                        live = live.as_str(),
+                        "the config file's status applies when the endpoint is created; it stays as it is (resume or pause it through the API or CLI)"
+                    );
+                }
+            }
             let mut ep = cell.snapshot();
             input.apply(&mut ep)?;
-            return self.save(&cell, ep, status_set).await;
+            return self.save(&cell, ep, false).await;
         }
         let mut ep = Endpoint::new(slug, now_ms());
         input.apply(&mut ep)?;

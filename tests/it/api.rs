@@ -368,7 +368,7 @@ async fn endpoints_from_the_config_file_are_created_or_updated() {
     let path = dir.path().join("hookrelay.toml");
     std::fs::write(
         &path,
-        "[[endpoint]]\nslug = \"shop\"\nname = \"From file\"\nfailure_threshold = 6\n\n[endpoint.response]\nstatus = 202\n",
+        "[[endpoint]]\nslug = \"shop\"\nname = \"From file\"\nstatus = \"active\"\nfailure_threshold = 6\n\n[endpoint.response]\nstatus = 202\n\n[[endpoint]]\nslug = \"later\"\nstatus = \"paused\"\n",
     )
     .unwrap();
     let args = hookrelay::config::ServeArgs {
@@ -382,9 +382,22 @@ async fn endpoints_from_the_config_file_are_created_or_updated() {
     assert_eq!(ep["name"], "From file");
     assert_eq!(ep["failure_threshold"], 6);
     assert_eq!(s.post_in("shop", &[], "x").await.status, 202);
+    assert_eq!(
+        s.get("/api/endpoints/later").await["status"],
+        "paused",
+        "the file's status is where a new endpoint starts"
+    );
+    // Paused by hand (as the policy would disable it): a restart with the
+    // file still saying "active" must not undo that.
+    let (st, _) = s.api("POST", "/api/endpoints/shop/pause", None).await;
+    assert_eq!(st, 200);
     s.stop().await;
 
-    std::fs::write(&path, "[[endpoint]]\nslug = \"shop\"\nname = \"Changed\"\n").unwrap();
+    std::fs::write(
+        &path,
+        "[[endpoint]]\nslug = \"shop\"\nname = \"Changed\"\nstatus = \"active\"\n",
+    )
+    .unwrap();
     let s = TestServer::start_with(hookrelay::Config::resolve(args).unwrap()).await;
     let ep = s.get("/api/endpoints/shop").await;
     assert_eq!(ep["name"], "Changed");
@@ -392,6 +405,7 @@ async fn endpoints_from_the_config_file_are_created_or_updated() {
         ep["failure_threshold"], 6,
         "fields the file no longer names keep their value"
     );
+    assert_eq!(ep["status"], "paused", "the live status stands");
     drop(dir);
 }
 
