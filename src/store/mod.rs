@@ -1124,10 +1124,10 @@ impl Store {
         }
         doomed.sort();
         doomed.dedup();
-        let live: std::collections::HashSet<String> = self
+        let modes: std::collections::HashMap<String, crate::endpoint::Mode> = self
             .endpoints()?
             .into_iter()
-            .map(|ep| ep.slug.as_str().to_string())
+            .map(|ep| (ep.slug.as_str().to_string(), ep.mode))
             .collect();
         let mut deleted = 0;
         for id in doomed {
@@ -1140,14 +1140,7 @@ impl Store {
             let Some(ev) = self.event_by_key(&id)? else {
                 continue;
             };
-            // Events still owed a delivery are never pruned: the sender was
-            // told they were accepted. Once their endpoint is deleted nothing
-            // will deliver them, so they age out like the rest.
-            if matches!(
-                ev.state,
-                EventState::Held | EventState::Received | EventState::Retrying
-            ) && live.contains(&ev.endpoint)
-            {
+            if owed(&ev, modes.get(&ev.endpoint).copied(), now_ms) {
                 continue;
             }
             let mut b = WriteBatch::default();
@@ -1293,6 +1286,22 @@ fn wal_syncer(db: &Db, wal: &WalSync, sync: bool) {
         if closing {
             return;
         }
+    }
+}
+
+/// Whether retention must keep an undelivered event: the sender was told
+/// it was accepted. `mode` is its endpoint's, `None` once deleted — then
+/// nothing will deliver it and it ages out like the rest. A forward-mode
+/// event left `received` (its forward cut by a crash or a shutdown) is
+/// retried by nothing either: owed only while it may still be in flight.
+fn owed(ev: &Event, mode: Option<crate::endpoint::Mode>, now_ms: u64) -> bool {
+    const IN_FLIGHT: u64 = 3_600_000;
+    match (ev.state, mode) {
+        (_, None) => false,
+        (EventState::Held | EventState::Retrying, Some(_)) => true,
+        (EventState::Received, Some(crate::endpoint::Mode::Queue)) => true,
+        (EventState::Received, Some(_)) => now_ms.saturating_sub(ev.received_at) < IN_FLIGHT,
+        _ => false,
     }
 }
 

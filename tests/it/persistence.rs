@@ -348,3 +348,46 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// A forward cut short by a crash leaves its event `received`; nothing will
+/// send it again (forward mode has no queue), so it ages out. A queue-mode
+/// event in `received` is still owed a delivery and stays.
+#[tokio::test]
+async fn retention_ages_out_forwards_a_crash_left_received() {
+    use hookrelay::endpoint::{Endpoint, Mode, Slug};
+    let (_dir, data) = temp_data();
+    let store = Store::open(&data, Durability::Buffered).unwrap();
+    let day = 86_400_000;
+    let then = hookrelay::time::now_ms() - 3 * day;
+    let mut ids = Vec::new();
+    for (n, slug, mode) in [(1, "fwd", Mode::Forward), (2, "q", Mode::Queue)] {
+        let mut ep = Endpoint::new(Slug::parse(slug).unwrap(), then);
+        ep.target = Some("http://127.0.0.1:9/".into());
+        ep.mode = mode;
+        store.put_endpoint(&ep).unwrap();
+        let parts = http::Request::post("/").body(()).unwrap().into_parts().0;
+        let id = ulid::Ulid::from_parts(then, n).to_string();
+        let ev = hookrelay::capture::capture(
+            id.clone(),
+            &parts,
+            slug,
+            "",
+            1,
+            "127.0.0.1:1".parse().unwrap(),
+            then,
+        );
+        assert_eq!(ev.state, hookrelay::event::EventState::Received);
+        store.insert_event(ev, b"x").unwrap();
+        ids.push(id);
+    }
+    let now = hookrelay::time::now_ms();
+    assert_eq!(store.prune(now, Some(day), None).unwrap(), 1);
+    assert!(
+        store.get_event(&ids[0]).unwrap().is_none(),
+        "the stuck forward went"
+    );
+    assert!(
+        store.get_event(&ids[1]).unwrap().is_some(),
+        "the queued one stays"
+    );
+}
