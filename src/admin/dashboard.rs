@@ -112,6 +112,20 @@ pub fn is_page(method: &axum::http::Method, path: &str) -> bool {
         && path != "/healthz"
 }
 
+/// A dashboard form submission (not an API call).
+pub fn is_form_post(
+    method: &axum::http::Method,
+    headers: &axum::http::HeaderMap,
+    path: &str,
+) -> bool {
+    method == axum::http::Method::POST
+        && !path.starts_with("/api/")
+        && headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"))
+}
+
 /// Where an unauthenticated page request goes.
 pub fn login_redirect(path_and_query: &str) -> Response {
     let next = format!("/login?next={}", encode_component(path_and_query));

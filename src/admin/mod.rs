@@ -83,6 +83,17 @@ async fn require_token(State(state): State<AdminState>, req: Request, next: Next
             .map(|p| p.as_str())
             .unwrap_or("/");
         dashboard::login_redirect(target)
+    } else if dashboard::is_form_post(req.method(), req.headers(), path) {
+        // A form sent after the session ended (expired, or logged out in
+        // another tab): to the login, then back to the page it came from.
+        let back = req
+            .headers()
+            .get(header::REFERER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|r| r.parse::<axum::http::Uri>().ok())
+            .and_then(|u| u.path_and_query().map(|p| p.as_str().to_string()))
+            .unwrap_or_else(|| "/".into());
+        dashboard::login_redirect(&back)
     } else {
         let mut resp =
             Error::Unauthorized("missing or wrong admin token (Authorization: Bearer …)".into())

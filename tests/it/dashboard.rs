@@ -452,6 +452,22 @@ async fn login_sets_a_strict_http_only_cookie() {
     let (status, _, _) = send("GET", &s.admin_url("/api/endpoints"), &[], Bytes::new()).await;
     assert_eq!(status, 401, "the API still answers 401");
     assert_eq!(get_page(&s, "/static/app.css", &[]).await.status, 200);
+    // A form sent once the session is gone goes to the login too (and back
+    // to its page after), not to a JSON error.
+    let o = origin(&s);
+    let referer = format!("{o}/events/01ARZ3NDEKTSV4RRFFQ69G5FAV");
+    let form = post_form(
+        &s,
+        "/events/01ARZ3NDEKTSV4RRFFQ69G5FAV/replay",
+        &[("_csrf", "x")],
+        &[("origin", &o), ("referer", &referer)],
+    )
+    .await;
+    assert_eq!(form.status, 303, "{}", form.html);
+    assert_eq!(
+        form.header("location").as_deref(),
+        Some("/login?next=%2Fevents%2F01ARZ3NDEKTSV4RRFFQ69G5FAV")
+    );
 
     let login = get_page(&s, "/login?next=/events", &[]).await;
     assert_eq!(login.status, 200);
