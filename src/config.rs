@@ -207,6 +207,16 @@ impl Config {
                 .unwrap_or(d.max_disk_usage),
             endpoints: file.endpoint,
         };
+        let mut seen = std::collections::HashSet::new();
+        for ep in &cfg.endpoints {
+            if let Some(slug) = &ep.slug
+                && !seen.insert(slug.as_str())
+            {
+                return Err(format!(
+                    "endpoint {slug:?} is declared twice in the config file"
+                ));
+            }
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -320,6 +330,23 @@ mod tests {
             })
             .is_ok()
         );
+    }
+
+    #[test]
+    fn an_endpoint_declared_twice_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.toml");
+        std::fs::write(
+            &path,
+            "[[endpoint]]\nslug = \"a\"\n[[endpoint]]\nslug = \"b\"\n[[endpoint]]\nslug = \"a\"\n",
+        )
+        .unwrap();
+        let err = Config::resolve(ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.contains("\"a\" is declared twice"), "{err}");
     }
 
     #[test]

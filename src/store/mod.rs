@@ -299,7 +299,16 @@ impl Store {
             }
             ColumnFamilyDescriptor::new(*name, o)
         });
-        let db = Db::open_cf_descriptors(&opts, path, cfs)?;
+        let db = Db::open_cf_descriptors(&opts, path, cfs).map_err(|e| {
+            if e.as_ref().contains("LOCK") {
+                Error::Unavailable(format!(
+                    "{} is in use by another hookrelay (or another RocksDB program): {e}",
+                    path.display()
+                ))
+            } else {
+                Error::from(e)
+            }
+        })?;
         // No write waits for the WAL inside RocksDB: a synced writer would
         // hold every writer grouped behind it. Durability comes from `write`
         // (rare operations flush directly) and `durable` (group commit).

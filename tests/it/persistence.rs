@@ -391,3 +391,19 @@ async fn retention_ages_out_forwards_a_crash_left_received() {
         "the queued one stays"
     );
 }
+
+/// A second hookrelay on the same data directory is told why it cannot
+/// open it.
+#[tokio::test]
+async fn a_data_directory_in_use_is_named_as_such() {
+    let (_dir, data) = temp_data();
+    let first = Store::open(&data, Durability::Buffered).unwrap();
+    let Err(err) = Store::open(&data, Durability::Buffered) else {
+        panic!("opened twice");
+    };
+    assert!(
+        err.to_string().contains("in use by another hookrelay"),
+        "{err}"
+    );
+    drop(first);
+}
