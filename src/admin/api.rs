@@ -531,6 +531,19 @@ pub fn verify_config(
             .unwrap_or_else(|| "auto".into());
         req.insert("scheme".into(), scheme.into());
     }
+    // The same scheme as the endpoint's: its settings (an hmac-sha256
+    // header, encoding, prefix; a tolerance) apply unless given, so a
+    // typed secret alone checks what the endpoint checks.
+    if let Some(ep) =
+        endpoint.filter(|c| req.get("scheme").and_then(Value::as_str) == Some(c.scheme.as_str()))
+        && let Ok(Value::Object(own)) = serde_json::to_value(ep)
+    {
+        for (k, v) in own {
+            if !matches!(k.as_str(), "secret" | "secrets" | "enforce") {
+                req.entry(k).or_insert(v);
+            }
+        }
+    }
     let has_secret = |r: &serde_json::Map<String, Value>| {
         r.get("secret")
             .is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty()))

@@ -1986,3 +1986,64 @@ async fn the_edit_form_keeps_a_leading_newline_in_the_response_body() {
         &page[page.find("resp_body").unwrap_or(0)..][..200]
     );
 }
+
+/// A typed secret checks what the endpoint checks: the endpoint's
+/// hmac-sha256 header fills in what the form does not carry (it used to be
+/// "invalid — not checked: signature.header: required"), and a check that
+/// cannot run is "unchecked", not a verdict of "invalid".
+#[tokio::test]
+async fn a_typed_secret_uses_the_endpoints_signature_settings() {
+    use hookrelay::signature::{SignatureConfig, sign};
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({
+        "slug": "hm",
+        "signature": { "scheme": "hmac-sha256", "secret": "a", "header": "X-Sig" },
+    }))
+    .await;
+    let mut cfg = SignatureConfig::new("hmac-sha256", "a");
+    cfg.header = Some("X-Sig".into());
+    let body = b"{\"n\":1}";
+    let headers: Vec<(String, String)> = sign(&cfg, body, 0, "")
+        .into_iter()
+        .map(|(n, v)| (n, String::from_utf8(v).unwrap()))
+        .collect();
+    let h: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let id = s.post_in("hm", &h, &body[..]).await.event_id();
+
+    let (st, v) = s
+        .api(
+            "POST",
+            &format!("/api/events/{id}/verify"),
+            Some(json!({ "secret": "a" })),
+        )
+        .await;
+    assert_eq!((st, &v["verdict"]), (200, &json!("valid")), "{v}");
+
+    let p = get_page(&s, &format!("/events/{id}"), &[]).await;
+    let (token, o) = (p.csrf(), origin(&s));
+    for (scheme, secret, want) in [
+        ("hmac-sha256", "a", "sig-valid"),
+        ("", "a", "sig-valid"),
+        ("hmac-sha256", "b", "sig-invalid"),
+        ("slack", "a", "sig-"),
+    ] {
+        let page = post_form(
+            &s,
+            &format!("/events/{id}/verify"),
+            &[("_csrf", &token), ("scheme", scheme), ("secret", secret)],
+            &[("origin", &o)],
+        )
+        .await;
+        assert_eq!(page.status, 200);
+        assert!(
+            page.html.contains(&format!(
+                "Checked against the secret you typed: <span class=\"badge {want}"
+            )),
+            "{scheme}/{secret}: {}",
+            page.html
+        );
+    }
+}

@@ -19,7 +19,7 @@ use crate::admin::AdminState;
 use crate::admin::api::parse_filter;
 use crate::error::Error;
 use crate::event::{Attempt, Event, EventState};
-use crate::signature::{self, SignatureConfig};
+use crate::signature;
 use crate::store::EventFilter;
 use crate::time::{now_ms, rfc3339_ms};
 
@@ -570,18 +570,32 @@ pub async fn verify(
     form: CsrfForm,
 ) -> Result<Response, PageError> {
     let (ev, body, attempts) = load(&st, &id).await?;
-    let scheme = match form.get("scheme") {
-        "" => "auto",
-        s => s,
-    };
-    let config = SignatureConfig::new(scheme, form.raw("secret"));
-    let result = match config.validate() {
+    // As the API's check: the endpoint's settings fill in what the form
+    // does not carry (an hmac-sha256 header, its encoding; the scheme when
+    // none is picked).
+    let endpoint_cfg = st
+        .relay
+        .endpoint(&ev.endpoint)
+        .and_then(|c| c.lock().signature.clone());
+    let mut req = serde_json::Map::new();
+    if !form.get("scheme").is_empty() {
+        req.insert("scheme".into(), form.get("scheme").into());
+    }
+    req.insert("secret".into(), form.raw("secret").into());
+    let scheme = req
+        .get("scheme")
+        .and_then(|s| s.as_str())
+        .map(str::to_string)
+        .or_else(|| endpoint_cfg.as_ref().map(|c| c.scheme.clone()))
+        .unwrap_or_else(|| "auto".into());
+    let result = match crate::admin::api::verify_config(req, endpoint_cfg.as_ref()) {
+        // Nothing was checked: not a verdict on the event.
         Err(e) => SignatureView {
-            scheme: scheme.to_string(),
-            verdict: "invalid".into(),
-            detail: format!("not checked: {e}"),
+            scheme: scheme.clone(),
+            verdict: "unchecked".into(),
+            detail: format!("not checked: {}", e.public_message()),
         },
-        Ok(()) => {
+        Ok(config) => {
             let check = signature::verify(
                 &config,
                 &ev.headers,
@@ -600,7 +614,7 @@ pub async fn verify(
         }
     };
     let mut page = event_page(&st, &ctx, (ev, body, attempts), &HashMap::new());
-    page.verify_scheme = scheme.to_string();
+    page.verify_scheme = scheme;
     page.verify_result = Some(result);
     Ok(ctx.page(StatusCode::OK, &page))
 }
