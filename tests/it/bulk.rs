@@ -297,3 +297,40 @@ async fn limit_and_cursor_select_like_the_events_list() {
     assert_eq!(lines.len(), 1, "limit=1 exports one event");
     assert_eq!(lines[0]["id"], ids[4].as_str());
 }
+
+/// A job's "these events" link stays a page the events list accepts, even
+/// when the job took more than a page holds.
+#[tokio::test]
+async fn a_job_page_links_to_a_list_that_opens() {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "j" })).await;
+    s.post_in("j", &[], "x").await;
+    let (st, v) = s
+        .api(
+            "POST",
+            "/api/replay",
+            Some(json!({ "endpoint": "j", "limit": 5000, "target": "http://127.0.0.1:9/" })),
+        )
+        .await;
+    assert_eq!(st, 202, "{v}");
+    let job = v["id"].as_str().unwrap();
+    let (st, _, page) = crate::support::send(
+        "GET",
+        &s.admin_url(&format!("/replay/{job}")),
+        &[],
+        Default::default(),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let page = String::from_utf8_lossy(&page);
+    let href = page
+        .split("href=\"")
+        .map(|h| h.split('"').next().unwrap())
+        .find(|h| h.starts_with("/events?endpoint=j"))
+        .expect("a link to the job's events")
+        .replace("&amp;", "&")
+        .replace("&#38;", "&");
+    let (st, _, _) =
+        crate::support::send("GET", &s.admin_url(&href), &[], Default::default()).await;
+    assert_eq!(st, 200, "{href}");
+}

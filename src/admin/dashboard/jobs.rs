@@ -59,8 +59,11 @@ impl JobView {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         filter.sort();
+        // A job may take more than a page holds (`limit` up to its cap):
+        // the link then lists all that match, newest first.
         let pairs: Vec<(&str, &str)> = filter
             .iter()
+            .filter(|(k, v)| k != "limit" || v.parse::<usize>().is_ok_and(|n| n <= 1000))
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         let q = query_string(&pairs);
