@@ -2047,3 +2047,30 @@ async fn a_typed_secret_uses_the_endpoints_signature_settings() {
         );
     }
 }
+
+/// A page size in the URL is kept by "Older" (it fell back to 50).
+#[tokio::test]
+async fn older_keeps_the_page_size() {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "pg" })).await;
+    for i in 0..5 {
+        s.post_in("pg", &[], format!("{i}")).await;
+    }
+    let p = get_page(&s, "/events?endpoint=pg&limit=2", &[]).await;
+    assert_eq!(p.status, 200);
+    let older = p
+        .html
+        .split("href=\"")
+        .map(|h| {
+            h.split('"')
+                .next()
+                .unwrap()
+                .replace("&#38;", "&")
+                .replace("&amp;", "&")
+        })
+        .find(|h| h.contains("cursor="))
+        .expect("an Older link");
+    assert!(older.contains("limit=2"), "{older}");
+    let next = get_page(&s, &older, &[]).await;
+    assert_eq!(next.html.matches("<tr id=\"ev-").count(), 2, "{older}");
+}

@@ -206,6 +206,16 @@ pub async fn list(
         endpoints.push(current.clone());
     }
     let cursor = q.get("cursor").filter(|c| !c.is_empty()).cloned();
+    // A page size typed into the URL is kept by "Older" and "Newest".
+    let limit = q.get("limit").map(|l| l.trim()).unwrap_or("");
+    let paged = |f: &FilterValues, cursor: Option<&str>| {
+        let mut extra = Vec::new();
+        extra.extend(cursor.map(|c| ("cursor", c)));
+        if !limit.is_empty() {
+            extra.push(("limit", limit));
+        }
+        f.url(&extra)
+    };
     let mut page = EventsPage {
         layout: ctx.layout("Events", "events"),
         endpoints,
@@ -214,7 +224,7 @@ pub async fn list(
         rows: Vec::new(),
         error: None,
         next_url: None,
-        first_url: cursor.as_ref().map(|_| f.url(&[])),
+        first_url: cursor.as_ref().map(|_| paged(&f, None)),
         capped_note: None,
         live: false,
         live_note: String::new(),
@@ -242,7 +252,7 @@ pub async fn list(
             page.next_url = result
                 .next_cursor
                 .as_deref()
-                .map(|c| page.f.url(&[("cursor", c)]));
+                .map(|c| paged(&page.f, Some(c)));
             if result.scan_capped {
                 page.capped_note = Some(format!(
                     "Searched {} stored events without filling the page; “Older” continues the search.",
