@@ -120,7 +120,6 @@ pub async fn serve(
         Arc::clone(&relay),
         stop_rx.clone(),
     ));
-    prune(&store, &config).await;
     let retention = tokio::spawn(retention_task(
         Arc::clone(&store),
         config.clone(),
@@ -410,10 +409,17 @@ async fn prune(store: &Arc<Store>, config: &Config) {
     }
 }
 
+/// Prunes at start, then every [`RETENTION_EVERY`]. The first sweep runs
+/// beside the listeners: on a large store it takes seconds, and health
+/// checks and senders must not wait for it.
 async fn retention_task(store: Arc<Store>, config: Config, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(RETENTION_EVERY) => prune(&store, &config).await,
+            _ = prune(&store, &config) => {}
+            _ = stop.changed() => return,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RETENTION_EVERY) => {}
             _ = stop.changed() => return,
         }
     }
