@@ -47,6 +47,11 @@ pub struct Job {
     pub succeeded: usize,
     pub failed: usize,
     pub finished_at: Option<u64>,
+    /// Why the latest event that could not be replayed at all (no target,
+    /// a deleted endpoint, a refused path) was not: a failed count alone
+    /// says nothing.
+    #[serde(default)]
+    pub last_error: Option<String>,
 }
 
 impl Job {
@@ -216,6 +221,7 @@ pub async fn start(
         succeeded: 0,
         failed: 0,
         finished_at: None,
+        last_error: None,
     };
     let record = serde_json::to_value(&job).map_err(|e| Error::Internal(e.to_string()))?;
     let (jid, ids_owned) = (job.id.clone(), ids.clone());
@@ -331,16 +337,19 @@ async fn run(relay: &Arc<Relay>, running: &Arc<Running>, ids: &[String]) {
                 break;
             }
         }
-        let ok = match relay.replay_with(id, target.clone(), resign).await {
-            Ok((_, attempt, _)) => attempt.success,
+        let (ok, error) = match relay.replay_with(id, target.clone(), resign).await {
+            Ok((_, attempt, _)) => (attempt.success, None),
             Err(e) => {
                 tracing::debug!(event = %id, error = %e, "replay in job failed");
-                false
+                (false, Some(format!("{id}: {}", e.public_message())))
             }
         };
         let snapshot = {
             let mut job = running.job.lock().unwrap_or_else(|p| p.into_inner());
             job.sent = k + 1;
+            if error.is_some() {
+                job.last_error = error;
+            }
             if ok {
                 job.succeeded += 1;
             } else {

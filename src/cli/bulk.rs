@@ -111,6 +111,9 @@ pub async fn run(
             final_state["failed"]
         );
     }
+    if let Some(e) = final_state["last_error"].as_str() {
+        eprintln!("{}", super::printable(&format!("not sent: {e}")));
+    }
     let cancelled = final_state["status"] == json!("cancelled");
     Ok(if final_state["failed"] == json!(0) && !cancelled {
         ExitCode::SUCCESS

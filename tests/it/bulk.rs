@@ -334,3 +334,33 @@ async fn a_job_page_links_to_a_list_that_opens() {
         crate::support::send("GET", &s.admin_url(&href), &[], Default::default()).await;
     assert_eq!(st, 200, "{href}");
 }
+
+/// An event a job cannot replay at all (a bin has no target) is counted as
+/// failed and the job says why.
+#[tokio::test]
+async fn a_job_says_why_it_could_not_send() {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "nobin" })).await;
+    s.post_in("nobin", &[], "x").await;
+    let (st, v) = s
+        .api("POST", "/api/replay", Some(json!({ "endpoint": "nobin" })))
+        .await;
+    assert_eq!(st, 202, "{v}");
+    let job = v["id"].as_str().unwrap().to_string();
+    let done = wait_job(&s, &job, "done").await;
+    assert_eq!(done["failed"], 1);
+    assert!(
+        done["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("has no target")),
+        "{done}"
+    );
+    let (_, _, page) = crate::support::send(
+        "GET",
+        &s.admin_url(&format!("/replay/{job}")),
+        &[],
+        Default::default(),
+    )
+    .await;
+    assert!(String::from_utf8_lossy(&page).contains("has no target"));
+}

@@ -37,6 +37,7 @@ pub struct JobView {
     pub filter: Vec<(String, String)>,
     /// The events page with that filter.
     pub filter_url: String,
+    pub last_error: Option<String>,
     pub target: Option<String>,
     pub rate: Option<String>,
     pub resign: bool,
@@ -86,6 +87,7 @@ impl JobView {
                 format!("/events?{q}")
             },
             filter,
+            last_error: j.last_error.clone(),
             target: j.target.clone(),
             rate: j.rate.map(|r| format!("{r}")),
             resign: j.resign,
