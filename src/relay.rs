@@ -122,6 +122,16 @@ pub enum Settle {
 }
 
 impl Settle {
+    /// Whether the attempt went to the endpoint's own target: only then is
+    /// it the event's answer and does it count toward the policy.
+    fn to_target(self) -> bool {
+        match self {
+            Settle::Direct { own_target, .. } => own_target,
+            Settle::Queued { .. } => true,
+            Settle::Mirror => false,
+        }
+    }
+
     fn decide(
         self,
         ev: &Event,
@@ -448,11 +458,10 @@ impl Relay {
         settle: Settle,
     ) -> Result<(Event, Attempt, Option<Reply>, QueueMove)> {
         let (attempt, reply) = self.send(ev, body, url, trigger).await?;
-        let cell = match settle {
-            Settle::Direct {
-                own_target: true, ..
-            } => self.endpoint(&ev.endpoint),
-            _ => None,
+        let cell = if settle.to_target() {
+            self.endpoint(&ev.endpoint)
+        } else {
+            None
         };
         let (ev, attempt, moved) = self.record_attempt(&ev.id, cell, attempt, settle).await?;
         Ok((ev, attempt, reply, moved))
@@ -485,6 +494,7 @@ impl Relay {
             headers: forward_headers(ev),
             body,
             timeout,
+            max_answer: deliver::MAX_RESPONSE_BODY,
         };
         let (result, latency) = self.client.send(out).await;
         let (attempt, reply) = match result {
@@ -547,11 +557,7 @@ impl Relay {
         settle: Settle,
     ) -> Result<(Event, Attempt, QueueMove)> {
         let id = id.to_string();
-        attempt.to_target = match settle {
-            Settle::Direct { own_target, .. } => own_target,
-            Settle::Queued { .. } => true,
-            Settle::Mirror => false,
-        };
+        attempt.to_target = settle.to_target();
         let retry_after = match attempt.status {
             Some(429 | 503) => attempt
                 .headers
@@ -772,6 +778,7 @@ impl Relay {
                 headers: vec![("content-type".into(), b"application/json".to_vec())],
                 body: Bytes::from(body.to_string()),
                 timeout: Duration::from_secs(10),
+                max_answer: deliver::MAX_RESPONSE_BODY,
             };
             match client.send(out).await.0 {
                 Ok(r) => tracing::info!(url, status = r.status, "disable notification sent"),

@@ -112,9 +112,6 @@ impl Remote {
     ) -> Result<Reply, String> {
         let (url, mut headers) = self.stream_request(path);
         headers[0].1 = b"application/json".to_vec();
-        if method == "GET" && body.is_none() {
-            return self.read(&url, &headers).await;
-        }
         if body.is_some() {
             headers.push(("content-type".into(), b"application/json".to_vec()));
         }
@@ -126,36 +123,13 @@ impl Remote {
             headers,
             body: body.map(|b| Bytes::from(b.to_string())).unwrap_or_default(),
             timeout: TIMEOUT,
+            max_answer: MAX_ANSWER,
         };
         self.client
             .send(out)
             .await
             .0
             .map_err(|f| self.unreachable(f))
-    }
-
-    /// A GET read up to [`MAX_ANSWER`] (the delivery client stops at what
-    /// a target may answer, far less).
-    async fn read(&self, url: &str, headers: &[(String, Vec<u8>)]) -> Result<Reply, String> {
-        url.parse::<http::Uri>()
-            .map_err(|_| format!("--server: {url:?} is not a URL"))?;
-        let exchange = async {
-            let resp = self
-                .client
-                .stream(url, &headers.to_vec())
-                .await
-                .map_err(|f| self.unreachable(f))?;
-            crate::deliver::read_reply(resp, MAX_ANSWER)
-                .await
-                .map_err(|f| format!("reading hookrelay's answer: {}", f.detail))
-        };
-        tokio::time::timeout(TIMEOUT, exchange).await.map_err(|_| {
-            format!(
-                "hookrelay at {} did not answer within {} s",
-                self.base,
-                TIMEOUT.as_secs()
-            )
-        })?
     }
 
     fn unreachable(&self, f: Failure) -> String {

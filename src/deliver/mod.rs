@@ -69,6 +69,9 @@ pub struct Outbound {
     pub headers: Headers,
     pub body: Bytes,
     pub timeout: Duration,
+    /// The most of the answer's body read: [`MAX_RESPONSE_BODY`] from a
+    /// target; more from hookrelay's own admin API (the CLI).
+    pub max_answer: usize,
 }
 
 /// A receiver's answer.
@@ -195,6 +198,7 @@ impl Client {
     }
 
     async fn send_inner(&self, out: Outbound) -> Result<Reply, Failure> {
+        let out_limit = out.max_answer;
         let mut req = Request::builder().method(out.method).uri(out.url);
         let hdrs = req.headers_mut().expect("fresh builder");
         for (name, value) in &out.headers {
@@ -212,12 +216,12 @@ impl Client {
             detail: format!("cannot build request: {e}"),
         })?;
         let resp = self.pool().request(req).await.map_err(classify)?;
-        read_reply(resp, MAX_RESPONSE_BODY).await
+        read_reply(resp, out_limit).await
     }
 }
 
 /// Reads a whole answer, its body up to `limit` bytes.
-pub async fn read_reply(
+async fn read_reply(
     resp: http::Response<hyper::body::Incoming>,
     limit: usize,
 ) -> Result<Reply, Failure> {

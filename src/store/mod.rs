@@ -725,7 +725,9 @@ impl Store {
             use crate::event::Trigger;
             ev.attempts += 1;
             a.n = ev.attempts;
-            if !a.success && a.to_target && a.trigger != Trigger::Mirror {
+            // Mirror copies and replays elsewhere are not the endpoint's
+            // failures (`to_target` is false for both).
+            if !a.success && a.to_target {
                 b.merge_cf(
                     self.cf(keys::COUNTS),
                     keys::minute(&ev.endpoint, keys::MINUTE_FAILURES, a.at / 60_000),
