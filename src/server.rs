@@ -63,12 +63,19 @@ pub async fn serve(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), String> {
+    // Checked before the store opens and the config's endpoints are
+    // written: a bad key or CA file must refuse the start without changing
+    // anything.
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+        None => None,
+    };
+    let shards = ingest_threads();
+    let client = Client::new(config.ca_file.as_deref(), shards)?;
     let store = Arc::new(
         Store::open(&config.data, config.durability)
             .map_err(|e| format!("data {}: {e}", config.data.display()))?,
     );
-    let shards = ingest_threads();
-    let client = Client::new(config.ca_file.as_deref(), shards)?;
     let relay = Arc::new(
         Relay::new(Arc::clone(&store), client, config.max_body).map_err(|e| e.to_string())?,
     );
@@ -79,10 +86,6 @@ pub async fn serve(
             .await
             .map_err(|e| format!("config endpoint {slug:?}: {e}"))?;
     }
-    let tls = match &config.tls {
-        Some((cert, key)) => Some(tls_acceptor(cert, key)?),
-        None => None,
-    };
 
     let ingest_addr = listeners.ingest.local_addr().map_err(|e| e.to_string())?;
     let admin_addr = listeners.admin.local_addr().map_err(|e| e.to_string())?;

@@ -178,3 +178,42 @@ async fn the_ingest_listener_serves_tls_with_http1_and_http2() {
         Some("https")
     );
 }
+
+#[tokio::test]
+async fn a_bad_key_refuses_the_start_before_anything_is_written() {
+    let (dir, data) = temp_data();
+    let cert = localhost_cert();
+    let cert_path = dir.path().join("cert.pem");
+    std::fs::write(&cert_path, &cert.cert_pem).unwrap();
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&key_path, "not a key").unwrap();
+    let file = dir.path().join("hookrelay.toml");
+    std::fs::write(&file, "[[endpoint]]\nslug = \"shop\"\n").unwrap();
+    let out = {
+        let (file, data) = (file.clone(), data.clone());
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_hookrelay"))
+                .args(["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+                .arg("--config")
+                .arg(file)
+                .arg("--data")
+                .arg(data)
+                .arg("--tls-cert")
+                .arg(cert_path)
+                .arg("--tls-key")
+                .arg(key_path)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("tls_key"), "{err}");
+    // Started again without TLS: the refused start created nothing.
+    let s = TestServer::start_with(config_at(&data)).await;
+    let (status, _) = s.api("GET", "/api/endpoints/shop", None).await;
+    assert_eq!(status, 404, "the refused start wrote the config's endpoint");
+    drop(dir);
+}
