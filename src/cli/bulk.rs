@@ -45,8 +45,13 @@ pub async fn run(
     );
     body.insert("resign".into(), resign.into());
     let v = r
-        .send("POST", "/api/replay", Some(Value::Object(body)))
+        .send("POST", "/api/replay", Some(Value::Object(body.clone())))
         .await?;
+    let matched = if dry_run { &v["count"] } else { &v["total"] };
+    if matched.as_u64() == Some(0) {
+        let slug = body.get("endpoint").and_then(Value::as_str);
+        super::note_unknown_endpoint(r, slug).await;
+    }
     if dry_run {
         if args.json {
             say!("{v}");

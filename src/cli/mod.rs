@@ -366,6 +366,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
             } else {
                 print_events(&v);
             }
+            if v["events"].as_array().is_some_and(|e| e.is_empty()) {
+                note_unknown_endpoint(&r, a.filter.endpoint.as_deref()).await;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Show { id, remote } => {
@@ -394,11 +397,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
             let text = r
                 .get_text(&format!("/api/export?{}", remote::query_string(&q)))
                 .await?;
+            let empty = text.trim().is_empty();
             match &a.output {
                 Some(path) => {
                     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?
                 }
                 None => print!("{}", printable(&text)),
+            }
+            if empty {
+                note_unknown_endpoint(&r, a.filter.endpoint.as_deref()).await;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -683,6 +690,28 @@ fn outcome(a: &Value) -> String {
         ),
         (None, Some(e)) => format!("{e} error: {}", a["error_detail"].as_str().unwrap_or("")),
         _ => "no answer".into(),
+    }
+}
+
+/// When a filter by endpoint matched nothing, says on stderr if no such
+/// endpoint exists: a mistyped slug would otherwise look like an endpoint
+/// without events. Not an error, as a deleted endpoint's events stay
+/// listable by its slug.
+pub(crate) async fn note_unknown_endpoint(r: &Remote, slug: Option<&str>) {
+    let Some(slug) = slug else { return };
+    let Ok(v) = r.get("/api/endpoints").await else {
+        return;
+    };
+    let known = v["endpoints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|e| e["slug"] == slug);
+    if !known {
+        eprintln!(
+            "note: there is no endpoint {} (see `hookrelay endpoint list`)",
+            printable(&format!("{slug:?}"))
+        );
     }
 }
 

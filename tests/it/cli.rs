@@ -401,3 +401,30 @@ async fn tail_refuses_an_unknown_endpoint() {
     assert_eq!(code, 1);
     assert!(err.contains("no endpoint"), "{err}");
 }
+
+/// A filter by a slug that names no endpoint says so on stderr, so a typo
+/// does not pass for an endpoint without events; an existing endpoint
+/// without events gets no such note.
+#[tokio::test]
+async fn an_empty_listing_for_an_unknown_endpoint_says_so() {
+    let s = TestServer::start().await;
+    s.create_endpoint(serde_json::json!({ "slug": "shop" }))
+        .await;
+    for args in [
+        &["events", "--endpoint", "shpo"][..],
+        &["events", "--endpoint", "shpo", "--json"],
+        &["export", "--endpoint", "shpo"],
+        &["replay", "--filter", "endpoint=shpo", "--dry-run"],
+    ] {
+        let (code, out, err) = hookrelay(&s, args).await;
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert!(
+            err.contains(r#"there is no endpoint "shpo""#),
+            "{args:?}: {err}"
+        );
+        assert!(!out.contains("no endpoint"), "{args:?}: stdout stays data");
+    }
+    let (code, _, err) = hookrelay(&s, &["events", "--endpoint", "shop"]).await;
+    assert_eq!(code, 0);
+    assert!(!err.contains("no endpoint"), "{err}");
+}
