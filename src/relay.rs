@@ -901,13 +901,17 @@ impl Relay {
             ),
         ];
         if let Some(cfg) = &ep.signature {
-            headers.extend(crate::signature::sign(
-                cfg,
-                body.as_bytes(),
-                (now / 1000) as i64,
-                &id,
-            ));
+            let signed = crate::signature::sign(cfg, body.as_bytes(), (now / 1000) as i64, &id);
+            // Stored like a received event's headers: lower-case names.
+            headers.extend(signed.into_iter().map(|(n, v)| (n.to_ascii_lowercase(), v)));
         }
+        // Checked like a received event, so the event page shows the
+        // endpoint's verdict instead of "no check configured".
+        let signature = ep.signature.as_ref().map(|cfg| {
+            let check =
+                crate::signature::verify(cfg, &headers, body.as_bytes(), None, (now / 1000) as i64);
+            crate::ingest::record_of(check)
+        });
         let ev = Event {
             id,
             endpoint: slug.to_string(),
@@ -917,12 +921,12 @@ impl Relay {
             query: None,
             headers,
             size: body.len() as u64,
-            remote_addr: "hookrelay (test ping)".into(),
+            remote_addr: PING_SENDER.into(),
             state: EventState::Received,
             topic: Some("hookrelay.ping".into()),
             external_id: None,
             duplicate_of: None,
-            signature: None,
+            signature,
             attempts: 0,
             last_status: None,
             tries: 0,
@@ -1120,13 +1124,22 @@ fn unsendable(ev: &Event) -> bool {
 /// set where they stand. Replays get the same as the first delivery did: a
 /// receiver behind a proxy-aware framework (`force_ssl` and the like) must
 /// see a replay of an HTTPS event as HTTPS (a documented deviation).
+/// The `remote_addr` of a test ping's event: it has no network sender.
+pub const PING_SENDER: &str = "hookrelay (test ping)";
+
 pub fn forward_headers(ev: &Event) -> Headers {
     let mut h = deliver::strip_hop_by_hop(&ev.headers);
-    let peer_ip = ev
+    // A test ping has no sender to name: no `X-Forwarded-*` (a receiver
+    // that parses `X-Forwarded-For` would choke on anything but an address).
+    let peer = (ev
         .remote_addr
         .parse::<std::net::SocketAddr>()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|_| ev.remote_addr.clone());
+        .map(|a| a.ip()))
+    .or_else(|_| ev.remote_addr.parse::<std::net::IpAddr>());
+    let Ok(peer) = peer else {
+        return h;
+    };
+    let peer_ip = peer.to_string();
     match h
         .iter_mut()
         .rev()

@@ -190,6 +190,25 @@ async fn a_test_ping_is_signed_sent_and_recorded() {
         .await;
     assert_eq!(ev["topic"], "hookrelay.ping");
     assert_eq!(ev["state"], "delivered");
+    assert_eq!(
+        ev["signature"]["verdict"], "valid",
+        "checked like any event of a signed endpoint: {}",
+        ev["signature"]
+    );
+    let names: Vec<&str> = ev["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h[0].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"x-hub-signature-256"), "{names:?}");
+    assert!(
+        !got.headers
+            .iter()
+            .any(|(n, _)| n.starts_with("x-forwarded-")),
+        "a ping has no sender to forward for: {:?}",
+        got.headers
+    );
 
     s.create_endpoint(json!({ "slug": "bin" })).await;
     let (status, v) = s.api("POST", "/api/endpoints/bin/ping", None).await;
