@@ -65,6 +65,19 @@ pub struct Limits {
 pub struct Queue {
     state: Mutex<State>,
     wake: Notify,
+    /// An attempt ended: a replay waiting for the worker's attempt of the
+    /// same event looks again.
+    ended: Notify,
+}
+
+/// What [`Queue::claim`] found.
+pub enum Claimed<'a> {
+    /// Taken out of the worker's reach until the claim ends.
+    Yes(Claim<'a>),
+    /// Its attempt is under way (the worker's, or another replay's).
+    InFlight,
+    /// Not in the queue.
+    NotQueued,
 }
 
 impl Queue {
@@ -213,25 +226,58 @@ impl Queue {
     }
 
     /// Takes a waiting entry out of the worker's reach for an attempt made
-    /// elsewhere (a replay), as `take_due` would. `None` when the event is
-    /// not queued or is in flight already.
-    pub fn claim(&self, slug: &str, id: &str) -> Option<Claim<'_>> {
+    /// elsewhere (a replay), as `take_due` would.
+    pub fn claim(&self, slug: &str, id: &str) -> Claimed<'_> {
         let mut guard = self.lock();
         let st = &mut *guard;
-        let p = st.endpoints.get_mut(slug)?;
-        let due = *p.by_id.get(id)?;
+        let Some(p) = st.endpoints.get_mut(slug) else {
+            return Claimed::NotQueued;
+        };
+        let Some(due) = p.by_id.get(id).copied() else {
+            return Claimed::NotQueued;
+        };
         if !p.ready.remove(&(due, id.to_string())) {
-            return None;
+            return Claimed::InFlight;
         }
         p.in_flight += 1;
         st.in_flight += 1;
-        Some(Claim {
+        Claimed::Yes(Claim {
             queue: self,
             slug: slug.to_string(),
             id: id.to_string(),
             due,
             left: false,
         })
+    }
+
+    /// [`Queue::claim`], first waiting (up to `wait`) for an attempt of the
+    /// event that is under way to end: two attempts of one event at once
+    /// would each settle it without knowing of the other (a replay's
+    /// success undone by the worker's failure, or a delivered event sent
+    /// again). `None` when the event is not (or no longer) queued.
+    pub async fn claim_when_idle(
+        &self,
+        slug: &str,
+        id: &str,
+        wait: Duration,
+    ) -> Result<Option<Claim<'_>>, Duration> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let ended = self.ended.notified();
+            tokio::pin!(ended);
+            // Registered before looking, so an end between the look and the
+            // wait is not missed.
+            ended.as_mut().enable();
+            match self.claim(slug, id) {
+                Claimed::Yes(c) => return Ok(Some(c)),
+                Claimed::NotQueued => return Ok(None),
+                Claimed::InFlight => {
+                    if tokio::time::timeout_at(deadline, ended).await.is_err() {
+                        return Err(wait);
+                    }
+                }
+            }
+        }
     }
 
     /// An attempt finished: the entry moves to `next_due` or leaves.
@@ -264,6 +310,7 @@ impl Queue {
             }
         }
         self.wake.notify_one();
+        self.ended.notify_waiters();
     }
 
     /// The soonest due time among entries not in flight.
@@ -483,19 +530,73 @@ mod tests {
         );
     }
 
+    impl<'a> Claimed<'a> {
+        fn taken(self) -> Claim<'a> {
+            match self {
+                Claimed::Yes(c) => c,
+                Claimed::InFlight => panic!("in flight"),
+                Claimed::NotQueued => panic!("not queued"),
+            }
+        }
+    }
+
     #[test]
     fn a_claimed_entry_is_out_of_the_workers_reach_until_finished() {
         let q = Queue::load(vec![(10, "01A".into(), "a".into())]);
-        let c = q.claim("a", "01A").expect("queued");
+        let c = q.claim("a", "01A").taken();
         assert_eq!(c.due(), 10);
         assert!(q.take_due(50, lim(false, 5)).is_empty(), "claimed");
-        assert!(q.claim("a", "01A").is_none(), "claimed once");
+        assert!(
+            matches!(q.claim("a", "01A"), Claimed::InFlight),
+            "claimed once"
+        );
         drop(c);
         assert_eq!(q.take_due(50, lim(false, 5)).len(), 1, "back when dropped");
+        assert!(
+            matches!(q.claim("a", "01A"), Claimed::InFlight),
+            "the worker's"
+        );
         q.done("a", "01A", Some(10));
-        q.claim("a", "01A").expect("queued").finish(true);
+        q.claim("a", "01A").taken().finish(true);
         assert_eq!(q.depth("a"), 0, "a finished claim that left removes it");
-        assert!(q.claim("b", "01B").is_none(), "not queued");
+        assert!(matches!(q.claim("b", "01B"), Claimed::NotQueued));
+    }
+
+    /// A replay of an event whose attempt is under way waits for it to end,
+    /// then finds the entry where that attempt left it.
+    #[tokio::test]
+    async fn a_claim_waits_for_the_attempt_under_way() {
+        let q = std::sync::Arc::new(Queue::load(vec![(10, "01A".into(), "a".into())]));
+        assert_eq!(q.take_due(50, lim(false, 5)).len(), 1);
+        let short = q
+            .claim_when_idle("a", "01A", Duration::from_millis(20))
+            .await;
+        assert!(short.is_err(), "still in flight");
+        let waiter = {
+            let q = std::sync::Arc::clone(&q);
+            tokio::spawn(async move {
+                q.claim_when_idle("a", "01A", Duration::from_secs(10))
+                    .await
+                    .map(|c| c.map(|c| c.due()))
+            })
+        };
+        tokio::task::yield_now().await;
+        q.done("a", "01A", Some(70));
+        assert_eq!(waiter.await.unwrap(), Ok(Some(70)), "the retry's entry");
+        q.take_due(100, lim(false, 5));
+        let q2 = std::sync::Arc::clone(&q);
+        let waiter = tokio::spawn(async move {
+            q2.claim_when_idle("a", "01A", Duration::from_secs(10))
+                .await
+                .map(|c| c.is_some())
+        });
+        tokio::task::yield_now().await;
+        q.done("a", "01A", None);
+        assert_eq!(
+            waiter.await.unwrap(),
+            Ok(false),
+            "delivered: left the queue"
+        );
     }
 
     #[test]

@@ -101,6 +101,11 @@ pub struct Relay {
 /// Mirror copies in flight at once; beyond it a copy is skipped (logged):
 /// the mirror is best-effort and must not grow memory without bound.
 const MIRROR_IN_FLIGHT: usize = 256;
+/// The per-attempt timeout for an event whose endpoint is gone.
+const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How much longer than an attempt's timeout a replay waits for the
+/// queue's attempt of the same event to end (its record takes a moment).
+const CLAIM_MARGIN: Duration = Duration::from_secs(5);
 
 /// How an attempt's outcome settles its event.
 #[derive(Clone, Copy, Debug)]
@@ -484,7 +489,7 @@ impl Relay {
                     ep.success_codes.clone(),
                 )
             }
-            None => (Duration::from_secs(10), Default::default()),
+            None => (DEFAULT_ATTEMPT_TIMEOUT, Default::default()),
         };
         let uri = join_url(url, &ev.path, ev.query.as_deref())?;
         let out = Outbound {
@@ -788,7 +793,11 @@ impl Relay {
     }
 
     /// Re-sends a stored event to its endpoint's target or to `target`.
-    pub async fn replay(&self, id: &str, target: Option<String>) -> Result<(Event, Attempt)> {
+    pub async fn replay(
+        self: &Arc<Self>,
+        id: &str,
+        target: Option<String>,
+    ) -> Result<(Event, Attempt)> {
         let (ev, attempt, _) = self.replay_with(id, target, false).await?;
         Ok((ev, attempt))
     }
@@ -796,7 +805,7 @@ impl Relay {
     /// [`Relay::replay`], optionally re-signed. With `resign`, timestamped schemes get a fresh signature made with
     /// the endpoint's secret; the returned note says what was done.
     pub async fn replay_with(
-        &self,
+        self: &Arc<Self>,
         id: &str,
         target: Option<String>,
         resign: bool,
@@ -853,30 +862,57 @@ impl Relay {
                 crate::signature::Resign::Unchanged(why) => note = Some(why),
             }
         }
-        // An event waiting in the queue is taken out of the worker's reach
-        // for the attempt, as the worker itself would: a success ends its
-        // schedule, a failure leaves the schedule to go on.
-        let claim = own_target
-            .then(|| self.queue.claim(&ev.endpoint, &ev.id))
-            .flatten();
-        let settle = Settle::Direct {
-            own_target,
-            queued: claim.as_ref().map(|c| c.due()),
+        // Its own task: an admin client that hangs up (or a cancelled job)
+        // must not cut the attempt between its send and its record.
+        let relay = Arc::clone(self);
+        let attempt = async move {
+            // An event waiting in the queue is taken out of the worker's
+            // reach for the attempt, as the worker itself would: a success
+            // ends its schedule, a failure leaves the schedule to go on.
+            let claim = if own_target {
+                let wait = relay.attempt_timeout(&ev.endpoint) + CLAIM_MARGIN;
+                relay
+                    .queue
+                    .claim_when_idle(&ev.endpoint, &ev.id, wait)
+                    .await
+                    .map_err(|waited| {
+                        Error::Conflict(format!(
+                            "event {} is still being delivered by the queue after {} s; try again when that attempt ends",
+                            ev.id,
+                            waited.as_secs()
+                        ))
+                    })?
+            } else {
+                None
+            };
+            let settle = Settle::Direct {
+                own_target,
+                queued: claim.as_ref().map(|c| c.due()),
+            };
+            let (ev, attempt, _, moved) = relay
+                .deliver_settled(&outgoing, Bytes::from(body), &url, Trigger::Replay, settle)
+                .await?;
+            if let Some(c) = claim {
+                c.finish(moved.remove.is_some());
+            }
+            Ok::<_, Error>((ev, attempt))
         };
-        let (ev, attempt, _, moved) = self
-            .deliver_settled(&outgoing, Bytes::from(body), &url, Trigger::Replay, settle)
-            .await?;
-        if let Some(c) = claim {
-            c.finish(moved.remove.is_some());
-        }
+        let (ev, attempt) = self.deliveries.spawn(attempt).await??;
         Ok((ev, attempt, note))
+    }
+
+    /// An endpoint's per-attempt timeout (the default for a deleted one).
+    fn attempt_timeout(&self, slug: &str) -> Duration {
+        self.endpoint(slug)
+            .map(|c| Duration::from_millis(c.lock().timeout_ms))
+            .unwrap_or(DEFAULT_ATTEMPT_TIMEOUT)
     }
 
     /// Sends a small signed JSON ping to the endpoint's target, like
     /// WooCommerce's activation ping. The ping is stored as an event (topic
     /// `hookrelay.ping`) so its attempt shows in the timeline, and it counts
     /// toward the policy: it tests the real target.
-    pub async fn ping(&self, slug: &str) -> Result<(Event, Attempt)> {
+    pub async fn ping(self: &Arc<Self>, slug: &str) -> Result<(Event, Attempt)> {
         let cell = self.require(slug)?;
         let ep = cell.snapshot();
         let target = ep.target.clone().ok_or_else(|| {
@@ -933,14 +969,20 @@ impl Relay {
             mirror_status: None,
             tls: false,
         };
-        let stored_body = body.clone();
-        let ev = self.store.insert_event(ev, stored_body.as_bytes())?;
-        self.store.durable().await?;
-        self.publish_event(&ev);
-        let (ev, attempt, _) = self
-            .deliver(&ev, Bytes::from(body), &target, Trigger::Ping, true)
-            .await?;
-        Ok((ev, attempt))
+        // Its own task, stored and sent: an admin client that hangs up
+        // must not leave the ping unsent but stored as `received`, or sent
+        // but not recorded.
+        let relay = Arc::clone(self);
+        let ping = async move {
+            let ev = relay.store.insert_event(ev, body.as_bytes())?;
+            relay.store.durable().await?;
+            relay.publish_event(&ev);
+            let (ev, attempt, _) = relay
+                .deliver(&ev, Bytes::from(body), &target, Trigger::Ping, true)
+                .await?;
+            Ok::<_, Error>((ev, attempt))
+        };
+        self.deliveries.spawn(ping).await?
     }
 
     /// `ping_on_activate`: a test ping, in the background, when an endpoint

@@ -496,3 +496,89 @@ async fn an_outcome_the_store_cannot_record_is_written_again_not_sent_again() {
     assert_eq!(ev.state, hookrelay::event::EventState::Delivered);
     assert!(store.queue_entries().unwrap().is_empty());
 }
+
+async fn queue_depth(s: &TestServer) -> String {
+    let m = crate::support::send("GET", &s.admin_url("/metrics"), &[], Default::default())
+        .await
+        .2;
+    String::from_utf8_lossy(&m)
+        .lines()
+        .find(|l| l.starts_with("hookrelay_queue_depth "))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A replay of an event whose queued attempt is under way waits for that
+/// attempt to end: run side by side, each would settle the event without
+/// the other (the worker's late failure undid the replay's success, and the
+/// delivered event was sent again on the retry).
+#[tokio::test]
+async fn a_replay_waits_for_the_queued_attempt_under_way() {
+    let mut up = Receiver::start(vec![
+        Reply::status(500).delay(Duration::from_millis(700)),
+        Reply::status(200),
+    ])
+    .await;
+    let s = TestServer::start().await;
+    s.create_endpoint(
+        json!({ "slug": "q", "mode": "queue", "target": up.url("/"), "retry": ["1s", "1s"] }),
+    )
+    .await;
+    let id = s.post_in("q", &[], "once").await.event_id();
+    up.next().await;
+    let (status, v) = s
+        .api("POST", &format!("/api/events/{id}/replay"), None)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["status"], 200);
+    let ev = state(&s, &id).await;
+    let statuses: Vec<(&str, &Value)> = ev["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["trigger"].as_str().unwrap(), &a["status"]))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![("forward", &json!(500)), ("replay", &json!(200))],
+        "the queue's attempt first, then the replay"
+    );
+    assert_eq!(ev["state"], "delivered");
+    assert_eq!(
+        queue_depth(&s).await,
+        "hookrelay_queue_depth 0",
+        "no retry left"
+    );
+}
+
+/// An admin client that hangs up while its replay or ping is being sent
+/// does not cut the attempt off between send and record.
+#[tokio::test]
+async fn a_replay_or_ping_outlives_the_admin_client_that_asked_for_it() {
+    let mut up = Receiver::start(vec![Reply::status(200).delay(Duration::from_millis(400))]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "f", "target": up.url("/") }))
+        .await;
+    let id = s.post_in("f", &[], "x").await.event_id();
+    up.next().await;
+    let hang_up = |path: String| async move {
+        let req = format!("POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 0\r\n\r\n");
+        crate::support::raw(s.admin, req.as_bytes(), Duration::from_millis(100)).await
+    };
+    let out = hang_up(format!("/api/events/{id}/replay")).await;
+    assert!(out.is_empty(), "no answer yet");
+    up.next().await;
+    wait_until("the replay recorded", || async {
+        state(&s, &id).await["attempts"].as_array().map(Vec::len) == Some(2)
+    })
+    .await;
+
+    let out = hang_up("/api/endpoints/f/ping".into()).await;
+    assert!(out.is_empty(), "no answer yet");
+    up.next().await;
+    wait_until("the ping delivered", || async {
+        let list = s.get("/api/events?endpoint=f&state=delivered").await;
+        list["events"].as_array().unwrap().len() == 2
+    })
+    .await;
+}
