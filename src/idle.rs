@@ -12,6 +12,9 @@
 //! a large one-chunk body (an export) is long before it is on the wire: a
 //! connection waiting for its socket to take more bytes is busy, until it
 //! has waited [`SEND_STALL`] without any progress (a reader that stopped).
+//! Only a write that moves such a backlog counts, not one the socket took
+//! at once: a client can make the server write (HTTP/2 PING ACKs) without
+//! ever sending a request.
 //! Reads do not count, or a client trickling bytes could keep a connection
 //! that never sends a request.
 
@@ -64,8 +67,12 @@ impl Activity {
     /// A write went out (`true`) or found the socket full (`false`).
     fn wrote(&self, progress: bool) {
         if progress {
-            self.idle_since.fetch_max(self.now(), Ordering::AcqRel);
-            self.blocked_since.store(0, Ordering::Release);
+            // Only progress on a backlog counts: frames a client can make
+            // the server write at will (HTTP/2 PING or SETTINGS ACKs) would
+            // otherwise keep a connection without requests open forever.
+            if self.blocked_since.swap(0, Ordering::AcqRel) != 0 {
+                self.idle_since.fetch_max(self.now(), Ordering::AcqRel);
+            }
         } else {
             let _ = self.blocked_since.compare_exchange(
                 0,

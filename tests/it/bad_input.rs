@@ -215,6 +215,29 @@ async fn connections_that_send_no_request_are_closed() {
             "{what}: closed after {took:?}"
         );
     }
+    // HTTP/2 PINGs every 200 ms: the server's ACKs are writes, but no
+    // request is in flight, so they must not keep the connection open.
+    for addr in [s.ingest, s.admin] {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(&preface_and_settings).await.unwrap();
+        let started = Instant::now();
+        let mut buf = [0u8; 4096];
+        let closed = loop {
+            if started.elapsed() > Duration::from_secs(5) {
+                break false;
+            }
+            let ping = [0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+            if c.write_all(&ping).await.is_err() {
+                break true;
+            }
+            match tokio::time::timeout(Duration::from_millis(200), c.read(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) => break true,
+                _ => {}
+            }
+        };
+        assert!(closed, "{addr}: PINGs kept an idle connection open");
+    }
 }
 
 #[tokio::test]
