@@ -251,6 +251,62 @@ impl<B: Body + Unpin> Body for TrackedBody<B> {
     }
 }
 
+/// A request body that fails once `limit` has passed since it was
+/// wrapped: its request is in flight (never idle) while the body is read,
+/// so a client trickling a body, or never sending the one it announced,
+/// would otherwise hold the connection for good.
+pub struct Deadline<B> {
+    inner: B,
+    limit: Duration,
+    expired: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<B> Deadline<B> {
+    pub fn new(inner: B, limit: Duration) -> Self {
+        Deadline {
+            inner,
+            limit,
+            expired: Box::pin(tokio::time::sleep(limit)),
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<B> Body for Deadline<B>
+where
+    B: Body + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = B::Data;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        if self.expired.as_mut().poll(cx).is_ready() {
+            let msg = format!(
+                "the body was not received within {} s",
+                self.limit.as_secs_f64()
+            );
+            return Poll::Ready(Some(Err(msg.into())));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -96,7 +96,13 @@ pub async fn serve(
     tracing::info!(%ingest_addr, %admin_addr, durability = ?config.durability, "listening");
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let admin_app = admin::router(Arc::clone(&relay), config.admin_token.clone());
+    // Admin bodies are small documents: three header timeouts (30 s by
+    // default) is generous for them.
+    let admin_app = admin::router(
+        Arc::clone(&relay),
+        config.admin_token.clone(),
+        config.header_timeout * 3,
+    );
     let admin_loop = accept_loop(
         listeners.admin,
         None,

@@ -11,6 +11,7 @@ pub mod dashboard;
 pub mod export;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -28,14 +29,20 @@ pub struct AdminState {
     pub token: Option<Arc<str>>,
 }
 
-pub fn router(relay: Arc<Relay>, token: Option<String>) -> Router {
+/// `body_time`: how long a client may take to send a request body (admin
+/// bodies are small documents; see `idle::Deadline`).
+pub fn router(relay: Arc<Relay>, token: Option<String>, body_time: Duration) -> Router {
     let state = AdminState {
         relay,
         token: token.map(Arc::from),
     };
+    let deadline = move |req: Request| async move {
+        req.map(|b| axum::body::Body::new(crate::idle::Deadline::new(b, body_time)))
+    };
     api::routes()
         .merge(dashboard::routes())
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(middleware::map_request(deadline))
         .layer(middleware::from_fn(refuse_cross_origin))
         .layer(middleware::map_response(security_headers))
         .with_state(state)

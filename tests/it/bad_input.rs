@@ -337,3 +337,29 @@ async fn a_slow_download_is_not_cut_by_the_idle_limit() {
         started.elapsed()
     );
 }
+
+/// An admin request whose body never comes is answered and closed after
+/// three header timeouts (3 s here): in flight while its body is read, it
+/// would otherwise hold its connection for good.
+#[tokio::test]
+async fn an_admin_body_that_never_comes_is_cut_off() {
+    let (s, _dir) = small_limit_server().await;
+    for (path, ct) in [
+        ("/api/endpoints", "application/json"),
+        ("/endpoints/new", "application/x-www-form-urlencoded"),
+    ] {
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: {ct}\r\ncontent-length: 1000\r\n\r\n{{"
+        );
+        let started = Instant::now();
+        let out = raw(s.admin, req.as_bytes(), Duration::from_secs(15)).await;
+        let took = started.elapsed();
+        let out = String::from_utf8_lossy(&out);
+        assert!(
+            took >= Duration::from_millis(2900) && took < Duration::from_secs(8),
+            "{path}: answered after {took:?}: {out}"
+        );
+        assert!(out.starts_with("HTTP/1.1 400"), "{path}: {out}");
+        assert!(out.contains("not received within 3 s"), "{path}: {out}");
+    }
+}
