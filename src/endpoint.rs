@@ -423,6 +423,13 @@ pub fn validate_url(field: &str, url: &str) -> Result<(), String> {
     if uri.host().is_none_or(str::is_empty) {
         return Err(format!("{field}: {url:?} has no host"));
     }
+    // Not sent by the HTTP client, and the URL is logged and shown on every
+    // attempt: a password in it would only leak.
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(format!(
+            "{field}: a user or password in the URL (user:pass@host) is not supported: it would not be sent, and the URL is shown in logs, attempts and exports"
+        ));
+    }
     Ok(())
 }
 

@@ -136,6 +136,17 @@ async fn bad_requests_get_clear_errors() {
         )
         .await;
     check(st, b, 400, "target");
+    for field in ["target", "mirror", "notify_url"] {
+        let (st, b) = s
+            .api(
+                "POST",
+                "/api/endpoints",
+                Some(json!({ "slug": "a", field: "http://user:hunter2@127.0.0.1:1/" })),
+            )
+            .await;
+        check(st, b.clone(), 400, "user or password");
+        assert!(!b.to_string().contains("hunter2"), "{b}");
+    }
     let (st, b) = s
         .api(
             "POST",

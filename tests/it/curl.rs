@@ -89,6 +89,9 @@ async fn copy_as_curl_reproduces_the_request_byte_for_byte() {
         ),
         ("binary", binary),
         ("large", "big 'text' $(x)\n".repeat(2000).into_bytes()),
+        // curl reads the file named after a leading `@` unless told the
+        // body is raw data: this must arrive as these 12 bytes.
+        ("at-file", b"@/etc/passwd".to_vec()),
         ("empty", Vec::new()),
     ];
     for (name, body) in cases {
@@ -128,7 +131,7 @@ async fn copy_as_curl_reproduces_the_request_byte_for_byte() {
         assert_eq!(page.status, 200);
         let cmd = curl_from_page(&page.html);
         assert!(
-            cmd.contains("--data-binary") || body.is_empty(),
+            cmd.contains("--data-binary '@") || cmd.contains("--data-raw") || body.is_empty(),
             "{name}: {cmd}"
         );
         assert!(
@@ -212,6 +215,37 @@ async fn copy_as_curl_reproduces_the_request_byte_for_byte() {
     assert_eq!(copy["path"], orig["path"]);
     assert_eq!(copy["query"], orig["query"]);
     assert_eq!(comparable(&copy), comparable(&orig));
+
+    // `curl_base` comes from a link anyone can send: only an http(s) URL,
+    // and the page says it is not the endpoint's own.
+    for bad in [
+        "javascript:alert(1)",
+        "file:///etc/passwd",
+        "-o /tmp/x http://h/",
+    ] {
+        let page = get_page(
+            &s,
+            &format!(
+                "/events/{id}?curl_base={}",
+                hookrelay::admin::dashboard::encode_component(bad)
+            ),
+            &[],
+        )
+        .await;
+        let cmd = curl_from_page(&page.html);
+        assert!(cmd.contains(&format!("'{ingest}'")), "{bad}: {cmd}");
+    }
+    let page = get_page(
+        &s,
+        &format!("/events/{id}?curl_base=http%3A%2F%2Fother.example%2F"),
+        &[],
+    )
+    .await;
+    assert!(curl_from_page(&page.html).contains("'http://other.example/again?k=v'"));
+    assert!(
+        page.html.contains("not one of this endpoint"),
+        "the page warns"
+    );
 }
 
 #[test]
@@ -243,5 +277,5 @@ fn the_library_command_quotes_every_value() {
     );
     assert!(cmd.contains("-H $'x\\x2dbin\\x3a \\xff\\x27a'"), "{cmd}");
     assert!(cmd.contains("-H 'x-q: '\\''; rm -rf ~ #'"), "{cmd}");
-    assert!(cmd.contains("--data-binary 'a\nb'"), "{cmd}");
+    assert!(cmd.contains("--data-raw 'a\nb'"), "{cmd}");
 }

@@ -277,7 +277,7 @@ async fn pages_render_hostile_payloads_escaped() {
     );
     assert!(p.html.contains("x-evil"));
     assert!(p.html.contains("Copy as curl"));
-    assert!(p.html.contains("--data-binary"));
+    assert!(p.html.contains("--data-raw"));
     assert!(
         p.html.contains(&format!("/api/events/{id}/body")),
         "download raw link"

@@ -9,9 +9,13 @@
 //! - a body that is not printable text (not UTF-8, control characters that
 //!   a terminal would act on while pasting, NUL) or is large is written to a
 //!   file first by `base64 -d` from a quoted heredoc, then sent with
-//!   `--data-binary @file` — never `-d`, which strips newlines; a body
-//!   over [`EMBED_MAX`] is not embedded at all (the page would carry it
-//!   base64-encoded): the command says to save it with "download raw".
+//!   `--data-binary @file` (which keeps newlines, unlike `-d @file`); a
+//!   body over [`EMBED_MAX`] is not embedded at all (the page would carry
+//!   it base64-encoded): the command says to save it with "download raw";
+//! - an inline body goes with `--data-raw`, for which a leading `@` is
+//!   data: with `--data-binary`, a sender's body `@/home/you/.ssh/id_rsa`
+//!   would make the pasted command send that file instead;
+//! - the URL (path and query are the sender's) is quoted like a header.
 //!
 //! curl adds `User-Agent`, `Accept`, `Content-Type` (with a body) and
 //! `Expect` on its own; when the stored request lacked one, the command
@@ -84,7 +88,7 @@ pub fn curl_command(ev: &Event, body: &[u8], base_url: &str) -> String {
         out.push_str(&quote(&ev.method));
     }
     out.push(' ');
-    out.push_str(&quote(&url));
+    out.push_str(&quote_bytes(url.as_bytes()));
     for (name, value) in &kept {
         out.push_str(" \\\n  -H ");
         if value.is_empty() {
@@ -104,7 +108,7 @@ pub fn curl_command(ev: &Event, body: &[u8], base_url: &str) -> String {
         }
     }
     if inline {
-        out.push_str(" \\\n  --data-binary ");
+        out.push_str(" \\\n  --data-raw ");
         out.push_str(&quote_bytes(body));
     } else if !body.is_empty() {
         out.push_str(" \\\n  --data-binary ");
@@ -248,7 +252,23 @@ mod tests {
             cmd,
             "curl --globoff --path-as-is --silent --show-error -X 'POST' 'http://h:1/in/cap/a b?x=1&y='\\''' \
              \\\n  -H 'content-type: application/json' \\\n  -H 'x-q: it'\\''s $(x)' \\\n  -H 'x-empty;' \
-             \\\n  -H 'User-Agent:' \\\n  -H 'Accept:' \\\n  -H 'Expect:' \\\n  --data-binary '{}'\n"
+             \\\n  -H 'User-Agent:' \\\n  -H 'Accept:' \\\n  -H 'Expect:' \\\n  --data-raw '{}'\n"
+        );
+    }
+
+    /// The path and query are the sender's: a bidi override in them must
+    /// not make the pasted command read differently from what runs.
+    #[test]
+    fn a_url_with_control_or_bidi_characters_is_hex_quoted() {
+        let ev = event(&[], "/a\u{202E}b", Some("x=\u{1b}[2J"));
+        let cmd = curl_command(&ev, b"", "http://h/in/x");
+        assert!(
+            cmd.contains("$'http\\x3a\\x2f\\x2fh\\x2fin\\x2fx\\x2fa\\xe2\\x80\\xaeb"),
+            "{cmd}"
+        );
+        assert!(
+            !cmd.contains('\u{202E}') && !cmd.contains('\u{1b}'),
+            "{cmd}"
         );
     }
 

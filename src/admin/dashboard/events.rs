@@ -411,14 +411,20 @@ fn event_page(
     let highlight = q.get("attempt").and_then(|n| n.parse::<u32>().ok());
     let ingest_url = super::ingest_base(st, ctx).map(|b| format!("{b}/in/{}", ev.endpoint));
     let endpoint_target = ep.as_ref().and_then(|e| e.target.clone());
+    // Only an http(s) URL: the link that sets it can come from anyone, and
+    // the note says it is not one of this endpoint's own.
     let (curl_base, curl_base_note) = match (
         q.get("curl_base")
             .map(|s| s.trim())
-            .filter(|s| !s.is_empty()),
+            .filter(|s| crate::endpoint::validate_url("curl_base", s).is_ok()),
         &ingest_url,
         &endpoint_target,
     ) {
-        (Some(b), _, _) => (b.to_string(), "the URL you gave".to_string()),
+        (Some(b), _, _) => (
+            b.to_string(),
+            "the URL given in this page's address (curl_base), not one of this endpoint's: check it before you run the command"
+                .to_string(),
+        ),
         (None, Some(i), _) => (
             i.clone(),
             "this endpoint's ingest URL: hookrelay captures it again as a new event".to_string(),
