@@ -56,8 +56,38 @@ pub fn headers_of(parts: &Parts) -> Headers {
     parts
         .headers
         .iter()
-        .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+        .filter_map(|(n, v)| {
+            let v = if n == http::header::COOKIE {
+                without_session(v.as_bytes())?
+            } else {
+                v.as_bytes().to_vec()
+            };
+            Some((n.as_str().to_string(), v))
+        })
         .collect()
+}
+
+/// A `Cookie` line without the dashboard's login (`None` when nothing else
+/// is left): a browser logged in to the dashboard sends it to the ingest
+/// port of the same host too, since cookies ignore ports, and it must not
+/// be stored, shown and forwarded with the event. Everything else in the
+/// line is kept byte for byte.
+fn without_session(line: &[u8]) -> Option<Vec<u8>> {
+    let name = crate::admin::dashboard::security::SESSION_COOKIE.as_bytes();
+    let is_session = |pair: &[u8]| {
+        let pair = pair.trim_ascii_start();
+        pair.strip_prefix(name)
+            .is_some_and(|rest| rest.trim_ascii_start().starts_with(b"="))
+    };
+    if !line.split(|b| *b == b';').any(is_session) {
+        return Some(line.to_vec());
+    }
+    let kept: Vec<&[u8]> = line
+        .split(|b| *b == b';')
+        .filter(|p| !is_session(p) && !p.trim_ascii().is_empty())
+        .map(|p| p.trim_ascii())
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(&b"; "[..]))
 }
 
 pub fn capture(
@@ -95,6 +125,28 @@ pub fn capture(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dashboard_login_is_not_captured() {
+        let cases: [(&[u8], Option<&[u8]>); 5] = [
+            (b"a=1; b=2", Some(b"a=1; b=2")),
+            (b"hookrelay_session=abc", None),
+            (b"a=1; hookrelay_session=abc; b=2", Some(b"a=1; b=2")),
+            (
+                b"hookrelay_session_x=1;hookrelay_session=abc",
+                Some(b"hookrelay_session_x=1"),
+            ),
+            (b"  a=1 ;hookrelay_session =abc", Some(b"a=1")),
+        ];
+        for (line, want) in cases {
+            assert_eq!(
+                without_session(line).as_deref(),
+                want,
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
 
     #[test]
     fn ingest_paths() {

@@ -32,7 +32,7 @@ use askama::Template;
 use axum::Router;
 use axum::extract::{Form, FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use subtle::ConstantTimeEq;
@@ -435,10 +435,11 @@ async fn login(State(st): State<AdminState>, ctx: Ctx, form: CsrfForm) -> Respon
     if bool::from(form.raw("token").as_bytes().ct_eq(token.as_bytes())) {
         let mut resp = Redirect::to(&next).into_response();
         resp.headers_mut()
-            .append(header::SET_COOKIE, security::session_cookie(token));
+            .append(header::SET_COOKIE, st.sessions.start());
         return resp;
     }
     tracing::warn!("dashboard login with a wrong admin token");
+    st.throttle.wrong_guess().await;
     let mut layout = ctx.layout("Log in", "");
     layout.logout = false;
     ctx.page(
@@ -451,7 +452,8 @@ async fn login(State(st): State<AdminState>, ctx: Ctx, form: CsrfForm) -> Respon
     )
 }
 
-async fn logout(State(st): State<AdminState>, _form: CsrfForm) -> Response {
+async fn logout(State(st): State<AdminState>, headers: HeaderMap, _form: CsrfForm) -> Response {
+    st.sessions.end(&headers);
     let to = if st.token.is_some() { "/login" } else { "/" };
     let mut resp = Redirect::to(to).into_response();
     resp.headers_mut().append(

@@ -27,6 +27,8 @@ use crate::relay::Relay;
 pub struct AdminState {
     pub relay: Arc<Relay>,
     pub token: Option<Arc<str>>,
+    pub sessions: Arc<dashboard::security::Sessions>,
+    pub throttle: Arc<dashboard::security::Throttle>,
 }
 
 /// `body_time`: how long a client may take to send a request body (admin
@@ -35,6 +37,8 @@ pub fn router(relay: Arc<Relay>, token: Option<String>, body_time: Duration) -> 
     let state = AdminState {
         relay,
         token: token.map(Arc::from),
+        sessions: Default::default(),
+        throttle: Default::default(),
     };
     let deadline = move |req: Request| async move {
         req.map(|b| axum::body::Body::new(crate::idle::Deadline::new(b, body_time)))
@@ -57,11 +61,13 @@ async fn require_token(State(state): State<AdminState>, req: Request, next: Next
         // Without a token the listener is loopback-only; a page on another
         // site could still reach it through DNS rebinding, which needs a
         // domain name in `Host`. So only loopback names and IP literals.
-        if !host_is_local(
-            req.headers()
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok()),
-        ) {
+        // HTTP/2 carries the host in `:authority`, not in a Host header.
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str()));
+        if !host_is_local(host) {
             return Error::Unauthorized(
                 "Host is not a loopback name or an IP address; use 127.0.0.1/localhost, or set --admin-token".into(),
             )
@@ -79,11 +85,13 @@ async fn require_token(State(state): State<AdminState>, req: Request, next: Next
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if bool::from(given.as_bytes().ct_eq(token.as_bytes()))
-        || dashboard::security::session_ok(token, req.headers())
-    {
-        next.run(req).await
-    } else if dashboard::is_page(req.method(), path) {
+    if bool::from(given.as_bytes().ct_eq(token.as_bytes())) || state.sessions.valid(req.headers()) {
+        return next.run(req).await;
+    }
+    if !given.is_empty() {
+        state.throttle.wrong_guess().await;
+    }
+    if dashboard::is_page(req.method(), path) {
         let target = req
             .uri()
             .path_and_query()
@@ -102,13 +110,17 @@ async fn require_token(State(state): State<AdminState>, req: Request, next: Next
             .unwrap_or_else(|| "/".into());
         dashboard::login_redirect(&back)
     } else {
-        let mut resp =
-            Error::Unauthorized("missing or wrong admin token (Authorization: Bearer …)".into())
-                .into_response();
-        resp.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        resp
+        unauthorized()
     }
+}
+
+fn unauthorized() -> Response {
+    let mut resp =
+        Error::Unauthorized("missing or wrong admin token (Authorization: Bearer …)".into())
+            .into_response();
+    resp.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    resp
 }
 
 /// A state-changing request (anything but GET/HEAD/OPTIONS) whose `Origin`

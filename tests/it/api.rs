@@ -456,3 +456,27 @@ async fn replay_names_a_deleted_endpoint() {
     assert_eq!(st, 422, "{v}");
     assert!(v["error"].as_str().unwrap().contains("was deleted"), "{v}");
 }
+
+/// Over HTTP/2 the host travels in `:authority`, not in a Host header: the
+/// no-token Host rule must read it there too.
+#[tokio::test]
+async fn without_a_token_a_foreign_authority_over_h2c_is_refused() {
+    let s = TestServer::start().await;
+    for (authority, want) in [("evil.example:8081", 401), ("localhost:8081", 200)] {
+        let tcp = tokio::net::TcpStream::connect(s.admin).await.unwrap();
+        let (mut h2, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tcp),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        // Sent to the test server; `:authority` names another host, as a
+        // DNS-rebound page's request would.
+        let req = http::Request::get(format!("http://{authority}/api/endpoints"))
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let resp = h2.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), want, "{authority}");
+    }
+}

@@ -547,6 +547,58 @@ async fn login_sets_a_strict_http_only_cookie() {
     .await;
     assert_eq!(out.status, 303);
     assert!(out.header("set-cookie").unwrap().contains("Max-Age=0"));
+    let p = get_page(&s, "/events", &[("cookie", &cookie)]).await;
+    assert_eq!(
+        p.status, 303,
+        "the server ended the session, not just the browser"
+    );
+
+    // Cookies ignore ports: the browser sends the login to the ingest
+    // listener too, where it must not be stored (nor forwarded).
+    let (status, _, _) = send(
+        "POST",
+        &s.admin_url("/api/endpoints"),
+        &[
+            ("authorization", "Bearer s3cret"),
+            ("content-type", "application/json"),
+        ],
+        Bytes::from(json!({ "slug": "bin" }).to_string()),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let id = s
+        .post_in("bin", &[("cookie", &format!("theme=dark; {cookie}"))], "x")
+        .await
+        .event_id();
+    let (_, _, ev) = send(
+        "GET",
+        &s.admin_url(&format!("/api/events/{id}")),
+        &[("authorization", "Bearer s3cret")],
+        Bytes::new(),
+    )
+    .await;
+    let ev = String::from_utf8_lossy(&ev);
+    assert!(ev.contains("theme=dark"), "{ev}");
+    assert!(!ev.contains("hookrelay_session"), "{ev}");
+
+    // Wrong guesses wait their turn, a second each.
+    let started = std::time::Instant::now();
+    let url = s.admin_url("/api/endpoints");
+    let guess = || {
+        send(
+            "GET",
+            &url,
+            &[("authorization", "Bearer guess")],
+            Bytes::new(),
+        )
+    };
+    let (a, b) = tokio::join!(guess(), guess());
+    assert_eq!((a.0, b.0), (401, 401));
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "two wrong guesses answered in {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]

@@ -10,16 +10,22 @@
 //!   loopback by default, so "not reachable from the internet" is not a
 //!   defence against a page the developer has open).
 //! - **Session**: with `--admin-token`, `/login` sets `hookrelay_session` to
-//!   HMAC-SHA256(token, label): it proves knowledge of the token without
-//!   carrying it, and changing the token logs every browser out.
+//!   a random id that [`Sessions`] knows for a day, until logout, or until
+//!   the process ends. A value derived from the token alone would never
+//!   expire, outlive a logout, and grant access wherever it leaked — and
+//!   browsers send it to the ingest port of the same host too (cookies
+//!   ignore ports), which is why ingest drops it from captured requests.
+//! - **Wrong guesses** at the token (login form or `Bearer`) are answered
+//!   one at a time, one a second ([`Throttle`]).
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 pub const SESSION_COOKIE: &str = "hookrelay_session";
@@ -109,25 +115,88 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-pub fn session_value(token: &str) -> String {
-    hmac_hex(token.as_bytes(), "hookrelay-session-v1")
+/// Logged-in browsers: a random id per login, kept in memory only. Ids are
+/// looked up by their SHA-256, so lookup timing says nothing about them.
+#[derive(Default)]
+pub struct Sessions {
+    /// SHA-256 of the id (hex) -> when it ends (ms since the epoch).
+    live: Mutex<HashMap<String, u64>>,
 }
 
-/// True when the request carries a valid session cookie for `token`.
-pub fn session_ok(token: &str, headers: &HeaderMap) -> bool {
-    cookie(headers, SESSION_COOKIE)
-        .is_some_and(|v| bool::from(v.as_bytes().ct_eq(session_value(token).as_bytes())))
+/// Logins kept at once; the oldest goes first beyond it.
+const MAX_SESSIONS: usize = 10_000;
+
+impl Sessions {
+    fn key(id: &str) -> String {
+        Sha256::digest(id.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts a session; returns its `Set-Cookie`. HttpOnly: no script
+    /// reads it; SameSite=Strict: no other site's page sends it. Not
+    /// `Secure`, because the admin listener serves plain HTTP (on loopback
+    /// by default).
+    pub fn start(&self) -> HeaderValue {
+        let id: String = (0..3)
+            .flat_map(|_| ulid::Ulid::generate().random().to_be_bytes())
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let now = crate::time::now_ms();
+        {
+            let mut live = self.live();
+            live.retain(|_, end| *end > now);
+            if live.len() >= MAX_SESSIONS
+                && let Some(oldest) = live
+                    .iter()
+                    .min_by_key(|(_, end)| **end)
+                    .map(|(k, _)| k.clone())
+            {
+                live.remove(&oldest);
+            }
+            live.insert(Self::key(&id), now + SESSION_MAX_AGE_S * 1000);
+        }
+        HeaderValue::from_str(&format!(
+            "{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_MAX_AGE_S}"
+        ))
+        .expect("hex is a valid header value")
+    }
+
+    /// True when the request carries a session that has not ended.
+    pub fn valid(&self, headers: &HeaderMap) -> bool {
+        let Some(id) = cookie(headers, SESSION_COOKIE) else {
+            return false;
+        };
+        let now = crate::time::now_ms();
+        self.live()
+            .get(&Self::key(id))
+            .is_some_and(|end| *end > now)
+    }
+
+    /// Ends the request's session (logout), wherever its cookie went.
+    pub fn end(&self, headers: &HeaderMap) {
+        if let Some(id) = cookie(headers, SESSION_COOKIE) {
+            self.live().remove(&Self::key(id));
+        }
+    }
 }
 
-/// `Set-Cookie` for a new session. HttpOnly: no script reads it;
-/// SameSite=Strict: no other site's page sends it. Not `Secure`, because
-/// the admin listener serves plain HTTP (on loopback by default).
-pub fn session_cookie(token: &str) -> HeaderValue {
-    HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_MAX_AGE_S}",
-        session_value(token)
-    ))
-    .expect("hex is a valid header value")
+/// Wrong guesses at the admin token wait their turn, one a second, so a
+/// weak token cannot be tried at the speed of the network. A right token
+/// never waits.
+#[derive(Default)]
+pub struct Throttle(tokio::sync::Mutex<()>);
+
+impl Throttle {
+    pub async fn wrong_guess(&self) {
+        let _turn = self.0.lock().await;
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
 }
 
 pub fn clear_cookie(name: &str) -> HeaderValue {
@@ -273,12 +342,15 @@ mod tests {
     fn cookies_and_flash() {
         let h = headers(&[("cookie", "a=1; hookrelay_session=abc; b=2")]);
         assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc"));
-        assert!(!session_ok("t", &h));
-        let v = session_value("t");
-        assert!(session_ok(
-            "t",
-            &headers(&[("cookie", &format!("{SESSION_COOKIE}={v}"))])
-        ));
+        let sessions = Sessions::default();
+        assert!(!sessions.valid(&h));
+        let set = sessions.start();
+        let pair = set.to_str().unwrap().split(';').next().unwrap().to_string();
+        let mine = headers(&[("cookie", &pair)]);
+        assert!(sessions.valid(&mine));
+        assert!(!Sessions::default().valid(&mine), "another server's");
+        sessions.end(&mine);
+        assert!(!sessions.valid(&mine), "ended by logout");
         let set = flash_cookie_link(
             "ok",
             "Replayed <b>\nwith a newline",
