@@ -231,9 +231,10 @@ async fn connections_that_send_no_request_are_closed() {
             if c.write_all(&ping).await.is_err() {
                 break true;
             }
-            match tokio::time::timeout(Duration::from_millis(200), c.read(&mut buf)).await {
-                Ok(Ok(0) | Err(_)) => break true,
-                _ => {}
+            if let Ok(Ok(0) | Err(_)) =
+                tokio::time::timeout(Duration::from_millis(200), c.read(&mut buf)).await
+            {
+                break true;
             }
         };
         assert!(closed, "{addr}: PINGs kept an idle connection open");
