@@ -73,6 +73,12 @@ async fn ingest(
             "the path after /in/{slug} has a '.' or '..' segment, which would reach other paths on the target; nothing was stored"
         )));
     }
+    if let Some(why) = ambiguous_framing(req.headers()) {
+        let mut resp = error(Error::BadRequest(format!("{why}; nothing was stored")));
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return Ok(resp);
+    }
     let max = relay.max_body;
     // Refuse a declared oversize body before reading any of it.
     if let Some(len) = req.headers().get(header::CONTENT_LENGTH)
@@ -320,6 +326,22 @@ async fn ingest(
             Ok(with_event(resp, &id))
         }
     }
+}
+
+/// A transfer coding other than plain `chunked`, refused rather than
+/// passed on: `gzip, chunked` would reach the target as gzip bytes without
+/// a header saying so, and proxies disagree on such framing (the stuff of
+/// request smuggling). Chunked with a `Content-Length` never gets here:
+/// hyper reads the chunks, drops the length and closes the connection.
+fn ambiguous_framing(h: &http::HeaderMap) -> Option<&'static str> {
+    let mut te = h.get_all(header::TRANSFER_ENCODING).iter().peekable();
+    te.peek()?;
+    let plain = te.all(|v| {
+        v.as_bytes()
+            .split(|b| *b == b',')
+            .all(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+    });
+    (!plain).then_some("a Transfer-Encoding other than chunked")
 }
 
 /// Verdicts that an enforcing endpoint answers with `401`.

@@ -124,6 +124,31 @@ async fn broken_http_is_400() {
         "{}",
         String::from_utf8_lossy(&out)
     );
+    // Transfer codings the receiver would get without a header saying so:
+    // refused, the connection closed, nothing stored. (Chunked with a
+    // Content-Length is hyper's: it reads the chunks, drops the length and
+    // closes the connection after the answer.)
+    for framing in [
+        "transfer-encoding: gzip, chunked",
+        "transfer-encoding: gzip\r\ntransfer-encoding: chunked",
+    ] {
+        let req =
+            format!("POST /in/b HTTP/1.1\r\nhost: x\r\n{framing}\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+        let out = raw(s.ingest, req.as_bytes(), Duration::from_secs(5)).await;
+        let out = String::from_utf8_lossy(&out);
+        assert!(out.starts_with("HTTP/1.1 400"), "{framing}: {out}");
+        assert!(out.contains("nothing was stored"), "{framing}: {out}");
+    }
+    let list = s.get("/api/events?endpoint=b").await;
+    assert_eq!(list["events"].as_array().unwrap().len(), 0, "{list}");
+    // Plain chunked is fine.
+    let req = "POST /in/b HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    let out = raw(s.ingest, req.as_bytes(), Duration::from_secs(5)).await;
+    assert!(
+        out.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
     // The server is still fine afterwards.
     let (status, _, _) = send("POST", &s.ingest_url("/in/b"), &[], "ok".into()).await;
     assert_eq!(status, 200);
