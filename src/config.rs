@@ -157,6 +157,9 @@ impl Default for Config {
     }
 }
 
+/// The shortest admin token accepted.
+pub const MIN_TOKEN_LEN: usize = 8;
+
 impl Config {
     /// Merges flags/env over the file over the defaults, then validates.
     pub fn resolve(args: ServeArgs) -> Result<Config, String> {
@@ -227,6 +230,15 @@ impl Config {
                 "admin: {} is not a loopback address; the dashboard and API would be open to the network. \
                  Set --admin-token (HOOKRELAY_ADMIN_TOKEN) or bind the admin listener to 127.0.0.1",
                 self.admin
+            ));
+        }
+        // A token clients cannot send as typed (`Bearer  ` + spaces) or one
+        // guessed in a few tries is no lock on a public listener.
+        if let Some(t) = &self.admin_token
+            && (t.len() < MIN_TOKEN_LEN || t.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err(format!(
+                "admin_token: must be at least {MIN_TOKEN_LEN} characters without spaces or control characters (e.g. the output of `openssl rand -hex 16`)"
             ));
         }
         if self.max_body == 0 {
@@ -303,14 +315,32 @@ mod tests {
     fn an_empty_token_variable_leaves_the_file_token() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.toml");
-        std::fs::write(&path, "[server]\nadmin_token = \"s3cret\"\n").unwrap();
+        std::fs::write(&path, "[server]\nadmin_token = \"s3cret-token\"\n").unwrap();
         let cfg = Config::resolve(ServeArgs {
             config: Some(path),
             admin_token: Some(String::new()),
             ..Default::default()
         })
         .unwrap();
-        assert_eq!(cfg.admin_token.as_deref(), Some("s3cret"));
+        assert_eq!(cfg.admin_token.as_deref(), Some("s3cret-token"));
+    }
+
+    #[test]
+    fn a_short_or_blank_token_is_refused() {
+        for token in [" ", "        ", "short", "has space in it", "tab\there-x"] {
+            let err = Config::resolve(ServeArgs {
+                admin_token: Some(token.into()),
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert!(err.contains("admin_token"), "{token:?}: {err}");
+        }
+        let cfg = Config::resolve(ServeArgs {
+            admin_token: Some("0123456789abcdef".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(cfg.admin_token.is_some());
     }
 
     #[test]
@@ -357,7 +387,7 @@ mod tests {
         };
         let err = Config::resolve(args.clone()).unwrap_err();
         assert!(err.contains("--admin-token"), "{err}");
-        args.admin_token = Some("s3cret".into());
+        args.admin_token = Some("s3cret-token".into());
         assert!(Config::resolve(args).is_ok());
     }
 

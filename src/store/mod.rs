@@ -264,6 +264,17 @@ fn sum_merge(_key: &[u8], existing: Option<&[u8]>, ops: &MergeOperands) -> Optio
 
 impl Store {
     pub fn open(path: &Path, durability: Durability) -> Result<Store> {
+        // Captured requests carry credentials (Authorization, cookies) and
+        // endpoints their signing secrets: a directory made here is for
+        // this user only. One that exists keeps the mode it was given.
+        if !path.exists() {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(path)
+                .map_err(|e| Error::Unavailable(format!("creating {}: {e}", path.display())))?;
+        }
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);

@@ -336,7 +336,7 @@ async fn events_filter_and_paginate_newest_first() {
 async fn the_admin_token_guards_everything_but_healthz() {
     let (_dir, data) = temp_data();
     let mut cfg = config_at(&data);
-    cfg.admin_token = Some("t0ken".into());
+    cfg.admin_token = Some("t0ken-123".into());
     let s = TestServer::start_with(cfg).await;
     let (st, _, _) = send(
         "GET",
@@ -357,7 +357,7 @@ async fn the_admin_token_guards_everything_but_healthz() {
     let (st, _, _) = send(
         "GET",
         &s.admin_url("/api/endpoints"),
-        &[("authorization", "Bearer t0ken")],
+        &[("authorization", "Bearer t0ken-123")],
         Default::default(),
     )
     .await;

@@ -438,7 +438,7 @@ async fn login_sets_a_strict_http_only_cookie() {
     let (_dir, data) = temp_data();
     let s = TestServer::start_with(Config {
         data,
-        admin_token: Some("s3cret".into()),
+        admin_token: Some("s3cret-token".into()),
         ..Config::default()
     })
     .await;
@@ -490,7 +490,7 @@ async fn login_sets_a_strict_http_only_cookie() {
         "/login",
         &[
             ("_csrf", &token),
-            ("token", "s3cret"),
+            ("token", "s3cret-token"),
             ("next", "//evil.example/"),
         ],
         &[("origin", &o)],
@@ -508,7 +508,7 @@ async fn login_sets_a_strict_http_only_cookie() {
         "{set}"
     );
     assert!(
-        !set.contains("s3cret"),
+        !set.contains("s3cret-token"),
         "the cookie does not carry the token"
     );
     let cookie = set.split(';').next().unwrap().to_string();
@@ -530,7 +530,7 @@ async fn login_sets_a_strict_http_only_cookie() {
     let (status, _, _) = send(
         "GET",
         &s.admin_url("/api/endpoints"),
-        &[("authorization", "Bearer s3cret")],
+        &[("authorization", "Bearer s3cret-token")],
         Bytes::new(),
     )
     .await;
@@ -559,7 +559,7 @@ async fn login_sets_a_strict_http_only_cookie() {
         "POST",
         &s.admin_url("/api/endpoints"),
         &[
-            ("authorization", "Bearer s3cret"),
+            ("authorization", "Bearer s3cret-token"),
             ("content-type", "application/json"),
         ],
         Bytes::from(json!({ "slug": "bin" }).to_string()),
@@ -573,7 +573,7 @@ async fn login_sets_a_strict_http_only_cookie() {
     let (_, _, ev) = send(
         "GET",
         &s.admin_url(&format!("/api/events/{id}")),
-        &[("authorization", "Bearer s3cret")],
+        &[("authorization", "Bearer s3cret-token")],
         Bytes::new(),
     )
     .await;
@@ -1052,7 +1052,7 @@ async fn test_ping_from_the_endpoints_page() {
     s.create_endpoint(json!({
         "slug": "fwd",
         "target": up.url("/hooks"),
-        "signature": { "scheme": "github", "secret": "s3cret" }
+        "signature": { "scheme": "github", "secret": "s3cret-token" }
     }))
     .await;
     s.create_endpoint(json!({ "slug": "bin" })).await;
@@ -1110,7 +1110,7 @@ async fn test_ping_from_the_endpoints_page() {
     assert_eq!(body["type"], "hookrelay.ping");
     assert_eq!(body["endpoint"], "fwd");
     let check = verify(
-        &SignatureConfig::new("github", "s3cret"),
+        &SignatureConfig::new("github", "s3cret-token"),
         &got.headers,
         &got.body,
         None,
@@ -1186,7 +1186,7 @@ async fn replay_re_signed_from_the_event_page() {
     s.create_endpoint(json!({
         "slug": "gh",
         "target": up.url("/gh"),
-        "signature": { "scheme": "github", "secret": "s3cret" }
+        "signature": { "scheme": "github", "secret": "s3cret-token" }
     }))
     .await;
     s.create_endpoint(json!({ "slug": "plain", "target": up.url("/plain") }))
@@ -1279,11 +1279,15 @@ async fn replay_re_signed_from_the_event_page() {
 
     // A body-only scheme: sent unchanged, and the note says why.
     let gh_body = br#"{"action":"opened"}"#;
-    let gh_signed: Vec<(String, String)> =
-        sign(&SignatureConfig::new("github", "s3cret"), gh_body, 0, "")
-            .into_iter()
-            .map(|(n, v)| (n, String::from_utf8(v).unwrap()))
-            .collect();
+    let gh_signed: Vec<(String, String)> = sign(
+        &SignatureConfig::new("github", "s3cret-token"),
+        gh_body,
+        0,
+        "",
+    )
+    .into_iter()
+    .map(|(n, v)| (n, String::from_utf8(v).unwrap()))
+    .collect();
     let gh_h: Vec<(&str, &str)> = gh_signed
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_str()))

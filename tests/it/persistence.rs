@@ -17,6 +17,13 @@ async fn a_restart_finds_endpoints_events_attempts_and_policy_state() {
     let up = Receiver::start(vec![Reply::status(500)]).await;
     let (_dir, data) = temp_data();
     let s = TestServer::start_with(config_at(&data)).await;
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o777,
+        0o700,
+        "captured credentials and secrets: the data directory is the user's only"
+    );
     s.create_endpoint(json!({ "slug": "keep", "target": up.url("/") }))
         .await;
     let mut ids = Vec::new();
