@@ -178,6 +178,10 @@ pub async fn cancel(relay: &Arc<Relay>, id: &str) -> Result<Job> {
     Ok(job)
 }
 
+/// The slowest and fastest bulk replay rates, in events per second.
+pub const MIN_RATE: f64 = 0.001;
+pub const MAX_RATE: f64 = 10_000.0;
+
 /// Creates a job for `filter` and starts it.
 pub async fn start(
     relay: &Arc<Relay>,
@@ -192,11 +196,11 @@ pub async fn start(
         crate::endpoint::validate_url("target", t).map_err(Error::BadRequest)?;
     }
     if let Some(r) = rate
-        && !(r > 0.0 && r <= 10_000.0)
+        && !(MIN_RATE..=MAX_RATE).contains(&r)
     {
-        return Err(Error::BadRequest(
-            "rate: must be between 0 and 10000 events per second".into(),
-        ));
+        return Err(Error::BadRequest(format!(
+            "rate: must be between {MIN_RATE} and {MAX_RATE} events per second"
+        )));
     }
     let f = filter.clone();
     let (ids, more) = relay
@@ -251,13 +255,38 @@ pub async fn dry_run(
     }))
 }
 
-/// Resumes the jobs a previous process left queued or running.
+/// Resumes the jobs a previous process left queued or running, and
+/// forgets finished ones beyond the newest [`KEEP_FINISHED`] (with their
+/// id lists, up to 100,000 ids each, which only an unfinished job needs).
 pub async fn resume(relay: &Arc<Relay>) -> Result<()> {
     let stored = relay.store.run(|s| s.jobs()).await?;
-    for record in stored {
-        let Ok(job) = serde_json::from_value::<Job>(record) else {
+    let jobs: Vec<Job> = stored
+        .into_iter()
+        .filter_map(|record| serde_json::from_value::<Job>(record).ok())
+        .collect();
+    let finished = |j: &Job| matches!(j.status, JobStatus::Done | JobStatus::Cancelled);
+    // Stored in id order, and ids are ULIDs: the last are the newest.
+    let mut forget: Vec<(String, bool)> = jobs
+        .iter()
+        .filter(|j| finished(j))
+        .map(|j| (j.id.clone(), false))
+        .collect();
+    let kept_from = forget.len().saturating_sub(KEEP_FINISHED);
+    for f in &mut forget[kept_from..] {
+        f.1 = true;
+    }
+    relay.store.run(move |s| s.forget_jobs(&forget)).await?;
+    let gone = jobs
+        .iter()
+        .filter(|j| finished(j))
+        .count()
+        .saturating_sub(KEEP_FINISHED);
+    let mut skipped = 0;
+    for job in jobs {
+        if finished(&job) && skipped < gone {
+            skipped += 1;
             continue;
-        };
+        }
         if matches!(job.status, JobStatus::Queued | JobStatus::Running) {
             tracing::info!(job = %job.id, sent = job.sent, total = job.total, "resuming replay job");
             let jid = job.id.clone();
@@ -275,7 +304,7 @@ pub async fn resume(relay: &Arc<Relay>) -> Result<()> {
 }
 
 /// Finished jobs kept in memory (for `GET /api/replay`); older ones stay in
-/// the store only.
+/// the store until the next start, which forgets them.
 const KEEP_FINISHED: usize = 100;
 
 fn forget_old_finished(map: &mut HashMap<String, Arc<Running>>) {
@@ -321,18 +350,22 @@ async fn run(relay: &Arc<Relay>, running: &Arc<Running>, ids: &[String]) {
         job.status = JobStatus::Running;
         (job.sent, job.rate, job.target.clone(), job.resign)
     };
-    let began = tokio::time::Instant::now();
+    let interval = rate.map(|r| Duration::from_secs_f64(1.0 / r.clamp(MIN_RATE, MAX_RATE)));
+    let mut next_at = tokio::time::Instant::now();
     for (k, id) in ids.iter().enumerate().skip(start_at) {
         if running.cancel.load(Ordering::SeqCst) || relay.jobs.stop.is_cancelled() {
             break;
         }
-        if let Some(rate) = rate {
-            // Paced from the job's (re)start, so the rate holds on average.
-            let due = began + Duration::from_secs_f64((k - start_at) as f64 / rate);
+        if let Some(interval) = interval {
+            // A ceiling, not an average: after a slow replay the next one
+            // waits its interval from now instead of catching up in a burst
+            // on a receiver that is slow already.
+            next_at = next_at.max(tokio::time::Instant::now());
             tokio::select! {
-                _ = tokio::time::sleep_until(due) => {}
+                _ = tokio::time::sleep_until(next_at) => {}
                 _ = relay.jobs.stop.cancelled() => break,
             }
+            next_at += interval;
             if running.cancel.load(Ordering::SeqCst) {
                 break;
             }
@@ -381,9 +414,16 @@ async fn persist(relay: &Arc<Relay>, job: &Job) {
         return;
     };
     let id = job.id.clone();
+    let ended = matches!(job.status, JobStatus::Done | JobStatus::Cancelled);
     if let Err(e) = relay
         .store
-        .run(move |s| s.put_job(&id, &record, None))
+        .run(move |s| {
+            if ended {
+                s.end_job(&id, &record)
+            } else {
+                s.put_job(&id, &record, None)
+            }
+        })
         .await
     {
         tracing::warn!(job = %job.id, error = %e, "replay job progress not saved");

@@ -1083,6 +1083,30 @@ impl Store {
         self.write_lazy(b)
     }
 
+    /// Stores a finished job's last record and drops its id list, which
+    /// only a restart in the middle of the job needed.
+    pub fn end_job(&self, id: &str, record: &serde_json::Value) -> Result<()> {
+        let mut b = WriteBatch::default();
+        let cf = self.cf(keys::JOBS);
+        b.put_cf(&cf, keys::job(id), to_json(record)?);
+        b.delete_cf(&cf, keys::job_ids(id));
+        self.write_lazy(b)
+    }
+
+    /// Deletes finished jobs' id lists, and their records unless `keep`
+    /// says to keep them.
+    pub fn forget_jobs(&self, ids: &[(String, bool)]) -> Result<()> {
+        let mut b = WriteBatch::default();
+        let cf = self.cf(keys::JOBS);
+        for (id, keep) in ids {
+            b.delete_cf(&cf, keys::job_ids(id));
+            if !keep {
+                b.delete_cf(&cf, keys::job(id));
+            }
+        }
+        self.write_lazy(b)
+    }
+
     /// Every job record (without the id lists).
     pub fn jobs(&self) -> Result<Vec<serde_json::Value>> {
         let mut out = Vec::new();

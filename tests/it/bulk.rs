@@ -177,6 +177,59 @@ async fn a_job_survives_a_restart() {
     bodies.sort();
     bodies.dedup();
     assert_eq!(bodies.len(), 20, "every event replayed after the restart");
+    s.stop().await;
+    // Finished: its record stays, its id list (up to 100,000 ids) goes.
+    let store =
+        hookrelay::store::Store::open(&data, hookrelay::store::Durability::Buffered).unwrap();
+    assert!(store.job_ids(&id).unwrap().is_empty(), "id list dropped");
+    assert!(
+        store.jobs().unwrap().iter().any(|j| j["id"] == id.as_str()),
+        "record kept"
+    );
+}
+
+/// `rate` is a ceiling: after a slow replay the job does not catch up in a
+/// burst on a receiver that is slow already.
+#[tokio::test]
+async fn the_rate_holds_after_a_slow_replay() {
+    let mut up = Receiver::start(vec![Reply::status(500)]).await;
+    let s = TestServer::start().await;
+    failed_events(&s, &mut up, "slow", 8).await;
+    up.set_script(vec![
+        Reply::status(200).delay(Duration::from_millis(1000)),
+        Reply::status(200),
+    ]);
+    let (st, v) = s
+        .api(
+            "POST",
+            "/api/replay",
+            Some(json!({ "endpoint": "slow", "rate": 10 })),
+        )
+        .await;
+    assert_eq!(st, 202, "{v}");
+    up.next().await;
+    up.next().await;
+    let second = Instant::now();
+    for _ in 0..5 {
+        up.next().await;
+    }
+    let took = second.elapsed().as_secs_f64();
+    // 5 intervals at 10/s: 0.5 s, not a burst of what the slow one delayed.
+    assert!(
+        took >= 0.4,
+        "5 intervals after the slow replay took {took:.3} s"
+    );
+
+    for (rate, want) in [(0.0001, 400), (0.001, 202)] {
+        let (st, v) = s
+            .api(
+                "POST",
+                "/api/replay",
+                Some(json!({ "endpoint": "slow", "rate": rate })),
+            )
+            .await;
+        assert_eq!(st, want, "rate {rate}: {v}");
+    }
 }
 
 #[tokio::test]
