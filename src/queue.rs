@@ -38,6 +38,8 @@ struct Pending {
     in_flight: usize,
     /// The in-flight limit the worker last applied (0: not yet taken).
     cap: usize,
+    /// Whether the worker last took it as ordered (only the oldest goes).
+    ordered: bool,
     /// Entries pushed again while their attempt was in flight (a release
     /// racing the worker): back at this due time when the attempt ends,
     /// whatever it decided.
@@ -48,7 +50,15 @@ struct Pending {
 struct State {
     endpoints: HashMap<String, Pending>,
     in_flight: usize,
+    /// Where the next pass over the endpoints starts: each gets its turn
+    /// to be first at the slots that freed up.
+    rotation: usize,
 }
+
+/// The most deliveries one endpoint may have in flight at once, out of
+/// [`GLOBAL_IN_FLIGHT`]: a slow receiver with a deep backlog leaves a
+/// quarter of the slots to the others.
+const ENDPOINT_SHARE: usize = GLOBAL_IN_FLIGHT - GLOBAL_IN_FLIGHT / 4;
 
 /// The limits the worker reads from an endpoint.
 #[derive(Clone, Copy, Debug)]
@@ -179,17 +189,32 @@ impl Queue {
         let mut guard = self.lock();
         let st = &mut *guard;
         let mut out = Vec::new();
-        for (slug, p) in st.endpoints.iter_mut() {
+        // A different endpoint first each pass: in a fixed order the first
+        // ones would take every slot that frees up, and the others wait for
+        // their whole backlog.
+        let mut order: Vec<String> = st.endpoints.keys().cloned().collect();
+        if !order.is_empty() {
+            let first = st.rotation % order.len();
+            order.rotate_left(first);
+        }
+        st.rotation = st.rotation.wrapping_add(1);
+        for slug in order {
             if st.in_flight >= GLOBAL_IN_FLIGHT {
                 break;
             }
-            let lim = limits(slug);
+            let Some(p) = st.endpoints.get_mut(&slug) else {
+                continue;
+            };
+            let lim = limits(&slug);
             let cap = if lim.ordered {
                 1
-            } else {
+            } else if lim.drain {
                 lim.max_in_flight.max(1)
+            } else {
+                lim.max_in_flight.clamp(1, ENDPOINT_SHARE)
             };
             p.cap = cap;
+            p.ordered = lim.ordered;
             let mut room = cap
                 .saturating_sub(p.in_flight)
                 .min(GLOBAL_IN_FLIGHT - st.in_flight);
@@ -313,12 +338,27 @@ impl Queue {
         self.ended.notify_waiters();
     }
 
-    /// The soonest due time among entries not in flight.
+    /// The soonest due time among entries the limits would let the worker
+    /// take. Entries held back by a limit do not count: the attempt that
+    /// frees the slot wakes the worker (see `done`), which would otherwise
+    /// poll every millisecond until then.
     fn next_due(&self) -> Option<u64> {
         let st = self.lock();
+        if st.in_flight >= GLOBAL_IN_FLIGHT {
+            return None;
+        }
         st.endpoints
             .values()
-            .filter_map(|p| p.ready.first().map(|(due, _)| *due))
+            .filter(|p| p.cap == 0 || p.in_flight < p.cap)
+            .filter_map(|p| {
+                if p.ordered {
+                    // Only the oldest may go, and only once it waits again.
+                    let (id, due) = p.by_id.first_key_value()?;
+                    p.ready.contains(&(*due, id.clone())).then_some(*due)
+                } else {
+                    p.ready.first().map(|(due, _)| *due)
+                }
+            })
             .min()
     }
 }
@@ -437,8 +477,9 @@ pub async fn run_worker(relay: Arc<Relay>, mut stop: watch::Receiver<bool>) {
 }
 
 /// The delay before retry number `index` (0-based) of `schedule`, with
-/// ±10% jitter so that a burst of failures does not retry in lockstep; a
-/// `Retry-After` from the receiver wins. `None` when the schedule is spent.
+/// ±10% jitter so that a burst of failures does not retry in lockstep, or
+/// the receiver's `Retry-After` when that is later. `None` when the
+/// schedule is spent.
 pub fn retry_delay(
     schedule: &[String],
     index: usize,
@@ -449,11 +490,15 @@ pub fn retry_delay(
     let base = humantime::parse_duration(schedule.get(index)?)
         .ok()?
         .min(crate::endpoint::MAX_RETRY_DELAY);
-    if let Some(ra) = retry_after {
-        return Some(ra.min(Duration::from_secs(24 * 3600)));
-    }
     let jitter = 0.9 + 0.2 * fastrand::f64();
-    Some(base.mul_f64(jitter))
+    let scheduled = base.mul_f64(jitter);
+    // Never sooner than the receiver asked, nor than the schedule says: a
+    // receiver answering `Retry-After: 1` would otherwise run an event
+    // through its whole schedule in seconds and have it end `failed`.
+    match retry_after {
+        Some(ra) => Some(ra.min(Duration::from_secs(24 * 3600)).max(scheduled)),
+        None => Some(scheduled),
+    }
 }
 
 /// `Retry-After` as seconds or an HTTP date.
@@ -476,6 +521,54 @@ mod tests {
             max_in_flight: n,
             drain: false,
         }
+    }
+
+    /// A busy endpoint with a deep backlog leaves slots to the others, and
+    /// each endpoint gets its turn to be first.
+    #[test]
+    fn a_deep_backlog_does_not_starve_other_endpoints() {
+        let mut entries: Vec<(u64, String, String)> = (0..200)
+            .map(|i| (10, format!("01H{i:05}"), "hog".to_string()))
+            .collect();
+        for v in ["a", "b", "c"] {
+            entries.push((10, format!("01V{v}"), v.to_string()));
+        }
+        let q = Queue::load(entries);
+        let taken = q.take_due(50, lim(false, 256));
+        let hog = taken.iter().filter(|(s, _, _)| s == "hog").count();
+        assert_eq!(hog, ENDPOINT_SHARE, "the hog takes its share, no more");
+        assert_eq!(
+            taken.len(),
+            ENDPOINT_SHARE + 3,
+            "every other endpoint got a slot"
+        );
+    }
+
+    /// Entries the limits hold back do not make the worker poll.
+    #[test]
+    fn entries_held_back_by_a_limit_are_not_due() {
+        let q = Queue::load(vec![
+            (10, "01A".into(), "a".into()),
+            (10, "01B".into(), "a".into()),
+        ]);
+        assert_eq!(q.take_due(50, lim(false, 1)).len(), 1);
+        assert_eq!(
+            q.next_due(),
+            None,
+            "at its limit: the attempt's end wakes the worker"
+        );
+        q.done("a", "01A", Some(5_000));
+        assert_eq!(q.next_due(), Some(10), "room again");
+        assert_eq!(
+            q.take_due(50, lim(true, 1)).len(),
+            0,
+            "ordered: 01A waits first"
+        );
+        assert_eq!(
+            q.next_due(),
+            Some(5_000),
+            "ordered: only the oldest's time counts"
+        );
     }
 
     #[test]
@@ -611,9 +704,12 @@ mod tests {
         let huge = vec!["18400000000000000000s".to_string()];
         let d = retry_delay(&huge, 0, None).unwrap();
         assert!(d <= crate::endpoint::MAX_RETRY_DELAY.mul_f64(1.1), "{d:?}");
-        assert_eq!(
-            retry_delay(&s, 1, Some(Duration::from_secs(7))),
-            Some(Duration::from_secs(7))
+        let later = retry_delay(&s, 0, Some(Duration::from_secs(7))).unwrap();
+        assert_eq!(later, Duration::from_secs(7), "a later Retry-After wins");
+        let sooner = retry_delay(&s, 1, Some(Duration::from_secs(1))).unwrap();
+        assert!(
+            sooner >= Duration::from_secs(270),
+            "a sooner one does not skip the schedule: {sooner:?}"
         );
         assert_eq!(
             parse_retry_after(b"120", std::time::SystemTime::now()),
