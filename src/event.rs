@@ -124,7 +124,28 @@ pub struct Event {
     pub tls: bool,
 }
 
+/// Whether the mirror answered differently from the endpoint's target
+/// (the `mirror_diff` filter and the dashboard's mark). A missing answer
+/// counts as 0 on both sides, so "both unreachable" is no difference; an
+/// event its target has not answered yet, or a bin's (no target), has
+/// nothing to differ from.
+pub fn mirror_differs(mirror: Option<u16>, target: Option<u16>, tried: bool) -> bool {
+    match mirror {
+        Some(m) if tried => m != target.unwrap_or(0),
+        _ => false,
+    }
+}
+
 impl Event {
+    /// See [`mirror_differs`].
+    pub fn mirror_differs(&self) -> bool {
+        mirror_differs(
+            self.mirror_status,
+            self.last_status,
+            self.tries > 0 || self.last_status.is_some(),
+        )
+    }
+
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers
             .iter()

@@ -69,6 +69,8 @@ struct EventHead {
     duplicate_of: Option<String>,
     #[serde(default)]
     mirror_status: Option<u16>,
+    #[serde(default)]
+    tries: u32,
 }
 
 #[derive(serde::Deserialize)]
@@ -91,7 +93,8 @@ impl EventHead {
             })
             && f.duplicate.is_none_or(|d| self.duplicate_of.is_some() == d)
             && f.mirror_diff.is_none_or(|d| {
-                (self.mirror_status.is_some() && self.mirror_status != self.last_status) == d
+                let tried = self.tries > 0 || self.last_status.is_some();
+                crate::event::mirror_differs(self.mirror_status, self.last_status, tried) == d
             })
     }
 }

@@ -340,6 +340,32 @@ async fn the_mirror_gets_a_copy_and_differences_are_findable() {
     );
     let diff = s.get("/api/events?mirror_diff=true").await;
     assert_eq!(diff["events"].as_array().unwrap().len(), 1);
+
+    // Both unreachable is no difference; a bin has no target to differ from.
+    let down = free_port().await;
+    s.create_endpoint(json!({
+        "slug": "both-down", "target": format!("http://{down}/"), "mirror": format!("http://{down}/m"),
+    }))
+    .await;
+    let id = s.post_in("both-down", &[], "x").await.event_id();
+    s.create_endpoint(json!({ "slug": "bin", "mirror": mirror.url("/shadow") }))
+        .await;
+    let bin_id = s.post_in("bin", &[], "x").await.event_id();
+    mirror.next().await;
+    for id in [&id, &bin_id] {
+        wait_until("mirror attempt", || async {
+            !state(&s, id).await["mirror_status"].is_null()
+        })
+        .await;
+    }
+    let diff = s.get("/api/events?mirror_diff=true").await;
+    let ids: Vec<&str> = diff["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![r.event_id().as_str()], "{diff}");
 }
 
 #[tokio::test]

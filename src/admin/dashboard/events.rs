@@ -62,7 +62,7 @@ impl EventRow {
             state: e.state.as_str(),
             last_status: e.last_status.map(|s| s.to_string()).unwrap_or_default(),
             mirror_status: e.mirror_status.map(|s| s.to_string()),
-            mirror_differs: mirror_differs(e),
+            mirror_differs: e.mirror_differs(),
             verdict: e
                 .signature
                 .as_ref()
@@ -73,11 +73,6 @@ impl EventRow {
             attempts: e.attempts,
         }
     }
-}
-
-/// As the store's `mirror_diff` filter decides it.
-fn mirror_differs(e: &Event) -> bool {
-    e.mirror_status.is_some() && e.mirror_status != e.last_status
 }
 
 fn path_and_query(e: &Event) -> String {
@@ -502,7 +497,7 @@ fn event_page(
         state: ev.state.as_str(),
         last_status: ev.last_status.map(|s| s.to_string()).unwrap_or_default(),
         mirror_status: ev.mirror_status.map(|s| s.to_string()),
-        mirror_differs: mirror_differs(&ev),
+        mirror_differs: ev.mirror_differs(),
         topic: ev.topic.clone().unwrap_or_default(),
         external_id: ev.external_id.clone().unwrap_or_default(),
         duplicate_of: ev.duplicate_of.clone(),
