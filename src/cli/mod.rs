@@ -252,9 +252,17 @@ pub struct FilterArgs {
     pub since: Option<String>,
     #[arg(long)]
     pub until: Option<String>,
-    /// Text search in path, headers and bodies.
+    /// Text search in path, query, headers and bodies.
     #[arg(short, long)]
     pub q: Option<String>,
+    /// Only duplicates of an earlier event (true) or only first deliveries
+    /// (false).
+    #[arg(long, value_name = "BOOL")]
+    pub duplicate: Option<bool>,
+    /// Only events whose mirror answered differently from the target (true)
+    /// or the same (false).
+    #[arg(long, value_name = "BOOL")]
+    pub mirror_diff: Option<bool>,
 }
 
 impl FilterArgs {
@@ -277,6 +285,12 @@ impl FilterArgs {
         }
         if let Some(s) = self.status {
             q.push(("status", s.to_string()));
+        }
+        if let Some(d) = self.duplicate {
+            q.push(("duplicate", d.to_string()));
+        }
+        if let Some(d) = self.mirror_diff {
+            q.push(("mirror_diff", d.to_string()));
         }
         q
     }

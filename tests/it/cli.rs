@@ -428,3 +428,22 @@ async fn an_empty_listing_for_an_unknown_endpoint_says_so() {
     assert_eq!(code, 0);
     assert!(!err.contains("no endpoint"), "{err}");
 }
+
+/// `--duplicate` and `--mirror-diff` reach the API's filters.
+#[tokio::test]
+async fn events_filter_duplicates_and_mirror_differences() {
+    let s = TestServer::start().await;
+    s.create_endpoint(serde_json::json!({ "slug": "dup" }))
+        .await;
+    for _ in 0..2 {
+        s.post_in("dup", &[("x-wc-webhook-delivery-id", "7")], r#"{"id":1}"#)
+            .await;
+    }
+    let dups = json_of(&s, &["events", "--duplicate", "true", "--json"]).await;
+    assert_eq!(dups["events"].as_array().unwrap().len(), 1, "{dups}");
+    assert!(!dups["events"][0]["duplicate_of"].is_null());
+    let firsts = json_of(&s, &["events", "--duplicate", "false", "--json"]).await;
+    assert_eq!(firsts["events"].as_array().unwrap().len(), 1, "{firsts}");
+    let diff = json_of(&s, &["events", "--mirror-diff", "true", "--json"]).await;
+    assert_eq!(diff["events"].as_array().unwrap().len(), 0, "{diff}");
+}
