@@ -22,6 +22,9 @@ pub enum Error {
     Unprocessable(String),
     #[error("{0}")]
     TooLarge(String),
+    /// Too many wrong admin tokens from one address.
+    #[error("{0}")]
+    TooManyGuesses(String),
     #[error("store error: {0}")]
     Store(#[from] rocksdb::Error),
     /// The store is up but cannot make a write durable now.
@@ -42,6 +45,7 @@ impl Error {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::TooManyGuesses(_) => StatusCode::TOO_MANY_REQUESTS,
             // A store that cannot write (disk full, I/O error) must never turn
             // into a success; 503 tells senders to come back later.
             Error::Store(_) | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -101,7 +101,7 @@ pub async fn serve(
     let admin_app = admin::router(
         Arc::clone(&relay),
         config.admin_token.clone(),
-        config.header_timeout * 3,
+        config.header_timeout.saturating_mul(3),
     );
     let admin_loop = accept_loop(
         listeners.admin,
@@ -109,7 +109,17 @@ pub async fn serve(
         stop_rx.clone(),
         &config,
         1,
-        move |_, _| hyper_util::service::TowerToHyperService::new(admin_app.clone()),
+        move |remote, _| {
+            // The client's address, for the wrong-guess throttle.
+            let app = tower::ServiceExt::map_request(
+                admin_app.clone(),
+                move |mut req: http::Request<_>| {
+                    req.extensions_mut().insert(admin::ClientAddr(remote.ip()));
+                    req
+                },
+            );
+            hyper_util::service::TowerToHyperService::new(app)
+        },
     );
     let _ = relay.disk.set(crate::disk::DiskGuard::new(
         config.data.clone(),

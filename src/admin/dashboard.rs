@@ -427,27 +427,42 @@ async fn login_form(
     )
 }
 
-async fn login(State(st): State<AdminState>, ctx: Ctx, form: CsrfForm) -> Response {
+async fn login(
+    State(st): State<AdminState>,
+    ctx: Ctx,
+    client: Option<axum::Extension<super::ClientAddr>>,
+    form: CsrfForm,
+) -> Response {
     let Some(token) = &st.token else {
         return Redirect::to("/").into_response();
     };
     let next = security::safe_next(form.get("next")).to_string();
-    if bool::from(form.raw("token").as_bytes().ct_eq(token.as_bytes())) {
+    let ip = client
+        .map(|c| c.0.0)
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let (status, error) = if !st.throttle.allows(ip) {
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many wrong tokens from your address: wait a few seconds and try again.",
+        )
+    } else if bool::from(form.raw("token").as_bytes().ct_eq(token.as_bytes())) {
         let mut resp = Redirect::to(&next).into_response();
         resp.headers_mut()
             .append(header::SET_COOKIE, st.sessions.start());
         return resp;
-    }
-    tracing::warn!("dashboard login with a wrong admin token");
-    st.throttle.wrong_guess().await;
+    } else {
+        tracing::warn!(client = %ip, "dashboard login with a wrong admin token");
+        st.throttle.wrong(ip);
+        (StatusCode::UNAUTHORIZED, "That is not the admin token.")
+    };
     let mut layout = ctx.layout("Log in", "");
     layout.logout = false;
     ctx.page(
-        StatusCode::UNAUTHORIZED,
+        status,
         &LoginPage {
             layout,
             next,
-            error: Some("That is not the admin token.".into()),
+            error: Some(error.into()),
         },
     )
 }

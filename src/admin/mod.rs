@@ -85,11 +85,18 @@ async fn require_token(State(state): State<AdminState>, req: Request, next: Next
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if bool::from(given.as_bytes().ct_eq(token.as_bytes())) || state.sessions.valid(req.headers()) {
+    if state.sessions.valid(req.headers()) {
         return next.run(req).await;
     }
     if !given.is_empty() {
-        state.throttle.wrong_guess().await;
+        let ip = client_ip(&req);
+        if !state.throttle.allows(ip) {
+            return too_many_guesses();
+        }
+        if bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+            return next.run(req).await;
+        }
+        state.throttle.wrong(ip);
     }
     if dashboard::is_page(req.method(), path) {
         let target = req
@@ -112,6 +119,30 @@ async fn require_token(State(state): State<AdminState>, req: Request, next: Next
     } else {
         unauthorized()
     }
+}
+
+/// The address of the client that sent `req` (set by the server for each
+/// connection; unspecified when the router runs without one, as in a bench).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
+pub fn client_ip<B>(req: &axum::http::Request<B>) -> std::net::IpAddr {
+    req.extensions()
+        .get::<ClientAddr>()
+        .map(|c| c.0)
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+}
+
+/// `429` for an address that has used up its wrong guesses (see
+/// `dashboard::security::Throttle`).
+pub fn too_many_guesses() -> Response {
+    let mut resp = Error::TooManyGuesses(
+        "too many wrong admin tokens from this address; wait a few seconds".into(),
+    )
+    .into_response();
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
 }
 
 fn unauthorized() -> Response {

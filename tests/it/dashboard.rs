@@ -581,24 +581,50 @@ async fn login_sets_a_strict_http_only_cookie() {
     assert!(ev.contains("theme=dark"), "{ev}");
     assert!(!ev.contains("hookrelay_session"), "{ev}");
 
-    // Wrong guesses wait their turn, a second each.
-    let started = std::time::Instant::now();
+    // Wrong guesses: five at once per address, then 429 without the token
+    // being looked at (a right one included), answered at once.
     let url = s.admin_url("/api/endpoints");
-    let guess = || {
-        send(
-            "GET",
-            &url,
-            &[("authorization", "Bearer guess")],
-            Bytes::new(),
-        )
+    let with = |t: &'static str| {
+        let url = url.clone();
+        async move {
+            let auth = format!("Bearer {t}");
+            let started = std::time::Instant::now();
+            let st = send("GET", &url, &[("authorization", &auth)], Bytes::new())
+                .await
+                .0;
+            (st, started.elapsed())
+        }
     };
-    let (a, b) = tokio::join!(guess(), guess());
-    assert_eq!((a.0, b.0), (401, 401));
+    // The wrong login above was the first of the five.
+    for _ in 0..4 {
+        let (st, took) = with("guess-wrong").await;
+        assert_eq!(st, 401);
+        assert!(took < std::time::Duration::from_millis(500), "{took:?}");
+    }
+    let (st, took) = with("guess-wrong").await;
+    assert_eq!(st, 429, "out of guesses");
     assert!(
-        started.elapsed() >= std::time::Duration::from_secs(2),
-        "two wrong guesses answered in {:?}",
-        started.elapsed()
+        took < std::time::Duration::from_millis(500),
+        "not parked: {took:?}"
     );
+    assert_eq!(
+        with("s3cret-token").await.0,
+        429,
+        "no timing oracle: not even looked at"
+    );
+    let login = get_page(&s, "/login", &[]).await;
+    let bad = post_form(
+        &s,
+        "/login",
+        &[
+            ("_csrf", &login.csrf()),
+            ("token", "s3cret-token"),
+            ("next", "/"),
+        ],
+        &[("origin", &o)],
+    )
+    .await;
+    assert_eq!(bad.status, 429, "the login form shares the budget");
 }
 
 #[tokio::test]

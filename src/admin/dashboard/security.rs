@@ -15,10 +15,12 @@
 //!   expire, outlive a logout, and grant access wherever it leaked — and
 //!   browsers send it to the ingest port of the same host too (cookies
 //!   ignore ports), which is why ingest drops it from captured requests.
-//! - **Wrong guesses** at the token (login form or `Bearer`) are answered
-//!   one at a time, one a second ([`Throttle`]).
+//! - **Wrong guesses** at the token (login form or `Bearer`): five at once
+//!   per client address, then one a second; beyond that `429` without
+//!   looking at the token ([`Throttle`]).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Mutex, OnceLock};
 
 use axum::http::{HeaderMap, HeaderValue, Uri, header};
@@ -186,16 +188,50 @@ impl Sessions {
     }
 }
 
-/// Wrong guesses at the admin token wait their turn, one a second, so a
-/// weak token cannot be tried at the speed of the network. A right token
-/// never waits.
+/// Wrong guesses at the admin token, per client address: a burst of
+/// [`GUESS_BURST`], then one a second. Asked *before* a token is compared,
+/// and answered at once either way, so that neither the answer's timing
+/// nor parked requests give an attacker anything: an address out of
+/// guesses gets `429` without its token being looked at.
 #[derive(Default)]
-pub struct Throttle(tokio::sync::Mutex<()>);
+pub struct Throttle {
+    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+}
+
+struct Bucket {
+    guesses: f64,
+    at: std::time::Instant,
+}
+
+/// Wrong guesses an address may make at once; one more comes back a second.
+pub const GUESS_BURST: f64 = 5.0;
+/// Addresses remembered at once (the fullest buckets go first beyond it).
+const MAX_ADDRESSES: usize = 10_000;
 
 impl Throttle {
-    pub async fn wrong_guess(&self) {
-        let _turn = self.0.lock().await;
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    fn with<T>(&self, ip: IpAddr, f: impl FnOnce(&mut Bucket) -> T) -> T {
+        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        if map.len() >= MAX_ADDRESSES && !map.contains_key(&ip) {
+            map.retain(|_, b| (b.guesses + now.duration_since(b.at).as_secs_f64()) < GUESS_BURST);
+        }
+        let b = map.entry(ip).or_insert(Bucket {
+            guesses: GUESS_BURST,
+            at: now,
+        });
+        b.guesses = (b.guesses + now.duration_since(b.at).as_secs_f64()).min(GUESS_BURST);
+        b.at = now;
+        f(b)
+    }
+
+    /// Whether `ip` may have a token checked now.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        self.with(ip, |b| b.guesses >= 1.0)
+    }
+
+    /// `ip` guessed wrong.
+    pub fn wrong(&self, ip: IpAddr) {
+        self.with(ip, |b| b.guesses = (b.guesses - 1.0).max(0.0));
     }
 }
 
