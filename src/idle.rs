@@ -12,9 +12,9 @@
 //! a large one-chunk body (an export) is long before it is on the wire: a
 //! connection waiting for its socket to take more bytes is busy, until it
 //! has waited [`SEND_STALL`] without any progress (a reader that stopped).
-//! Only a write that moves such a backlog counts, not one the socket took
-//! at once: a client can make the server write (HTTP/2 PING ACKs) without
-//! ever sending a request.
+//! Only a write that moves such a backlog of an HTTP/1 response counts,
+//! not one the socket took at once, nor any over HTTP/2: there a client can
+//! make the server write (PING ACKs) without ever sending a request.
 //! Reads do not count, or a client trickling bytes could keep a connection
 //! that never sends a request.
 
@@ -43,6 +43,9 @@ pub struct Activity {
     /// 1 + milliseconds after `start` since a write has been waiting for
     /// the socket without progress; 0 when none is.
     blocked_since: AtomicU64,
+    /// An HTTP/1 request came: its response is the only thing the server
+    /// writes, so moving a backlog is draining a response.
+    http1: std::sync::atomic::AtomicBool,
 }
 
 impl Activity {
@@ -52,6 +55,7 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             idle_since: AtomicU64::new(0),
             blocked_since: AtomicU64::new(0),
+            http1: Default::default(),
         })
     }
 
@@ -67,10 +71,15 @@ impl Activity {
     /// A write went out (`true`) or found the socket full (`false`).
     fn wrote(&self, progress: bool) {
         if progress {
-            // Only progress on a backlog counts: frames a client can make
-            // the server write at will (HTTP/2 PING or SETTINGS ACKs) would
-            // otherwise keep a connection without requests open forever.
-            if self.blocked_since.swap(0, Ordering::AcqRel) != 0 {
+            // Only progress on an HTTP/1 response backlog counts. Over
+            // HTTP/2 a client can make the server write at will (PING and
+            // SETTINGS ACKs), and by reading them slowly keep a backlog
+            // moving on a connection without requests; what is left of an
+            // HTTP/2 response after its body ended is at most a flow-control
+            // window, drained well within the idle limit.
+            if self.blocked_since.swap(0, Ordering::AcqRel) != 0
+                && self.http1.load(Ordering::Acquire)
+            {
                 self.idle_since.fetch_max(self.now(), Ordering::AcqRel);
             }
         } else {
@@ -213,6 +222,9 @@ where
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
 
     fn call(&self, req: Request<Req>) -> Self::Future {
+        if req.version() < http::Version::HTTP_2 {
+            self.activity.http1.store(true, Ordering::Release);
+        }
         let guard = self.activity.begin();
         let fut = self.inner.call(req);
         Box::pin(async move {
@@ -327,6 +339,27 @@ mod tests {
         let before = Instant::now();
         idle.await;
         assert!(before.elapsed() >= limit);
+    }
+
+    /// A client that sends HTTP/2 PINGs and reads the ACKs slowly keeps a
+    /// backlog moving without any request: that must not count.
+    #[test]
+    fn a_moving_backlog_counts_only_for_an_http1_response() {
+        let a = Activity::new();
+        std::thread::sleep(Duration::from_millis(30));
+        a.wrote(false);
+        a.wrote(true);
+        assert!(
+            a.idle_for().unwrap() >= Duration::from_millis(30),
+            "no HTTP/1 request: not a response draining"
+        );
+        a.http1.store(true, Ordering::Release);
+        a.wrote(false);
+        a.wrote(true);
+        assert!(
+            a.idle_for().unwrap() < Duration::from_millis(30),
+            "an HTTP/1 response draining"
+        );
     }
 
     #[test]
