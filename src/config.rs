@@ -157,6 +157,9 @@ impl Default for Config {
     }
 }
 
+/// The longest header timeout accepted (admin bodies get three).
+pub const MAX_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// The shortest admin token accepted.
 pub const MIN_TOKEN_LEN: usize = 8;
 
@@ -244,8 +247,11 @@ impl Config {
         if self.max_body == 0 {
             return Err("max_body: must be at least 1 byte".into());
         }
-        if self.header_timeout.is_zero() {
-            return Err("header_timeout: must be at least 1 second".into());
+        if self.header_timeout.is_zero() || self.header_timeout > MAX_HEADER_TIMEOUT {
+            return Err(format!(
+                "header_timeout: must be 1 to {} seconds",
+                MAX_HEADER_TIMEOUT.as_secs()
+            ));
         }
         if !(self.max_disk_usage > 0.0 && self.max_disk_usage <= 100.0) {
             return Err("max_disk_usage: must be a percentage above 0 and at most 100".into());
@@ -323,6 +329,18 @@ mod tests {
         })
         .unwrap();
         assert_eq!(cfg.admin_token.as_deref(), Some("s3cret-token"));
+    }
+
+    #[test]
+    fn a_header_timeout_past_an_hour_is_refused() {
+        for secs in [0, 3601, u64::MAX] {
+            let err = Config::resolve(ServeArgs {
+                header_timeout: Some(secs),
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert!(err.contains("header_timeout"), "{secs}: {err}");
+        }
     }
 
     #[test]

@@ -328,7 +328,7 @@ async fn ingest(
     }
 }
 
-/// A transfer coding other than plain `chunked`, refused rather than
+/// A transfer coding other than one plain `chunked`, refused rather than
 /// passed on: `gzip, chunked` would reach the target as gzip bytes without
 /// a header saying so, and proxies disagree on such framing (the stuff of
 /// request smuggling). Chunked with a `Content-Length` never gets here:
@@ -336,11 +336,13 @@ async fn ingest(
 fn ambiguous_framing(h: &http::HeaderMap) -> Option<&'static str> {
     let mut te = h.get_all(header::TRANSFER_ENCODING).iter().peekable();
     te.peek()?;
-    let plain = te.all(|v| {
-        v.as_bytes()
-            .split(|b| *b == b',')
-            .all(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"))
-    });
+    // Exactly one coding, `chunked`, over all the lines: chunked twice
+    // would leave the body chunk-encoded once hyper took one layer off.
+    let mut codings = te.flat_map(|v| v.as_bytes().split(|b| *b == b','));
+    let plain = codings
+        .next()
+        .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+        && codings.next().is_none();
     (!plain).then_some("a Transfer-Encoding other than chunked")
 }
 

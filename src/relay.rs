@@ -841,27 +841,19 @@ impl Relay {
             ),
         };
         let body = body.unwrap_or_default();
-        let mut outgoing = ev.clone();
-        let mut note = None;
-        if resign {
-            let cfg = self
-                .endpoint(&ev.endpoint)
-                .and_then(|c| c.lock().signature.clone())
-                .ok_or_else(|| {
-                    Error::Unprocessable(format!(
-                        "resign: endpoint {:?} has no signature secret to sign with",
-                        ev.endpoint
-                    ))
-                })?;
-            let now = (now_ms() / 1000) as i64;
-            match crate::signature::resign(&cfg, &ev.headers, &body, now) {
-                crate::signature::Resign::Resigned(headers) => {
-                    outgoing.headers = headers;
-                    note = Some(format!("re-signed ({}) with timestamp {now}", cfg.scheme));
-                }
-                crate::signature::Resign::Unchanged(why) => note = Some(why),
-            }
-        }
+        let resign_with = match resign {
+            true => Some(
+                self.endpoint(&ev.endpoint)
+                    .and_then(|c| c.lock().signature.clone())
+                    .ok_or_else(|| {
+                        Error::Unprocessable(format!(
+                            "resign: endpoint {:?} has no signature secret to sign with",
+                            ev.endpoint
+                        ))
+                    })?,
+            ),
+            false => None,
+        };
         // Its own task: an admin client that hangs up (or a cancelled job)
         // must not cut the attempt between its send and its record.
         let relay = Arc::clone(self);
@@ -885,6 +877,20 @@ impl Relay {
             } else {
                 None
             };
+            // Signed only now, after any wait for the queue's attempt, so
+            // the fresh timestamp is fresh when it is sent.
+            let mut outgoing = ev.clone();
+            let mut note = None;
+            if let Some(cfg) = resign_with {
+                let now = (now_ms() / 1000) as i64;
+                match crate::signature::resign(&cfg, &ev.headers, &body, now) {
+                    crate::signature::Resign::Resigned(headers) => {
+                        outgoing.headers = headers;
+                        note = Some(format!("re-signed ({}) with timestamp {now}", cfg.scheme));
+                    }
+                    crate::signature::Resign::Unchanged(why) => note = Some(why),
+                }
+            }
             let settle = Settle::Direct {
                 own_target,
                 queued: claim.as_ref().map(|c| c.due()),
@@ -895,10 +901,9 @@ impl Relay {
             if let Some(c) = claim {
                 c.finish(moved.remove.is_some());
             }
-            Ok::<_, Error>((ev, attempt))
+            Ok::<_, Error>((ev, attempt, note))
         };
-        let (ev, attempt) = self.deliveries.spawn(attempt).await??;
-        Ok((ev, attempt, note))
+        self.deliveries.spawn(attempt).await?
     }
 
     /// An endpoint's per-attempt timeout (the default for a deleted one).

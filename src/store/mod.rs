@@ -270,13 +270,27 @@ impl Store {
         // Captured requests carry credentials (Authorization, cookies) and
         // endpoints their signing secrets: a directory made here is for
         // this user only. One that exists keeps the mode it was given.
-        if !path.exists() {
-            use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(path)
-                .map_err(|e| Error::Unavailable(format!("creating {}: {e}", path.display())))?;
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        let creating =
+            |e: std::io::Error| Error::Unavailable(format!("creating {}: {e}", path.display()));
+        match std::fs::metadata(path) {
+            Err(_) => {
+                // Parents get the usual mode; only the data directory is
+                // closed to others.
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(creating)?;
+                }
+                std::fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(path)
+                    .map_err(creating)?;
+            }
+            Ok(m) if m.permissions().mode() & 0o077 != 0 => tracing::warn!(
+                data = %path.display(),
+                mode = format!("{:o}", m.permissions().mode() & 0o777),
+                "the data directory is open to other users, and holds captured credentials and signing secrets: chmod 700 it"
+            ),
+            Ok(_) => {}
         }
         let mut opts = Options::default();
         opts.create_if_missing(true);

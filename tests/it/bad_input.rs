@@ -131,6 +131,8 @@ async fn broken_http_is_400() {
     for framing in [
         "transfer-encoding: gzip, chunked",
         "transfer-encoding: gzip\r\ntransfer-encoding: chunked",
+        "transfer-encoding: chunked, chunked",
+        "transfer-encoding: chunked\r\ntransfer-encoding: chunked",
     ] {
         let req =
             format!("POST /in/b HTTP/1.1\r\nhost: x\r\n{framing}\r\n\r\n5\r\nhello\r\n0\r\n\r\n");

@@ -24,6 +24,20 @@ async fn a_restart_finds_endpoints_events_attempts_and_policy_state() {
         0o700,
         "captured credentials and secrets: the data directory is the user's only"
     );
+    let (nest, _) = temp_data();
+    let deep = nest.path().join("a/b/data");
+    drop(hookrelay::store::Store::open(&deep, hookrelay::store::Durability::Buffered).unwrap());
+    let parent = std::fs::metadata(nest.path().join("a"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_ne!(
+        parent & 0o777,
+        0o700,
+        "parents it creates keep the usual mode"
+    );
+    let data_mode = std::fs::metadata(&deep).unwrap().permissions().mode();
+    assert_eq!(data_mode & 0o777, 0o700);
     s.create_endpoint(json!({ "slug": "keep", "target": up.url("/") }))
         .await;
     let mut ids = Vec::new();
