@@ -411,7 +411,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
             let text = r
                 .get_text(&format!("/api/export?{}", remote::query_string(&q)))
                 .await?;
-            let empty = text.trim().is_empty();
+            // A HAR with no entries is still a document.
+            let empty = text.trim().is_empty()
+                || serde_json::from_str::<Value>(&text)
+                    .is_ok_and(|v| v["log"]["entries"].as_array().is_some_and(Vec::is_empty));
             match &a.output {
                 Some(path) => {
                     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?

@@ -414,6 +414,7 @@ async fn an_empty_listing_for_an_unknown_endpoint_says_so() {
         &["events", "--endpoint", "shpo"][..],
         &["events", "--endpoint", "shpo", "--json"],
         &["export", "--endpoint", "shpo"],
+        &["export", "--endpoint", "shpo", "--format", "har"],
         &["replay", "--filter", "endpoint=shpo", "--dry-run"],
     ] {
         let (code, out, err) = hookrelay(&s, args).await;
