@@ -14,8 +14,10 @@ use crate::event::ErrorKind;
 /// send back (an event with a 25 MiB body is ~34 MB of JSON, an export up
 /// to ~128 MiB).
 const MAX_ANSWER: usize = 512 << 20;
-/// How long one admin request may take.
-const TIMEOUT: Duration = Duration::from_secs(300);
+/// How long one admin request may take: a replay may first wait for the
+/// queue's attempt of its event (up to the endpoint's 300 s timeout + 5 s)
+/// and then make its own (up to 300 s more).
+const TIMEOUT: Duration = Duration::from_secs(660);
 
 pub struct Remote {
     client: Client,
