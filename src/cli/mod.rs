@@ -539,10 +539,11 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
                 }
                 obj.insert("response".into(), resp.into());
             }
-            (
-                a.remote,
-                r.send("POST", "/api/endpoints", Some(body)).await?,
-            )
+            let created = r
+                .send("POST", "/api/endpoints", Some(body))
+                .await
+                .map_err(|e| with_flag_names(&e))?;
+            (a.remote, created)
         }
         EndpointCmd::List { remote } => {
             let v = Remote::new(&remote)?.get("/api/endpoints").await?;
@@ -708,6 +709,27 @@ fn outcome(a: &Value) -> String {
         (None, Some(e)) => format!("{e} error: {}", a["error_detail"].as_str().unwrap_or("")),
         _ => "no answer".into(),
     }
+}
+
+/// The server names the API field an error is about (`timeout_ms: must
+/// be …`); `endpoint add` users typed a flag, so it is named beside it.
+fn with_flag_names(err: &str) -> String {
+    let Some((field, rest)) = err.split_once(": ") else {
+        return err.to_string();
+    };
+    let flag = match field {
+        f if f.starts_with("signature.secret") => "--signature-secret",
+        f if f.starts_with("signature") => "--signature-scheme",
+        "response.status" => "--response-status",
+        "response.body" => "--response-body",
+        f if f.starts_with("response.sequence") => "--response-sequence",
+        f if f.starts_with("retry") => "--retry",
+        f if f.starts_with("success_codes") => "--success-codes",
+        "target" | "name" | "mode" | "mirror" | "timeout_ms" | "failure_threshold"
+        | "notify_url" => return format!("{field} (--{}): {rest}", field.replace('_', "-")),
+        _ => return err.to_string(),
+    };
+    format!("{field} ({flag}): {rest}")
 }
 
 /// When a filter by endpoint matched nothing, says on stderr if no such

@@ -448,3 +448,24 @@ async fn events_filter_duplicates_and_mirror_differences() {
     let diff = json_of(&s, &["events", "--mirror-diff", "true", "--json"]).await;
     assert_eq!(diff["events"].as_array().unwrap().len(), 0, "{diff}");
 }
+
+/// `endpoint add` errors name the flag the user typed beside the API field.
+#[tokio::test]
+async fn endpoint_add_errors_name_the_flag() {
+    let s = TestServer::start().await;
+    for (args, want) in [
+        (&["--timeout-ms", "0"][..], "timeout_ms (--timeout-ms): "),
+        (&["--retry", "soon"], "(--retry): "),
+        (
+            &["--signature-scheme", "stripe", "--signature-secret", ""],
+            "(--signature-secret): ",
+        ),
+        (&["--target", "ftp://x"], "target (--target): "),
+    ] {
+        let mut all = vec!["endpoint", "add", "flags"];
+        all.extend_from_slice(args);
+        let (code, _, err) = hookrelay(&s, &all).await;
+        assert_eq!(code, 1, "{args:?}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
