@@ -209,7 +209,20 @@ pub const GUESS_BURST: f64 = 5.0;
 const MAX_ADDRESSES: usize = 10_000;
 
 impl Throttle {
+    /// The unit a budget belongs to: an IPv4 address, or an IPv6 /64 (what
+    /// one host can usually pick addresses from).
+    fn owner(ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+            },
+            v4 => v4,
+        }
+    }
+
     fn with<T>(&self, ip: IpAddr, f: impl FnOnce(&mut Bucket) -> T) -> T {
+        let ip = Self::owner(ip);
         let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         let now = std::time::Instant::now();
         if map.len() >= MAX_ADDRESSES && !map.contains_key(&ip) {
@@ -372,6 +385,21 @@ mod tests {
             false,
         );
         check(&[("origin", "http://a")], false);
+    }
+
+    #[test]
+    fn wrong_guesses_are_budgeted_per_address_and_ipv6_64() {
+        let t = Throttle::default();
+        let a: IpAddr = "2001:db8::1".parse().unwrap();
+        for _ in 0..GUESS_BURST as usize {
+            assert!(t.allows(a));
+            t.wrong(a);
+        }
+        assert!(!t.allows(a));
+        let same64: IpAddr = "2001:db8::ffff:2".parse().unwrap();
+        assert!(!t.allows(same64), "another address of the same /64");
+        assert!(t.allows("2001:db8:0:1::1".parse().unwrap()), "another /64");
+        assert!(t.allows("192.0.2.1".parse().unwrap()));
     }
 
     #[test]
