@@ -12,9 +12,9 @@
 //! a large one-chunk body (an export) is long before it is on the wire: a
 //! connection waiting for its socket to take more bytes is busy, until it
 //! has waited [`SEND_STALL`] without any progress (a reader that stopped).
-//! Only a write that moves such a backlog of an HTTP/1 response counts,
-//! not one the socket took at once, nor any over HTTP/2: there a client can
-//! make the server write (PING ACKs) without ever sending a request.
+//! Only a write that moves such a backlog counts, not one the socket took
+//! at once, and over HTTP/2 only while response bytes are owed: there a
+//! client can make the server write (PING ACKs) without any request.
 //! Reads do not count, or a client trickling bytes could keep a connection
 //! that never sends a request.
 
@@ -46,6 +46,11 @@ pub struct Activity {
     /// An HTTP/1 request came: its response is the only thing the server
     /// writes, so moving a backlog is draining a response.
     http1: std::sync::atomic::AtomicBool,
+    /// Bytes of response bodies (of known size) handed out and not yet
+    /// written to the socket, as far as writes tell: over HTTP/2 a body is
+    /// done once its frames are queued, which for a large one-chunk body
+    /// (an export) is long before a slow reader has them.
+    owed: AtomicU64,
 }
 
 impl Activity {
@@ -56,6 +61,7 @@ impl Activity {
             idle_since: AtomicU64::new(0),
             blocked_since: AtomicU64::new(0),
             http1: Default::default(),
+            owed: AtomicU64::new(0),
         })
     }
 
@@ -71,14 +77,14 @@ impl Activity {
     /// A write went out (`true`) or found the socket full (`false`).
     fn wrote(&self, progress: bool) {
         if progress {
-            // Only progress on an HTTP/1 response backlog counts. Over
-            // HTTP/2 a client can make the server write at will (PING and
-            // SETTINGS ACKs), and by reading them slowly keep a backlog
-            // moving on a connection without requests; what is left of an
-            // HTTP/2 response after its body ended is at most a flow-control
-            // window, drained well within the idle limit.
-            if self.blocked_since.swap(0, Ordering::AcqRel) != 0
-                && self.http1.load(Ordering::Acquire)
+            // Writing what is owed of a response counts, whether the socket
+            // or HTTP/2 flow control paced it; so does moving any backlog on
+            // HTTP/1, where responses are all the server writes. Over HTTP/2
+            // a client can make the server write at will (PING and SETTINGS
+            // ACKs): with nothing owed, that keeps no connection open.
+            let was_blocked = self.blocked_since.swap(0, Ordering::AcqRel) != 0;
+            if self.owed.load(Ordering::Acquire) > 0
+                || (was_blocked && self.http1.load(Ordering::Acquire))
             {
                 self.idle_since.fetch_max(self.now(), Ordering::AcqRel);
             }
@@ -146,7 +152,16 @@ impl<T> Metered<T> {
 
     fn note(&self, r: &Poll<io::Result<usize>>) {
         match r {
-            Poll::Ready(Ok(n)) if *n > 0 => self.activity.wrote(true),
+            Poll::Ready(Ok(n)) if *n > 0 => {
+                let n = *n as u64;
+                let _ = self
+                    .activity
+                    .owed
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |o| {
+                        (o > 0).then(|| o.saturating_sub(n))
+                    });
+                self.activity.wrote(true)
+            }
             Poll::Pending => self.activity.wrote(false),
             _ => {}
         }
@@ -215,7 +230,7 @@ where
     S: hyper::service::Service<Request<Req>, Response = Response<B>>,
     S::Future: Send + 'static,
     S::Error: 'static,
-    B: 'static,
+    B: Body + 'static,
 {
     type Response = Response<TrackedBody<B>>;
     type Error = S::Error;
@@ -225,13 +240,20 @@ where
         if req.version() < http::Version::HTTP_2 {
             self.activity.http1.store(true, Ordering::Release);
         }
+        // A HEAD answer has no body on the wire, whatever its size says.
+        let has_body = req.method() != http::Method::HEAD;
         let guard = self.activity.begin();
         let fut = self.inner.call(req);
         Box::pin(async move {
             let resp = fut.await?;
-            Ok(resp.map(|inner| TrackedBody {
-                inner,
-                _guard: guard,
+            Ok(resp.map(|inner| {
+                if let Some(n) = inner.size_hint().exact().filter(|_| has_body) {
+                    guard.0.owed.fetch_add(n, Ordering::AcqRel);
+                }
+                TrackedBody {
+                    inner,
+                    _guard: guard,
+                }
             }))
         })
     }
@@ -352,6 +374,21 @@ mod tests {
         assert!(
             a.idle_for().unwrap() >= Duration::from_millis(30),
             "no HTTP/1 request: not a response draining"
+        );
+        a.owed.store(1 << 20, Ordering::Release);
+        a.wrote(false);
+        a.wrote(true);
+        assert!(
+            a.idle_for().unwrap() < Duration::from_millis(30),
+            "an HTTP/2 response body still owed"
+        );
+        a.owed.store(0, Ordering::Release);
+        std::thread::sleep(Duration::from_millis(30));
+        a.wrote(false);
+        a.wrote(true);
+        assert!(
+            a.idle_for().unwrap() >= Duration::from_millis(30),
+            "nothing owed: PING ACKs"
         );
         a.http1.store(true, Ordering::Release);
         a.wrote(false);

@@ -391,3 +391,46 @@ async fn an_admin_body_that_never_comes_is_cut_off() {
         assert!(out.contains("not received within 3 s"), "{path}: {out}");
     }
 }
+
+/// The same over HTTP/2 with a small flow-control window: hyper hands the
+/// whole body to h2 at once, which then sends it as the reader's window
+/// updates allow, long after the request is done.
+#[tokio::test]
+async fn a_slow_http2_download_is_not_cut_by_the_idle_limit() {
+    use http_body_util::BodyExt;
+    let (_dir, data) = temp_data();
+    let mut cfg = config_at(&data);
+    cfg.header_timeout = Duration::from_secs(1);
+    let s = TestServer::start_with(cfg).await;
+    s.create_endpoint(json!({ "slug": "b" })).await;
+    let size = 4 << 20;
+    let id = s.post_in("b", &[], vec![b'x'; size]).await.event_id();
+    let tcp = tokio::net::TcpStream::connect(s.admin).await.unwrap();
+    let (mut h2, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .initial_stream_window_size(64 * 1024)
+            .initial_connection_window_size(64 * 1024)
+            .handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get(format!("http://127.0.0.1/api/events/{id}/body"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let mut body = h2.send_request(req).await.unwrap().into_body();
+    let (mut got, started) = (0usize, Instant::now());
+    // About 1.3 MiB/s: three seconds for the body, three idle limits.
+    while started.elapsed() < Duration::from_secs(30) {
+        match body.frame().await {
+            Some(Ok(f)) => got += f.data_ref().map_or(0, |d| d.len()),
+            _ => break,
+        }
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    assert_eq!(
+        got,
+        size,
+        "read {got} of {size} body bytes before the connection ended, after {:?}",
+        started.elapsed()
+    );
+}
