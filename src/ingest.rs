@@ -338,7 +338,11 @@ fn ambiguous_framing(h: &http::HeaderMap) -> Option<&'static str> {
     te.peek()?;
     // Exactly one coding, `chunked`, over all the lines: chunked twice
     // would leave the body chunk-encoded once hyper took one layer off.
-    let mut codings = te.flat_map(|v| v.as_bytes().split(|b| *b == b','));
+    // Empty list elements do not count (RFC 9110 §5.6.1; hyper itself
+    // refuses a trailing comma before this runs).
+    let mut codings = te
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .filter(|c| !c.trim_ascii().is_empty());
     let plain = codings
         .next()
         .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"))

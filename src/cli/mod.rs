@@ -723,6 +723,7 @@ fn with_flag_names(err: &str) -> String {
         "response.status" => "--response-status",
         "response.body" => "--response-body",
         f if f.starts_with("response.sequence") => "--response-sequence",
+        "response" => "--response-status/-body/-sequence",
         f if f.starts_with("retry") => "--retry",
         f if f.starts_with("success_codes") => "--success-codes",
         "target" | "name" | "mode" | "mirror" | "timeout_ms" | "failure_threshold"

@@ -461,6 +461,10 @@ async fn endpoint_add_errors_name_the_flag() {
             "(--signature-secret): ",
         ),
         (&["--target", "ftp://x"], "target (--target): "),
+        (
+            &["--response-status", "99"],
+            "(--response-status/-body/-sequence): ",
+        ),
     ] {
         let mut all = vec!["endpoint", "add", "flags"];
         all.extend_from_slice(args);

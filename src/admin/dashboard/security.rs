@@ -205,46 +205,64 @@ struct Bucket {
 
 /// Wrong guesses an address may make at once; one more comes back a second.
 pub const GUESS_BURST: f64 = 5.0;
-/// Addresses remembered at once (the fullest buckets go first beyond it).
+/// Addresses remembered at once: beyond it, budgets refilled go first, then
+/// those quiet longest.
 const MAX_ADDRESSES: usize = 10_000;
 
 impl Throttle {
-    /// The unit a budget belongs to: an IPv4 address, or an IPv6 /64 (what
-    /// one host can usually pick addresses from).
+    /// The unit a budget belongs to: an IPv4 address, an IPv6 /64 (what one
+    /// host can usually pick addresses from), and all of loopback as one
+    /// (any local user can bind any 127/8 address).
     fn owner(ip: IpAddr) -> IpAddr {
+        let ip = ip.to_canonical();
         match ip {
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => IpAddr::V4(v4),
-                None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
-            },
+            _ if ip.is_loopback() => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
             v4 => v4,
         }
     }
 
-    fn with<T>(&self, ip: IpAddr, f: impl FnOnce(&mut Bucket) -> T) -> T {
-        let ip = Self::owner(ip);
-        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let now = std::time::Instant::now();
-        if map.len() >= MAX_ADDRESSES && !map.contains_key(&ip) {
-            map.retain(|_, b| (b.guesses + now.duration_since(b.at).as_secs_f64()) < GUESS_BURST);
-        }
-        let b = map.entry(ip).or_insert(Bucket {
-            guesses: GUESS_BURST,
-            at: now,
-        });
-        b.guesses = (b.guesses + now.duration_since(b.at).as_secs_f64()).min(GUESS_BURST);
-        b.at = now;
-        f(b)
+    fn buckets(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Bucket>> {
+        self.buckets.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether `ip` may have a token checked now.
+    /// Guesses `b` has now (one more per second since it last guessed).
+    fn left(b: &Bucket, now: std::time::Instant) -> f64 {
+        (b.guesses + now.duration_since(b.at).as_secs_f64()).min(GUESS_BURST)
+    }
+
+    /// Whether `ip` may have a token checked now. An address never seen
+    /// has its whole budget and is not remembered for asking.
     pub fn allows(&self, ip: IpAddr) -> bool {
-        self.with(ip, |b| b.guesses >= 1.0)
+        let now = std::time::Instant::now();
+        self.buckets()
+            .get(&Self::owner(ip))
+            .is_none_or(|b| Self::left(b, now) >= 1.0)
     }
 
     /// `ip` guessed wrong.
     pub fn wrong(&self, ip: IpAddr) {
-        self.with(ip, |b| b.guesses = (b.guesses - 1.0).max(0.0));
+        let now = std::time::Instant::now();
+        let mut map = self.buckets();
+        if map.len() >= MAX_ADDRESSES {
+            // Down to three quarters, so that a flood of new addresses pays
+            // for one sweep per quarter of the map, not one per guess:
+            // refilled budgets first, then the longest quiet.
+            map.retain(|_, b| Self::left(b, now) < GUESS_BURST);
+            if map.len() >= MAX_ADDRESSES {
+                let mut ats: Vec<std::time::Instant> = map.values().map(|b| b.at).collect();
+                let cut = ats.len() - MAX_ADDRESSES * 3 / 4;
+                let (_, nth, _) = ats.select_nth_unstable(cut);
+                let nth = *nth;
+                map.retain(|_, b| b.at > nth);
+            }
+        }
+        let b = map.entry(Self::owner(ip)).or_insert(Bucket {
+            guesses: GUESS_BURST,
+            at: now,
+        });
+        b.guesses = (Self::left(b, now) - 1.0).max(0.0);
+        b.at = now;
     }
 }
 
@@ -400,6 +418,16 @@ mod tests {
         assert!(!t.allows(same64), "another address of the same /64");
         assert!(t.allows("2001:db8:0:1::1".parse().unwrap()), "another /64");
         assert!(t.allows("192.0.2.1".parse().unwrap()));
+        for _ in 0..GUESS_BURST as usize {
+            t.wrong("127.0.0.2".parse().unwrap());
+        }
+        assert!(!t.allows("127.0.0.9".parse().unwrap()), "loopback is one");
+        assert!(!t.allows("::1".parse().unwrap()), "loopback is one");
+        // A flood of new addresses: the map stays bounded.
+        for i in 0..(MAX_ADDRESSES as u32 + 50) {
+            t.wrong(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i)));
+        }
+        assert!(t.buckets().len() <= MAX_ADDRESSES, "{}", t.buckets().len());
     }
 
     #[test]
