@@ -430,16 +430,13 @@ async fn login_form(
 async fn login(
     State(st): State<AdminState>,
     ctx: Ctx,
-    client: Option<axum::Extension<super::ClientAddr>>,
+    super::ClientAddr(ip): super::ClientAddr,
     form: CsrfForm,
 ) -> Response {
     let Some(token) = &st.token else {
         return Redirect::to("/").into_response();
     };
     let next = security::safe_next(form.get("next")).to_string();
-    let ip = client
-        .map(|c| c.0.0)
-        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
     let (status, error) = if !st.throttle.allows(ip) {
         (
             StatusCode::TOO_MANY_REQUESTS,

@@ -126,11 +126,27 @@ async fn require_token(State(state): State<AdminState>, req: Request, next: Next
 #[derive(Clone, Copy, Debug)]
 pub struct ClientAddr(pub std::net::IpAddr);
 
+impl ClientAddr {
+    fn of(ext: &axum::http::Extensions) -> ClientAddr {
+        ext.get::<ClientAddr>()
+            .copied()
+            .unwrap_or(ClientAddr(std::net::Ipv4Addr::UNSPECIFIED.into()))
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr::of(&parts.extensions))
+    }
+}
+
 pub fn client_ip<B>(req: &axum::http::Request<B>) -> std::net::IpAddr {
-    req.extensions()
-        .get::<ClientAddr>()
-        .map(|c| c.0)
-        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+    ClientAddr::of(req.extensions()).0
 }
 
 /// `429` for an address that has used up its wrong guesses (see
