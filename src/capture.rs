@@ -70,8 +70,8 @@ pub fn headers_of(parts: &Parts) -> Headers {
 /// A `Cookie` line without the dashboard's login (`None` when nothing else
 /// is left): a browser logged in to the dashboard sends it to the ingest
 /// port of the same host too, since cookies ignore ports, and it must not
-/// be stored, shown and forwarded with the event. Everything else in the
-/// line is kept byte for byte.
+/// be stored, shown and forwarded with the event. The other cookies are
+/// kept, joined with `; ` again (a line without the login is untouched).
 fn without_session(line: &[u8]) -> Option<Vec<u8>> {
     let name = crate::admin::dashboard::security::SESSION_COOKIE.as_bytes();
     let is_session = |pair: &[u8]| {

@@ -74,18 +74,22 @@ impl Activity {
         self.start.elapsed().as_millis() as u64
     }
 
-    /// A write went out (`true`) or found the socket full (`false`).
-    fn wrote(&self, progress: bool) {
-        if progress {
+    /// A write put `Some(n)` bytes out, or found the socket full (`None`).
+    fn wrote(&self, written: Option<u64>) {
+        if let Some(n) = written {
             // Writing what is owed of a response counts, whether the socket
             // or HTTP/2 flow control paced it; so does moving any backlog on
             // HTTP/1, where responses are all the server writes. Over HTTP/2
             // a client can make the server write at will (PING and SETTINGS
             // ACKs): with nothing owed, that keeps no connection open.
+            let owed = self
+                .owed
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |o| {
+                    (o > 0).then(|| o.saturating_sub(n))
+                })
+                .unwrap_or(0);
             let was_blocked = self.blocked_since.swap(0, Ordering::AcqRel) != 0;
-            if self.owed.load(Ordering::Acquire) > 0
-                || (was_blocked && self.http1.load(Ordering::Acquire))
-            {
+            if owed > 0 || (was_blocked && self.http1.load(Ordering::Acquire)) {
                 self.idle_since.fetch_max(self.now(), Ordering::AcqRel);
             }
         } else {
@@ -152,17 +156,8 @@ impl<T> Metered<T> {
 
     fn note(&self, r: &Poll<io::Result<usize>>) {
         match r {
-            Poll::Ready(Ok(n)) if *n > 0 => {
-                let n = *n as u64;
-                let _ = self
-                    .activity
-                    .owed
-                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |o| {
-                        (o > 0).then(|| o.saturating_sub(n))
-                    });
-                self.activity.wrote(true)
-            }
-            Poll::Pending => self.activity.wrote(false),
+            Poll::Ready(Ok(n)) if *n > 0 => self.activity.wrote(Some(*n as u64)),
+            Poll::Pending => self.activity.wrote(None),
             _ => {}
         }
     }
@@ -369,30 +364,30 @@ mod tests {
     fn a_moving_backlog_counts_only_for_an_http1_response() {
         let a = Activity::new();
         std::thread::sleep(Duration::from_millis(30));
-        a.wrote(false);
-        a.wrote(true);
+        a.wrote(None);
+        a.wrote(Some(1));
         assert!(
             a.idle_for().unwrap() >= Duration::from_millis(30),
             "no HTTP/1 request: not a response draining"
         );
         a.owed.store(1 << 20, Ordering::Release);
-        a.wrote(false);
-        a.wrote(true);
+        a.wrote(None);
+        a.wrote(Some(1));
         assert!(
             a.idle_for().unwrap() < Duration::from_millis(30),
             "an HTTP/2 response body still owed"
         );
         a.owed.store(0, Ordering::Release);
         std::thread::sleep(Duration::from_millis(30));
-        a.wrote(false);
-        a.wrote(true);
+        a.wrote(None);
+        a.wrote(Some(1));
         assert!(
             a.idle_for().unwrap() >= Duration::from_millis(30),
             "nothing owed: PING ACKs"
         );
         a.http1.store(true, Ordering::Release);
-        a.wrote(false);
-        a.wrote(true);
+        a.wrote(None);
+        a.wrote(Some(1));
         assert!(
             a.idle_for().unwrap() < Duration::from_millis(30),
             "an HTTP/1 response draining"
@@ -403,9 +398,9 @@ mod tests {
     fn a_connection_waiting_to_write_is_busy() {
         let a = Activity::new();
         assert!(a.idle_for().is_some());
-        a.wrote(false);
+        a.wrote(None);
         assert_eq!(a.idle_for(), None, "the socket is full: still sending");
-        a.wrote(true);
+        a.wrote(Some(1));
         assert!(a.idle_for().is_some_and(|d| d < SEND_STALL));
     }
 }

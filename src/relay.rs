@@ -1165,15 +1165,15 @@ fn unsendable(ev: &Event) -> bool {
     refused
 }
 
+/// The `remote_addr` of a test ping's event: it has no network sender.
+pub const PING_SENDER: &str = "hookrelay (test ping)";
+
 /// Headers for an outbound copy, in the order received: hop-by-hop dropped,
 /// and who sent it in `X-Forwarded-*` — the peer appended to the last
 /// `X-Forwarded-For` line (the list goes on), `X-Forwarded-Host`/`-Proto`
 /// set where they stand. Replays get the same as the first delivery did: a
 /// receiver behind a proxy-aware framework (`force_ssl` and the like) must
 /// see a replay of an HTTPS event as HTTPS (a documented deviation).
-/// The `remote_addr` of a test ping's event: it has no network sender.
-pub const PING_SENDER: &str = "hookrelay (test ping)";
-
 pub fn forward_headers(ev: &Event) -> Headers {
     let mut h = deliver::strip_hop_by_hop(&ev.headers);
     // A test ping has no sender to name: no `X-Forwarded-*` (a receiver

@@ -30,6 +30,13 @@ pub enum JobStatus {
     Cancelled,
 }
 
+impl JobStatus {
+    /// Done or cancelled: nothing left to send.
+    pub fn finished(self) -> bool {
+        matches!(self, JobStatus::Done | JobStatus::Cancelled)
+    }
+}
+
 /// A job's record as stored and returned (its id list is kept apart).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Job {
@@ -163,7 +170,7 @@ impl Jobs {
             .ok_or_else(|| Error::NotFound(format!("no replay job {id}")))?;
         r.cancel.store(true, Ordering::SeqCst);
         let mut job = r.job.lock().unwrap_or_else(|p| p.into_inner());
-        if matches!(job.status, JobStatus::Queued | JobStatus::Running) {
+        if !job.status.finished() {
             job.status = JobStatus::Cancelled;
             job.finished_at = Some(now_ms());
         }
@@ -264,30 +271,28 @@ pub async fn resume(relay: &Arc<Relay>) -> Result<()> {
         .into_iter()
         .filter_map(|record| serde_json::from_value::<Job>(record).ok())
         .collect();
-    let finished = |j: &Job| matches!(j.status, JobStatus::Done | JobStatus::Cancelled);
-    // Stored in id order, and ids are ULIDs: the last are the newest.
-    let mut forget: Vec<(String, bool)> = jobs
+    // Stored in id order, and ids are ULIDs: the first finished ones are
+    // the oldest.
+    let mut gone = jobs
         .iter()
-        .filter(|j| finished(j))
-        .map(|j| (j.id.clone(), false))
-        .collect();
-    let kept_from = forget.len().saturating_sub(KEEP_FINISHED);
-    for f in &mut forget[kept_from..] {
-        f.1 = true;
-    }
-    relay.store.run(move |s| s.forget_jobs(&forget)).await?;
-    let gone = jobs
-        .iter()
-        .filter(|j| finished(j))
+        .filter(|j| j.status.finished())
         .count()
         .saturating_sub(KEEP_FINISHED);
-    let mut skipped = 0;
+    let mut forget = Vec::new();
+    let mut kept = Vec::new();
     for job in jobs {
-        if finished(&job) && skipped < gone {
-            skipped += 1;
-            continue;
+        if job.status.finished() {
+            forget.push((job.id.clone(), gone == 0));
+            if gone > 0 {
+                gone -= 1;
+                continue;
+            }
         }
-        if matches!(job.status, JobStatus::Queued | JobStatus::Running) {
+        kept.push(job);
+    }
+    relay.store.run(move |s| s.forget_jobs(&forget)).await?;
+    for job in kept {
+        if !job.status.finished() {
             tracing::info!(job = %job.id, sent = job.sent, total = job.total, "resuming replay job");
             let jid = job.id.clone();
             let ids = relay.store.run(move |s| s.job_ids(&jid)).await?;
@@ -312,7 +317,7 @@ fn forget_old_finished(map: &mut HashMap<String, Arc<Running>>) {
         .iter()
         .filter(|(_, r)| {
             let job = r.job.lock().unwrap_or_else(|p| p.into_inner());
-            matches!(job.status, JobStatus::Done | JobStatus::Cancelled)
+            job.status.finished()
         })
         .map(|(id, _)| id.clone())
         .collect();
@@ -358,8 +363,8 @@ async fn run(relay: &Arc<Relay>, running: &Arc<Running>, ids: &[String]) {
         }
         if let Some(interval) = interval {
             // A ceiling, not an average: after a slow replay the next one
-            // waits its interval from now instead of catching up in a burst
-            // on a receiver that is slow already.
+            // goes when it ends and the rest keep their interval, instead of
+            // catching up in a burst on a receiver that is slow already.
             next_at = next_at.max(tokio::time::Instant::now());
             tokio::select! {
                 _ = tokio::time::sleep_until(next_at) => {}
@@ -414,7 +419,7 @@ async fn persist(relay: &Arc<Relay>, job: &Job) {
         return;
     };
     let id = job.id.clone();
-    let ended = matches!(job.status, JobStatus::Done | JobStatus::Cancelled);
+    let ended = job.status.finished();
     if let Err(e) = relay
         .store
         .run(move |s| {

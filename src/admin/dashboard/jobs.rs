@@ -71,7 +71,7 @@ impl JobView {
         JobView {
             id: j.id.clone(),
             status: status_str(j.status),
-            active: matches!(j.status, JobStatus::Queued | JobStatus::Running),
+            active: !j.status.finished(),
             total: j.total,
             sent: j.sent,
             succeeded: j.succeeded,
@@ -147,11 +147,7 @@ pub async fn cancel(
     Path(id): Path<String>,
     _form: CsrfForm,
 ) -> Response {
-    let was_active = st
-        .relay
-        .jobs
-        .get(&id)
-        .is_ok_and(|j| matches!(j.status, JobStatus::Queued | JobStatus::Running));
+    let was_active = st.relay.jobs.get(&id).is_ok_and(|j| !j.status.finished());
     match crate::replay::cancel(&st.relay, &id).await {
         Ok(j) if was_active => redirect_with(
             &format!("/replay/{}", j.id),
