@@ -163,6 +163,7 @@ pub enum EndpointCmd {
 }
 
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("secret").multiple(true)))]
 pub struct AddArgs {
     pub slug: String,
     /// Forward to this URL; without it the endpoint is a bin.
@@ -203,11 +204,15 @@ pub struct AddArgs {
     #[arg(long)]
     pub mirror: Option<String>,
     /// Signature scheme to verify (woocommerce, github, stripe, shopify, standard, slack, paddle, hmac-sha256, auto).
-    #[arg(long, requires = "signature_secret")]
+    #[arg(long, requires = "secret")]
     pub signature_scheme: Option<String>,
-    /// Signing secret; repeat for rotation.
-    #[arg(long, requires = "signature_scheme")]
+    /// Signing secret; repeat for rotation. On a shared machine prefer
+    /// --signature-secret-file: a command line is visible to other users.
+    #[arg(long, group = "secret", requires = "signature_scheme")]
     pub signature_secret: Vec<String>,
+    /// A file holding a signing secret (one trailing newline is ignored); repeat for rotation.
+    #[arg(long, group = "secret", requires = "signature_scheme")]
+    pub signature_secret_file: Vec<std::path::PathBuf>,
     /// Answer 401 (and store as rejected) when the signature is not valid.
     #[arg(long, requires = "signature_scheme")]
     pub enforce: bool,
@@ -515,9 +520,10 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
                 obj.insert("mirror".into(), m.into());
             }
             if let Some(scheme) = a.signature_scheme {
+                let secrets = secrets(a.signature_secret, &a.signature_secret_file)?;
                 obj.insert(
                     "signature".into(),
-                    json!({ "scheme": scheme, "secrets": a.signature_secret, "enforce": a.enforce }),
+                    json!({ "scheme": scheme, "secrets": secrets, "enforce": a.enforce }),
                 );
             }
             if a.ping_on_activate {
@@ -713,6 +719,28 @@ fn outcome(a: &Value) -> String {
 
 /// The server names the API field an error is about (`timeout_ms: must
 /// be …`); `endpoint add` users typed a flag, so it is named beside it.
+/// Secrets given inline and in files (one per file, one trailing newline
+/// ignored): files keep them off the command line, which other local users
+/// can read in `/proc`.
+pub(crate) fn secrets(
+    mut inline: Vec<String>,
+    files: &[std::path::PathBuf],
+) -> Result<Vec<String>, String> {
+    for f in files {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| format!("cannot read the secret file {}: {e}", f.display()))?;
+        let secret = text
+            .strip_suffix('\n')
+            .map(|t| t.strip_suffix('\r').unwrap_or(t))
+            .unwrap_or(&text);
+        if secret.is_empty() {
+            return Err(format!("the secret file {} is empty", f.display()));
+        }
+        inline.push(secret.to_string());
+    }
+    Ok(inline)
+}
+
 fn with_flag_names(err: &str) -> String {
     let Some((field, rest)) = err.split_once(": ") else {
         return err.to_string();

@@ -13,8 +13,13 @@ pub struct VerifyArgs {
     #[arg(long, default_value = "auto")]
     pub scheme: String,
     /// The signing secret; repeat for rotated secrets (any match is valid).
-    #[arg(long = "secret", required = true)]
+    /// On a shared machine prefer --secret-file: a command line is visible
+    /// to other users.
+    #[arg(long = "secret", required_unless_present = "secret_files")]
     pub secrets: Vec<String>,
+    /// A file holding a signing secret (one trailing newline is ignored); repeat for rotated secrets.
+    #[arg(long = "secret-file")]
+    pub secret_files: Vec<std::path::PathBuf>,
     /// A request header as `Name: value`; repeat for each.
     #[arg(long = "header", short = 'H')]
     pub headers: Vec<String>,
@@ -50,7 +55,7 @@ pub struct VerifyArgs {
 pub fn run(a: VerifyArgs) -> Result<ExitCode, String> {
     let mut cfg = SignatureConfig::new(&a.scheme, "");
     cfg.secret = None;
-    cfg.secrets = a.secrets;
+    cfg.secrets = super::secrets(a.secrets, &a.secret_files)?;
     cfg.tolerance_s = a.tolerance;
     cfg.header = a.sig_header;
     cfg.encoding = a.encoding;

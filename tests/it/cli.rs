@@ -473,3 +473,85 @@ async fn endpoint_add_errors_name_the_flag() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
 }
+
+/// Secrets can come from files (kept off the command line, which other local
+/// users can read): `endpoint add --signature-secret-file` enforces the
+/// file's secret, `verify --secret-file` checks with it, beside inline ones.
+/// GitHub's documented example: "Hello, World!" under "It's a Secret to
+/// Everybody".
+#[tokio::test]
+async fn secrets_can_come_from_files() {
+    const BODY: &str = "Hello, World!";
+    const SIG: &str = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+    let dir = tempfile::tempdir().unwrap();
+    let right = dir.path().join("right");
+    std::fs::write(&right, "It's a Secret to Everybody\n").unwrap();
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "not it").unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let body = dir.path().join("body");
+    std::fs::write(&body, BODY).unwrap();
+    let (right, wrong, empty, body) = (
+        right.to_str().unwrap(),
+        wrong.to_str().unwrap(),
+        empty.to_str().unwrap(),
+        body.to_str().unwrap(),
+    );
+
+    let s = TestServer::start().await;
+    let ep = json_of(
+        &s,
+        &[
+            "endpoint",
+            "add",
+            "gh",
+            "--signature-scheme",
+            "github",
+            "--signature-secret",
+            "an inline one",
+            "--signature-secret-file",
+            right,
+            "--enforce",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(ep["signature"]["secret_count"], 2);
+    let signed = s
+        .post_in("gh", &[("x-hub-signature-256", SIG)], BODY.as_bytes())
+        .await;
+    assert_eq!(signed.status, 200);
+    let unsigned = s.post_in("gh", &[], BODY.as_bytes()).await;
+    assert_eq!(unsigned.status, 401);
+
+    let header = format!("X-Hub-Signature-256: {SIG}");
+    let verify = |secret_args: Vec<&str>| {
+        let args: Vec<String> = ["verify", "--scheme", "github", "-H", &header]
+            .into_iter()
+            .chain(["--body-file", body])
+            .chain(secret_args)
+            .map(String::from)
+            .collect();
+        let s = &s;
+        async move {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            hookrelay(s, &refs).await
+        }
+    };
+    let (code, out, err) = verify(vec!["--secret-file", right]).await;
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(out.contains("\"valid\""), "{out}");
+    let (code, out, _) = verify(vec!["--secret-file", wrong]).await;
+    assert_eq!(code, 1, "{out}");
+    let (code, out, err) = verify(vec!["--secret-file", wrong, "--secret-file", right]).await;
+    assert_eq!(code, 0, "{out} {err}");
+    let (code, _, err) = verify(vec!["--secret-file", empty]).await;
+    assert_eq!(code, 2);
+    assert!(err.contains("is empty"), "{err}");
+    let (code, _, err) = verify(vec!["--secret-file", "/nonexistent/secret"]).await;
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot read the secret file"), "{err}");
+    let (code, _, err) = verify(vec![]).await;
+    assert_eq!(code, 2, "a secret is still required: {err}");
+}
