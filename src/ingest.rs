@@ -21,7 +21,7 @@ use crate::event::{Event, SignatureRecord};
 use crate::event::{EventState, Trigger};
 use crate::provider;
 use crate::relay::Relay;
-use crate::signature::{self, SignatureConfig, Verdict};
+use crate::signature::{self, SignatureConfig};
 use crate::store::Store;
 use crate::time::now_ms;
 
@@ -379,19 +379,9 @@ fn check_signature(
 pub fn record_of(check: signature::Check) -> SignatureRecord {
     SignatureRecord {
         scheme: check.scheme,
-        verdict: verdict_str(check.verdict).into(),
+        verdict: check.verdict.as_str().into(),
         detail: check.detail,
         secret_index: check.secret_index,
-    }
-}
-
-pub fn verdict_str(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Valid => "valid",
-        Verdict::Invalid => "invalid",
-        Verdict::Stale => "stale",
-        Verdict::Missing => "missing",
-        Verdict::Unchecked => "unchecked",
     }
 }
 

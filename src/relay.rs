@@ -883,7 +883,8 @@ impl Relay {
             let mut note = None;
             if let Some(cfg) = resign_with {
                 let now = (now_ms() / 1000) as i64;
-                match crate::signature::resign(&cfg, &ev.headers, &body, now) {
+                let received = (ev.received_at / 1000) as i64;
+                match crate::signature::resign(&cfg, &ev.headers, &body, received, now) {
                     crate::signature::Resign::Resigned(headers) => {
                         outgoing.headers = headers;
                         note = Some(format!("re-signed ({}) with timestamp {now}", cfg.scheme));

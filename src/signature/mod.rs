@@ -54,6 +54,19 @@ pub enum Verdict {
     Unchecked,
 }
 
+impl Verdict {
+    /// The name stored on events and shown everywhere (as serialised).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Valid => "valid",
+            Verdict::Invalid => "invalid",
+            Verdict::Stale => "stale",
+            Verdict::Missing => "missing",
+            Verdict::Unchecked => "unchecked",
+        }
+    }
+}
+
 /// Default `tolerance_s`: five minutes, what Stripe, Slack and Standard
 /// Webhooks use.
 pub const DEFAULT_TOLERANCE_S: u64 = 300;
@@ -315,12 +328,30 @@ pub fn verify(
     }
 }
 
-/// Re-signs a replay with a fresh timestamp and the first secret. Schemes
-/// that sign only the body are left alone: their signature is still valid.
-pub fn resign(config: &SignatureConfig, headers: &Headers, body: &[u8], now_unix: i64) -> Resign {
+/// Re-signs a replay with a fresh timestamp and the first secret. Only an
+/// event whose own signature checks (valid, or stale: authentic but old) as
+/// of its arrival at `received_unix` is re-signed: anything else would put
+/// the endpoint's signature on a body its sender may never have signed (a
+/// forgery that was refused at ingest). Schemes that sign only the body are
+/// left alone: their signature is still valid.
+pub fn resign(
+    config: &SignatureConfig,
+    headers: &Headers,
+    body: &[u8],
+    received_unix: i64,
+    now_unix: i64,
+) -> Resign {
     let Some(secret) = config.secrets().first().copied() else {
         return Resign::Unchanged("no secret configured: cannot re-sign".into());
     };
+    let original = verify(config, headers, body, None, received_unix);
+    if !matches!(original.verdict, Verdict::Valid | Verdict::Stale) {
+        return Resign::Unchanged(format!(
+            "not re-signed: its own signature is {} ({}), and re-signing would vouch for a body its sender may never have signed",
+            original.verdict.as_str(),
+            original.detail
+        ));
+    }
     let scheme = match resolve(config, headers) {
         Ok((s, _)) => s,
         Err(reject) => return Resign::Unchanged(reject.detail),
@@ -986,7 +1017,7 @@ mod tests {
                 .map(|(n, val)| (n.clone(), val.as_bytes().to_vec()))
                 .collect();
             let later = v.ts.or(v.now).unwrap() + 86_400;
-            match resign(&cfg, &hdrs, &body, later) {
+            match resign(&cfg, &hdrs, &body, v.ts.or(v.now).unwrap(), later) {
                 Resign::Resigned(new) => {
                     assert_eq!(new.len(), hdrs.len(), "{}", v.name);
                     for ((a, _), (b, _)) in new.iter().zip(&hdrs) {
@@ -1225,7 +1256,7 @@ mod tests {
             hdrs.push(("User-Agent".to_string(), b"Svix-Webhooks/1.0".to_vec()));
             let later = NOW + 7200;
             check(&std_cfg, &hdrs, BODY, later, Verdict::Stale, Some(0)).unwrap();
-            let Resign::Resigned(new) = resign(&std_cfg, &hdrs, BODY, later) else {
+            let Resign::Resigned(new) = resign(&std_cfg, &hdrs, BODY, NOW, later) else {
                 panic!("{family}: not re-signed");
             };
             let names: Vec<_> = new.iter().map(|(n, _)| n.as_str()).collect();
@@ -1238,12 +1269,15 @@ mod tests {
 
         // Stripe: extra v0 / old v1 entries are dropped, duplicates removed.
         let cfg = SignatureConfig::new("stripe", "whsec_x");
+        let signed = String::from_utf8(sign(&cfg, BODY, NOW - 60, "").remove(0).1).unwrap();
+        let first = format!("{signed},v1=00,v0=11");
         let hdrs = headers(&[
-            ("stripe-signature", "t=1,v1=00,v0=11"),
+            ("stripe-signature", &first),
             ("Accept", "*/*"),
             ("Stripe-Signature", "t=2,v1=22"),
         ]);
-        let Resign::Resigned(new) = resign(&cfg, &hdrs, BODY, NOW) else {
+        check(&cfg, &hdrs, BODY, NOW, Verdict::Valid, Some(0)).unwrap();
+        let Resign::Resigned(new) = resign(&cfg, &hdrs, BODY, NOW, NOW) else {
             panic!("stripe not re-signed")
         };
         assert_eq!(new.len(), 2);
@@ -1253,20 +1287,51 @@ mod tests {
         // Body-only schemes, no secret, nothing signed: unchanged, with a reason.
         let gh = SignatureConfig::new("github", "s");
         assert!(
-            matches!(resign(&gh, &sign(&gh, BODY, NOW, ""), BODY, NOW), Resign::Unchanged(why) if why.contains("only the body"))
+            matches!(resign(&gh, &sign(&gh, BODY, NOW, ""), BODY, NOW, NOW), Resign::Unchanged(why) if why.contains("only the body"))
         );
         let none = config("stripe", &[], 300);
         assert!(matches!(
-            resign(&none, &hdrs, BODY, NOW),
+            resign(&none, &hdrs, BODY, NOW, NOW),
             Resign::Unchanged(_)
         ));
-        assert!(matches!(resign(&cfg, &[], BODY, NOW), Resign::Unchanged(_)));
+        assert!(matches!(
+            resign(&cfg, &[], BODY, NOW, NOW),
+            Resign::Unchanged(_)
+        ));
         let slack = SignatureConfig::new("slack", "s");
-        let Resign::Resigned(new) = resign(&slack, &sign(&slack, BODY, NOW, ""), BODY, NOW + 999)
+        let Resign::Resigned(new) =
+            resign(&slack, &sign(&slack, BODY, NOW, ""), BODY, NOW, NOW + 999)
         else {
             panic!("slack not re-signed")
         };
         check(&slack, &new, BODY, NOW + 999, Verdict::Valid, Some(0)).unwrap();
+    }
+
+    /// A forgery (refused at ingest) or an unsigned event is never given the
+    /// endpoint's signature; an authentic one that was already stale when
+    /// it arrived still is (that is what re-signing is for).
+    #[test]
+    fn resign_only_vouches_for_what_checked_on_arrival() {
+        for scheme in ["stripe", "standard", "slack", "paddle"] {
+            let cfg = SignatureConfig::new(scheme, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+            let other = SignatureConfig::new(scheme, "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+            let forged = sign(&other, BODY, NOW, "msg_1");
+            for (hdrs, verdict) in [(forged, "invalid"), (Vec::new(), "missing")] {
+                match resign(&cfg, &hdrs, BODY, NOW, NOW + 60) {
+                    Resign::Unchanged(why) => assert!(
+                        why.starts_with("not re-signed") && why.contains(verdict),
+                        "{scheme}: {why}"
+                    ),
+                    Resign::Resigned(_) => panic!("{scheme}: a {verdict} event was re-signed"),
+                }
+            }
+            let old = sign(&cfg, BODY, NOW - 86_400, "msg_1");
+            check(&cfg, &old, BODY, NOW, Verdict::Stale, Some(0)).unwrap();
+            let Resign::Resigned(new) = resign(&cfg, &old, BODY, NOW, NOW + 60) else {
+                panic!("{scheme}: a stale authentic event was not re-signed");
+            };
+            check(&cfg, &new, BODY, NOW + 60, Verdict::Valid, Some(0)).unwrap();
+        }
     }
 
     #[test]
@@ -1388,7 +1453,7 @@ mod tests {
                 let got = verify(&cfg, &hdrs, &body, None, now);
                 prop_assert_ne!(got.verdict, Verdict::Valid, "{}: {}", cfg.scheme, got.detail);
                 prop_assert_ne!(got.verdict, Verdict::Stale, "{}: {}", cfg.scheme, got.detail);
-                let _ = resign(&cfg, &hdrs, &body, now);
+                let _ = resign(&cfg, &hdrs, &body, now, now);
             }
         }
     }

@@ -383,8 +383,11 @@ async fn a_resigned_replay_verifies_now_with_the_same_body_and_id() {
     assert_eq!(check.verdict, Verdict::Valid, "{}", check.detail);
 
     // Body-only schemes need no re-signing and say so.
-    s.create_endpoint(json!({ "slug": "gh", "target": up.url("/"), "signature": { "scheme": "github", "secret": "x" } })).await;
-    let r = s.post_in("gh", &[], "{}").await;
+    s.create_endpoint(json!({ "slug": "gh", "target": up.url("/"), "signature": { "scheme": "github", "secret": "It's a Secret to Everybody" } })).await;
+    let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+    let r = s
+        .post_in("gh", &[("x-hub-signature-256", sig)], "Hello, World!")
+        .await;
     up.next().await;
     let (st, v) = s
         .api(
@@ -394,5 +397,48 @@ async fn a_resigned_replay_verifies_now_with_the_same_body_and_id() {
         )
         .await;
     assert_eq!(st, 200, "{v}");
-    assert!(v["resign"].is_string());
+    assert!(
+        v["resign"].as_str().unwrap().contains("only the body"),
+        "{v}"
+    );
+}
+
+/// A forgery refused at ingest is stored (as rejected), and may be replayed
+/// to look at it, but never re-signed: that would put the endpoint's real
+/// signature on the attacker's body.
+#[tokio::test]
+async fn a_forged_event_is_never_resigned() {
+    let mut up = Receiver::start(vec![Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "st", "target": up.url("/"), "signature": { "scheme": "stripe", "secret": "whsec_abc", "enforce": true } })).await;
+    let now = (hookrelay::time::now_ms() / 1000) as i64;
+    let forged = format!("t={now},v1={}", "0".repeat(64));
+    let body = r#"{"id":"evt_forged","type":"payout.paid"}"#;
+    let r = s
+        .post_in("st", &[("stripe-signature", forged.as_str())], body)
+        .await;
+    assert_eq!(r.status, 401);
+    let id = r.event_id();
+    for filter in [
+        json!({ "resign": true }),
+        json!({ "resign": true, "target": up.url("/elsewhere") }),
+    ] {
+        let (st, v) = s
+            .api("POST", &format!("/api/events/{id}/replay"), Some(filter))
+            .await;
+        assert_eq!(st, 200, "{v}");
+        let note = v["resign"].as_str().unwrap();
+        assert!(
+            note.starts_with("not re-signed") && note.contains("invalid"),
+            "{note}"
+        );
+        let got = up.next().await;
+        assert_eq!(
+            got.header("stripe-signature").as_deref(),
+            Some(forged.as_str())
+        );
+        let cfg = SignatureConfig::new("stripe", "whsec_abc");
+        let check = signature::verify(&cfg, &got.headers, &got.body, None, now);
+        assert_eq!(check.verdict, Verdict::Invalid, "{}", check.detail);
+    }
 }
