@@ -130,17 +130,34 @@ async fn ingest(
     let prov = provider::identify(&ev.headers, &body);
     ev.topic = prov.topic;
     ev.external_id = prov.external_id;
+    // WooCommerce's activation ping is unsigned by design. It counts as one
+    // only in its exact form (a POST of `webhook_id=N` to the endpoint
+    // itself) and where WooCommerce may be the sender: anything else that
+    // carries that body is checked like any request.
+    let ping = prov.is_ping
+        && parts.method == http::Method::POST
+        && rest.is_empty()
+        && parts.uri.query().is_none()
+        && ep
+            .signature
+            .as_ref()
+            .is_none_or(|c| matches!(c.scheme.as_str(), "woocommerce" | "auto"));
+    let enforce = ep.signature.as_ref().is_some_and(|cfg| cfg.enforce);
+    // An enforcing endpoint's target only ever gets signed requests: the
+    // ping is answered here (and kept), never sent on.
+    let answer_ping = ping && enforce && !ep.is_bin();
     ev.signature = ep
         .signature
         .as_ref()
-        .map(|cfg| check_signature(cfg, &ev, &body, prov.is_ping, &parts.uri, now));
-    let rejected = ep.signature.as_ref().is_some_and(|cfg| cfg.enforce)
+        .map(|cfg| check_signature(cfg, &ev, &body, ping, answer_ping, &parts.uri, now));
+    let rejected = enforce
         && ev
             .signature
             .as_ref()
             .is_some_and(|s| REJECTED.contains(&s.verdict.as_str()));
     let state = match (rejected, ep.status, ep.is_bin()) {
         (true, _, _) => EventState::Rejected,
+        _ if answer_ping => EventState::Captured,
         (false, Status::Paused | Status::Disabled, _) => EventState::Held,
         (false, Status::Active, true) => EventState::Captured,
         (false, Status::Active, false) => EventState::Received,
@@ -213,6 +230,7 @@ async fn ingest(
     tracing::debug!(endpoint = slug, id = %ev.id, state = ev.state.as_str(), "event stored");
     if let Some(mirror) = &ep.mirror
         && matches!(state, EventState::Received | EventState::Captured)
+        && !answer_ping
     {
         relay.mirror(&ev, &body, mirror.clone());
     }
@@ -263,6 +281,13 @@ async fn ingest(
                 json(StatusCode::ACCEPTED, body.to_string()),
                 &ev.id,
             ))
+        }
+        EventState::Captured if answer_ping => {
+            let body = serde_json::json!({
+                "ok": true,
+                "ping": "answered by hookrelay: this endpoint enforces signatures, so its target gets only signed requests",
+            });
+            Ok(with_event(json(StatusCode::OK, body.to_string()), &ev.id))
         }
         EventState::Captured => {
             let n = cell.served.fetch_add(1, Ordering::Relaxed);
@@ -360,14 +385,20 @@ fn check_signature(
     ev: &Event,
     body: &[u8],
     is_ping: bool,
+    answered: bool,
     uri: &http::Uri,
     now_ms: u64,
 ) -> SignatureRecord {
     if is_ping {
+        let detail = if answered {
+            "WooCommerce activation ping (webhook_id=…): unsigned by design; answered by hookrelay, not sent on"
+        } else {
+            "WooCommerce activation ping (webhook_id=…): unsigned by design"
+        };
         return SignatureRecord {
             scheme: cfg.scheme.clone(),
             verdict: "unchecked".into(),
-            detail: "WooCommerce activation ping (webhook_id=…): unsigned by design".into(),
+            detail: detail.into(),
             secret_index: None,
         };
     }

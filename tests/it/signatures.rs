@@ -266,6 +266,71 @@ async fn woocommerce_activation_ping_is_a_ping_not_a_bad_signature() {
     assert!(ev["signature"]["detail"].as_str().unwrap().contains("ping"));
 }
 
+/// The ping's body is no pass: only its exact form (a POST of `webhook_id=N`
+/// to the endpoint itself) on an endpoint WooCommerce may sign for counts,
+/// and an enforcing endpoint answers it itself, so its target (and mirror)
+/// only ever get signed requests.
+#[tokio::test]
+async fn the_activation_ping_never_carries_unsigned_requests_past_enforcement() {
+    let mut up = Receiver::start(vec![Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    for (slug, scheme) in [("wc", "woocommerce"), ("st", "stripe"), ("gh", "github")] {
+        s.create_endpoint(json!({ "slug": slug, "target": up.url(&format!("/{slug}")), "mirror": up.url("/mirror"), "signature": { "scheme": scheme, "secret": "s3cret", "enforce": true } })).await;
+    }
+    let r = s.post_in("wc", &form, "webhook_id=12").await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.json()["ping"]
+            .as_str()
+            .unwrap()
+            .contains("answered by hookrelay")
+    );
+    let ev = s.get(&format!("/api/events/{}", r.event_id())).await;
+    assert_eq!(ev["state"], "captured");
+    assert_eq!(ev["signature"]["verdict"], "unchecked");
+    for slug in ["st", "gh"] {
+        let r = s.post_in(slug, &form, "webhook_id=12").await;
+        assert_eq!(r.status, 401, "{slug}: a ping body on a {slug} endpoint");
+    }
+    for path in ["wc/users/1", "wc?force=true"] {
+        let r = s.post_in(path, &form, "webhook_id=12").await;
+        assert_eq!(r.status, 401, "{path}: not the ping's form");
+    }
+    let (status, _, _) = crate::support::send(
+        "DELETE",
+        &s.ingest_url("/in/wc"),
+        &form,
+        "webhook_id=12".into(),
+    )
+    .await;
+    assert_eq!(status, 401, "DELETE is not the ping");
+
+    // The first request the target (or mirror) sees is the signed one sent last.
+    let cfg = SignatureConfig::new("woocommerce", "s3cret");
+    let body = br#"{"id":1}"#;
+    let signed: Vec<(String, String)> = signature::sign(&cfg, body, 0, "")
+        .into_iter()
+        .map(|(n, v)| (n, String::from_utf8(v).unwrap()))
+        .collect();
+    let h: Vec<(&str, &str)> = signed
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(s.post_in("wc", &h, &body[..]).await.status, 200);
+    let mut paths = vec![up.next().await.uri, up.next().await.uri];
+    paths.sort();
+    assert_eq!(paths, ["/mirror", "/wc"]);
+
+    // Without enforcement the ping goes on like any request, marked as a ping.
+    s.create_endpoint(json!({ "slug": "open", "target": up.url("/open"), "signature": { "scheme": "woocommerce", "secret": "s3cret" } })).await;
+    let r = s.post_in("open", &form, "webhook_id=12").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(up.next().await.uri, "/open");
+    let ev = s.get(&format!("/api/events/{}", r.event_id())).await;
+    assert!(ev["signature"]["detail"].as_str().unwrap().contains("ping"));
+}
+
 #[tokio::test]
 async fn topics_ids_and_duplicates_are_recorded_and_filterable() {
     let s = TestServer::start().await;
