@@ -202,17 +202,16 @@ async fn ingest(
     // sender waits for the group sync, so concurrent senders share it.
     let forwarding = state == EventState::Received && !queued;
     let stored = relay.store.insert_event_queued(ev, &stored_body, due);
+    drop(hold_gate);
     // A forwarded event waits for its sync together with the target (below):
     // the sync overlaps the upstream round trip, and nobody is answered
-    // before both are done.
-    // In queue mode the worker learns of the event before the sync wait, so
-    // a sender that hangs up meanwhile cannot strand it until a restart.
-    if let (Ok(ev), true) = (&stored, queued) {
-        relay.queue.push(slug, &ev.id, now);
-    }
-    drop(hold_gate);
+    // before both are done. Everything else is acknowledged once synced.
     let stored = match stored {
-        Ok(ev) if !forwarding => relay.store.durable().await.map(|_| ev),
+        Ok(ev) if queued => acknowledge_queued(&relay, ev, now).await,
+        Ok(ev) if !forwarding => match relay.store.durable().await {
+            Ok(()) => Ok(ev),
+            Err(e) => Err(withdraw(&relay, &ev, None, e)),
+        },
         other => other,
     };
     let ev = match stored {
@@ -373,6 +372,36 @@ fn ambiguous_framing(h: &http::HeaderMap) -> Option<&'static str> {
         .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"))
         && codings.next().is_none();
     (!plain).then_some("a Transfer-Encoding other than chunked")
+}
+
+/// Waits for a queued event's sync, then hands it to the queue worker, in
+/// a task of its own: a sender that hangs up meanwhile must not strand an
+/// event that is stored (until a restart finds it), and the worker must not
+/// deliver one whose sender was told it is not stored.
+async fn acknowledge_queued(relay: &Arc<Relay>, ev: Event, now: u64) -> Result<Event, Error> {
+    let r = Arc::clone(relay);
+    relay
+        .deliveries
+        .spawn(async move {
+            match r.store.durable().await {
+                Ok(()) => {
+                    r.queue.push(&ev.endpoint, &ev.id, now);
+                    Ok(ev)
+                }
+                Err(e) => Err(withdraw(&r, &ev, Some(now), e)),
+            }
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("acknowledging a queued event: {e}")))?
+}
+
+/// An event whose sync failed is answered `503`: take it back so that it is
+/// neither listed nor delivered (see [`Store::withdraw`]).
+fn withdraw(relay: &Relay, ev: &Event, due: Option<u64>, e: Error) -> Error {
+    if let Err(w) = relay.store.withdraw(ev, due) {
+        tracing::error!(id = %ev.id, error = %w, "an event refused with 503 could not be taken back; it stays listed until a restart");
+    }
+    e
 }
 
 /// Verdicts that an enforcing endpoint answers with `401`.

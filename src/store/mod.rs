@@ -142,6 +142,8 @@ pub struct EventPage {
 #[derive(Default)]
 struct Fault {
     failing: std::sync::atomic::AtomicBool,
+    /// Acknowledgements fail after the write, as a failing `fdatasync` would.
+    sync_failing: std::sync::atomic::AtomicBool,
     refused: std::sync::atomic::AtomicU64,
 }
 
@@ -382,6 +384,13 @@ impl Store {
     /// before answering a sender.
     pub async fn durable(&self) -> Result<()> {
         use std::sync::atomic::Ordering::SeqCst;
+        if self
+            .fault
+            .sync_failing
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Err(Error::Unavailable("injected sync fault".into()));
+        }
         let ticket = self.wal.requested.fetch_add(1, SeqCst) + 1;
         if !self.sync {
             // A `write` takes microseconds: done on this worker, after every
@@ -517,6 +526,15 @@ impl Store {
             .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// For tests of sync failures: while on, [`Store::durable`] fails after
+    /// the write went to RocksDB, as a failing `fdatasync` or a sync that
+    /// outlasts its wait would.
+    pub fn inject_sync_fault(&self, on: bool) {
+        self.fault
+            .sync_failing
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Writes refused by [`Store::inject_write_fault`] so far.
     pub fn refused_writes(&self) -> u64 {
         self.fault
@@ -635,7 +653,14 @@ impl Store {
             (&ev.endpoint, ext).hash(&mut h);
             lock(&self.dedup_locks[h.finish() as usize % STRIPES])
         });
-        if let Some(ext) = &ev.external_id {
+        // A rejected event (a forgery, say) may be flagged as a duplicate
+        // but never claims the id: the genuine delivery would be flagged as
+        // the copy of the forgery.
+        if let Some(ext) = ev
+            .external_id
+            .as_ref()
+            .filter(|_| ev.state != EventState::Rejected)
+        {
             let key = keys::dedup(&ev.endpoint, ext);
             let dedup = self.cf(keys::DEDUP);
             match self.db.get_pinned_cf(&dedup, &key)? {
@@ -1228,6 +1253,29 @@ impl Store {
         Ok(deleted)
     }
 
+    /// Takes back an event whose sender was told it is not stored (its
+    /// WAL sync failed or timed out): record, body, indexes, counters and
+    /// its queue entry at `due`. Best effort — a store that cannot write
+    /// keeps it until a restart drops what never reached the disk.
+    pub fn withdraw(&self, ev: &Event, due: Option<u64>) -> Result<()> {
+        let id = keys::parse_id(&ev.id).ok_or_else(|| Error::Internal("bad event id".into()))?;
+        let mut recent = self.stripe(&id);
+        if recent.as_ref().is_some_and(|r| r.key == id) {
+            *recent = None;
+        }
+        let mut b = WriteBatch::default();
+        self.delete_event_into(&mut b, &id, ev)?;
+        if let Some(due) = due {
+            b.delete_cf(self.cf(keys::QUEUE), keys::queue(due, &id));
+        }
+        b.merge_cf(
+            self.cf(keys::COUNTS),
+            keys::minute(&ev.endpoint, keys::MINUTE_EVENTS, ev.received_at / 60_000),
+            (-1i64).to_le_bytes(),
+        );
+        self.write_lazy(b)
+    }
+
     fn delete_event_into(&self, b: &mut WriteBatch, id: &[u8; 16], ev: &Event) -> Result<()> {
         b.delete_cf(self.cf(keys::EVENTS), id);
         b.delete_cf(self.cf(keys::BODIES), id);
@@ -1244,7 +1292,16 @@ impl Store {
         if let Some(ext) = &ev.external_id
             && ev.duplicate_of.is_none()
         {
-            b.delete_cf(self.cf(keys::DEDUP), keys::dedup(&ev.endpoint, ext));
+            // Only the claim this event made: a rejected one made none.
+            let dedup = self.cf(keys::DEDUP);
+            let key = keys::dedup(&ev.endpoint, ext);
+            if self
+                .db
+                .get_pinned_cf(&dedup, &key)?
+                .is_some_and(|first| first.as_ref() == ev.id.as_bytes())
+            {
+                b.delete_cf(&dedup, key);
+            }
         }
         let counts = self.cf(keys::COUNTS);
         b.merge_cf(

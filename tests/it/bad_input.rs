@@ -438,3 +438,81 @@ async fn a_slow_http2_download_is_not_cut_by_the_idle_limit() {
         started.elapsed()
     );
 }
+
+/// A sender answered `503` because its event's sync failed was told the
+/// event is not stored: it is not listed, not counted, and not handed to
+/// the queue worker (it was delivered and then lost at a restart). Ingest
+/// runs on the library's handler here, the only way to fail a sync on cue.
+#[tokio::test]
+async fn an_event_whose_sync_fails_is_refused_and_taken_back() {
+    use std::sync::Arc;
+
+    use hookrelay::relay::Relay;
+    use hookrelay::store::{Durability, EventFilter, Store};
+
+    let (_dir, data) = temp_data();
+    let store = Arc::new(Store::open(&data, Durability::Sync).unwrap());
+    let client = hookrelay::deliver::Client::new(None, 0).unwrap();
+    let relay = Arc::new(Relay::new(Arc::clone(&store), client, 1 << 20).unwrap());
+    for (slug, mode) in [("b", None), ("q", Some("queue"))] {
+        let mut ep = json!({ "slug": slug });
+        if let Some(mode) = mode {
+            ep["mode"] = mode.into();
+            ep["target"] = "http://127.0.0.1:9/never".into();
+        }
+        relay
+            .create(serde_json::from_value(ep).unwrap(), false)
+            .await
+            .unwrap();
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn({
+        let relay = Arc::clone(&relay);
+        async move {
+            loop {
+                let (io, remote) = listener.accept().await.unwrap();
+                let relay = Arc::clone(&relay);
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| {
+                        hookrelay::ingest::handle(Arc::clone(&relay), req, remote, false)
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(io), svc)
+                        .await;
+                });
+            }
+        }
+    });
+
+    store.inject_sync_fault(true);
+    for slug in ["b", "q"] {
+        let url = format!("http://{addr}/in/{slug}");
+        let (status, _, body) = send("POST", &url, &[], "x".into()).await;
+        assert_eq!(status, 503, "{slug}: {}", String::from_utf8_lossy(&body));
+    }
+    let listed = store
+        .query(&EventFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(listed.events.is_empty(), "{:?}", listed.events);
+    for slug in ["b", "q"] {
+        assert_eq!(store.counts(slug).unwrap().received, 0, "{slug}");
+    }
+    assert_eq!(relay.queue.depth("q"), 0, "handed to the worker");
+    assert!(store.queue_entries().unwrap().is_empty());
+
+    store.inject_sync_fault(false);
+    let (status, headers, _) = send("POST", &format!("http://{addr}/in/q"), &[], "y".into()).await;
+    assert_eq!(status, 202);
+    assert_eq!(relay.queue.depth("q"), 1);
+    let id = headers
+        .iter()
+        .find(|(n, _)| n == "x-hookrelay-event")
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        .unwrap();
+    assert!(store.get_event(&id).unwrap().is_some());
+    server.abort();
+}

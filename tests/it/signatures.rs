@@ -507,3 +507,32 @@ async fn a_forged_event_is_never_resigned() {
         assert_eq!(check.verdict, Verdict::Invalid, "{}", check.detail);
     }
 }
+
+/// A rejected forgery that names a delivery id does not claim it: the
+/// genuine delivery with that id is not flagged as the forgery's copy.
+#[tokio::test]
+async fn a_rejected_event_does_not_claim_its_delivery_id() {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "gh", "signature": { "scheme": "github", "secret": "It's a Secret to Everybody", "enforce": true } })).await;
+    let id = ("x-github-delivery", "dup-123");
+    let forged = s
+        .post_in(
+            "gh",
+            &[id, ("x-hub-signature-256", "sha256=00")],
+            "Hello, World!",
+        )
+        .await;
+    assert_eq!(forged.status, 401);
+    let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+    let genuine = s
+        .post_in("gh", &[id, ("x-hub-signature-256", sig)], "Hello, World!")
+        .await;
+    assert_eq!(genuine.status, 200);
+    let ev = s.get(&format!("/api/events/{}", genuine.event_id())).await;
+    assert!(ev["duplicate_of"].is_null(), "{ev}");
+    let again = s
+        .post_in("gh", &[id, ("x-hub-signature-256", sig)], "Hello, World!")
+        .await;
+    let ev = s.get(&format!("/api/events/{}", again.event_id())).await;
+    assert_eq!(ev["duplicate_of"], genuine.event_id().as_str());
+}
