@@ -308,6 +308,22 @@ pub async fn resume(relay: &Arc<Relay>) -> Result<()> {
     Ok(())
 }
 
+/// The events that unfinished jobs have yet to send, as last stored (a
+/// running job's stored position lags behind it, so this errs on keeping):
+/// retention must not delete them from under the job.
+pub fn pending_ids(store: &Store) -> Result<std::collections::HashSet<String>> {
+    let mut pending = std::collections::HashSet::new();
+    for record in store.jobs()? {
+        let Ok(job) = serde_json::from_value::<Job>(record) else {
+            continue;
+        };
+        if !job.status.finished() {
+            pending.extend(store.job_ids(&job.id)?.into_iter().skip(job.sent));
+        }
+    }
+    Ok(pending)
+}
+
 /// Finished jobs kept in memory (for `GET /api/replay`); older ones stay in
 /// the store until the next start, which forgets them.
 const KEEP_FINISHED: usize = 100;

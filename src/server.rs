@@ -419,7 +419,10 @@ async fn prune(store: &Arc<Store>, config: &Config) {
         .map(|d| d.saturating_mul(24 * 3600 * 1000));
     let per = config.retain_per_endpoint;
     match store
-        .run(move |s| s.prune(crate::time::now_ms(), max_age, per))
+        .run(move |s| {
+            let pinned = crate::replay::pending_ids(s)?;
+            s.prune(crate::time::now_ms(), max_age, per, &pinned)
+        })
         .await
     {
         Ok(0) => {}

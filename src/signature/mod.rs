@@ -194,6 +194,17 @@ impl SignatureConfig {
         if self.secrets().is_empty() {
             return Err("signature.secret: a secret (or a `secrets` list) is required".into());
         }
+        // With `auto` the sender picks the scheme: a signature captured from
+        // a timestamped scheme (Stripe's `t.body`, Slack's `v0:t:body`)
+        // checks again under a body-only one (GitHub, Shopify) with the
+        // prefix moved into the body, so enforcing would admit old requests
+        // forever.
+        if self.scheme == "auto" && self.enforce {
+            return Err(
+                "signature.enforce: needs a named scheme; with `auto` the sender picks it, and an old request signed for a timestamped scheme could pass again as a body-only one"
+                    .into(),
+            );
+        }
         let generic = self.scheme == "hmac-sha256";
         if !generic {
             for (field, set) in [
@@ -1362,6 +1373,10 @@ mod tests {
             assert!(!err.contains("s3cr3t"), "{err}");
         };
         bad(r#"{"scheme":"nope","secret":"s3cr3t"}"#, "signature.scheme");
+        bad(
+            r#"{"scheme":"auto","secret":"s3cr3t","enforce":true}"#,
+            "signature.enforce",
+        );
         bad(r#"{"scheme":"stripe"}"#, "signature.secret");
         bad(r#"{"scheme":"stripe","secret":""}"#, "signature.secret");
         bad(

@@ -99,6 +99,14 @@ impl EventHead {
     }
 }
 
+/// What a text search (`q`) found in one event.
+enum Text {
+    Match,
+    NoMatch,
+    /// Its body does not fit in what is left of the query's budget.
+    OverBudget,
+}
+
 /// An event, its body and its attempts.
 pub type FullEvent = (Event, Vec<u8>, Vec<Attempt>);
 
@@ -914,6 +922,11 @@ impl Store {
     /// Newest first, filtered. Endpoint and state filters use indexes; the
     /// others are checked on each record, within [`MAX_SCAN`] records.
     pub fn query(&self, f: &EventFilter) -> Result<EventPage> {
+        self.query_within(f, Q_BODY_BUDGET)
+    }
+
+    /// [`Store::query`] with `body_budget` bytes of bodies for `q`.
+    fn query_within(&self, f: &EventFilter, body_budget: usize) -> Result<EventPage> {
         let limit = f.limit.clamp(1, 1000);
         let below =
             match &f.cursor {
@@ -962,7 +975,8 @@ impl Store {
             || f.signature.is_some()
             || f.duplicate.is_some()
             || f.mirror_diff.is_some();
-        let mut body_budget = Q_BODY_BUDGET;
+        let full_budget = body_budget;
+        let mut body_budget = body_budget;
         let mut page = EventPage::default();
         let mut last_seen: Option<[u8; 16]> = None;
         loop {
@@ -990,7 +1004,7 @@ impl Store {
                 return Ok(page);
             }
             page.scanned += 1;
-            last_seen = Some(id);
+            let before = last_seen.replace(id);
             let Some(raw) = self.db.get_pinned_cf(&events_cf, id)? else {
                 continue;
             };
@@ -1003,10 +1017,18 @@ impl Store {
             if !self.matches(f, &ev) {
                 continue;
             }
-            if let Some(q) = &q
-                && !self.matches_text(&ev, &id, q, &mut body_budget)?
-            {
-                continue;
+            if let Some(q) = &q {
+                match self.matches_text(&ev, &id, q, &mut body_budget, full_budget)? {
+                    Text::Match => {}
+                    Text::NoMatch => continue,
+                    // Stop before it: the cursor leads back to this event,
+                    // to be searched whole on the next page.
+                    Text::OverBudget => {
+                        page.scan_capped = true;
+                        page.next_cursor = before.and_then(|l| keys::id_string(&l));
+                        return Ok(page);
+                    }
+                }
             }
             page.events.push(ev);
             if page.events.len() == limit {
@@ -1026,7 +1048,18 @@ impl Store {
             && f.state.is_none_or(|s| ev.state == s)
     }
 
-    fn matches_text(&self, ev: &Event, id: &[u8; 16], q: &str, budget: &mut usize) -> Result<bool> {
+    /// Whether `q` is in the event's path, query, topic, id, headers or
+    /// body. A body is searched whole or not at all: one that does not fit
+    /// in what is left of the budget is left for the next page, unless no
+    /// body was read yet (so every page makes progress).
+    fn matches_text(
+        &self,
+        ev: &Event,
+        id: &[u8; 16],
+        q: &str,
+        budget: &mut usize,
+        full_budget: usize,
+    ) -> Result<Text> {
         let contains = |hay: &[u8]| {
             let hay = String::from_utf8_lossy(hay).to_lowercase();
             hay.contains(q)
@@ -1043,14 +1076,20 @@ impl Store {
                 .iter()
                 .any(|(n, v)| contains(n.as_bytes()) || contains(v))
         {
-            return Ok(true);
+            return Ok(Text::Match);
         }
         let Some(body) = self.db.get_pinned_cf(self.cf(keys::BODIES), id)? else {
-            return Ok(false);
+            return Ok(Text::NoMatch);
         };
-        let take = body.len().min(*budget);
-        *budget -= take;
-        Ok(contains(&body[..take]))
+        if body.len() > *budget && *budget < full_budget {
+            return Ok(Text::OverBudget);
+        }
+        *budget = budget.saturating_sub(body.len());
+        Ok(if contains(&body) {
+            Text::Match
+        } else {
+            Text::NoMatch
+        })
     }
 
     fn endpoint_slugs_with_events(&self) -> Result<Vec<String>> {
@@ -1178,12 +1217,15 @@ impl Store {
     // ---- retention and maintenance ----
 
     /// Deletes events older than `max_age_ms` and, per endpoint, all but the
-    /// newest `per_endpoint`. Returns how many were deleted.
+    /// newest `per_endpoint`, except those still owed a delivery and the
+    /// `pinned` ones (a replay job has yet to send them). Returns how many
+    /// were deleted.
     pub fn prune(
         &self,
         now_ms: u64,
         max_age_ms: Option<u64>,
         per_endpoint: Option<usize>,
+        pinned: &std::collections::HashSet<String>,
     ) -> Result<usize> {
         let mut doomed: Vec<[u8; 16]> = Vec::new();
         if let Some(age) = max_age_ms {
@@ -1228,7 +1270,7 @@ impl Store {
             let Some(ev) = self.event_by_key(&id)? else {
                 continue;
             };
-            if owed(&ev, modes.get(&ev.endpoint).copied(), now_ms) {
+            if owed(&ev, modes.get(&ev.endpoint).copied(), now_ms) || pinned.contains(&ev.id) {
                 continue;
             }
             let mut b = WriteBatch::default();
@@ -1516,4 +1558,54 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
 
 fn from_json<T: serde::de::DeserializeOwned>(v: &[u8]) -> Result<T> {
     serde_json::from_slice(v).map_err(|e| Error::Internal(format!("decode stored record: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str) -> Event {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "endpoint": "qb", "received_at": 1, "method": "POST", "path": "",
+            "query": null, "headers": [], "size": 0, "remote_addr": "127.0.0.1:1",
+            "state": "captured",
+        }))
+        .unwrap()
+    }
+
+    /// A body that crosses the `q` budget is never half-searched: the page
+    /// stops before it and its cursor leads back to it.
+    #[test]
+    fn a_text_search_never_skips_a_body_that_crosses_its_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Durability::Buffered).unwrap();
+        let mut ids = Vec::new();
+        for body in [
+            &b"xxxxxxxxxxxxxxxxNEEDLE"[..],
+            b"yyyyyyyyyyyyyyyyyyyy",
+            b"zzzzzzzzzzzzzzzzzzzz",
+        ] {
+            let ev = store.insert_event(event(&Store::new_id()), body).unwrap();
+            ids.push(ev.id);
+        }
+        let mut f = EventFilter {
+            q: Some("needle".into()),
+            limit: 10,
+            ..Default::default()
+        };
+        // 50 bytes: the two newest bodies (40) fit, the needle's (22) not.
+        let first = store.query_within(&f, 50).unwrap();
+        assert!(first.events.is_empty());
+        assert!(first.scan_capped);
+        assert_eq!(first.next_cursor.as_deref(), Some(ids[1].as_str()));
+        f.cursor = first.next_cursor;
+        let second = store.query_within(&f, 50).unwrap();
+        assert_eq!(second.events.len(), 1);
+        assert_eq!(second.events[0].id, ids[0]);
+        // A body larger than the whole budget is still searched when it
+        // comes first, so a search always moves on.
+        f.cursor = Some(ids[1].clone());
+        let big = store.query_within(&f, 5).unwrap();
+        assert_eq!(big.events.len(), 1);
+    }
 }

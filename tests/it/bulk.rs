@@ -417,3 +417,48 @@ async fn a_job_says_why_it_could_not_send() {
     .await;
     assert!(String::from_utf8_lossy(&page).contains("has no target"));
 }
+
+/// Retention keeps what an unfinished job has yet to send: the job would
+/// count those events as failed ("no event …") had they been pruned.
+#[tokio::test]
+async fn retention_keeps_what_an_unfinished_job_has_yet_to_send() {
+    let mut up = Receiver::start(vec![Reply::status(200)]).await;
+    let (_dir, data) = temp_data();
+    let s = TestServer::start_with(config_at(&data)).await;
+    s.create_endpoint(json!({ "slug": "rb" })).await;
+    s.create_endpoint(json!({ "slug": "other" })).await;
+    for i in 0..6 {
+        s.post_in("rb", &[], format!("rb{i}")).await;
+    }
+    // One event now, the next in 1,000 s: unfinished for the whole test.
+    let (st, v) = s
+        .api(
+            "POST",
+            "/api/replay",
+            Some(json!({ "endpoint": "rb", "rate": 0.001, "target": up.url("/r") })),
+        )
+        .await;
+    assert_eq!(st, 202, "{v}");
+    let job = v["id"].as_str().unwrap().to_string();
+    up.next().await;
+    // Newer than rb's: once the sweep has pruned these, it is past rb's.
+    for i in 0..6 {
+        s.post_in("other", &[], format!("o{i}")).await;
+    }
+    s.stop().await;
+
+    let mut cfg = config_at(&data);
+    cfg.retain_per_endpoint = Some(2);
+    let s = TestServer::start_with(cfg).await;
+    let count = |v: Value| v["events"].as_array().unwrap().len();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while count(s.get("/api/events?endpoint=other&limit=100").await) > 2 {
+        assert!(std::time::Instant::now() < deadline, "retention never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let left = count(s.get("/api/events?endpoint=rb&limit=100").await);
+    assert!(left >= 5, "only {left} of rb's events left for the job");
+    let status = s.get(&format!("/api/replay/{job}")).await;
+    assert_eq!(status["failed"], 0, "{status}");
+    s.api("DELETE", &format!("/api/replay/{job}"), None).await;
+}

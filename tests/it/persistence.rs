@@ -102,10 +102,20 @@ async fn retention_keeps_the_newest_per_endpoint_and_prunes_by_age() {
     // By age, straight on the store: two days on, a one-day limit empties it.
     let store = Store::open(&data, Durability::Sync).unwrap();
     let now = hookrelay::time::now_ms();
-    assert_eq!(store.prune(now, Some(86_400_000), None).unwrap(), 0);
     assert_eq!(
         store
-            .prune(now + 2 * 86_400_000, Some(86_400_000), None)
+            .prune(now, Some(86_400_000), None, &Default::default())
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .prune(
+                now + 2 * 86_400_000,
+                Some(86_400_000),
+                None,
+                &Default::default()
+            )
             .unwrap(),
         3
     );
@@ -144,7 +154,9 @@ async fn retention_keeps_held_events_only_while_their_endpoint_exists() {
     let store = Store::open(&data, Durability::Sync).unwrap();
     let later = hookrelay::time::now_ms() + 2 * 86_400_000;
     assert_eq!(
-        store.prune(later, Some(86_400_000), Some(1)).unwrap(),
+        store
+            .prune(later, Some(86_400_000), Some(1), &Default::default())
+            .unwrap(),
         2,
         "both held events of the deleted endpoint go, none of the paused one"
     );
@@ -410,7 +422,12 @@ async fn retention_ages_out_forwards_a_crash_left_received() {
         ids.push(id);
     }
     let now = hookrelay::time::now_ms();
-    assert_eq!(store.prune(now, Some(day), None).unwrap(), 1);
+    assert_eq!(
+        store
+            .prune(now, Some(day), None, &Default::default())
+            .unwrap(),
+        1
+    );
     assert!(
         store.get_event(&ids[0]).unwrap().is_none(),
         "the stuck forward went"
