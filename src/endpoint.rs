@@ -487,6 +487,9 @@ impl EndpointInput {
                 SuccessCodes::try_from(codes).map_err(|e| bad(format!("success_codes: {e}")))?;
         }
         if let Some(retry) = self.retry {
+            // Stored as the schedule is shown: "5s, 1m" from a command line
+            // is ["5s", "1m"].
+            let retry: Vec<String> = retry.into_iter().map(|r| r.trim().to_string()).collect();
             if retry.is_empty() || retry.len() > 50 {
                 return Err(bad("retry: give 1 to 50 durations such as \"5s\"".into()));
             }

@@ -23,7 +23,6 @@ use crate::provider;
 use crate::relay::Relay;
 use crate::signature::{self, SignatureConfig};
 use crate::store::Store;
-use crate::time::now_ms;
 
 pub type Body = Full<Bytes>;
 
@@ -124,8 +123,8 @@ async fn ingest(
         ep = cell.snapshot();
         Some(gate)
     };
-    let now = now_ms();
-    let mut ev = capture::capture(Store::new_id(), &parts, slug, rest, body.len(), remote, now);
+    let (id, now) = Store::new_id_ms();
+    let mut ev = capture::capture(id, &parts, slug, rest, body.len(), remote, now);
     ev.tls = tls;
     let prov = provider::identify(&ev.headers, &body);
     ev.topic = prov.topic;

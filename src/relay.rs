@@ -926,8 +926,7 @@ impl Relay {
                 "endpoint {slug:?} is a bin: there is no target to ping"
             ))
         })?;
-        let now = now_ms();
-        let id = Store::new_id();
+        let (id, now) = Store::new_id_ms();
         let body = serde_json::json!({
             "type": "hookrelay.ping",
             "endpoint": slug,

@@ -70,7 +70,7 @@ pub async fn serve(
         Some((cert, key)) => Some(tls_acceptor(cert, key)?),
         None => None,
     };
-    let shards = ingest_threads();
+    let shards = ingest_threads()?;
     let client = Client::new(config.ca_file.as_deref(), shards)?;
     let store = Arc::new(
         Store::open(&config.data, config.durability)
@@ -201,13 +201,24 @@ pub async fn serve(
 }
 
 /// Ingest threads: one per core unless `HOOKRELAY_INGEST_THREADS` says.
-fn ingest_threads() -> usize {
-    std::env::var("HOOKRELAY_INGEST_THREADS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+fn ingest_threads() -> Result<usize, String> {
+    match std::env::var("HOOKRELAY_INGEST_THREADS") {
+        Err(_) => Ok(std::thread::available_parallelism().map_or(2, |n| n.get())),
+        Ok(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_INGEST_THREADS).contains(n))
+            .ok_or_else(|| {
+                format!(
+                    "HOOKRELAY_INGEST_THREADS: {v:?} is not a number of threads (1 to {MAX_INGEST_THREADS})"
+                )
+            }),
+    }
 }
+
+/// More ingest threads than this is a typo, not a machine.
+const MAX_INGEST_THREADS: usize = 1024;
 
 /// Starts `shards` ingest threads on `listener` and hands their runtimes to
 /// the relay (queued deliveries run there too). The future completes when

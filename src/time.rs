@@ -14,13 +14,16 @@ pub fn rfc3339_ms(ms: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
-/// Parses RFC 3339 text or a bare number of milliseconds since the epoch.
+/// Parses RFC 3339 text or a bare number of milliseconds since the epoch,
+/// up to the last instant an event id can carry (48 bits of milliseconds:
+/// the year 10889); later ones would wrap around in the id bounds.
 pub fn parse_instant_ms(s: &str) -> Option<u64> {
-    if let Ok(n) = s.parse::<u64>() {
-        return Some(n);
-    }
-    humantime::parse_rfc3339_weak(s)
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| d.as_millis() as u64)
+    let ms = match s.parse::<u64>() {
+        Ok(n) => n,
+        Err(_) => humantime::parse_rfc3339_weak(s)
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as u64)?,
+    };
+    (ms < 1 << 48).then_some(ms)
 }

@@ -5,8 +5,25 @@
 /// Prints a line of human output through [`printable`].
 macro_rules! say {
     ($($t:tt)*) => {
-        println!("{}", $crate::cli::printable(&format!($($t)*)))
+        $crate::cli::out(&format!("{}\n", $crate::cli::printable(&format!($($t)*))))
     };
+}
+
+/// Writes to standard output. A reader that stopped reading (`| head`)
+/// ends the command quietly, as it would end `cat`: no panic, no backtrace.
+pub(crate) fn out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to standard output: {e}");
+        std::process::exit(1);
+    }
 }
 
 mod bulk;
@@ -424,7 +441,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
                 Some(path) => {
                     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?
                 }
-                None => print!("{}", printable(&text)),
+                None => out(&printable(&text)),
             }
             if empty {
                 note_unknown_endpoint(&r, a.filter.endpoint.as_deref()).await;

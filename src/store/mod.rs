@@ -1392,12 +1392,17 @@ impl Store {
     /// same millisecond still increase (monotonic generator), so arrival
     /// order is exact, which release order and pagination rely on.
     pub fn new_id() -> String {
+        Store::new_id_ms().0
+    }
+
+    /// A new id and the time it carries: an event's `received_at`, so that
+    /// `since`/`until` (which bound ids) and the times shown agree.
+    pub fn new_id_ms() -> (String, u64) {
         static GENERATOR: Mutex<Option<ulid::Generator>> = Mutex::new(None);
         let mut g = GENERATOR.lock().unwrap_or_else(|p| p.into_inner());
         let g = g.get_or_insert_with(ulid::Generator::new);
-        g.generate()
-            .unwrap_or_else(|_| Ulid::generate())
-            .to_string()
+        let id = g.generate().unwrap_or_else(|_| Ulid::generate());
+        (id.to_string(), id.timestamp_ms())
     }
 }
 

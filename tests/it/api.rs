@@ -215,6 +215,11 @@ async fn bad_requests_get_clear_errors() {
     check(st, b, 400, "signature");
     let (st, b) = s.api("GET", "/api/events?since=yesterday", None).await;
     check(st, b, 400, "since");
+    // Past what an id can carry (48 bits of ms): it wrapped around to 1970.
+    let (st, b) = s
+        .api("GET", "/api/events?until=281474976710656", None)
+        .await;
+    check(st, b, 400, "until");
     let (st, b) = s.api("GET", "/api/events?cursor=nope", None).await;
     check(st, b, 400, "cursor");
     let (st, b) = s
@@ -436,6 +441,15 @@ async fn without_a_token_a_foreign_host_is_refused() {
         "GET",
         &s.admin_url("/api/endpoints"),
         &[("host", "localhost:8081")],
+        Default::default(),
+    )
+    .await;
+    assert_eq!(st, 200);
+    // Health probes name a service, and learn nothing a page could use.
+    let (st, _, _) = send(
+        "GET",
+        &s.admin_url("/healthz"),
+        &[("host", "hookrelay.internal:8081")],
         Default::default(),
     )
     .await;

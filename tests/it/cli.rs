@@ -118,6 +118,33 @@ async fn serve_refuses_a_public_admin_without_a_token() {
     assert!(err.contains("--admin-token"), "{err}");
 }
 
+/// Like every other `HOOKRELAY_*` variable, a bad thread count is refused
+/// (it silently fell back to one thread per core), before anything is
+/// written.
+#[tokio::test]
+async fn serve_refuses_a_bad_ingest_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for bad in ["", "abc", "0", "100000"] {
+        let at = data.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_hookrelay"))
+                .args(["serve", "--admin", "127.0.0.1:0", "--listen", "127.0.0.1:0"])
+                .arg("--data")
+                .arg(&at)
+                .env("HOOKRELAY_INGEST_THREADS", bad)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(!out.status.success(), "{bad:?} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("HOOKRELAY_INGEST_THREADS"), "{bad:?}: {err}");
+        assert!(!data.exists(), "{bad:?}: the store was opened");
+    }
+}
+
 #[tokio::test]
 async fn export_writes_jsonl_and_har() {
     let s = TestServer::start().await;
@@ -223,7 +250,7 @@ async fn endpoint_add_takes_queue_mirror_and_signature_settings() {
             "--mode",
             "queue",
             "--retry",
-            "1s,1m",
+            "1s, 1m",
             "--ordered",
             "--mirror",
             "http://127.0.0.1:9/m",
@@ -554,4 +581,34 @@ async fn secrets_can_come_from_files() {
     assert!(err.contains("cannot read the secret file"), "{err}");
     let (code, _, err) = verify(vec![]).await;
     assert_eq!(code, 2, "a secret is still required: {err}");
+}
+
+/// `hookrelay … | head` ends the command quietly when `head` stops
+/// reading: no panic and backtrace, exit 0 (it was 101).
+#[tokio::test]
+async fn a_closed_output_pipe_ends_a_command_quietly() {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "p" })).await;
+    let admin = s.admin_url("");
+    let (code, err) = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hookrelay"))
+            .args(["endpoint", "list", "--json"])
+            .env("HOOKRELAY_SERVER", admin)
+            .env("RUST_LOG", "off")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The only read end: every write the command makes fails (EPIPE).
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
 }
