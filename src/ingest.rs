@@ -226,8 +226,14 @@ async fn ingest(
         .fetch_add(1, Ordering::Relaxed);
     relay.publish_event(&ev);
     tracing::debug!(endpoint = slug, id = %ev.id, state = ev.state.as_str(), "event stored");
+    // The mirror sees all traffic, whatever the target's status: an event
+    // held for a paused target is copied now, once (a release does not copy
+    // it again). Rejected ones are not: a forgery reaches no receiver.
     if let Some(mirror) = &ep.mirror
-        && matches!(state, EventState::Received | EventState::Captured)
+        && matches!(
+            state,
+            EventState::Received | EventState::Captured | EventState::Held
+        )
         && !answer_ping
     {
         relay.mirror(&ev, &body, mirror.clone());

@@ -368,6 +368,30 @@ async fn the_mirror_gets_a_copy_and_differences_are_findable() {
     assert_eq!(ids, vec![r.event_id().as_str()], "{diff}");
 }
 
+/// "A copy of every event": one held for a paused target too, at once and
+/// once (its release sends it to the target only).
+#[tokio::test]
+async fn the_mirror_gets_events_a_paused_endpoint_holds() {
+    let mut target = Receiver::start(vec![Reply::status(200)]).await;
+    let mut mirror = Receiver::start(vec![Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(
+        json!({ "slug": "p", "target": target.url("/t"), "mirror": mirror.url("/m") }),
+    )
+    .await;
+    s.api("POST", "/api/endpoints/p/pause", None).await;
+    let r = s.post_in("p", &[], "held").await;
+    assert_eq!(r.status, 202);
+    assert_eq!(&mirror.next().await.body[..], b"held");
+    s.api("POST", "/api/endpoints/p/resume", None).await;
+    let (st, v) = s.api("POST", "/api/endpoints/p/release", None).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(&target.next().await.body[..], b"held");
+    s.post_in("p", &[], "after").await;
+    assert_eq!(&target.next().await.body[..], b"after");
+    assert_eq!(&mirror.next().await.body[..], b"after", "no second copy");
+}
+
 #[tokio::test]
 async fn a_full_queue_answers_503_with_retry_after_and_stores_nothing() {
     let addr = free_port().await;
