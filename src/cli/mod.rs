@@ -233,6 +233,21 @@ pub struct AddArgs {
     /// Answer 401 (and store as rejected) when the signature is not valid.
     #[arg(long, requires = "signature_scheme")]
     pub enforce: bool,
+    /// Timestamp tolerance in seconds (default 300; 0 turns the check off).
+    #[arg(long, requires = "signature_scheme")]
+    pub signature_tolerance: Option<u64>,
+    /// hmac-sha256: the signature header.
+    #[arg(long, requires = "signature_scheme")]
+    pub signature_header: Option<String>,
+    /// hmac-sha256: hex or base64.
+    #[arg(long, requires = "signature_scheme")]
+    pub signature_encoding: Option<String>,
+    /// hmac-sha256: text before the MAC, e.g. sha256=.
+    #[arg(long, requires = "signature_scheme")]
+    pub signature_prefix: Option<String>,
+    /// hmac-sha256: header with a timestamp signed as `ts.body`.
+    #[arg(long, requires = "signature_scheme")]
+    pub signature_timestamp_header: Option<String>,
     /// Send a test ping when created or resumed.
     #[arg(long)]
     pub ping_on_activate: bool,
@@ -538,10 +553,21 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
             }
             if let Some(scheme) = a.signature_scheme {
                 let secrets = secrets(a.signature_secret, &a.signature_secret_file)?;
-                obj.insert(
-                    "signature".into(),
-                    json!({ "scheme": scheme, "secrets": secrets, "enforce": a.enforce }),
-                );
+                let mut sig = json!({ "scheme": scheme, "secrets": secrets, "enforce": a.enforce });
+                for (field, value) in [
+                    ("header", a.signature_header),
+                    ("encoding", a.signature_encoding),
+                    ("prefix", a.signature_prefix),
+                    ("timestamp_header", a.signature_timestamp_header),
+                ] {
+                    if let Some(v) = value {
+                        sig[field] = v.into();
+                    }
+                }
+                if let Some(t) = a.signature_tolerance {
+                    sig["tolerance_s"] = t.into();
+                }
+                obj.insert("signature".into(), sig);
             }
             if a.ping_on_activate {
                 obj.insert("ping_on_activate".into(), true.into());
@@ -734,8 +760,6 @@ fn outcome(a: &Value) -> String {
     }
 }
 
-/// The server names the API field an error is about (`timeout_ms: must
-/// be …`); `endpoint add` users typed a flag, so it is named beside it.
 /// Secrets given inline and in files (one per file, one trailing newline
 /// ignored): files keep them off the command line, which other local users
 /// can read in `/proc`.
@@ -758,12 +782,20 @@ pub(crate) fn secrets(
     Ok(inline)
 }
 
+/// The server names the API field an error is about (`timeout_ms: must
+/// be …`); `endpoint add` users typed a flag, so it is named beside it.
 fn with_flag_names(err: &str) -> String {
     let Some((field, rest)) = err.split_once(": ") else {
         return err.to_string();
     };
     let flag = match field {
         f if f.starts_with("signature.secret") => "--signature-secret",
+        "signature.header" => "--signature-header",
+        "signature.encoding" => "--signature-encoding",
+        "signature.prefix" => "--signature-prefix",
+        "signature.timestamp_header" => "--signature-timestamp-header",
+        "signature.tolerance_s" => "--signature-tolerance",
+        "signature.enforce" => "--enforce",
         f if f.starts_with("signature") => "--signature-scheme",
         "response.status" => "--response-status",
         "response.body" => "--response-body",
