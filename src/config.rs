@@ -275,7 +275,31 @@ impl Config {
 fn load_file(path: &Path) -> Result<FileConfig, String> {
     let text =
         std::fs::read_to_string(path).map_err(|e| format!("config {}: {e}", path.display()))?;
-    toml::from_str(&text).map_err(|e| format!("config {}: {e}", path.display()))
+    toml::from_str(&text).map_err(|e| {
+        // Not toml's own rendering: it quotes the offending line, which may
+        // hold a signing secret or the admin token, into a log or terminal.
+        let at = e.span().map_or(String::new(), |span| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!(" (line {line}, column {column})")
+        });
+        format!(
+            "config {}: {}{at}",
+            path.display(),
+            without_quoted(e.message())
+        )
+    })
+}
+
+/// `msg` with the text of every quoted value left out (`string "…"`): a
+/// value of the wrong type may be a secret.
+fn without_quoted(msg: &str) -> String {
+    msg.split('"')
+        .enumerate()
+        .map(|(i, part)| if i % 2 == 1 { "…" } else { part })
+        .collect::<Vec<_>>()
+        .join("\"")
 }
 
 /// Sizes as bytes or with a unit: `1024`, `512KiB`, `25MiB`, `1MB`, `2GiB`.
@@ -307,6 +331,24 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// toml's own message quotes the offending line: a secret beside a
+    /// typo went to the terminal or log.
+    #[test]
+    fn config_errors_never_show_a_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        for body in [
+            "[[endpoint]]\nslug = \"s\"\nsignature = { scheme = \"stripe\", secret = \"whsec_TOPSECRET\", tolerance_s = \"300\" }\n",
+            "[[endpoint]]\nslug = \"s\"\nsignature = { scheme = \"stripe\", secrets = \"whsec_TOPSECRET\" }\n",
+            "[server]\nadmin_token = \"TOPSECRET-token\"\nlisten = 8080\n",
+        ] {
+            let path = dir.path().join("c.toml");
+            std::fs::write(&path, body).unwrap();
+            let err = load_file(&path).unwrap_err();
+            assert!(!err.contains("TOPSECRET"), "{err}");
+            assert!(err.contains("line "), "{err}");
+        }
+    }
 
     #[test]
     fn sizes() {

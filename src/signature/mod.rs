@@ -1318,6 +1318,32 @@ mod tests {
         check(&slack, &new, BODY, NOW + 999, Verdict::Valid, Some(0)).unwrap();
     }
 
+    /// Svix sends both header families: re-signing replaces both, or a
+    /// receiver reading `webhook-*` would see the old, now stale, pair.
+    #[test]
+    fn resign_replaces_both_standard_families() {
+        let cfg = SignatureConfig::new("standard", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+        let mut hdrs = Vec::new();
+        for (n, v) in sign(&cfg, BODY, NOW, "msg_both") {
+            hdrs.push((n.replace("webhook", "svix"), v.clone()));
+            hdrs.push((n, v));
+        }
+        let later = NOW + 7200;
+        let Resign::Resigned(new) = resign(&cfg, &hdrs, BODY, NOW, later) else {
+            panic!("not re-signed");
+        };
+        assert_eq!(new.len(), hdrs.len());
+        for family in ["svix", "webhook"] {
+            let only: Vec<(String, Vec<u8>)> = new
+                .iter()
+                .filter(|(n, _)| n.starts_with(family))
+                .map(|(n, v)| (n.replace(family, "webhook"), v.clone()))
+                .collect();
+            check(&cfg, &only, BODY, later, Verdict::Valid, Some(0))
+                .unwrap_or_else(|e| panic!("{family}: {e}"));
+        }
+    }
+
     /// A forgery (refused at ingest) or an unsigned event is never given the
     /// endpoint's signature; an authentic one that was already stale when
     /// it arrived still is (that is what re-signing is for).

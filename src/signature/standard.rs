@@ -129,10 +129,20 @@ impl Scheme for Standard {
         let id_name = name_for(headers, "id");
         let id = super::require(headers, &id_name)
             .map_err(|r| format!("cannot re-sign: {}", r.detail))?;
-        Ok(vec![
-            (name_for(headers, "timestamp"), now.to_string().into_bytes()),
-            (sig_name, signature(key, id, now, body)),
-        ])
+        // A sender may set both families (Svix sends `svix-*` and
+        // `webhook-*`): each signature present is replaced, or a receiver
+        // reading the other family would still see the old one.
+        let mut out = Vec::new();
+        for family in ["svix", "webhook"] {
+            let sig = format!("{family}-signature");
+            if !super::present(headers, &sig) {
+                continue;
+            }
+            let own_id = super::require(headers, &format!("{family}-id")).unwrap_or(id);
+            out.push((format!("{family}-timestamp"), now.to_string().into_bytes()));
+            out.push((sig, signature(key, own_id, now, body)));
+        }
+        Ok(out)
     }
 }
 
