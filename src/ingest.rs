@@ -166,6 +166,10 @@ async fn ingest(
     // Backpressure: refuse what cannot be kept up with, before storing it,
     // so the sender retries later instead of growing an endless backlog.
     if queued && relay.queue.depth(slug) as u64 >= ep.max_queue_depth {
+        relay
+            .metrics
+            .refused_queue_depth
+            .fetch_add(1, Ordering::Relaxed);
         let mut resp = json(
             StatusCode::SERVICE_UNAVAILABLE,
             serde_json::json!({
@@ -180,6 +184,7 @@ async fn ingest(
     if let Some(disk) = relay.disk.get()
         && disk.is_full()
     {
+        relay.metrics.refused_disk.fetch_add(1, Ordering::Relaxed);
         let mut resp = json(
             StatusCode::SERVICE_UNAVAILABLE,
             serde_json::json!({

@@ -66,6 +66,9 @@ pub struct Metrics {
     pub events_held: AtomicU64,
     pub events_rejected: AtomicU64,
     pub store_errors: AtomicU64,
+    /// Senders answered `503` by backpressure, nothing stored.
+    pub refused_queue_depth: AtomicU64,
+    pub refused_disk: AtomicU64,
     pub endpoints_disabled: AtomicU64,
     pub retries: AtomicU64,
     attempts_success: AtomicU64,
@@ -84,6 +87,8 @@ impl Default for Metrics {
             events_held: Default::default(),
             events_rejected: Default::default(),
             store_errors: Default::default(),
+            refused_queue_depth: Default::default(),
+            refused_disk: Default::default(),
             endpoints_disabled: Default::default(),
             retries: Default::default(),
             attempts_success: Default::default(),
@@ -107,6 +112,8 @@ pub struct Snapshot<'a> {
     pub store_writes: u64,
     pub wal_flushes: u64,
     pub wal_flush: Option<&'a Histogram>,
+    /// Percent of the data disk in use, as the disk guard last saw it.
+    pub disk_used_pct: Option<f64>,
 }
 
 impl Metrics {
@@ -155,6 +162,26 @@ impl Metrics {
             "Writes the store refused (the sender got 503).",
             self.store_errors.load(Relaxed),
         );
+        let _ = writeln!(
+            out,
+            "# HELP hookrelay_ingest_refused_total Senders answered 503 by backpressure (nothing stored), by reason.\n# TYPE hookrelay_ingest_refused_total counter"
+        );
+        for (reason, c) in [
+            ("queue_depth", &self.refused_queue_depth),
+            ("disk", &self.refused_disk),
+        ] {
+            let _ = writeln!(
+                out,
+                "hookrelay_ingest_refused_total{{reason=\"{reason}\"}} {}",
+                c.load(Relaxed)
+            );
+        }
+        if let Some(pct) = snap.disk_used_pct {
+            let _ = writeln!(
+                out,
+                "# HELP hookrelay_disk_used_percent Data disk in use (ingest answers 503 past --max-disk-usage).\n# TYPE hookrelay_disk_used_percent gauge\nhookrelay_disk_used_percent {pct}"
+            );
+        }
         counter(
             &mut out,
             "hookrelay_endpoints_disabled_total",
@@ -252,6 +279,7 @@ mod tests {
             store_writes: 0,
             wal_flushes: 0,
             wal_flush: None,
+            disk_used_pct: None,
         }
     }
 

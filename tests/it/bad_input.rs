@@ -174,6 +174,17 @@ async fn a_full_disk_is_503_with_retry_after_and_nothing_is_stored() {
     assert!(r.json()["error"].as_str().unwrap().contains("full"));
     let list = s.get("/api/events").await;
     assert_eq!(list["events"].as_array().unwrap().len(), 0);
+    // An operator sees why senders are refused.
+    let (_, _, metrics) = send("GET", &s.admin_url("/metrics"), &[], Default::default()).await;
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains("hookrelay_ingest_refused_total{reason=\"disk\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hookrelay_disk_used_percent "),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

@@ -402,6 +402,12 @@ async fn a_full_queue_answers_503_with_retry_after_and_stores_nothing() {
     let r = s.post_in("q", &[], "3").await;
     assert_eq!(r.status, 503);
     assert_eq!(r.header("retry-after").as_deref(), Some("30"));
+    let (_, _, metrics) =
+        crate::support::send("GET", &s.admin_url("/metrics"), &[], Default::default()).await;
+    assert!(
+        String::from_utf8_lossy(&metrics)
+            .contains("hookrelay_ingest_refused_total{reason=\"queue_depth\"} 1")
+    );
     assert_eq!(s.get("/api/endpoints/q").await["counts"]["received"], 2);
 }
 
