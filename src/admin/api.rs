@@ -344,10 +344,31 @@ pub fn parse_filter(q: &HashMap<String, String>) -> Result<EventFilter> {
     })
 }
 
+/// A query parameter that is neither a filter nor one of `extra` is a
+/// typo (`endpont=`) that would silently list everything: `400`.
+fn known_params(q: &HashMap<String, String>, extra: &[&str]) -> Result<()> {
+    let mut unknown: Vec<&str> = q
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !FILTER_KEYS.contains(k) && !PAGE_KEYS.contains(k) && !extra.contains(k))
+        .collect();
+    unknown.sort_unstable();
+    match unknown.first() {
+        None => Ok(()),
+        Some(k) => Err(Error::BadRequest(format!(
+            "unknown parameter {k:?}; filters are {}, {}{}",
+            FILTER_KEYS.join(", "),
+            PAGE_KEYS.join(", "),
+            extra.iter().map(|e| format!(", {e}")).collect::<String>()
+        ))),
+    }
+}
+
 async fn list_events(
     State(st): State<AdminState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>> {
+    known_params(&q, &[])?;
     let filter = parse_filter(&q)?;
     let page = st.relay.store.run(move |s| s.query(&filter)).await?;
     let events: Vec<Value> = page.events.iter().map(|e| e.to_api(None, None)).collect();
@@ -578,6 +599,7 @@ async fn export(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response> {
     use crate::admin::export as ex;
+    known_params(&q, &["format"])?;
     let format = q
         .get("format")
         .map(String::as_str)

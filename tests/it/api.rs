@@ -215,6 +215,15 @@ async fn bad_requests_get_clear_errors() {
     check(st, b, 400, "signature");
     let (st, b) = s.api("GET", "/api/events?since=yesterday", None).await;
     check(st, b, 400, "since");
+    // A typo in a filter's name would list everything.
+    let (st, b) = s.api("GET", "/api/events?endpont=x", None).await;
+    check(st, b, 400, "endpont");
+    let (st, b) = s.api("GET", "/api/export?stat=failed", None).await;
+    check(st, b, 400, "stat");
+    let (st, _) = s
+        .api("GET", "/api/export?format=har&endpoint=x", None)
+        .await;
+    assert_eq!(st, 200);
     // Past what an id can carry (48 bits of ms): it wrapped around to 1970.
     let (st, b) = s
         .api("GET", "/api/events?until=281474976710656", None)
