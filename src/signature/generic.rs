@@ -117,7 +117,12 @@ impl Scheme for Generic {
             header: header.to_string(),
             algo: Algo::Sha256,
             prefix,
-            form: Form::Bytes,
+            // Expected shown in the encoding received, to compare by eye.
+            form: if enc == Encoding::Hex {
+                Form::HexBytes
+            } else {
+                Form::Bytes
+            },
             candidates: vec![decoded],
             received: vec![value.to_string()],
             timestamp,

@@ -501,8 +501,11 @@ pub(crate) enum Form {
     Hex,
     /// Standard base64 text with padding.
     Base64,
-    /// Raw MAC bytes; the scheme decoded the candidates itself.
+    /// Raw MAC bytes; the scheme decoded the candidates itself (shown as
+    /// base64).
     Bytes,
+    /// Raw MAC bytes decoded from hex, shown as hex like what was received.
+    HexBytes,
 }
 
 /// Which side of "now" a timestamp may stray to.
@@ -707,13 +710,13 @@ fn render(form: Form, raw: &[u8]) -> Vec<u8> {
     match form {
         Form::Hex => hex(raw).into_bytes(),
         Form::Base64 => B64.encode(raw).into_bytes(),
-        Form::Bytes => raw.to_vec(),
+        Form::Bytes | Form::HexBytes => raw.to_vec(),
     }
 }
 
 fn short_expected(form: Form, raw: &[u8]) -> String {
     let text = match form {
-        Form::Hex => hex(raw),
+        Form::Hex | Form::HexBytes => hex(raw),
         Form::Base64 | Form::Bytes => B64.encode(raw),
     };
     text.chars().take(8).collect()
@@ -1232,6 +1235,15 @@ mod tests {
         let mac_hex = hex(&mac(Algo::Sha256, b"k", b"", BODY));
         let upper = headers(&[("x-sig", &mac_hex.to_uppercase())]);
         check(&cfg, &upper, BODY, NOW, Verdict::Valid, Some(0)).unwrap();
+        // The expected MAC is shown as hex, like what was received.
+        let wrong = verify(&cfg, &headers(&[("x-sig", "e2")]), BODY, None, NOW);
+        assert!(
+            wrong
+                .detail
+                .contains(&format!("expects {}…", &mac_hex[..8])),
+            "{}",
+            wrong.detail
+        );
         cfg.encoding = Some("base64".into());
         let unpadded = b64(&mac(Algo::Sha256, b"k", b"", BODY))
             .trim_end_matches('=')
