@@ -119,6 +119,7 @@ pub fn capture(
         tries: 0,
         mirror_status: None,
         tls: false,
+        proxy_addr: None,
     }
 }
 

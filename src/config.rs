@@ -90,6 +90,15 @@ pub struct ServeArgs {
     /// Ingest answers 503 once the data directory's filesystem is this full (percent).
     #[arg(long, env = "HOOKRELAY_MAX_DISK_USAGE", value_name = "PERCENT")]
     pub max_disk_usage: Option<f64>,
+    /// Proxies (addresses or networks, comma-separated) whose X-Forwarded-For names the client.
+    #[arg(
+        long,
+        env = "HOOKRELAY_TRUSTED_PROXY",
+        value_name = "CIDR",
+        value_delimiter = ',',
+        value_parser = crate::forwarded::parse_net
+    )]
+    pub trusted_proxy: Option<Vec<ipnet::IpNet>>,
 }
 
 /// The TOML file: `[server]` uses the flag names with underscores.
@@ -118,6 +127,7 @@ pub struct ServerSection {
     pub retain_per_endpoint: Option<usize>,
     pub header_timeout: Option<u64>,
     pub max_disk_usage: Option<f64>,
+    pub trusted_proxy: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug)]
@@ -134,6 +144,7 @@ pub struct Config {
     pub retain_per_endpoint: Option<usize>,
     pub header_timeout: Duration,
     pub max_disk_usage: f64,
+    pub trusted_proxies: crate::forwarded::TrustedProxies,
     pub endpoints: Vec<EndpointInput>,
 }
 
@@ -152,6 +163,7 @@ impl Default for Config {
             retain_per_endpoint: None,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             max_disk_usage: DEFAULT_MAX_DISK_USAGE,
+            trusted_proxies: Default::default(),
             endpoints: Vec::new(),
         }
     }
@@ -185,6 +197,15 @@ impl Config {
             (None, None) => None,
             _ => return Err("tls_cert and tls_key must be given together".into()),
         };
+        let file_proxies = s
+            .trusted_proxy
+            .map(|nets| {
+                nets.iter()
+                    .map(|n| crate::forwarded::parse_net(n))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("server.trusted_proxy: {e}"))
+            })
+            .transpose()?;
         let cfg = Config {
             listen: args.listen.or(s.listen).unwrap_or(d.listen),
             admin: args.admin.or(s.admin).unwrap_or(d.admin),
@@ -211,6 +232,9 @@ impl Config {
                 .max_disk_usage
                 .or(s.max_disk_usage)
                 .unwrap_or(d.max_disk_usage),
+            trusted_proxies: crate::forwarded::TrustedProxies::new(
+                args.trusted_proxy.or(file_proxies).unwrap_or_default(),
+            ),
             endpoints: file.endpoint,
         };
         let mut seen = std::collections::HashSet::new();
@@ -348,6 +372,30 @@ mod tests {
             assert!(!err.contains("TOPSECRET"), "{err}");
             assert!(err.contains("line "), "{err}");
         }
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_the_file_or_the_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[server]\ntrusted_proxy = [\"10.0.0.0/8\", \"::1\"]\n",
+        )
+        .unwrap();
+        let args = |flag: Option<Vec<ipnet::IpNet>>| ServeArgs {
+            config: Some(path.clone()),
+            trusted_proxy: flag,
+            ..Default::default()
+        };
+        let cfg = Config::resolve(args(None)).unwrap();
+        assert_eq!(cfg.trusted_proxies.nets().len(), 2);
+        let flag = vec![crate::forwarded::parse_net("192.0.2.1").unwrap()];
+        let cfg = Config::resolve(args(Some(flag.clone()))).unwrap();
+        assert_eq!(cfg.trusted_proxies.nets(), &flag[..]);
+        std::fs::write(&path, "[server]\ntrusted_proxy = [\"proxy.local\"]\n").unwrap();
+        let err = Config::resolve(args(None)).unwrap_err();
+        assert!(err.contains("server.trusted_proxy"), "{err}");
     }
 
     #[test]

@@ -122,6 +122,11 @@ pub struct Event {
     /// Received over TLS: every copy sent on says `X-Forwarded-Proto: https`.
     #[serde(default)]
     pub tls: bool,
+    /// The trusted proxy (`--trusted-proxy`) it came through, when
+    /// `remote_addr` is the client that proxy named: copies sent on append
+    /// this address to `X-Forwarded-For`, as the hop hookrelay saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_addr: Option<String>,
 }
 
 /// Whether the mirror answered differently from the endpoint's target
@@ -165,6 +170,7 @@ impl Event {
             "headers": headers_to_api(&self.headers),
             "size": self.size,
             "remote_addr": self.remote_addr,
+            "proxy_addr": self.proxy_addr,
             "state": self.state,
             "topic": self.topic,
             "external_id": self.external_id,
@@ -392,6 +398,7 @@ mod tests {
             tries: 0,
             mirror_status: None,
             tls: false,
+            proxy_addr: None,
         };
         let json = serde_json::to_vec(&ev).unwrap();
         let back: Event = serde_json::from_slice(&json).unwrap();

@@ -126,6 +126,9 @@ async fn ingest(
     let (id, now) = Store::new_id_ms();
     let mut ev = capture::capture(id, &parts, slug, rest, body.len(), remote, now);
     ev.tls = tls;
+    if let Some(trusted) = relay.trusted_proxies.get() {
+        behind_proxy(&mut ev, trusted, remote, &parts.headers);
+    }
     let prov = provider::identify(&ev.headers, &body);
     ev.topic = prov.topic;
     ev.external_id = prov.external_id;
@@ -382,6 +385,30 @@ fn ambiguous_framing(h: &http::HeaderMap) -> Option<&'static str> {
         .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"))
         && codings.next().is_none();
     (!plain).then_some("a Transfer-Encoding other than chunked")
+}
+
+/// Names the client behind a trusted proxy: `remote_addr` becomes the
+/// address the proxy vouches for (the peer is kept as `proxy_addr`), and a
+/// request the proxy received over TLS counts as such.
+fn behind_proxy(
+    ev: &mut Event,
+    trusted: &crate::forwarded::TrustedProxies,
+    peer: SocketAddr,
+    headers: &http::HeaderMap,
+) {
+    let client = trusted.client(peer.ip(), headers);
+    if client == peer.ip() {
+        return;
+    }
+    ev.proxy_addr = Some(std::mem::replace(&mut ev.remote_addr, client.to_string()));
+    let https = headers
+        .get_all("x-forwarded-proto")
+        .iter()
+        .next_back()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"));
+    ev.tls |= https;
 }
 
 /// Waits for a queued event's sync, then hands it to the queue worker, in

@@ -6,6 +6,7 @@
 //! - [`server`]: both listeners (ingest, admin), inbound TLS, graceful shutdown.
 //! - [`ingest`]: `ANY /in/{slug}[/{rest}]`: limits, lookup, bin / forward / hold, answer.
 //! - [`capture`]: an inbound request turned into an [`event::Event`]; no I/O.
+//! - [`forwarded`]: the client behind a trusted proxy (`X-Forwarded-For`).
 //! - [`provider`]: sender header meanings: topic, provider event id, pings.
 //! - [`signature`]: every provider's signature scheme: verify, sign, re-sign.
 //! - [`store`]: the only user of RocksDB; one `WriteBatch` per state change.
@@ -30,6 +31,7 @@ pub mod disk;
 pub mod endpoint;
 pub mod error;
 pub mod event;
+pub mod forwarded;
 pub mod idle;
 pub mod ingest;
 pub mod metrics;

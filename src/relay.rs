@@ -75,6 +75,8 @@ pub struct Relay {
     /// The ingest listener's base URL (`http://127.0.0.1:8080`), set by
     /// `server::serve` once bound; the dashboard shows full ingest URLs.
     pub ingest_base: std::sync::OnceLock<String>,
+    /// Proxies whose `X-Forwarded-*` ingest believes; set by `server::serve`.
+    pub trusted_proxies: std::sync::OnceLock<crate::forwarded::TrustedProxies>,
     /// Queue mode's pending deliveries (see `queue`).
     pub queue: Queue,
     /// Bulk replay jobs (see `replay`).
@@ -225,6 +227,7 @@ impl Relay {
             metrics: Metrics::default(),
             max_body,
             ingest_base: std::sync::OnceLock::new(),
+            trusted_proxies: std::sync::OnceLock::new(),
             shards: std::sync::OnceLock::new(),
             queue,
             jobs: Default::default(),
@@ -973,6 +976,7 @@ impl Relay {
             tries: 0,
             mirror_status: None,
             tls: false,
+            proxy_addr: None,
         };
         // Its own task, stored and sent: an admin client that hangs up
         // must not leave the ping unsent but stored as `received`, or sent
@@ -1178,11 +1182,11 @@ pub fn forward_headers(ev: &Event) -> Headers {
     let mut h = deliver::strip_hop_by_hop(&ev.headers);
     // A test ping has no sender to name: no `X-Forwarded-*` (a receiver
     // that parses `X-Forwarded-For` would choke on anything but an address).
-    let peer = (ev
-        .remote_addr
-        .parse::<std::net::SocketAddr>()
-        .map(|a| a.ip()))
-    .or_else(|_| ev.remote_addr.parse::<std::net::IpAddr>());
+    // The hop hookrelay saw: a trusted proxy's address when the event
+    // names the client behind it.
+    let seen = ev.proxy_addr.as_deref().unwrap_or(&ev.remote_addr);
+    let peer = (seen.parse::<std::net::SocketAddr>().map(|a| a.ip()))
+        .or_else(|_| seen.parse::<std::net::IpAddr>());
     let Ok(peer) = peer else {
         return h;
     };

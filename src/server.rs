@@ -91,6 +91,17 @@ pub async fn serve(
     let admin_addr = listeners.admin.local_addr().map_err(|e| e.to_string())?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let _ = relay.ingest_base.set(format!("{scheme}://{ingest_addr}"));
+    let _ = relay.trusted_proxies.set(config.trusted_proxies.clone());
+    if config
+        .trusted_proxies
+        .nets()
+        .iter()
+        .any(|n| n.prefix_len() == 0)
+    {
+        tracing::warn!(
+            "--trusted-proxy includes every address: any sender can choose the client address hookrelay records and the one it charges token guesses to"
+        );
+    }
     println!("hookrelay ingest:    {scheme}://{ingest_addr}/in/{{slug}}");
     println!("hookrelay dashboard: http://{admin_addr}/");
     tracing::info!(%ingest_addr, %admin_addr, durability = ?config.durability, "listening");
@@ -103,6 +114,7 @@ pub async fn serve(
         config.admin_token.clone(),
         config.header_timeout.saturating_mul(3),
     );
+    let trusted = config.trusted_proxies.clone();
     let admin_loop = accept_loop(
         listeners.admin,
         None,
@@ -111,10 +123,12 @@ pub async fn serve(
         1,
         move |remote, _| {
             // The client's address, for the wrong-guess throttle.
+            let trusted = trusted.clone();
             let app = tower::ServiceExt::map_request(
                 admin_app.clone(),
                 move |mut req: http::Request<_>| {
-                    req.extensions_mut().insert(admin::ClientAddr(remote.ip()));
+                    let client = trusted.client(remote.ip(), req.headers());
+                    req.extensions_mut().insert(admin::ClientAddr(client));
                     req
                 },
             );

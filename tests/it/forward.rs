@@ -347,3 +347,113 @@ async fn a_sender_cannot_spoof_the_forwarded_host_over_http2() {
     );
     assert_eq!(got.header_all("x-forwarded-for"), ["127.0.0.1"]);
 }
+
+/// Behind a proxy the operator trusts (`--trusted-proxy`), the event names
+/// the client that proxy vouches for, a TLS hop before it counts, and the
+/// copy sent on carries the chain with the proxy appended. Without trust the
+/// same headers change nothing; and wrong token guesses are charged to the
+/// client, so one guesser behind the proxy does not lock out the others.
+#[tokio::test]
+async fn a_trusted_proxy_names_the_client() {
+    let mut up = Receiver::start(vec![Reply::status(200)]).await;
+    let (_dir, data) = crate::support::temp_data();
+    let mut cfg = crate::support::config_at(&data);
+    cfg.trusted_proxies = hookrelay::forwarded::TrustedProxies::new(vec![
+        hookrelay::forwarded::parse_net("127.0.0.1").unwrap(),
+    ]);
+    cfg.admin_token = Some("s3cret-token".into());
+    let s = TestServer::start_with(cfg).await;
+    let auth = [("authorization", "Bearer s3cret-token")];
+    let (st, _, _) = crate::support::send(
+        "POST",
+        &s.admin_url("/api/endpoints"),
+        &[auth[0], ("content-type", "application/json")],
+        serde_json::to_vec(&json!({ "slug": "f", "target": up.url("/hook") }))
+            .unwrap()
+            .into(),
+    )
+    .await;
+    assert_eq!(st, 201);
+    let sent = [
+        ("x-forwarded-for", "6.6.6.6, 203.0.113.7"),
+        ("x-forwarded-proto", "https"),
+    ];
+    let r = s.post_in("f", &sent, "x").await;
+    assert_eq!(r.status, 200);
+    let got = up.next().await;
+    assert_eq!(
+        got.header("x-forwarded-for").as_deref(),
+        Some("6.6.6.6, 203.0.113.7, 127.0.0.1")
+    );
+    assert_eq!(got.header("x-forwarded-proto").as_deref(), Some("https"));
+    let (_, _, ev) = crate::support::send(
+        "GET",
+        &s.admin_url(&format!("/api/events/{}", r.event_id())),
+        &auth,
+        Default::default(),
+    )
+    .await;
+    let ev: serde_json::Value = serde_json::from_slice(&ev).unwrap();
+    assert_eq!(ev["remote_addr"], "203.0.113.7", "{ev}");
+    assert!(ev["proxy_addr"].as_str().unwrap().starts_with("127.0.0.1:"));
+
+    // One client's wrong guesses do not spend another's budget.
+    let guess = |client: &'static str| {
+        let url = s.admin_url("/api/endpoints");
+        async move {
+            crate::support::send(
+                "GET",
+                &url,
+                &[
+                    ("authorization", "Bearer wrong-guess"),
+                    ("x-forwarded-for", client),
+                ],
+                Default::default(),
+            )
+            .await
+            .0
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(guess("198.51.100.1").await, 401);
+    }
+    assert_eq!(guess("198.51.100.1").await, 429);
+    assert_eq!(
+        guess("198.51.100.2").await,
+        401,
+        "another client behind the proxy"
+    );
+}
+
+/// Without `--trusted-proxy` a sender's `X-Forwarded-For` is just a header.
+#[tokio::test]
+async fn without_trust_forwarded_headers_name_nobody() {
+    let mut up = Receiver::start(vec![Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "f", "target": up.url("/hook") }))
+        .await;
+    let r = s
+        .post_in(
+            "f",
+            &[
+                ("x-forwarded-for", "203.0.113.7"),
+                ("x-forwarded-proto", "https"),
+            ],
+            "x",
+        )
+        .await;
+    let got = up.next().await;
+    assert_eq!(
+        got.header("x-forwarded-for").as_deref(),
+        Some("203.0.113.7, 127.0.0.1")
+    );
+    assert_eq!(got.header("x-forwarded-proto").as_deref(), Some("http"));
+    let ev = s.get(&format!("/api/events/{}", r.event_id())).await;
+    assert!(
+        ev["remote_addr"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+    assert!(ev["proxy_addr"].is_null());
+}

@@ -1,0 +1,139 @@
+//! Who sent a request: the peer, or — when the peer is a proxy the operator
+//! trusts (`--trusted-proxy`) — the client that proxy names in
+//! `X-Forwarded-For`. Ingest records that address on the event; the admin
+//! listener charges wrong token guesses to it. Without trusted proxies the
+//! header is never believed: any sender can write it.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<IpNet>);
+
+impl TrustedProxies {
+    pub fn new(nets: Vec<IpNet>) -> TrustedProxies {
+        TrustedProxies(nets)
+    }
+
+    pub fn nets(&self) -> &[IpNet] {
+        &self.0
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The client behind `peer`: walking `X-Forwarded-For` from the right
+    /// (each proxy appends the address it saw), the first address that is
+    /// not a trusted proxy. An entry that is not an address ends the walk
+    /// at the last trusted hop: what lies left of it cannot be vouched for.
+    pub fn client(&self, peer: IpAddr, headers: &http::HeaderMap) -> IpAddr {
+        if self.0.is_empty() || !self.trusts(peer) {
+            return peer;
+        }
+        let entries: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .flat_map(|v| v.to_str().unwrap_or("").split(','))
+            .collect();
+        let mut client = peer;
+        for entry in entries.iter().rev() {
+            match parse_entry(entry.trim()) {
+                Some(ip) => {
+                    client = ip;
+                    if !self.trusts(ip) {
+                        return ip;
+                    }
+                }
+                None => return client,
+            }
+        }
+        client
+    }
+}
+
+/// `203.0.113.7`, `203.0.113.7:4711`, `2001:db8::1` or `[2001:db8::1]:4711`.
+fn parse_entry(s: &str) -> Option<IpAddr> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    s.parse::<std::net::SocketAddr>().ok().map(|a| a.ip())
+}
+
+/// A `--trusted-proxy` value: a network (`10.0.0.0/8`) or one address.
+pub fn parse_net(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{s:?} is not an address or a network such as 10.0.0.0/8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(xff: &[&str]) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for v in xff {
+            h.append("x-forwarded-for", v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn only_a_trusted_peer_is_believed_and_only_as_far_as_the_trust_goes() {
+        let t = TrustedProxies::new(vec![
+            parse_net("10.0.0.0/8").unwrap(),
+            parse_net("::1").unwrap(),
+        ]);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // An untrusted peer writes what it likes: ignored.
+        assert_eq!(
+            t.client(ip("198.51.100.9"), &headers(&["1.2.3.4"])),
+            ip("198.51.100.9")
+        );
+        // A trusted proxy names its client.
+        assert_eq!(
+            t.client(ip("10.0.0.2"), &headers(&["203.0.113.7"])),
+            ip("203.0.113.7")
+        );
+        // The client's own claims left of it are not believed.
+        assert_eq!(
+            t.client(
+                ip("10.0.0.2"),
+                &headers(&["6.6.6.6, 203.0.113.7", "10.1.1.1"])
+            ),
+            ip("203.0.113.7")
+        );
+        // Ports, brackets, IPv4-mapped peers.
+        assert_eq!(
+            t.client(ip("::ffff:10.0.0.2"), &headers(&["[2001:db8::1]:4711"])),
+            ip("2001:db8::1")
+        );
+        assert_eq!(
+            t.client(ip("::1"), &headers(&["203.0.113.7:80"])),
+            ip("203.0.113.7")
+        );
+        // Garbage ends the walk at the last trusted hop.
+        assert_eq!(
+            t.client(ip("10.0.0.2"), &headers(&["unknown, 10.0.0.3"])),
+            ip("10.0.0.3")
+        );
+        // No header, or all trusted: the leftmost address seen.
+        assert_eq!(t.client(ip("10.0.0.2"), &headers(&[])), ip("10.0.0.2"));
+        assert_eq!(
+            t.client(ip("10.0.0.2"), &headers(&["10.9.9.9"])),
+            ip("10.9.9.9")
+        );
+        // Nothing trusted: the peer, always.
+        let none = TrustedProxies::default();
+        assert_eq!(
+            none.client(ip("10.0.0.2"), &headers(&["203.0.113.7"])),
+            ip("10.0.0.2")
+        );
+        assert!(parse_net("10.0.0.0/33").is_err());
+        assert!(parse_net("proxy").is_err());
+    }
+}
