@@ -168,7 +168,7 @@ async fn ingest(
     let queued = ep.mode == Mode::Queue && state == EventState::Received;
     // Backpressure: refuse what cannot be kept up with, before storing it,
     // so the sender retries later instead of growing an endless backlog.
-    if queued && relay.queue.depth(slug) as u64 >= ep.max_queue_depth {
+    if queued && !relay.queue.admit(slug, ep.max_queue_depth) {
         relay
             .metrics
             .refused_queue_depth
@@ -187,6 +187,9 @@ async fn ingest(
     if let Some(disk) = relay.disk.get()
         && disk.is_full()
     {
+        if queued {
+            relay.queue.unreserve(slug);
+        }
         relay.metrics.refused_disk.fetch_add(1, Ordering::Relaxed);
         let mut resp = json(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -209,18 +212,34 @@ async fn ingest(
     // sender waits for the group sync, so concurrent senders share it.
     let forwarding = state == EventState::Received && !queued;
     let stored = relay.store.insert_event_queued(ev, &stored_body, due);
-    drop(hold_gate);
+    // In queue mode the worker learns of the event before the sync wait: in
+    // arrival order, counted by the depth limit, and not stranded until a
+    // restart by a sender that hangs up meanwhile. It sends nothing before
+    // the sync (`Queue::unsynced`).
+    match (&stored, queued) {
+        (Ok(ev), true) => relay.queue.push_unsynced(slug, &ev.id, now),
+        (Err(_), true) => relay.queue.unreserve(slug),
+        _ => {}
+    }
     // A forwarded event waits for its sync together with the target (below):
     // the sync overlaps the upstream round trip, and nobody is answered
-    // before both are done. Everything else is acknowledged once synced.
+    // before both are done. Everything else is acknowledged once synced;
+    // a held one keeps the release waiting meanwhile (the hold gate), so
+    // nothing releases an event that may yet be withdrawn.
     let stored = match stored {
-        Ok(ev) if queued => acknowledge_queued(&relay, ev, now).await,
-        Ok(ev) if !forwarding => match relay.store.durable().await {
-            Ok(()) => Ok(ev),
-            Err(e) => Err(withdraw(&relay, &ev, None, e)),
-        },
+        Ok(ev) if !forwarding => {
+            let synced = relay.store.durable().await;
+            if queued {
+                relay.queue.synced(&ev.id);
+            }
+            match synced {
+                Ok(()) => Ok(ev),
+                Err(e) => Err(withdraw(&relay, &ev, due, e)),
+            }
+        }
         other => other,
     };
+    drop(hold_gate);
     let ev = match stored {
         Ok(ev) => ev,
         Err(e) => {
@@ -411,30 +430,12 @@ fn behind_proxy(
     ev.tls |= https;
 }
 
-/// Waits for a queued event's sync, then hands it to the queue worker, in
-/// a task of its own: a sender that hangs up meanwhile must not strand an
-/// event that is stored (until a restart finds it), and the worker must not
-/// deliver one whose sender was told it is not stored.
-async fn acknowledge_queued(relay: &Arc<Relay>, ev: Event, now: u64) -> Result<Event, Error> {
-    let r = Arc::clone(relay);
-    relay
-        .deliveries
-        .spawn(async move {
-            match r.store.durable().await {
-                Ok(()) => {
-                    r.queue.push(&ev.endpoint, &ev.id, now);
-                    Ok(ev)
-                }
-                Err(e) => Err(withdraw(&r, &ev, Some(now), e)),
-            }
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("acknowledging a queued event: {e}")))?
-}
-
 /// An event whose sync failed is answered `503`: take it back so that it is
 /// neither listed nor delivered (see [`Store::withdraw`]).
 fn withdraw(relay: &Relay, ev: &Event, due: Option<u64>, e: Error) -> Error {
+    if due.is_some() {
+        relay.queue.forget(&ev.endpoint, &ev.id);
+    }
     if let Err(w) = relay.store.withdraw(ev, due) {
         tracing::error!(id = %ev.id, error = %w, "an event refused with 503 could not be taken back; it stays listed until a restart");
     }

@@ -44,12 +44,20 @@ struct Pending {
     /// racing the worker): back at this due time when the attempt ends,
     /// whatever it decided.
     again: HashMap<String, u64>,
+    /// Places taken by senders between the depth check and their push
+    /// ([`Queue::admit`]): with two ingest threads both could pass the
+    /// check for the last place.
+    reserved: usize,
 }
 
 #[derive(Default)]
 struct State {
     endpoints: HashMap<String, Pending>,
     in_flight: usize,
+    /// Entries pushed before their sender's sync ended: a delivery of one
+    /// waits for the sync first (`Queue::unsynced`), so nothing goes out
+    /// that its sender may yet be told was not stored.
+    unsynced: std::collections::HashSet<String>,
     /// Where the next pass over the endpoints starts: each gets its turn
     /// to be first at the slots that freed up.
     rotation: usize,
@@ -134,6 +142,59 @@ impl Queue {
         // wake-up of the worker's thread per event.
         if !busy {
             self.wake.notify_one();
+        }
+    }
+
+    /// Takes a place in `slug`'s queue if it holds fewer than `max`
+    /// (pending and reserved): the sender then stores its event and pushes
+    /// it ([`Queue::push_unsynced`]) or gives the place back ([`Queue::unreserve`]).
+    pub fn admit(&self, slug: &str, max: u64) -> bool {
+        let mut st = self.lock();
+        let p = st.endpoints.entry(slug.to_string()).or_default();
+        let room = ((p.by_id.len() + p.reserved) as u64) < max;
+        if room {
+            p.reserved += 1;
+        }
+        room
+    }
+
+    /// Gives back a place [`Queue::admit`] took (the event was not stored).
+    pub fn unreserve(&self, slug: &str) {
+        if let Some(p) = self.lock().endpoints.get_mut(slug) {
+            p.reserved = p.reserved.saturating_sub(1);
+        }
+    }
+
+    /// A new event's entry, in the place [`Queue::admit`] took, pushed
+    /// before its sync so that the worker keeps arrival order; see
+    /// [`Queue::synced`].
+    pub fn push_unsynced(&self, slug: &str, id: &str, due: u64) {
+        {
+            let mut st = self.lock();
+            st.unsynced.insert(id.to_string());
+            if let Some(p) = st.endpoints.get_mut(slug) {
+                p.reserved = p.reserved.saturating_sub(1);
+            }
+        }
+        self.push(slug, id, due);
+    }
+
+    /// The sync of an entry pushed with [`Queue::push_unsynced`] ended
+    /// (either way: a failed one's event is withdrawn).
+    pub fn synced(&self, id: &str) {
+        self.lock().unsynced.remove(id);
+    }
+
+    /// Whether a delivery of `id` must wait for the store's sync first.
+    pub fn unsynced(&self, id: &str) -> bool {
+        self.lock().unsynced.contains(id)
+    }
+
+    /// Takes an entry out for good if no attempt holds it (a withdrawn
+    /// event); one in flight finds its event gone and leaves by itself.
+    pub fn forget(&self, slug: &str, id: &str) {
+        if let Claimed::Yes(c) = self.claim(slug, id) {
+            c.finish(true);
         }
     }
 
@@ -326,7 +387,7 @@ impl Queue {
                             p.by_id.remove(id);
                         }
                     }
-                    p.by_id.is_empty() && p.in_flight == 0
+                    p.by_id.is_empty() && p.in_flight == 0 && p.reserved == 0
                 }
                 None => false,
             };

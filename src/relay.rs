@@ -642,6 +642,12 @@ impl Relay {
         // written moments ago (memtable or block cache), and no store call
         // here waits for fsync, so a hop to the blocking pool would cost
         // more than it saves.
+        if self.queue.unsynced(id) {
+            // Taken within its sender's sync window: send nothing that may
+            // yet be withdrawn (the sync is shared with the sender's).
+            self.store.durable().await?;
+            self.queue.synced(id);
+        }
         let (ev, body) = (self.store.get_event(id)?, self.store.get_body(id)?);
         let cell = self.endpoint(slug);
         let leave = |state: EventState| {

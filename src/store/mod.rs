@@ -1306,7 +1306,11 @@ impl Store {
             *recent = None;
         }
         let mut b = WriteBatch::default();
-        self.delete_event_into(&mut b, &id, ev)?;
+        // As it stands now, under its lock: an outcome written meanwhile
+        // moved its state index and counters.
+        if let Some(now) = self.event_by_key(&id)? {
+            self.delete_event_into(&mut b, &id, &now)?;
+        }
         if let Some(due) = due {
             b.delete_cf(self.cf(keys::QUEUE), keys::queue(due, &id));
         }

@@ -638,3 +638,59 @@ async fn a_replay_or_ping_outlives_the_admin_client_that_asked_for_it() {
     })
     .await;
 }
+
+/// Concurrent senders to an ordered endpoint: delivered in arrival (id)
+/// order, and the depth limit counts events whose sync is still under way.
+#[tokio::test]
+async fn concurrent_senders_keep_order_and_the_depth_limit() {
+    use std::sync::Arc;
+    let mut up = Receiver::start(vec![Reply::status(200)]).await;
+    let s = Arc::new(TestServer::start().await);
+    s.create_endpoint(
+        json!({ "slug": "ord", "mode": "queue", "ordered": true, "target": up.url("/") }),
+    )
+    .await;
+    let mut sent = Vec::new();
+    for burst in 0..6 {
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..8 {
+            let s = Arc::clone(&s);
+            let body = format!("{burst}-{i}");
+            set.spawn(async move {
+                let r = s.post_in("ord", &[], body.clone()).await;
+                assert_eq!(r.status, 202);
+                (r.event_id(), body)
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            sent.push(r.unwrap());
+        }
+    }
+    sent.sort();
+    for (id, body) in &sent {
+        let got = up.next().await;
+        assert_eq!(
+            String::from_utf8_lossy(&got.body),
+            *body,
+            "{id} out of order"
+        );
+    }
+
+    // A target that never answers keeps everything queued: exactly the
+    // limit is accepted, however many arrive within one sync.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    s.create_endpoint(json!({ "slug": "qd", "mode": "queue", "max_queue_depth": 2, "timeout_ms": 60000, "target": format!("http://{addr}/") }))
+        .await;
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let s = Arc::clone(&s);
+        set.spawn(async move { s.post_in("qd", &[], format!("{i}")).await.status });
+    }
+    let mut accepted = 0;
+    while let Some(st) = set.join_next().await {
+        accepted += usize::from(st.unwrap() == 202);
+    }
+    assert_eq!(accepted, 2);
+    drop(silent);
+}
