@@ -316,14 +316,25 @@ fn load_file(path: &Path) -> Result<FileConfig, String> {
     })
 }
 
-/// `msg` with the text of every quoted value left out (`string "…"`): a
-/// value of the wrong type may be a secret.
+/// `msg` with every quoted value left out (`string "…"`, `integer `…``):
+/// a value of the wrong type may be a secret or a token. Names in
+/// backticks (fields, types) stay: they have letters and are short.
 fn without_quoted(msg: &str) -> String {
-    msg.split('"')
+    let strings = msg
+        .split('"')
         .enumerate()
         .map(|(i, part)| if i % 2 == 1 { "…" } else { part })
         .collect::<Vec<_>>()
-        .join("\"")
+        .join("\"");
+    strings
+        .split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            let name = part.len() <= 24 && part.chars().any(|c| c.is_ascii_alphabetic());
+            if i % 2 == 1 && !name { "…" } else { part }
+        })
+        .collect::<Vec<_>>()
+        .join("`")
 }
 
 /// Sizes as bytes or with a unit: `1024`, `512KiB`, `25MiB`, `1MB`, `2GiB`.
@@ -365,11 +376,17 @@ mod tests {
             "[[endpoint]]\nslug = \"s\"\nsignature = { scheme = \"stripe\", secret = \"whsec_TOPSECRET\", tolerance_s = \"300\" }\n",
             "[[endpoint]]\nslug = \"s\"\nsignature = { scheme = \"stripe\", secrets = \"whsec_TOPSECRET\" }\n",
             "[server]\nadmin_token = \"TOPSECRET-token\"\nlisten = 8080\n",
+            "[server]\nadmin_token = 98765432109876\n",
+            "[[endpoint]]\nslug = \"s\"\nsignature = { scheme = \"stripe\", secret = 31415926535897 }\n",
         ] {
             let path = dir.path().join("c.toml");
             std::fs::write(&path, body).unwrap();
             let err = load_file(&path).unwrap_err();
             assert!(!err.contains("TOPSECRET"), "{err}");
+            assert!(
+                !err.contains("98765432109876") && !err.contains("31415926535897"),
+                "{err}"
+            );
             assert!(err.contains("line "), "{err}");
         }
     }

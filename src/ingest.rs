@@ -123,8 +123,12 @@ async fn ingest(
         ep = cell.snapshot();
         Some(gate)
     };
-    let (id, now) = Store::new_id_ms();
-    let mut ev = capture::capture(id, &parts, slug, rest, body.len(), remote, now);
+    // The id's time is the event's (`since`/`until` bound ids); signature
+    // windows and due times go by the wall clock, which the id generator
+    // may lag after the clock stepped back.
+    let (id, received) = Store::new_id_ms();
+    let now = crate::time::now_ms();
+    let mut ev = capture::capture(id, &parts, slug, rest, body.len(), remote, received);
     ev.tls = tls;
     if let Some(trusted) = relay.trusted_proxies.get() {
         behind_proxy(&mut ev, trusted, remote, &parts.headers);
@@ -133,13 +137,11 @@ async fn ingest(
     ev.topic = prov.topic;
     ev.external_id = prov.external_id;
     // WooCommerce's activation ping is unsigned by design. It counts as one
-    // only in its exact form (a POST of `webhook_id=N` to the endpoint
-    // itself) and where WooCommerce may be the sender: anything else that
-    // carries that body is checked like any request.
+    // only in its form (a POST of `webhook_id=N`, to the delivery URL,
+    // whatever its path and query) and where WooCommerce may be the sender:
+    // anything else that carries that body is checked like any request.
     let ping = prov.is_ping
         && parts.method == http::Method::POST
-        && rest.is_empty()
-        && parts.uri.query().is_none()
         && ep
             .signature
             .as_ref()
@@ -265,12 +267,15 @@ async fn ingest(
     {
         relay.mirror(&ev, &body, mirror.clone());
     }
+    // WooCommerce activates a webhook only on a 200 to its ping.
+    let accepted = if ping {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
     if queued {
         let body = serde_json::json!({ "queued": true, "event": ev.id });
-        return Ok(with_event(
-            json(StatusCode::ACCEPTED, body.to_string()),
-            &ev.id,
-        ));
+        return Ok(with_event(json(accepted, body.to_string()), &ev.id));
     }
 
     match state {
@@ -308,10 +313,7 @@ async fn ingest(
                 "event": ev.id,
                 "reason": format!("endpoint {slug:?} is {}", ep.status.as_str()),
             });
-            Ok(with_event(
-                json(StatusCode::ACCEPTED, body.to_string()),
-                &ev.id,
-            ))
+            Ok(with_event(json(accepted, body.to_string()), &ev.id))
         }
         EventState::Captured if answer_ping => {
             let body = serde_json::json!({

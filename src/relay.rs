@@ -217,6 +217,14 @@ impl Relay {
         let endpoints = store
             .endpoints()?
             .into_iter()
+            .inspect(|ep| {
+                // Stored before `auto` + `enforce` was refused: still
+                // enforced (switching it off would let everything in), but
+                // a sender can pass an old signature again as a body-only one.
+                if ep.signature.as_ref().is_some_and(|s| s.enforce && s.scheme == "auto") {
+                    tracing::warn!(endpoint = %ep.slug, "enforces signatures with scheme auto, which lets a sender pick a scheme without a timestamp and pass an old request again: set a named scheme");
+                }
+            })
             .map(|ep| (ep.slug.to_string(), EndpointCell::new(ep)))
             .collect();
         let (stream, _) = broadcast::channel(1024);
@@ -893,7 +901,11 @@ impl Relay {
             if let Some(cfg) = resign_with {
                 let now = (now_ms() / 1000) as i64;
                 let received = (ev.received_at / 1000) as i64;
-                match crate::signature::resign(&cfg, &ev.headers, &body, received, now) {
+                let arrived = ev
+                    .signature
+                    .as_ref()
+                    .and_then(|s| crate::signature::Verdict::parse(&s.verdict));
+                match crate::signature::resign(&cfg, &ev.headers, &body, arrived, received, now) {
                     crate::signature::Resign::Resigned(headers) => {
                         outgoing.headers = headers;
                         note = Some(format!("re-signed ({}) with timestamp {now}", cfg.scheme));

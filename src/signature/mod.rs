@@ -55,6 +55,19 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// The verdict named by [`Verdict::as_str`].
+    pub fn parse(s: &str) -> Option<Verdict> {
+        [
+            Verdict::Valid,
+            Verdict::Invalid,
+            Verdict::Stale,
+            Verdict::Missing,
+            Verdict::Unchecked,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+
     /// The name stored on events and shown everywhere (as serialised).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -340,27 +353,35 @@ pub fn verify(
 }
 
 /// Re-signs a replay with a fresh timestamp and the first secret. Only an
-/// event whose own signature checks (valid, or stale: authentic but old) as
-/// of its arrival at `received_unix` is re-signed: anything else would put
-/// the endpoint's signature on a body its sender may never have signed (a
-/// forgery that was refused at ingest). Schemes that sign only the body are
-/// left alone: their signature is still valid.
+/// event whose own signature was authentic on arrival (valid, or stale:
+/// authentic but old) is re-signed: anything else would put the endpoint's
+/// signature on a body its sender may never have signed (a forgery refused
+/// at ingest). `arrived` is the verdict recorded then; without one (the
+/// endpoint checked nothing then) the signature is checked now with the
+/// current secrets, as of `received_unix`. Schemes that sign only the body
+/// are left alone: their signature is still valid.
 pub fn resign(
     config: &SignatureConfig,
     headers: &Headers,
     body: &[u8],
+    arrived: Option<Verdict>,
     received_unix: i64,
     now_unix: i64,
 ) -> Resign {
     let Some(secret) = config.secrets().first().copied() else {
         return Resign::Unchanged("no secret configured: cannot re-sign".into());
     };
-    let original = verify(config, headers, body, None, received_unix);
-    if !matches!(original.verdict, Verdict::Valid | Verdict::Stale) {
+    let (verdict, detail) = match arrived.filter(|v| *v != Verdict::Unchecked) {
+        Some(v) => (v, "as recorded on arrival".to_string()),
+        None => {
+            let c = verify(config, headers, body, None, received_unix);
+            (c.verdict, c.detail)
+        }
+    };
+    if !matches!(verdict, Verdict::Valid | Verdict::Stale) {
         return Resign::Unchanged(format!(
-            "not re-signed: its own signature is {} ({}), and re-signing would vouch for a body its sender may never have signed",
-            original.verdict.as_str(),
-            original.detail
+            "not re-signed: its own signature is {} ({detail}), and re-signing would vouch for a body its sender may never have signed",
+            verdict.as_str(),
         ));
     }
     let scheme = match resolve(config, headers) {
@@ -1031,7 +1052,7 @@ mod tests {
                 .map(|(n, val)| (n.clone(), val.as_bytes().to_vec()))
                 .collect();
             let later = v.ts.or(v.now).unwrap() + 86_400;
-            match resign(&cfg, &hdrs, &body, v.ts.or(v.now).unwrap(), later) {
+            match resign(&cfg, &hdrs, &body, None, v.ts.or(v.now).unwrap(), later) {
                 Resign::Resigned(new) => {
                     assert_eq!(new.len(), hdrs.len(), "{}", v.name);
                     for ((a, _), (b, _)) in new.iter().zip(&hdrs) {
@@ -1279,7 +1300,7 @@ mod tests {
             hdrs.push(("User-Agent".to_string(), b"Svix-Webhooks/1.0".to_vec()));
             let later = NOW + 7200;
             check(&std_cfg, &hdrs, BODY, later, Verdict::Stale, Some(0)).unwrap();
-            let Resign::Resigned(new) = resign(&std_cfg, &hdrs, BODY, NOW, later) else {
+            let Resign::Resigned(new) = resign(&std_cfg, &hdrs, BODY, None, NOW, later) else {
                 panic!("{family}: not re-signed");
             };
             let names: Vec<_> = new.iter().map(|(n, _)| n.as_str()).collect();
@@ -1300,7 +1321,7 @@ mod tests {
             ("Stripe-Signature", "t=2,v1=22"),
         ]);
         check(&cfg, &hdrs, BODY, NOW, Verdict::Valid, Some(0)).unwrap();
-        let Resign::Resigned(new) = resign(&cfg, &hdrs, BODY, NOW, NOW) else {
+        let Resign::Resigned(new) = resign(&cfg, &hdrs, BODY, None, NOW, NOW) else {
             panic!("stripe not re-signed")
         };
         assert_eq!(new.len(), 2);
@@ -1310,21 +1331,26 @@ mod tests {
         // Body-only schemes, no secret, nothing signed: unchanged, with a reason.
         let gh = SignatureConfig::new("github", "s");
         assert!(
-            matches!(resign(&gh, &sign(&gh, BODY, NOW, ""), BODY, NOW, NOW), Resign::Unchanged(why) if why.contains("only the body"))
+            matches!(resign(&gh, &sign(&gh, BODY, NOW, ""), BODY, None, NOW, NOW), Resign::Unchanged(why) if why.contains("only the body"))
         );
         let none = config("stripe", &[], 300);
         assert!(matches!(
-            resign(&none, &hdrs, BODY, NOW, NOW),
+            resign(&none, &hdrs, BODY, None, NOW, NOW),
             Resign::Unchanged(_)
         ));
         assert!(matches!(
-            resign(&cfg, &[], BODY, NOW, NOW),
+            resign(&cfg, &[], BODY, None, NOW, NOW),
             Resign::Unchanged(_)
         ));
         let slack = SignatureConfig::new("slack", "s");
-        let Resign::Resigned(new) =
-            resign(&slack, &sign(&slack, BODY, NOW, ""), BODY, NOW, NOW + 999)
-        else {
+        let Resign::Resigned(new) = resign(
+            &slack,
+            &sign(&slack, BODY, NOW, ""),
+            BODY,
+            None,
+            NOW,
+            NOW + 999,
+        ) else {
             panic!("slack not re-signed")
         };
         check(&slack, &new, BODY, NOW + 999, Verdict::Valid, Some(0)).unwrap();
@@ -1341,7 +1367,7 @@ mod tests {
             hdrs.push((n, v));
         }
         let later = NOW + 7200;
-        let Resign::Resigned(new) = resign(&cfg, &hdrs, BODY, NOW, later) else {
+        let Resign::Resigned(new) = resign(&cfg, &hdrs, BODY, None, NOW, later) else {
             panic!("not re-signed");
         };
         assert_eq!(new.len(), hdrs.len());
@@ -1366,7 +1392,7 @@ mod tests {
             let other = SignatureConfig::new(scheme, "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
             let forged = sign(&other, BODY, NOW, "msg_1");
             for (hdrs, verdict) in [(forged, "invalid"), (Vec::new(), "missing")] {
-                match resign(&cfg, &hdrs, BODY, NOW, NOW + 60) {
+                match resign(&cfg, &hdrs, BODY, None, NOW, NOW + 60) {
                     Resign::Unchanged(why) => assert!(
                         why.starts_with("not re-signed") && why.contains(verdict),
                         "{scheme}: {why}"
@@ -1376,7 +1402,18 @@ mod tests {
             }
             let old = sign(&cfg, BODY, NOW - 86_400, "msg_1");
             check(&cfg, &old, BODY, NOW, Verdict::Stale, Some(0)).unwrap();
-            let Resign::Resigned(new) = resign(&cfg, &old, BODY, NOW, NOW + 60) else {
+            // The verdict recorded on arrival decides, not today's secrets:
+            // an event valid under a secret since rotated out is re-signed,
+            // one rejected then is not, whatever checks now.
+            assert!(matches!(
+                resign(&other, &old, BODY, Some(Verdict::Valid), NOW, NOW + 60),
+                Resign::Resigned(_)
+            ));
+            assert!(matches!(
+                resign(&cfg, &old, BODY, Some(Verdict::Invalid), NOW, NOW + 60),
+                Resign::Unchanged(why) if why.starts_with("not re-signed")
+            ));
+            let Resign::Resigned(new) = resign(&cfg, &old, BODY, None, NOW, NOW + 60) else {
                 panic!("{scheme}: a stale authentic event was not re-signed");
             };
             check(&cfg, &new, BODY, NOW + 60, Verdict::Valid, Some(0)).unwrap();
@@ -1506,7 +1543,7 @@ mod tests {
                 let got = verify(&cfg, &hdrs, &body, None, now);
                 prop_assert_ne!(got.verdict, Verdict::Valid, "{}: {}", cfg.scheme, got.detail);
                 prop_assert_ne!(got.verdict, Verdict::Stale, "{}: {}", cfg.scheme, got.detail);
-                let _ = resign(&cfg, &hdrs, &body, now, now);
+                let _ = resign(&cfg, &hdrs, &body, None, now, now);
             }
         }
     }

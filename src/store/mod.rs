@@ -661,19 +661,16 @@ impl Store {
             (&ev.endpoint, ext).hash(&mut h);
             lock(&self.dedup_locks[h.finish() as usize % STRIPES])
         });
-        // A rejected event (a forgery, say) may be flagged as a duplicate
-        // but never claims the id: the genuine delivery would be flagged as
-        // the copy of the forgery.
-        if let Some(ext) = ev
-            .external_id
-            .as_ref()
-            .filter(|_| ev.state != EventState::Rejected)
-        {
+        // A rejected event (a forgery, say) is flagged as a duplicate but
+        // never claims the id: the genuine delivery would be flagged as the
+        // copy of the forgery.
+        if let Some(ext) = &ev.external_id {
             let key = keys::dedup(&ev.endpoint, ext);
             let dedup = self.cf(keys::DEDUP);
             match self.db.get_pinned_cf(&dedup, &key)? {
                 Some(first) => ev.duplicate_of = Some(String::from_utf8_lossy(&first).into_owned()),
-                None => b.put_cf(&dedup, key, ev.id.as_bytes()),
+                None if ev.state != EventState::Rejected => b.put_cf(&dedup, key, ev.id.as_bytes()),
+                None => {}
             }
         }
         b.put_cf(self.cf(keys::EVENTS), id, to_json(&ev)?);
