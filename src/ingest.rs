@@ -230,14 +230,16 @@ async fn ingest(
     // nothing releases an event that may yet be withdrawn.
     let stored = match stored {
         Ok(ev) if !forwarding => {
-            let synced = relay.store.durable().await;
-            if queued {
+            let synced = match relay.store.durable().await {
+                Ok(()) => Ok(ev),
+                // Withdrawn before the mark goes: a worker taking it now
+                // still waits, then finds it gone.
+                Err(e) => Err(withdraw(&relay, &ev, due, e)),
+            };
+            if let (Some(_), Ok(ev)) = (due, &synced) {
                 relay.queue.synced(&ev.id);
             }
-            match synced {
-                Ok(()) => Ok(ev),
-                Err(e) => Err(withdraw(&relay, &ev, due, e)),
-            }
+            synced
         }
         other => other,
     };

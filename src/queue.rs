@@ -394,6 +394,15 @@ impl Queue {
             if empty {
                 st.endpoints.remove(slug);
             }
+            // Left the queue: a mark its sender never cleared (it hung up
+            // during the sync) goes with it.
+            if !st
+                .endpoints
+                .get(slug)
+                .is_some_and(|p| p.by_id.contains_key(id))
+            {
+                st.unsynced.remove(id);
+            }
         }
         self.wake.notify_one();
         self.ended.notify_waiters();

@@ -653,7 +653,14 @@ impl Relay {
         if self.queue.unsynced(id) {
             // Taken within its sender's sync window: send nothing that may
             // yet be withdrawn (the sync is shared with the sender's).
-            self.store.durable().await?;
+            if let Err(e) = self.store.durable().await {
+                // Its sender got a 503 and took it back: nothing to retry.
+                if self.store.get_event(id)?.is_none() {
+                    self.store.remove_queued(due, id)?;
+                    return Ok(None);
+                }
+                return Err(e);
+            }
             self.queue.synced(id);
         }
         let (ev, body) = (self.store.get_event(id)?, self.store.get_body(id)?);
