@@ -213,6 +213,15 @@ async fn ingest(
     // Written to the WAL first (before any byte goes upstream), then the
     // sender waits for the group sync, so concurrent senders share it.
     let forwarding = state == EventState::Received && !queued;
+    let arrival = (queued && ep.ordered).then(|| {
+        let guard = cell.arrival.lock().unwrap_or_else(|p| p.into_inner());
+        // Taken again under the lock: the id taken earlier on this thread
+        // could be older than one another thread pushed meanwhile.
+        let (id, received) = Store::new_id_ms();
+        ev.id = id;
+        ev.received_at = received;
+        guard
+    });
     let stored = relay.store.insert_event_queued(ev, &stored_body, due);
     // In queue mode the worker learns of the event before the sync wait: in
     // arrival order, counted by the depth limit, and not stranded until a
@@ -223,6 +232,7 @@ async fn ingest(
         (Err(_), true) => relay.queue.unreserve(slug),
         _ => {}
     }
+    drop(arrival);
     // A forwarded event waits for its sync together with the target (below):
     // the sync overlaps the upstream round trip, and nobody is answered
     // before both are done. Everything else is acknowledged once synced;

@@ -37,6 +37,10 @@ pub struct EndpointCell {
     /// events, so an event that was held just as the endpoint resumed is
     /// stored before the list is made, never left behind it.
     pub hold_gate: tokio::sync::RwLock<()>,
+    /// Queue mode with `ordered`: an event's id is taken and its entry
+    /// pushed under this lock, so that with several ingest threads the
+    /// queue sees ids in the order they were taken (the order delivered).
+    pub arrival: Mutex<()>,
 }
 
 impl EndpointCell {
@@ -47,6 +51,7 @@ impl EndpointCell {
             deleted: Default::default(),
             releasing: Default::default(),
             hold_gate: Default::default(),
+            arrival: Mutex::new(()),
         })
     }
 
