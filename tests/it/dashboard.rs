@@ -976,7 +976,7 @@ async fn wait_job(s: &TestServer, job: &str, status: &str) -> serde_json::Value 
 
 #[tokio::test]
 async fn signature_verdicts_and_checking_a_typed_secret() {
-    use hookrelay::signature::{SignatureConfig, sign};
+    use hookrelay::signature::SignatureConfig;
     let s = TestServer::start().await;
     s.create_endpoint(
         json!({ "slug": "gh", "signature": { "scheme": "github", "secret": "right" } }),
@@ -1199,7 +1199,7 @@ async fn test_ping_from_the_endpoints_page() {
 
 #[tokio::test]
 async fn replay_re_signed_from_the_event_page() {
-    use hookrelay::signature::{SignatureConfig, Verdict, sign, verify};
+    use hookrelay::signature::{SignatureConfig, Verdict, verify};
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let mut up = Receiver::start(vec![Reply::status(200)]).await;
     let s = TestServer::start().await;
@@ -1227,14 +1227,8 @@ async fn replay_re_signed_from_the_event_page() {
         .unwrap()
         .as_secs() as i64
         - 3600;
-    let signed: Vec<(String, String)> = sign(&cfg, body, old, "msg_1")
-        .into_iter()
-        .map(|(n, v)| (n, String::from_utf8(v).unwrap()))
-        .collect();
-    let h: Vec<(&str, &str)> = signed
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
+    let signed = crate::support::signed(&cfg, body, old, "msg_1");
+    let h = crate::support::pairs(&signed);
     let id = s.post_in("sw", &h, body.to_vec()).await.event_id();
     up.next().await;
 
@@ -1305,19 +1299,13 @@ async fn replay_re_signed_from_the_event_page() {
 
     // A body-only scheme: sent unchanged, and the note says why.
     let gh_body = br#"{"action":"opened"}"#;
-    let gh_signed: Vec<(String, String)> = sign(
+    let gh_signed = crate::support::signed(
         &SignatureConfig::new("github", "s3cret-token"),
         gh_body,
         0,
         "",
-    )
-    .into_iter()
-    .map(|(n, v)| (n, String::from_utf8(v).unwrap()))
-    .collect();
-    let gh_h: Vec<(&str, &str)> = gh_signed
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
+    );
+    let gh_h = crate::support::pairs(&gh_signed);
     let gh_id = s.post_in("gh", &gh_h, gh_body.to_vec()).await.event_id();
     up.next().await;
     let p = post_form(
@@ -2075,7 +2063,7 @@ async fn the_edit_form_keeps_a_leading_newline_in_the_response_body() {
 /// cannot run is "unchecked", not a verdict of "invalid".
 #[tokio::test]
 async fn a_typed_secret_uses_the_endpoints_signature_settings() {
-    use hookrelay::signature::{SignatureConfig, sign};
+    use hookrelay::signature::SignatureConfig;
     let s = TestServer::start().await;
     s.create_endpoint(json!({
         "slug": "hm",
@@ -2085,14 +2073,8 @@ async fn a_typed_secret_uses_the_endpoints_signature_settings() {
     let mut cfg = SignatureConfig::new("hmac-sha256", "a");
     cfg.header = Some("X-Sig".into());
     let body = b"{\"n\":1}";
-    let headers: Vec<(String, String)> = sign(&cfg, body, 0, "")
-        .into_iter()
-        .map(|(n, v)| (n, String::from_utf8(v).unwrap()))
-        .collect();
-    let h: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
+    let headers = crate::support::signed(&cfg, body, 0, "");
+    let h = crate::support::pairs(&headers);
     let id = s.post_in("hm", &h, &body[..]).await.event_id();
 
     let (st, v) = s

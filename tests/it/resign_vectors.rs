@@ -117,11 +117,9 @@ fn config_scheme(scheme: &str) -> &str {
 /// hookrelay's own signature of `body` at `ts` with `secret`, as strings.
 fn signed(scheme: &str, secret: &str, body: &[u8], ts: i64) -> Vec<(String, String)> {
     let cfg = SignatureConfig::new(config_scheme(scheme), secret);
-    let out = signature::sign(&cfg, body, ts, MSG_ID);
+    let out = crate::support::signed(&cfg, body, ts, MSG_ID);
     assert!(!out.is_empty(), "{scheme}: nothing signed");
-    out.into_iter()
-        .map(|(n, v)| (n, String::from_utf8(v).unwrap()))
-        .collect()
+    out
 }
 
 fn value<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {

@@ -310,14 +310,8 @@ async fn the_activation_ping_never_carries_unsigned_requests_past_enforcement() 
     // The first request the target (or mirror) sees is the signed one sent last.
     let cfg = SignatureConfig::new("woocommerce", "s3cret");
     let body = br#"{"id":1}"#;
-    let signed: Vec<(String, String)> = signature::sign(&cfg, body, 0, "")
-        .into_iter()
-        .map(|(n, v)| (n, String::from_utf8(v).unwrap()))
-        .collect();
-    let h: Vec<(&str, &str)> = signed
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
+    let signed = crate::support::signed(&cfg, body, 0, "");
+    let h = crate::support::pairs(&signed);
     assert_eq!(s.post_in("wc", &h, &body[..]).await.status, 200);
     let mut paths = vec![up.next().await.uri, up.next().await.uri];
     paths.sort();
@@ -371,14 +365,8 @@ async fn a_stored_event_is_checked_as_of_its_arrival() {
     let cfg = SignatureConfig::new("stripe", "whsec_abc");
     let now = (hookrelay::time::now_ms() / 1000) as i64;
     let body = br#"{"id":"evt_1","type":"invoice.paid"}"#;
-    let headers: Vec<(String, String)> = signature::sign(&cfg, body, now, "")
-        .into_iter()
-        .map(|(n, v)| (n, String::from_utf8(v).unwrap()))
-        .collect();
-    let h: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
+    let headers = crate::support::signed(&cfg, body, now, "");
+    let h = crate::support::pairs(&headers);
     let id = s.post_in("st", &h, &body[..]).await.event_id();
     let ev = s.get(&format!("/api/events/{id}")).await;
     assert_eq!(
@@ -420,15 +408,8 @@ async fn a_resigned_replay_verifies_now_with_the_same_body_and_id() {
     let cfg = SignatureConfig::new("standard", secret);
     let old = (hookrelay::time::now_ms() / 1000) as i64 - 3600;
     let body = br#"{"type":"user.created","data":{"id":1}}"#;
-    let headers: Vec<(String, String)> =
-        signature::sign(&cfg, body, old, "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W")
-            .into_iter()
-            .map(|(n, v)| (n, String::from_utf8(v).unwrap()))
-            .collect();
-    let h: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
+    let headers = crate::support::signed(&cfg, body, old, "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W");
+    let h = crate::support::pairs(&headers);
     let r = s.post_in("sw", &h, &body[..]).await;
     let ev = s.get(&format!("/api/events/{}", r.event_id())).await;
     assert_eq!(ev["signature"]["verdict"], "stale", "an hour old");

@@ -290,3 +290,25 @@ pub fn config_at(data: &Path) -> Config {
         ..Config::default()
     }
 }
+
+/// The headers `signature::sign` makes, as text (signature headers are
+/// ASCII), for [`pairs`] and `post_in`.
+pub fn signed(
+    cfg: &hookrelay::signature::SignatureConfig,
+    body: &[u8],
+    ts: i64,
+    msg_id: &str,
+) -> Vec<(String, String)> {
+    hookrelay::signature::sign(cfg, body, ts, msg_id)
+        .into_iter()
+        .map(|(n, v)| (n, String::from_utf8(v).expect("signature headers are text")))
+        .collect()
+}
+
+/// Borrowed `(name, value)` pairs, as `post_in` takes them.
+pub fn pairs(headers: &[(String, String)]) -> Vec<(&str, &str)> {
+    headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect()
+}
