@@ -976,7 +976,7 @@ async fn wait_job(s: &TestServer, job: &str, status: &str) -> serde_json::Value 
 
 #[tokio::test]
 async fn signature_verdicts_and_checking_a_typed_secret() {
-    use hookrelay::signature::SignatureConfig;
+    use hookrelay::signature::{SignatureConfig, sign};
     let s = TestServer::start().await;
     s.create_endpoint(
         json!({ "slug": "gh", "signature": { "scheme": "github", "secret": "right" } }),
