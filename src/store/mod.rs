@@ -706,10 +706,15 @@ impl Store {
         // so concurrent inserts share one write and one sync.
         let mut recent = self.stripe(&id);
         self.write_lazy(b)?;
-        *recent = Some(Recent {
-            key: id,
-            ev: ev.clone(),
-        });
+        // Kept only for an event an outcome follows within milliseconds
+        // (forward, queue): a bin's, a held or a rejected one is written
+        // once, and copying its headers is all the cache would cost.
+        if ev.state == EventState::Received {
+            *recent = Some(Recent {
+                key: id,
+                ev: ev.clone(),
+            });
+        }
         Ok(ev)
     }
 
