@@ -117,7 +117,9 @@ pub async fn run(
         );
     }
     if let Some(e) = final_state["last_error"].as_str() {
-        eprintln!("{}", super::printable(&format!("not sent: {e}")));
+        // The latest event that could not be sent, or was sent without the
+        // fresh signature asked for.
+        eprintln!("{}", super::printable(&format!("last problem: {e}")));
     }
     let cancelled = final_state["status"] == json!("cancelled");
     Ok(if final_state["failed"] == json!(0) && !cancelled {
