@@ -396,6 +396,19 @@ async fn a_trusted_proxy_names_the_client() {
     let ev: serde_json::Value = serde_json::from_slice(&ev).unwrap();
     assert_eq!(ev["remote_addr"], "203.0.113.7", "{ev}");
     assert!(ev["proxy_addr"].as_str().unwrap().starts_with("127.0.0.1:"));
+    let (_, _, page) = crate::support::send(
+        "GET",
+        &s.admin_url(&format!("/events/{}", r.event_id())),
+        &auth,
+        Default::default(),
+    )
+    .await;
+    let page = String::from_utf8_lossy(&page);
+    assert!(page.contains("<code>203.0.113.7</code>"), "{page}");
+    assert!(
+        page.contains("via trusted proxy <code>127.0.0.1:"),
+        "{page}"
+    );
 
     // One client's wrong guesses do not spend another's budget.
     let guess = |client: &'static str| {

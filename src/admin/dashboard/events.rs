@@ -360,6 +360,8 @@ struct EventPage {
     download_url: String,
     headers: Vec<(String, String)>,
     remote_addr: String,
+    /// The trusted proxy it came through, when `remote_addr` is the client.
+    proxy_addr: Option<String>,
     state: &'static str,
     /// The target's last answer (empty when none yet).
     last_status: String,
@@ -494,6 +496,7 @@ fn event_page(
         download_url: format!("/api/events/{}/body", ev.id),
         headers: header_text(&ev.headers),
         remote_addr: ev.remote_addr.clone(),
+        proxy_addr: ev.proxy_addr.clone(),
         state: ev.state.as_str(),
         last_status: ev.last_status.map(|s| s.to_string()).unwrap_or_default(),
         mirror_status: ev.mirror_status.map(|s| s.to_string()),
