@@ -20,7 +20,8 @@ impl TrustedProxies {
         &self.0
     }
 
-    fn trusts(&self, ip: IpAddr) -> bool {
+    /// Whether `ip` is one of the trusted proxies.
+    pub fn trusts(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
         self.0.iter().any(|n| n.contains(&ip))
     }
@@ -33,14 +34,20 @@ impl TrustedProxies {
         if self.0.is_empty() || !self.trusts(peer) {
             return peer;
         }
-        let entries: Vec<&str> = headers
+        // Split as bytes: a proxy appends to the client's own line, so a
+        // stray byte there must spoil only the client's entry (left of the
+        // proxy's, which the walk reaches first), not the whole line.
+        let entries: Vec<&[u8]> = headers
             .get_all("x-forwarded-for")
             .iter()
-            .flat_map(|v| v.to_str().unwrap_or("").split(','))
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
             .collect();
         let mut client = peer;
         for entry in entries.iter().rev() {
-            match parse_entry(entry.trim()) {
+            match std::str::from_utf8(entry.trim_ascii())
+                .ok()
+                .and_then(parse_entry)
+            {
                 Some(ip) => {
                     client = ip;
                     if !self.trusts(ip) {
@@ -80,6 +87,23 @@ mod tests {
             h.append("x-forwarded-for", v.parse().unwrap());
         }
         h
+    }
+
+    /// nginx and Caddy append to the client's own line: bytes the client
+    /// put there spoil only its own entries.
+    #[test]
+    fn a_bad_byte_left_of_the_proxy_entry_spoils_only_that_entry() {
+        let t = TrustedProxies::new(vec![parse_net("127.0.0.1").unwrap()]);
+        let mut h = http::HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            http::HeaderValue::from_bytes(b"\xff, 198.51.100.5").unwrap(),
+        );
+        let peer = "127.0.0.1".parse().unwrap();
+        assert_eq!(
+            t.client(peer, &h),
+            "198.51.100.5".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]

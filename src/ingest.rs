@@ -429,11 +429,15 @@ fn behind_proxy(
     peer: SocketAddr,
     headers: &http::HeaderMap,
 ) {
-    let client = trusted.client(peer.ip(), headers);
-    if client == peer.ip() {
+    if !trusted.trusts(peer.ip()) {
         return;
     }
-    ev.proxy_addr = Some(std::mem::replace(&mut ev.remote_addr, client.to_string()));
+    let client = trusted.client(peer.ip(), headers);
+    if client != peer.ip() {
+        ev.proxy_addr = Some(std::mem::replace(&mut ev.remote_addr, client.to_string()));
+    }
+    // What the proxy says of its own hop (its last value): it must set
+    // the header, not pass on the client's.
     let https = headers
         .get_all("x-forwarded-proto")
         .iter()
