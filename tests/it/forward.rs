@@ -409,6 +409,11 @@ async fn a_trusted_proxy_names_the_client() {
         page.contains("via trusted proxy <code>127.0.0.1:"),
         "{page}"
     );
+    // A TLS terminator that names no client still says its hop was TLS.
+    s.post_in("f", &[("x-forwarded-proto", "https")], "y").await;
+    let got = up.next().await;
+    assert_eq!(got.header("x-forwarded-proto").as_deref(), Some("https"));
+    assert_eq!(got.header("x-forwarded-for").as_deref(), Some("127.0.0.1"));
 
     // One client's wrong guesses do not spend another's budget.
     let guess = |client: &'static str| {
