@@ -61,6 +61,17 @@ impl TrustedProxies {
     }
 }
 
+/// Whether a trusted proxy says its own hop was TLS: the last value of
+/// `X-Forwarded-Proto` (the proxy must set it, not pass the client's on).
+pub fn proxy_hop_was_tls(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all("x-forwarded-proto")
+        .iter()
+        .next_back()
+        .and_then(|v| v.as_bytes().rsplit(|b| *b == b',').next())
+        .is_some_and(|p| p.trim_ascii().eq_ignore_ascii_case(b"https"))
+}
+
 /// `203.0.113.7`, `203.0.113.7:4711`, `2001:db8::1` or `[2001:db8::1]:4711`.
 fn parse_entry(s: &str) -> Option<IpAddr> {
     if let Ok(ip) = s.parse::<IpAddr>() {

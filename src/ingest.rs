@@ -170,28 +170,9 @@ async fn ingest(
     let queued = ep.mode == Mode::Queue && state == EventState::Received;
     // Backpressure: refuse what cannot be kept up with, before storing it,
     // so the sender retries later instead of growing an endless backlog.
-    if queued && !relay.queue.admit(slug, ep.max_queue_depth) {
-        relay
-            .metrics
-            .refused_queue_depth
-            .fetch_add(1, Ordering::Relaxed);
-        let mut resp = json(
-            StatusCode::SERVICE_UNAVAILABLE,
-            serde_json::json!({
-                "error": format!("endpoint {slug:?} has {} events waiting (max_queue_depth); retry later", ep.max_queue_depth),
-            })
-            .to_string(),
-        );
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
-        return Ok(resp);
-    }
     if let Some(disk) = relay.disk.get()
         && disk.is_full()
     {
-        if queued {
-            relay.queue.unreserve(slug);
-        }
         relay.metrics.refused_disk.fetch_add(1, Ordering::Relaxed);
         let mut resp = json(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -206,6 +187,24 @@ async fn ingest(
         );
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        return Ok(resp);
+    }
+    // Last of the checks: a place it takes is given back only by the store's
+    // answer below.
+    if queued && !relay.queue.admit(slug, ep.max_queue_depth) {
+        relay
+            .metrics
+            .refused_queue_depth
+            .fetch_add(1, Ordering::Relaxed);
+        let mut resp = json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({
+                "error": format!("endpoint {slug:?} has {} events waiting (max_queue_depth); retry later", ep.max_queue_depth),
+            })
+            .to_string(),
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
         return Ok(resp);
     }
     let stored_body = body.clone();
@@ -436,16 +435,7 @@ fn behind_proxy(
     if client != peer.ip() {
         ev.proxy_addr = Some(std::mem::replace(&mut ev.remote_addr, client.to_string()));
     }
-    // What the proxy says of its own hop (its last value): it must set
-    // the header, not pass on the client's.
-    let https = headers
-        .get_all("x-forwarded-proto")
-        .iter()
-        .next_back()
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.rsplit(',').next())
-        .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"));
-    ev.tls |= https;
+    ev.tls |= crate::forwarded::proxy_hop_was_tls(headers);
 }
 
 /// An event whose sync failed is answered `503`: take it back so that it is

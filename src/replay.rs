@@ -266,11 +266,7 @@ pub async fn dry_run(
 /// forgets finished ones beyond the newest [`KEEP_FINISHED`] (with their
 /// id lists, up to 100,000 ids each, which only an unfinished job needs).
 pub async fn resume(relay: &Arc<Relay>) -> Result<()> {
-    let stored = relay.store.run(|s| s.jobs()).await?;
-    let jobs: Vec<Job> = stored
-        .into_iter()
-        .filter_map(|record| serde_json::from_value::<Job>(record).ok())
-        .collect();
+    let jobs = relay.store.run(stored_jobs).await?;
     // Stored in id order, and ids are ULIDs: the first finished ones are
     // the oldest.
     let mut gone = jobs
@@ -313,15 +309,22 @@ pub async fn resume(relay: &Arc<Relay>) -> Result<()> {
 /// retention must not delete them from under the job.
 pub fn pending_ids(store: &Store) -> Result<std::collections::HashSet<String>> {
     let mut pending = std::collections::HashSet::new();
-    for record in store.jobs()? {
-        let Ok(job) = serde_json::from_value::<Job>(record) else {
-            continue;
-        };
+    for job in stored_jobs(store)? {
         if !job.status.finished() {
             pending.extend(store.job_ids(&job.id)?.into_iter().skip(job.sent));
         }
     }
     Ok(pending)
+}
+
+/// The stored job records, oldest first; one that no longer reads as a
+/// [`Job`] is skipped.
+fn stored_jobs(store: &Store) -> Result<Vec<Job>> {
+    Ok(store
+        .jobs()?
+        .into_iter()
+        .filter_map(|record| serde_json::from_value::<Job>(record).ok())
+        .collect())
 }
 
 /// Finished jobs kept in memory (for `GET /api/replay`); older ones stay in
