@@ -468,6 +468,17 @@ impl Store {
             .load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// `key`'s stripe lock, held while the event is deleted, with the
+    /// event dropped from the stripe's cache: an outcome written after the
+    /// delete must not find it there.
+    fn stripe_for_delete(&self, key: &[u8; 16]) -> std::sync::MutexGuard<'_, Option<Recent>> {
+        let mut recent = self.stripe(key);
+        if recent.as_ref().is_some_and(|r| r.key == *key) {
+            *recent = None;
+        }
+        recent
+    }
+
     /// The lock (and last-written event) of `key`'s stripe.
     fn stripe(&self, key: &[u8; 16]) -> std::sync::MutexGuard<'_, Option<Recent>> {
         lock(&self.stripes[key[15] as usize % STRIPES])
@@ -1265,10 +1276,7 @@ impl Store {
         for id in doomed {
             // Under the event's stripe lock, re-read: an outcome written
             // meanwhile must not leave an orphan index entry or be undone.
-            let mut recent = self.stripe(&id);
-            if recent.as_ref().is_some_and(|r| r.key == id) {
-                *recent = None;
-            }
+            let _stripe = self.stripe_for_delete(&id);
             let Some(ev) = self.event_by_key(&id)? else {
                 continue;
             };
@@ -1303,10 +1311,7 @@ impl Store {
     /// keeps it until a restart drops what never reached the disk.
     pub fn withdraw(&self, ev: &Event, due: Option<u64>) -> Result<()> {
         let id = keys::parse_id(&ev.id).ok_or_else(|| Error::Internal("bad event id".into()))?;
-        let mut recent = self.stripe(&id);
-        if recent.as_ref().is_some_and(|r| r.key == id) {
-            *recent = None;
-        }
+        let _stripe = self.stripe_for_delete(&id);
         let mut b = WriteBatch::default();
         // As it stands now, under its lock: an outcome written meanwhile
         // moved its state index and counters.
