@@ -309,28 +309,36 @@ mod raw_headers {
     use super::Headers;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    #[derive(Serialize, Deserialize)]
+    #[derive(Deserialize)]
     #[serde(untagged)]
     enum Value {
         Text(String),
         Bin { b64: String },
     }
 
+    /// [`Value`] borrowing its text: every stored event and outcome
+    /// serializes its headers, and a copy of each value showed in profiles.
+    #[derive(Serialize)]
+    #[serde(untagged)]
+    enum ValueRef<'a> {
+        Text(&'a str),
+        Bin { b64: String },
+    }
+
     pub fn serialize<S: Serializer>(h: &Headers, s: S) -> Result<S::Ok, S::Error> {
         use base64::Engine;
-        let pairs: Vec<(&str, Value)> = h
-            .iter()
-            .map(|(n, v)| {
-                let value = match std::str::from_utf8(v) {
-                    Ok(t) => Value::Text(t.to_string()),
-                    Err(_) => Value::Bin {
-                        b64: base64::engine::general_purpose::STANDARD.encode(v),
-                    },
-                };
-                (n.as_str(), value)
-            })
-            .collect();
-        pairs.serialize(s)
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(h.len()))?;
+        for (n, v) in h {
+            let value = match std::str::from_utf8(v) {
+                Ok(t) => ValueRef::Text(t),
+                Err(_) => ValueRef::Bin {
+                    b64: base64::engine::general_purpose::STANDARD.encode(v),
+                },
+            };
+            seq.serialize_element(&(n.as_str(), value))?;
+        }
+        seq.end()
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Headers, D::Error> {
