@@ -143,6 +143,9 @@ pub struct Config {
     pub retain_days: Option<u64>,
     pub retain_per_endpoint: Option<usize>,
     pub header_timeout: Duration,
+    /// How long a connection may wait for its socket without response
+    /// progress ([`crate::idle::SEND_STALL`]); no flag, tests shorten it.
+    pub send_stall: Duration,
     pub max_disk_usage: f64,
     pub trusted_proxies: crate::forwarded::TrustedProxies,
     pub endpoints: Vec<EndpointInput>,
@@ -162,6 +165,7 @@ impl Default for Config {
             retain_days: None,
             retain_per_endpoint: None,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
+            send_stall: crate::idle::SEND_STALL,
             max_disk_usage: DEFAULT_MAX_DISK_USAGE,
             trusted_proxies: Default::default(),
             endpoints: Vec::new(),
@@ -228,6 +232,7 @@ impl Config {
                 .or(s.header_timeout)
                 .map(Duration::from_secs)
                 .unwrap_or(d.header_timeout),
+            send_stall: d.send_stall,
             max_disk_usage: args
                 .max_disk_usage
                 .or(s.max_disk_usage)

@@ -365,7 +365,7 @@ async fn accept_loop<S, F, B>(
             _ = stop.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let activity = crate::idle::Activity::new();
+        let activity = crate::idle::Activity::new(config.send_stall);
         let service =
             crate::idle::Tracked::new(make_service(remote, tls.is_some()), Arc::clone(&activity));
         let builder = Arc::clone(&builder);

@@ -283,6 +283,160 @@ async fn connections_that_send_no_request_are_closed() {
     }
 }
 
+/// An HTTP/2 frame: its 9-byte header and `payload`.
+fn h2_frame(ty: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = (payload.len() as u32).to_be_bytes();
+    let mut f = vec![len[1], len[2], len[3], ty, flags];
+    f.extend(stream.to_be_bytes());
+    f.extend(payload);
+    f
+}
+
+/// The client preface and SETTINGS with an initial window of 0: the server
+/// may answer with HEADERS but never with DATA (no WINDOW_UPDATE follows).
+fn h2_preface_window_zero() -> Vec<u8> {
+    let mut v = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    v.extend(h2_frame(4, 0, 0, &[0, 4, 0, 0, 0, 0]));
+    v
+}
+
+/// A GET of `path` (under 127 bytes) on `stream`, HPACK without Huffman.
+fn h2_get(stream: u32, path: &str) -> Vec<u8> {
+    let mut block = vec![0x82, 0x86, 0x04, path.len() as u8];
+    block.extend(path.as_bytes());
+    block.extend([0x01, 9]);
+    block.extend(b"127.0.0.1");
+    h2_frame(1, 0x5, stream, &block)
+}
+
+/// Reads frames until HEADERS on `stream` (true) or the end (false).
+async fn h2_headers(c: &mut tokio::net::TcpStream, pending: &mut Vec<u8>, stream: u32) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    loop {
+        while pending.len() >= 9 {
+            let len = u32::from_be_bytes([0, pending[0], pending[1], pending[2]]) as usize;
+            if pending.len() < 9 + len {
+                break;
+            }
+            let id = u32::from_be_bytes(pending[5..9].try_into().unwrap()) & 0x7fff_ffff;
+            let ty = pending[3];
+            pending.drain(..9 + len);
+            if ty == 1 && id == stream {
+                return true;
+            }
+        }
+        match tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => pending.extend_from_slice(&buf[..n]),
+            _ => return false,
+        }
+    }
+}
+
+/// HTTP/2 responses the client never lets through (a window of 0, or
+/// streams reset with their data still queued) keep no connection open:
+/// hyper keeps such a body, and PING ACKs are no response bytes.
+#[tokio::test]
+async fn an_http2_response_the_client_never_takes_keeps_no_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // header_timeout (the idle limit) is 1 s here.
+    let (s, _dir) = small_limit_server().await;
+    for addr in [s.ingest, s.admin] {
+        for reset in [false, true] {
+            let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+            c.write_all(&h2_preface_window_zero()).await.unwrap();
+            let mut pending = Vec::new();
+            let streams = if reset { 20 } else { 1 };
+            for i in 0..streams {
+                let id = 2 * i + 1;
+                let path = if reset {
+                    format!("/in/{}", "x".repeat(100))
+                } else {
+                    "/healthz".to_string()
+                };
+                c.write_all(&h2_get(id, &path)).await.unwrap();
+                assert!(
+                    h2_headers(&mut c, &mut pending, id).await,
+                    "{addr}: no answer"
+                );
+                if reset {
+                    c.write_all(&h2_frame(3, 0, id, &8u32.to_be_bytes()))
+                        .await
+                        .unwrap();
+                }
+            }
+            let started = Instant::now();
+            let mut buf = [0u8; 4096];
+            let closed = loop {
+                if started.elapsed() > Duration::from_secs(8) {
+                    break false;
+                }
+                let ping = h2_frame(6, 0, 0, &[1, 2, 3, 4, 5, 6, 7, 8]);
+                if c.write_all(&ping).await.is_err() {
+                    break true;
+                }
+                if let Ok(Ok(0) | Err(_)) =
+                    tokio::time::timeout(Duration::from_millis(200), c.read(&mut buf)).await
+                {
+                    break true;
+                }
+            };
+            let took = started.elapsed();
+            assert!(
+                closed && took < Duration::from_secs(5),
+                "{addr} (reset: {reset}): open {took:?} with nothing sent"
+            );
+        }
+    }
+}
+
+/// A client flooding PINGs and reading their ACKs a little at a time keeps
+/// the server's socket full without ever receiving a response: dropped
+/// after the send stall (2 s here), not kept for as long as it trickles.
+#[tokio::test]
+async fn an_http2_client_flooding_pings_and_reading_slowly_is_dropped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_dir, data) = temp_data();
+    let mut cfg = config_at(&data);
+    cfg.header_timeout = Duration::from_secs(1);
+    cfg.send_stall = Duration::from_secs(2);
+    let s = TestServer::start_with(cfg).await;
+    for addr in [s.ingest, s.admin] {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.set_recv_buffer_size(4096).unwrap();
+        let (mut rd, mut wr) = sock.connect(addr).await.unwrap().into_split();
+        let started = Instant::now();
+        let limit = Duration::from_secs(20);
+        let flood = tokio::spawn(async move {
+            let pings: Vec<u8> = (0..1024).flat_map(|_| h2_frame(6, 0, 0, &[0; 8])).collect();
+            let _ = wr.write_all(&h2_preface_window_zero()).await;
+            while started.elapsed() < limit {
+                if wr.write_all(&pings).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut buf = [0u8; 4096];
+        let closed = loop {
+            if started.elapsed() > limit {
+                break false;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if let Ok(Ok(0) | Err(_)) =
+                tokio::time::timeout(Duration::from_millis(100), rd.read(&mut buf)).await
+            {
+                break true;
+            }
+        };
+        flood.abort();
+        let took = started.elapsed();
+        assert!(
+            closed && took < Duration::from_secs(10),
+            "{addr}: a PING flood read slowly kept its connection {took:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_request_in_flight_is_not_idle() {
     let (s, _dir) = small_limit_server().await;
