@@ -224,13 +224,16 @@ async fn ingest(
     let stored = relay.store.insert_event_queued(ev, &stored_body, due);
     // In queue mode the worker learns of the event before the sync wait: in
     // arrival order, counted by the depth limit, and not stranded until a
-    // restart by a sender that hangs up meanwhile. It sends nothing before
-    // the sync (`Queue::unsynced`).
-    match (&stored, queued) {
-        (Ok(ev), true) => relay.queue.push_unsynced(slug, &ev.id, now),
-        (Err(_), true) => relay.queue.unreserve(slug),
-        _ => {}
-    }
+    // restart by a sender that hangs up meanwhile. Nothing sends it before
+    // this sender has its verdict (`Queue::settled`).
+    let mark = match (&stored, queued) {
+        (Ok(ev), true) => Some(relay.queue.push_unsynced(slug, &ev.id, now)),
+        (Err(_), true) => {
+            relay.queue.unreserve(slug);
+            None
+        }
+        _ => None,
+    };
     drop(arrival);
     // A forwarded event waits for its sync together with the target (below):
     // the sync overlaps the upstream round trip, and nobody is answered
@@ -238,18 +241,15 @@ async fn ingest(
     // a held one keeps the release waiting meanwhile (the hold gate), so
     // nothing releases an event that may yet be withdrawn.
     let stored = match stored {
-        Ok(ev) if !forwarding => {
-            let synced = match relay.store.durable().await {
-                Ok(()) => Ok(ev),
-                // Withdrawn before the mark goes: a worker taking it now
-                // still waits, then finds it gone.
-                Err(e) => Err(withdraw(&relay, &ev, due, e)),
-            };
-            if let (Some(_), Ok(ev)) = (due, &synced) {
-                relay.queue.synced(&ev.id);
+        Ok(ev) if !forwarding => match relay.store.durable().await {
+            Ok(()) => {
+                if let Some(mark) = mark {
+                    mark.settle();
+                }
+                Ok(ev)
             }
-            synced
-        }
+            Err(e) => Err(withdraw(&relay, &ev, due, mark, e)),
+        },
         other => other,
     };
     drop(hold_gate);
@@ -439,13 +439,30 @@ fn behind_proxy(
 }
 
 /// An event whose sync failed is answered `503`: take it back so that it is
-/// neither listed nor delivered (see [`Store::withdraw`]).
-fn withdraw(relay: &Relay, ev: &Event, due: Option<u64>, e: Error) -> Error {
-    if due.is_some() {
-        relay.queue.forget(&ev.endpoint, &ev.id);
-    }
-    if let Err(w) = relay.store.withdraw(ev, due) {
-        tracing::error!(id = %ev.id, error = %w, "an event refused with 503 could not be taken back; it stays listed until a restart");
+/// neither listed nor delivered (see [`Store::withdraw`]), then settle its
+/// queue entry (a delivery waiting on it finds it gone). One that cannot be
+/// taken back stays stored, and queued: delivered once a sync succeeds (a
+/// duplicate, if its sender sends it again).
+fn withdraw(
+    relay: &Relay,
+    ev: &Event,
+    due: Option<u64>,
+    mark: Option<crate::queue::Unsettled<'_>>,
+    e: Error,
+) -> Error {
+    match relay.store.withdraw(ev, due) {
+        Ok(()) => {
+            if due.is_some() {
+                relay.queue.forget(&ev.endpoint, &ev.id);
+            }
+            if let Some(mark) = mark {
+                mark.settle();
+            }
+        }
+        // The mark is dropped unsettled: whoever sends it syncs first.
+        Err(w) => {
+            tracing::error!(id = %ev.id, error = %w, "an event refused with 503 could not be taken back; it stays stored")
+        }
     }
     e
 }

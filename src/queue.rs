@@ -40,6 +40,8 @@ struct Pending {
     cap: usize,
     /// Whether the worker last took it as ordered (only the oldest goes).
     ordered: bool,
+    /// Whether the worker last found it held back (`Limits::hold`).
+    held: bool,
     /// Entries pushed again while their attempt was in flight (a release
     /// racing the worker): back at this due time when the attempt ends,
     /// whatever it decided.
@@ -55,9 +57,9 @@ struct State {
     endpoints: HashMap<String, Pending>,
     in_flight: usize,
     /// Entries pushed before their sender's sync ended: a delivery of one
-    /// waits for the sync first (`Queue::unsynced`), so nothing goes out
-    /// that its sender may yet be told was not stored.
-    unsynced: std::collections::HashSet<String>,
+    /// waits for the sender's verdict first ([`Queue::settled`]), so
+    /// nothing goes out that its sender may yet be told was not stored.
+    unsynced: HashMap<String, Mark>,
     /// Where the next pass over the endpoints starts: each gets its turn
     /// to be first at the slots that freed up.
     rotation: usize,
@@ -68,6 +70,34 @@ struct State {
 /// quarter of the slots to the others.
 const ENDPOINT_SHARE: usize = GLOBAL_IN_FLIGHT - GLOBAL_IN_FLIGHT / 4;
 
+/// The longest a delivery waits for a sender's verdict: the sender's own
+/// sync wait, and its taking the event back.
+const SETTLE_WAIT: Duration = crate::store::SYNC_WAIT.saturating_add(Duration::from_secs(2));
+
+/// What [`Queue::settled`] found.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub enum Settled {
+    /// No sender was syncing it: the event is as stored.
+    Unmarked,
+    /// Its sender was, and has settled: synced, or taken back (then the
+    /// event is gone: read it again).
+    Settled,
+    /// Its sender left it unsettled (hung up, or could not take a refused
+    /// event back) or took too long: sync the store, then
+    /// [`Queue::synced`], before sending it.
+    Left,
+}
+
+/// Where the sender of an entry pushed before its sync stands.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Mark {
+    /// Waiting for the sync: it will answer, then settle the entry.
+    Syncing,
+    /// Gone without settling (it hung up, or could not take a refused
+    /// event back): whoever sends the event syncs first.
+    Abandoned,
+}
+
 /// The limits the worker reads from an endpoint.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -77,6 +107,9 @@ pub struct Limits {
     /// or gone: its events are held or failed at once, not at their due
     /// time).
     pub drain: bool,
+    /// Take nothing now: a release is putting an ordered endpoint's held
+    /// events back, and nothing may overtake them meanwhile.
+    pub hold: bool,
 }
 
 #[derive(Default)]
@@ -86,6 +119,33 @@ pub struct Queue {
     /// An attempt ended: a replay waiting for the worker's attempt of the
     /// same event looks again.
     ended: Notify,
+    /// A sender settled (or abandoned) an entry pushed before its sync.
+    verdicts: Notify,
+}
+
+/// The sender's hold on an entry pushed before its sync: settled once it
+/// knows the sync's outcome ([`Unsettled::settle`]); dropped unsettled (the
+/// sender hung up mid-wait) it leaves the entry to a sender that syncs.
+pub struct Unsettled<'a> {
+    queue: &'a Queue,
+    id: Option<String>,
+}
+
+impl Unsettled<'_> {
+    /// Synced (the entry may go), or withdrawn (it is gone).
+    pub fn settle(mut self) {
+        if let Some(id) = self.id.take() {
+            self.queue.set_mark(&id, None);
+        }
+    }
+}
+
+impl Drop for Unsettled<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.queue.set_mark(&id, Some(Mark::Abandoned));
+        }
+    }
 }
 
 /// What [`Queue::claim`] found.
@@ -166,28 +226,60 @@ impl Queue {
     }
 
     /// A new event's entry, in the place [`Queue::admit`] took, pushed
-    /// before its sync so that the worker keeps arrival order; see
-    /// [`Queue::synced`].
-    pub fn push_unsynced(&self, slug: &str, id: &str, due: u64) {
+    /// before its sync so that the worker keeps arrival order. Nothing
+    /// sends it before the sender settles it with the returned mark.
+    pub fn push_unsynced(&self, slug: &str, id: &str, due: u64) -> Unsettled<'_> {
         {
             let mut st = self.lock();
-            st.unsynced.insert(id.to_string());
+            st.unsynced.insert(id.to_string(), Mark::Syncing);
             if let Some(p) = st.endpoints.get_mut(slug) {
                 p.reserved = p.reserved.saturating_sub(1);
             }
         }
         self.push(slug, id, due);
+        Unsettled {
+            queue: self,
+            id: Some(id.to_string()),
+        }
     }
 
-    /// The sync of an entry pushed with [`Queue::push_unsynced`] ended
-    /// (either way: a failed one's event is withdrawn).
+    fn set_mark(&self, id: &str, mark: Option<Mark>) {
+        {
+            let mut st = self.lock();
+            match mark {
+                None => st.unsynced.remove(id),
+                // Only over a mark still there: an entry that left the
+                // queue meanwhile took its mark along (`done`).
+                Some(m) => st.unsynced.get_mut(id).map(|old| std::mem::replace(old, m)),
+            };
+        }
+        self.verdicts.notify_waiters();
+    }
+
+    /// Waits until `id` may be sent as far as its sender goes (see
+    /// [`Settled`]); at most [`SETTLE_WAIT`].
+    pub async fn settled(&self, id: &str) -> Settled {
+        let deadline = tokio::time::Instant::now() + SETTLE_WAIT;
+        let mut waited = false;
+        loop {
+            let verdict = self.verdicts.notified();
+            tokio::pin!(verdict);
+            verdict.as_mut().enable();
+            match self.lock().unsynced.get(id) {
+                None if waited => return Settled::Settled,
+                None => return Settled::Unmarked,
+                Some(Mark::Abandoned) => return Settled::Left,
+                Some(Mark::Syncing) => waited = true,
+            }
+            if tokio::time::timeout_at(deadline, verdict).await.is_err() {
+                return Settled::Left;
+            }
+        }
+    }
+
+    /// The store is synced past `id`'s write (see [`Queue::settled`]).
     pub fn synced(&self, id: &str) {
-        self.lock().unsynced.remove(id);
-    }
-
-    /// Whether a delivery of `id` must wait for the store's sync first.
-    pub fn unsynced(&self, id: &str) -> bool {
-        self.lock().unsynced.contains(id)
+        self.set_mark(id, None);
     }
 
     /// Takes an entry out for good if no attempt holds it (a withdrawn
@@ -246,7 +338,12 @@ impl Queue {
 
     /// Picks due entries within the limits and marks them in flight. Costs
     /// the number of endpoints plus the entries taken, whatever the backlog.
-    fn take_due(&self, now: u64, limits: impl Fn(&str) -> Limits) -> Vec<(String, String, u64)> {
+    /// Each comes with whether it was drained (`Limits::drain`).
+    fn take_due(
+        &self,
+        now: u64,
+        limits: impl Fn(&str) -> Limits,
+    ) -> Vec<(String, String, u64, bool)> {
         let mut guard = self.lock();
         let st = &mut *guard;
         let mut out = Vec::new();
@@ -267,6 +364,10 @@ impl Queue {
                 continue;
             };
             let lim = limits(&slug);
+            p.held = lim.hold;
+            if lim.hold {
+                continue;
+            }
             let cap = if lim.ordered {
                 1
             } else if lim.drain {
@@ -305,7 +406,7 @@ impl Queue {
                 p.ready.remove(&(due, id.clone()));
                 p.in_flight += 1;
                 st.in_flight += 1;
-                out.push((slug.clone(), id, due));
+                out.push((slug.clone(), id, due, lim.drain));
             }
         }
         out
@@ -419,7 +520,7 @@ impl Queue {
         }
         st.endpoints
             .values()
-            .filter(|p| p.cap == 0 || p.in_flight < p.cap)
+            .filter(|p| !p.held && (p.cap == 0 || p.in_flight < p.cap))
             .filter_map(|p| {
                 if p.ordered {
                     // Only the oldest may go, and only once it waits again.
@@ -489,22 +590,24 @@ pub async fn run_worker(relay: Arc<Relay>, mut stop: watch::Receiver<bool>) {
                             ep.max_in_flight as usize
                         },
                         drain,
+                        hold: ep.ordered && !drain && cell.releasing(),
                     }
                 }
                 None => Limits {
                     ordered: false,
                     max_in_flight: GLOBAL_IN_FLIGHT,
                     drain: true,
+                    hold: false,
                 },
             });
-        for (slug, id, due) in due {
+        for (slug, id, due, drained) in due {
             let shard = relay.shards.get().filter(|h| !h.is_empty()).map(|h| {
                 next_shard = (next_shard + 1) % h.len();
                 h[next_shard].clone()
             });
             let relay = Arc::clone(&relay);
             let delivery = async move {
-                let next = match relay.deliver_queued(&slug, &id, due).await {
+                let next = match relay.deliver_queued(&slug, &id, due, drained).await {
                     Ok(next) => next,
                     Err(e) => {
                         tracing::warn!(endpoint = slug, id, error = %e, "queued delivery failed; will try again");
@@ -590,6 +693,7 @@ mod tests {
             ordered,
             max_in_flight: n,
             drain: false,
+            hold: false,
         }
     }
 
@@ -605,7 +709,7 @@ mod tests {
         }
         let q = Queue::load(entries);
         let taken = q.take_due(50, lim(false, 256));
-        let hog = taken.iter().filter(|(s, _, _)| s == "hog").count();
+        let hog = taken.iter().filter(|(s, ..)| s == "hog").count();
         assert_eq!(hog, ENDPOINT_SHARE, "the hog takes its share, no more");
         assert_eq!(
             taken.len(),
@@ -649,7 +753,7 @@ mod tests {
             (99, "01C".into(), "a".into()),
         ]);
         let got = q.take_due(50, lim(false, 1));
-        assert_eq!(got, vec![("a".to_string(), "01A".to_string(), 10)]);
+        assert_eq!(got, vec![("a".to_string(), "01A".to_string(), 10, false)]);
         assert!(q.take_due(50, lim(false, 1)).is_empty(), "one in flight");
         q.done("a", "01A", None);
         assert_eq!(q.take_due(50, lim(false, 5)).len(), 1, "01B due, 01C not");
@@ -658,10 +762,11 @@ mod tests {
             ordered: false,
             max_in_flight: 5,
             drain: true,
+            hold: false,
         };
         assert_eq!(
             q.take_due(50, drain),
-            vec![("a".to_string(), "01C".to_string(), 99)],
+            vec![("a".to_string(), "01C".to_string(), 99, true)],
             "a paused endpoint's entries are taken before they are due"
         );
     }
@@ -678,6 +783,27 @@ mod tests {
         assert!(q.take_due(100, lim(true, 4)).is_empty(), "one at a time");
     }
 
+    /// While a release puts an ordered endpoint's held events back, the
+    /// worker takes nothing there, and does not poll for it either.
+    #[test]
+    fn a_held_back_endpoint_gives_nothing_and_is_not_due() {
+        let q = Queue::load(vec![(10, "01N".into(), "a".into())]);
+        let hold = |_: &str| Limits {
+            ordered: true,
+            max_in_flight: 1,
+            drain: false,
+            hold: true,
+        };
+        assert!(q.take_due(50, hold).is_empty());
+        assert_eq!(q.next_due(), None);
+        q.push("a", "01H", 50);
+        assert_eq!(
+            q.take_due(50, lim(true, 1)),
+            vec![("a".to_string(), "01H".to_string(), 50, false)],
+            "released, the oldest goes first"
+        );
+    }
+
     #[test]
     fn an_entry_pushed_again_while_in_flight_survives_its_attempt() {
         let q = Queue::load(vec![(10, "01A".into(), "a".into())]);
@@ -689,7 +815,7 @@ mod tests {
         assert_eq!(q.depth("a"), 1);
         assert_eq!(
             q.take_due(60, lim(true, 1)),
-            vec![("a".to_string(), "01A".to_string(), 60)]
+            vec![("a".to_string(), "01A".to_string(), 60, false)]
         );
     }
 

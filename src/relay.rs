@@ -62,6 +62,37 @@ impl EndpointCell {
     pub fn snapshot(&self) -> Endpoint {
         self.lock().clone()
     }
+
+    /// A release is putting held events back (the queue worker holds an
+    /// ordered endpoint back meanwhile).
+    pub fn releasing(&self) -> bool {
+        self.releasing.load(Ordering::SeqCst)
+    }
+}
+
+/// A release running on an endpoint: one at a time, and cleared (with the
+/// queue worker woken to look at the endpoint again) however it ends.
+struct ReleaseRun<'a> {
+    cell: &'a EndpointCell,
+    queue: &'a Queue,
+}
+
+impl<'a> ReleaseRun<'a> {
+    fn start(cell: &'a EndpointCell, queue: &'a Queue, slug: &str) -> Result<ReleaseRun<'a>> {
+        if cell.releasing.swap(true, Ordering::SeqCst) {
+            return Err(Error::Conflict(format!(
+                "a release of {slug:?} is already running"
+            )));
+        }
+        Ok(ReleaseRun { cell, queue })
+    }
+}
+
+impl Drop for ReleaseRun<'_> {
+    fn drop(&mut self) {
+        self.cell.releasing.store(false, Ordering::SeqCst);
+        self.queue.poke();
+    }
 }
 
 /// A line of the live stream (`/api/stream`): new events and attempts.
@@ -393,9 +424,12 @@ impl Relay {
         .await??;
         // Compared under the endpoint's lock: a disable by the policy in
         // the meantime has notified already.
+        if ep.status != before {
+            // Paused or disabled: its queued events are held at once.
+            self.queue.poke();
+        }
         if ep.status == Status::Disabled && before != Status::Disabled {
             tracing::warn!(endpoint = %ep.slug, "endpoint disabled by hand");
-            self.queue.poke();
             self.notify_disabled(&ep);
         }
         Ok(ep)
@@ -648,26 +682,34 @@ impl Relay {
         Ok((ev, attempt, moved))
     }
 
+    /// Waits until an event may be sent as far as its sender goes: one
+    /// pushed to the queue before its sync is sent only once its sender
+    /// knows it is stored (or, left by its sender, once the store is
+    /// synced). The event may be gone afterwards (taken back).
+    async fn sendable(&self, id: &str) -> Result<crate::queue::Settled> {
+        let settled = self.queue.settled(id).await;
+        if settled == crate::queue::Settled::Left {
+            self.store.durable().await?;
+            self.queue.synced(id);
+        }
+        Ok(settled)
+    }
+
     /// Queue mode: one background try of a queued event. Returns the entry's
-    /// next due time, or `None` when it left the queue.
-    pub async fn deliver_queued(&self, slug: &str, id: &str, due: u64) -> Result<Option<u64>> {
+    /// next due time, or `None` when it left the queue. `drained`: taken
+    /// because its endpoint was paused or disabled, to be held.
+    pub async fn deliver_queued(
+        &self,
+        slug: &str,
+        id: &str,
+        due: u64,
+        drained: bool,
+    ) -> Result<Option<u64>> {
         // Inline on the worker, like outcome writes: a queued event was
         // written moments ago (memtable or block cache), and no store call
         // here waits for fsync, so a hop to the blocking pool would cost
         // more than it saves.
-        if self.queue.unsynced(id) {
-            // Taken within its sender's sync window: send nothing that may
-            // yet be withdrawn (the sync is shared with the sender's).
-            if let Err(e) = self.store.durable().await {
-                // Its sender got a 503 and took it back: nothing to retry.
-                if self.store.get_event(id)?.is_none() {
-                    self.store.remove_queued(due, id)?;
-                    return Ok(None);
-                }
-                return Err(e);
-            }
-            self.queue.synced(id);
-        }
+        self.sendable(id).await?;
         let (ev, body) = (self.store.get_event(id)?, self.store.get_body(id)?);
         let cell = self.endpoint(slug);
         let leave = |state: EventState| {
@@ -683,8 +725,12 @@ impl Relay {
             })
         };
         let Some(ev) = ev else {
-            // Pruned by retention while queued: nothing left to deliver.
-            self.store.remove_queued(due, id)?;
+            // Taken back by its sender (refused with 503; its key went with
+            // it), or pruned once its endpoint was deleted: nothing to
+            // deliver. A key left behind is met again at the next start.
+            if let Err(e) = self.store.remove_queued(due, id) {
+                tracing::warn!(id, error = %e, "cannot remove the queue key of a deleted event");
+            }
             return Ok(None);
         };
         // A replay, release or bulk job may have settled it meanwhile: its
@@ -704,6 +750,12 @@ impl Relay {
         if status != Status::Active {
             leave(EventState::Held)?;
             return Ok(None);
+        }
+        if drained {
+            // Resumed since it was taken to be held: back in line, where an
+            // ordered endpoint sends the oldest first (drained entries are
+            // all taken at once).
+            return Ok(Some(due));
         }
         let Some(target) = target else {
             leave(EventState::Captured)?;
@@ -887,6 +939,13 @@ impl Relay {
         // must not cut the attempt between its send and its record.
         let relay = Arc::clone(self);
         let attempt = async move {
+            // Sent nowhere while its sender may yet be told it was not
+            // stored (a queue-mode event moments old).
+            if relay.sendable(&ev.id).await? != crate::queue::Settled::Unmarked
+                && relay.store.get_event(&ev.id)?.is_none()
+            {
+                return Err(Error::NotFound(format!("no event {}", ev.id)));
+            }
             // An event waiting in the queue is taken out of the worker's
             // reach for the attempt, as the worker itself would: a success
             // ends its schedule, a failure leaves the schedule to go on.
@@ -1063,20 +1122,22 @@ impl Relay {
                 status.as_str()
             )));
         }
-        if cell.releasing.swap(true, Ordering::SeqCst) {
-            return Err(Error::Conflict(format!(
-                "a release of {slug:?} is already running"
-            )));
-        }
-        // Cleared on drop, so a caller that goes away does not leave it set.
-        struct Releasing<'a>(&'a std::sync::atomic::AtomicBool);
-        impl Drop for Releasing<'_> {
-            fn drop(&mut self) {
-                self.0.store(false, Ordering::SeqCst);
-            }
-        }
-        let _flag = Releasing(&cell.releasing);
+        let _run = ReleaseRun::start(&cell, &self.queue, slug)?;
         self.release_held(&cell, slug, target, queue_mode).await
+    }
+
+    /// Resume and release in one step: the release is marked running before
+    /// the endpoint is active, so on an ordered queue-mode endpoint an event
+    /// arriving meanwhile never goes before the held ones.
+    pub async fn resume_and_release(&self, slug: &str) -> Result<(Endpoint, Release)> {
+        let cell = self.require(slug)?;
+        let _run = ReleaseRun::start(&cell, &self.queue, slug)?;
+        let ep = self.set_status(slug, Status::Active).await?;
+        let queue_mode = ep.mode == crate::endpoint::Mode::Queue;
+        let report = self
+            .release_held(&cell, slug, ep.target.clone(), queue_mode)
+            .await?;
+        Ok((ep, report))
     }
 
     async fn release_held(

@@ -202,8 +202,38 @@ async fn pause(State(st): State<AdminState>, Path(slug): Path<String>) -> Result
     Ok(Json(endpoint_json(&st, &ep).await?))
 }
 
-async fn resume(State(st): State<AdminState>, Path(slug): Path<String>) -> Result<Json<Value>> {
+/// `?release=true`: resume and release held events in one step (see
+/// `Relay::resume_and_release`), answering `{"endpoint", "release"}`.
+async fn resume(
+    State(st): State<AdminState>,
+    Path(slug): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>> {
+    let release = match q.iter().next() {
+        None => false,
+        Some((k, v)) if k == "release" && q.len() == 1 => match v.as_str() {
+            "true" | "1" => true,
+            "false" | "0" => false,
+            _ => {
+                return Err(Error::BadRequest(format!(
+                    "release: expected true or false, got {v:?}"
+                )));
+            }
+        },
+        Some(_) => {
+            return Err(Error::BadRequest(
+                "unknown query parameter: only release=true|false".into(),
+            ));
+        }
+    };
     let before = st.relay.get(&slug)?.status;
+    if release {
+        let (ep, report) = st.relay.resume_and_release(&slug).await?;
+        st.relay.ping_if_activated(Some(before), &ep);
+        return Ok(Json(
+            json!({ "endpoint": endpoint_json(&st, &ep).await?, "release": report }),
+        ));
+    }
     let ep = st.relay.set_status(&slug, Status::Active).await?;
     st.relay.ping_if_activated(Some(before), &ep);
     Ok(Json(endpoint_json(&st, &ep).await?))

@@ -648,19 +648,23 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
         } => {
             let r = Remote::new(&remote)?;
             let path = format!("/api/endpoints/{}", remote::path_segment(&slug));
-            let v = r
-                .send("PATCH", &path, Some(json!({ "status": "active" })))
-                .await?;
             if release {
-                let rel = r.send("POST", &format!("{path}/release"), None).await?;
+                // One call: nothing arriving between the resume and the
+                // release goes before the held events.
+                let both = r
+                    .send("POST", &format!("{path}/resume?release=true"), None)
+                    .await?;
                 if remote.json {
-                    say!("{}", json!({ "endpoint": v, "release": rel }));
+                    say!("{both}");
                 } else {
-                    print_endpoint(&v);
-                    say!("{}", release_line(&rel));
+                    print_endpoint(&both["endpoint"]);
+                    say!("{}", release_line(&both["release"]));
                 }
                 return Ok(ExitCode::SUCCESS);
             }
+            let v = r
+                .send("PATCH", &path, Some(json!({ "status": "active" })))
+                .await?;
             (remote, v)
         }
         EndpointCmd::Release { slug, remote } => {

@@ -172,6 +172,10 @@ pub struct Store {
     fault: Fault,
     wal: Arc<WalSync>,
     syncer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Written for a whole retention pass, read while a replay job picks
+    /// its events and stores their list: a job stored during a pass would
+    /// not be among the jobs the pass keeps events for.
+    retention: std::sync::RwLock<()>,
 }
 
 /// Group commit for acknowledgements. Hot-path writes go to the WAL buffer
@@ -241,7 +245,7 @@ const WAL_RECYCLE: usize = 2;
 pub const LAZY_FLUSH: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// How long a sender waits for its WAL sync before getting a 503.
-const SYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+pub const SYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Drop for Store {
     fn drop(&mut self) {
@@ -384,6 +388,7 @@ impl Store {
             fault: Fault::default(),
             wal,
             syncer: Mutex::new(syncer),
+            retention: Default::default(),
         })
     }
 
@@ -1391,6 +1396,17 @@ impl Store {
     }
 
     /// Syncs the WAL and flushes memtables; called at shutdown.
+    /// Held (write) by a retention pass from reading what it must keep to
+    /// its last deletion; held (read) by whatever must not fall between.
+    pub fn retention_pass(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+        self.retention.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// See [`Store::retention_pass`].
+    pub fn retention_pause(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.retention.read().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn flush(&self) -> Result<()> {
         self.wal.flush(&self.db, true)?;
         for name in keys::ALL {

@@ -258,6 +258,58 @@ async fn disabling_during_retries_holds_and_release_keeps_order() {
     assert_eq!(triggers.last(), Some(&json!("retry")), "{triggers:?}");
 }
 
+/// `resume?release=true` on an ordered queue endpoint: events that arrive
+/// while it resumes and releases never go before the held ones — every
+/// event reaches the receiver in arrival order.
+#[tokio::test]
+async fn resume_with_release_keeps_arrival_order_against_new_events() {
+    let mut up = Receiver::start(vec![Reply::status(200)]).await;
+    let s = std::sync::Arc::new(TestServer::start().await);
+    s.create_endpoint(
+        json!({ "slug": "q", "mode": "queue", "target": up.url("/"), "ordered": true }),
+    )
+    .await;
+    let (st, _) = s.api("POST", "/api/endpoints/q/pause", None).await;
+    assert_eq!(st, 200);
+    let held = 30;
+    for i in 0..held {
+        s.post_in("q", &[], format!("{i:03}")).await;
+    }
+    // A sender keeps sending while the endpoint resumes and releases.
+    let (go, mut started) = tokio::sync::watch::channel(false);
+    let sender = tokio::spawn({
+        let s = std::sync::Arc::clone(&s);
+        async move {
+            for i in held..held + 40 {
+                assert_eq!(s.post_in("q", &[], format!("{i:03}")).await.status, 202);
+                let _ = go.send(true);
+            }
+        }
+    });
+    started.wait_for(|v| *v).await.unwrap();
+    let (st, both) = s
+        .api("POST", "/api/endpoints/q/resume?release=true", None)
+        .await;
+    assert_eq!(st, 200, "{both}");
+    assert_eq!(both["endpoint"]["status"], "active", "{both}");
+    assert!(
+        both["release"]["queued"].as_u64().unwrap() >= held as u64,
+        "{both}"
+    );
+    sender.await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < held + 40 {
+        got.push(String::from_utf8_lossy(&up.next().await.body).into_owned());
+    }
+    let mut sorted = got.clone();
+    sorted.sort();
+    assert_eq!(got, sorted, "not in arrival order");
+    let (st, v) = s
+        .api("POST", "/api/endpoints/q/resume?release=maybe", None)
+        .await;
+    assert_eq!(st, 400, "{v}");
+}
+
 #[tokio::test]
 async fn pausing_holds_a_retrying_event_at_once() {
     let mut up = Receiver::start(vec![Reply::status(500)]).await;
@@ -522,7 +574,7 @@ async fn an_outcome_the_store_cannot_record_is_written_again_not_sent_again() {
     let delivery = tokio::spawn({
         let relay = Arc::clone(&relay);
         let id = id.clone();
-        async move { relay.deliver_queued("q", &id, due).await }
+        async move { relay.deliver_queued("q", &id, due, false).await }
     });
     let got = up.next().await;
     assert_eq!(&got.body[..], b"once");
@@ -693,4 +745,108 @@ async fn concurrent_senders_keep_order_and_the_depth_limit() {
     }
     assert_eq!(accepted, 2);
     drop(silent);
+}
+
+/// A queued event is pushed to the queue before its sender's sync ends (to
+/// keep arrival order); nothing may send it before that sender knows
+/// whether it is stored — not when the store would sync for the worker,
+/// and not at all once the sender took it back. Driven through the
+/// library, the only way to hold a sender between its push and its verdict.
+#[tokio::test]
+async fn nothing_sends_a_queued_event_before_its_sender_has_its_verdict() {
+    use std::sync::Arc;
+
+    use hookrelay::relay::Relay;
+    use hookrelay::store::{Durability, Store};
+
+    let (_dir, data) = temp_data();
+    let store = Arc::new(Store::open(&data, Durability::Sync).unwrap());
+    let client = hookrelay::deliver::Client::new(None, 0).unwrap();
+    let relay = Arc::new(Relay::new(Arc::clone(&store), client, 1 << 20).unwrap());
+    let mut up = Receiver::start(vec![Reply::status(200)]).await;
+    let ep = json!({ "slug": "q", "mode": "queue", "target": up.url("/hook") });
+    relay
+        .create(serde_json::from_value(ep).unwrap(), false)
+        .await
+        .unwrap();
+    let stored = |body: &'static str| {
+        let (id, at) = Store::new_id_ms();
+        let ev: hookrelay::event::Event = serde_json::from_value(json!({
+            "id": id, "endpoint": "q", "received_at": at, "method": "POST",
+            "path": "", "query": null, "headers": [], "size": body.len(),
+            "remote_addr": "127.0.0.1", "state": "received",
+        }))
+        .unwrap();
+        assert!(relay.queue.admit("q", 100));
+        (
+            store
+                .insert_event_queued(ev, body.as_bytes(), Some(at))
+                .unwrap(),
+            at,
+        )
+    };
+    let quiet = Duration::from_millis(300);
+
+    // The sender is still waiting for its sync: the delivery waits too,
+    // though the store itself would sync fine.
+    let (ev, due) = stored("kept");
+    let mark = relay.queue.push_unsynced("q", &ev.id, due);
+    let delivery = tokio::spawn({
+        let (relay, id) = (Arc::clone(&relay), ev.id.clone());
+        async move { relay.deliver_queued("q", &id, due, false).await }
+    });
+    tokio::time::sleep(quiet).await;
+    assert!(!delivery.is_finished(), "sent before its sender's verdict");
+    assert!(up.drain().is_empty());
+    mark.settle();
+    assert_eq!(delivery.await.unwrap().unwrap(), None, "delivered");
+    assert_eq!(&up.next().await.body[..], b"kept");
+
+    // Its sync failed: the sender takes it back, and nothing is sent.
+    let (ev, due) = stored("refused");
+    let mark = relay.queue.push_unsynced("q", &ev.id, due);
+    let delivery = tokio::spawn({
+        let (relay, id) = (Arc::clone(&relay), ev.id.clone());
+        async move { relay.deliver_queued("q", &id, due, false).await }
+    });
+    tokio::time::sleep(quiet).await;
+    store.withdraw(&ev, Some(due)).unwrap();
+    mark.settle();
+    assert_eq!(delivery.await.unwrap().unwrap(), None);
+    assert!(store.get_event(&ev.id).unwrap().is_none());
+
+    // Taken to be held while its endpoint was paused, delivered after it
+    // resumed: back in line, not sent out of turn (drained entries of an
+    // ordered endpoint are taken all at once).
+    let (ev, due) = stored("drained");
+    relay.queue.push_unsynced("q", &ev.id, due).settle();
+    relay
+        .set_status("q", hookrelay::endpoint::Status::Paused)
+        .await
+        .unwrap();
+    relay
+        .set_status("q", hookrelay::endpoint::Status::Active)
+        .await
+        .unwrap();
+    assert_eq!(
+        relay.deliver_queued("q", &ev.id, due, true).await.unwrap(),
+        Some(due)
+    );
+    assert!(up.drain().is_empty(), "a drained entry was sent");
+    assert_eq!(
+        relay.deliver_queued("q", &ev.id, due, false).await.unwrap(),
+        None
+    );
+    assert_eq!(&up.next().await.body[..], b"drained");
+
+    // A sender that hung up mid-sync leaves it to the delivery, which
+    // syncs for itself: stored events are delivered.
+    let (ev, due) = stored("left");
+    drop(relay.queue.push_unsynced("q", &ev.id, due));
+    assert_eq!(
+        relay.deliver_queued("q", &ev.id, due, false).await.unwrap(),
+        None
+    );
+    assert_eq!(&up.next().await.body[..], b"left");
+    assert!(up.drain().is_empty(), "the refused event was sent");
 }
