@@ -210,16 +210,7 @@ pub async fn start(
         )));
     }
     let f = filter.clone();
-    let (ids, more) = relay
-        .store
-        .run(move |s| matching_ids(s, &f, MAX_JOB_EVENTS, take))
-        .await?;
-    if more {
-        return Err(Error::Unprocessable(format!(
-            "more than {MAX_JOB_EVENTS} events match; narrow the filter (endpoint, state, since/until)"
-        )));
-    }
-    let job = Job {
+    let mut job = Job {
         id: Store::new_id(),
         created_at: now_ms(),
         filter: filter_params,
@@ -227,18 +218,31 @@ pub async fn start(
         resign,
         rate,
         status: JobStatus::Queued,
-        total: ids.len(),
+        total: 0,
         sent: 0,
         succeeded: 0,
         failed: 0,
         finished_at: None,
         last_error: None,
     };
-    let record = serde_json::to_value(&job).map_err(|e| Error::Internal(e.to_string()))?;
-    let (jid, ids_owned) = (job.id.clone(), ids.clone());
-    relay
+    let (job, ids) = relay
         .store
-        .run(move |s| s.put_job(&jid, &record, Some(&ids_owned)))
+        .run(move |s| {
+            // Stored before a retention pass can read the jobs it keeps
+            // events for: none of these is deleted before it is sent.
+            let _kept = s.retention_pause();
+            let (ids, more) = matching_ids(s, &f, MAX_JOB_EVENTS, take)?;
+            if more {
+                return Err(Error::Unprocessable(format!(
+                    "more than {MAX_JOB_EVENTS} events match; narrow the filter (endpoint, state, since/until)"
+                )));
+            }
+            job.total = ids.len();
+            let record =
+                serde_json::to_value(&job).map_err(|e| Error::Internal(e.to_string()))?;
+            s.put_job(&job.id, &record, Some(&ids))?;
+            Ok((job, ids))
+        })
         .await?;
     spawn(relay, job.clone(), ids);
     Ok(job)

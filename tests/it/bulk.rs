@@ -462,3 +462,61 @@ async fn retention_keeps_what_an_unfinished_job_has_yet_to_send() {
     assert_eq!(status["failed"], 0, "{status}");
     s.api("DELETE", &format!("/api/replay/{job}"), None).await;
 }
+
+/// A job is stored before or after a retention pass, never in the middle:
+/// a pass reads the jobs it keeps events for once, at its start, and a job
+/// stored after that would lose its events to the rest of the pass.
+#[tokio::test]
+async fn a_job_is_never_created_in_the_middle_of_a_retention_pass() {
+    use std::sync::Arc;
+
+    use hookrelay::relay::Relay;
+    use hookrelay::store::{Durability, EventFilter, Store};
+
+    let (_dir, data) = temp_data();
+    let store = Arc::new(Store::open(&data, Durability::Buffered).unwrap());
+    let client = hookrelay::deliver::Client::new(None, 0).unwrap();
+    let relay = Arc::new(Relay::new(Arc::clone(&store), client, 1 << 20).unwrap());
+    let ep = serde_json::from_value(json!({ "slug": "b" })).unwrap();
+    relay.create(ep, false).await.unwrap();
+    // A pass in progress, on a thread of its own as the server's runs.
+    let (held, end) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+    let pass = std::thread::spawn({
+        let store = Arc::clone(&store);
+        move || {
+            let _pass = store.retention_pass();
+            held.0.send(()).unwrap();
+            let _ = end.1.recv();
+        }
+    });
+    held.1.recv().unwrap();
+    let job = tokio::spawn({
+        let relay = Arc::clone(&relay);
+        async move {
+            hookrelay::replay::start(
+                &relay,
+                Default::default(),
+                EventFilter {
+                    endpoint: Some("b".into()),
+                    limit: 100,
+                    ..Default::default()
+                },
+                None,
+                Some("http://127.0.0.1:9/".into()),
+                false,
+                None,
+            )
+            .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !job.is_finished(),
+        "a job was stored during a retention pass"
+    );
+    assert!(store.jobs().unwrap().is_empty());
+    end.0.send(()).unwrap();
+    pass.join().unwrap();
+    job.await.unwrap().unwrap();
+    assert_eq!(store.jobs().unwrap().len(), 1);
+}
