@@ -214,14 +214,21 @@ impl Queue {
         let room = ((p.by_id.len() + p.reserved) as u64) < max;
         if room {
             p.reserved += 1;
+        } else if p.by_id.is_empty() && p.in_flight == 0 && p.reserved == 0 {
+            st.endpoints.remove(slug);
         }
         room
     }
 
     /// Gives back a place [`Queue::admit`] took (the event was not stored).
     pub fn unreserve(&self, slug: &str) {
-        if let Some(p) = self.lock().endpoints.get_mut(slug) {
+        let mut st = self.lock();
+        if let Some(p) = st.endpoints.get_mut(slug) {
             p.reserved = p.reserved.saturating_sub(1);
+            // As `done` does: no empty entry left for every pass to visit.
+            if p.by_id.is_empty() && p.in_flight == 0 && p.reserved == 0 {
+                st.endpoints.remove(slug);
+            }
         }
     }
 
@@ -781,6 +788,17 @@ mod tests {
         assert!(q.take_due(50, lim(true, 4)).is_empty());
         assert_eq!(q.take_due(100, lim(true, 4)).len(), 1);
         assert!(q.take_due(100, lim(true, 4)).is_empty(), "one at a time");
+    }
+
+    /// A place taken and given back (the event was not stored) leaves no
+    /// empty entry behind for every pass of the worker to visit.
+    #[test]
+    fn a_place_given_back_leaves_nothing_behind() {
+        let q = Queue::default();
+        assert!(q.admit("a", 5));
+        q.unreserve("a");
+        assert!(!q.admit("b", 0));
+        assert!(q.lock().endpoints.is_empty());
     }
 
     /// While a release puts an ordered endpoint's held events back, the
