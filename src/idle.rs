@@ -267,9 +267,12 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Metered<T> {
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let r = Pin::new(&mut self.inner).poll_flush(cx);
         // Behind TLS a write is taken into the session's buffer while the
-        // socket is full: the wait shows here.
-        if r.is_pending() {
-            self.activity.wrote(None);
+        // socket is full: the wait shows here, and so does its end (no
+        // write may follow to clear it).
+        match &r {
+            Poll::Pending => self.activity.wrote(None),
+            Poll::Ready(Ok(())) => self.activity.wrote(Some(0)),
+            Poll::Ready(Err(_)) => {}
         }
         r
     }
@@ -494,6 +497,42 @@ mod tests {
             a.wait(limit).is_some_and(|w| w < limit),
             "drained: the idle limit runs from the last progress"
         );
+    }
+
+    /// Behind TLS the wait for a full socket shows in `poll_flush`, and so
+    /// does its end: a flush that completes must clear it, or the next
+    /// request in flight is cut as stalled.
+    #[test]
+    fn a_flush_that_completes_ends_the_wait() {
+        struct Sink(bool);
+        impl AsyncWrite for Sink {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                _: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                Poll::Ready(Ok(buf.len()))
+            }
+            fn poll_flush(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+                if std::mem::take(&mut self.0) {
+                    return Poll::Pending;
+                }
+                Poll::Ready(Ok(()))
+            }
+            fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Poll::Ready(Ok(()))
+            }
+        }
+        let stall = Duration::from_millis(50);
+        let limit = Duration::from_secs(10);
+        let a = Activity::new(stall);
+        let mut m = Metered::new(Sink(true), Arc::clone(&a));
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(Pin::new(&mut m).poll_flush(&mut cx).is_pending());
+        assert!(Pin::new(&mut m).poll_flush(&mut cx).is_ready());
+        let _g = a.begin();
+        std::thread::sleep(stall + Duration::from_millis(10));
+        assert_eq!(a.wait(limit), Some(limit), "in flight, nothing waiting");
     }
 
     #[test]

@@ -83,9 +83,12 @@ pub enum Settled {
     /// event is gone: read it again).
     Settled,
     /// Its sender left it unsettled (hung up, or could not take a refused
-    /// event back) or took too long: sync the store, then
-    /// [`Queue::synced`], before sending it.
+    /// event back): sync the store, then [`Queue::synced`], before
+    /// sending it.
     Left,
+    /// Its sender is still deciding after [`SETTLE_WAIT`] (a store in
+    /// trouble): send nothing now, try again later.
+    Undecided,
 }
 
 /// Where the sender of an entry pushed before its sync stands.
@@ -279,7 +282,7 @@ impl Queue {
                 Some(Mark::Syncing) => waited = true,
             }
             if tokio::time::timeout_at(deadline, verdict).await.is_err() {
-                return Settled::Left;
+                return Settled::Undecided;
             }
         }
     }

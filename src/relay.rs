@@ -686,13 +686,20 @@ impl Relay {
     /// pushed to the queue before its sync is sent only once its sender
     /// knows it is stored (or, left by its sender, once the store is
     /// synced). The event may be gone afterwards (taken back).
-    async fn sendable(&self, id: &str) -> Result<crate::queue::Settled> {
-        let settled = self.queue.settled(id).await;
-        if settled == crate::queue::Settled::Left {
-            self.store.durable().await?;
-            self.queue.synced(id);
+    async fn sendable(&self, id: &str) -> Result<()> {
+        match self.queue.settled(id).await {
+            crate::queue::Settled::Left => {
+                self.store.durable().await?;
+                self.queue.synced(id);
+            }
+            crate::queue::Settled::Undecided => {
+                return Err(Error::Unavailable(format!(
+                    "event {id}: its sender is still waiting to learn whether it is stored"
+                )));
+            }
+            _ => {}
         }
-        Ok(settled)
+        Ok(())
     }
 
     /// Queue mode: one background try of a queued event. Returns the entry's
@@ -743,6 +750,10 @@ impl Relay {
             leave(EventState::Failed)?;
             return Ok(None);
         };
+        // A release lists held events once every holder of this gate has
+        // written its event: one found paused here is held before a
+        // release that follows a resume looks, never missed by it.
+        let _gate = cell.hold_gate.read().await;
         let (status, target) = {
             let ep = cell.lock();
             (ep.status, ep.target.clone())
@@ -751,6 +762,7 @@ impl Relay {
             leave(EventState::Held)?;
             return Ok(None);
         }
+        drop(_gate);
         if drained {
             // Resumed since it was taken to be held: back in line, where an
             // ordered endpoint sends the oldest first (drained entries are
@@ -941,9 +953,10 @@ impl Relay {
         let attempt = async move {
             // Sent nowhere while its sender may yet be told it was not
             // stored (a queue-mode event moments old).
-            if relay.sendable(&ev.id).await? != crate::queue::Settled::Unmarked
-                && relay.store.get_event(&ev.id)?.is_none()
-            {
+            // Read again after: taken back by a sender told 503 while this
+            // replay was being set up.
+            relay.sendable(&ev.id).await?;
+            if relay.store.get_event(&ev.id)?.is_none() {
                 return Err(Error::NotFound(format!("no event {}", ev.id)));
             }
             // An event waiting in the queue is taken out of the worker's
@@ -1129,15 +1142,22 @@ impl Relay {
     /// Resume and release in one step: the release is marked running before
     /// the endpoint is active, so on an ordered queue-mode endpoint an event
     /// arriving meanwhile never goes before the held ones.
-    pub async fn resume_and_release(&self, slug: &str) -> Result<(Endpoint, Release)> {
-        let cell = self.require(slug)?;
-        let _run = ReleaseRun::start(&cell, &self.queue, slug)?;
-        let ep = self.set_status(slug, Status::Active).await?;
-        let queue_mode = ep.mode == crate::endpoint::Mode::Queue;
-        let report = self
-            .release_held(&cell, slug, ep.target.clone(), queue_mode)
-            .await?;
-        Ok((ep, report))
+    pub async fn resume_and_release(self: &Arc<Self>, slug: &str) -> Result<(Endpoint, Release)> {
+        let (relay, slug) = (Arc::clone(self), slug.to_string());
+        // Its own task: a caller that hangs up must not leave the endpoint
+        // resumed with its held events half released.
+        tokio::spawn(async move {
+            let cell = relay.require(&slug)?;
+            let _run = ReleaseRun::start(&cell, &relay.queue, &slug)?;
+            let ep = relay.set_status(&slug, Status::Active).await?;
+            let queue_mode = ep.mode == crate::endpoint::Mode::Queue;
+            let report = relay
+                .release_held(&cell, &slug, ep.target.clone(), queue_mode)
+                .await?;
+            Ok((ep, report))
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("the release task failed: {e}")))?
     }
 
     async fn release_held(

@@ -1395,7 +1395,6 @@ impl Store {
             .sum()
     }
 
-    /// Syncs the WAL and flushes memtables; called at shutdown.
     /// Held (write) by a retention pass from reading what it must keep to
     /// its last deletion; held (read) by whatever must not fall between.
     pub fn retention_pass(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
@@ -1407,6 +1406,7 @@ impl Store {
         self.retention.read().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Syncs the WAL and flushes memtables; called at shutdown.
     pub fn flush(&self) -> Result<()> {
         self.wal.flush(&self.db, true)?;
         for name in keys::ALL {
