@@ -612,13 +612,10 @@ async fn a_slow_http2_download_is_not_cut_by_the_idle_limit() {
 async fn an_event_whose_sync_fails_is_refused_and_taken_back() {
     use std::sync::Arc;
 
-    use hookrelay::relay::Relay;
-    use hookrelay::store::{Durability, EventFilter, Store};
+    use hookrelay::store::{Durability, EventFilter};
 
     let (_dir, data) = temp_data();
-    let store = Arc::new(Store::open(&data, Durability::Sync).unwrap());
-    let client = hookrelay::deliver::Client::new(None, 0).unwrap();
-    let relay = Arc::new(Relay::new(Arc::clone(&store), client, 1 << 20).unwrap());
+    let (store, relay) = crate::support::library_relay(&data, Durability::Sync);
     for (slug, mode) in [("b", None), ("q", Some("queue"))] {
         let mut ep = json!({ "slug": slug });
         if let Some(mode) = mode {

@@ -470,13 +470,10 @@ async fn retention_keeps_what_an_unfinished_job_has_yet_to_send() {
 async fn a_job_is_never_created_in_the_middle_of_a_retention_pass() {
     use std::sync::Arc;
 
-    use hookrelay::relay::Relay;
-    use hookrelay::store::{Durability, EventFilter, Store};
+    use hookrelay::store::{Durability, EventFilter};
 
     let (_dir, data) = temp_data();
-    let store = Arc::new(Store::open(&data, Durability::Buffered).unwrap());
-    let client = hookrelay::deliver::Client::new(None, 0).unwrap();
-    let relay = Arc::new(Relay::new(Arc::clone(&store), client, 1 << 20).unwrap());
+    let (store, relay) = crate::support::library_relay(&data, Durability::Buffered);
     let ep = serde_json::from_value(json!({ "slug": "b" })).unwrap();
     relay.create(ep, false).await.unwrap();
     // A pass in progress, on a thread of its own as the server's runs.

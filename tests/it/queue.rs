@@ -534,8 +534,7 @@ async fn a_replay_that_delivers_takes_the_event_out_of_the_queue() {
 /// long as the store failed).
 #[tokio::test]
 async fn an_outcome_the_store_cannot_record_is_written_again_not_sent_again() {
-    use hookrelay::relay::Relay;
-    use hookrelay::store::{Durability, Store};
+    use hookrelay::store::Durability;
     use std::sync::Arc;
 
     // A queued event waiting an hour for its retry, left by a real server.
@@ -554,9 +553,7 @@ async fn an_outcome_the_store_cannot_record_is_written_again_not_sent_again() {
     s.stop().await;
 
     let mut up = Receiver::start(vec![Reply::status(200)]).await;
-    let store = Arc::new(Store::open(&data, Durability::Buffered).unwrap());
-    let client = hookrelay::deliver::Client::new(None, 0).unwrap();
-    let relay = Arc::new(Relay::new(Arc::clone(&store), client, 1 << 20).unwrap());
+    let (store, relay) = crate::support::library_relay(&data, Durability::Buffered);
     relay
         .update(
             "q",
@@ -756,13 +753,10 @@ async fn concurrent_senders_keep_order_and_the_depth_limit() {
 async fn nothing_sends_a_queued_event_before_its_sender_has_its_verdict() {
     use std::sync::Arc;
 
-    use hookrelay::relay::Relay;
     use hookrelay::store::{Durability, Store};
 
     let (_dir, data) = temp_data();
-    let store = Arc::new(Store::open(&data, Durability::Sync).unwrap());
-    let client = hookrelay::deliver::Client::new(None, 0).unwrap();
-    let relay = Arc::new(Relay::new(Arc::clone(&store), client, 1 << 20).unwrap());
+    let (store, relay) = crate::support::library_relay(&data, Durability::Sync);
     let mut up = Receiver::start(vec![Reply::status(200)]).await;
     let ep = json!({ "slug": "q", "mode": "queue", "target": up.url("/hook") });
     relay

@@ -284,6 +284,22 @@ pub fn temp_data() -> (tempfile::TempDir, PathBuf) {
     (dir, data)
 }
 
+/// A relay over a store in `data` with no server around it: for tests that
+/// drive the library between steps a server takes together.
+pub fn library_relay(
+    data: &Path,
+    durability: hookrelay::store::Durability,
+) -> (
+    std::sync::Arc<hookrelay::store::Store>,
+    std::sync::Arc<hookrelay::relay::Relay>,
+) {
+    use std::sync::Arc;
+    let store = Arc::new(hookrelay::store::Store::open(data, durability).expect("open store"));
+    let client = hookrelay::deliver::Client::new(None, 0).expect("client");
+    let relay = hookrelay::relay::Relay::new(Arc::clone(&store), client, 1 << 20).expect("relay");
+    (store, Arc::new(relay))
+}
+
 pub fn config_at(data: &Path) -> Config {
     Config {
         data: data.to_path_buf(),
