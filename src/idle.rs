@@ -23,7 +23,10 @@
 //! A connection whose socket takes no more bytes is busy, but only for
 //! [`SEND_STALL`] after its last progress: then the reader has stopped, and
 //! the connection is closed even with a request in flight (an event stream
-//! nobody reads). Reads do not count, or a client trickling bytes could
+//! nobody reads). So is one whose every response in flight has yielded a
+//! frame the connection has not come back for: over HTTP/2 that frame
+//! waits for a window the client holds shut, and a streaming body never
+//! reaches its last frame. Reads do not count, or a client trickling bytes could
 //! keep a connection that never sends a request.
 
 use std::future::Future;
@@ -53,6 +56,9 @@ pub struct Activity {
     idle_since: AtomicU64,
     /// The latest write (or flush) found the socket full.
     blocked: AtomicBool,
+    /// Response bodies in flight that yielded a frame the connection has
+    /// not come back for: it waits to send it (an HTTP/2 window held shut).
+    unsent: AtomicUsize,
 }
 
 impl Activity {
@@ -63,6 +69,7 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             idle_since: AtomicU64::new(0),
             blocked: AtomicBool::new(false),
+            unsent: AtomicUsize::new(0),
         })
     }
 
@@ -92,14 +99,19 @@ impl Activity {
         let now = self.start.elapsed().as_millis() as u64;
         let since =
             Duration::from_millis(now.saturating_sub(self.idle_since.load(Ordering::Acquire)));
-        if self.blocked.load(Ordering::Acquire) {
+        let in_flight = self.in_flight.load(Ordering::Acquire);
+        // Waiting on the client: its socket takes nothing, or every
+        // response in flight has a frame it does not let through (a
+        // streaming body, which never reaches its last frame).
+        let waiting = in_flight > 0 && self.unsent.load(Ordering::Acquire) >= in_flight;
+        if self.blocked.load(Ordering::Acquire) || waiting {
             return self
                 .send_stall
                 .checked_sub(since)
                 .filter(|left| !left.is_zero())
                 .map(|left| left.min(limit));
         }
-        if self.in_flight.load(Ordering::Acquire) > 0 {
+        if in_flight > 0 {
             return Some(limit);
         }
         limit.checked_sub(since).filter(|left| !left.is_zero())
@@ -314,6 +326,7 @@ where
             Ok(resp.map(|inner| TrackedBody {
                 inner,
                 guard: Some(guard),
+                unsent: false,
             }))
         })
     }
@@ -326,6 +339,29 @@ where
 pub struct TrackedBody<B> {
     inner: B,
     guard: Option<InFlight>,
+    /// Counted in `Activity::unsent`: a frame was yielded and the body
+    /// not polled since.
+    unsent: bool,
+}
+
+impl<B> TrackedBody<B> {
+    fn set_unsent(&mut self, unsent: bool) {
+        if let Some(g) = &self.guard
+            && unsent != self.unsent
+        {
+            match unsent {
+                true => g.0.unsent.fetch_add(1, Ordering::AcqRel),
+                false => g.0.unsent.fetch_sub(1, Ordering::AcqRel),
+            };
+            self.unsent = unsent;
+        }
+    }
+}
+
+impl<B> Drop for TrackedBody<B> {
+    fn drop(&mut self) {
+        self.set_unsent(false);
+    }
 }
 
 impl<B: Body + Unpin> Body for TrackedBody<B> {
@@ -336,10 +372,13 @@ impl<B: Body + Unpin> Body for TrackedBody<B> {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        self.set_unsent(false);
         let r = Pin::new(&mut self.inner).poll_frame(cx);
         if let Poll::Ready(frame) = &r {
             if !matches!(frame, Some(Ok(_))) || self.inner.is_end_stream() {
                 self.guard = None;
+            } else {
+                self.set_unsent(true);
             }
         }
         r
@@ -535,6 +574,47 @@ mod tests {
         assert_eq!(a.wait(limit), Some(limit), "in flight, nothing waiting");
     }
 
+    /// A body that never ends (an event stream) whose frame the connection
+    /// does not come back for: waiting on the client, like a full socket.
+    #[test]
+    fn a_streaming_frame_never_taken_is_a_stall() {
+        struct Endless;
+        impl Body for Endless {
+            type Data = bytes::Bytes;
+            type Error = std::convert::Infallible;
+            fn poll_frame(
+                self: Pin<&mut Self>,
+                _: &mut Context<'_>,
+            ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+                Poll::Ready(Some(Ok(Frame::data(bytes::Bytes::from_static(b"x")))))
+            }
+        }
+        let stall = Duration::from_millis(50);
+        let limit = Duration::from_secs(10);
+        let a = Activity::new(stall);
+        let mut body = TrackedBody {
+            inner: Endless,
+            guard: Some(a.begin()),
+            unsent: false,
+        };
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(Pin::new(&mut body).poll_frame(&mut cx).is_ready());
+        assert!(a.wait(limit).is_some_and(|w| w <= stall), "waiting, recent");
+        std::thread::sleep(stall + Duration::from_millis(10));
+        assert_eq!(a.wait(limit), None, "its frame never taken");
+        assert!(Pin::new(&mut body).poll_frame(&mut cx).is_ready());
+        a.wrote(Some(1));
+        assert!(
+            a.wait(limit).is_some_and(|w| w > Duration::ZERO),
+            "taken and written: the next frame waits from this progress"
+        );
+        let other = a.begin();
+        std::thread::sleep(stall + Duration::from_millis(10));
+        assert_eq!(a.wait(limit), Some(limit), "another request still working");
+        drop((other, body));
+        assert_eq!(a.unsent.load(Ordering::Acquire), 0);
+    }
+
     #[test]
     fn a_body_is_done_once_it_yields_its_last_frame() {
         use http_body_util::BodyExt;
@@ -542,6 +622,7 @@ mod tests {
         let mut body = TrackedBody {
             inner: http_body_util::Full::new(bytes::Bytes::from_static(b"x")),
             guard: Some(a.begin()),
+            unsent: false,
         };
         let waker = std::task::Waker::noop();
         let frame = std::pin::pin!(body.frame())

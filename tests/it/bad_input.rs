@@ -390,6 +390,47 @@ async fn an_http2_response_the_client_never_takes_keeps_no_connection() {
     }
 }
 
+/// The live stream never finishes: a client holding its HTTP/2 window shut
+/// once an event is ready to go is dropped after the send stall (2 s here),
+/// not kept for as long as the stream lasts.
+#[tokio::test]
+async fn a_live_stream_whose_window_stays_shut_is_dropped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_dir, data) = temp_data();
+    let mut cfg = config_at(&data);
+    cfg.header_timeout = Duration::from_secs(1);
+    cfg.send_stall = Duration::from_secs(2);
+    let s = TestServer::start_with(cfg).await;
+    s.create_endpoint(json!({ "slug": "b" })).await;
+    let mut c = tokio::net::TcpStream::connect(s.admin).await.unwrap();
+    c.write_all(&h2_preface_window_zero()).await.unwrap();
+    c.write_all(&h2_get(1, "/api/stream")).await.unwrap();
+    let mut pending = Vec::new();
+    assert!(h2_headers(&mut c, &mut pending, 1).await, "no answer");
+    s.post_in("b", &[], "an event for the stream").await;
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        if started.elapsed() > Duration::from_secs(15) {
+            break false;
+        }
+        let ping = h2_frame(6, 0, 0, &[1, 2, 3, 4, 5, 6, 7, 8]);
+        if c.write_all(&ping).await.is_err() {
+            break true;
+        }
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(200), c.read(&mut buf)).await
+        {
+            break true;
+        }
+    };
+    let took = started.elapsed();
+    assert!(
+        closed && took < Duration::from_secs(6),
+        "a shut window on the live stream kept its connection {took:?}"
+    );
+}
+
 /// A client flooding PINGs and reading their ACKs a little at a time keeps
 /// the server's socket full without ever receiving a response: dropped
 /// after the send stall (2 s here), not kept for as long as it trickles.
