@@ -120,6 +120,10 @@ pub fn capture(
         mirror_status: None,
         tls: false,
         proxy_addr: None,
+        authority: match parts.headers.contains_key(http::header::HOST) {
+            true => None,
+            false => parts.uri.authority().map(ToString::to_string),
+        },
     }
 }
 

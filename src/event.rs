@@ -127,6 +127,10 @@ pub struct Event {
     /// this address to `X-Forwarded-For`, as the hop hookrelay saw.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy_addr: Option<String>,
+    /// HTTP/2's `:authority` when no `Host` header came: the host the
+    /// sender addressed, for `X-Forwarded-Host` on copies sent on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority: Option<String>,
 }
 
 /// Whether the mirror answered differently from the endpoint's target
@@ -407,6 +411,7 @@ mod tests {
             mirror_status: None,
             tls: false,
             proxy_addr: None,
+            authority: None,
         };
         let json = serde_json::to_vec(&ev).unwrap();
         let back: Event = serde_json::from_slice(&json).unwrap();

@@ -354,6 +354,7 @@ async fn ingest(
         _ => {
             let target = ep.target.clone().expect("forward mode has a target");
             let id = ev.id.clone();
+            let head = ev.method == "HEAD";
             // Its own task: a sender that hangs up (or a shutdown drain that
             // ends) drops this request future, but the attempt must still be
             // sent, recorded and counted.
@@ -390,6 +391,18 @@ async fn ingest(
                     HeaderValue::from_bytes(&v),
                 ) {
                     resp.headers_mut().append(n, v);
+                }
+            }
+            // No body to measure in an answer to HEAD or a 304: the length
+            // it states is the target's.
+            if head || reply.status == 304 {
+                let length = reply
+                    .headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                    .and_then(|(_, v)| HeaderValue::from_bytes(v).ok());
+                if let Some(v) = length {
+                    resp.headers_mut().insert(header::CONTENT_LENGTH, v);
                 }
             }
             Ok(with_event(resp, &id))

@@ -1079,6 +1079,7 @@ impl Relay {
             mirror_status: None,
             tls: false,
             proxy_addr: None,
+            authority: None,
         };
         // Its own task, stored and sent: an admin client that hangs up
         // must not leave the ping unsent but stored as `received`, or sent
@@ -1316,10 +1317,14 @@ pub fn forward_headers(ev: &Event) -> Headers {
         }
         None => h.push(("x-forwarded-for".into(), peer_ip.into_bytes())),
     }
-    match ev.header("host") {
-        Some(host) => set_in_place(&mut h, "x-forwarded-host", host.to_vec()),
-        // HTTP/2 carries the host in `:authority`, not kept with the event:
-        // a sender's own value must not pass as hookrelay's.
+    // HTTP/2 carries the host in `:authority`; with neither, a sender's
+    // own value must not pass as hookrelay's.
+    match ev
+        .header("host")
+        .map(<[u8]>::to_vec)
+        .or_else(|| ev.authority.clone().map(String::into_bytes))
+    {
+        Some(host) => set_in_place(&mut h, "x-forwarded-host", host),
         None => h.retain(|(n, _)| !n.eq_ignore_ascii_case("x-forwarded-host")),
     }
     let proto: &[u8] = if ev.tls { b"https" } else { b"http" };

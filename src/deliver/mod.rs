@@ -211,6 +211,18 @@ impl Client {
                 hdrs.append(n, v);
             }
         }
+        // hyper sends no length for an empty body, and receivers that
+        // require one on a POST (Google's front ends among them) answer 411.
+        if out.body.is_empty()
+            && matches!(
+                *req.method_ref().expect("fresh builder"),
+                Method::POST | Method::PUT | Method::PATCH
+            )
+        {
+            req.headers_mut()
+                .expect("fresh builder")
+                .insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        }
         let req = req.body(Full::new(out.body)).map_err(|e| Failure {
             kind: ErrorKind::Protocol,
             detail: format!("cannot build request: {e}"),
