@@ -30,19 +30,27 @@ pub async fn run(args: &RemoteArgs, endpoint: Option<&str>) -> Result<ExitCode, 
         .await
         .map_err(|f| format!("cannot reach hookrelay: {}", f.detail))?;
     if !resp.status().is_success() {
-        return Err(format!("stream refused: HTTP {}", resp.status()));
+        let hint = match resp.status().as_u16() {
+            401 => "; pass --token or set HOOKRELAY_ADMIN_TOKEN",
+            _ => "",
+        };
+        return Err(format!("stream refused: HTTP {}{hint}", resp.status()));
     }
     let mut body = resp.into_body();
-    let mut buf = String::new();
+    // Bytes until a line is whole: a character split across two chunks
+    // would otherwise be decoded as two replacement characters.
+    let mut buf: Vec<u8> = Vec::new();
     let (mut kind, mut data) = (String::new(), String::new());
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| format!("the connection to hookrelay was lost: {e}"))?;
         let Some(chunk) = frame.data_ref() else {
             continue;
         };
-        buf.push_str(&String::from_utf8_lossy(chunk));
-        while let Some(nl) = buf.find('\n') {
-            let line = buf[..nl].trim_end_matches('\r').to_string();
+        buf.extend_from_slice(chunk);
+        while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
+            let line = String::from_utf8_lossy(&buf[..nl])
+                .trim_end_matches('\r')
+                .to_string();
             buf.drain(..=nl);
             if let Some(k) = line.strip_prefix("event:") {
                 kind = k.trim().to_string();

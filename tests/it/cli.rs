@@ -226,12 +226,33 @@ async fn tail_prints_new_events_as_they_arrive() {
             break;
         }
     }
+    // Large non-ASCII values span several chunks of the stream: a
+    // character split between two must still print whole.
+    let big = "日本語é".repeat(2000);
+    let mut lines = Vec::new();
+    if found.is_some() {
+        for _ in 0..5 {
+            s.post_in("tl", &[("x-big", big.as_str())], "wide").await;
+        }
+        while lines.len() < 5 {
+            match tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv()).await {
+                Ok(Some(line)) if line.contains("x-big") => lines.push(line),
+                Ok(Some(_)) => {}
+                _ => break,
+            }
+        }
+    }
     let _ = child.kill();
     let _ = child.wait();
     let (_, line) = found.expect("tail printed nothing");
     let v: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(v["type"], "event");
     assert_eq!(v["data"]["endpoint"], "tl");
+    assert_eq!(lines.len(), 5, "tail printed {} of 5 events", lines.len());
+    for line in lines {
+        assert!(!line.contains('\u{FFFD}'), "a character was split");
+        assert!(line.contains(&big));
+    }
 }
 
 #[tokio::test]
