@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -73,6 +73,24 @@ impl IntoResponse for MethodNotAllowed {
             body,
         )
             .into_response()
+    }
+}
+
+/// A path parameter with our error shape: one that is not UTF-8 (`%FF`) is
+/// a JSON `400` like every other API error, not axum's plain text.
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Error> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Path(v))
+            .map_err(|e| Error::BadRequest(e.body_text()))
     }
 }
 
@@ -485,7 +503,12 @@ async fn bulk_replay(
         let text = match v {
             Value::String(s) => s.clone(),
             Value::Null => continue,
-            other => other.to_string(),
+            Value::Number(_) | Value::Bool(_) => v.to_string(),
+            Value::Array(_) | Value::Object(_) => {
+                return Err(Error::Unprocessable(format!(
+                    "{k}: must be a string, number or boolean, as in the events list's query"
+                )));
+            }
         };
         params.insert(k.clone(), text);
     }

@@ -263,6 +263,17 @@ async fn bad_requests_get_clear_errors() {
     let v: serde_json::Value = serde_json::from_slice(&body)
         .unwrap_or_else(|_| panic!("405 body is not JSON: {:?}", String::from_utf8_lossy(&body)));
     check(st, v, 405, "PUT is not allowed");
+    // A path segment that is not UTF-8: a JSON error like the rest.
+    let (st, _, body) = send(
+        "GET",
+        &s.admin_url("/api/endpoints/%FF"),
+        &[],
+        Default::default(),
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| panic!("400 body is not JSON: {:?}", String::from_utf8_lossy(&body)));
+    check(st, v, 400, "UTF-8");
 }
 
 #[tokio::test]
@@ -372,6 +383,15 @@ async fn the_admin_token_guards_everything_but_healthz() {
         "GET",
         &s.admin_url("/api/endpoints"),
         &[("authorization", "Bearer t0ken-123")],
+        Default::default(),
+    )
+    .await;
+    assert_eq!(st, 200);
+    // The scheme's name is case-insensitive.
+    let (st, _, _) = send(
+        "GET",
+        &s.admin_url("/api/endpoints"),
+        &[("authorization", "bearer t0ken-123")],
         Default::default(),
     )
     .await;

@@ -92,6 +92,11 @@ async fn a_dry_run_counts_and_a_job_replays_oldest_first() {
         )
         .await;
     assert_eq!(st, 422, "{v}");
+    // A list is no filter value: refused, not read as the text "[\"b\"]".
+    let (st, v) = s
+        .api("POST", "/api/replay", Some(json!({ "endpoint": ["b"] })))
+        .await;
+    assert_eq!(st, 422, "{v}");
     let (st, v) = s
         .api("POST", "/api/replay", Some(json!({ "state": "nope" })))
         .await;
