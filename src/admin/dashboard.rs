@@ -225,7 +225,7 @@ pub fn redirect_with_link(
     text: &str,
     link: Option<&str>,
 ) -> Response {
-    let mut resp = Redirect::to(to).into_response();
+    let mut resp = Redirect::to(&location(to)).into_response();
     resp.headers_mut().append(
         header::SET_COOKIE,
         security::flash_cookie_link(kind, text, link),
@@ -485,6 +485,21 @@ pub fn encode_component(s: &str) -> String {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A path for a `Location` header: bytes a header cannot carry (control
+/// characters, from an id or slug taken from the URL) and non-ASCII ones
+/// percent-encoded, the rest as given (it may hold a query already).
+fn location(to: &str) -> String {
+    let mut out = String::with_capacity(to.len());
+    for b in to.bytes() {
+        if b <= b' ' || b >= 0x7f {
+            out.push_str(&format!("%{b:02X}"));
+        } else {
+            out.push(b as char);
         }
     }
     out

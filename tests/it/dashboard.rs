@@ -410,6 +410,16 @@ async fn forms_need_the_csrf_token_and_the_same_origin() {
         "and cleared"
     );
 
+    // An id or slug with a control character in it (from the URL) is a
+    // page saying so, not a 500 from a Location header it cannot carry.
+    for path in ["/events/a%0Ab/replay", "/endpoints/a%0Ab/delete"] {
+        let p = post_form(&s, path, &[("_csrf", &token)], &[("origin", &o)]).await;
+        assert!(p.status < 500, "{path}: {}", p.status);
+        if let Some(to) = p.header("location") {
+            assert!(to.contains("%0A"), "{path}: {to}");
+        }
+    }
+
     // The JSON API refuses other origins too (a page on the same machine
     // could otherwise replay or delete through the loopback listener).
     let (status, _, _) = send(
