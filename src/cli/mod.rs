@@ -343,6 +343,12 @@ pub struct ExportArgs {
     /// Write to this file instead of standard output.
     #[arg(long, short = 'o')]
     pub output: Option<std::path::PathBuf>,
+    /// Only the newest N matching events.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Start after this page of the events list (its `next_cursor`).
+    #[arg(long)]
+    pub cursor: Option<String>,
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -445,6 +451,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
             let r = Remote::new(&a.remote)?;
             let mut q = a.filter.pairs();
             q.push(("format", a.format.clone()));
+            if let Some(n) = a.limit {
+                q.push(("limit", n.to_string()));
+            }
+            if let Some(c) = &a.cursor {
+                q.push(("cursor", c.clone()));
+            }
             let text = r
                 .get_text(&format!("/api/export?{}", remote::query_string(&q)))
                 .await?;

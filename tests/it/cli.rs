@@ -173,6 +173,14 @@ async fn export_writes_jsonl_and_har() {
     assert_eq!(lines[0]["body"], r#"{"n":1}"#);
     assert_eq!(lines[1]["id"], b.as_str());
     assert_eq!(lines[1]["body_base64"], "AP8=");
+    let (code, out, err) = hookrelay(&s, &["export", "--endpoint", "ex", "--limit", "1"]).await;
+    assert_eq!(code, 0, "{err}");
+    let newest: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(newest.len(), 1);
+    assert_eq!(newest[0]["id"], b.as_str(), "--limit keeps the newest");
 
     let (code, out, err) = hookrelay(&s, &["export", "--format", "har"]).await;
     assert_eq!(code, 0, "{err}");
