@@ -67,12 +67,12 @@ async fn require_token(State(state): State<AdminState>, req: Request, next: Next
         // site could still reach it through DNS rebinding, which needs a
         // domain name in `Host`. So only loopback names and IP literals.
         // HTTP/2 carries the host in `:authority`, not in a Host header.
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .or_else(|| req.uri().authority().map(|a| a.as_str()));
-        if !host_is_local(host) {
+        // A Host header that is not text names no loopback host either.
+        let local = match req.headers().get(header::HOST) {
+            Some(v) => v.to_str().is_ok_and(|h| host_is_local(Some(h))),
+            None => host_is_local(req.uri().authority().map(|a| a.as_str())),
+        };
+        if !local {
             return Error::Unauthorized(
                 "Host is not a loopback name or an IP address; use 127.0.0.1/localhost, or set --admin-token".into(),
             )

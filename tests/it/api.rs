@@ -474,6 +474,18 @@ async fn without_a_token_a_foreign_host_is_refused() {
     )
     .await;
     assert_eq!(st, 200);
+    // A Host that is not text names no loopback host.
+    let out = crate::support::raw(
+        s.admin,
+        b"GET /api/endpoints HTTP/1.1\r\nhost: \xff\xfe\r\nconnection: close\r\n\r\n",
+        std::time::Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        out.starts_with(b"HTTP/1.1 401"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
     // Health probes name a service, and learn nothing a page could use.
     let (st, _, _) = send(
         "GET",
