@@ -34,8 +34,11 @@ pub fn observe(ep: &mut Endpoint, success: bool, now_ms: u64, what: &str) -> Obs
         };
     }
     ep.consecutive_failures = ep.consecutive_failures.saturating_add(1);
+    // A paused endpoint stays paused: the one who paused it decides when
+    // it resumes (which resets the count), and gets no disable notice for
+    // a delivery that was under way when they paused it.
     let disabled_now =
-        ep.status != Status::Disabled && ep.consecutive_failures > ep.failure_threshold;
+        ep.status == Status::Active && ep.consecutive_failures > ep.failure_threshold;
     if disabled_now {
         let reason = format!(
             "{} consecutive failed deliveries (threshold {}); last: {what}",
@@ -77,6 +80,17 @@ mod tests {
         assert_eq!(check(0, &[false]), vec![1]);
         // Disabled once, not again on later failures.
         assert_eq!(check(5, &[false; 9]), vec![6]);
+    }
+
+    #[test]
+    fn a_paused_endpoint_is_not_disabled_by_failures() {
+        let mut ep = Endpoint::new(Slug::parse("t").unwrap(), 0);
+        ep.status = Status::Paused;
+        for _ in 0..10 {
+            assert!(!observe(&mut ep, false, 0, "500").disabled_now);
+        }
+        assert_eq!(ep.status, Status::Paused);
+        assert_eq!(ep.consecutive_failures, 10);
     }
 
     #[test]
