@@ -269,17 +269,24 @@ impl Queue {
     /// Waits until `id` may be sent as far as its sender goes (see
     /// [`Settled`]); at most [`SETTLE_WAIT`].
     pub async fn settled(&self, id: &str) -> Settled {
+        let mark = |waited: bool| match self.lock().unsynced.get(id) {
+            None if waited => Some(Settled::Settled),
+            None => Some(Settled::Unmarked),
+            Some(Mark::Abandoned) => Some(Settled::Left),
+            Some(Mark::Syncing) => None,
+        };
+        // Most deliveries meet no mark: answered without registering.
+        if let Some(found) = mark(false) {
+            return found;
+        }
         let deadline = tokio::time::Instant::now() + SETTLE_WAIT;
-        let mut waited = false;
         loop {
             let verdict = self.verdicts.notified();
             tokio::pin!(verdict);
+            // Registered before looking: a verdict in between still wakes.
             verdict.as_mut().enable();
-            match self.lock().unsynced.get(id) {
-                None if waited => return Settled::Settled,
-                None => return Settled::Unmarked,
-                Some(Mark::Abandoned) => return Settled::Left,
-                Some(Mark::Syncing) => waited = true,
+            if let Some(found) = mark(true) {
+                return found;
             }
             if tokio::time::timeout_at(deadline, verdict).await.is_err() {
                 return Settled::Undecided;
