@@ -120,9 +120,16 @@ pub fn capture(
         mirror_status: None,
         tls: false,
         proxy_addr: None,
-        authority: match parts.headers.contains_key(http::header::HOST) {
-            true => None,
-            false => parts.uri.authority().map(ToString::to_string),
+        // HTTP/2's `:authority` only (an HTTP/1 request in absolute form
+        // names what it likes), and never its userinfo part.
+        authority: match parts.version == http::Version::HTTP_2
+            && !parts.headers.contains_key(http::header::HOST)
+        {
+            true => parts.uri.authority().map(|a| {
+                let a = a.as_str();
+                a.rsplit_once('@').map_or(a, |(_, host)| host).to_string()
+            }),
+            false => None,
         },
     }
 }

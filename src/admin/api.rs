@@ -234,7 +234,7 @@ async fn resume(
             "false" | "0" => false,
             _ => {
                 return Err(Error::BadRequest(format!(
-                    "release: expected true or false, got {v:?}"
+                    "release: expected true or false (1 or 0), got {v:?}"
                 )));
             }
         },

@@ -343,6 +343,21 @@ async fn a_sender_cannot_spoof_the_forwarded_host_over_http2() {
     // The host the sender addressed, as HTTP/2 carries it.
     assert_eq!(got.header_all("x-forwarded-host"), [s.ingest.to_string()]);
     assert_eq!(got.header_all("x-forwarded-for"), ["127.0.0.1"]);
+    // An HTTP/1 request in absolute form without Host names what it likes
+    // (credentials included): no X-Forwarded-Host from it.
+    let req = "POST http://user:pw@evil.example:8443/in/h2/x HTTP/1.1\r\ncontent-length: 1\r\nconnection: close\r\n\r\nx";
+    let out = crate::support::raw(s.ingest, req.as_bytes(), Duration::from_secs(10)).await;
+    assert!(
+        out.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    let got = up.next().await;
+    assert!(
+        got.header_all("x-forwarded-host").is_empty(),
+        "{:?}",
+        got.header_all("x-forwarded-host")
+    );
 }
 
 /// An empty POST still says how long it is (hyper sends no length for an
