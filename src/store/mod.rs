@@ -205,9 +205,21 @@ struct WalSync {
     /// Serialises inline flushes (`buffered`), so a second worker waits for
     /// the flush under way and then usually finds its ticket covered.
     flushing: Mutex<()>,
+    /// 1 + milliseconds after `epoch` since the syncer has been in a synced
+    /// flush (`sync`); 0 when it is not. A write made while one has lasted
+    /// over [`LAZY_FLUSH`] writes the buffer out itself (`write_lazy`).
+    syncing_since: std::sync::atomic::AtomicU64,
+    epoch: std::time::Instant,
+    /// Test hook: the syncer's next synced flushes take this long (ms).
+    stall_ms: std::sync::atomic::AtomicU64,
+    stalling: std::sync::atomic::AtomicBool,
 }
 
 impl WalSync {
+    fn ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
     /// Writes RocksDB's WAL buffer out (and syncs it with `sync`).
     fn flush(&self, db: &Db, sync: bool) -> std::result::Result<(), rocksdb::Error> {
         use std::sync::atomic::Ordering::Acquire;
@@ -370,6 +382,10 @@ impl Store {
             closed: Default::default(),
             synced: tokio::sync::watch::Sender::new(0),
             flushing: Mutex::new(()),
+            syncing_since: Default::default(),
+            epoch: std::time::Instant::now(),
+            stall_ms: Default::default(),
+            stalling: Default::default(),
         });
         let syncer = {
             let (db, wal) = (Arc::clone(&db), Arc::clone(&wal));
@@ -516,13 +532,21 @@ impl Store {
     /// A write left in the WAL buffer: `wal_syncer` writes it out within
     /// [`LAZY_FLUSH`], or sooner for a sender waiting in [`Store::durable`].
     fn write_lazy(&self, batch: WriteBatch) -> Result<()> {
-        use std::sync::atomic::Ordering::{AcqRel, Relaxed};
+        use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
         if self.fault.failing.load(Relaxed) {
             self.fault.refused.fetch_add(1, Relaxed);
             return Err(Error::Unavailable("injected write fault".into()));
         }
         self.db.write_opt(batch, &self.write_opts)?;
         self.wal.writes.fetch_add(1, AcqRel);
+        // A sync that has lasted over LAZY_FLUSH (a stalled disk) keeps the
+        // syncer from writing anything else out: this write and those
+        // before it go to the OS now, where a crash of this process cannot
+        // take them (RocksDB lets a write-out run beside a WAL sync).
+        let since = self.wal.syncing_since.load(Acquire);
+        if since != 0 && self.wal.ms().saturating_sub(since - 1) >= LAZY_FLUSH.as_millis() as u64 {
+            self.db.flush_wal(false)?;
+        }
         if !self.wal.dirty.swap(true, AcqRel) {
             // Under the lock: the syncer checks `dirty` and sleeps under it,
             // so this wake-up cannot fall between the two.
@@ -557,6 +581,20 @@ impl Store {
         self.fault
             .sync_failing
             .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Test hook: each synced flush of the WAL thread takes `stall` longer
+    /// (a disk stalled behind other writes); zero ends it.
+    pub fn inject_sync_stall(&self, stall: std::time::Duration) {
+        self.wal.stall_ms.store(
+            stall.as_millis() as u64,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+    }
+
+    /// Whether the WAL thread is inside an injected stall now.
+    pub fn in_injected_stall(&self) -> bool {
+        self.wal.stalling.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Writes refused by [`Store::inject_write_fault`] so far.
@@ -1466,7 +1504,18 @@ fn wal_syncer(db: &Db, wal: &WalSync, sync: bool) {
         let dirty = wal.dirty.swap(false, AcqRel)
             && wal.flushed_writes.load(Acquire) < wal.writes.load(Acquire);
         if dirty || *wal.synced.borrow() < target {
-            match wal.flush(db, sync) {
+            if sync {
+                wal.syncing_since.store(wal.ms() + 1, SeqCst);
+                let stall = wal.stall_ms.load(SeqCst);
+                if stall > 0 {
+                    wal.stalling.store(true, SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(stall));
+                    wal.stalling.store(false, SeqCst);
+                }
+            }
+            let flushed = wal.flush(db, sync);
+            wal.syncing_since.store(0, SeqCst);
+            match flushed {
                 Ok(()) => wal.flushed(target),
                 Err(e) => {
                     // Waiters time out with 503; try again shortly.

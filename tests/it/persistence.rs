@@ -347,6 +347,42 @@ async fn every_acknowledged_event_survives_sigkill_in_a_recycled_wal() {
     .await;
 }
 
+/// While the WAL thread is stuck in a sync (a disk stalled behind other
+/// writes, seconds at times), writes nobody waits for still reach the OS:
+/// a crash of the process then repeated every delivery and job step of
+/// the stall, their records lost with RocksDB's buffer.
+#[tokio::test]
+async fn writes_reach_the_os_while_a_sync_is_stalled() {
+    let (_dir, data) = temp_data();
+    let store = Store::open(&data, Durability::Sync).unwrap();
+    store.inject_sync_stall(Duration::from_secs(3));
+    store
+        .put_job("before", &json!({ "id": "before" }), None)
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !store.in_injected_stall() {
+        assert!(std::time::Instant::now() < deadline, "no sync started");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Later than LAZY_FLUSH into the stall.
+    std::thread::sleep(hookrelay::store::LAZY_FLUSH * 4);
+    store
+        .put_job("during", &json!({ "id": "during" }), None)
+        .unwrap();
+    assert!(store.in_injected_stall(), "the stall ended early");
+    let (_copy_dir, copy) = temp_data();
+    copy_dir(&data, &copy);
+    let crashed = Store::open(&copy, Durability::Buffered).unwrap();
+    let jobs = crashed.jobs().unwrap();
+    for id in ["before", "during"] {
+        assert!(
+            jobs.iter().any(|j| j["id"] == id),
+            "{id}: missing from the crash image taken during the stall: {jobs:?}"
+        );
+    }
+    store.inject_sync_stall(Duration::ZERO);
+}
+
 /// A write nobody waits for (a replay job's progress here; attempts and state
 /// moves go the same way) is written out by the WAL thread within
 /// `LAZY_FLUSH`: a copy of the data directory taken once the store says so —
