@@ -26,11 +26,11 @@ pub const MAX_HEADERS: usize = 128;
 /// Bytes of request head (request line and headers) before `431`.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
-/// `hookrelay serve` flags. Every one is optional here so that the config
-/// file can fill what the command line leaves out.
 /// The longest `--retain-days`: a century.
 pub const MAX_RETAIN_DAYS: u64 = 36_500;
 
+/// `hookrelay serve` flags. Every one is optional here so that the config
+/// file can fill what the command line leaves out.
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct ServeArgs {
     /// Ingest listener (senders post to /in/{slug}).
@@ -52,20 +52,10 @@ pub struct ServeArgs {
     #[arg(long, env = "HOOKRELAY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// PEM certificate chain for TLS on the ingest listener.
-    #[arg(
-        long,
-        env = "HOOKRELAY_TLS_CERT",
-        value_name = "FILE",
-        requires = "tls_key"
-    )]
+    #[arg(long, env = "HOOKRELAY_TLS_CERT", value_name = "FILE")]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for TLS on the ingest listener.
-    #[arg(
-        long,
-        env = "HOOKRELAY_TLS_KEY",
-        value_name = "FILE",
-        requires = "tls_cert"
-    )]
+    #[arg(long, env = "HOOKRELAY_TLS_KEY", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
     /// Bearer token for the admin listener; required when it is not on loopback.
     #[arg(

@@ -420,8 +420,18 @@ fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<TlsAcce
     let certs = CertificateDer::pem_file_iter(cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
         .map_err(|e| format!("tls_cert {}: {e}", cert.display()))?;
-    let key =
-        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("tls_key {}: {e}", key.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "tls_cert {}: no PEM CERTIFICATE block found",
+            cert.display()
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+        format!(
+            "tls_key {}: {e} (expected an unencrypted PEM private key: PKCS#8, PKCS#1 or SEC1)",
+            key.display()
+        )
+    })?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(
         rustls::crypto::ring::default_provider().into(),
     )

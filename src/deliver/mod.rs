@@ -121,11 +121,21 @@ impl Client {
             use rustls_pki_types::pem::PemObject;
             let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
                 .map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
+            let mut added = 0;
             for cert in certs {
                 let cert = cert.map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
                 roots
                     .add(cert)
                     .map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
+                added += 1;
+            }
+            // A file with no certificate in it trusts nothing more: every
+            // forward to the private CA would fail with a TLS error.
+            if added == 0 {
+                return Err(format!(
+                    "--ca-file {}: no PEM CERTIFICATE block found",
+                    path.display()
+                ));
             }
         }
         let tls = rustls::ClientConfig::builder_with_provider(

@@ -217,3 +217,75 @@ async fn a_bad_key_refuses_the_start_before_anything_is_written() {
     assert_eq!(status, 404, "the refused start wrote the config's endpoint");
     drop(dir);
 }
+
+/// Certificate files that hold nothing usable are named at start, not met
+/// as handshake errors later; the certificate and key may come from
+/// different sources (a flag and the config file).
+#[tokio::test]
+async fn unusable_certificate_files_are_named_at_start() {
+    let (dir, data) = temp_data();
+    let cert = localhost_cert();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, &cert.cert_pem).unwrap();
+    std::fs::write(&key_path, &cert.key_pem).unwrap();
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let run = |extra: Vec<std::ffi::OsString>| {
+        let data = data.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_hookrelay"))
+                .args(["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+                .arg("--data")
+                .arg(data)
+                .args(extra)
+                .output()
+                .unwrap()
+        })
+    };
+    let cases = [
+        (
+            vec![
+                "--tls-cert".into(),
+                garbage.clone().into_os_string(),
+                "--tls-key".into(),
+                key_path.clone().into_os_string(),
+            ],
+            "tls_cert",
+        ),
+        (
+            vec!["--ca-file".into(), garbage.clone().into_os_string()],
+            "--ca-file",
+        ),
+    ];
+    for (extra, named) in cases {
+        let out = run(extra).await.unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{named}: started");
+        assert!(
+            err.contains(named) && err.contains("no PEM CERTIFICATE"),
+            "{err}"
+        );
+    }
+
+    #[derive(clap::Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: hookrelay::config::ServeArgs,
+    }
+    let file = dir.path().join("hookrelay.toml");
+    std::fs::write(
+        &file,
+        format!("[server]\ntls_key = {:?}\n", key_path.display().to_string()),
+    )
+    .unwrap();
+    let parsed = <Serve as clap::Parser>::try_parse_from([
+        "serve".into(),
+        "--tls-cert".into(),
+        cert_path.clone().into_os_string(),
+        "--config".into(),
+        file.into_os_string(),
+    ] as [std::ffi::OsString; 5])
+    .expect("--tls-cert alone on the command line");
+    let cfg = hookrelay::Config::resolve(parsed.args).unwrap();
+    assert_eq!(cfg.tls, Some((cert_path, key_path)));
+}
