@@ -260,26 +260,14 @@ async fn connections_that_send_no_request_are_closed() {
     // HTTP/2 PINGs every 200 ms: the server's ACKs are writes, but no
     // request is in flight, so they must not keep the connection open.
     for addr in [s.ingest, s.admin] {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::io::AsyncWriteExt;
         let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
         c.write_all(&preface_and_settings).await.unwrap();
-        let started = Instant::now();
-        let mut buf = [0u8; 4096];
-        let closed = loop {
-            if started.elapsed() > Duration::from_secs(5) {
-                break false;
-            }
-            let ping = [0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
-            if c.write_all(&ping).await.is_err() {
-                break true;
-            }
-            if let Ok(Ok(0) | Err(_)) =
-                tokio::time::timeout(Duration::from_millis(200), c.read(&mut buf)).await
-            {
-                break true;
-            }
-        };
-        assert!(closed, "{addr}: PINGs kept an idle connection open");
+        let took = pings_until_closed(&mut c, Duration::from_secs(5)).await;
+        assert!(
+            took <= Duration::from_secs(5),
+            "{addr}: PINGs kept an idle connection open"
+        );
     }
 }
 
@@ -333,12 +321,32 @@ async fn h2_headers(c: &mut tokio::net::TcpStream, pending: &mut Vec<u8>, stream
     }
 }
 
+/// Sends an HTTP/2 PING every 200 ms, reading the ACKs, until the server
+/// closes the connection or `limit` passes; how long that took.
+async fn pings_until_closed(c: &mut tokio::net::TcpStream, limit: Duration) -> Duration {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    while started.elapsed() <= limit {
+        let ping = h2_frame(6, 0, 0, &[1, 2, 3, 4, 5, 6, 7, 8]);
+        if c.write_all(&ping).await.is_err() {
+            break;
+        }
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(200), c.read(&mut buf)).await
+        {
+            break;
+        }
+    }
+    started.elapsed()
+}
+
 /// HTTP/2 responses the client never lets through (a window of 0, or
 /// streams reset with their data still queued) keep no connection open:
 /// hyper keeps such a body, and PING ACKs are no response bytes.
 #[tokio::test]
 async fn an_http2_response_the_client_never_takes_keeps_no_connection() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     // header_timeout (the idle limit) is 1 s here.
     let (s, _dir) = small_limit_server().await;
     for addr in [s.ingest, s.admin] {
@@ -365,25 +373,9 @@ async fn an_http2_response_the_client_never_takes_keeps_no_connection() {
                         .unwrap();
                 }
             }
-            let started = Instant::now();
-            let mut buf = [0u8; 4096];
-            let closed = loop {
-                if started.elapsed() > Duration::from_secs(8) {
-                    break false;
-                }
-                let ping = h2_frame(6, 0, 0, &[1, 2, 3, 4, 5, 6, 7, 8]);
-                if c.write_all(&ping).await.is_err() {
-                    break true;
-                }
-                if let Ok(Ok(0) | Err(_)) =
-                    tokio::time::timeout(Duration::from_millis(200), c.read(&mut buf)).await
-                {
-                    break true;
-                }
-            };
-            let took = started.elapsed();
+            let took = pings_until_closed(&mut c, Duration::from_secs(8)).await;
             assert!(
-                closed && took < Duration::from_secs(5),
+                took < Duration::from_secs(5),
                 "{addr} (reset: {reset}): open {took:?} with nothing sent"
             );
         }
@@ -395,7 +387,7 @@ async fn an_http2_response_the_client_never_takes_keeps_no_connection() {
 /// not kept for as long as the stream lasts.
 #[tokio::test]
 async fn a_live_stream_whose_window_stays_shut_is_dropped() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let (_dir, data) = temp_data();
     let mut cfg = config_at(&data);
     cfg.header_timeout = Duration::from_secs(1);
@@ -408,25 +400,9 @@ async fn a_live_stream_whose_window_stays_shut_is_dropped() {
     let mut pending = Vec::new();
     assert!(h2_headers(&mut c, &mut pending, 1).await, "no answer");
     s.post_in("b", &[], "an event for the stream").await;
-    let started = Instant::now();
-    let mut buf = [0u8; 4096];
-    let closed = loop {
-        if started.elapsed() > Duration::from_secs(15) {
-            break false;
-        }
-        let ping = h2_frame(6, 0, 0, &[1, 2, 3, 4, 5, 6, 7, 8]);
-        if c.write_all(&ping).await.is_err() {
-            break true;
-        }
-        if let Ok(Ok(0) | Err(_)) =
-            tokio::time::timeout(Duration::from_millis(200), c.read(&mut buf)).await
-        {
-            break true;
-        }
-    };
-    let took = started.elapsed();
+    let took = pings_until_closed(&mut c, Duration::from_secs(15)).await;
     assert!(
-        closed && took < Duration::from_secs(6),
+        took < Duration::from_secs(6),
         "a shut window on the live stream kept its connection {took:?}"
     );
 }
