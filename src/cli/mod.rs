@@ -356,11 +356,20 @@ pub struct ExportArgs {
 /// Entry point for the binary: parse, set up tracing, run.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    const DEFAULT_LOG: &str = "hookrelay=info,warn";
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => {
+            tracing_subscriber::EnvFilter::try_new(&v).unwrap_or_else(|e| {
+                // Said once, not silently replaced: a typo would otherwise
+                // look like a quiet server.
+                eprintln!("RUST_LOG={v:?} is not a log filter ({e}); using {DEFAULT_LOG}");
+                tracing_subscriber::EnvFilter::new(DEFAULT_LOG)
+            })
+        }
+        _ => tracing_subscriber::EnvFilter::new(DEFAULT_LOG),
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("hookrelay=info,warn")),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         // Colours only for a person: a log file or journal gets plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -703,3 +703,23 @@ async fn endpoint_add_configures_the_generic_hmac_scheme() {
         .await;
     assert_eq!(r.status, 401);
 }
+
+/// A `RUST_LOG` that is no filter is said once on stderr, not silently
+/// replaced by the default (a typo looked like a quiet server).
+#[tokio::test]
+async fn an_invalid_rust_log_is_named() {
+    let out = tokio::task::spawn_blocking(|| {
+        Command::new(env!("CARGO_BIN_EXE_hookrelay"))
+            .args(["endpoint", "list", "--server", "http://127.0.0.1:9"])
+            .env("RUST_LOG", "hookrelay=loudest")
+            .output()
+            .expect("run hookrelay")
+    })
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("RUST_LOG=\"hookrelay=loudest\" is not a log filter"),
+        "{err}"
+    );
+}
