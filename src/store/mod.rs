@@ -209,6 +209,8 @@ struct WalSync {
     /// flush (`sync`); 0 when it is not. A write made while one has lasted
     /// over [`LAZY_FLUSH`] writes the buffer out itself (`write_lazy`).
     syncing_since: std::sync::atomic::AtomicU64,
+    /// Milliseconds after `epoch` of the last such write-out.
+    written_out: std::sync::atomic::AtomicU64,
     epoch: std::time::Instant,
     /// Test hook: the syncer's next synced flushes take this long (ms).
     stall_ms: std::sync::atomic::AtomicU64,
@@ -383,6 +385,7 @@ impl Store {
             synced: tokio::sync::watch::Sender::new(0),
             flushing: Mutex::new(()),
             syncing_since: Default::default(),
+            written_out: Default::default(),
             epoch: std::time::Instant::now(),
             stall_ms: Default::default(),
             stalling: Default::default(),
@@ -542,13 +545,27 @@ impl Store {
         // A sync that has lasted over LAZY_FLUSH (a stalled disk) keeps the
         // syncer from writing anything else out: this write and those
         // before it go to the OS now, where a crash of this process cannot
-        // take them (RocksDB lets a write-out run beside a WAL sync).
+        // take them (RocksDB lets a write-out run beside a WAL sync) — at
+        // most once per LAZY_FLUSH, a `write(2)` per request being what
+        // the WAL buffer saves.
         let since = self.wal.syncing_since.load(Acquire);
-        if since != 0 && self.wal.ms().saturating_sub(since - 1) >= LAZY_FLUSH.as_millis() as u64 {
-            // The write itself is made: a failed write-out is the syncer's
-            // to retry, not this caller's error.
-            if let Err(e) = self.db.flush_wal(false) {
-                tracing::warn!(error = %e, "writing the WAL out beside a stalled sync failed");
+        let lazy = LAZY_FLUSH.as_millis() as u64;
+        if since != 0 {
+            let now = self.wal.ms();
+            let last = self.wal.written_out.load(Acquire);
+            if now.saturating_sub(since - 1) >= lazy
+                && now.saturating_sub(last) >= lazy
+                && self
+                    .wal
+                    .written_out
+                    .compare_exchange(last, now, AcqRel, Acquire)
+                    .is_ok()
+            {
+                // The write itself is made: a failed write-out is the
+                // syncer's to retry, not this caller's error.
+                if let Err(e) = self.db.flush_wal(false) {
+                    tracing::warn!(error = %e, "writing the WAL out beside a stalled sync failed");
+                }
             }
         }
         if !self.wal.dirty.swap(true, AcqRel) {
