@@ -77,11 +77,9 @@ const SETTLE_WAIT: Duration = crate::store::SYNC_WAIT.saturating_add(Duration::f
 /// What [`Queue::settled`] found.
 #[derive(Clone, Copy, PartialEq, Debug)]
 pub enum Settled {
-    /// No sender was syncing it: the event is as stored.
-    Unmarked,
-    /// Its sender was, and has settled: synced, or taken back (then the
-    /// event is gone: read it again).
-    Settled,
+    /// No sender is syncing it (any more): the event is as stored, or gone
+    /// if its sender took it back — read it after this.
+    Yes,
     /// Its sender left it unsettled (hung up, or could not take a refused
     /// event back): sync the store, then [`Queue::synced`], before
     /// sending it.
@@ -269,14 +267,13 @@ impl Queue {
     /// Waits until `id` may be sent as far as its sender goes (see
     /// [`Settled`]); at most [`SETTLE_WAIT`].
     pub async fn settled(&self, id: &str) -> Settled {
-        let mark = |waited: bool| match self.lock().unsynced.get(id) {
-            None if waited => Some(Settled::Settled),
-            None => Some(Settled::Unmarked),
+        let mark = || match self.lock().unsynced.get(id) {
+            None => Some(Settled::Yes),
             Some(Mark::Abandoned) => Some(Settled::Left),
             Some(Mark::Syncing) => None,
         };
         // Most deliveries meet no mark: answered without registering.
-        if let Some(found) = mark(false) {
+        if let Some(found) = mark() {
             return found;
         }
         let deadline = tokio::time::Instant::now() + SETTLE_WAIT;
@@ -285,7 +282,7 @@ impl Queue {
             tokio::pin!(verdict);
             // Registered before looking: a verdict in between still wakes.
             verdict.as_mut().enable();
-            if let Some(found) = mark(true) {
+            if let Some(found) = mark() {
                 return found;
             }
             if tokio::time::timeout_at(deadline, verdict).await.is_err() {
