@@ -220,6 +220,17 @@ async fn pause(State(st): State<AdminState>, Path(slug): Path<String>) -> Result
     Ok(Json(endpoint_json(&st, &ep).await?))
 }
 
+/// A yes/no query parameter: `true`/`1` or `false`/`0`.
+fn query_flag(k: &str, v: &str) -> Result<bool> {
+    match v {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(Error::BadRequest(format!(
+            "{k}: {v:?} must be true or false (1 or 0)"
+        ))),
+    }
+}
+
 /// `?release=true`: resume and release held events in one step (see
 /// `Relay::resume_and_release`), answering `{"endpoint", "release"}`.
 async fn resume(
@@ -229,15 +240,7 @@ async fn resume(
 ) -> Result<Json<Value>> {
     let release = match q.iter().next() {
         None => false,
-        Some((k, v)) if k == "release" && q.len() == 1 => match v.as_str() {
-            "true" | "1" => true,
-            "false" | "0" => false,
-            _ => {
-                return Err(Error::BadRequest(format!(
-                    "release: expected true or false (1 or 0), got {v:?}"
-                )));
-            }
-        },
+        Some((k, v)) if k == "release" && q.len() == 1 => query_flag(k, v)?,
         Some(_) => {
             return Err(Error::BadRequest(
                 "unknown query parameter: only release=true|false".into(),
@@ -352,17 +355,7 @@ pub fn parse_filter(q: &HashMap<String, String>) -> Result<EventFilter> {
         })
         .transpose()?
         .unwrap_or(50);
-    let flag = |k: &str| -> Result<Option<bool>> {
-        get(k)
-            .map(|s| match s {
-                "true" | "1" => Ok(true),
-                "false" | "0" => Ok(false),
-                _ => Err(Error::BadRequest(format!(
-                    "{k}: {s:?} must be true or false"
-                ))),
-            })
-            .transpose()
-    };
+    let flag = |k: &str| -> Result<Option<bool>> { get(k).map(|s| query_flag(k, s)).transpose() };
     Ok(EventFilter {
         endpoint: get("endpoint").map(str::to_string),
         state,

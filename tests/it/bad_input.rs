@@ -7,6 +7,15 @@ use serde_json::json;
 
 use crate::support::{TestServer, config_at, raw, send, temp_data};
 
+/// The idle limit at 1 s and the send stall at 2 s.
+async fn stall_limit_server() -> (TestServer, tempfile::TempDir) {
+    let (dir, data) = temp_data();
+    let mut cfg = config_at(&data);
+    cfg.header_timeout = Duration::from_secs(1);
+    cfg.send_stall = Duration::from_secs(2);
+    (TestServer::start_with(cfg).await, dir)
+}
+
 async fn small_limit_server() -> (TestServer, tempfile::TempDir) {
     let (dir, data) = temp_data();
     let mut cfg = config_at(&data);
@@ -388,11 +397,7 @@ async fn an_http2_response_the_client_never_takes_keeps_no_connection() {
 #[tokio::test]
 async fn a_live_stream_whose_window_stays_shut_is_dropped() {
     use tokio::io::AsyncWriteExt;
-    let (_dir, data) = temp_data();
-    let mut cfg = config_at(&data);
-    cfg.header_timeout = Duration::from_secs(1);
-    cfg.send_stall = Duration::from_secs(2);
-    let s = TestServer::start_with(cfg).await;
+    let (s, _dir) = stall_limit_server().await;
     s.create_endpoint(json!({ "slug": "b" })).await;
     let mut c = tokio::net::TcpStream::connect(s.admin).await.unwrap();
     c.write_all(&h2_preface_window_zero()).await.unwrap();
@@ -413,11 +418,7 @@ async fn a_live_stream_whose_window_stays_shut_is_dropped() {
 #[tokio::test]
 async fn an_http2_client_flooding_pings_and_reading_slowly_is_dropped() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (_dir, data) = temp_data();
-    let mut cfg = config_at(&data);
-    cfg.header_timeout = Duration::from_secs(1);
-    cfg.send_stall = Duration::from_secs(2);
-    let s = TestServer::start_with(cfg).await;
+    let (s, _dir) = stall_limit_server().await;
     for addr in [s.ingest, s.admin] {
         let sock = tokio::net::TcpSocket::new_v4().unwrap();
         sock.set_recv_buffer_size(4096).unwrap();
