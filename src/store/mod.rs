@@ -14,7 +14,8 @@
 //! with `buffered`, the sender's own ingest thread writes it once for every
 //! request it had ready. A hundred concurrent acknowledgements cost one
 //! `write` (and one `fdatasync`), not a hundred. Writes nobody waits for
-//! (attempt outcomes) are written out by `wal_syncer` within [`LAZY_FLUSH`].
+//! (attempt outcomes) are written out by `wal_syncer` within [`LAZY_FLUSH`],
+//! and by `wal_writer` while one of its syncs is stalled.
 
 pub mod keys;
 
@@ -171,7 +172,8 @@ pub struct Store {
     dedup_locks: Vec<Mutex<()>>,
     fault: Fault,
     wal: Arc<WalSync>,
-    syncer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// `wal_syncer`, and with `sync` `wal_writer`.
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Written for a whole retention pass, read while a replay job picks
     /// its events and stores their list: a job stored during a pass would
     /// not be among the jobs the pass keeps events for.
@@ -206,11 +208,16 @@ struct WalSync {
     /// the flush under way and then usually finds its ticket covered.
     flushing: Mutex<()>,
     /// 1 + milliseconds after `epoch` since the syncer has been in a synced
-    /// flush (`sync`); 0 when it is not. A write made while one has lasted
-    /// over [`LAZY_FLUSH`] writes the buffer out itself (`write_lazy`).
+    /// flush (`sync`); 0 when it is not. `wal_writer` writes the buffer out
+    /// while one lasts over [`LAZY_FLUSH`].
     syncing_since: std::sync::atomic::AtomicU64,
-    /// Milliseconds after `epoch` of the last such write-out.
+    /// Writes known written out by `wal_writer` (`Store::wal_written_out`).
     written_out: std::sync::atomic::AtomicU64,
+    /// `wal_writer` sleeps here while no sync happens; `writer_parked` tells the
+    /// syncer to wake it (under `writer_lock`) when one starts.
+    writer_lock: Mutex<()>,
+    writer_wake: std::sync::Condvar,
+    writer_parked: std::sync::atomic::AtomicBool,
     epoch: std::time::Instant,
     /// Test hook: the syncer's next synced flushes take this long (ms).
     stall_ms: std::sync::atomic::AtomicU64,
@@ -267,8 +274,12 @@ impl Drop for Store {
         self.wal.closed.store(true, SeqCst);
         *lock(&self.wal.pending) = true;
         self.wal.wake.notify_all();
+        {
+            let _guard = lock(&self.wal.writer_lock);
+            self.wal.writer_wake.notify_all();
+        }
         // Joined so that the database is closed when the store is dropped.
-        if let Some(t) = self.syncer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        for t in std::mem::take(&mut *lock(&self.threads)) {
             let _ = t.join();
         }
     }
@@ -386,18 +397,25 @@ impl Store {
             flushing: Mutex::new(()),
             syncing_since: Default::default(),
             written_out: Default::default(),
+            writer_lock: Mutex::new(()),
+            writer_wake: std::sync::Condvar::new(),
+            writer_parked: Default::default(),
             epoch: std::time::Instant::now(),
             stall_ms: Default::default(),
             stalling: Default::default(),
         });
-        let syncer = {
+        let mut threads = Vec::new();
+        let spawn = |name: &str, run: fn(&Db, &WalSync, bool)| {
             let (db, wal) = (Arc::clone(&db), Arc::clone(&wal));
-            let t = std::thread::Builder::new()
-                .name("hookrelay-wal-sync".into())
-                .spawn(move || wal_syncer(&db, &wal, sync))
-                .map_err(|e| Error::Internal(format!("cannot start the WAL sync thread: {e}")))?;
-            Some(t)
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || run(&db, &wal, sync))
+                .map_err(|e| Error::Internal(format!("cannot start the {name} thread: {e}")))
         };
+        threads.push(spawn("hookrelay-wal-sync", wal_syncer)?);
+        if sync {
+            threads.push(spawn("hookrelay-wal-write", wal_writer)?);
+        }
         Ok(Store {
             db,
             write_opts,
@@ -406,7 +424,7 @@ impl Store {
             dedup_locks: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             fault: Fault::default(),
             wal,
-            syncer: Mutex::new(syncer),
+            threads: Mutex::new(threads),
             retention: Default::default(),
         })
     }
@@ -492,6 +510,15 @@ impl Store {
             .load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// Like [`Store::wal_flushed`], counting also what is written out to
+    /// the OS (where a crash of this process cannot take it) but not yet
+    /// synced: with `sync`, the writes `wal_writer` carried out of a
+    /// stalled sync's way.
+    pub fn wal_written_out(&self) -> u64 {
+        use std::sync::atomic::Ordering::Acquire;
+        self.wal_flushed().max(self.wal.written_out.load(Acquire))
+    }
+
     /// `key`'s stripe lock, held while the event is deleted, with the
     /// event dropped from the stripe's cache: an outcome written after the
     /// delete must not find it there.
@@ -535,39 +562,13 @@ impl Store {
     /// A write left in the WAL buffer: `wal_syncer` writes it out within
     /// [`LAZY_FLUSH`], or sooner for a sender waiting in [`Store::durable`].
     fn write_lazy(&self, batch: WriteBatch) -> Result<()> {
-        use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
+        use std::sync::atomic::Ordering::{AcqRel, Relaxed};
         if self.fault.failing.load(Relaxed) {
             self.fault.refused.fetch_add(1, Relaxed);
             return Err(Error::Unavailable("injected write fault".into()));
         }
         self.db.write_opt(batch, &self.write_opts)?;
         self.wal.writes.fetch_add(1, AcqRel);
-        // A sync that has lasted over LAZY_FLUSH (a stalled disk) keeps the
-        // syncer from writing anything else out: this write and those
-        // before it go to the OS now, where a crash of this process cannot
-        // take them (RocksDB lets a write-out run beside a WAL sync) — at
-        // most once per LAZY_FLUSH, a `write(2)` per request being what
-        // the WAL buffer saves.
-        let since = self.wal.syncing_since.load(Acquire);
-        let lazy = LAZY_FLUSH.as_millis() as u64;
-        if since != 0 {
-            let now = self.wal.ms();
-            let last = self.wal.written_out.load(Acquire);
-            if now.saturating_sub(since - 1) >= lazy
-                && now.saturating_sub(last) >= lazy
-                && self
-                    .wal
-                    .written_out
-                    .compare_exchange(last, now, AcqRel, Acquire)
-                    .is_ok()
-            {
-                // The write itself is made: a failed write-out is the
-                // syncer's to retry, not this caller's error.
-                if let Err(e) = self.db.flush_wal(false) {
-                    tracing::warn!(error = %e, "writing the WAL out beside a stalled sync failed");
-                }
-            }
-        }
         if !self.wal.dirty.swap(true, AcqRel) {
             // Under the lock: the syncer checks `dirty` and sleeps under it,
             // so this wake-up cannot fall between the two.
@@ -1527,6 +1528,10 @@ fn wal_syncer(db: &Db, wal: &WalSync, sync: bool) {
         if dirty || *wal.synced.borrow() < target {
             if sync {
                 wal.syncing_since.store(wal.ms() + 1, SeqCst);
+                if wal.writer_parked.load(SeqCst) {
+                    let _guard = lock(&wal.writer_lock);
+                    wal.writer_wake.notify_one();
+                }
                 let stall = wal.stall_ms.load(SeqCst);
                 if stall > 0 {
                     wal.stalling.store(true, SeqCst);
@@ -1549,6 +1554,74 @@ fn wal_syncer(db: &Db, wal: &WalSync, sync: bool) {
         }
         if closing {
             return;
+        }
+    }
+}
+
+/// With `sync`, while `wal_syncer` sits in a synced flush nothing else
+/// leaves RocksDB's WAL buffer: on a disk stalled behind an SST write that
+/// lasts up to seconds here, and a crash then lost every outcome written
+/// meanwhile (each delivery and job step made during the stall repeated
+/// after the restart). Once a sync has lasted [`LAZY_FLUSH`], this thread
+/// writes the buffer out (`FlushWAL(false)`, which RocksDB runs beside a
+/// WAL sync) every `LAZY_FLUSH` until the sync returns. It ticks while
+/// syncs keep coming and sleeps after a quiet second, so an idle server
+/// has no timer, and a busy one no wake-up per sync.
+fn wal_writer(db: &Db, wal: &WalSync, _sync: bool) {
+    use std::sync::atomic::Ordering::{Acquire, SeqCst};
+    const QUIET: u32 = 200;
+    let lazy = LAZY_FLUSH.as_millis() as u64;
+    let (mut quiet_ticks, mut last_flushes) = (0, u64::MAX);
+    loop {
+        if wal.closed.load(SeqCst) {
+            return;
+        }
+        let since = wal.syncing_since.load(SeqCst);
+        let flushes = wal.flushes.load(Acquire);
+        if since == 0 && flushes == last_flushes {
+            quiet_ticks += 1;
+        } else {
+            quiet_ticks = 0;
+        }
+        last_flushes = flushes;
+        if since != 0 && wal.ms().saturating_sub(since - 1) >= lazy {
+            let writes = wal.writes.load(Acquire);
+            if writes
+                > wal
+                    .written_out
+                    .load(Acquire)
+                    .max(wal.flushed_writes.load(Acquire))
+            {
+                match db.flush_wal(false) {
+                    Ok(()) => {
+                        wal.written_out.fetch_max(writes, SeqCst);
+                    }
+                    // The writes are made: the syncer's flush retries.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "writing the WAL out beside a stalled sync failed")
+                    }
+                }
+            }
+        }
+        let mut guard = lock(&wal.writer_lock);
+        if quiet_ticks >= QUIET {
+            // Set under the lock and checked by the syncer after it marks a
+            // sync, so a sync starting now either is seen here or wakes us.
+            wal.writer_parked.store(true, SeqCst);
+            while wal.syncing_since.load(SeqCst) == 0 && !wal.closed.load(SeqCst) {
+                guard = wal
+                    .writer_wake
+                    .wait(guard)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+            wal.writer_parked.store(false, SeqCst);
+            quiet_ticks = 0;
+        } else {
+            drop(
+                wal.writer_wake
+                    .wait_timeout(guard, LAZY_FLUSH)
+                    .unwrap_or_else(|p| p.into_inner()),
+            );
         }
     }
 }

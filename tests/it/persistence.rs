@@ -350,7 +350,9 @@ async fn every_acknowledged_event_survives_sigkill_in_a_recycled_wal() {
 /// While the WAL thread is stuck in a sync (a disk stalled behind other
 /// writes, seconds at times), writes nobody waits for still reach the OS:
 /// a crash of the process then repeated every delivery and job step of
-/// the stall, their records lost with RocksDB's buffer.
+/// the stall, their records lost with RocksDB's buffer. The second write
+/// comes at the very start of the stall and nothing follows it: no later
+/// write carries it out.
 #[tokio::test]
 async fn writes_reach_the_os_while_a_sync_is_stalled() {
     let (_dir, data) = temp_data();
@@ -364,11 +366,19 @@ async fn writes_reach_the_os_while_a_sync_is_stalled() {
         assert!(std::time::Instant::now() < deadline, "no sync started");
         std::thread::sleep(Duration::from_millis(1));
     }
-    // Later than LAZY_FLUSH into the stall.
-    std::thread::sleep(hookrelay::store::LAZY_FLUSH * 4);
     store
         .put_job("during", &json!({ "id": "during" }), None)
         .unwrap();
+    let written = store.wal_written();
+    let deadline = std::time::Instant::now() + Duration::from_millis(2500);
+    while store.wal_written_out() < written {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing wrote the WAL out during the stall ({} of {written})",
+            store.wal_written_out()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
     assert!(store.in_injected_stall(), "the stall ended early");
     let (_copy_dir, copy) = temp_data();
     copy_dir(&data, &copy);
