@@ -663,13 +663,15 @@ async fn export(
         .get()
         .cloned()
         .unwrap_or_else(|| "http://127.0.0.1:8080".into());
-    let (text, more) = st
+    let (text, next) = st
         .relay
         .store
         .run(move |s| {
             let (ids, more) = crate::replay::matching_ids(s, &filter, ex::MAX_EXPORT, take)?;
             let (text, cut) = ex::build(s, &ids, format == "har", &base, ex::MAX_EXPORT_BYTES)?;
-            Ok((text, more || cut))
+            // Both caps keep the newest: the rest is older than the oldest
+            // exported, where `cursor` continues.
+            Ok((text, cut.or_else(|| ids.first().cloned().filter(|_| more))))
         })
         .await?;
     let (ct, ext) = if q.get("format").map(String::as_str) == Some("har") {
@@ -685,8 +687,11 @@ async fn export(
     {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    if more {
+    if let Some(cursor) = next {
         h.insert("x-hookrelay-truncated", HeaderValue::from_static("true"));
+        if let Ok(v) = HeaderValue::from_str(&cursor) {
+            h.insert("x-hookrelay-next-cursor", v);
+        }
     }
     Ok(resp)
 }

@@ -16,21 +16,26 @@ pub const MAX_EXPORT: usize = 10_000;
 pub const MAX_EXPORT_BYTES: usize = 128 << 20;
 
 /// The export of `ids` (oldest first) as JSON Lines or HAR (`har`), built
-/// until it has passed `budget` bytes: the event that crosses it is the
-/// last one. Also says whether events were left out for the budget.
+/// from the newest until it has passed `budget` bytes (the event that
+/// crosses it is the last one taken), so a cut keeps the newest events as
+/// the count cap and `limit` do. Also returns the oldest event exported
+/// when older ones were left out for the budget: the cursor to go on from.
 pub fn build(
     s: &Store,
     ids: &[String],
     har: bool,
     base: &str,
     budget: usize,
-) -> Result<(String, bool)> {
-    let mut lines = String::new();
+) -> Result<(String, Option<String>)> {
+    let mut lines = Vec::new();
     let mut entries = Vec::new();
     let mut size = 0;
-    for (i, id) in ids.iter().enumerate() {
+    let mut oldest = None;
+    let mut left_out = false;
+    for id in ids.iter().rev() {
         if size >= budget {
-            return Ok((finish(lines, entries, har), i < ids.len()));
+            left_out = true;
+            break;
         }
         let (Some(ev), body) = (s.get_event(id)?, s.get_body(id)?) else {
             continue;
@@ -42,19 +47,19 @@ pub fn build(
             size += entry.to_string().len();
             entries.push(entry);
         } else {
-            lines.push_str(&jsonl_line(&ev, &body, &attempts));
-            size = lines.len();
+            let line = jsonl_line(&ev, &body, &attempts);
+            size += line.len();
+            lines.push(line);
         }
+        oldest = Some(id);
     }
-    Ok((finish(lines, entries, har), false))
-}
-
-fn finish(lines: String, entries: Vec<Value>, har: bool) -> String {
-    if har {
+    let text = if har {
+        entries.reverse();
         har_document(entries).to_string()
     } else {
-        lines
-    }
+        lines.iter().rev().map(String::as_str).collect()
+    };
+    Ok((text, oldest.filter(|_| left_out).cloned()))
 }
 
 fn jsonl_line(ev: &Event, body: &[u8], attempts: &[Attempt]) -> String {
@@ -184,20 +189,24 @@ mod tests {
         s.insert_event(ev, &vec![0u8; n]).unwrap().id
     }
 
+    /// A cut by size keeps the newest events, as the count cap and `limit`
+    /// do, stops after the event that crosses the budget, and names the
+    /// oldest one taken: the cursor for the older rest.
     #[test]
-    fn an_export_stops_after_the_event_that_crosses_its_budget() {
+    fn an_export_cut_by_size_keeps_the_newest_and_says_where_to_go_on() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path(), Durability::Buffered).unwrap();
-        let ids: Vec<String> = (0..3).map(|_| store_nuls(&s, 1000)).collect();
+        let ids: Vec<String> = (0..4).map(|_| store_nuls(&s, 1000)).collect();
         for har in [false, true] {
-            let (text, cut) = build(&s, &ids, har, "http://x", 5_000).unwrap();
-            assert!(cut, "har={har}");
-            assert!(
-                text.contains(&ids[0]) && !text.contains(&ids[1]),
-                "har={har}"
-            );
-            let (text, cut) = build(&s, &ids, har, "http://x", 1 << 20).unwrap();
-            assert!(!cut, "har={har}");
+            // 6,000 bytes an event: the second taken crosses 10,000.
+            let (text, cursor) = build(&s, &ids, har, "http://x", 10_000).unwrap();
+            assert_eq!(cursor.as_deref(), Some(ids[2].as_str()), "har={har}");
+            let at = |id: &String| text.find(id.as_str());
+            assert!(at(&ids[0]).is_none() && at(&ids[1]).is_none(), "har={har}");
+            assert!(at(&ids[2]) < at(&ids[3]), "har={har}: oldest first");
+            assert!(at(&ids[2]).is_some(), "har={har}");
+            let (text, cursor) = build(&s, &ids, har, "http://x", 1 << 20).unwrap();
+            assert_eq!(cursor, None, "har={har}");
             assert!(ids.iter().all(|id| text.contains(id.as_str())), "har={har}");
         }
     }

@@ -72,13 +72,20 @@ impl Remote {
     /// on stderr: the server stops at its size cap.
     pub async fn get_text(&self, path: &str) -> Result<String, String> {
         let reply = self.request("GET", path, None).await?;
-        if reply
-            .headers
-            .iter()
-            .any(|(n, v)| n.eq_ignore_ascii_case("x-hookrelay-truncated") && v == b"true")
-        {
+        let header = |name: &str| {
+            reply
+                .headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        };
+        if header("x-hookrelay-truncated").as_deref() == Some("true") {
+            let rest = match header("x-hookrelay-next-cursor") {
+                Some(c) => format!("; the older ones follow with --cursor {c}"),
+                None => String::new(),
+            };
             eprintln!(
-                "warning: the export was cut at the server's size cap; narrow the filter (--since/--until, --state) and export the rest separately"
+                "warning: the export was cut at the server's cap and holds the newest events{rest}"
             );
         }
         let text = String::from_utf8_lossy(&reply.body).into_owned();
