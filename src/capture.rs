@@ -118,6 +118,7 @@ pub fn capture(
         last_status: None,
         tries: 0,
         mirror_status: None,
+        target_tried: false,
         tls: false,
         proxy_addr: None,
         // HTTP/2's `:authority` only (an HTTP/1 request in absolute form

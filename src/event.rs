@@ -119,6 +119,11 @@ pub struct Event {
     /// The mirror's last answer (0 when it gave none), beside `last_status`.
     #[serde(default)]
     pub mirror_status: Option<u16>,
+    /// Some attempt went to the endpoint's own target (a release, replay or
+    /// ping included): an unanswered one is an answer to compare the
+    /// mirror's with, where `tries` counts only forwards and retries.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub target_tried: bool,
     /// Received over TLS: every copy sent on says `X-Forwarded-Proto: https`.
     #[serde(default)]
     pub tls: bool,
@@ -151,7 +156,7 @@ impl Event {
         mirror_differs(
             self.mirror_status,
             self.last_status,
-            self.tries > 0 || self.last_status.is_some(),
+            self.tries > 0 || self.last_status.is_some() || self.target_tried,
         )
     }
 
@@ -409,6 +414,7 @@ mod tests {
             last_status: None,
             tries: 0,
             mirror_status: None,
+            target_tried: false,
             tls: false,
             proxy_addr: None,
             authority: None,

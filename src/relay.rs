@@ -149,7 +149,10 @@ const CLAIM_MARGIN: Duration = Duration::from_secs(5);
 #[derive(Clone, Copy, Debug)]
 pub enum Settle {
     /// Forward, replay, release, ping: `delivered`/`failed` when the attempt
-    /// went to the endpoint's own target; otherwise the state stays.
+    /// went to the endpoint's own target; otherwise the state stays. A
+    /// failure leaves a `held` event held unless a release sent it to an
+    /// endpoint still active: a failed replay by hand must not take it out
+    /// of the next release (or into retention's reach).
     /// `queued`: the event waits in the delivery queue at that due time
     /// (claimed for this attempt): success takes it out; a failure leaves
     /// the event to its retry schedule, state and entry unchanged.
@@ -178,6 +181,7 @@ impl Settle {
     fn decide(
         self,
         ev: &Event,
+        trigger: Trigger,
         success: bool,
         active: bool,
         retry: &[String],
@@ -203,11 +207,13 @@ impl Settle {
                 queued: None,
             } => {
                 let st = if success {
-                    EventState::Delivered
+                    Some(EventState::Delivered)
+                } else if ev.state == EventState::Held && !(trigger == Trigger::Release && active) {
+                    None
                 } else {
-                    EventState::Failed
+                    Some(EventState::Failed)
                 };
-                (Some(st), QueueMove::default())
+                (st, QueueMove::default())
             }
             Settle::Direct {
                 own_target: false, ..
@@ -644,8 +650,10 @@ impl Relay {
                 Some(ep) => (ep.status == Status::Active, ep.retry.clone()),
                 None => (true, Vec::new()),
             };
+            let trigger = attempt.trigger;
             let change = move |ev: &mut Event| {
-                let (state, queue) = settle.decide(ev, success, active, &retry, retry_after);
+                let (state, queue) =
+                    settle.decide(ev, trigger, success, active, &retry, retry_after);
                 if let Some(st) = state {
                     ev.state = st;
                 }
@@ -1077,6 +1085,7 @@ impl Relay {
             last_status: None,
             tries: 0,
             mirror_status: None,
+            target_tried: false,
             tls: false,
             proxy_addr: None,
             authority: None,
@@ -1179,7 +1188,7 @@ impl Relay {
         let mut report = Release::default();
         for (i, id) in ids.iter().enumerate() {
             if cell.lock().status != Status::Active {
-                report.still_held = ids.len() - i;
+                report.still_held += ids.len() - i;
                 break;
             }
             if queue_mode && target.is_some() {
@@ -1213,9 +1222,13 @@ impl Relay {
                 }
                 Some(url) => {
                     let body = Bytes::from(body.unwrap_or_default());
-                    let (_, a, _) = self.deliver(&ev, body, url, Trigger::Release, true).await?;
+                    let (ev, a, _) = self.deliver(&ev, body, url, Trigger::Release, true).await?;
                     if a.success {
                         report.delivered += 1;
+                    } else if ev.state == EventState::Held {
+                        // Its failure disabled the endpoint: held with the rest.
+                        report.released -= 1;
+                        report.still_held += 1;
                     } else {
                         report.failed += 1;
                     }

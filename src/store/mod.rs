@@ -72,6 +72,8 @@ struct EventHead {
     mirror_status: Option<u16>,
     #[serde(default)]
     tries: u32,
+    #[serde(default)]
+    target_tried: bool,
 }
 
 #[derive(serde::Deserialize)]
@@ -94,7 +96,7 @@ impl EventHead {
             })
             && f.duplicate.is_none_or(|d| self.duplicate_of.is_some() == d)
             && f.mirror_diff.is_none_or(|d| {
-                let tried = self.tries > 0 || self.last_status.is_some();
+                let tried = self.tries > 0 || self.last_status.is_some() || self.target_tried;
                 crate::event::mirror_differs(self.mirror_status, self.last_status, tried) == d
             })
     }
@@ -873,6 +875,7 @@ impl Store {
                     1i64.to_le_bytes(),
                 );
             }
+            ev.target_tried |= a.to_target;
             match a.trigger {
                 Trigger::Mirror => ev.mirror_status = Some(a.status.unwrap_or(0)),
                 Trigger::Forward | Trigger::Retry => {

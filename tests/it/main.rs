@@ -15,6 +15,7 @@ mod persistence;
 mod policy;
 mod queue;
 mod queue_crash;
+mod replay_state;
 mod resign_vectors;
 mod shutdown;
 mod signatures;
