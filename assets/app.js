@@ -242,6 +242,11 @@
       bar.value = Number(j.sent) || 0;
       bar.textContent = String(Number(j.sent) || 0) + ' of ' + String(Number(j.total) || 0);
     }
+    var waiting = document.getElementById('job-waiting');
+    if (waiting) {
+      waiting.hidden = !j.waiting;
+      waiting.textContent = j.waiting ? 'Waiting: ' + j.waiting : '';
+    }
     if (finished(s)) {
       if (j.finished_at) set('finished', j.finished_at);
       var cancel = document.getElementById('job-cancel');
@@ -259,7 +264,8 @@
     }).then(function (j) {
       failures = 0;
       render(j);
-      if (finished(j.status)) {
+      // A cancelled job may still count the replay it had in flight.
+      if (finished(j.status) && j.finished_at) {
         note('finished');
       } else {
         note('live');

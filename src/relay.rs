@@ -127,6 +127,9 @@ pub struct Relay {
     /// Cancelled when shutdown begins: live streams end at once instead of
     /// holding the graceful drain until its timeout.
     pub closing: tokio_util::sync::CancellationToken,
+    /// Notified when an endpoint's status changes or it is deleted: replay
+    /// jobs waiting for an endpoint to be resumed look again.
+    pub status_changed: tokio::sync::Notify,
     /// Disk-space backpressure; set by `server::serve`.
     pub disk: std::sync::OnceLock<crate::disk::DiskGuard>,
     /// The ingest threads' runtimes, set by `server::serve`: queued
@@ -286,6 +289,7 @@ impl Relay {
             mirror_slots: Arc::new(tokio::sync::Semaphore::new(MIRROR_IN_FLIGHT)),
             deliveries: tokio_util::task::TaskTracker::new(),
             closing: Default::default(),
+            status_changed: Default::default(),
             endpoints: RwLock::new(endpoints),
             stream,
         })
@@ -431,8 +435,7 @@ impl Relay {
         // Compared under the endpoint's lock: a disable by the policy in
         // the meantime has notified already.
         if ep.status != before {
-            // Paused or disabled: its queued events are held at once.
-            self.queue.poke();
+            self.on_status_change();
         }
         if ep.status == Status::Disabled && before != Status::Disabled {
             tracing::warn!(endpoint = %ep.slug, "endpoint disabled by hand");
@@ -456,6 +459,7 @@ impl Relay {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(slug);
+        self.on_status_change();
         tracing::info!(endpoint = slug, "endpoint deleted");
         Ok(())
     }
@@ -846,9 +850,15 @@ impl Relay {
         });
     }
 
-    fn on_disabled(&self, ep: Endpoint) {
-        // Queued events of a disabled endpoint become held at once.
+    /// Paused or disabled: its queued events are held at once (the queue
+    /// worker looks again); resumed: waiting jobs go on.
+    fn on_status_change(&self) {
         self.queue.poke();
+        self.status_changed.notify_waiters();
+    }
+
+    fn on_disabled(&self, ep: Endpoint) {
+        self.on_status_change();
         self.metrics
             .endpoints_disabled
             .fetch_add(1, Ordering::Relaxed);

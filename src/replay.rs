@@ -2,15 +2,17 @@
 //! an optional rate, to the endpoint's target or another URL, optionally
 //! re-signed. A job snapshots the matching ids when it is created, keeps its
 //! progress in the store, survives a restart (resuming where it stopped; at
-//! most the replay in flight is repeated) and can be cancelled.
+//! most the replay in flight is repeated) and can be cancelled. Sending to
+//! an endpoint's own target, it waits while that endpoint is paused or
+//! disabled, as the endpoint's own deliveries do.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::endpoint::Status;
 use crate::error::{Error, Result};
 use crate::relay::Relay;
 use crate::store::{EventFilter, Store};
@@ -59,6 +61,10 @@ pub struct Job {
     /// says nothing.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// Why it sends nothing now: the endpoint of its next event is paused
+    /// or disabled (and the job sends to that endpoint's target).
+    #[serde(default)]
+    pub waiting: Option<String>,
 }
 
 impl Job {
@@ -73,15 +79,44 @@ impl Job {
                 "finished_at".into(),
                 self.finished_at.map(crate::time::rfc3339_ms).into(),
             );
-            o.insert("queued".into(), self.total.saturating_sub(self.sent).into());
+            o.insert("queued".into(), self.queued().into());
+            o.insert("skipped".into(), self.skipped().into());
         }
         v
+    }
+
+    /// Events it has yet to send: none once it is finished.
+    pub fn queued(&self) -> usize {
+        match self.status.finished() {
+            true => 0,
+            false => self.total.saturating_sub(self.sent),
+        }
+    }
+
+    /// Events a cancel left unsent.
+    pub fn skipped(&self) -> usize {
+        match self.status {
+            JobStatus::Cancelled => self.total.saturating_sub(self.sent),
+            _ => 0,
+        }
     }
 }
 
 struct Running {
     job: Mutex<Job>,
-    cancel: AtomicBool,
+    cancel: tokio_util::sync::CancellationToken,
+    /// Cancelled when the runner has stopped and saved its last count.
+    ended: tokio_util::sync::CancellationToken,
+}
+
+impl Running {
+    fn new(job: Job) -> Arc<Running> {
+        Arc::new(Running {
+            job: Mutex::new(job),
+            cancel: Default::default(),
+            ended: Default::default(),
+        })
+    }
 }
 
 /// The jobs of this process.
@@ -162,27 +197,42 @@ impl Jobs {
         }
     }
 
-    pub fn cancel(&self, id: &str) -> Result<Job> {
+    /// Marks a job cancelled; its runner stops before its next event and
+    /// sets `finished_at` once the replay it may have in flight is counted.
+    fn cancel(&self, id: &str) -> Result<(Job, Arc<Running>)> {
         let r = self
             .lock()
             .get(id)
             .cloned()
             .ok_or_else(|| Error::NotFound(format!("no replay job {id}")))?;
-        r.cancel.store(true, Ordering::SeqCst);
+        r.cancel.cancel();
         let mut job = r.job.lock().unwrap_or_else(|p| p.into_inner());
         if !job.status.finished() {
             job.status = JobStatus::Cancelled;
-            job.finished_at = Some(now_ms());
+            job.waiting = None;
         }
-        Ok(job.clone())
+        let snapshot = job.clone();
+        drop(job);
+        Ok((snapshot, r))
     }
 }
 
-/// Cancels a job and saves that at once, so a restart does not resume it.
+/// How long a cancel waits for a replay in flight to be counted, so that
+/// its answer is the job's final count in all but the slowest cases.
+const CANCEL_WAIT: Duration = Duration::from_secs(5);
+
+/// Cancels a job and saves that at once, so a restart does not resume it;
+/// answers once the runner has stopped (or after [`CANCEL_WAIT`], with
+/// `finished_at` still empty while a replay is in flight).
 pub async fn cancel(relay: &Arc<Relay>, id: &str) -> Result<Job> {
-    let job = relay.jobs.cancel(id)?;
+    let (job, running) = relay.jobs.cancel(id)?;
     persist(relay, &job).await;
-    Ok(job)
+    let _ = tokio::time::timeout(CANCEL_WAIT, running.ended.cancelled()).await;
+    Ok(running
+        .job
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone())
 }
 
 /// The slowest and fastest bulk replay rates, in events per second.
@@ -224,6 +274,7 @@ pub async fn start(
         failed: 0,
         finished_at: None,
         last_error: None,
+        waiting: None,
     };
     let (job, ids) = relay
         .store
@@ -298,10 +349,9 @@ pub async fn resume(relay: &Arc<Relay>) -> Result<()> {
             let ids = relay.store.run(move |s| s.job_ids(&jid)).await?;
             spawn(relay, job, ids);
         } else {
-            let r = Arc::new(Running {
-                job: Mutex::new(job.clone()),
-                cancel: AtomicBool::new(true),
-            });
+            let r = Running::new(job.clone());
+            r.cancel.cancel();
+            r.ended.cancel();
             relay.jobs.lock().insert(job.id, r);
         }
     }
@@ -354,10 +404,7 @@ fn forget_old_finished(map: &mut HashMap<String, Arc<Running>>) {
 }
 
 fn spawn(relay: &Arc<Relay>, job: Job, ids: Vec<String>) {
-    let running = Arc::new(Running {
-        job: Mutex::new(job.clone()),
-        cancel: AtomicBool::new(false),
-    });
+    let running = Running::new(job.clone());
     {
         let mut map = relay.jobs.lock();
         map.insert(job.id.clone(), Arc::clone(&running));
@@ -366,6 +413,7 @@ fn spawn(relay: &Arc<Relay>, job: Job, ids: Vec<String>) {
     let r = Arc::clone(relay);
     let handle = tokio::spawn(async move {
         run(&r, &running, &ids).await;
+        running.ended.cancel();
     });
     let mut tasks = relay.jobs.tasks.lock().unwrap_or_else(|p| p.into_inner());
     tasks.retain(|t| !t.is_finished());
@@ -380,9 +428,32 @@ async fn run(relay: &Arc<Relay>, running: &Arc<Running>, ids: &[String]) {
     };
     let interval = rate.map(|r| Duration::from_secs_f64(1.0 / r.clamp(MIN_RATE, MAX_RATE)));
     let mut next_at = tokio::time::Instant::now();
-    for (k, id) in ids.iter().enumerate().skip(start_at) {
-        if running.cancel.load(Ordering::SeqCst) || relay.jobs.stop.is_cancelled() {
+    'events: for (k, id) in ids.iter().enumerate().skip(start_at) {
+        if running.cancel.is_cancelled() || relay.jobs.stop.is_cancelled() {
             break;
+        }
+        loop {
+            // Taken before the look, so a change right after it is not missed.
+            let changed = relay.status_changed.notified();
+            let why = held_back(relay, id, target.as_deref()).await;
+            let snapshot = {
+                let mut job = running.job.lock().unwrap_or_else(|p| p.into_inner());
+                (job.waiting != why).then(|| {
+                    job.waiting = why.clone();
+                    job.clone()
+                })
+            };
+            if let Some(job) = snapshot {
+                persist(relay, &job).await;
+            }
+            if why.is_none() {
+                break;
+            }
+            tokio::select! {
+                _ = changed => {}
+                _ = running.cancel.cancelled() => break 'events,
+                _ = relay.jobs.stop.cancelled() => break 'events,
+            }
         }
         if let Some(interval) = interval {
             // A ceiling, not an average: after a slow replay the next one
@@ -392,11 +463,9 @@ async fn run(relay: &Arc<Relay>, running: &Arc<Running>, ids: &[String]) {
             tokio::select! {
                 _ = tokio::time::sleep_until(next_at) => {}
                 _ = relay.jobs.stop.cancelled() => break,
+                _ = running.cancel.cancelled() => break,
             }
             next_at += interval;
-            if running.cancel.load(Ordering::SeqCst) {
-                break;
-            }
         }
         let (ok, error) = match relay.replay_with(id, target.clone(), resign).await {
             // Sent without a fresh signature although asked for one (a
@@ -427,19 +496,38 @@ async fn run(relay: &Arc<Relay>, running: &Arc<Running>, ids: &[String]) {
     }
     let snapshot = {
         let mut job = running.job.lock().unwrap_or_else(|p| p.into_inner());
-        let interrupted = relay.jobs.stop.is_cancelled() && !running.cancel.load(Ordering::SeqCst);
-        if job.status == JobStatus::Running && !interrupted {
-            job.status = if running.cancel.load(Ordering::SeqCst) {
-                JobStatus::Cancelled
-            } else {
-                JobStatus::Done
+        let cancelled = running.cancel.is_cancelled();
+        let interrupted = relay.jobs.stop.is_cancelled() && !cancelled;
+        if !interrupted && (job.status == JobStatus::Running || cancelled) {
+            job.status = match cancelled {
+                true => JobStatus::Cancelled,
+                false => JobStatus::Done,
             };
             job.finished_at = Some(now_ms());
+            job.waiting = None;
         }
         job.clone()
     };
     persist(relay, &snapshot).await;
     tracing::info!(job = %snapshot.id, status = ?snapshot.status, sent = snapshot.sent, "replay job ended");
+}
+
+/// Why `id` must wait: the job sends it to its endpoint's own target and
+/// that endpoint is paused or disabled. An event or endpoint gone is the
+/// replay's to report.
+async fn held_back(relay: &Arc<Relay>, id: &str, target: Option<&str>) -> Option<String> {
+    let owned = id.to_string();
+    let ev = relay.store.run(move |s| s.get_event(&owned)).await.ok()??;
+    let cell = relay.endpoint(&ev.endpoint)?;
+    let ep = cell.lock();
+    let own = target.is_none() || ep.target.as_deref() == target;
+    (own && ep.status != Status::Active).then(|| {
+        format!(
+            "endpoint {:?} is {}; the job goes on when it is resumed",
+            ep.slug.as_str(),
+            ep.status.as_str()
+        )
+    })
 }
 
 async fn persist(relay: &Arc<Relay>, job: &Job) {

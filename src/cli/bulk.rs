@@ -83,19 +83,26 @@ pub async fn run(
     }
     let path = format!("/api/replay/{}", path_segment(&job));
     let mut last_sent = u64::MAX;
+    let mut last_msg = String::new();
     let final_state = loop {
         let s = r.get(&path).await?;
         let sent = s["sent"].as_u64().unwrap_or(0);
-        let msg = format!("{} ok, {} failed", s["succeeded"], s["failed"]);
+        let mut msg = format!("{} ok, {} failed", s["succeeded"], s["failed"]);
+        if let Some(w) = s["waiting"].as_str() {
+            msg = super::printable(&format!("{msg}; waiting: {w}")).into_owned();
+        }
         match &bar {
             Some(b) => {
                 b.set_position(sent);
                 b.set_message(msg.clone());
             }
-            None if !args.json && sent != last_sent => say!("{sent}/{total} sent, {msg}"),
+            None if !args.json && (sent, &msg) != (last_sent, &last_msg) => {
+                say!("{sent}/{total} sent, {msg}")
+            }
             None => {}
         }
         last_sent = sent;
+        last_msg = msg;
         if matches!(s["status"].as_str(), Some("done" | "cancelled")) {
             break s;
         }

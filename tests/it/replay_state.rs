@@ -3,7 +3,7 @@
 //! job does not send past a pause, and the mirror comparison sees every
 //! answer the target gave.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::{Receiver, Reply, TestServer};
 
@@ -127,4 +127,125 @@ async fn a_mirror_answer_differs_from_a_release_that_got_none() {
     assert_eq!(found, [&json!(id)]);
     let same = s.get("/api/events?endpoint=mh&mirror_diff=false").await;
     assert!(same["events"].as_array().unwrap().is_empty(), "{same}");
+}
+
+async fn job_until(s: &TestServer, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let j = s.get(&format!("/api/replay/{id}")).await;
+        if done(&j) {
+            return j;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job never {what}: {j}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// A job sending to a paused endpoint's own target waits, says why, and
+/// goes on when the endpoint is resumed; one sending elsewhere does not.
+#[tokio::test]
+async fn a_job_waits_while_its_endpoint_is_paused() {
+    let mut up = Receiver::start(vec![Reply::status(200)]).await;
+    let mut other = Receiver::start(vec![Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "jw", "target": up.url("/") }))
+        .await;
+    set_status(&s, "jw", "paused").await;
+    for i in 0..3 {
+        assert_eq!(s.post_in("jw", &[], format!("e{i}")).await.status, 202);
+    }
+    let (st, elsewhere) = s
+        .api(
+            "POST",
+            "/api/replay",
+            Some(json!({ "endpoint": "jw", "target": other.url("/x") })),
+        )
+        .await;
+    assert_eq!(st, 202, "{elsewhere}");
+    let (st, own) = s
+        .api("POST", "/api/replay", Some(json!({ "endpoint": "jw" })))
+        .await;
+    assert_eq!(st, 202, "{own}");
+    let own = own["id"].as_str().unwrap().to_string();
+    let waiting = job_until(&s, &own, "waited", |j| j["waiting"].is_string()).await;
+    assert_eq!(waiting["sent"], 0, "{waiting}");
+    assert_eq!(waiting["status"], "running", "{waiting}");
+    assert!(
+        waiting["waiting"]
+            .as_str()
+            .unwrap()
+            .contains("\"jw\" is paused"),
+        "{waiting}"
+    );
+    let done = job_until(&s, elsewhere["id"].as_str().unwrap(), "finished", |j| {
+        j["status"] == "done"
+    })
+    .await;
+    assert_eq!(done["succeeded"], 3, "{done}");
+    for _ in 0..3 {
+        other.next().await;
+    }
+    // The page says so too.
+    let page = crate::support::send(
+        "GET",
+        &s.admin_url(&format!("/replay/{own}")),
+        &[],
+        Default::default(),
+    )
+    .await;
+    let html = String::from_utf8_lossy(&page.2);
+    assert!(
+        html.contains("Waiting: endpoint &#34;jw&#34; is paused"),
+        "{html}"
+    );
+    assert!(up.drain().is_empty(), "sent to a paused endpoint");
+
+    set_status(&s, "jw", "active").await;
+    let done = job_until(&s, &own, "finished", |j| j["status"] == "done").await;
+    assert_eq!(done["succeeded"], 3, "{done}");
+    assert_eq!(done["waiting"], Value::Null, "{done}");
+    let bodies: Vec<_> = [up.next().await, up.next().await, up.next().await]
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    assert_eq!(bodies, ["e0", "e1", "e2"]);
+}
+
+/// A cancel answers with the job's final count: the replay it had in
+/// flight is counted before the answer, and nothing is left "queued".
+#[tokio::test]
+async fn a_cancel_answers_with_the_final_count() {
+    let mut slow = Receiver::start(vec![
+        Reply::status(200).delay(std::time::Duration::from_millis(500)),
+    ])
+    .await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "jc" })).await;
+    for i in 0..3 {
+        assert_eq!(s.post_in("jc", &[], format!("c{i}")).await.status, 200);
+    }
+    let (st, job) = s
+        .api(
+            "POST",
+            "/api/replay",
+            Some(json!({ "endpoint": "jc", "target": slow.url("/") })),
+        )
+        .await;
+    assert_eq!(st, 202, "{job}");
+    let id = job["id"].as_str().unwrap();
+    // The first replay is in flight: the receiver has it and is slow.
+    slow.next().await;
+    let (st, cancelled) = s.api("DELETE", &format!("/api/replay/{id}"), None).await;
+    assert_eq!(st, 200, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    assert_eq!(cancelled["sent"], 1, "{cancelled}");
+    assert_eq!(cancelled["succeeded"], 1, "{cancelled}");
+    assert!(cancelled["finished_at"].is_string(), "{cancelled}");
+    assert_eq!(cancelled["queued"], 0, "{cancelled}");
+    assert_eq!(cancelled["skipped"], 2, "{cancelled}");
+    assert_eq!(s.get(&format!("/api/replay/{id}")).await, cancelled);
+    assert!(slow.drain().is_empty(), "sent after the cancel");
 }

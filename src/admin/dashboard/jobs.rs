@@ -38,6 +38,8 @@ pub struct JobView {
     /// The events page with that filter.
     pub filter_url: String,
     pub last_error: Option<String>,
+    /// Why it sends nothing now (its endpoint is paused or disabled).
+    pub waiting: Option<String>,
     pub target: Option<String>,
     pub rate: Option<String>,
     pub resign: bool,
@@ -76,7 +78,7 @@ impl JobView {
             sent: j.sent,
             succeeded: j.succeeded,
             failed: j.failed,
-            queued: j.total.saturating_sub(j.sent),
+            queued: j.queued(),
             progress_max: j.total.max(1),
             created_at: rfc3339_ms(j.created_at),
             created_ago: ago(j.created_at, now),
@@ -88,6 +90,7 @@ impl JobView {
             },
             filter,
             last_error: j.last_error.clone(),
+            waiting: j.waiting.clone(),
             target: j.target.clone(),
             rate: j.rate.map(|r| format!("{r}")),
             resign: j.resign,
