@@ -489,10 +489,6 @@ async fn dashboard_in_a_real_browser() {
             .unwrap();
         wait_css(c, "#job").await;
         assert_clean(c, "replay job page").await;
-        assert!(
-            c.find(Locator::Css("#job-cancel")).await.is_ok(),
-            "a running job can be cancelled"
-        );
         wait_css(c, "#job[data-status=done]").await;
         let total = hostile.len().to_string();
         assert_eq!(
@@ -524,6 +520,59 @@ async fn dashboard_in_a_real_browser() {
             "Cancel goes away once the job ended"
         );
         shot(c, "replay-job").await;
+
+        // A slow job (one every 10 s) is cancelled from its page: the
+        // button shows while it runs, and a click ends it.
+        c.goto(&s.admin_url("/events?endpoint=xss")).await.unwrap();
+        wait_css(c, "details.bulk summary")
+            .await
+            .click()
+            .await
+            .unwrap();
+        wait_css(c, "details.bulk button[type=submit]")
+            .await
+            .click()
+            .await
+            .unwrap();
+        wait_css(c, "#bulk-rate")
+            .await
+            .send_keys("0.1")
+            .await
+            .unwrap();
+        c.find(Locator::Css("#bulk-run button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_css(c, "#job[data-status=running]").await;
+        let url = c.current_url().await.unwrap();
+        let job = url
+            .path()
+            .strip_prefix("/replay/")
+            .unwrap_or_else(|| panic!("not a job page: {url}"))
+            .to_string();
+        let cancel = wait_css(c, "#job-cancel button[type=submit]").await;
+        assert!(
+            cancel.is_displayed().await.unwrap() && cancel.is_enabled().await.unwrap(),
+            "a running job can be cancelled"
+        );
+        cancel.click().await.unwrap();
+        wait_css(c, "#job[data-status=cancelled]").await;
+        let (st, _, j) = send(
+            "GET",
+            &s.admin_url(&format!("/api/replay/{job}")),
+            &[],
+            Bytes::new(),
+        )
+        .await;
+        let j: Value = serde_json::from_slice(&j).unwrap();
+        assert_eq!((st, &j["status"]), (200, &json!("cancelled")), "{j}");
+        assert!(
+            j["sent"].as_u64().unwrap() < hostile.len() as u64,
+            "cancelled before its end: {j}"
+        );
+        assert_clean(c, "cancelled job page").await;
 
         // Every hostile event's page.
         for (i, id) in ids.iter().enumerate() {

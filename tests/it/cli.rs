@@ -1,20 +1,16 @@
 //! The command line against a running server: endpoint add/list/show/pause/
 //! resume/rm, events, show, replay — with and without `--json`.
 
-use std::process::Command;
-
 use serde_json::{Value, json};
 
-use crate::support::{Receiver, Reply, TestServer};
+use crate::support::{Receiver, Reply, TestServer, cmd};
 
 async fn hookrelay(server: &TestServer, args: &[&str]) -> (i32, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookrelay"));
+    let mut cmd = cmd::hookrelay();
     cmd.args(args)
         .env("HOOKRELAY_SERVER", server.admin_url(""))
         .env("RUST_LOG", "off");
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run hookrelay"))
-        .await
-        .unwrap();
+    let out = cmd::output(cmd).await;
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -104,18 +100,18 @@ async fn the_cli_drives_the_tour() {
 
 #[tokio::test]
 async fn serve_refuses_a_public_admin_without_a_token() {
-    let out = tokio::task::spawn_blocking(|| {
-        Command::new(env!("CARGO_BIN_EXE_hookrelay"))
-            .args(["serve", "--admin", "0.0.0.0:0", "--listen", "127.0.0.1:0"])
-            .env_remove("HOOKRELAY_ADMIN_TOKEN")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    // In a temp dir: a regression that starts must not leave a store in
+    // the working directory (and is killed at the deadline).
+    let (_dir, data) = crate::support::temp_data();
+    let mut hr = cmd::hookrelay();
+    hr.args(["serve", "--admin", "0.0.0.0:0", "--listen", "127.0.0.1:0"])
+        .arg("--data")
+        .arg(&data);
+    let out = cmd::output(hr).await;
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--admin-token"), "{err}");
+    assert!(!data.exists(), "the store was opened");
 }
 
 /// Like every other `HOOKRELAY_*` variable, a bad thread count is refused
@@ -126,18 +122,12 @@ async fn serve_refuses_a_bad_ingest_thread_count() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     for bad in ["", "abc", "0", "100000"] {
-        let at = data.clone();
-        let out = tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_hookrelay"))
-                .args(["serve", "--admin", "127.0.0.1:0", "--listen", "127.0.0.1:0"])
-                .arg("--data")
-                .arg(&at)
-                .env("HOOKRELAY_INGEST_THREADS", bad)
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap();
+        let mut hr = cmd::hookrelay();
+        hr.args(["serve", "--admin", "127.0.0.1:0", "--listen", "127.0.0.1:0"])
+            .arg("--data")
+            .arg(&data)
+            .env("HOOKRELAY_INGEST_THREADS", bad);
+        let out = cmd::output(hr).await;
         assert!(!out.status.success(), "{bad:?} accepted");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("HOOKRELAY_INGEST_THREADS"), "{bad:?}: {err}");
@@ -202,61 +192,153 @@ async fn export_writes_jsonl_and_har() {
     assert!(err.contains("format"), "{err}");
 }
 
-#[tokio::test]
-async fn tail_prints_new_events_as_they_arrive() {
-    use std::io::{BufRead, BufReader};
-    let s = TestServer::start().await;
-    s.create_endpoint(serde_json::json!({ "slug": "tl" })).await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hookrelay"))
-        .args(["tail", "--endpoint", "tl", "--json"])
+/// `hookrelay tail ARGS` with its stdout as a channel of lines; killed when
+/// dropped.
+fn tail(
+    s: &TestServer,
+    args: &[&str],
+) -> (
+    tokio::process::Child,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    use tokio::io::AsyncBufReadExt;
+    let mut hr = cmd::hookrelay();
+    hr.arg("tail")
+        .args(args)
         .env("HOOKRELAY_SERVER", s.admin_url(""))
-        .stdout(std::process::Stdio::piped())
+        .env("RUST_LOG", "off")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped());
+    let mut child = tokio::process::Command::from(hr)
+        .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
             if tx.send(line).is_err() {
                 break;
             }
         }
     });
-    // The subscription starts when the child connects: post until a line
-    // comes back (bounded), then look for the event id.
-    let mut found = None;
+    (child, rx)
+}
+
+/// The next line a tail printed, within 10 s.
+async fn next_line(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+        .await
+        .expect("tail printed nothing more within 10 s")
+        .expect("tail ended")
+}
+
+#[tokio::test]
+async fn tail_prints_new_events_as_they_arrive() {
+    let mut up = Receiver::start(vec![Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    for slug in ["tl", "other"] {
+        s.create_endpoint(serde_json::json!({ "slug": slug, "target": up.url("/") }))
+            .await;
+    }
+    let (_json_child, mut json) = tail(&s, &["--endpoint", "tl", "--json"]);
+    let (_text_child, mut text) = tail(&s, &["--endpoint", "tl"]);
+    // Each subscription starts when its child connects: post until both
+    // printed a line (bounded).
+    let (mut json_seen, mut text_seen) = (false, false);
     for i in 0..50 {
-        let id = s.post_in("tl", &[], format!("live {i}")).await.event_id();
-        if let Ok(Some(line)) =
-            tokio::time::timeout(std::time::Duration::from_millis(200), rx.recv()).await
-        {
-            found = Some((id, line));
+        s.post_in("tl", &[], format!("live {i}")).await;
+        up.next().await;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(200);
+        while !(json_seen && text_seen) {
+            tokio::select! {
+                Some(_) = json.recv(), if !json_seen => json_seen = true,
+                Some(_) = text.recv(), if !text_seen => text_seen = true,
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        if json_seen && text_seen {
             break;
         }
     }
-    // Large non-ASCII values span several chunks of the stream: a
-    // character split between two must still print whole.
-    let big = "日本語é".repeat(2000);
-    let mut lines = Vec::new();
-    if found.is_some() {
-        for _ in 0..5 {
-            s.post_in("tl", &[("x-big", big.as_str())], "wide").await;
-        }
-        while lines.len() < 5 {
-            match tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv()).await {
-                Ok(Some(line)) if line.contains("x-big") => lines.push(line),
-                Ok(Some(_)) => {}
-                _ => break,
+    assert!(json_seen && text_seen, "tail printed nothing");
+
+    // Another endpoint's events and attempts, then one of tl's: the stream
+    // keeps their order, so anything of `other` shows before tl's attempt.
+    let mut others = Vec::new();
+    for i in 0..2 {
+        others.push(
+            s.post_in("other", &[], format!("other {i}"))
+                .await
+                .event_id(),
+        );
+        up.next().await;
+    }
+    let marker = s.post_in("tl", &[], "marker").await.event_id();
+    up.next().await;
+    let (mut event_line, mut attempt_line) = (None, None);
+    while attempt_line.is_none() {
+        let line = next_line(&mut json).await;
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{line}"));
+        let (endpoint, id) = match v["type"].as_str() {
+            Some("event") => (&v["data"]["endpoint"], &v["data"]["id"]),
+            Some("attempt") => (&v["data"]["event"]["endpoint"], &v["data"]["event"]["id"]),
+            _ => panic!("unexpected item: {line}"),
+        };
+        assert_eq!(endpoint, "tl", "--endpoint tl printed: {line}");
+        if id == marker.as_str() {
+            match v["type"].as_str() {
+                Some("event") => event_line = Some(v),
+                _ => attempt_line = Some(v),
             }
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    let (_, line) = found.expect("tail printed nothing");
-    let v: Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(v["type"], "event");
-    assert_eq!(v["data"]["endpoint"], "tl");
-    assert_eq!(lines.len(), 5, "tail printed {} of 5 events", lines.len());
+    let event_line = event_line.expect("the event before its attempt");
+    assert_eq!(event_line["data"]["endpoint"], "tl");
+    let attempt = &attempt_line.unwrap()["data"]["attempt"];
+    assert_eq!(attempt["trigger"], "forward", "{attempt}");
+    assert_eq!(attempt["status"], 200, "{attempt}");
+    // The same as text: an event line, then its attempt's.
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &String| l.contains(&marker) && l.contains("->"))
+    {
+        let line = next_line(&mut text).await;
+        assert!(
+            !line.contains("/in/other") && !others.iter().any(|o| line.contains(o)),
+            "--endpoint tl printed: {line}"
+        );
+        seen.push(line);
+    }
+    let attempt = seen.last().unwrap();
+    assert!(attempt.contains("-> forward #1 HTTP 200"), "{attempt}");
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("/in/tl") && l.contains(&marker) && !l.contains("->")),
+        "{seen:?}"
+    );
+
+    // Large non-ASCII values span several chunks of the stream: a
+    // character split between two must still print whole.
+    let big = "日本語é".repeat(2000);
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(
+            s.post_in("tl", &[("x-big", big.as_str())], "wide")
+                .await
+                .event_id(),
+        );
+        up.next().await;
+    }
+    let mut lines = Vec::new();
+    while lines.len() < 5 {
+        let line = next_line(&mut json).await;
+        let v: Value = serde_json::from_str(&line).unwrap();
+        if v["type"] == "event" && ids.iter().any(|id| v["data"]["id"] == id.as_str()) {
+            lines.push(line);
+        }
+    }
     for line in lines {
         assert!(!line.contains('\u{FFFD}'), "a character was split");
         assert!(line.contains(&big));
@@ -401,44 +483,49 @@ async fn show_reads_an_event_as_large_as_ingest_accepts() {
 /// text, without colour escape codes.
 #[tokio::test]
 async fn logs_to_a_file_carry_no_colour_codes() {
-    use std::io::{BufRead, BufReader, Read};
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
     let (_dir, data) = crate::support::temp_data();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hookrelay"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-            "--data",
-        ])
-        .arg(&data)
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+    let mut hr = cmd::hookrelay();
+    hr.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+        "--data",
+    ])
+    .arg(&data)
+    .env("RUST_LOG", "info")
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let mut child = tokio::process::Command::from(hr)
+        .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
+    let within = |what: &'static str| {
+        move |r: Result<std::io::Result<usize>, tokio::time::error::Elapsed>| {
+            r.unwrap_or_else(|_| panic!("{what} within {:?}", cmd::DEADLINE))
+                .unwrap()
+        }
+    };
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    within("a first line on stdout")(
+        tokio::time::timeout(cmd::DEADLINE, stdout.read_line(&mut first)).await,
+    );
     assert!(first.starts_with("hookrelay ingest:"), "{first}");
     // The first log line (a signal that logging has begun), then whatever
     // followed until the kill.
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (mut stderr, mut log) = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        tokio::task::spawn_blocking(move || {
-            let mut stderr = stderr;
-            let mut line = String::new();
-            stderr.read_line(&mut line).unwrap();
-            (stderr, line)
-        }),
-    )
-    .await
-    .expect("an info line at start")
-    .unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
-    stderr.read_to_string(&mut log).unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut log = String::new();
+    within("an info line at start")(
+        tokio::time::timeout(cmd::DEADLINE, stderr.read_line(&mut log)).await,
+    );
+    child.kill().await.unwrap();
+    within("stderr closed after the kill")(
+        tokio::time::timeout(cmd::DEADLINE, stderr.read_to_string(&mut log)).await,
+    );
     assert!(!log.is_empty(), "info logs at start");
     assert!(!log.contains('\x1b'), "{log:?}");
 }
@@ -638,25 +725,24 @@ async fn a_closed_output_pipe_ends_a_command_quietly() {
     let s = TestServer::start().await;
     s.create_endpoint(json!({ "slug": "p" })).await;
     let admin = s.admin_url("");
-    let (code, err) = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hookrelay"))
-            .args(["endpoint", "list", "--json"])
-            .env("HOOKRELAY_SERVER", admin)
-            .env("RUST_LOG", "off")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        // The only read end: every write the command makes fails (EPIPE).
-        drop(child.stdout.take());
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    })
-    .await
-    .unwrap();
+    let mut hr = cmd::hookrelay();
+    hr.args(["endpoint", "list", "--json"])
+        .env("HOOKRELAY_SERVER", admin)
+        .env("RUST_LOG", "off")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = tokio::process::Command::from(hr)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // The only read end: every write the command makes fails (EPIPE).
+    drop(child.stdout.take());
+    let out = cmd::wait(child, "hookrelay endpoint list").await;
+    let (code, err) = (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
     assert_eq!(code, Some(0), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
@@ -708,15 +794,10 @@ async fn endpoint_add_configures_the_generic_hmac_scheme() {
 /// replaced by the default (a typo looked like a quiet server).
 #[tokio::test]
 async fn an_invalid_rust_log_is_named() {
-    let out = tokio::task::spawn_blocking(|| {
-        Command::new(env!("CARGO_BIN_EXE_hookrelay"))
-            .args(["endpoint", "list", "--server", "http://127.0.0.1:9"])
-            .env("RUST_LOG", "hookrelay=loudest")
-            .output()
-            .expect("run hookrelay")
-    })
-    .await
-    .unwrap();
+    let mut hr = cmd::hookrelay();
+    hr.args(["endpoint", "list", "--server", "http://127.0.0.1:9"])
+        .env("RUST_LOG", "hookrelay=loudest");
+    let out = cmd::output(hr).await;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("RUST_LOG=\"hookrelay=loudest\" is not a log filter"),

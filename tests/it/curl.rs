@@ -146,15 +146,9 @@ async fn copy_as_curl_reproduces_the_request_byte_for_byte() {
         assert_eq!(orig_body, body, "{name}: stored as sent");
 
         // tokio's Command: the server answering curl runs on this runtime.
-        let run = tokio::process::Command::new("bash")
-            .arg("-c")
-            .arg(&cmd)
-            .current_dir(work.path())
-            .output();
-        let out = tokio::time::timeout(std::time::Duration::from_secs(30), run)
-            .await
-            .expect("curl finished within 30 s")
-            .expect("bash runs");
+        let mut run = tokio::process::Command::new("bash");
+        run.arg("-c").arg(&cmd).current_dir(work.path());
+        let out = crate::support::cmd::output(run).await;
         assert!(
             out.status.success(),
             "{name}: {}\n{cmd}",
@@ -194,13 +188,9 @@ async fn copy_as_curl_reproduces_the_request_byte_for_byte() {
     let cmd = curl_from_page(&page.html);
     let ingest = s.ingest_url("/in/src/again?k=v");
     assert!(cmd.contains(&format!("'{ingest}'")), "{cmd}");
-    let out = tokio::process::Command::new("bash")
-        .arg("-c")
-        .arg(&cmd)
-        .current_dir(work.path())
-        .output()
-        .await
-        .expect("bash runs");
+    let mut run = tokio::process::Command::new("bash");
+    run.arg("-c").arg(&cmd).current_dir(work.path());
+    let out = crate::support::cmd::output(run).await;
     assert!(
         out.status.success(),
         "{}",

@@ -511,3 +511,133 @@ async fn without_trust_forwarded_headers_name_nobody() {
     );
     assert!(ev["proxy_addr"].is_null());
 }
+
+/// The sender learns the event from hookrelay's `X-Hookrelay-Event`, never
+/// from one the target set: the target's goes, one header stays.
+#[tokio::test]
+async fn the_targets_own_event_header_is_replaced() {
+    let mut up = Receiver::start(vec![
+        Reply::status(200)
+            .header("x-hookrelay-event", "forged-by-target")
+            .header("X-Hookrelay-Event", "again")
+            .body("ok"),
+    ])
+    .await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "eh", "target": up.url("/") }))
+        .await;
+    let r = s.post_in("eh", &[], "x").await;
+    up.next().await;
+    assert_eq!(r.status, 200);
+    let values: Vec<String> = r
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("x-hookrelay-event"))
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    assert_eq!(values.len(), 1, "one header: {values:?}");
+    let listed = s.get("/api/events?endpoint=eh").await;
+    assert_eq!(
+        values[0],
+        listed["events"][0]["id"].as_str().unwrap(),
+        "hookrelay's value"
+    );
+    assert_eq!(&r.body[..], b"ok", "the rest of the answer as it came");
+}
+
+/// An answer over 32 MiB is not returned: the sender gets 502, and the
+/// attempt is recorded as a failed `protocol` one.
+#[tokio::test]
+async fn an_answer_over_32_mib_is_a_502_and_a_failed_protocol_attempt() {
+    const LIMIT: usize = 32 << 20;
+    let mut up = Receiver::start(vec![Reply::status(200).body(vec![b'a'; LIMIT + 1])]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "big", "target": up.url("/") }))
+        .await;
+    let r = s.post_in("big", &[], "x").await;
+    up.next().await;
+    assert_eq!(
+        r.status,
+        502,
+        "{}",
+        String::from_utf8_lossy(&r.body[..r.body.len().min(300)])
+    );
+    assert!(r.body.len() < 4096, "the answer was not passed on");
+    let ev = s.get(&format!("/api/events/{}", r.event_id())).await;
+    assert_eq!(ev["state"], "failed", "{ev}");
+    let attempt = &ev["attempts"][0];
+    assert_eq!(attempt["error"], "protocol", "{attempt}");
+    assert_eq!(attempt["success"], false, "{attempt}");
+
+    // At the limit itself the answer is passed on whole.
+    up.set_script(vec![Reply::status(200).body(vec![b'a'; LIMIT])]);
+    let r = s.post_in("big", &[], "y").await;
+    up.next().await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), LIMIT);
+}
+
+/// In forward mode the sync overlaps the call to the target: when it fails
+/// the target may have the event already, so the sender is told to retry
+/// (503) and the event stays listed with its attempt. Ingest runs on the
+/// library's handler here, the only way to fail a sync on cue.
+#[tokio::test]
+async fn a_forward_whose_sync_fails_is_a_503_and_stays_listed_with_its_attempt() {
+    use std::sync::Arc;
+
+    use hookrelay::store::{Durability, EventFilter};
+
+    let mut up = Receiver::start(vec![Reply::status(200).body("target has it")]).await;
+    let (_dir, data) = crate::support::temp_data();
+    let (store, relay) = crate::support::library_relay(&data, Durability::Sync);
+    let ep = json!({ "slug": "f", "target": up.url("/hook") });
+    relay
+        .create(serde_json::from_value(ep).unwrap(), false)
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn({
+        let relay = Arc::clone(&relay);
+        async move {
+            loop {
+                let (io, remote) = listener.accept().await.unwrap();
+                let relay = Arc::clone(&relay);
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| {
+                        hookrelay::ingest::handle(Arc::clone(&relay), req, remote, false)
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(io), svc)
+                        .await;
+                });
+            }
+        }
+    });
+
+    store.inject_sync_fault(true);
+    let url = format!("http://{addr}/in/f");
+    let (status, _, body) = crate::support::send("POST", &url, &[], "sent".into()).await;
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(&up.next().await.body[..], b"sent", "the target has it");
+    store.inject_sync_fault(false);
+
+    let listed = store
+        .query(&EventFilter {
+            endpoint: Some("f".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(listed.events.len(), 1, "{:?}", listed.events);
+    let ev = &listed.events[0];
+    let attempts = store.attempts(&ev.id).unwrap();
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!(attempts[0].status, Some(200), "{attempts:?}");
+    assert!(attempts[0].success);
+    assert_eq!(
+        store.get_body(&ev.id).unwrap().as_deref(),
+        Some(&b"sent"[..])
+    );
+    server.abort();
+}

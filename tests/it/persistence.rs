@@ -313,6 +313,17 @@ async fn every_acknowledged_bin_event_survives_sigkill() {
     kill_during_load(SMALL).await;
 }
 
+/// Forward mode syncs while the target is called: an answer still comes
+/// only after both, so every answered sender's event is on disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_forwarded_event_survives_sigkill() {
+    kill_during_load(Load {
+        forward: true,
+        ..SMALL
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_forwarded_event_survives_sigkill_buffered() {
     kill_during_load(Load {

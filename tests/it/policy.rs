@@ -359,16 +359,31 @@ async fn an_event_held_as_a_release_starts_is_released_with_the_rest() {
         let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
         conn.write_all(head.as_bytes()).await.unwrap();
         conn.write_all(&body).await.unwrap();
-        let _ = written.send(());
+        let _ = written.send(conn.local_addr().unwrap());
         let mut out = Vec::new();
         conn.read_to_end(&mut out).await.unwrap();
         String::from_utf8_lossy(&out).into_owned()
     });
-    sent.await.unwrap();
-    // No signal says the ingest has looked at the status: the last bytes
-    // are read moments after the write returns, and the check that follows
-    // takes far longer than this.
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    let client = sent.await.unwrap();
+    // The ingest looks at the status as soon as it has read the last body
+    // byte: wait until the kernel holds none of them, neither unacknowledged
+    // on the sender's side nor unread on hookrelay's. The check that follows
+    // the look takes far longer than the resume below.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (ours, theirs) = (
+            crate::support::tcp_queues(client, addr),
+            crate::support::tcp_queues(addr, client),
+        );
+        if matches!((ours, theirs), (Some((0, _)), Some((_, 0)))) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the body was never read: sender {ours:?}, hookrelay {theirs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     let (st, v) = s.api("POST", "/api/endpoints/g/resume", None).await;
     assert_eq!(st, 200, "{v}");
     let (st, report) = s.api("POST", "/api/endpoints/g/release", None).await;

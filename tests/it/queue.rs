@@ -52,18 +52,28 @@ async fn free_port() -> std::net::SocketAddr {
 async fn events_wait_for_a_receiver_that_is_down_and_arrive_exactly_once() {
     let addr = free_port().await;
     let s = TestServer::start().await;
+    // Quick retries while the receiver is down, then slower ones (at most
+    // 50 in all) that make the whole schedule long.
+    let mut retry = vec!["100ms"; 40];
+    retry.extend(["2s"; 10]);
     s.create_endpoint(json!({
         "slug": "q", "mode": "queue", "target": format!("http://{addr}/hook"),
-        "retry": vec!["100ms"; 50],
+        "retry": retry,
         "failure_threshold": 1000
     }))
     .await;
+    // Nothing is delivered until the receiver starts below: a 202 that
+    // waited for the delivery would never come (the request times out),
+    // and one that waited for the schedule to run out would take at least
+    // 21.6 s (its delays less 10% jitter); a loaded machine answers in far
+    // less than half of that.
+    let schedule = Duration::from_millis((40 * 100 + 10 * 2000) * 9 / 10);
     let mut ids = Vec::new();
     for i in 0..10 {
         let started = std::time::Instant::now();
         let r = s.post_in("q", &[], format!("event {i}")).await;
         assert_eq!(r.status, 202);
-        assert!(started.elapsed() < Duration::from_secs(1), "202 at once");
+        assert!(started.elapsed() < schedule / 2, "202 at once");
         assert_eq!(r.json()["queued"], true);
         ids.push(r.event_id());
     }
@@ -751,8 +761,6 @@ async fn concurrent_senders_keep_order_and_the_depth_limit() {
 /// library, the only way to hold a sender between its push and its verdict.
 #[tokio::test]
 async fn nothing_sends_a_queued_event_before_its_sender_has_its_verdict() {
-    use std::sync::Arc;
-
     use hookrelay::store::{Durability, Store};
 
     let (_dir, data) = temp_data();
@@ -779,34 +787,46 @@ async fn nothing_sends_a_queued_event_before_its_sender_has_its_verdict() {
             at,
         )
     };
-    let quiet = Duration::from_millis(300);
+    // Polled once by hand: when that poll returns, the delivery has done
+    // everything it does before its first wait, which must be the wait for
+    // the sender's verdict (a delivery that did not wait would have read
+    // the event by then and goes on to send it).
+    async fn started<F: std::future::Future>(f: &mut std::pin::Pin<&mut F>) {
+        tokio::select! {
+            biased;
+            _ = f.as_mut() => panic!("sent before its sender's verdict"),
+            _ = std::future::ready(()) => {}
+        }
+    }
 
     // The sender is still waiting for its sync: the delivery waits too,
     // though the store itself would sync fine.
     let (ev, due) = stored("kept");
     let mark = relay.queue.push_unsynced("q", &ev.id, due);
-    let delivery = tokio::spawn({
-        let (relay, id) = (Arc::clone(&relay), ev.id.clone());
-        async move { relay.deliver_queued("q", &id, due, false).await }
-    });
-    tokio::time::sleep(quiet).await;
-    assert!(!delivery.is_finished(), "sent before its sender's verdict");
+    let delivery = relay.deliver_queued("q", &ev.id, due, false);
+    tokio::pin!(delivery);
+    started(&mut delivery).await;
+    // Nothing signals a send that does not happen: the delivery is driven
+    // for a while, far longer than a send to a local receiver takes.
+    let quiet = Duration::from_millis(300);
+    assert!(
+        tokio::time::timeout(quiet, &mut delivery).await.is_err(),
+        "sent before its sender's verdict"
+    );
     assert!(up.drain().is_empty());
     mark.settle();
-    assert_eq!(delivery.await.unwrap().unwrap(), None, "delivered");
+    assert_eq!(delivery.await.unwrap(), None, "delivered");
     assert_eq!(&up.next().await.body[..], b"kept");
 
     // Its sync failed: the sender takes it back, and nothing is sent.
     let (ev, due) = stored("refused");
     let mark = relay.queue.push_unsynced("q", &ev.id, due);
-    let delivery = tokio::spawn({
-        let (relay, id) = (Arc::clone(&relay), ev.id.clone());
-        async move { relay.deliver_queued("q", &id, due, false).await }
-    });
-    tokio::time::sleep(quiet).await;
+    let delivery = relay.deliver_queued("q", &ev.id, due, false);
+    tokio::pin!(delivery);
+    started(&mut delivery).await;
     store.withdraw(&ev, Some(due)).unwrap();
     mark.settle();
-    assert_eq!(delivery.await.unwrap().unwrap(), None);
+    assert_eq!(delivery.await.unwrap(), None);
     assert!(store.get_event(&ev.id).unwrap().is_none());
 
     // Taken to be held while its endpoint was paused, delivered after it

@@ -2,8 +2,6 @@
 //! ingest and through `hookrelay verify`; enforcement; WooCommerce's ping;
 //! topics and duplicates; checking a stored event; re-signed replay.
 
-use std::process::Command;
-
 use base64::Engine;
 use serde_json::{Value, json};
 
@@ -119,42 +117,37 @@ async fn official_vectors_through_http_ingest() {
 async fn official_vectors_through_hookrelay_verify() {
     let dir = tempfile::tempdir().unwrap();
     let vs = vectors();
-    let results = tokio::task::spawn_blocking(move || {
-        let mut out = Vec::new();
-        for (i, v) in vs.iter().enumerate() {
-            let body = dir.path().join(format!("{i}.body"));
-            std::fs::write(&body, &v.body).unwrap();
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookrelay"));
-            cmd.args([
-                "verify",
-                "--scheme",
-                &v.scheme,
-                "--at",
-                &v.at.to_string(),
-                "--tolerance",
-                &v.tolerance.to_string(),
-                "--body-file",
-            ])
-            .arg(&body);
-            for s in &v.secrets {
-                cmd.args(["--secret", s]);
-            }
-            for (n, val) in &v.headers {
-                cmd.args(["--header", &format!("{n}: {val}")]);
-            }
-            let o = cmd.output().unwrap();
-            out.push((
-                v.name.clone(),
-                v.expected.clone(),
-                o.status.code(),
-                String::from_utf8_lossy(&o.stdout).into_owned(),
-                String::from_utf8_lossy(&o.stderr).into_owned(),
-            ));
+    let mut results = Vec::new();
+    for (i, v) in vs.iter().enumerate() {
+        let body = dir.path().join(format!("{i}.body"));
+        std::fs::write(&body, &v.body).unwrap();
+        let mut cmd = crate::support::cmd::hookrelay();
+        cmd.args([
+            "verify",
+            "--scheme",
+            &v.scheme,
+            "--at",
+            &v.at.to_string(),
+            "--tolerance",
+            &v.tolerance.to_string(),
+            "--body-file",
+        ])
+        .arg(&body);
+        for s in &v.secrets {
+            cmd.args(["--secret", s]);
         }
-        out
-    })
-    .await
-    .unwrap();
+        for (n, val) in &v.headers {
+            cmd.args(["--header", &format!("{n}: {val}")]);
+        }
+        let o = crate::support::cmd::output(cmd).await;
+        results.push((
+            v.name.clone(),
+            v.expected.clone(),
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        ));
+    }
     assert!(results.len() > 80);
     for (name, expected, code, stdout, stderr) in results {
         let v: Value = serde_json::from_str(&stdout)
@@ -167,22 +160,17 @@ async fn official_vectors_through_hookrelay_verify() {
         );
     }
     // Input it cannot check is a usage error, told apart from "not valid".
-    let o = tokio::task::spawn_blocking(|| {
-        Command::new(env!("CARGO_BIN_EXE_hookrelay"))
-            .args([
-                "verify",
-                "--scheme",
-                "github",
-                "--secret",
-                "k",
-                "--body-file",
-                "/nonexistent/body",
-            ])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let mut cmd = crate::support::cmd::hookrelay();
+    cmd.args([
+        "verify",
+        "--scheme",
+        "github",
+        "--secret",
+        "k",
+        "--body-file",
+        "/nonexistent/body",
+    ]);
+    let o = crate::support::cmd::output(cmd).await;
     assert_eq!(
         o.status.code(),
         Some(2),
@@ -534,4 +522,70 @@ async fn a_rejected_event_does_not_claim_its_delivery_id() {
     assert_eq!(replayed.status, 401);
     let ev = s.get(&format!("/api/events/{}", replayed.event_id())).await;
     assert_eq!(ev["duplicate_of"], genuine.event_id().as_str());
+}
+
+/// A stored event's signature is checked as of its arrival, not now: an
+/// event received an hour ago (far past Standard Webhooks' 300 s, which
+/// it checks both ways) and signed then is valid, one signed an hour before
+/// it arrived is stale, and so is one signed an hour after (now). The
+/// events are written straight to the store, the only way to have one
+/// received in the past.
+#[tokio::test]
+async fn a_stored_event_is_checked_as_of_its_arrival_an_hour_ago() {
+    use hookrelay::store::{Durability, Store};
+
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let (_dir, data) = crate::support::temp_data();
+    let s = TestServer::start_with(crate::support::config_at(&data)).await;
+    s.create_endpoint(json!({
+        "slug": "old",
+        "signature": { "scheme": "standard", "secret": secret },
+    }))
+    .await;
+    s.stop().await;
+
+    let cfg = SignatureConfig::new("standard", secret);
+    let now_ms = hookrelay::time::now_ms();
+    let arrived_ms = now_ms - 3_600_000;
+    let (arrived, now) = ((arrived_ms / 1000) as i64, (now_ms / 1000) as i64);
+    let store = Store::open(&data, Durability::Sync).unwrap();
+    let mut cases = Vec::new();
+    for (name, signed_at, want) in [
+        ("signed as it arrived", arrived, "valid"),
+        ("signed an hour before it arrived", arrived - 3600, "stale"),
+        ("signed an hour after it arrived", now, "stale"),
+    ] {
+        let body = format!(r#"{{"type":"test.old","case":"{name}"}}"#);
+        let headers = crate::support::signed(
+            &cfg,
+            body.as_bytes(),
+            signed_at,
+            &format!("msg_{signed_at}"),
+        );
+        let ev: hookrelay::event::Event = serde_json::from_value(json!({
+            "id": Store::new_id(), "endpoint": "old", "received_at": arrived_ms,
+            "method": "POST", "path": "", "query": null, "headers": headers,
+            "size": body.len(), "remote_addr": "127.0.0.1", "state": "captured",
+        }))
+        .unwrap();
+        let ev = store.insert_event(ev, body.as_bytes()).unwrap();
+        cases.push((name, ev.id, want));
+    }
+    store.sync_wal().unwrap();
+    drop(store);
+
+    let s = TestServer::start_with(crate::support::config_at(&data)).await;
+    for (name, id, want) in cases {
+        for req in [json!({}), json!({ "scheme": "standard", "secret": secret })] {
+            let (st, v) = s
+                .api(
+                    "POST",
+                    &format!("/api/events/{id}/verify"),
+                    Some(req.clone()),
+                )
+                .await;
+            assert_eq!(st, 200, "{name}: {v}");
+            assert_eq!(v["verdict"], want, "{name} ({req}): {v}");
+        }
+    }
 }

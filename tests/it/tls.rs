@@ -189,25 +189,17 @@ async fn a_bad_key_refuses_the_start_before_anything_is_written() {
     std::fs::write(&key_path, "not a key").unwrap();
     let file = dir.path().join("hookrelay.toml");
     std::fs::write(&file, "[[endpoint]]\nslug = \"shop\"\n").unwrap();
-    let out = {
-        let (file, data) = (file.clone(), data.clone());
-        tokio::task::spawn_blocking(move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_hookrelay"))
-                .args(["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
-                .arg("--config")
-                .arg(file)
-                .arg("--data")
-                .arg(data)
-                .arg("--tls-cert")
-                .arg(cert_path)
-                .arg("--tls-key")
-                .arg(key_path)
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap()
-    };
+    let mut hr = crate::support::cmd::hookrelay();
+    hr.args(["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .arg("--config")
+        .arg(&file)
+        .arg("--data")
+        .arg(&data)
+        .arg("--tls-cert")
+        .arg(cert_path)
+        .arg("--tls-key")
+        .arg(key_path);
+    let out = crate::support::cmd::output(hr).await;
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("tls_key"), "{err}");
@@ -231,16 +223,12 @@ async fn unusable_certificate_files_are_named_at_start() {
     let garbage = dir.path().join("garbage.pem");
     std::fs::write(&garbage, "not a certificate\n").unwrap();
     let run = |extra: Vec<std::ffi::OsString>| {
-        let data = data.clone();
-        tokio::task::spawn_blocking(move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_hookrelay"))
-                .args(["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
-                .arg("--data")
-                .arg(data)
-                .args(extra)
-                .output()
-                .unwrap()
-        })
+        let mut hr = crate::support::cmd::hookrelay();
+        hr.args(["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .arg("--data")
+            .arg(&data)
+            .args(extra);
+        crate::support::cmd::output(hr)
     };
     let cases = [
         (
@@ -258,7 +246,7 @@ async fn unusable_certificate_files_are_named_at_start() {
         ),
     ];
     for (extra, named) in cases {
-        let out = run(extra).await.unwrap();
+        let out = run(extra).await;
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{named}: started");
         assert!(

@@ -2,7 +2,8 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
+use std::time::Duration;
 
 pub struct Child {
     pub proc: std::process::Child,
@@ -21,9 +22,10 @@ impl Drop for Child {
 }
 
 /// Starts `hookrelay serve` on ephemeral loopback ports and reads the two
-/// URLs it prints.
+/// URLs it prints (within [`super::cmd::DEADLINE`], else it is killed and
+/// the test fails).
 pub fn spawn_binary(data: &Path, durability: &str) -> Child {
-    let mut proc = Command::new(env!("CARGO_BIN_EXE_hookrelay"))
+    let mut proc = super::cmd::hookrelay()
         .args([
             "serve",
             "--listen",
@@ -36,13 +38,35 @@ pub fn spawn_binary(data: &Path, durability: &str) -> Child {
         ])
         .arg(data)
         .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn hookrelay");
-    let mut lines = BufReader::new(proc.stdout.take().unwrap()).lines();
-    let mut url = |prefix: &str| -> String {
-        let line = lines.next().expect("a line").expect("stdout");
+    // Read on a thread of its own, so a child that never prints is met by a
+    // deadline instead of a read that blocks forever.
+    let stdout = proc.stdout.take().unwrap();
+    // Owned from here: a failure below kills it on the way out.
+    let mut child = Child {
+        proc,
+        ingest: String::new(),
+        admin: String::new(),
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + super::cmd::DEADLINE;
+    let url = |prefix: &str| -> String {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = match rx.recv_timeout(left.max(Duration::from_millis(1))) {
+            Ok(Ok(line)) => line,
+            other => panic!("hookrelay serve did not print its {prefix:?} line: {other:?}"),
+        };
         let rest = line
             .strip_prefix(prefix)
             .unwrap_or_else(|| panic!("unexpected line {line:?}"))
@@ -51,11 +75,7 @@ pub fn spawn_binary(data: &Path, durability: &str) -> Child {
             .trim_end_matches('/')
             .to_string()
     };
-    let ingest = url("hookrelay ingest:");
-    let admin = url("hookrelay dashboard:");
-    Child {
-        proc,
-        ingest,
-        admin,
-    }
+    child.ingest = url("hookrelay ingest:");
+    child.admin = url("hookrelay dashboard:");
+    child
 }

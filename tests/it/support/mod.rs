@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod child;
+pub mod cmd;
 pub mod receiver;
 
 use std::net::SocketAddr;
@@ -263,7 +264,13 @@ pub async fn send(
         .iter()
         .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
         .collect();
-    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    // The head's timeout does not cover the body: a response that stalls
+    // half-way fails here rather than hanging the test.
+    let body = tokio::time::timeout(Duration::from_secs(60), resp.into_body().collect())
+        .await
+        .unwrap_or_else(|_| panic!("{method} {url}: the response body did not end within 60 s"))
+        .expect("body")
+        .to_bytes();
     (status, headers, body)
 }
 
@@ -327,4 +334,33 @@ pub fn pairs(headers: &[(String, String)]) -> Vec<(&str, &str)> {
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect()
+}
+
+/// The bytes a loopback TCP socket (`local` to `remote`, IPv4) has queued in
+/// the kernel: `(tx, rx)` — sent but not acknowledged by the peer, and
+/// received but not yet read by its owner — as `/proc/net/tcp` shows them.
+/// `None` when no such socket is listed.
+pub fn tcp_queues(local: SocketAddr, remote: SocketAddr) -> Option<(u64, u64)> {
+    let hex = |a: SocketAddr| match a {
+        SocketAddr::V4(v4) => format!(
+            "{:08X}:{:04X}",
+            u32::from_le_bytes(v4.ip().octets()),
+            v4.port()
+        ),
+        SocketAddr::V6(_) => panic!("tcp_queues reads IPv4 sockets only"),
+    };
+    let (l, r) = (hex(local), hex(remote));
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() > 4 && f[1] == l && f[2] == r {
+            let (tx, rx) = f[4].split_once(':')?;
+            Some((
+                u64::from_str_radix(tx, 16).ok()?,
+                u64::from_str_radix(rx, 16).ok()?,
+            ))
+        } else {
+            None
+        }
+    })
 }

@@ -54,6 +54,8 @@ pub struct Received {
     pub uri: String,
     pub headers: Vec<(String, Vec<u8>)>,
     pub body: Bytes,
+    /// When the whole request had arrived (before the reply's delay).
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -120,6 +122,7 @@ impl Receiver {
                                     .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
                                     .collect(),
                                 body,
+                                at: std::time::Instant::now(),
                             });
                             let reply = {
                                 let mut q = script.lock().unwrap();
