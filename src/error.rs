@@ -25,6 +25,9 @@ pub enum Error {
     /// Too many wrong admin tokens from one address.
     #[error("{0}")]
     TooManyGuesses(String),
+    /// A request relayed by this very process came back to it (`Via`).
+    #[error("{0}")]
+    Loop(String),
     #[error("store error: {0}")]
     Store(#[from] rocksdb::Error),
     /// The store is up but cannot make a write durable now.
@@ -46,6 +49,7 @@ impl Error {
             Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::TooManyGuesses(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::Loop(_) => StatusCode::LOOP_DETECTED,
             // A store that cannot write (disk full, I/O error) must never turn
             // into a success; 503 tells senders to come back later.
             Error::Store(_) | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

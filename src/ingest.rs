@@ -65,6 +65,13 @@ async fn ingest(
     let Some(cell) = relay.endpoint(slug) else {
         return Err(Error::NotFound(format!("no endpoint {slug:?}")));
     };
+    if let Err(e) = relay.relayed_here(req.headers()) {
+        tracing::warn!(
+            endpoint = slug,
+            "a request this hookrelay sent came back to it; refused"
+        );
+        return Err(e);
+    }
     // Refused before anything is stored: it could never be sent on (see
     // `relay::join_url`). A bin keeps it, as received.
     if capture::has_dot_segment(rest) && cell.lock().target.is_some() {

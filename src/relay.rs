@@ -130,6 +130,10 @@ pub struct Relay {
     /// Notified when an endpoint's status changes or it is deleted: replay
     /// jobs waiting for an endpoint to be resumed look again.
     pub status_changed: tokio::sync::Notify,
+    /// This process's name in the `Via` of every request it sends
+    /// (`hookrelay-` and 8 random hex digits): a request that arrives
+    /// carrying it went round a loop (see [`Relay::relayed_here`]).
+    pub via_name: String,
     /// Disk-space backpressure; set by `server::serve`.
     pub disk: std::sync::OnceLock<crate::disk::DiskGuard>,
     /// The ingest threads' runtimes, set by `server::serve`: queued
@@ -290,6 +294,7 @@ impl Relay {
             deliveries: tokio_util::task::TaskTracker::new(),
             closing: Default::default(),
             status_changed: Default::default(),
+            via_name: format!("hookrelay-{:08x}", ulid::Ulid::generate().random() as u32),
             endpoints: RwLock::new(endpoints),
             stream,
         })
@@ -464,6 +469,25 @@ impl Relay {
         Ok(())
     }
 
+    /// Refuses a request this process sent itself: an endpoint whose
+    /// target leads back to hookrelay's ingest (one event would become
+    /// thousands) or admin listener (a sender could drive the API through
+    /// it, the Host check passing as the request comes from loopback).
+    pub fn relayed_here(&self, headers: &http::HeaderMap) -> Result<()> {
+        let ours = headers.get_all(http::header::VIA).iter().any(|v| {
+            v.as_bytes()
+                .split(|b| *b == b',')
+                .any(|hop| hop.trim_ascii().ends_with(self.via_name.as_bytes()))
+        });
+        match ours {
+            true => Err(Error::Loop(format!(
+                "this request was sent by this hookrelay ({}, in Via): an endpoint's target leads back to hookrelay itself",
+                self.via_name
+            ))),
+            false => Ok(()),
+        }
+    }
+
     // ---- the live stream ----
 
     pub fn subscribe(&self) -> broadcast::Receiver<StreamItem> {
@@ -552,11 +576,13 @@ impl Relay {
             None => (DEFAULT_ATTEMPT_TIMEOUT, Default::default()),
         };
         let uri = join_url(url, &ev.path, ev.query.as_deref())?;
+        let mut headers = forward_headers(ev);
+        add_via(&mut headers, &self.via_name);
         let out = Outbound {
             method: Method::from_bytes(ev.method.as_bytes())
                 .map_err(|_| Error::Internal(format!("stored method {:?}", ev.method)))?,
             url: uri.clone(),
-            headers: forward_headers(ev),
+            headers,
             body,
             timeout,
             max_answer: deliver::MAX_RESPONSE_BODY,
@@ -1353,6 +1379,23 @@ pub fn forward_headers(ev: &Event) -> Headers {
     let proto: &[u8] = if ev.tls { b"https" } else { b"http" };
     set_in_place(&mut h, "x-forwarded-proto", proto.to_vec());
     h
+}
+
+/// Names this hop in `Via` (RFC 9110 §7.6.3), after the hops before it.
+fn add_via(h: &mut Headers, name: &str) {
+    let hop = format!("1.1 {name}");
+    match h
+        .iter_mut()
+        .rev()
+        .find(|(n, _)| n.eq_ignore_ascii_case("via"))
+    {
+        Some((_, v)) if !v.trim_ascii().is_empty() => {
+            v.extend_from_slice(b", ");
+            v.extend_from_slice(hop.as_bytes());
+        }
+        Some((_, v)) => *v = hop.into_bytes(),
+        None => h.push(("via".into(), hop.into_bytes())),
+    }
 }
 
 /// Gives the first `name` header `value` (later ones go), or appends it.

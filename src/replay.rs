@@ -314,6 +314,9 @@ pub async fn dry_run(
         "count": ids.len(),
         "more_than_max": more,
         "first_ids": ids.iter().take(DRY_RUN_SHOWN).collect::<Vec<_>>(),
+        // With `cursor` set just above it, a job takes what was counted
+        // and nothing that arrived after (the dashboard does so).
+        "last_id": ids.last(),
     }))
 }
 

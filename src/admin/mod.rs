@@ -62,6 +62,13 @@ async fn require_token(State(state): State<AdminState>, req: Request, next: Next
     if req.uri().path() == "/healthz" {
         return next.run(req).await;
     }
+    if let Err(e) = state.relay.relayed_here(req.headers()) {
+        tracing::warn!(
+            path = req.uri().path(),
+            "a request this hookrelay sent reached its admin listener; refused"
+        );
+        return e.into_response();
+    }
     let Some(token) = &state.token else {
         // Without a token the listener is loopback-only; a page on another
         // site could still reach it through DNS rebinding, which needs a

@@ -2132,6 +2132,14 @@ async fn a_typed_secret_uses_the_endpoints_signature_settings() {
     assert_eq!((st, &v["verdict"]), (200, &json!("valid")), "{v}");
 
     let p = get_page(&s, &format!("/events/{id}"), &[]).await;
+    // The endpoint's own scheme is the one preselected: with `auto` first,
+    // the right secret read "missing" (auto cannot detect a generic HMAC).
+    assert!(
+        p.html.contains("<option value=\"hmac-sha256\" selected>"),
+        "{}",
+        p.html
+    );
+    assert!(!p.html.contains("<option value=\"auto\" selected>"));
     let (token, o) = (p.csrf(), origin(&s));
     for (scheme, secret, want) in [
         ("hmac-sha256", "a", "sig-valid"),
@@ -2185,4 +2193,117 @@ async fn older_keeps_the_page_size() {
     assert!(older.contains("limit=2"), "{older}");
     let next = get_page(&s, &older, &[]).await;
     assert_eq!(next.html.matches("<tr id=\"ev-").count(), 2, "{older}");
+}
+
+/// Saving the edit form changes the status only when the user changed it
+/// on the page: a rename must not undo a pause (or a disable by the
+/// policy) that happened while the page was open.
+#[tokio::test]
+async fn saving_the_edit_form_keeps_a_status_changed_meanwhile() {
+    let up = Receiver::start(vec![Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "ef", "target": up.url("/") }))
+        .await;
+    let page = get_page(&s, "/endpoints/ef", &[]).await;
+    assert!(
+        page.html.contains("name=\"status_was\" value=\"active\""),
+        "{}",
+        page.html
+    );
+    let (token, o) = (page.csrf(), origin(&s));
+    let (st, _) = s
+        .api(
+            "PATCH",
+            "/api/endpoints/ef",
+            Some(json!({ "status": "paused" })),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let target = up.url("/");
+    let save = |name: &'static str, status: &'static str, was: &'static str| {
+        let (s, o, token, target) = (&s, o.clone(), token.clone(), target.clone());
+        async move {
+            let fields = [
+                ("_csrf", token.as_str()),
+                ("name", name),
+                ("status", status),
+                ("status_was", was),
+                ("target", target.as_str()),
+                ("success_codes", "2xx, 301, 302"),
+                ("retry", "5s"),
+            ];
+            post_form(s, "/endpoints/ef", &fields, &[("origin", &o)]).await
+        }
+    };
+    let p = save("Renamed", "active", "active").await;
+    assert_eq!(p.status, 303, "{}", p.html);
+    let ep = s.get("/api/endpoints/ef").await;
+    assert_eq!(ep["name"], "Renamed");
+    assert_eq!(ep["status"], "paused", "the rename resumed it: {ep}");
+    // A change made on the page is applied.
+    let p = save("Renamed", "active", "paused").await;
+    assert_eq!(p.status, 303, "{}", p.html);
+    assert_eq!(s.get("/api/endpoints/ef").await["status"], "active");
+}
+
+/// "Replay all matching" replays what its count found: events arriving
+/// between the count and "Start" are not added to the job.
+#[tokio::test]
+async fn a_bulk_replay_from_the_page_replays_what_was_counted() {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "bp" })).await;
+    for i in 0..2 {
+        assert_eq!(s.post_in("bp", &[], format!("{i}")).await.status, 200);
+    }
+    let list = get_page(&s, "/events?endpoint=bp&since=1h", &[]).await;
+    let (token, o) = (list.csrf(), origin(&s));
+    let count = post_form(
+        &s,
+        "/events/replay",
+        &[
+            ("_csrf", token.as_str()),
+            ("endpoint", "bp"),
+            ("since", "1h"),
+            ("step", "count"),
+        ],
+        &[("origin", &o)],
+    )
+    .await;
+    assert!(
+        count.html.contains("<strong>2</strong> events match"),
+        "{}",
+        count.html
+    );
+    let hidden = |name: &str| {
+        let marker = format!("<input type=\"hidden\" name=\"{name}\" value=\"");
+        let at = count
+            .html
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no {name}: {}", count.html));
+        let rest = &count.html[at + marker.len()..];
+        rest[..rest.find('"').unwrap()].to_string()
+    };
+    let (since, upto) = (hidden("since"), hidden("upto"));
+    assert_ne!(since, "1h", "a relative bound is pinned at the count");
+    for i in 2..5 {
+        assert_eq!(s.post_in("bp", &[], format!("{i}")).await.status, 200);
+    }
+    let run = post_form(
+        &s,
+        "/events/replay",
+        &[
+            ("_csrf", token.as_str()),
+            ("endpoint", "bp"),
+            ("since", since.as_str()),
+            ("upto", upto.as_str()),
+            ("step", "run"),
+            ("target", "http://127.0.0.1:9/"),
+        ],
+        &[("origin", &o)],
+    )
+    .await;
+    assert_eq!(run.status, 303, "{}", run.html);
+    let job = run.header("location").unwrap();
+    let job = job.strip_prefix("/replay/").unwrap();
+    assert_eq!(s.get(&format!("/api/replay/{job}")).await["total"], 2);
 }

@@ -11,6 +11,7 @@ mod cli;
 mod curl;
 mod dashboard;
 mod forward;
+mod loops;
 mod persistence;
 mod policy;
 mod queue;

@@ -195,6 +195,8 @@ pub struct FormValues {
     pub slug: String,
     pub name: String,
     pub status: String,
+    /// The status the page was made with (see `status_was` in the form).
+    pub status_was: String,
     pub target: String,
     pub mode: String,
     pub timeout_ms: String,
@@ -241,6 +243,7 @@ impl FormValues {
             slug: ep.slug.to_string(),
             name: ep.name.clone(),
             status: ep.status.as_str().to_string(),
+            status_was: ep.status.as_str().to_string(),
             target: ep.target.clone().unwrap_or_default(),
             mode: mode_str(ep.mode).to_string(),
             timeout_ms: ep.timeout_ms.to_string(),
@@ -292,6 +295,7 @@ impl FormValues {
             slug: f.get("slug").to_string(),
             name: f.get("name").to_string(),
             status: f.get("status").to_string(),
+            status_was: f.get("status_was").to_string(),
             target: f.get("target").to_string(),
             mode: f.get("mode").to_string(),
             timeout_ms: f.get("timeout_ms").to_string(),
@@ -573,8 +577,13 @@ fn input_of(f: &CsrfForm, current: Option<&Endpoint>) -> Result<EndpointInput, V
             Mode::Forward
         }
     };
+    // The status the page showed is sent beside the select: only a change
+    // made on the page is applied, so saving a rename does not undo a
+    // pause or a disable that happened while the page was open.
+    let status_was = f.get("status_was");
     let status = match f.get("status") {
         "" => None,
+        s if !status_was.is_empty() && s == status_was => None,
         "active" => Some(Status::Active),
         "paused" => Some(Status::Paused),
         "disabled" => Some(Status::Disabled),

@@ -518,7 +518,14 @@ fn event_page(
         curl_alternatives,
         verify_result: None,
         verify_available: true,
-        verify_scheme: String::new(),
+        // The endpoint's own scheme first: with `auto` preselected, a
+        // check of a scheme auto cannot detect (generic HMAC) said
+        // "missing" for the right secret.
+        verify_scheme: ep
+            .as_ref()
+            .and_then(|e| e.signature.as_ref())
+            .map(|c| c.scheme.clone())
+            .unwrap_or_default(),
         schemes: std::iter::once("auto")
             .chain(
                 crate::signature::SCHEMES
@@ -647,6 +654,9 @@ struct BulkPage {
     max: usize,
     /// The oldest matching ids (the first the job sends).
     first_ids: Vec<String>,
+    /// The cursor just above the newest event counted: the job takes
+    /// those counted and none that arrived after.
+    upto: String,
     target: String,
     rate: String,
     resign: bool,
@@ -666,6 +676,11 @@ async fn dry_run_into(
     let v = crate::replay::dry_run(&st.relay, filter, None).await?;
     page.count = v["count"].as_u64().unwrap_or(0) as usize;
     page.more = v["more_than_max"].as_bool().unwrap_or(false);
+    page.upto = v["last_id"]
+        .as_str()
+        .and_then(|id| ulid::Ulid::from_string(id).ok())
+        .map(|id| ulid::Ulid(id.0.saturating_add(1)).to_string())
+        .unwrap_or_default();
     page.first_ids = v["first_ids"]
         .as_array()
         .map(|a| {
@@ -687,19 +702,31 @@ pub async fn bulk_replay(
     form: CsrfForm,
 ) -> Result<Response, PageError> {
     let now = now_ms();
-    let q: HashMap<String, String> = FILTER_KEYS
+    let mut q: HashMap<String, String> = FILTER_KEYS
         .iter()
         .map(|k| (k.to_string(), form.get(k).to_string()))
         .collect();
+    let back_url = FilterValues::of(&q).url(&[]);
+    if form.get("step") != "run" {
+        // The job is to replay what this count found: relative time bounds
+        // are pinned now, and `upto` (below) ends the selection at the
+        // newest event counted, so events arriving before "Start" are not
+        // added behind the user's back.
+        for k in ["since", "until"] {
+            let v = resolve_time(&q[k], now);
+            q.insert(k.to_string(), v);
+        }
+    }
     let f = FilterValues::of(&q);
     let mut page = BulkPage {
         layout: ctx.layout("Replay all matching", "events"),
-        back_url: f.url(&[]),
+        back_url,
         f,
         count: 0,
         more: false,
         max: crate::replay::MAX_JOB_EVENTS,
         first_ids: Vec::new(),
+        upto: form.get("upto").to_string(),
         target: form.get("target").to_string(),
         rate: form.get("rate").to_string(),
         resign: form.has("resign"),
@@ -709,7 +736,14 @@ pub async fn bulk_replay(
         jobs: super::jobs::recent(&st, now, 5),
     };
     let filter = match filter_of(&q, now) {
-        Ok(f) => f,
+        Ok(mut f) if page.upto.is_empty() || ulid::Ulid::from_string(&page.upto).is_ok() => {
+            f.cursor = Some(page.upto.clone()).filter(|c| !c.is_empty());
+            f
+        }
+        Ok(_) => {
+            page.error = Some(format!("upto: {:?} is not an event id", page.upto));
+            return Ok(ctx.page(StatusCode::BAD_REQUEST, &page));
+        }
         Err(e) => {
             page.error = Some(e.public_message());
             return Ok(ctx.page(StatusCode::BAD_REQUEST, &page));
@@ -747,6 +781,7 @@ pub async fn bulk_replay(
                     (k.to_string(), v)
                 })
             })
+            .chain(filter.cursor.clone().map(|c| ("cursor".to_string(), c)))
             .collect();
         match crate::replay::start(
             &st.relay,
