@@ -912,20 +912,60 @@ impl Relay {
             "reason": ep.disabled_reason,
             "disabled_at": ep.disabled_at.map(crate::time::rfc3339_ms),
             "consecutive_failures": ep.consecutive_failures,
+            // Chat incoming webhooks (Slack, Mattermost, Rocket.Chat) post
+            // `text` and refuse a body without it.
+            "text": format!(
+                "hookrelay: endpoint \"{}\" is disabled: {}. Its events are held until it is resumed and released.",
+                ep.slug.as_str(),
+                ep.disabled_reason.as_deref().unwrap_or("disabled by hand"),
+            ),
         });
+        let body = Bytes::from(body.to_string());
+        // Chat and ops URLs carry their secret in the path: logs name the
+        // host only.
+        let host = uri.host().unwrap_or_default().to_string();
+        let slug = ep.slug.to_string();
+        let closing = self.closing.clone();
         tokio::spawn(async move {
-            let out = Outbound {
-                method: Method::POST,
-                url: uri,
-                headers: vec![("content-type".into(), b"application/json".to_vec())],
-                body: Bytes::from(body.to_string()),
-                timeout: Duration::from_secs(10),
-                max_answer: deliver::MAX_RESPONSE_BODY,
-            };
-            match client.send(out).await.0 {
-                Ok(r) => tracing::info!(url, status = r.status, "disable notification sent"),
-                Err(f) => tracing::warn!(url, error = %f.detail, "disable notification failed"),
+            for (n, pause) in NOTIFY_RETRY.iter().enumerate() {
+                let out = Outbound {
+                    method: Method::POST,
+                    url: uri.clone(),
+                    headers: vec![("content-type".into(), b"application/json".to_vec())],
+                    body: body.clone(),
+                    timeout: Duration::from_secs(10),
+                    max_answer: deliver::MAX_RESPONSE_BODY,
+                };
+                let why = match client.send(out).await.0 {
+                    Ok(r) if (200..300).contains(&r.status) => {
+                        tracing::info!(
+                            endpoint = slug,
+                            host,
+                            status = r.status,
+                            "disable notification sent"
+                        );
+                        return;
+                    }
+                    Ok(r) => format!("HTTP {}", r.status),
+                    Err(f) => f.detail,
+                };
+                tracing::warn!(
+                    endpoint = slug,
+                    host,
+                    error = why,
+                    try_ = n + 1,
+                    "disable notification failed"
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(*pause) => {}
+                    _ = closing.cancelled() => return,
+                }
             }
+            tracing::error!(
+                endpoint = slug,
+                host,
+                "disable notification given up; the endpoint stays disabled"
+            );
         });
     }
 
@@ -1397,6 +1437,16 @@ fn add_via(h: &mut Headers, name: &str) {
         None => h.push(("via".into(), hop.into_bytes())),
     }
 }
+
+/// The pauses after each failed try of a disable notification: four
+/// tries over about a minute and a half (a chat service's blip, a restart
+/// of the receiving side), then an error in the log.
+const NOTIFY_RETRY: [Duration; 4] = [
+    Duration::from_secs(2),
+    Duration::from_secs(10),
+    Duration::from_secs(60),
+    Duration::ZERO,
+];
 
 /// Gives the first `name` header `value` (later ones go), or appends it.
 fn set_in_place(h: &mut Headers, name: &str, value: Vec<u8>) {

@@ -405,3 +405,34 @@ async fn an_event_held_as_a_release_starts_is_released_with_the_rest() {
     assert_eq!(report["released"], 1);
     assert_eq!(up.next().await.body.len(), 20 << 20);
 }
+
+/// The disable notification is tried again when its receiver fails, and
+/// carries a `text` line that chat incoming webhooks post as it is.
+#[tokio::test]
+async fn the_disable_notification_is_retried_and_readable_in_chat() {
+    let up = Receiver::start(vec![Reply::status(500)]).await;
+    let mut hook = Receiver::start(vec![Reply::status(503), Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({
+        "slug": "n",
+        "target": up.url("/"),
+        "failure_threshold": 0,
+        "notify_url": hook.url("/T000/B000/secret"),
+    }))
+    .await;
+    assert_eq!(s.post_in("n", &[], "x").await.status, 500);
+    let first = hook.next().await;
+    let second = hook.next().await;
+    assert_eq!(first.body, second.body, "the same notice, tried again");
+    assert!(
+        second.at - first.at >= Duration::from_secs(1),
+        "retried at once"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&second.body).unwrap();
+    assert_eq!(v["type"], "endpoint.disabled");
+    let text = v["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("hookrelay: endpoint \"n\" is disabled: 1 consecutive"),
+        "{text}"
+    );
+}
