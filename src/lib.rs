@@ -20,6 +20,7 @@
 //! - [`admin`]: JSON API, `/metrics`, `/healthz` on the admin listener.
 //! - [`metrics`]: Prometheus counters and histograms.
 //! - [`cli`]: the `hookrelay` command line (server and client commands).
+//! - [`text`]: characters of senders' text that could deceive a reader.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -43,6 +44,7 @@ pub mod replay;
 pub mod server;
 pub mod signature;
 pub mod store;
+pub mod text;
 pub mod time;
 
 pub use config::Config;

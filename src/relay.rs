@@ -1131,6 +1131,12 @@ impl Relay {
             ),
         ];
         if let Some(cfg) = &ep.signature {
+            if cfg.scheme == "github" {
+                // GitHub's own ping: receivers routing on the event name
+                // (Octokit and the like) answer it instead of a 400.
+                headers.push(("x-github-event".into(), b"ping".to_vec()));
+                headers.push(("x-github-delivery".into(), id.clone().into_bytes()));
+            }
             let signed = crate::signature::sign(cfg, body.as_bytes(), (now / 1000) as i64, &id);
             // Stored like a received event's headers: lower-case names.
             headers.extend(signed.into_iter().map(|(n, v)| (n.to_ascii_lowercase(), v)));

@@ -239,6 +239,21 @@ pub async fn cancel(relay: &Arc<Relay>, id: &str) -> Result<Job> {
 pub const MIN_RATE: f64 = 0.001;
 pub const MAX_RATE: f64 = 10_000.0;
 
+/// Refuses a job's `target` or `rate` that it could not run with.
+pub fn check_options(target: Option<&str>, rate: Option<f64>) -> Result<()> {
+    if let Some(t) = target {
+        crate::endpoint::validate_url("target", t).map_err(Error::BadRequest)?;
+    }
+    if let Some(r) = rate
+        && !(MIN_RATE..=MAX_RATE).contains(&r)
+    {
+        return Err(Error::BadRequest(format!(
+            "rate: must be between {MIN_RATE} and {MAX_RATE} events per second"
+        )));
+    }
+    Ok(())
+}
+
 /// Creates a job for `filter` and starts it.
 pub async fn start(
     relay: &Arc<Relay>,
@@ -249,16 +264,7 @@ pub async fn start(
     resign: bool,
     rate: Option<f64>,
 ) -> Result<Job> {
-    if let Some(t) = &target {
-        crate::endpoint::validate_url("target", t).map_err(Error::BadRequest)?;
-    }
-    if let Some(r) = rate
-        && !(MIN_RATE..=MAX_RATE).contains(&r)
-    {
-        return Err(Error::BadRequest(format!(
-            "rate: must be between {MIN_RATE} and {MAX_RATE} events per second"
-        )));
-    }
+    check_options(target.as_deref(), rate)?;
     let f = filter.clone();
     let mut job = Job {
         id: Store::new_id(),

@@ -51,7 +51,13 @@ pub fn routes() -> Router<AdminState> {
         .route("/api/export", get(export))
         .route("/api/replay", post(bulk_replay).get(list_jobs))
         .route("/api/replay/{job}", get(get_job).delete(cancel_job))
-        .fallback(|| async { Error::NotFound("no such route".into()) })
+        .fallback(|req: Request| async move {
+            if crate::admin::dashboard::is_page(req.method(), req.uri().path()) {
+                crate::admin::dashboard::not_found(req.uri().path())
+            } else {
+                Error::NotFound("no such route".into()).into_response()
+            }
+        })
         .method_not_allowed_fallback(|req: Request| async move {
             MethodNotAllowed(format!(
                 "{} is not allowed on {}",
@@ -513,12 +519,6 @@ async fn bulk_replay(
             Some(_) => Err(Error::Unprocessable(format!("{k}: must be true or false"))),
         }
     };
-    if flag("dry_run")? {
-        return Ok((
-            StatusCode::OK,
-            Json(crate::replay::dry_run(&st.relay, filter, take).await?),
-        ));
-    }
     let rate = match req.get("rate") {
         None | Some(Value::Null) => None,
         Some(v) => Some(
@@ -531,6 +531,14 @@ async fn bulk_replay(
         Some(Value::String(t)) => Some(t.clone()),
         Some(_) => return Err(Error::Unprocessable("target: must be a URL string".into())),
     };
+    // A dry run refuses what the run itself would: it is the rehearsal.
+    crate::replay::check_options(target.as_deref(), rate)?;
+    if flag("dry_run")? {
+        return Ok((
+            StatusCode::OK,
+            Json(crate::replay::dry_run(&st.relay, filter, take).await?),
+        ));
+    }
     let job = crate::replay::start(
         &st.relay,
         params,

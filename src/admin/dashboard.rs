@@ -83,6 +83,46 @@ pub fn routes() -> Router<AdminState> {
             "/static/app.js",
             get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
         )
+        // A form's address in the address bar (after "Check against a
+        // secret", say), reloaded or typed: the page it belongs to.
+        .method_not_allowed_fallback(|req: axum::extract::Request| async move {
+            let path = req.uri().path();
+            if is_page(req.method(), path) {
+                let parent = path.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
+                let parent = if parent.is_empty() { "/" } else { parent };
+                Redirect::to(&location(parent)).into_response()
+            } else {
+                PageError {
+                    status: StatusCode::METHOD_NOT_ALLOWED,
+                    message: format!("{} is not allowed on {path}", req.method()),
+                }
+                .into_response()
+            }
+        })
+}
+
+/// A path parameter whose refusal (a segment that is not UTF-8, say) is an
+/// error page like any other, where axum's is a line of plain text.
+pub struct PagePath<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for PagePath<T> {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, PageError> {
+        crate::admin::api::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| PagePath(p.0))
+            .map_err(PageError::from)
+    }
+}
+
+/// The dashboard's 404 for a page address that names nothing.
+pub fn not_found(path: &str) -> Response {
+    PageError {
+        status: StatusCode::NOT_FOUND,
+        message: format!("There is no page at {path}."),
+    }
+    .into_response()
 }
 
 fn asset(content_type: &'static str, text: &'static str) -> Response {
@@ -527,10 +567,14 @@ pub fn ago(then_ms: u64, now_ms: u64) -> String {
 }
 
 /// Header pairs as text for display; bytes that are not UTF-8 are shown as
-/// U+FFFD (the stored bytes are unchanged).
+/// U+FFFD, bidirectional controls as `⟨U+202E⟩` (the stored bytes are
+/// unchanged).
 pub fn header_text(h: &[(String, Vec<u8>)]) -> Vec<(String, String)> {
     h.iter()
-        .map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned()))
+        .map(|(n, v)| {
+            let v = String::from_utf8_lossy(v);
+            (n.clone(), crate::text::visible(&v).into_owned())
+        })
         .collect()
 }
 

@@ -942,22 +942,11 @@ fn print_event(e: &Value) {
 /// `--json` output goes through here too (serde_json leaves C1 and bidi
 /// characters raw); newlines and tabs stay.
 pub fn printable(s: &str) -> Cow<'_, str> {
-    fn hostile(c: char) -> bool {
-        (c.is_control() && c != '\n' && c != '\t')
-            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    }
-    if !s.chars().any(hostile) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 16);
-    for c in s.chars() {
-        if hostile(c) {
-            out.push_str(&format!("\\u{:04x}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
+    crate::text::replace_chars(
+        s,
+        |c| (c.is_control() && c != '\n' && c != '\t') || crate::text::is_bidi_control(c),
+        |c| format!("\\u{:04x}", c as u32),
+    )
 }
 
 /// SIGINT or SIGTERM.

@@ -58,7 +58,17 @@ async fn a_dry_run_counts_and_a_job_replays_oldest_first() {
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["count"], 5);
     assert_eq!(v["first_ids"][0], ids[0].as_str(), "oldest first");
+    assert_eq!(v["last_id"], ids[4].as_str(), "the newest matched");
     assert!(up.drain().is_empty(), "a dry run sends nothing");
+    // The rehearsal refuses what the run would.
+    for bad in [json!({ "rate": 0.00001 }), json!({ "target": "ftp://x" })] {
+        let mut body = json!({ "endpoint": "b", "dry_run": true });
+        body.as_object_mut()
+            .unwrap()
+            .extend(bad.as_object().unwrap().clone());
+        let (st, v) = s.api("POST", "/api/replay", Some(body)).await;
+        assert_eq!(st, 400, "{bad}: {v}");
+    }
 
     let (st, v) = s
         .api(

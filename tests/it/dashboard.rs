@@ -2073,11 +2073,11 @@ async fn the_chart_counts_events_and_failed_attempts_per_minute() {
     assert_eq!(status, 200);
     let html = String::from_utf8_lossy(&body);
     assert!(
-        html.contains("over the last hour: 3 events, 0 failed"),
+        html.contains("over the last hour: 3 events, 0 failed attempts"),
         "{html}"
     );
     assert!(
-        html.contains("over the last hour: 1 events, 1 failed"),
+        html.contains("over the last hour: 1 events, 1 failed attempts"),
         "{html}"
     );
 }
@@ -2306,4 +2306,91 @@ async fn a_bulk_replay_from_the_page_replays_what_was_counted() {
     let job = run.header("location").unwrap();
     let job = job.strip_prefix("/replay/").unwrap();
     assert_eq!(s.get(&format!("/api/replay/{job}")).await["total"], 2);
+}
+
+/// Bidirectional controls from a payload are shown, not obeyed: a
+/// right-to-left override displayed "invoice\u{202e}fdp.exe" as "invoice"
+/// then "exe.pdf", and reordered the JSON after it.
+#[tokio::test]
+async fn bidi_controls_in_a_payload_are_shown_not_obeyed() {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "bd" })).await;
+    let json_id = s
+        .post_in(
+            "bd",
+            &[("content-type", "application/json")],
+            "{\"file\":\"invoice\u{202e}fdp.exe\"}",
+        )
+        .await
+        .event_id();
+    let text_id = s
+        .post_in("bd", &[], "report \u{2067}gnp.exe")
+        .await
+        .event_id();
+    for (id, shown) in [
+        (json_id, "invoice⟨U+202E⟩fdp.exe"),
+        (text_id, "report ⟨U+2067⟩gnp.exe"),
+    ] {
+        let p = get_page(&s, &format!("/events/{id}"), &[]).await;
+        assert_eq!(p.status, 200);
+        assert!(p.html.contains(shown), "{shown}: {}", p.html);
+        assert!(
+            !p.html.contains(['\u{202e}', '\u{2067}']),
+            "a raw control on the page"
+        );
+        let raw = crate::support::send(
+            "GET",
+            &s.admin_url(&format!("/api/events/{id}/body")),
+            &[],
+            Bytes::new(),
+        )
+        .await
+        .2;
+        assert!(
+            String::from_utf8_lossy(&raw).contains(['\u{202e}', '\u{2067}']),
+            "the stored bytes are unchanged"
+        );
+    }
+}
+
+/// Addresses a user may type or reload: a page that is not there gets an
+/// error page (the API keeps JSON), and a form's address opened with GET
+/// leads to the page the form is on.
+#[tokio::test]
+async fn wrong_page_addresses_get_pages() {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "wp" })).await;
+    let id = s.post_in("wp", &[], "x").await.event_id();
+    let p = get_page(&s, "/endpoints", &[]).await;
+    assert_eq!(p.status, 404);
+    assert!(p.header("content-type").unwrap().starts_with("text/html"));
+    assert!(
+        p.html.contains("There is no page at /endpoints."),
+        "{}",
+        p.html
+    );
+    let (st, v) = s.api("GET", "/api/nope", None).await;
+    assert_eq!((st, v["error"].as_str()), (404, Some("no such route")));
+    let p = get_page(&s, &format!("/events/{id}/verify"), &[]).await;
+    assert_eq!(p.status, 303);
+    assert_eq!(p.header("location"), Some(format!("/events/{id}")));
+    let p = get_page(&s, "/events/%FF", &[]).await;
+    assert_eq!(p.status, 400);
+    assert!(p.header("content-type").unwrap().starts_with("text/html"));
+}
+
+/// An event whose delivery got no answer says so, not "none yet".
+#[tokio::test]
+async fn an_unanswered_delivery_reads_no_answer() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "na", "target": format!("http://{closed}/") }))
+        .await;
+    let id = s.post_in("na", &[], "x").await.event_id();
+    let p = get_page(&s, &format!("/events/{id}"), &[]).await;
+    assert!(p.html.contains("target: no answer"), "{}", p.html);
+    assert!(!p.html.contains("target: none yet"));
 }

@@ -174,6 +174,11 @@ async fn a_test_ping_is_signed_sent_and_recorded() {
     let got = up.next().await;
     let body: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
     assert_eq!(body["type"], "hookrelay.ping");
+    assert_eq!(
+        got.header("x-github-event").as_deref(),
+        Some("ping"),
+        "GitHub's own ping event name"
+    );
     let cfg = hookrelay::signature::SignatureConfig::new("github", "pingsecret");
     let check = hookrelay::signature::verify(&cfg, &got.headers, &got.body, None, 0);
     assert_eq!(

@@ -83,7 +83,7 @@ impl BodyView {
         if let Some(t) = text {
             return BodyView {
                 kind: "text",
-                text: t.to_string(),
+                text: crate::text::visible(t).into_owned(),
                 size,
                 truncated: size > t.len(),
                 ..Default::default()
@@ -112,7 +112,7 @@ pub fn highlight_json(body: &[u8]) -> Option<Vec<Span>> {
     let push = |out: &mut Vec<Span>, class: &'static str, t: &str| {
         out.push(Span {
             class,
-            text: t.to_string(),
+            text: crate::text::visible(t).into_owned(),
         });
     };
     let newline = |out: &mut Vec<Span>, depth: usize| {

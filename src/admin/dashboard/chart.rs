@@ -15,7 +15,7 @@ pub struct Bar {
     pub h: u32,
     pub fail_y: u32,
     pub fail_h: u32,
-    /// Tooltip: "12:04 UTC · 7 events, 2 failed".
+    /// Tooltip: "12:04 UTC · 7 events, 2 failed attempts".
     pub title: String,
 }
 
@@ -85,7 +85,10 @@ fn draw(events: [usize; MINUTES], fails: [usize; MINUTES], now_min: u64, capped:
                 h,
                 fail_y: HEIGHT - fail_h,
                 fail_h,
-                title: format!("{hhmm} UTC · {} events, {} failed", events[i], fails[i]),
+                title: format!(
+                    "{hhmm} UTC · {} events, {} failed attempts",
+                    events[i], fails[i]
+                ),
             }
         })
         .collect();

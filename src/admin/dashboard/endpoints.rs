@@ -2,8 +2,9 @@
 //! warning, the per-minute chart and actions; the new/edit form; the delete
 //! confirmation.
 
+use super::PagePath as Path;
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value};
@@ -188,6 +189,17 @@ pub async fn list(State(st): State<AdminState>, ctx: Ctx) -> Result<Response, Pa
 }
 
 // ---- the form ----
+
+/// A textarea's text: browsers send its line breaks as CRLF whatever they
+/// were, so text that differs from `stored` only in line breaks is the
+/// stored text unchanged, and new text gets LF.
+fn form_text(sent: &str, stored: Option<&str>) -> String {
+    let sent = sent.replace("\r\n", "\n");
+    match stored {
+        Some(s) if s.replace("\r\n", "\n") == sent => s.to_string(),
+        _ => sent,
+    }
+}
 
 /// The form's fields as text, so a rejected submission is shown as typed.
 #[derive(Default)]
@@ -675,7 +687,10 @@ fn input_of(f: &CsrfForm, current: Option<&Endpoint>) -> Result<EndpointInput, V
                 .map(|n| n.min(u16::MAX as u64) as u16)
                 .unwrap_or(defaults.status),
             headers: resp_headers,
-            body: f.raw("resp_body").to_string(),
+            body: form_text(
+                f.raw("resp_body"),
+                current.map(|ep| ep.response.body.as_str()),
+            ),
             delay_ms: resp_delay.unwrap_or(0),
             sequence,
         }),
@@ -930,4 +945,19 @@ pub async fn delete(
         "ok",
         &format!("Deleted endpoint {slug}. Its stored events are kept."),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::form_text;
+
+    /// Saving the form unchanged keeps the stored bytes (CRLF or not); a
+    /// new text gets LF line breaks, not the browser's CRLF.
+    #[test]
+    fn textarea_line_breaks() {
+        assert_eq!(form_text("\r\n\r\nx\r\n", Some("\n\nx\n")), "\n\nx\n");
+        assert_eq!(form_text("a\r\nb", Some("a\r\nb")), "a\r\nb");
+        assert_eq!(form_text("a\r\nc", Some("a\nb")), "a\nc");
+        assert_eq!(form_text("a\r\nb", None), "a\nb");
+    }
 }

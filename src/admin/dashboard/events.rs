@@ -5,8 +5,9 @@
 
 use std::collections::HashMap;
 
+use super::PagePath as Path;
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
@@ -85,7 +86,7 @@ fn path_and_query(e: &Event) -> String {
         t.push('?');
         t.push_str(q);
     }
-    t
+    crate::text::visible(&t).into_owned()
 }
 
 /// Filter values as typed, for the form and for links that keep them.
@@ -365,6 +366,8 @@ struct EventPage {
     state: &'static str,
     /// The target's last answer (empty when none yet).
     last_status: String,
+    /// The target was tried: an empty `last_status` is "no answer".
+    target_tried: bool,
     /// The mirror's last answer, when the event went to a mirror; "0" when
     /// the mirror gave no answer.
     mirror_status: Option<String>,
@@ -499,6 +502,7 @@ fn event_page(
         proxy_addr: ev.proxy_addr.clone(),
         state: ev.state.as_str(),
         last_status: ev.last_status.map(|s| s.to_string()).unwrap_or_default(),
+        target_tried: ev.tries > 0 || ev.target_tried,
         mirror_status: ev.mirror_status.map(|s| s.to_string()),
         mirror_differs: ev.mirror_differs(),
         topic: ev.topic.clone().unwrap_or_default(),

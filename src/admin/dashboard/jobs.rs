@@ -4,8 +4,9 @@
 //! Cancel form. Jobs are started from the events page ("Replay all
 //! matching", see [`super::events::bulk_replay`]).
 
+use super::PagePath as Path;
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 

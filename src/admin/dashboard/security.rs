@@ -83,9 +83,9 @@ pub fn same_origin(headers: &HeaderMap, uri: &Uri) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };
-    // With `Referrer-Policy: no-referrer` (which the admin side sends, so
-    // payload URLs never leak) browsers send `Origin: null` even on a
-    // same-origin form POST; `Sec-Fetch-Site`, which pages cannot forge,
+    // With `Referrer-Policy: no-referrer` (which a browser's own settings
+    // may force, and earlier versions sent) browsers send `Origin: null`
+    // even on a same-origin form POST; `Sec-Fetch-Site`, which pages cannot forge,
     // then says where the request came from.
     if origin.as_bytes() == b"null" {
         return headers
@@ -304,8 +304,9 @@ pub fn flash_cookie_link(kind: &'static str, text: &str, link: Option<&str>) -> 
     }
     let link = link.filter(|l| own_link(l)).unwrap_or("");
     let payload = URL_SAFE_NO_PAD.encode(format!("{kind}\n{link}\n{text}"));
+    let mac = flash_mac(&payload);
     HeaderValue::from_str(&format!(
-        "{FLASH_COOKIE}={payload}; Path=/; HttpOnly; SameSite=Strict; Max-Age=60"
+        "{FLASH_COOKIE}={payload}.{mac}; Path=/; HttpOnly; SameSite=Strict; Max-Age=60"
     ))
     .expect("base64url is a valid header value")
 }
@@ -320,10 +321,19 @@ pub fn own_link(link: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"/?=#-_&".contains(&b))
 }
 
+/// Signed with the process's key: browsers send a host's cookies to every
+/// port, so any server on the same host (a bin's configured answer, a
+/// forwarded target's) could otherwise set a banner on the dashboard.
+fn flash_mac(payload: &str) -> String {
+    hmac_hex(csrf_key(), &format!("flash\n{payload}"))
+}
+
 pub fn read_flash(headers: &HeaderMap) -> Option<Flash> {
-    let raw = URL_SAFE_NO_PAD
-        .decode(cookie(headers, FLASH_COOKIE)?)
-        .ok()?;
+    let (payload, mac) = cookie(headers, FLASH_COOKIE)?.rsplit_once('.')?;
+    if !bool::from(flash_mac(payload).as_bytes().ct_eq(mac.as_bytes())) {
+        return None;
+    }
+    let raw = URL_SAFE_NO_PAD.decode(payload).ok()?;
     let text = String::from_utf8(raw).ok()?;
     let (kind, rest) = text.split_once('\n')?;
     let (link, text) = rest.split_once('\n')?;
@@ -468,6 +478,18 @@ mod tests {
             let value = set.to_str().unwrap().split(';').next().unwrap().to_string();
             let got = read_flash(&headers(&[("cookie", &value)])).unwrap();
             assert_eq!(got.link, None, "{bad}");
+        }
+        // Set by another server on the same host: unsigned, or signed by
+        // another process, it is no banner.
+        let forged = URL_SAFE_NO_PAD.encode("error\n\nLog in again at https://evil");
+        for value in [
+            format!("{FLASH_COOKIE}={forged}"),
+            format!(
+                "{FLASH_COOKIE}={forged}.{}",
+                hmac_hex(b"other key", &forged)
+            ),
+        ] {
+            assert_eq!(read_flash(&headers(&[("cookie", &value)])), None, "{value}");
         }
     }
 

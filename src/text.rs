@@ -1,0 +1,53 @@
+//! Text from senders shown to people (dashboard, CLI): which characters
+//! can make it read as something else.
+
+use std::borrow::Cow;
+
+/// Bidirectional embeddings, overrides and isolates (and the Arabic letter
+/// mark): a right-to-left override displays "invoice\u{202e}fdp.exe" as
+/// "invoice" followed by "exe.pdf", and reorders whatever follows it.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{061c}'
+    )
+}
+
+/// `s` with every character `hostile` says is hostile replaced by `show(c)`;
+/// borrowed when there is none.
+pub fn replace_chars(
+    s: &str,
+    hostile: impl Fn(char) -> bool,
+    show: impl Fn(char) -> String,
+) -> Cow<'_, str> {
+    if !s.chars().any(&hostile) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if hostile(c) {
+            out.push_str(&show(c));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// For pages: bidirectional controls shown as `⟨U+202E⟩`, so a payload
+/// cannot reorder what is displayed around them; the stored bytes are
+/// unchanged.
+pub fn visible(s: &str) -> Cow<'_, str> {
+    replace_chars(s, is_bidi_control, |c| format!("⟨U+{:04X}⟩", c as u32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bidi_controls_are_shown() {
+        assert_eq!(visible("plain"), Cow::Borrowed("plain"));
+        assert_eq!(visible("a\u{202e}b\u{2066}c"), "a⟨U+202E⟩b⟨U+2066⟩c");
+    }
+}
