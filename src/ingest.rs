@@ -40,7 +40,8 @@ pub async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     if path == "/healthz" {
-        return Ok(json(StatusCode::OK, r#"{"ok":true}"#.into()));
+        let (status, body) = relay.health();
+        return Ok(json(status, body));
     }
     let Some((slug, rest)) = capture::split_ingest_path(&path) else {
         return Ok(error(Error::NotFound(

@@ -469,6 +469,19 @@ impl Relay {
         Ok(())
     }
 
+    /// `/healthz` on both listeners: 200 `{"ok":true}`, or 503 with the
+    /// reason while the store cannot write (a probe can restart the
+    /// process, which also gets RocksDB out of its read-only error state).
+    pub fn health(&self) -> (http::StatusCode, String) {
+        match self.store.health() {
+            Ok(()) => (http::StatusCode::OK, r#"{"ok":true}"#.into()),
+            Err(why) => (
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::json!({ "ok": false, "error": format!("store: {why}") }).to_string(),
+            ),
+        }
+    }
+
     /// Refuses a request this process sent itself: an endpoint whose
     /// target leads back to hookrelay's ingest (one event would become
     /// thousands) or admin listener (a sender could drive the API through

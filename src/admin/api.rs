@@ -29,7 +29,13 @@ const MAX_API_BODY: usize = 1024 * 1024;
 
 pub fn routes() -> Router<AdminState> {
     Router::new()
-        .route("/healthz", get(|| async { Json(json!({ "ok": true })) }))
+        .route(
+            "/healthz",
+            get(|State(st): State<AdminState>| async move {
+                let (status, body) = st.relay.health();
+                (status, [(header::CONTENT_TYPE, "application/json")], body)
+            }),
+        )
         .route("/metrics", get(metrics))
         .route("/api/endpoints", get(list_endpoints).post(create_endpoint))
         .route(

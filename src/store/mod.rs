@@ -182,6 +182,35 @@ pub struct Store {
     retention: std::sync::RwLock<()>,
 }
 
+/// Whether the store can write now, for `/healthz`: a write or WAL flush
+/// that failed (disk full, I/O error; RocksDB then refuses every write
+/// until a restart) and none that worked since.
+#[derive(Default)]
+struct Health {
+    failing: std::sync::atomic::AtomicBool,
+    why: Mutex<Option<String>>,
+}
+
+impl Health {
+    fn fail(&self, why: String) {
+        *lock(&self.why) = Some(why);
+        self.failing
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Cheap while healthy: one atomic load per write.
+    fn ok(&self) {
+        use std::sync::atomic::Ordering::{AcqRel, Acquire};
+        if self.failing.load(Acquire) && self.failing.swap(false, AcqRel) {
+            *lock(&self.why) = None;
+        }
+    }
+
+    fn get(&self) -> Option<String> {
+        lock(&self.why).clone()
+    }
+}
+
 /// Group commit for acknowledgements. Hot-path writes go to the WAL buffer
 /// without waiting; a writer that must not answer before its write is
 /// written out (and, with `sync`, on disk) takes a ticket and waits for a
@@ -221,6 +250,11 @@ struct WalSync {
     writer_wake: std::sync::Condvar,
     writer_parked: std::sync::atomic::AtomicBool,
     epoch: std::time::Instant,
+    /// Writes into RocksDB and WAL flushes fail apart (a full disk fails
+    /// the flush while memtable writes still work): each is cleared only by
+    /// a success of its own kind.
+    write_health: Health,
+    flush_health: Health,
     /// Test hook: the syncer's next synced flushes take this long (ms).
     stall_ms: std::sync::atomic::AtomicU64,
     stalling: std::sync::atomic::AtomicBool,
@@ -403,6 +437,8 @@ impl Store {
             writer_wake: std::sync::Condvar::new(),
             writer_parked: Default::default(),
             epoch: std::time::Instant::now(),
+            write_health: Default::default(),
+            flush_health: Default::default(),
             stall_ms: Default::default(),
             stalling: Default::default(),
         });
@@ -481,7 +517,13 @@ impl Store {
             return Ok(());
         }
         let target = self.wal.requested.load(SeqCst);
-        self.wal.flush(&self.db, false)?;
+        if let Err(e) = self.wal.flush(&self.db, false) {
+            self.wal
+                .flush_health
+                .fail(format!("writing the WAL failed: {e}"));
+            return Err(e.into());
+        }
+        self.wal.flush_health.ok();
         self.wal.flushed(target);
         Ok(())
     }
@@ -498,6 +540,20 @@ impl Store {
     /// each `write(2)` (and `fdatasync`) covered.
     pub fn wal_flushes(&self) -> u64 {
         self.wal.flushes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// `Err` with the reason while the last write or WAL flush failed and
+    /// none has worked since (`/healthz` answers 503 then).
+    pub fn health(&self) -> std::result::Result<(), String> {
+        match self
+            .wal
+            .write_health
+            .get()
+            .or_else(|| self.wal.flush_health.get())
+        {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
     }
 
     /// How long WAL flushes take (for `/metrics`).
@@ -567,9 +623,14 @@ impl Store {
         use std::sync::atomic::Ordering::{AcqRel, Relaxed};
         if self.fault.failing.load(Relaxed) {
             self.fault.refused.fetch_add(1, Relaxed);
+            self.wal.write_health.fail("injected write fault".into());
             return Err(Error::Unavailable("injected write fault".into()));
         }
-        self.db.write_opt(batch, &self.write_opts)?;
+        if let Err(e) = self.db.write_opt(batch, &self.write_opts) {
+            self.wal.write_health.fail(format!("a write failed: {e}"));
+            return Err(e.into());
+        }
+        self.wal.write_health.ok();
         self.wal.writes.fetch_add(1, AcqRel);
         if !self.wal.dirty.swap(true, AcqRel) {
             // Under the lock: the syncer checks `dirty` and sleeps under it,
@@ -1545,10 +1606,15 @@ fn wal_syncer(db: &Db, wal: &WalSync, sync: bool) {
             let flushed = wal.flush(db, sync);
             wal.syncing_since.store(0, SeqCst);
             match flushed {
-                Ok(()) => wal.flushed(target),
+                Ok(()) => {
+                    wal.flushed(target);
+                    wal.flush_health.ok();
+                }
                 Err(e) => {
                     // Waiters time out with 503; try again shortly.
                     tracing::error!(error = %e, "WAL flush failed");
+                    wal.flush_health
+                        .fail(format!("writing the WAL failed: {e}"));
                     wal.dirty.store(true, SeqCst);
                     std::thread::sleep(std::time::Duration::from_millis(50));
                     *lock(&wal.pending) = true;

@@ -628,8 +628,6 @@ async fn a_slow_http2_download_is_not_cut_by_the_idle_limit() {
 /// runs on the library's handler here, the only way to fail a sync on cue.
 #[tokio::test]
 async fn an_event_whose_sync_fails_is_refused_and_taken_back() {
-    use std::sync::Arc;
-
     use hookrelay::store::{Durability, EventFilter};
 
     let (_dir, data) = temp_data();
@@ -645,25 +643,7 @@ async fn an_event_whose_sync_fails_is_refused_and_taken_back() {
             .await
             .unwrap();
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn({
-        let relay = Arc::clone(&relay);
-        async move {
-            loop {
-                let (io, remote) = listener.accept().await.unwrap();
-                let relay = Arc::clone(&relay);
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| {
-                        hookrelay::ingest::handle(Arc::clone(&relay), req, remote, false)
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(io), svc)
-                        .await;
-                });
-            }
-        }
-    });
+    let (addr, server) = crate::support::serve_ingest(&relay).await;
 
     store.inject_sync_fault(true);
     for slug in ["b", "q"] {
@@ -694,5 +674,49 @@ async fn an_event_whose_sync_fails_is_refused_and_taken_back() {
         .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
         .unwrap();
     assert!(store.get_event(&id).unwrap().is_some());
+    server.abort();
+}
+
+/// `/healthz` says when the store cannot write (a full disk, an I/O error;
+/// RocksDB then refuses every write until a restart), so a probe can act,
+/// and says it is fine again once a write works.
+#[tokio::test]
+async fn healthz_fails_while_the_store_cannot_write() {
+    use hookrelay::store::Durability;
+    let (_dir, data) = crate::support::temp_data();
+    let (store, relay) = crate::support::library_relay(&data, Durability::Sync);
+    relay
+        .create(
+            serde_json::from_value(json!({ "slug": "b" })).unwrap(),
+            false,
+        )
+        .await
+        .unwrap();
+    let (addr, server) = crate::support::serve_ingest(&relay).await;
+    let health = || async {
+        let (status, _, body) = send(
+            "GET",
+            &format!("http://{addr}/healthz"),
+            &[],
+            Default::default(),
+        )
+        .await;
+        (
+            status,
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+        )
+    };
+    assert_eq!(health().await, (200, json!({ "ok": true })));
+    store.inject_write_fault(true);
+    let (status, _, _) = send("POST", &format!("http://{addr}/in/b"), &[], "x".into()).await;
+    assert_eq!(status, 503);
+    let (status, v) = health().await;
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(v["ok"], false);
+    assert!(v["error"].as_str().unwrap().starts_with("store: "), "{v}");
+    store.inject_write_fault(false);
+    let (status, _, _) = send("POST", &format!("http://{addr}/in/b"), &[], "y".into()).await;
+    assert_eq!(status, 200);
+    assert_eq!(health().await, (200, json!({ "ok": true })));
     server.abort();
 }

@@ -588,8 +588,6 @@ async fn an_answer_over_32_mib_is_a_502_and_a_failed_protocol_attempt() {
 /// library's handler here, the only way to fail a sync on cue.
 #[tokio::test]
 async fn a_forward_whose_sync_fails_is_a_503_and_stays_listed_with_its_attempt() {
-    use std::sync::Arc;
-
     use hookrelay::store::{Durability, EventFilter};
 
     let mut up = Receiver::start(vec![Reply::status(200).body("target has it")]).await;
@@ -600,25 +598,7 @@ async fn a_forward_whose_sync_fails_is_a_503_and_stays_listed_with_its_attempt()
         .create(serde_json::from_value(ep).unwrap(), false)
         .await
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn({
-        let relay = Arc::clone(&relay);
-        async move {
-            loop {
-                let (io, remote) = listener.accept().await.unwrap();
-                let relay = Arc::clone(&relay);
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| {
-                        hookrelay::ingest::handle(Arc::clone(&relay), req, remote, false)
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(io), svc)
-                        .await;
-                });
-            }
-        }
-    });
+    let (addr, server) = crate::support::serve_ingest(&relay).await;
 
     store.inject_sync_fault(true);
     let url = format!("http://{addr}/in/f");

@@ -364,3 +364,29 @@ pub fn tcp_queues(local: SocketAddr, remote: SocketAddr) -> Option<(u64, u64)> {
         }
     })
 }
+
+/// The ingest handler of a library-level relay (see [`library_relay`]) on
+/// an ephemeral loopback port, HTTP/1: for tests that reach into the store
+/// (fault injection) while senders talk to it. Abort the task to stop it.
+pub async fn serve_ingest(
+    relay: &std::sync::Arc<hookrelay::relay::Relay>,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let relay = std::sync::Arc::clone(relay);
+    let server = tokio::spawn(async move {
+        loop {
+            let (io, remote) = listener.accept().await.unwrap();
+            let relay = std::sync::Arc::clone(&relay);
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| {
+                    hookrelay::ingest::handle(std::sync::Arc::clone(&relay), req, remote, false)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(io), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, server)
+}
