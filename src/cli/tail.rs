@@ -1,5 +1,6 @@
 //! `hookrelay tail`: follows `/api/stream` and prints a line per new event
-//! and attempt (`--json`: the stream's JSON, one object per line).
+//! and attempt (`--json`: the stream's JSON, one object per line); it
+//! reconnects when hookrelay restarts.
 
 use std::process::ExitCode;
 
@@ -24,25 +25,63 @@ pub async fn run(args: &RemoteArgs, endpoint: Option<&str>) -> Result<ExitCode, 
         None => "/api/stream".to_string(),
     };
     let (url, headers) = r.stream_request(&path);
-    let resp = r
-        .client()
-        .stream(&url, &headers)
-        .await
-        .map_err(|f| format!("cannot reach hookrelay: {}", f.detail))?;
-    if !resp.status().is_success() {
-        let hint = match resp.status().as_u16() {
-            401 => "; pass --token or set HOOKRELAY_ADMIN_TOKEN",
-            _ => "",
+    // Like `tail -F`: a restart of hookrelay (or a dropped connection)
+    // is waited out, not the end of the command; only a first connection
+    // that fails, or a refusal, ends it.
+    let mut since: Option<String> = None;
+    let mut retry = 0;
+    loop {
+        let resp = match r.client().stream(&url, &headers).await {
+            Ok(resp) => resp,
+            Err(f) if since.is_none() => {
+                return Err(format!("cannot reach hookrelay: {}", f.detail));
+            }
+            Err(_) => {
+                let pause = RECONNECT[retry.min(RECONNECT.len() - 1)];
+                retry += 1;
+                tokio::time::sleep(pause).await;
+                continue;
+            }
         };
-        return Err(format!("stream refused: HTTP {}{hint}", resp.status()));
+        if !resp.status().is_success() {
+            let hint = match resp.status().as_u16() {
+                401 => "; pass --token or set HOOKRELAY_ADMIN_TOKEN",
+                _ => "",
+            };
+            return Err(format!("stream refused: HTTP {}{hint}", resp.status()));
+        }
+        if let Some(t) = since.take() {
+            eprintln!(
+                "reconnected; what arrived meanwhile is not shown here: hookrelay events --since {t}"
+            );
+        }
+        retry = 0;
+        let why = follow(resp.into_body(), args.json).await;
+        let now = crate::time::rfc3339_ms(crate::time::now_ms());
+        eprintln!("{why}; reconnecting…");
+        since = Some(now);
     }
-    let mut body = resp.into_body();
+}
+
+/// Pauses between tries to reconnect.
+const RECONNECT: [std::time::Duration; 4] = [
+    std::time::Duration::from_millis(500),
+    std::time::Duration::from_secs(1),
+    std::time::Duration::from_secs(2),
+    std::time::Duration::from_secs(5),
+];
+
+/// Prints the stream's items until it ends; says why it ended.
+async fn follow(mut body: hyper::body::Incoming, json: bool) -> String {
     // Bytes until a line is whole: a character split across two chunks
     // would otherwise be decoded as two replacement characters.
     let mut buf: Vec<u8> = Vec::new();
     let (mut kind, mut data) = (String::new(), String::new());
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| format!("the connection to hookrelay was lost: {e}"))?;
+        let frame = match frame {
+            Ok(f) => f,
+            Err(e) => return format!("the connection to hookrelay was lost: {e}"),
+        };
         let Some(chunk) = frame.data_ref() else {
             continue;
         };
@@ -57,14 +96,13 @@ pub async fn run(args: &RemoteArgs, endpoint: Option<&str>) -> Result<ExitCode, 
             } else if let Some(d) = line.strip_prefix("data:") {
                 data.push_str(d.trim_start());
             } else if line.is_empty() && !data.is_empty() {
-                print_item(&kind, &data, args.json);
+                print_item(&kind, &data, json);
                 kind.clear();
                 data.clear();
             }
         }
     }
-    eprintln!("hookrelay closed the stream (it is shutting down)");
-    Ok(ExitCode::SUCCESS)
+    "hookrelay closed the stream (a restart?)".into()
 }
 
 fn print_item(kind: &str, data: &str, json: bool) {

@@ -201,11 +201,22 @@ fn tail(
     tokio::process::Child,
     tokio::sync::mpsc::UnboundedReceiver<String>,
 ) {
+    tail_at(&s.admin_url(""), args)
+}
+
+/// [`tail`] against any server URL.
+fn tail_at(
+    server: &str,
+    args: &[&str],
+) -> (
+    tokio::process::Child,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
     use tokio::io::AsyncBufReadExt;
     let mut hr = cmd::hookrelay();
     hr.arg("tail")
         .args(args)
-        .env("HOOKRELAY_SERVER", s.admin_url(""))
+        .env("HOOKRELAY_SERVER", server)
         .env("RUST_LOG", "off")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped());
@@ -803,4 +814,25 @@ async fn an_invalid_rust_log_is_named() {
         err.contains("RUST_LOG=\"hookrelay=loudest\" is not a log filter"),
         "{err}"
     );
+}
+
+/// A stream that ends (hookrelay restarting) is followed again, as
+/// `tail -F` follows a rotated file: the second connection's event is
+/// printed too.
+#[tokio::test]
+async fn tail_reconnects_when_the_stream_ends() {
+    let sse = |id: &str| {
+        Reply::status(200)
+            .header("content-type", "text/event-stream")
+            .body(format!(
+                "event: event\ndata: {{\"id\":\"{id}\",\"method\":\"POST\",\"endpoint\":\"e\",\"path\":\"\",\"state\":\"captured\",\"received_at\":\"t\"}}\n\n"
+            ))
+    };
+    let mut server = Receiver::start(vec![sse("first"), sse("second")]).await;
+    let (mut child, mut lines) = tail_at(&server.url(""), &[]);
+    assert!(next_line(&mut lines).await.ends_with("first"));
+    assert!(next_line(&mut lines).await.ends_with("second"));
+    assert_eq!(server.next().await.uri, "/api/stream");
+    assert_eq!(server.next().await.uri, "/api/stream");
+    child.kill().await.unwrap();
 }
