@@ -71,20 +71,26 @@ impl EndpointCell {
 }
 
 /// A release running on an endpoint: one at a time, and cleared (with the
-/// queue worker woken to look at the endpoint again) however it ends.
+/// queue worker and waiting replay jobs woken to look at the endpoint
+/// again) however it ends.
 struct ReleaseRun<'a> {
     cell: &'a EndpointCell,
     queue: &'a Queue,
+    changed: &'a tokio::sync::Notify,
 }
 
 impl<'a> ReleaseRun<'a> {
-    fn start(cell: &'a EndpointCell, queue: &'a Queue, slug: &str) -> Result<ReleaseRun<'a>> {
+    fn start(relay: &'a Relay, cell: &'a EndpointCell, slug: &str) -> Result<ReleaseRun<'a>> {
         if cell.releasing.swap(true, Ordering::SeqCst) {
             return Err(Error::Conflict(format!(
                 "a release of {slug:?} is already running"
             )));
         }
-        Ok(ReleaseRun { cell, queue })
+        Ok(ReleaseRun {
+            cell,
+            queue: &relay.queue,
+            changed: &relay.endpoint_changed,
+        })
     }
 }
 
@@ -92,6 +98,7 @@ impl Drop for ReleaseRun<'_> {
     fn drop(&mut self) {
         self.cell.releasing.store(false, Ordering::SeqCst);
         self.queue.poke();
+        self.changed.notify_waiters();
     }
 }
 
@@ -127,9 +134,9 @@ pub struct Relay {
     /// Cancelled when shutdown begins: live streams end at once instead of
     /// holding the graceful drain until its timeout.
     pub closing: tokio_util::sync::CancellationToken,
-    /// Notified when an endpoint's status changes or it is deleted: replay
-    /// jobs waiting for an endpoint to be resumed look again.
-    pub status_changed: tokio::sync::Notify,
+    /// Notified when an endpoint changes (status, target), is deleted or
+    /// ends a release: replay jobs waiting for it look again.
+    pub endpoint_changed: tokio::sync::Notify,
     /// This process's name in the `Via` of every request it sends
     /// (`hookrelay-` and 8 random hex digits): a request that arrives
     /// carrying it went round a loop (see [`Relay::relayed_here`]).
@@ -293,7 +300,7 @@ impl Relay {
             mirror_slots: Arc::new(tokio::sync::Semaphore::new(MIRROR_IN_FLIGHT)),
             deliveries: tokio_util::task::TaskTracker::new(),
             closing: Default::default(),
-            status_changed: Default::default(),
+            endpoint_changed: Default::default(),
             via_name: format!("hookrelay-{:08x}", ulid::Ulid::generate().random() as u32),
             endpoints: RwLock::new(endpoints),
             stream,
@@ -441,6 +448,10 @@ impl Relay {
         // the meantime has notified already.
         if ep.status != before {
             self.on_status_change();
+        } else {
+            // A target changed, say: a job waiting for this endpoint may
+            // no longer be sending to it.
+            self.endpoint_changed.notify_waiters();
         }
         if ep.status == Status::Disabled && before != Status::Disabled {
             tracing::warn!(endpoint = %ep.slug, "endpoint disabled by hand");
@@ -893,7 +904,7 @@ impl Relay {
     /// worker looks again); resumed: waiting jobs go on.
     fn on_status_change(&self) {
         self.queue.poke();
-        self.status_changed.notify_waiters();
+        self.endpoint_changed.notify_waiters();
     }
 
     fn on_disabled(&self, ep: Endpoint) {
@@ -1240,7 +1251,7 @@ impl Relay {
                 status.as_str()
             )));
         }
-        let _run = ReleaseRun::start(&cell, &self.queue, slug)?;
+        let _run = ReleaseRun::start(self, &cell, slug)?;
         self.release_held(&cell, slug, target, queue_mode).await
     }
 
@@ -1253,13 +1264,14 @@ impl Relay {
         // resumed with its held events half released.
         tokio::spawn(async move {
             let cell = relay.require(&slug)?;
-            let _run = ReleaseRun::start(&cell, &relay.queue, &slug)?;
+            let _run = ReleaseRun::start(&relay, &cell, &slug)?;
             let ep = relay.set_status(&slug, Status::Active).await?;
             let queue_mode = ep.mode == crate::endpoint::Mode::Queue;
             let report = relay
                 .release_held(&cell, &slug, ep.target.clone(), queue_mode)
                 .await?;
-            Ok((ep, report))
+            // As it is now: the release's own failures may have disabled it.
+            Ok((cell.snapshot(), report))
         })
         .await
         .map_err(|e| Error::Internal(format!("the release task failed: {e}")))?

@@ -430,39 +430,22 @@ fn spawn(relay: &Arc<Relay>, job: Job, ids: Vec<String>) {
 }
 
 async fn run(relay: &Arc<Relay>, running: &Arc<Running>, ids: &[String]) {
-    let (start_at, rate, target, resign) = {
+    let (start_at, rate, target, resign, created_at) = {
         let mut job = running.job.lock().unwrap_or_else(|p| p.into_inner());
         job.status = JobStatus::Running;
-        (job.sent, job.rate, job.target.clone(), job.resign)
+        (
+            job.sent,
+            job.rate,
+            job.target.clone(),
+            job.resign,
+            job.created_at,
+        )
     };
     let interval = rate.map(|r| Duration::from_secs_f64(1.0 / r.clamp(MIN_RATE, MAX_RATE)));
     let mut next_at = tokio::time::Instant::now();
     'events: for (k, id) in ids.iter().enumerate().skip(start_at) {
         if running.cancel.is_cancelled() || relay.jobs.stop.is_cancelled() {
             break;
-        }
-        loop {
-            // Taken before the look, so a change right after it is not missed.
-            let changed = relay.status_changed.notified();
-            let why = held_back(relay, id, target.as_deref()).await;
-            let snapshot = {
-                let mut job = running.job.lock().unwrap_or_else(|p| p.into_inner());
-                (job.waiting != why).then(|| {
-                    job.waiting = why.clone();
-                    job.clone()
-                })
-            };
-            if let Some(job) = snapshot {
-                persist(relay, &job).await;
-            }
-            if why.is_none() {
-                break;
-            }
-            tokio::select! {
-                _ = changed => {}
-                _ = running.cancel.cancelled() => break 'events,
-                _ = relay.jobs.stop.cancelled() => break 'events,
-            }
         }
         if let Some(interval) = interval {
             // A ceiling, not an average: after a slow replay the next one
@@ -476,18 +459,43 @@ async fn run(relay: &Arc<Relay>, running: &Arc<Running>, ids: &[String]) {
             }
             next_at += interval;
         }
-        let (ok, error) = match relay.replay_with(id, target.clone(), resign).await {
-            // Sent without a fresh signature although asked for one (a
-            // forgery, a body-only scheme): said where the job is read.
-            Ok((_, attempt, Some(note))) if resign && !note.starts_with("re-signed") => {
-                (attempt.success, Some(format!("{id}: {note}")))
+        // Looked at right before the send (not before the rate's pause,
+        // which may last minutes).
+        let delivered = loop {
+            // Taken before the look, so a change right after it is not missed.
+            let changed = relay.endpoint_changed.notified();
+            let look = look(relay, id, target.as_deref(), created_at).await;
+            let why = match &look {
+                Look::Wait(why) => Some(why.clone()),
+                _ => None,
+            };
+            let snapshot = {
+                let mut job = running.job.lock().unwrap_or_else(|p| p.into_inner());
+                (job.waiting != why).then(|| {
+                    job.waiting = why.clone();
+                    job.clone()
+                })
+            };
+            if let Some(job) = snapshot {
+                persist(relay, &job).await;
             }
-            Ok((_, attempt, _)) => (attempt.success, None),
-            Err(e) => {
-                tracing::debug!(event = %id, error = %e, "replay in job failed");
-                (false, Some(format!("{id}: {}", e.public_message())))
+            match look {
+                Look::Send => break false,
+                Look::Delivered => break true,
+                Look::Wait(_) => {}
+            }
+            tokio::select! {
+                _ = changed => {}
+                _ = running.cancel.cancelled() => break 'events,
+                _ = relay.jobs.stop.cancelled() => break 'events,
             }
         };
+        let (ok, error) = match delivered {
+            true => (true, None),
+            false => replay_one(relay, id, target.clone(), resign).await,
+        };
+        // Sent without a fresh signature although asked for one (a
+        // forgery, a body-only scheme): said where the job is read.
         let snapshot = {
             let mut job = running.job.lock().unwrap_or_else(|p| p.into_inner());
             job.sent = k + 1;
@@ -521,22 +529,80 @@ async fn run(relay: &Arc<Relay>, running: &Arc<Running>, ids: &[String]) {
     tracing::info!(job = %snapshot.id, status = ?snapshot.status, sent = snapshot.sent, "replay job ended");
 }
 
-/// Why `id` must wait: the job sends it to its endpoint's own target and
-/// that endpoint is paused or disabled. An event or endpoint gone is the
-/// replay's to report.
-async fn held_back(relay: &Arc<Relay>, id: &str, target: Option<&str>) -> Option<String> {
+/// One replay of a job: whether it succeeded, and what to say about it.
+async fn replay_one(
+    relay: &Arc<Relay>,
+    id: &str,
+    target: Option<String>,
+    resign: bool,
+) -> (bool, Option<String>) {
+    match relay.replay_with(id, target, resign).await {
+        // Sent without a fresh signature although asked for one (a
+        // forgery, a body-only scheme): said where the job is read.
+        Ok((_, attempt, Some(note))) if resign && !note.starts_with("re-signed") => {
+            (attempt.success, Some(format!("{id}: {note}")))
+        }
+        Ok((_, attempt, _)) => (attempt.success, None),
+        Err(e) => {
+            tracing::debug!(event = %id, error = %e, "replay in job failed");
+            (false, Some(format!("{id}: {}", e.public_message())))
+        }
+    }
+}
+
+/// What a job does with its next event.
+enum Look {
+    Send,
+    /// The job sends to the endpoint's own target and it is paused or
+    /// disabled, or a release of it is running: why.
+    Wait(String),
+    /// The endpoint's target accepted it after the job was created (a
+    /// release, the queue, a replay by hand, this job before a restart):
+    /// counted as succeeded, not sent a second time.
+    Delivered,
+}
+
+/// See [`Look`]. An event or endpoint gone is the replay's to report.
+async fn look(relay: &Arc<Relay>, id: &str, target: Option<&str>, created_at: u64) -> Look {
     let owned = id.to_string();
-    let ev = relay.store.run(move |s| s.get_event(&owned)).await.ok()??;
-    let cell = relay.endpoint(&ev.endpoint)?;
-    let ep = cell.lock();
-    let own = target.is_none() || ep.target.as_deref() == target;
-    (own && ep.status != Status::Active).then(|| {
-        format!(
-            "endpoint {:?} is {}; the job goes on when it is resumed",
-            ep.slug.as_str(),
-            ep.status.as_str()
-        )
-    })
+    let Ok(Some(ev)) = relay.store.run(move |s| s.get_event(&owned)).await else {
+        return Look::Send;
+    };
+    let Some(cell) = relay.endpoint(&ev.endpoint) else {
+        return Look::Send;
+    };
+    {
+        let ep = cell.lock();
+        let own = ep.target.is_some() && (target.is_none() || ep.target.as_deref() == target);
+        if !own {
+            return Look::Send;
+        }
+        if ep.status != Status::Active {
+            return Look::Wait(format!(
+                "endpoint {:?} is {}; the job goes on when it is resumed",
+                ep.slug.as_str(),
+                ep.status.as_str()
+            ));
+        }
+        if cell.releasing() {
+            return Look::Wait(format!(
+                "a release of endpoint {:?} is running; the job goes on after it",
+                ep.slug.as_str()
+            ));
+        }
+    }
+    let owned = id.to_string();
+    let attempts = relay.store.run(move |s| s.attempts(&owned)).await;
+    let accepted = attempts
+        .unwrap_or_default()
+        .iter()
+        // Strictly after: one in the millisecond the job was made may be
+        // the delivery the job was made to repeat.
+        .any(|a| a.to_target && a.success && a.at > created_at);
+    match accepted {
+        true => Look::Delivered,
+        false => Look::Send,
+    }
 }
 
 async fn persist(relay: &Arc<Relay>, job: &Job) {

@@ -103,7 +103,10 @@ pub async fn run(
         }
         last_sent = sent;
         last_msg = msg;
-        if matches!(s["status"].as_str(), Some("done" | "cancelled")) {
+        // A cancelled job may still count the replay it had in flight
+        // until `finished_at` is set.
+        if matches!(s["status"].as_str(), Some("done" | "cancelled")) && !s["finished_at"].is_null()
+        {
             break s;
         }
         tokio::time::sleep(POLL).await;

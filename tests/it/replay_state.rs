@@ -249,3 +249,74 @@ async fn a_cancel_answers_with_the_final_count() {
     assert_eq!(s.get(&format!("/api/replay/{id}")).await, cancelled);
     assert!(slow.drain().is_empty(), "sent after the cancel");
 }
+
+/// A job waiting for held events' endpoint, then "resume and release":
+/// the release sends each event once, and the job does not send them
+/// again (they count as succeeded).
+#[tokio::test]
+async fn a_waiting_job_and_a_release_send_each_event_once() {
+    let mut up = Receiver::start(vec![Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "wr", "target": up.url("/") }))
+        .await;
+    set_status(&s, "wr", "paused").await;
+    for i in 0..3 {
+        assert_eq!(s.post_in("wr", &[], format!("h{i}")).await.status, 202);
+    }
+    let (st, job) = s
+        .api(
+            "POST",
+            "/api/replay",
+            Some(json!({ "endpoint": "wr", "state": "held" })),
+        )
+        .await;
+    assert_eq!(st, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    job_until(&s, &id, "waited", |j| j["waiting"].is_string()).await;
+    let (st, v) = s
+        .api("POST", "/api/endpoints/wr/resume?release=true", None)
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["release"]["delivered"], 3, "{v}");
+    let done = job_until(&s, &id, "finished", |j| j["status"] == "done").await;
+    assert_eq!(done["succeeded"], 3, "{done}");
+    let mut bodies: Vec<_> = [up.next().await, up.next().await, up.next().await]
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    bodies.sort();
+    assert_eq!(bodies, ["h0", "h1", "h2"]);
+    assert!(up.drain().is_empty(), "sent twice");
+}
+
+/// With a rate, the pause is looked at after the rate's wait, right before
+/// the send: a pause during that wait holds the next event back.
+#[tokio::test]
+async fn a_pause_during_a_jobs_rate_wait_holds_its_next_event() {
+    let mut up = Receiver::start(vec![Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "rp", "target": up.url("/") }))
+        .await;
+    for i in 0..2 {
+        assert_eq!(s.post_in("rp", &[], format!("r{i}")).await.status, 200);
+        up.next().await;
+    }
+    let (st, job) = s
+        .api(
+            "POST",
+            "/api/replay",
+            Some(json!({ "endpoint": "rp", "rate": 1 })),
+        )
+        .await;
+    assert_eq!(st, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    assert_eq!(up.next().await.body, "r0");
+    set_status(&s, "rp", "paused").await;
+    let waiting = job_until(&s, &id, "waited", |j| j["waiting"].is_string()).await;
+    assert_eq!(waiting["sent"], 1, "{waiting}");
+    assert!(up.drain().is_empty(), "sent to a paused endpoint");
+    set_status(&s, "rp", "active").await;
+    let done = job_until(&s, &id, "finished", |j| j["status"] == "done").await;
+    assert_eq!(done["succeeded"], 2, "{done}");
+    assert_eq!(up.next().await.body, "r1");
+}
