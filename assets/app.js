@@ -113,10 +113,17 @@
     b.title = 'signature: ' + v;
     return b;
   }
+  // Bidirectional controls shown, not obeyed, as the server-rendered rows
+  // do (src/text.rs).
+  function visible(s) {
+    return String(s).replace(/[\u061c\u202a-\u202e\u2066-\u2069]/g, function (c) {
+      return '\u27e8U+' + ('0000' + c.charCodeAt(0).toString(16).toUpperCase()).slice(-4) + '\u27e9';
+    });
+  }
   function target(ev) {
     var t = ev.path ? String(ev.path) : '/';
     if (ev.query !== null && ev.query !== undefined) t += '?' + String(ev.query);
-    return t;
+    return visible(t);
   }
   function buildRow(ev) {
     var tr = el('tr', 'fresh');
@@ -142,7 +149,7 @@
       req.appendChild(dup);
     }
     tr.appendChild(req);
-    tr.appendChild(el('td', 'topic', ev.topic || ''));
+    tr.appendChild(el('td', 'topic', visible(ev.topic || '')));
     var st = el('td', 'state');
     st.appendChild(stateBadge(ev));
     tr.appendChild(st);

@@ -501,7 +501,13 @@ impl Relay {
         let ours = headers.get_all(http::header::VIA).iter().any(|v| {
             v.as_bytes()
                 .split(|b| *b == b',')
-                .any(|hop| hop.trim_ascii().ends_with(self.via_name.as_bytes()))
+                // `protocol received-by [comment]`: the name exactly.
+                .any(|hop| {
+                    hop.split(u8::is_ascii_whitespace)
+                        .filter(|t| !t.is_empty())
+                        .nth(1)
+                        .is_some_and(|by| by.eq_ignore_ascii_case(self.via_name.as_bytes()))
+                })
         });
         match ours {
             true => Err(Error::Loop(format!(
@@ -938,10 +944,20 @@ impl Relay {
             "consecutive_failures": ep.consecutive_failures,
             // Chat incoming webhooks (Slack, Mattermost, Rocket.Chat) post
             // `text` and refuse a body without it.
+            // Nothing a sender chose (the reason names the URL tried, path
+            // and query included) and no target path (it may hold a
+            // secret): chats render links and @-mentions.
             "text": format!(
-                "hookrelay: endpoint \"{}\" is disabled: {}. Its events are held until it is resumed and released.",
+                "hookrelay: endpoint \"{}\" is disabled{}. Its events are held until it is resumed and released.",
                 ep.slug.as_str(),
-                ep.disabled_reason.as_deref().unwrap_or("disabled by hand"),
+                match (ep.consecutive_failures, ep.target.as_deref().and_then(|t| t.parse::<Uri>().ok())) {
+                    (0, _) => " by hand".to_string(),
+                    (n, t) => format!(
+                        " after {n} failed {} in a row to {}",
+                        if n == 1 { "delivery" } else { "deliveries" },
+                        t.as_ref().and_then(|t| t.host()).unwrap_or("its target")
+                    ),
+                },
             ),
         });
         let body = Bytes::from(body.to_string());
@@ -950,12 +966,15 @@ impl Relay {
         let host = uri.host().unwrap_or_default().to_string();
         let slug = ep.slug.to_string();
         let closing = self.closing.clone();
+        let via = self.via_name.clone();
         tokio::spawn(async move {
             for (n, pause) in NOTIFY_RETRY.iter().enumerate() {
+                let mut headers = vec![("content-type".into(), b"application/json".to_vec())];
+                add_via(&mut headers, &via);
                 let out = Outbound {
                     method: Method::POST,
                     url: uri.clone(),
-                    headers: vec![("content-type".into(), b"application/json".to_vec())],
+                    headers,
                     body: body.clone(),
                     timeout: Duration::from_secs(10),
                     max_answer: deliver::MAX_RESPONSE_BODY,

@@ -2327,6 +2327,21 @@ async fn bidi_controls_in_a_payload_are_shown_not_obeyed() {
         .post_in("bd", &[], "report \u{2067}gnp.exe")
         .await
         .event_id();
+    // Raw bytes: the query and a topic header carry one too.
+    let req = "POST /in/bd/p?q=\u{202e}v HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\u{202e}evil\r\nX-GitHub-Delivery: d\u{202e}1\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx";
+    let out =
+        crate::support::raw(s.ingest, req.as_bytes(), std::time::Duration::from_secs(5)).await;
+    let out = String::from_utf8_lossy(&out).into_owned();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    let raw_id = event_id_of(&out);
+    let list = get_page(&s, "/events?endpoint=bd", &[]).await;
+    assert!(list.html.contains("push⟨U+202E⟩evil"), "{}", list.html);
+    assert!(list.html.contains("/p?q=⟨U+202E⟩v"), "{}", list.html);
+    assert!(!list.html.contains('\u{202e}'), "a raw control in the list");
+    let page = get_page(&s, &format!("/events/{raw_id}"), &[]).await;
+    assert!(page.html.contains(">push⟨U+202E⟩evil</a>"), "{}", page.html);
+    assert!(page.html.contains("d⟨U+202E⟩1"), "the provider id");
+    assert!(!page.html.contains('\u{202e}'), "a raw control on the page");
     for (id, shown) in [
         (json_id, "invoice⟨U+202E⟩fdp.exe"),
         (text_id, "report ⟨U+2067⟩gnp.exe"),

@@ -64,4 +64,12 @@ async fn via_names_each_hop() {
         "{via:?}"
     );
     assert_eq!(hops.len(), 3);
+    // Only this process's name, as a hop's received-by, is a loop.
+    let ours = hops[2].strip_prefix("1.1 ").unwrap();
+    let not_ours = format!("1.1 not{ours}");
+    let r = s.post_in("v", &[("via", not_ours.as_str())], "x").await;
+    assert_eq!(r.status, 200);
+    let commented = format!("1.1 {ours} (a comment)");
+    let r = s.post_in("v", &[("via", commented.as_str())], "x").await;
+    assert_eq!(r.status, 508);
 }

@@ -432,7 +432,9 @@ async fn the_disable_notification_is_retried_and_readable_in_chat() {
     assert_eq!(v["type"], "endpoint.disabled");
     let text = v["text"].as_str().unwrap();
     assert!(
-        text.starts_with("hookrelay: endpoint \"n\" is disabled: 1 consecutive"),
+        text.starts_with(
+            "hookrelay: endpoint \"n\" is disabled after 1 failed delivery in a row to 127.0.0.1."
+        ),
         "{text}"
     );
 }

@@ -190,13 +190,14 @@ pub async fn list(State(st): State<AdminState>, ctx: Ctx) -> Result<Response, Pa
 
 // ---- the form ----
 
-/// A textarea's text: browsers send its line breaks as CRLF whatever they
-/// were, so text that differs from `stored` only in line breaks is the
-/// stored text unchanged, and new text gets LF.
+/// A textarea's text: browsers send its line breaks (CRLF, LF or a lone
+/// CR) as CRLF, so text that differs from `stored` only in line breaks is
+/// the stored text unchanged, and new text gets LF.
 fn form_text(sent: &str, stored: Option<&str>) -> String {
-    let sent = sent.replace("\r\n", "\n");
+    let lf = |s: &str| s.replace("\r\n", "\n").replace('\r', "\n");
+    let sent = lf(sent);
     match stored {
-        Some(s) if s.replace("\r\n", "\n") == sent => s.to_string(),
+        Some(s) if lf(s) == sent => s.to_string(),
         _ => sent,
     }
 }
@@ -959,5 +960,10 @@ mod tests {
         assert_eq!(form_text("a\r\nb", Some("a\r\nb")), "a\r\nb");
         assert_eq!(form_text("a\r\nc", Some("a\nb")), "a\nc");
         assert_eq!(form_text("a\r\nb", None), "a\nb");
+        let stored = "\n\nline1\r\nline2\rlone\n";
+        assert_eq!(
+            form_text("\r\n\r\nline1\r\nline2\r\nlone\r\n", Some(stored)),
+            stored
+        );
     }
 }

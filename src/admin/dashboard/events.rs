@@ -59,7 +59,7 @@ impl EventRow {
             endpoint: e.endpoint.clone(),
             method: e.method.clone(),
             target: path_and_query(e),
-            topic: e.topic.clone().unwrap_or_default(),
+            topic: crate::text::visible(e.topic.as_deref().unwrap_or_default()).into_owned(),
             state: e.state.as_str(),
             last_status: e.last_status.map(|s| s.to_string()).unwrap_or_default(),
             mirror_status: e.mirror_status.map(|s| s.to_string()),
@@ -76,17 +76,24 @@ impl EventRow {
     }
 }
 
-fn path_and_query(e: &Event) -> String {
-    let mut t = if e.path.is_empty() {
-        "/".to_string()
-    } else {
-        e.path.clone()
-    };
+/// The path suffix and query as received, for display.
+fn suffix_shown(e: &Event) -> String {
+    let mut t = e.path.clone();
     if let Some(q) = &e.query {
         t.push('?');
         t.push_str(q);
     }
     crate::text::visible(&t).into_owned()
+}
+
+/// [`suffix_shown`] starting with `/`.
+fn path_and_query(e: &Event) -> String {
+    let t = suffix_shown(e);
+    if e.path.is_empty() {
+        format!("/{t}")
+    } else {
+        t
+    }
 }
 
 /// Filter values as typed, for the form and for links that keep them.
@@ -316,7 +323,7 @@ impl AttemptView {
             at: rfc3339_ms(a.at),
             ago: ago(a.at, now),
             trigger: json_name(serde_json::to_value(a.trigger).unwrap_or_default()),
-            url: a.url.clone(),
+            url: crate::text::visible(&a.url).into_owned(),
             status: a.status.map(|s| s.to_string()).unwrap_or_default(),
             success: a.success,
             latency_ms: a.latency_ms,
@@ -372,7 +379,9 @@ struct EventPage {
     /// the mirror gave no answer.
     mirror_status: Option<String>,
     mirror_differs: bool,
+    /// For the filter link; `topic_shown` for the text.
     topic: String,
+    topic_shown: String,
     external_id: String,
     duplicate_of: Option<String>,
     signature: Option<SignatureView>,
@@ -473,28 +482,11 @@ fn event_page(
             .as_ref()
             .and_then(|e| e.signature.as_ref())
             .map(|c| c.scheme.clone()),
-        ingest_url: ingest_url.map(|u| {
-            format!(
-                "{u}{}{}",
-                ev.path,
-                ev.query
-                    .as_deref()
-                    .map(|q| format!("?{q}"))
-                    .unwrap_or_default()
-            )
-        }),
+        ingest_url: ingest_url.map(|u| format!("{u}{}", suffix_shown(&ev))),
         received_at: rfc3339_ms(ev.received_at),
         ago: ago(ev.received_at, now),
         method: ev.method.clone(),
-        ingest_path: format!(
-            "/in/{}{}{}",
-            ev.endpoint,
-            ev.path,
-            ev.query
-                .as_deref()
-                .map(|q| format!("?{q}"))
-                .unwrap_or_default()
-        ),
+        ingest_path: format!("/in/{}{}", ev.endpoint, suffix_shown(&ev)),
         target: path_and_query(&ev),
         download_url: format!("/api/events/{}/body", ev.id),
         headers: header_text(&ev.headers),
@@ -506,7 +498,9 @@ fn event_page(
         mirror_status: ev.mirror_status.map(|s| s.to_string()),
         mirror_differs: ev.mirror_differs(),
         topic: ev.topic.clone().unwrap_or_default(),
-        external_id: ev.external_id.clone().unwrap_or_default(),
+        topic_shown: crate::text::visible(ev.topic.as_deref().unwrap_or_default()).into_owned(),
+        external_id: crate::text::visible(ev.external_id.as_deref().unwrap_or_default())
+            .into_owned(),
         duplicate_of: ev.duplicate_of.clone(),
         signature: ev.signature.as_ref().map(|s| SignatureView {
             scheme: s.scheme.clone(),
@@ -718,6 +712,11 @@ pub async fn bulk_replay(
         // added behind the user's back.
         for k in ["since", "until"] {
             let v = resolve_time(&q[k], now);
+            // Shown as a time, not as the epoch milliseconds it resolved to.
+            let v = match v.parse::<u64>() {
+                Ok(ms) => crate::time::rfc3339_ms(ms),
+                Err(_) => v,
+            };
             q.insert(k.to_string(), v);
         }
     }
