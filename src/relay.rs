@@ -608,6 +608,14 @@ impl Relay {
         let uri = join_url(url, &ev.path, ev.query.as_deref())?;
         let mut headers = forward_headers(ev);
         add_via(&mut headers, &self.via_name);
+        // The same id on every copy of the event (retries, replays, the
+        // mirror): what a receiver dedupes on, as at-least-once delivery
+        // (queue mode, a crash mid-attempt) may repeat one.
+        set_in_place(
+            &mut headers,
+            crate::ingest::EVENT_HEADER,
+            ev.id.clone().into_bytes(),
+        );
         let out = Outbound {
             method: Method::from_bytes(ev.method.as_bytes())
                 .map_err(|_| Error::Internal(format!("stored method {:?}", ev.method)))?,

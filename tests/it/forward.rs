@@ -295,12 +295,15 @@ async fn x_forwarded_headers_are_extended_in_place_and_replayed_alike() {
             .collect()
     };
     let ingest = s.ingest.to_string();
+    let id = r.event_id();
     let want: Vec<(String, String)> = [
         ("x-a", "1"),
         ("x-forwarded-for", "9.9.9.9, 127.0.0.1"),
         ("x-forwarded-proto", "http"),
         ("x-b", "2"),
         ("x-forwarded-host", ingest.as_str()),
+        // What the receiver dedupes on: the same on the replay.
+        ("x-hookrelay-event", id.as_str()),
     ]
     .iter()
     .map(|(n, v)| (n.to_string(), v.to_string()))
