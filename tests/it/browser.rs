@@ -263,6 +263,21 @@ async fn wait_css(c: &Client, css: &str) -> fantoccini::elements::Element {
     }
 }
 
+/// Opens the events list at `url` and asks "Replay all matching" to count.
+async fn count_matching(c: &Client, url: &str) {
+    c.goto(url).await.unwrap();
+    wait_css(c, "details.bulk summary")
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_css(c, "details.bulk button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_in_a_real_browser() {
     let hostile = payloads();
@@ -455,17 +470,7 @@ async fn dashboard_in_a_real_browser() {
         // Replay all matching: a dry run, then a paced job whose page the
         // script keeps up to date until it ends. Bins have no target, so
         // each replay fails at once; the rate makes the job last ~2 s.
-        c.goto(&s.admin_url("/events?endpoint=xss")).await.unwrap();
-        wait_css(c, "details.bulk summary")
-            .await
-            .click()
-            .await
-            .unwrap();
-        wait_css(c, "details.bulk button[type=submit]")
-            .await
-            .click()
-            .await
-            .unwrap();
+        count_matching(c, &s.admin_url("/events?endpoint=xss")).await;
         let count = wait_css(c, "#dry-run-count").await;
         assert!(
             count
@@ -523,17 +528,7 @@ async fn dashboard_in_a_real_browser() {
 
         // A slow job (one every 10 s) is cancelled from its page: the
         // button shows while it runs, and a click ends it.
-        c.goto(&s.admin_url("/events?endpoint=xss")).await.unwrap();
-        wait_css(c, "details.bulk summary")
-            .await
-            .click()
-            .await
-            .unwrap();
-        wait_css(c, "details.bulk button[type=submit]")
-            .await
-            .click()
-            .await
-            .unwrap();
+        count_matching(c, &s.admin_url("/events?endpoint=xss")).await;
         wait_css(c, "#bulk-rate")
             .await
             .send_keys("0.1")
