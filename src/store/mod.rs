@@ -1043,6 +1043,20 @@ impl Store {
 
     /// Ids of an endpoint's events in `state`, oldest first (arrival order).
     pub fn ids_in_state(&self, slug: &str, state: EventState, limit: usize) -> Result<Vec<String>> {
+        Ok(self
+            .oldest_in_state(slug, state, limit)?
+            .into_iter()
+            .filter_map(|id| keys::id_string(&id))
+            .collect())
+    }
+
+    /// The oldest `limit` event keys of `slug` in `state`, in order.
+    fn oldest_in_state(
+        &self,
+        slug: &str,
+        state: EventState,
+        limit: usize,
+    ) -> Result<Vec<[u8; 16]>> {
         let prefix = keys::ep_state_prefix(slug, state.tag());
         let cf = self.cf(keys::BY_EP_STATE);
         let mut out = Vec::new();
@@ -1054,7 +1068,7 @@ impl Store {
             if !k.starts_with(&prefix) || out.len() >= limit {
                 break;
             }
-            if let Some(id) = keys::tail_id(&k).and_then(|i| keys::id_string(&i)) {
+            if let Some(id) = keys::tail_id(&k) {
                 out.push(id);
             }
         }
@@ -1388,9 +1402,28 @@ impl Store {
         if let Some(keep) = per_endpoint {
             let cf = self.cf(keys::BY_ENDPOINT);
             for slug in self.endpoint_slugs_with_events()? {
-                let scan = RevScan::new(&self.db, cf, keys::slug_prefix(&slug), None, None);
-                for id in scan.skip(keep) {
-                    doomed.push(id?);
+                // Refused forgeries go first, oldest first: a flood of
+                // unsigned requests must not push out the events a user
+                // still needs (the failed ones to replay, say).
+                let over = usize::try_from(self.counts(&slug)?.received)
+                    .unwrap_or(0)
+                    .saturating_sub(keep);
+                let rejected: std::collections::HashSet<[u8; 16]> = self
+                    .oldest_in_state(&slug, EventState::Rejected, over)?
+                    .into_iter()
+                    .collect();
+                doomed.extend(rejected.iter().copied());
+                let mut kept = 0;
+                for id in RevScan::new(&self.db, cf, keys::slug_prefix(&slug), None, None) {
+                    let id = id?;
+                    if rejected.contains(&id) {
+                        continue;
+                    }
+                    if kept < keep {
+                        kept += 1;
+                    } else {
+                        doomed.push(id);
+                    }
                 }
             }
         }
@@ -1815,6 +1848,42 @@ mod tests {
             "state": "captured",
         }))
         .unwrap()
+    }
+
+    /// Count retention takes refused forgeries first: a flood of them must
+    /// not push out an endpoint's older real events.
+    #[test]
+    fn count_retention_deletes_rejected_events_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Durability::Buffered).unwrap();
+        let mut real = Vec::new();
+        for _ in 0..3 {
+            real.push(
+                store
+                    .insert_event(event(&Store::new_id()), b"r")
+                    .unwrap()
+                    .id,
+            );
+        }
+        let mut junk = Vec::new();
+        for _ in 0..4 {
+            let mut ev = event(&Store::new_id());
+            ev.state = EventState::Rejected;
+            junk.push(store.insert_event(ev, b"j").unwrap().id);
+        }
+        let deleted = store
+            .prune(crate::time::now_ms(), None, Some(4), &Default::default())
+            .unwrap();
+        assert_eq!(deleted, 3);
+        for id in &real {
+            assert!(store.get_event(id).unwrap().is_some(), "a real event went");
+        }
+        let left: Vec<bool> = junk
+            .iter()
+            .map(|id| store.get_event(id).unwrap().is_some())
+            .collect();
+        assert_eq!(left, [false, false, false, true], "the oldest forgeries go");
+        assert_eq!(store.counts("qb").unwrap().received, 4);
     }
 
     /// A body that crosses the `q` budget is never half-searched: the page
