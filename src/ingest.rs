@@ -66,7 +66,7 @@ async fn ingest(
     let Some(cell) = relay.endpoint(slug) else {
         return Err(Error::NotFound(format!("no endpoint {slug:?}")));
     };
-    if let Err(e) = relay.relayed_here(req.headers()) {
+    if let Err(e) = relay.relayed_here(req.headers(), Some(slug)) {
         tracing::warn!(
             endpoint = slug,
             "a request this hookrelay sent came back to it; refused"

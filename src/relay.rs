@@ -493,28 +493,45 @@ impl Relay {
         }
     }
 
-    /// Refuses a request this process sent itself: an endpoint whose
-    /// target leads back to hookrelay's ingest (one event would become
-    /// thousands) or admin listener (a sender could drive the API through
-    /// it, the Host check passing as the request comes from loopback).
-    pub fn relayed_here(&self, headers: &http::HeaderMap) -> Result<()> {
+    /// Refuses a request that went round a loop: one this process sent
+    /// for endpoint `slug` coming back to `slug`'s ingest (one event would
+    /// become thousands), or any it sent reaching the admin listener
+    /// (`slug` None: a sender could drive the API through an endpoint, the
+    /// Host check passing as the request comes from loopback). One
+    /// endpoint forwarding to another of the same process is no loop.
+    pub fn relayed_here(&self, headers: &http::HeaderMap, slug: Option<&str>) -> Result<()> {
         let ours = headers.get_all(http::header::VIA).iter().any(|v| {
-            v.as_bytes()
-                .split(|b| *b == b',')
-                // `protocol received-by [comment]`: the name exactly.
-                .any(|hop| {
-                    hop.split(u8::is_ascii_whitespace)
-                        .filter(|t| !t.is_empty())
-                        .nth(1)
-                        .is_some_and(|by| by.eq_ignore_ascii_case(self.via_name.as_bytes()))
-                })
+            v.as_bytes().split(|b| *b == b',').any(|hop| {
+                // `protocol received-by [comment]`: the name exactly, and
+                // the endpoint in the comment (a proxy may strip comments:
+                // then it counts as this endpoint's).
+                let hop = hop.trim_ascii();
+                let mut tokens = hop.split(u8::is_ascii_whitespace).filter(|t| !t.is_empty());
+                let by = tokens.nth(1);
+                if !by.is_some_and(|by| by.eq_ignore_ascii_case(self.via_name.as_bytes())) {
+                    return false;
+                }
+                let Some(slug) = slug else { return true };
+                let comment = hop
+                    .iter()
+                    .position(|b| *b == b'(')
+                    .map(|at| hop[at..].trim_ascii());
+                match comment {
+                    None => true,
+                    Some(c) => c == format!("({slug})").as_bytes(),
+                }
+            })
         });
-        match ours {
-            true => Err(Error::Loop(format!(
-                "this request was sent by this hookrelay ({}, in Via): an endpoint's target leads back to hookrelay itself",
+        match (ours, slug) {
+            (false, _) => Ok(()),
+            (true, Some(slug)) => Err(Error::Loop(format!(
+                "this request was sent by this hookrelay for endpoint {slug:?} ({}, in Via): its target leads back to itself",
                 self.via_name
             ))),
-            false => Ok(()),
+            (true, None) => Err(Error::Loop(format!(
+                "this request was sent by this hookrelay ({}, in Via): an endpoint's target leads to hookrelay's admin listener",
+                self.via_name
+            ))),
         }
     }
 
@@ -607,7 +624,7 @@ impl Relay {
         };
         let uri = join_url(url, &ev.path, ev.query.as_deref())?;
         let mut headers = forward_headers(ev);
-        add_via(&mut headers, &self.via_name);
+        add_via(&mut headers, &self.via_name, Some(&ev.endpoint));
         // The same id on every copy of the event (retries, replays, the
         // mirror): what a receiver dedupes on, as at-least-once delivery
         // (queue mode, a crash mid-attempt) may repeat one.
@@ -978,7 +995,7 @@ impl Relay {
         tokio::spawn(async move {
             for (n, pause) in NOTIFY_RETRY.iter().enumerate() {
                 let mut headers = vec![("content-type".into(), b"application/json".to_vec())];
-                add_via(&mut headers, &via);
+                add_via(&mut headers, &via, None);
                 let out = Outbound {
                     method: Method::POST,
                     url: uri.clone(),
@@ -1479,9 +1496,13 @@ pub fn forward_headers(ev: &Event) -> Headers {
     h
 }
 
-/// Names this hop in `Via` (RFC 9110 §7.6.3), after the hops before it.
-fn add_via(h: &mut Headers, name: &str) {
-    let hop = format!("1.1 {name}");
+/// Names this hop in `Via` (RFC 9110 §7.6.3), after the hops before it,
+/// with the endpoint it was sent for as the comment.
+fn add_via(h: &mut Headers, name: &str, slug: Option<&str>) {
+    let hop = match slug {
+        Some(slug) => format!("1.1 {name} ({slug})"),
+        None => format!("1.1 {name}"),
+    };
     match h
         .iter_mut()
         .rev()

@@ -62,7 +62,7 @@ async fn require_token(State(state): State<AdminState>, req: Request, next: Next
     if req.uri().path() == "/healthz" {
         return next.run(req).await;
     }
-    if let Err(e) = state.relay.relayed_here(req.headers()) {
+    if let Err(e) = state.relay.relayed_here(req.headers(), None) {
         tracing::warn!(
             path = req.uri().path(),
             "a request this hookrelay sent reached its admin listener; refused"

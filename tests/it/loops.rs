@@ -1,7 +1,8 @@
 //! Targets that lead back to hookrelay itself: every request it sends
-//! names it in `Via`, and a request carrying that name is refused at both
-//! listeners, so one event cannot multiply and a sender cannot reach the
-//! admin API through an endpoint.
+//! names it and the endpoint in `Via`; a request that comes back to the
+//! endpoint it was sent for, or reaches the admin listener, is refused, so
+//! one event cannot multiply and a sender cannot reach the admin API
+//! through an endpoint. One endpoint forwarding to another is no loop.
 
 use serde_json::json;
 
@@ -43,8 +44,9 @@ async fn a_target_that_is_the_admin_listener_reaches_no_api() {
     assert_eq!(st, 404, "created through the ingest listener");
 }
 
-/// Another proxy's hops are kept and this one is added after them; a
-/// second hookrelay in the chain is not a loop.
+/// Another proxy's hops are kept and this one is added after them, with
+/// the endpoint as its comment; another hookrelay in the chain, or this one
+/// for another endpoint, is no loop.
 #[tokio::test]
 async fn via_names_each_hop() {
     let mut up = Receiver::start(vec![Reply::status(200)]).await;
@@ -59,17 +61,46 @@ async fn via_names_each_hop() {
     assert_eq!(via.len(), 1, "{via:?}");
     let hops: Vec<&str> = via[0].split(", ").collect();
     assert_eq!(hops[..2], ["1.1 edge", "1.1 hookrelay-00000000"]);
-    assert!(
-        hops[2].starts_with("1.1 hookrelay-") && hops[2] != "1.1 hookrelay-00000000",
-        "{via:?}"
-    );
     assert_eq!(hops.len(), 3);
-    // Only this process's name, as a hop's received-by, is a loop.
-    let ours = hops[2].strip_prefix("1.1 ").unwrap();
-    let not_ours = format!("1.1 not{ours}");
-    let r = s.post_in("v", &[("via", not_ours.as_str())], "x").await;
-    assert_eq!(r.status, 200);
-    let commented = format!("1.1 {ours} (a comment)");
-    let r = s.post_in("v", &[("via", commented.as_str())], "x").await;
-    assert_eq!(r.status, 508);
+    let ours = hops[2]
+        .strip_prefix("1.1 ")
+        .and_then(|h| h.strip_suffix(" (v)"))
+        .unwrap_or_else(|| panic!("{via:?}"));
+    assert!(ours.starts_with("hookrelay-") && ours != "hookrelay-00000000");
+    for (via, want) in [
+        // Only this process's name, as a hop's received-by, counts.
+        (format!("1.1 not{ours} (v)"), 200),
+        (format!("1.1 {ours} (v)"), 508),
+        // Sent for another endpoint: no loop.
+        (format!("1.1 {ours} (other)"), 200),
+        // A proxy that strips comments: counted as this endpoint's.
+        (format!("1.1 {ours}"), 508),
+    ] {
+        let r = s.post_in("v", &[("via", via.as_str())], "x").await;
+        assert_eq!(r.status, want, "{via}");
+    }
+}
+
+/// One endpoint of a process forwarding to another of the same process
+/// works (the README's tour does it); a cycle through both is cut where it
+/// comes back.
+#[tokio::test]
+async fn an_endpoint_may_forward_to_another_of_the_same_process() {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "second", "response": { "status": 418 } }))
+        .await;
+    s.create_endpoint(json!({ "slug": "first", "target": s.ingest_url("/in/second") }))
+        .await;
+    assert_eq!(s.post_in("first", &[], "x").await.status, 418);
+    let (st, _) = s
+        .api(
+            "PATCH",
+            "/api/endpoints/second",
+            Some(json!({ "target": s.ingest_url("/in/first") })),
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(s.post_in("first", &[], "y").await.status, 508);
+    let first = s.get("/api/events?endpoint=first").await;
+    assert_eq!(first["events"].as_array().unwrap().len(), 2, "{first}");
 }
