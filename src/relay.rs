@@ -32,6 +32,11 @@ pub struct EndpointCell {
     deleted: std::sync::atomic::AtomicBool,
     /// A release is running: a second one would send everything twice.
     releasing: std::sync::atomic::AtomicBool,
+    /// Replays of bulk jobs to this endpoint's target under way: a release
+    /// starts only once they are done, and none starts during a release,
+    /// so the two never send the same held event (see [`JobSend`]).
+    job_sends: AtomicUsize,
+    job_sent: tokio::sync::Notify,
     /// Held while an ingest that found the endpoint paused or disabled
     /// stores its event; a release takes it once before listing held
     /// events, so an event that was held just as the endpoint resumed is
@@ -50,6 +55,8 @@ impl EndpointCell {
             served: AtomicUsize::new(0),
             deleted: Default::default(),
             releasing: Default::default(),
+            job_sends: AtomicUsize::new(0),
+            job_sent: Default::default(),
             hold_gate: Default::default(),
             arrival: Mutex::new(()),
         })
@@ -99,6 +106,33 @@ impl Drop for ReleaseRun<'_> {
         self.cell.releasing.store(false, Ordering::SeqCst);
         self.queue.poke();
         self.changed.notify_waiters();
+    }
+}
+
+/// A bulk job's replay to an endpoint's own target under way; refused
+/// while a release of it runs. See `EndpointCell::job_sends`.
+pub struct JobSend {
+    cell: Arc<EndpointCell>,
+}
+
+impl JobSend {
+    /// None while a release of the endpoint runs (the job waits for it).
+    pub fn start(cell: &Arc<EndpointCell>) -> Option<JobSend> {
+        cell.job_sends.fetch_add(1, Ordering::SeqCst);
+        let send = JobSend {
+            cell: Arc::clone(cell),
+        };
+        // Counted before looking: a release that sets its flag after this
+        // look waits for the count to drop.
+        (!cell.releasing()).then_some(send)
+    }
+}
+
+impl Drop for JobSend {
+    fn drop(&mut self) {
+        if self.cell.job_sends.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.cell.job_sent.notify_waiters();
+        }
     }
 }
 
@@ -491,6 +525,19 @@ impl Relay {
                 serde_json::json!({ "ok": false, "error": format!("store: {why}") }).to_string(),
             ),
         }
+    }
+
+    /// Whether `url` (a target base, as replays take it) accepted `ev` in
+    /// an attempt recorded after `since` (ms).
+    pub fn accepted_since(&self, ev: &Event, url: &str, since: u64) -> Result<bool> {
+        let sent_to = join_url(url, &ev.path, ev.query.as_deref())?.to_string();
+        Ok(self
+            .store
+            .attempts(&ev.id)?
+            .iter()
+            // Strictly after: one in the millisecond the job was made may
+            // be the delivery the job was made to repeat.
+            .any(|a| a.to_target && a.success && a.at > since && a.url == sent_to))
     }
 
     /// Refuses a request that went round a loop: one this process sent
@@ -1055,6 +1102,22 @@ impl Relay {
         target: Option<String>,
         resign: bool,
     ) -> Result<(Event, Attempt, Option<String>)> {
+        self.replay_unless(id, target, resign, None)
+            .await?
+            .ok_or_else(|| Error::Internal("a replay with no condition was skipped".into()))
+    }
+
+    /// [`Relay::replay_with`] for a bulk job made at `made_at`: None, and
+    /// nothing sent, when the URL it would go to accepted the event after
+    /// that — looked at once any queue attempt of it has ended, so the
+    /// job never repeats a delivery made meanwhile.
+    pub async fn replay_unless(
+        self: &Arc<Self>,
+        id: &str,
+        target: Option<String>,
+        resign: bool,
+        made_at: Option<u64>,
+    ) -> Result<Option<(Event, Attempt, Option<String>)>> {
         let owned = id.to_string();
         let (ev, body) = self
             .store
@@ -1130,6 +1193,12 @@ impl Relay {
             } else {
                 None
             };
+            if let Some(since) = made_at
+                && relay.accepted_since(&ev, &url, since)?
+            {
+                // The claim goes back untouched when dropped.
+                return Ok(None);
+            }
             // Signed only now, after any wait for the queue's attempt, so
             // the fresh timestamp is fresh when it is sent.
             let mut outgoing = ev.clone();
@@ -1159,7 +1228,7 @@ impl Relay {
             if let Some(c) = claim {
                 c.finish(moved.remove.is_some());
             }
-            Ok::<_, Error>((ev, attempt, note))
+            Ok::<_, Error>(Some((ev, attempt, note)))
         };
         self.deliveries.spawn(attempt).await?
     }
@@ -1331,6 +1400,15 @@ impl Relay {
         // Every ingest that decided "held" before the resume has stored its
         // event once this passes; later ones see the endpoint active.
         drop(cell.hold_gate.write().await);
+        // Job replays under way end first (new ones wait for the release):
+        // an event one of them delivers is then no longer held.
+        loop {
+            let sent = cell.job_sent.notified();
+            if cell.job_sends.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            sent.await;
+        }
         let owned = slug.to_string();
         let ids = self
             .store

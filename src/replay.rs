@@ -65,6 +65,10 @@ pub struct Job {
     /// or disabled (and the job sends to that endpoint's target).
     #[serde(default)]
     pub waiting: Option<String>,
+    /// Of `succeeded`: events the URL had accepted after the job was made
+    /// (a release, the queue, a replay by hand), not sent again.
+    #[serde(default)]
+    pub already_delivered: usize,
 }
 
 impl Job {
@@ -281,6 +285,7 @@ pub async fn start(
         finished_at: None,
         last_error: None,
         waiting: None,
+        already_delivered: 0,
     };
     let (job, ids) = relay
         .store
@@ -461,10 +466,19 @@ async fn run(relay: &Arc<Relay>, running: &Arc<Running>, ids: &[String]) {
         }
         // Looked at right before the send (not before the rate's pause,
         // which may last minutes).
-        let delivered = loop {
+        let _sending = loop {
             // Taken before the look, so a change right after it is not missed.
             let changed = relay.endpoint_changed.notified();
-            let look = look(relay, id, target.as_deref(), created_at).await;
+            let look = match look(relay, id, target.as_deref()).await {
+                // Counted as under way before a release can start, or told
+                // that one has: see `relay::JobSend`.
+                Look::Send(Some(cell)) => match crate::relay::JobSend::start(&cell) {
+                    Some(send) => Look::Sending(Some(send)),
+                    None => Look::Wait(RELEASING.to_string()),
+                },
+                Look::Send(None) => Look::Sending(None),
+                other => other,
+            };
             let why = match &look {
                 Look::Wait(why) => Some(why.clone()),
                 _ => None,
@@ -479,10 +493,8 @@ async fn run(relay: &Arc<Relay>, running: &Arc<Running>, ids: &[String]) {
             if let Some(job) = snapshot {
                 persist(relay, &job).await;
             }
-            match look {
-                Look::Send => break false,
-                Look::Delivered => break true,
-                Look::Wait(_) => {}
+            if let Look::Sending(send) = look {
+                break send;
             }
             tokio::select! {
                 _ = changed => {}
@@ -490,22 +502,20 @@ async fn run(relay: &Arc<Relay>, running: &Arc<Running>, ids: &[String]) {
                 _ = relay.jobs.stop.cancelled() => break 'events,
             }
         };
-        let (ok, error) = match delivered {
-            true => (true, None),
-            false => replay_one(relay, id, target.clone(), resign).await,
-        };
-        // Sent without a fresh signature although asked for one (a
-        // forgery, a body-only scheme): said where the job is read.
+        let (outcome, error) = replay_one(relay, id, target.clone(), resign, created_at).await;
         let snapshot = {
             let mut job = running.job.lock().unwrap_or_else(|p| p.into_inner());
             job.sent = k + 1;
             if error.is_some() {
                 job.last_error = error;
             }
-            if ok {
-                job.succeeded += 1;
-            } else {
-                job.failed += 1;
+            match outcome {
+                Outcome::Succeeded => job.succeeded += 1,
+                Outcome::Failed => job.failed += 1,
+                Outcome::AlreadyDelivered => {
+                    job.succeeded += 1;
+                    job.already_delivered += 1;
+                }
             }
             job.clone()
         };
@@ -529,53 +539,70 @@ async fn run(relay: &Arc<Relay>, running: &Arc<Running>, ids: &[String]) {
     tracing::info!(job = %snapshot.id, status = ?snapshot.status, sent = snapshot.sent, "replay job ended");
 }
 
-/// One replay of a job: whether it succeeded, and what to say about it.
+/// How one event of a job went.
+enum Outcome {
+    Succeeded,
+    Failed,
+    /// The URL it would go to accepted it after the job was made (a
+    /// release, the queue, a replay by hand, this job before a restart):
+    /// counted as succeeded, not sent a second time.
+    AlreadyDelivered,
+}
+
+/// One replay of a job, and what to say about it.
 async fn replay_one(
     relay: &Arc<Relay>,
     id: &str,
     target: Option<String>,
     resign: bool,
-) -> (bool, Option<String>) {
-    match relay.replay_with(id, target, resign).await {
+    made_at: u64,
+) -> (Outcome, Option<String>) {
+    let ok = |success| match success {
+        true => Outcome::Succeeded,
+        false => Outcome::Failed,
+    };
+    match relay.replay_unless(id, target, resign, Some(made_at)).await {
+        Ok(None) => (Outcome::AlreadyDelivered, None),
         // Sent without a fresh signature although asked for one (a
         // forgery, a body-only scheme): said where the job is read.
-        Ok((_, attempt, Some(note))) if resign && !note.starts_with("re-signed") => {
-            (attempt.success, Some(format!("{id}: {note}")))
+        Ok(Some((_, attempt, Some(note)))) if resign && !note.starts_with("re-signed") => {
+            (ok(attempt.success), Some(format!("{id}: {note}")))
         }
-        Ok((_, attempt, _)) => (attempt.success, None),
+        Ok(Some((_, attempt, _))) => (ok(attempt.success), None),
         Err(e) => {
             tracing::debug!(event = %id, error = %e, "replay in job failed");
-            (false, Some(format!("{id}: {}", e.public_message())))
+            (Outcome::Failed, Some(format!("{id}: {}", e.public_message())))
         }
     }
 }
 
+const RELEASING: &str = "a release of the endpoint is running; the job goes on after it";
+
 /// What a job does with its next event.
 enum Look {
-    Send,
+    /// To the endpoint's own target (its cell), or elsewhere (None).
+    Send(Option<Arc<crate::relay::EndpointCell>>),
+    /// Counted as a job send under way (see `relay::JobSend`).
+    Sending(Option<crate::relay::JobSend>),
     /// The job sends to the endpoint's own target and it is paused or
     /// disabled, or a release of it is running: why.
     Wait(String),
-    /// The endpoint's target accepted it after the job was created (a
-    /// release, the queue, a replay by hand, this job before a restart):
-    /// counted as succeeded, not sent a second time.
-    Delivered,
 }
 
 /// See [`Look`]. An event or endpoint gone is the replay's to report.
-async fn look(relay: &Arc<Relay>, id: &str, target: Option<&str>, created_at: u64) -> Look {
+async fn look(relay: &Arc<Relay>, id: &str, target: Option<&str>) -> Look {
     let owned = id.to_string();
     let Ok(Some(ev)) = relay.store.run(move |s| s.get_event(&owned)).await else {
-        return Look::Send;
+        return Look::Send(None);
     };
     let Some(cell) = relay.endpoint(&ev.endpoint) else {
-        return Look::Send;
+        return Look::Send(None);
     };
     {
         let ep = cell.lock();
         let own = ep.target.is_some() && (target.is_none() || ep.target.as_deref() == target);
         if !own {
-            return Look::Send;
+            return Look::Send(None);
         }
         if ep.status != Status::Active {
             return Look::Wait(format!(
@@ -585,24 +612,10 @@ async fn look(relay: &Arc<Relay>, id: &str, target: Option<&str>, created_at: u6
             ));
         }
         if cell.releasing() {
-            return Look::Wait(format!(
-                "a release of endpoint {:?} is running; the job goes on after it",
-                ep.slug.as_str()
-            ));
+            return Look::Wait(RELEASING.to_string());
         }
     }
-    let owned = id.to_string();
-    let attempts = relay.store.run(move |s| s.attempts(&owned)).await;
-    let accepted = attempts
-        .unwrap_or_default()
-        .iter()
-        // Strictly after: one in the millisecond the job was made may be
-        // the delivery the job was made to repeat.
-        .any(|a| a.to_target && a.success && a.at > created_at);
-    match accepted {
-        true => Look::Delivered,
-        false => Look::Send,
-    }
+    Look::Send(Some(cell))
 }
 
 async fn persist(relay: &Arc<Relay>, job: &Job) {

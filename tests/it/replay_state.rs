@@ -320,3 +320,48 @@ async fn a_pause_during_a_jobs_rate_wait_holds_its_next_event() {
     assert_eq!(done["succeeded"], 2, "{done}");
     assert_eq!(up.next().await.body, "r1");
 }
+
+/// A release started while a job's replay is in flight waits for it, and
+/// the job then passes over what the release delivered: each held event
+/// reaches the receiver once.
+#[tokio::test]
+async fn a_release_during_a_jobs_replay_sends_nothing_twice() {
+    let mut up = Receiver::start(vec![
+        Reply::status(200).delay(std::time::Duration::from_millis(400)),
+    ])
+    .await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "jr", "target": up.url("/") }))
+        .await;
+    set_status(&s, "jr", "paused").await;
+    for i in 0..3 {
+        assert_eq!(s.post_in("jr", &[], format!("j{i}")).await.status, 202);
+    }
+    set_status(&s, "jr", "active").await;
+    let (st, job) = s
+        .api(
+            "POST",
+            "/api/replay",
+            Some(json!({ "endpoint": "jr", "state": "held" })),
+        )
+        .await;
+    assert_eq!(st, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    // The job's first replay is at the receiver, which takes its time.
+    assert_eq!(up.next().await.body, "j0");
+    let (st, report) = s.api("POST", "/api/endpoints/jr/release", None).await;
+    assert_eq!(st, 200, "{report}");
+    assert_eq!(
+        report["released"], 2,
+        "the job delivered j0 first: {report}"
+    );
+    let done = job_until(&s, &id, "finished", |j| j["status"] == "done").await;
+    assert_eq!(done["succeeded"], 3, "{done}");
+    assert_eq!(done["already_delivered"], 2, "{done}");
+    let rest: Vec<_> = [up.next().await, up.next().await]
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    assert_eq!(rest, ["j1", "j2"]);
+    assert!(up.drain().is_empty(), "sent twice");
+}
