@@ -489,7 +489,7 @@ impl Relay {
         }
         if ep.status == Status::Disabled && before != Status::Disabled {
             tracing::warn!(endpoint = %ep.slug, "endpoint disabled by hand");
-            self.notify_disabled(&ep);
+            self.notify_disabled(&ep, true);
         }
         Ok(ep)
     }
@@ -995,12 +995,12 @@ impl Relay {
             reason = ep.disabled_reason.as_deref().unwrap_or(""),
             "endpoint disabled by the failure policy"
         );
-        self.notify_disabled(&ep);
+        self.notify_disabled(&ep, false);
     }
 
     /// POSTs `endpoint.disabled` to the endpoint's `notify_url`, if any, in
     /// the background: by the policy or by hand, the owner wants to know.
-    fn notify_disabled(&self, ep: &Endpoint) {
+    fn notify_disabled(&self, ep: &Endpoint, by_hand: bool) {
         let Some(url) = ep.notify_url.clone() else {
             return;
         };
@@ -1022,9 +1022,9 @@ impl Relay {
             "text": format!(
                 "hookrelay: endpoint \"{}\" is disabled{}. Its events are held until it is resumed and released.",
                 ep.slug.as_str(),
-                match (ep.consecutive_failures, ep.target.as_deref().and_then(|t| t.parse::<Uri>().ok())) {
-                    (0, _) => " by hand".to_string(),
-                    (n, t) => format!(
+                match (by_hand, ep.consecutive_failures, ep.target.as_deref().and_then(|t| t.parse::<Uri>().ok())) {
+                    (true, _, _) => " by hand".to_string(),
+                    (false, n, t) => format!(
                         " after {n} failed {} in a row to {}",
                         if n == 1 { "delivery" } else { "deliveries" },
                         t.as_ref().and_then(|t| t.host()).unwrap_or("its target")

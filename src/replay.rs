@@ -571,7 +571,10 @@ async fn replay_one(
         Ok(Some((_, attempt, _))) => (ok(attempt.success), None),
         Err(e) => {
             tracing::debug!(event = %id, error = %e, "replay in job failed");
-            (Outcome::Failed, Some(format!("{id}: {}", e.public_message())))
+            (
+                Outcome::Failed,
+                Some(format!("{id}: {}", e.public_message())),
+            )
         }
     }
 }

@@ -49,10 +49,16 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    pub async fn bind(config: &Config) -> std::io::Result<Listeners> {
+    /// Binds both; the error names the listener and its flag.
+    pub async fn bind(config: &Config) -> Result<Listeners, String> {
+        let bind = |addr, what: &'static str| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot bind the {what} listener to {addr}: {e}"))
+        };
         Ok(Listeners {
-            ingest: TcpListener::bind(config.listen).await?,
-            admin: TcpListener::bind(config.admin).await?,
+            ingest: bind(config.listen, "ingest (--listen)").await?,
+            admin: bind(config.admin, "admin (--admin)").await?,
         })
     }
 }

@@ -397,9 +397,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
         Command::Serve(args) => {
             let config = Config::resolve(args)?;
-            let listeners = Listeners::bind(&config)
-                .await
-                .map_err(|e| format!("cannot bind {} / {}: {e}", config.listen, config.admin))?;
+            let listeners = Listeners::bind(&config).await?;
             let shutdown = async {
                 shutdown_signal().await;
                 // A second signal is an operator who will not wait for the
@@ -681,7 +679,7 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
                     print_endpoint(&both["endpoint"]);
                     say!("{}", release_line(&both["release"]));
                 }
-                return Ok(ExitCode::SUCCESS);
+                return Ok(release_exit(&both["release"]));
             }
             let v = r
                 .send("PATCH", &path, Some(json!({ "status": "active" })))
@@ -697,7 +695,7 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
             } else {
                 say!("{}", release_line(&v));
             }
-            return Ok(ExitCode::SUCCESS);
+            return Ok(release_exit(&v));
         }
         EndpointCmd::Ping { slug, remote } => {
             let r = Remote::new(&remote)?;
@@ -909,6 +907,30 @@ fn print_event(e: &Value) {
         e["remote_addr"].as_str().unwrap_or(""),
         e["received_at"].as_str().unwrap_or(""),
     );
+    let sig = &e["signature"];
+    if let Some(verdict) = sig["verdict"].as_str() {
+        say!(
+            "signature: {verdict}{}{}",
+            sig["scheme"]
+                .as_str()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default(),
+            sig["detail"]
+                .as_str()
+                .filter(|d| !d.is_empty())
+                .map(|d| format!(" — {d}"))
+                .unwrap_or_default()
+        );
+    }
+    for (label, key) in [
+        ("topic", "topic"),
+        ("provider id", "external_id"),
+        ("duplicate of", "duplicate_of"),
+    ] {
+        if let Some(v) = e[key].as_str() {
+            say!("{label}: {v}");
+        }
+    }
     for h in e["headers"].as_array().into_iter().flatten() {
         say!(
             "  {}: {}",
@@ -967,22 +989,38 @@ async fn shutdown_signal() {
 
 /// What a release did, from the API's report, in one line.
 fn release_line(r: &Value) -> String {
-    let mut line = if r["queued"].as_u64().unwrap_or(0) > 0 {
+    let n = |k: &str| r[k].as_u64().unwrap_or(0);
+    let events = |n: u64| if n == 1 { "event" } else { "events" };
+    let mut line = if n("queued") > 0 {
         format!(
-            "released {} held events back into the queue (delivered in the background)",
-            r["released"]
+            "released {} held {} back into the queue (delivered in the background)",
+            n("released"),
+            events(n("released"))
         )
     } else {
         format!(
-            "released {} held events: {} delivered, {} failed",
-            r["released"], r["delivered"], r["failed"]
+            "released {} held {}: {} delivered, {} failed",
+            n("released"),
+            events(n("released")),
+            n("delivered"),
+            n("failed")
         )
     };
-    if r["still_held"].as_u64().unwrap_or(0) > 0 {
+    if n("still_held") > 0 {
         line.push_str(&format!(
-            "; {} still held (the endpoint was disabled again)",
-            r["still_held"]
+            "; {} still held (the endpoint is no longer active)",
+            n("still_held")
         ));
     }
     line
+}
+
+/// A release with failed deliveries or events left held is not a success,
+/// as a failed replay or ping is not.
+fn release_exit(r: &Value) -> ExitCode {
+    let n = |k: &str| r[k].as_u64().unwrap_or(0);
+    match n("failed") + n("still_held") {
+        0 => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
+    }
 }

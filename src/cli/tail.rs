@@ -43,8 +43,17 @@ pub async fn run(args: &RemoteArgs, endpoint: Option<&str>) -> Result<ExitCode, 
                 continue;
             }
         };
+        let status = resp.status().as_u16();
+        // Mid-restart, a proxy in front may answer 502/503 for a moment:
+        // waited out like a refused connection. A refusal ends it.
+        if since.is_some() && (500..600).contains(&status) {
+            let pause = RECONNECT[retry.min(RECONNECT.len() - 1)];
+            retry += 1;
+            tokio::time::sleep(pause).await;
+            continue;
+        }
         if !resp.status().is_success() {
-            let hint = match resp.status().as_u16() {
+            let hint = match status {
                 401 => "; pass --token or set HOOKRELAY_ADMIN_TOKEN",
                 _ => "",
             };

@@ -1596,6 +1596,8 @@ impl Store {
 /// nobody waits for. Flushes once more when the store closes.
 fn wal_syncer(db: &Db, wal: &WalSync, sync: bool) {
     use std::sync::atomic::Ordering::{AcqRel, Acquire, SeqCst};
+    const ERROR_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+    let mut last_error_log: Option<std::time::Instant> = None;
     loop {
         {
             let mut pending = lock(&wal.pending);
@@ -1642,10 +1644,17 @@ fn wal_syncer(db: &Db, wal: &WalSync, sync: bool) {
                 Ok(()) => {
                     wal.flushed(target);
                     wal.flush_health.ok();
+                    last_error_log = None;
                 }
                 Err(e) => {
-                    // Waiters time out with 503; try again shortly.
-                    tracing::error!(error = %e, "WAL flush failed");
+                    // Waiters time out with 503; try again shortly. A broken
+                    // store stays broken until a restart: said once, then
+                    // every minute, not at every retry.
+                    let now = std::time::Instant::now();
+                    if last_error_log.is_none_or(|t| now.duration_since(t) >= ERROR_LOG_EVERY) {
+                        tracing::error!(error = %e, "WAL flush failed");
+                        last_error_log = Some(now);
+                    }
                     wal.flush_health
                         .fail(format!("writing the WAL failed: {e}"));
                     wal.dirty.store(true, SeqCst);

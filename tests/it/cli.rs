@@ -836,3 +836,40 @@ async fn tail_reconnects_when_the_stream_ends() {
     assert_eq!(server.next().await.uri, "/api/stream");
     child.kill().await.unwrap();
 }
+
+/// A release whose deliveries fail exits 1, as a failed replay does; and
+/// `show` prints what the dashboard shows beside the headers: the
+/// signature verdict, topic and provider id.
+#[tokio::test]
+async fn a_failed_release_exits_1_and_show_prints_the_verdict() {
+    let up = Receiver::start(vec![Reply::status(500)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({
+        "slug": "rel",
+        "target": up.url("/"),
+        "failure_threshold": 100,
+        "signature": { "scheme": "github", "secret": "s3cret" },
+    }))
+    .await;
+    let (code, _, err) = hookrelay(&s, &["endpoint", "pause", "rel"]).await;
+    assert_eq!(code, 0, "{err}");
+    let r = s
+        .post_in(
+            "rel",
+            &[("x-github-event", "push"), ("x-github-delivery", "d-1")],
+            "{}",
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    let (code, out, err) = hookrelay(&s, &["endpoint", "resume", "rel", "--release"]).await;
+    assert_eq!(code, 1, "a failed delivery: {out}{err}");
+    assert!(
+        out.contains("released 1 held event: 0 delivered, 1 failed"),
+        "{out}"
+    );
+    let (code, out, _) = hookrelay(&s, &["show", &r.event_id()]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("signature: missing (github)"), "{out}");
+    assert!(out.contains("topic: push"), "{out}");
+    assert!(out.contains("provider id: d-1"), "{out}");
+}
