@@ -151,12 +151,14 @@ pub fn mirror_differs(mirror: Option<u16>, target: Option<u16>, tried: bool) -> 
 }
 
 impl Event {
-    /// See [`mirror_differs`].
+    /// See [`mirror_differs`]. A bin's `last_status` is its own answer,
+    /// no target's.
     pub fn mirror_differs(&self) -> bool {
         mirror_differs(
             self.mirror_status,
             self.last_status,
-            self.tries > 0 || self.last_status.is_some() || self.target_tried,
+            self.state != EventState::Captured
+                && (self.tries > 0 || self.last_status.is_some() || self.target_tried),
         )
     }
 

@@ -215,6 +215,14 @@ async fn ingest(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
         return Ok(resp);
     }
+    // A bin's answer is chosen before the event is stored, and stored with
+    // it: its status is the event's answer, for the list and `status=`.
+    let bin_answer = (state == EventState::Captured && !answer_ping).then(|| {
+        let n = cell.served.fetch_add(1, Ordering::Relaxed);
+        let status = ep.response.status_for(n);
+        ev.last_status = Some(status);
+        status
+    });
     let stored_body = body.clone();
     let due = queued.then_some(now);
     // Written to the WAL first (before any byte goes upstream), then the
@@ -342,13 +350,13 @@ async fn ingest(
             Ok(with_event(json(StatusCode::OK, body.to_string()), &ev.id))
         }
         EventState::Captured => {
-            let n = cell.served.fetch_add(1, Ordering::Relaxed);
             let spec = &ep.response;
             if spec.delay_ms > 0 {
                 tokio::time::sleep(Duration::from_millis(spec.delay_ms)).await;
             }
             let mut resp = Response::new(Full::new(Bytes::from(spec.body.clone())));
-            *resp.status_mut() = StatusCode::from_u16(spec.status_for(n)).unwrap_or(StatusCode::OK);
+            *resp.status_mut() =
+                StatusCode::from_u16(bin_answer.unwrap_or(spec.status)).unwrap_or(StatusCode::OK);
             for (n, v) in &spec.headers {
                 if let (Ok(n), Ok(v)) = (
                     HeaderName::from_bytes(n.as_bytes()),

@@ -74,6 +74,7 @@ struct EventHead {
     tries: u32,
     #[serde(default)]
     target_tried: bool,
+    state: EventState,
 }
 
 #[derive(serde::Deserialize)]
@@ -96,7 +97,9 @@ impl EventHead {
             })
             && f.duplicate.is_none_or(|d| self.duplicate_of.is_some() == d)
             && f.mirror_diff.is_none_or(|d| {
-                let tried = self.tries > 0 || self.last_status.is_some() || self.target_tried;
+                // A bin's `last_status` is its own answer, no target's.
+                let tried = self.state != EventState::Captured
+                    && (self.tries > 0 || self.last_status.is_some() || self.target_tried);
                 crate::event::mirror_differs(self.mirror_status, self.last_status, tried) == d
             })
     }

@@ -101,10 +101,32 @@ async fn a_response_sequence_cycles() {
     s.create_endpoint(json!({ "slug": "flaky", "response": { "sequence": [500, 500, 200] } }))
         .await;
     let mut got = Vec::new();
+    let mut ids = Vec::new();
     for _ in 0..4 {
-        got.push(s.post_in("flaky", &[], "x").await.status);
+        let r = s.post_in("flaky", &[], "x").await;
+        got.push(r.status);
+        ids.push(r.event_id());
     }
     assert_eq!(got, [500, 500, 200, 500]);
+    // Each event keeps the answer it got: a sender's retries can be
+    // checked, and `status=` finds them.
+    for (id, status) in ids.iter().zip(got) {
+        let ev = s.get(&format!("/api/events/{id}")).await;
+        assert_eq!(ev["last_status"], status, "{ev}");
+    }
+    let failed = s.get("/api/events?endpoint=flaky&status=500").await;
+    assert_eq!(failed["events"].as_array().unwrap().len(), 3, "{failed}");
+    let page = crate::support::send(
+        "GET",
+        &s.admin_url(&format!("/events/{}", ids[2])),
+        &[],
+        Default::default(),
+    )
+    .await;
+    assert!(
+        String::from_utf8_lossy(&page.2).contains("answered <span class=\"code\">200</span>"),
+        "the event page"
+    );
 }
 
 #[tokio::test]
