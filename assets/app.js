@@ -78,8 +78,10 @@
     return true;
   }
   function known(v) { return v !== null && v !== undefined; }
+  // As the server decides it (event.rs): a bin's status is its own answer.
   function mirrorDiffers(ev) {
-    return known(ev.mirror_status) && ev.mirror_status !== (known(ev.last_status) ? ev.last_status : null);
+    return ev.state !== 'captured' && known(ev.mirror_status) &&
+      ev.mirror_status !== (known(ev.last_status) ? ev.last_status : null);
   }
   // The status cell: the target's last answer, then the mirror's (as
   // event_rows.html draws it).

@@ -1042,7 +1042,9 @@ impl Relay {
         tokio::spawn(async move {
             for (n, pause) in NOTIFY_RETRY.iter().enumerate() {
                 let mut headers = vec![("content-type".into(), b"application/json".to_vec())];
-                add_via(&mut headers, &via, None);
+                // A comment no slug can equal: a notice to a bin of this
+                // process is no loop (it is sent once, on a disable).
+                add_via(&mut headers, &via, Some(&format!("notice for {slug}")));
                 let out = Outbound {
                     method: Method::POST,
                     url: uri.clone(),

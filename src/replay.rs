@@ -474,7 +474,7 @@ async fn run(relay: &Arc<Relay>, running: &Arc<Running>, ids: &[String]) {
                 // that one has: see `relay::JobSend`.
                 Look::Send(Some(cell)) => match crate::relay::JobSend::start(&cell) {
                     Some(send) => Look::Sending(Some(send)),
-                    None => Look::Wait(RELEASING.to_string()),
+                    None => Look::Wait(releasing(cell.lock().slug.as_str())),
                 },
                 Look::Send(None) => Look::Sending(None),
                 other => other,
@@ -579,7 +579,9 @@ async fn replay_one(
     }
 }
 
-const RELEASING: &str = "a release of the endpoint is running; the job goes on after it";
+fn releasing(slug: &str) -> String {
+    format!("a release of endpoint {slug:?} is running; the job goes on after it")
+}
 
 /// What a job does with its next event.
 enum Look {
@@ -615,7 +617,7 @@ async fn look(relay: &Arc<Relay>, id: &str, target: Option<&str>) -> Look {
             ));
         }
         if cell.releasing() {
-            return Look::Wait(RELEASING.to_string());
+            return Look::Wait(releasing(ep.slug.as_str()));
         }
     }
     Look::Send(Some(cell))

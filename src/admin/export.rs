@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::error::Result;
-use crate::event::{Attempt, Event, Trigger};
+use crate::event::{Attempt, Event};
 use crate::store::Store;
 
 /// The most events one export returns; narrow the filter for more.
@@ -115,7 +115,9 @@ fn har_entry(ev: &Event, body: &[u8], attempts: &[Attempt], base: &str) -> Value
             json!({ "name": n, "value": v })
         })
         .collect();
-    let answer = attempts.iter().rev().find(|a| a.trigger != Trigger::Mirror);
+    // The event's answer: its target's last (a mirror's or a replay's to
+    // another URL is not), or for a bin what it answered itself.
+    let answer = attempts.iter().rev().find(|a| a.to_target);
     let response = match answer {
         Some(a) => {
             let rmime = a
@@ -137,7 +139,7 @@ fn har_entry(ev: &Event, body: &[u8], attempts: &[Attempt], base: &str) -> Value
             })
         }
         None => json!({
-            "status": 0, "statusText": "", "httpVersion": "HTTP/1.1", "cookies": [], "headers": [],
+            "status": ev.last_status.unwrap_or(0), "statusText": "", "httpVersion": "HTTP/1.1", "cookies": [], "headers": [],
             "content": { "size": 0, "mimeType": "" }, "redirectURL": "", "headersSize": -1, "bodySize": -1,
         }),
     };

@@ -118,12 +118,19 @@ pub async fn run(
     if args.json {
         say!("{final_state}");
     } else {
+        let already = final_state["already_delivered"].as_u64().unwrap_or(0);
         say!(
-            "job {job} {}: {} sent, {} succeeded, {} failed",
+            "job {job} {}: {} sent, {} succeeded, {} failed{}",
             final_state["status"].as_str().unwrap_or(""),
-            final_state["sent"],
+            final_state["sent"].as_u64().unwrap_or(0) - already,
             final_state["succeeded"],
-            final_state["failed"]
+            final_state["failed"],
+            match already {
+                0 => String::new(),
+                n => format!(
+                    " ({n} of the succeeded were delivered meanwhile by a release, the queue or by hand, and not sent again)"
+                ),
+            }
         );
     }
     if let Some(e) = final_state["last_error"].as_str() {

@@ -116,6 +116,21 @@ async fn a_response_sequence_cycles() {
     }
     let failed = s.get("/api/events?endpoint=flaky&status=500").await;
     assert_eq!(failed["events"].as_array().unwrap().len(), 3, "{failed}");
+    let har = crate::support::send(
+        "GET",
+        &s.admin_url("/api/export?format=har&endpoint=flaky"),
+        &[],
+        Default::default(),
+    )
+    .await;
+    let har: serde_json::Value = serde_json::from_slice(&har.2).unwrap();
+    let statuses: Vec<_> = har["log"]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["response"]["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [500, 500, 200, 500], "the HAR's answers");
     let page = crate::support::send(
         "GET",
         &s.admin_url(&format!("/events/{}", ids[2])),

@@ -81,6 +81,39 @@ async fn via_names_each_hop() {
     }
 }
 
+/// A disable notice sent to a bin of the same process is no loop: it is
+/// sent once, on the disable.
+#[tokio::test]
+async fn a_disable_notice_may_go_to_a_bin_of_the_same_process() {
+    let up = Receiver::start(vec![Reply::status(500)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "alerts" })).await;
+    s.create_endpoint(json!({
+        "slug": "dn",
+        "target": up.url("/"),
+        "notify_url": s.ingest_url("/in/alerts"),
+    }))
+    .await;
+    let (st, _) = s
+        .api(
+            "PATCH",
+            "/api/endpoints/dn",
+            Some(json!({ "status": "disabled" })),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let got = s.get("/api/events?endpoint=alerts").await;
+        if let Some(ev) = got["events"].as_array().unwrap().first() {
+            assert_eq!(ev["method"], "POST");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no notice stored");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// One endpoint of a process forwarding to another of the same process
 /// works (the README's tour does it); a cycle through both is cut where it
 /// comes back.

@@ -28,6 +28,8 @@ pub struct JobView {
     pub sent: usize,
     pub succeeded: usize,
     pub failed: usize,
+    /// Of `succeeded`: delivered meanwhile by something else, not sent.
+    pub already_delivered: usize,
     pub queued: usize,
     /// `max` of the progress bar (at least 1).
     pub progress_max: usize,
@@ -79,6 +81,7 @@ impl JobView {
             sent: j.sent,
             succeeded: j.succeeded,
             failed: j.failed,
+            already_delivered: j.already_delivered,
             queued: j.queued(),
             progress_max: j.total.max(1),
             created_at: rfc3339_ms(j.created_at),
