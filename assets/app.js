@@ -118,7 +118,7 @@
   // Bidirectional controls shown, not obeyed, as the server-rendered rows
   // do (src/text.rs).
   function visible(s) {
-    return String(s).replace(/[\u061c\u202a-\u202e\u2066-\u2069]/g, function (c) {
+    return String(s).replace(/[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, function (c) {
       return '\u27e8U+' + ('0000' + c.charCodeAt(0).toString(16).toUpperCase()).slice(-4) + '\u27e9';
     });
   }

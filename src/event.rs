@@ -138,6 +138,19 @@ pub struct Event {
     pub authority: Option<String>,
 }
 
+/// Whether the endpoint's target was tried, for [`mirror_differs`]: any
+/// attempt to it (`tries` counts forwards and retries, `target_tried` the
+/// rest), or an answer recorded. A bin's `last_status` is its own answer,
+/// no target's.
+pub fn target_was_tried(
+    state: EventState,
+    tries: u32,
+    last_status: Option<u16>,
+    target_tried: bool,
+) -> bool {
+    state != EventState::Captured && (tries > 0 || last_status.is_some() || target_tried)
+}
+
 /// Whether the mirror answered differently from the endpoint's target
 /// (the `mirror_diff` filter and the dashboard's mark). A missing answer
 /// counts as 0 on both sides, so "both unreachable" is no difference; an
@@ -151,14 +164,12 @@ pub fn mirror_differs(mirror: Option<u16>, target: Option<u16>, tried: bool) -> 
 }
 
 impl Event {
-    /// See [`mirror_differs`]. A bin's `last_status` is its own answer,
-    /// no target's.
+    /// See [`mirror_differs`].
     pub fn mirror_differs(&self) -> bool {
         mirror_differs(
             self.mirror_status,
             self.last_status,
-            self.state != EventState::Captured
-                && (self.tries > 0 || self.last_status.is_some() || self.target_tried),
+            target_was_tried(self.state, self.tries, self.last_status, self.target_tried),
         )
     }
 

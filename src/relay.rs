@@ -1546,21 +1546,7 @@ pub fn forward_headers(ev: &Event) -> Headers {
     let Ok(peer) = peer else {
         return h;
     };
-    let peer_ip = peer.to_string();
-    match h
-        .iter_mut()
-        .rev()
-        .find(|(n, _)| n.eq_ignore_ascii_case("x-forwarded-for"))
-    {
-        // An empty line would leave an empty first entry, which parsers
-        // that take the first one as the client would read.
-        Some((_, v)) if v.trim_ascii().is_empty() => *v = peer_ip.into_bytes(),
-        Some((_, v)) => {
-            v.extend_from_slice(b", ");
-            v.extend_from_slice(peer_ip.as_bytes());
-        }
-        None => h.push(("x-forwarded-for".into(), peer_ip.into_bytes())),
-    }
+    append_list(&mut h, "x-forwarded-for", peer.to_string().as_bytes());
     // HTTP/2 carries the host in `:authority`; with neither, a sender's
     // own value must not pass as hookrelay's.
     match ev
@@ -1583,17 +1569,25 @@ fn add_via(h: &mut Headers, name: &str, slug: Option<&str>) {
         Some(slug) => format!("1.1 {name} ({slug})"),
         None => format!("1.1 {name}"),
     };
+    append_list(h, "via", hop.as_bytes());
+}
+
+/// Adds `item` to the comma list in the last `name` header (where the
+/// sender had it, so the order stays), or a new header at the end. An empty
+/// line is replaced: an empty first entry would be read by parsers that
+/// take the first one (the client, for `X-Forwarded-For`).
+fn append_list(h: &mut Headers, name: &str, item: &[u8]) {
     match h
         .iter_mut()
         .rev()
-        .find(|(n, _)| n.eq_ignore_ascii_case("via"))
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
     {
-        Some((_, v)) if !v.trim_ascii().is_empty() => {
+        Some((_, v)) if v.trim_ascii().is_empty() => *v = item.to_vec(),
+        Some((_, v)) => {
             v.extend_from_slice(b", ");
-            v.extend_from_slice(hop.as_bytes());
+            v.extend_from_slice(item);
         }
-        Some((_, v)) => *v = hop.into_bytes(),
-        None => h.push(("via".into(), hop.into_bytes())),
+        None => h.push((name.into(), item.to_vec())),
     }
 }
 

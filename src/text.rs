@@ -3,13 +3,14 @@
 
 use std::borrow::Cow;
 
-/// Bidirectional embeddings, overrides and isolates (and the Arabic letter
-/// mark): a right-to-left override displays "invoice\u{202e}fdp.exe" as
-/// "invoice" followed by "exe.pdf", and reorders whatever follows it.
+/// Bidirectional embeddings, overrides, isolates and marks: a right-to-left
+/// override displays "invoice\u{202e}fdp.exe" as "invoice" followed by
+/// "exe.pdf", and reorders whatever follows it; in a pasted command it makes
+/// what is read differ from what runs ("Trojan Source").
 pub fn is_bidi_control(c: char) -> bool {
     matches!(
         c,
-        '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{061c}'
+        '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}'
     )
 }
 

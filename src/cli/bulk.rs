@@ -122,7 +122,10 @@ pub async fn run(
         say!(
             "job {job} {}: {} sent, {} succeeded, {} failed{}",
             final_state["status"].as_str().unwrap_or(""),
-            final_state["sent"].as_u64().unwrap_or(0) - already,
+            final_state["sent"]
+                .as_u64()
+                .unwrap_or(0)
+                .saturating_sub(already),
             final_state["succeeded"],
             final_state["failed"],
             match already {

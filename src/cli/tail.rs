@@ -37,9 +37,7 @@ pub async fn run(args: &RemoteArgs, endpoint: Option<&str>) -> Result<ExitCode, 
                 return Err(format!("cannot reach hookrelay: {}", f.detail));
             }
             Err(_) => {
-                let pause = RECONNECT[retry.min(RECONNECT.len() - 1)];
-                retry += 1;
-                tokio::time::sleep(pause).await;
+                back_off(&mut retry).await;
                 continue;
             }
         };
@@ -47,9 +45,7 @@ pub async fn run(args: &RemoteArgs, endpoint: Option<&str>) -> Result<ExitCode, 
         // Mid-restart, a proxy in front may answer 502/503 for a moment:
         // waited out like a refused connection. A refusal ends it.
         if since.is_some() && (500..600).contains(&status) {
-            let pause = RECONNECT[retry.min(RECONNECT.len() - 1)];
-            retry += 1;
-            tokio::time::sleep(pause).await;
+            back_off(&mut retry).await;
             continue;
         }
         if !resp.status().is_success() {
@@ -70,6 +66,12 @@ pub async fn run(args: &RemoteArgs, endpoint: Option<&str>) -> Result<ExitCode, 
         eprintln!("{why}; reconnecting…");
         since = Some(now);
     }
+}
+
+/// Waits before the next try to reconnect, longer after each.
+async fn back_off(retry: &mut usize) {
+    tokio::time::sleep(RECONNECT[(*retry).min(RECONNECT.len() - 1)]).await;
+    *retry += 1;
 }
 
 /// Pauses between tries to reconnect.

@@ -97,9 +97,12 @@ impl EventHead {
             })
             && f.duplicate.is_none_or(|d| self.duplicate_of.is_some() == d)
             && f.mirror_diff.is_none_or(|d| {
-                // A bin's `last_status` is its own answer, no target's.
-                let tried = self.state != EventState::Captured
-                    && (self.tries > 0 || self.last_status.is_some() || self.target_tried);
+                let tried = crate::event::target_was_tried(
+                    self.state,
+                    self.tries,
+                    self.last_status,
+                    self.target_tried,
+                );
                 crate::event::mirror_differs(self.mirror_status, self.last_status, tried) == d
             })
     }

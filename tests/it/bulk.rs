@@ -29,15 +29,8 @@ async fn job(s: &TestServer, id: &str) -> Value {
 }
 
 async fn wait_job(s: &TestServer, id: &str, status: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let j = job(s, id).await;
-        if j["status"] == status {
-            return j;
-        }
-        assert!(Instant::now() < deadline, "job never became {status}: {j}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    s.job_until(id, &format!("became {status}"), |j| j["status"] == status)
+        .await
 }
 
 #[tokio::test]

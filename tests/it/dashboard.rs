@@ -1001,18 +1001,8 @@ async fn event_list_filters_paginate_and_count_for_bulk_replay() {
 
 /// Polls `GET /api/replay/{job}` until the job has `status`.
 async fn wait_job(s: &TestServer, job: &str, status: &str) -> serde_json::Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let j = s.get(&format!("/api/replay/{job}")).await;
-        if j["status"] == status {
-            return j;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "job never became {status}: {j}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    s.job_until(job, &format!("became {status}"), |j| j["status"] == status)
+        .await
 }
 
 #[tokio::test]

@@ -365,10 +365,12 @@ async fn an_event_held_as_a_release_starts_is_released_with_the_rest() {
         String::from_utf8_lossy(&out).into_owned()
     });
     let client = sent.await.unwrap();
-    // The ingest looks at the status as soon as it has read the last body
-    // byte: wait until the kernel holds none of them, neither unacknowledged
-    // on the sender's side nor unread on hookrelay's. The check that follows
-    // the look takes far longer than the resume below.
+    // The ingest looks at the status once it has the whole body: first
+    // wait until the kernel holds none of its bytes, neither unacknowledged
+    // on the sender's side nor unread on hookrelay's; then give the handler
+    // the moment it takes to finish collecting the 20 MiB and look. Nothing
+    // outside the process says "looked" (a CI run resumed first without
+    // this pause), so this one pause stays.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let (ours, theirs) = (
@@ -384,6 +386,7 @@ async fn an_event_held_as_a_release_starts_is_released_with_the_rest() {
         );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+    tokio::time::sleep(Duration::from_millis(150)).await;
     let (st, v) = s.api("POST", "/api/endpoints/g/resume", None).await;
     assert_eq!(st, 200, "{v}");
     let (st, report) = s.api("POST", "/api/endpoints/g/release", None).await;

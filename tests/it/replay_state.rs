@@ -7,17 +7,6 @@ use serde_json::{Value, json};
 
 use crate::support::{Receiver, Reply, TestServer};
 
-async fn set_status(s: &TestServer, slug: &str, status: &str) {
-    let (st, ep) = s
-        .api(
-            "PATCH",
-            &format!("/api/endpoints/{slug}"),
-            Some(json!({ "status": status })),
-        )
-        .await;
-    assert_eq!(st, 200, "{ep}");
-}
-
 /// A replay by hand that fails must not take an event out of `held`: the
 /// release skipped it, and retention could delete it as done.
 #[tokio::test]
@@ -26,7 +15,7 @@ async fn a_failed_replay_by_hand_leaves_a_held_event_to_the_release() {
     let s = TestServer::start().await;
     s.create_endpoint(json!({ "slug": "h", "target": up.url("/"), "failure_threshold": 1000 }))
         .await;
-    set_status(&s, "h", "paused").await;
+    s.set_status("h", "paused").await;
     let ids: Vec<String> = {
         let mut ids = Vec::new();
         for i in 0..2 {
@@ -50,7 +39,7 @@ async fn a_failed_replay_by_hand_leaves_a_held_event_to_the_release() {
     assert_eq!(ev["state"], "held", "{ev}");
 
     up.set_script(vec![Reply::status(200), Reply::status(200)]);
-    set_status(&s, "h", "active").await;
+    s.set_status("h", "active").await;
     let (st, report) = s.api("POST", "/api/endpoints/h/release", None).await;
     assert_eq!(st, 200, "{report}");
     assert_eq!(report["released"], 2, "{report}");
@@ -70,11 +59,11 @@ async fn a_release_that_disables_the_endpoint_keeps_its_event_held() {
     let s = TestServer::start().await;
     s.create_endpoint(json!({ "slug": "r", "target": up.url("/"), "failure_threshold": 0 }))
         .await;
-    set_status(&s, "r", "paused").await;
+    s.set_status("r", "paused").await;
     for i in 0..2 {
         assert_eq!(s.post_in("r", &[], format!("{i}")).await.status, 202);
     }
-    set_status(&s, "r", "active").await;
+    s.set_status("r", "active").await;
     let (st, report) = s.api("POST", "/api/endpoints/r/release", None).await;
     assert_eq!(st, 200, "{report}");
     assert_eq!(up.next().await.body, "0");
@@ -100,7 +89,7 @@ async fn a_mirror_answer_differs_from_a_release_that_got_none() {
         "mirror": mirror.url("/"),
     }))
     .await;
-    set_status(&s, "mh", "paused").await;
+    s.set_status("mh", "paused").await;
     let r = s.post_in("mh", &[], "x").await;
     assert_eq!(r.status, 202);
     let id = r.event_id();
@@ -113,7 +102,7 @@ async fn a_mirror_answer_differs_from_a_release_that_got_none() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    set_status(&s, "mh", "active").await;
+    s.set_status("mh", "active").await;
     let (st, report) = s.api("POST", "/api/endpoints/mh/release", None).await;
     assert_eq!(st, 200, "{report}");
     assert_eq!(report["failed"], 1, "{report}");
@@ -129,21 +118,6 @@ async fn a_mirror_answer_differs_from_a_release_that_got_none() {
     assert!(same["events"].as_array().unwrap().is_empty(), "{same}");
 }
 
-async fn job_until(s: &TestServer, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let j = s.get(&format!("/api/replay/{id}")).await;
-        if done(&j) {
-            return j;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "job never {what}: {j}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-}
-
 /// A job sending to a paused endpoint's own target waits, says why, and
 /// goes on when the endpoint is resumed; one sending elsewhere does not.
 #[tokio::test]
@@ -153,7 +127,7 @@ async fn a_job_waits_while_its_endpoint_is_paused() {
     let s = TestServer::start().await;
     s.create_endpoint(json!({ "slug": "jw", "target": up.url("/") }))
         .await;
-    set_status(&s, "jw", "paused").await;
+    s.set_status("jw", "paused").await;
     for i in 0..3 {
         assert_eq!(s.post_in("jw", &[], format!("e{i}")).await.status, 202);
     }
@@ -170,7 +144,9 @@ async fn a_job_waits_while_its_endpoint_is_paused() {
         .await;
     assert_eq!(st, 202, "{own}");
     let own = own["id"].as_str().unwrap().to_string();
-    let waiting = job_until(&s, &own, "waited", |j| j["waiting"].is_string()).await;
+    let waiting = s
+        .job_until(&own, "waited", |j| j["waiting"].is_string())
+        .await;
     assert_eq!(waiting["sent"], 0, "{waiting}");
     assert_eq!(waiting["status"], "running", "{waiting}");
     assert!(
@@ -180,10 +156,11 @@ async fn a_job_waits_while_its_endpoint_is_paused() {
             .contains("\"jw\" is paused"),
         "{waiting}"
     );
-    let done = job_until(&s, elsewhere["id"].as_str().unwrap(), "finished", |j| {
-        j["status"] == "done"
-    })
-    .await;
+    let done = s
+        .job_until(elsewhere["id"].as_str().unwrap(), "finished", |j| {
+            j["status"] == "done"
+        })
+        .await;
     assert_eq!(done["succeeded"], 3, "{done}");
     for _ in 0..3 {
         other.next().await;
@@ -203,8 +180,10 @@ async fn a_job_waits_while_its_endpoint_is_paused() {
     );
     assert!(up.drain().is_empty(), "sent to a paused endpoint");
 
-    set_status(&s, "jw", "active").await;
-    let done = job_until(&s, &own, "finished", |j| j["status"] == "done").await;
+    s.set_status("jw", "active").await;
+    let done = s
+        .job_until(&own, "finished", |j| j["status"] == "done")
+        .await;
     assert_eq!(done["succeeded"], 3, "{done}");
     assert_eq!(done["waiting"], Value::Null, "{done}");
     let bodies: Vec<_> = [up.next().await, up.next().await, up.next().await]
@@ -259,7 +238,7 @@ async fn a_waiting_job_and_a_release_send_each_event_once() {
     let s = TestServer::start().await;
     s.create_endpoint(json!({ "slug": "wr", "target": up.url("/") }))
         .await;
-    set_status(&s, "wr", "paused").await;
+    s.set_status("wr", "paused").await;
     for i in 0..3 {
         assert_eq!(s.post_in("wr", &[], format!("h{i}")).await.status, 202);
     }
@@ -272,13 +251,16 @@ async fn a_waiting_job_and_a_release_send_each_event_once() {
         .await;
     assert_eq!(st, 202, "{job}");
     let id = job["id"].as_str().unwrap().to_string();
-    job_until(&s, &id, "waited", |j| j["waiting"].is_string()).await;
+    s.job_until(&id, "waited", |j| j["waiting"].is_string())
+        .await;
     let (st, v) = s
         .api("POST", "/api/endpoints/wr/resume?release=true", None)
         .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["release"]["delivered"], 3, "{v}");
-    let done = job_until(&s, &id, "finished", |j| j["status"] == "done").await;
+    let done = s
+        .job_until(&id, "finished", |j| j["status"] == "done")
+        .await;
     assert_eq!(done["succeeded"], 3, "{done}");
     let mut bodies: Vec<_> = [up.next().await, up.next().await, up.next().await]
         .iter()
@@ -311,12 +293,16 @@ async fn a_pause_during_a_jobs_rate_wait_holds_its_next_event() {
     assert_eq!(st, 202, "{job}");
     let id = job["id"].as_str().unwrap().to_string();
     assert_eq!(up.next().await.body, "r0");
-    set_status(&s, "rp", "paused").await;
-    let waiting = job_until(&s, &id, "waited", |j| j["waiting"].is_string()).await;
+    s.set_status("rp", "paused").await;
+    let waiting = s
+        .job_until(&id, "waited", |j| j["waiting"].is_string())
+        .await;
     assert_eq!(waiting["sent"], 1, "{waiting}");
     assert!(up.drain().is_empty(), "sent to a paused endpoint");
-    set_status(&s, "rp", "active").await;
-    let done = job_until(&s, &id, "finished", |j| j["status"] == "done").await;
+    s.set_status("rp", "active").await;
+    let done = s
+        .job_until(&id, "finished", |j| j["status"] == "done")
+        .await;
     assert_eq!(done["succeeded"], 2, "{done}");
     assert_eq!(up.next().await.body, "r1");
 }
@@ -333,11 +319,11 @@ async fn a_release_during_a_jobs_replay_sends_nothing_twice() {
     let s = TestServer::start().await;
     s.create_endpoint(json!({ "slug": "jr", "target": up.url("/") }))
         .await;
-    set_status(&s, "jr", "paused").await;
+    s.set_status("jr", "paused").await;
     for i in 0..3 {
         assert_eq!(s.post_in("jr", &[], format!("j{i}")).await.status, 202);
     }
-    set_status(&s, "jr", "active").await;
+    s.set_status("jr", "active").await;
     let (st, job) = s
         .api(
             "POST",
@@ -355,7 +341,9 @@ async fn a_release_during_a_jobs_replay_sends_nothing_twice() {
         report["released"], 2,
         "the job delivered j0 first: {report}"
     );
-    let done = job_until(&s, &id, "finished", |j| j["status"] == "done").await;
+    let done = s
+        .job_until(&id, "finished", |j| j["status"] == "done")
+        .await;
     assert_eq!(done["succeeded"], 3, "{done}");
     assert_eq!(done["already_delivered"], 2, "{done}");
     let rest: Vec<_> = [up.next().await, up.next().await]

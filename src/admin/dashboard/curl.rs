@@ -126,15 +126,9 @@ pub fn is_pasteable_text(body: &[u8]) -> bool {
     match std::str::from_utf8(body) {
         Ok(s) => !s
             .chars()
-            .any(|c| (c.is_control() && c != '\n') || is_bidi_control(c)),
+            .any(|c| (c.is_control() && c != '\n') || crate::text::is_bidi_control(c)),
         Err(_) => false,
     }
-}
-
-/// Unicode bidirectional overrides can make a command read differently
-/// from what runs ("Trojan Source"); keep them out of pasted text.
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
 }
 
 /// Single-quotes `s` for a POSIX shell.

@@ -183,6 +183,35 @@ impl TestServer {
         v
     }
 
+    /// `PATCH {"status": …}`, which must succeed.
+    pub async fn set_status(&self, slug: &str, status: &str) {
+        let (st, ep) = self
+            .api(
+                "PATCH",
+                &format!("/api/endpoints/{slug}"),
+                Some(serde_json::json!({ "status": status })),
+            )
+            .await;
+        assert_eq!(st, 200, "{ep}");
+    }
+
+    /// Polls replay job `id` until `done` says so (within 20 s); `what`
+    /// names the awaited moment for the failure message.
+    pub async fn job_until(&self, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let j = self.get(&format!("/api/replay/{id}")).await;
+            if done(&j) {
+                return j;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "job never {what}: {j}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn post_in(
         &self,
         slug_path: &str,
