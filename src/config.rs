@@ -33,19 +33,19 @@ pub const MAX_RETAIN_DAYS: u64 = 36_500;
 /// file can fill what the command line leaves out.
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct ServeArgs {
-    /// Ingest listener (senders post to /in/{slug}).
+    /// Ingest listener (senders post to /in/{slug}) [default: 127.0.0.1:8080].
     #[arg(long, env = "HOOKRELAY_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    /// Admin listener (dashboard, /api, /metrics).
+    /// Admin listener (dashboard, /api, /metrics) [default: 127.0.0.1:8081].
     #[arg(long, env = "HOOKRELAY_ADMIN", value_name = "ADDR")]
     pub admin: Option<SocketAddr>,
-    /// RocksDB data directory.
+    /// RocksDB data directory [default: ./hookrelay-data].
     #[arg(long, env = "HOOKRELAY_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,
-    /// Largest accepted request body, e.g. 26214400, 25MiB, 512KiB.
+    /// Largest accepted request body, e.g. 26214400, 25MiB, 512KiB [default: 25MiB].
     #[arg(long, env = "HOOKRELAY_MAX_BODY", value_name = "BYTES", value_parser = parse_size)]
     pub max_body: Option<usize>,
-    /// sync: WAL synced before any sender is answered; buffered: survives a process crash, not a power loss.
+    /// sync: WAL synced before any sender is answered; buffered: survives a process crash, not a power loss [default: sync].
     #[arg(long, env = "HOOKRELAY_DURABILITY", value_enum)]
     pub durability: Option<Durability>,
     /// TOML file with [server] settings and [[endpoint]] tables, created or updated at start.
@@ -74,10 +74,10 @@ pub struct ServeArgs {
     /// Keep at most this many events per endpoint (the newest).
     #[arg(long, env = "HOOKRELAY_RETAIN_PER_ENDPOINT", value_name = "N")]
     pub retain_per_endpoint: Option<usize>,
-    /// Seconds a client may take to send its request head.
+    /// Seconds a client may take to send its request head [default: 10].
     #[arg(long, env = "HOOKRELAY_HEADER_TIMEOUT", value_name = "SECS")]
     pub header_timeout: Option<u64>,
-    /// Ingest answers 503 once the data directory's filesystem is this full (percent).
+    /// Ingest answers 503 once the data directory's filesystem is this full (percent) [default: 95].
     #[arg(long, env = "HOOKRELAY_MAX_DISK_USAGE", value_name = "PERCENT")]
     pub max_disk_usage: Option<f64>,
     /// Proxies (addresses or networks, comma-separated) whose X-Forwarded-For names the client.
@@ -555,5 +555,34 @@ success_codes = ["200-302"]
         })
         .unwrap_err();
         assert!(err.contains("listen_typo"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod help_tests {
+    use super::*;
+
+    /// The defaults `--help` names are the ones applied (the flags take
+    /// none from clap, so that a config file can fill them).
+    #[test]
+    fn help_names_the_defaults_applied() {
+        use clap::CommandFactory;
+        let help = crate::cli::Cli::command()
+            .find_subcommand_mut("serve")
+            .expect("serve")
+            .render_long_help()
+            .to_string();
+        for shown in [
+            format!("[default: {DEFAULT_LISTEN}]"),
+            format!("[default: {DEFAULT_ADMIN}]"),
+            format!("[default: {DEFAULT_DATA}]"),
+            format!("[default: {}MiB]", DEFAULT_MAX_BODY >> 20),
+            format!("[default: {}]", DEFAULT_HEADER_TIMEOUT.as_secs()),
+            format!("[default: {DEFAULT_MAX_DISK_USAGE}]"),
+            "[default: sync]".to_string(),
+        ] {
+            assert!(help.contains(&shown), "{shown} missing from:\n{help}");
+        }
+        assert_eq!(Config::default().durability, crate::store::Durability::Sync);
     }
 }
