@@ -873,3 +873,19 @@ async fn a_failed_release_exits_1_and_show_prints_the_verdict() {
     assert!(out.contains("topic: push"), "{out}");
     assert!(out.contains("provider id: d-1"), "{out}");
 }
+
+/// A server address without its scheme is named as typed.
+#[tokio::test]
+async fn a_server_address_without_a_scheme_is_refused_as_typed() {
+    let mut cmd = cmd::hookrelay();
+    cmd.args(["endpoint", "list"])
+        .env("HOOKRELAY_SERVER", "127.0.0.1:8081")
+        .env("RUST_LOG", "off");
+    let out = cmd::output(cmd).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\"127.0.0.1:8081\" is not an http:// or https:// URL"),
+        "{err}"
+    );
+}
