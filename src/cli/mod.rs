@@ -208,6 +208,18 @@ pub struct AddArgs {
     /// Statuses a bin cycles through, e.g. 500,500,200.
     #[arg(long, value_delimiter = ',')]
     pub response_sequence: Option<Vec<u16>>,
+    /// A header a bin answers with, "Name: value"; repeat for more.
+    #[arg(long, value_name = "NAME: VALUE")]
+    pub response_header: Vec<String>,
+    /// Milliseconds a bin waits before it answers.
+    #[arg(long, value_name = "MS")]
+    pub response_delay_ms: Option<u64>,
+    /// Queue mode: deliveries in flight at once (default 4).
+    #[arg(long, value_name = "N")]
+    pub max_in_flight: Option<u32>,
+    /// Queue mode: pending events past which ingest answers 503 (default 100000).
+    #[arg(long, value_name = "N")]
+    pub max_queue_depth: Option<u64>,
     /// forward (wait for the target) or queue (202 at once, deliver in the background).
     #[arg(long, value_parser = ["forward", "queue"])]
     pub mode: Option<String>,
@@ -567,6 +579,12 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
             if a.ordered {
                 obj.insert("ordered".into(), true.into());
             }
+            if let Some(n) = a.max_in_flight {
+                obj.insert("max_in_flight".into(), n.into());
+            }
+            if let Some(n) = a.max_queue_depth {
+                obj.insert("max_queue_depth".into(), n.into());
+            }
             if let Some(m) = a.mirror {
                 obj.insert("mirror".into(), m.into());
             }
@@ -594,6 +612,8 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
             if a.response_status.is_some()
                 || a.response_body.is_some()
                 || a.response_sequence.is_some()
+                || !a.response_header.is_empty()
+                || a.response_delay_ms.is_some()
             {
                 let mut resp = serde_json::Map::new();
                 if let Some(s) = a.response_status {
@@ -604,6 +624,22 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
                 }
                 if let Some(seq) = a.response_sequence {
                     resp.insert("sequence".into(), seq.into());
+                }
+                if !a.response_header.is_empty() {
+                    let headers = a
+                        .response_header
+                        .iter()
+                        .map(|h| match h.split_once(':') {
+                            Some((n, v)) => Ok(json!([n.trim(), v.trim()])),
+                            None => Err(format!(
+                                "--response-header: {h:?} needs the form \"Name: value\""
+                            )),
+                        })
+                        .collect::<Result<Vec<_>, String>>()?;
+                    resp.insert("headers".into(), headers.into());
+                }
+                if let Some(d) = a.response_delay_ms {
+                    resp.insert("delay_ms".into(), d.into());
                 }
                 obj.insert("response".into(), resp.into());
             }
@@ -822,12 +858,16 @@ fn with_flag_names(err: &str) -> String {
         f if f.starts_with("signature") => "--signature-scheme",
         "response.status" => "--response-status",
         "response.body" => "--response-body",
+        f if f.starts_with("response.headers") => "--response-header",
+        "response.delay_ms" => "--response-delay-ms",
         f if f.starts_with("response.sequence") => "--response-sequence",
         "response" => "--response-status/-body/-sequence",
         f if f.starts_with("retry") => "--retry",
         f if f.starts_with("success_codes") => "--success-codes",
         "target" | "name" | "mode" | "mirror" | "timeout_ms" | "failure_threshold"
-        | "notify_url" => return format!("{field} (--{}): {rest}", field.replace('_', "-")),
+        | "notify_url" | "max_in_flight" | "max_queue_depth" => {
+            return format!("{field} (--{}): {rest}", field.replace('_', "-"));
+        }
         _ => return err.to_string(),
     };
     format!("{field} ({flag}): {rest}")

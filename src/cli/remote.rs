@@ -30,9 +30,10 @@ impl Remote {
         let base = args.server.trim_end_matches('/').to_string();
         // Said as the user wrote it, before any path is appended to it.
         let url = base.parse::<http::Uri>().ok();
-        if !url.as_ref().is_some_and(|u| {
-            matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()
-        }) {
+        if !url
+            .as_ref()
+            .is_some_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some())
+        {
             return Err(format!(
                 "--server / HOOKRELAY_SERVER: {:?} is not an http:// or https:// URL of hookrelay's admin listener (such as http://127.0.0.1:8081)",
                 args.server

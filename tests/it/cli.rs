@@ -889,3 +889,65 @@ async fn a_server_address_without_a_scheme_is_refused_as_typed() {
         "{err}"
     );
 }
+
+/// `endpoint add` sets every endpoint field the README lists: a bin's
+/// headers and delay, queue mode's limits.
+#[tokio::test]
+async fn endpoint_add_sets_response_headers_delay_and_queue_limits() {
+    let s = TestServer::start().await;
+    let ep = json_of(
+        &s,
+        &[
+            "endpoint",
+            "add",
+            "b2",
+            "--response-status",
+            "201",
+            "--response-header",
+            "X-A: 1",
+            "--response-header",
+            "X-B: two words",
+            "--response-delay-ms",
+            "5",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(ep["response"]["delay_ms"], 5, "{ep}");
+    let r = s.post_in("b2", &[], "x").await;
+    assert_eq!(r.status, 201);
+    assert_eq!(r.header("x-a").as_deref(), Some("1"));
+    assert_eq!(r.header("x-b").as_deref(), Some("two words"));
+    let ep = json_of(
+        &s,
+        &[
+            "endpoint",
+            "add",
+            "q2",
+            "--target",
+            "http://127.0.0.1:9/",
+            "--mode",
+            "queue",
+            "--max-in-flight",
+            "2",
+            "--max-queue-depth",
+            "10",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(
+        (&ep["max_in_flight"], &ep["max_queue_depth"]),
+        (&json!(2), &json!(10))
+    );
+    let (code, _, err) = hookrelay(
+        &s,
+        &["endpoint", "add", "b3", "--response-header", "nocolon"],
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--response-header: \"nocolon\" needs the form"),
+        "{err}"
+    );
+}
