@@ -273,6 +273,10 @@ async fn ingest(
         Ok(ev) => ev,
         Err(e) => {
             relay.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+            if bin_answer.is_some() {
+                // The sender gets 503, not that step: its retry gets it.
+                cell.served.fetch_sub(1, Ordering::Relaxed);
+            }
             return Err(e);
         }
     };

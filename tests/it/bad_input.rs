@@ -685,11 +685,10 @@ async fn healthz_fails_while_the_store_cannot_write() {
     use hookrelay::store::Durability;
     let (_dir, data) = crate::support::temp_data();
     let (store, relay) = crate::support::library_relay(&data, Durability::Sync);
+    // A sequence: the refused request must not use up its step.
+    let ep = json!({ "slug": "b", "response": { "sequence": [500, 201] } });
     relay
-        .create(
-            serde_json::from_value(json!({ "slug": "b" })).unwrap(),
-            false,
-        )
+        .create(serde_json::from_value(ep).unwrap(), false)
         .await
         .unwrap();
     let (addr, server) = crate::support::serve_ingest(&relay).await;
@@ -716,7 +715,9 @@ async fn healthz_fails_while_the_store_cannot_write() {
     assert!(v["error"].as_str().unwrap().starts_with("store: "), "{v}");
     store.inject_write_fault(false);
     let (status, _, _) = send("POST", &format!("http://{addr}/in/b"), &[], "y".into()).await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 500, "the sequence's first step, not its second");
+    let (status, _, _) = send("POST", &format!("http://{addr}/in/b"), &[], "z".into()).await;
+    assert_eq!(status, 201);
     assert_eq!(health().await, (200, json!({ "ok": true })));
     server.abort();
 }
