@@ -260,20 +260,25 @@ impl Config {
             && (t.len() < MIN_TOKEN_LEN || t.chars().any(|c| c.is_whitespace() || c.is_control()))
         {
             return Err(format!(
-                "admin_token: must be at least {MIN_TOKEN_LEN} characters without spaces or control characters (e.g. the output of `openssl rand -hex 16`)"
+                "{}: must be at least {MIN_TOKEN_LEN} characters without spaces or control characters (e.g. the output of `openssl rand -hex 16`)",
+                setting("admin_token")
             ));
         }
         if self.max_body == 0 {
-            return Err("max_body: must be at least 1 byte".into());
+            return Err(format!("{}: must be at least 1 byte", setting("max_body")));
         }
         if self.header_timeout.is_zero() || self.header_timeout > MAX_HEADER_TIMEOUT {
             return Err(format!(
-                "header_timeout: must be 1 to {} seconds",
+                "{}: must be 1 to {} seconds",
+                setting("header_timeout"),
                 MAX_HEADER_TIMEOUT.as_secs()
             ));
         }
         if !(self.max_disk_usage > 0.0 && self.max_disk_usage <= 100.0) {
-            return Err("max_disk_usage: must be a percentage above 0 and at most 100".into());
+            return Err(format!(
+                "{}: must be a percentage above 0 and at most 100",
+                setting("max_disk_usage")
+            ));
         }
         // Bounded: days become milliseconds, and an overflow would make the
         // age limit 0 — every event pruned.
@@ -281,14 +286,29 @@ impl Config {
             && !(1..=MAX_RETAIN_DAYS).contains(&days)
         {
             return Err(format!(
-                "retain_days: {days} must be between 1 and {MAX_RETAIN_DAYS}"
+                "{}: {days} must be between 1 and {MAX_RETAIN_DAYS}",
+                setting("retain_days")
             ));
         }
         if self.retain_per_endpoint == Some(0) {
-            return Err("retain_per_endpoint: must be at least 1".into());
+            return Err(format!(
+                "{}: must be at least 1",
+                setting("retain_per_endpoint")
+            ));
         }
         Ok(())
     }
+}
+
+/// A server setting as each of its sources names it (file key, flag,
+/// environment variable): a refusal says where to change it however it
+/// was given.
+fn setting(key: &str) -> String {
+    format!(
+        "{key} (--{}, HOOKRELAY_{})",
+        key.replace('_', "-"),
+        key.to_ascii_uppercase()
+    )
 }
 
 fn load_file(path: &Path) -> Result<FileConfig, String> {
@@ -471,7 +491,10 @@ mod tests {
                 ..Default::default()
             })
             .unwrap_err();
-            assert!(err.contains("retain_days"), "{err}");
+            assert!(
+                err.contains("retain_days (--retain-days, HOOKRELAY_RETAIN_DAYS)"),
+                "{err}"
+            );
         }
         assert!(
             Config::resolve(ServeArgs {
