@@ -579,11 +579,6 @@ success_codes = ["200-302"]
         .unwrap_err();
         assert!(err.contains("listen_typo"), "{err}");
     }
-}
-
-#[cfg(test)]
-mod help_tests {
-    use super::*;
 
     /// The defaults `--help` names are the ones applied (the flags take
     /// none from clap, so that a config file can fill them).

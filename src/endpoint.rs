@@ -184,6 +184,13 @@ impl From<SuccessCodes> for Vec<String> {
 
 /// What a bin answers. `sequence` (e.g. `[500, 500, 200]`) overrides
 /// `status` in turn and cycles, to exercise a sender's retries.
+/// One bin response header as people type it (`Name: value`, the dashboard
+/// form and `--response-header`); None without a colon.
+pub fn parse_header_line(line: &str) -> Option<(String, String)> {
+    let (n, v) = line.split_once(':')?;
+    Some((n.trim().to_string(), v.trim().to_string()))
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ResponseSpec {

@@ -629,8 +629,8 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
                     let headers = a
                         .response_header
                         .iter()
-                        .map(|h| match h.split_once(':') {
-                            Some((n, v)) => Ok(json!([n.trim(), v.trim()])),
+                        .map(|h| match crate::endpoint::parse_header_line(h) {
+                            Some((n, v)) => Ok(json!([n, v])),
                             None => Err(format!(
                                 "--response-header: {h:?} needs the form \"Name: value\""
                             )),

@@ -574,8 +574,8 @@ fn input_of(f: &CsrfForm, current: Option<&Endpoint>) -> Result<EndpointInput, V
         .map(str::trim)
         .filter(|l| !l.is_empty())
     {
-        match line.split_once(':') {
-            Some((n, v)) => resp_headers.push((n.trim().to_string(), v.trim().to_string())),
+        match crate::endpoint::parse_header_line(line) {
+            Some(h) => resp_headers.push(h),
             None => err(
                 "response",
                 format!("response: header line {line:?} needs the form \"Name: value\""),
