@@ -144,8 +144,17 @@ pub enum EndpointCmd {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// Change an endpoint's settings: only the fields given change.
+    Edit(Box<EditArgs>),
     /// Stop forwarding; events are held (sender gets 202).
     Pause {
+        slug: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Disable by hand (as the failure policy would); events are held until
+    /// `resume`.
+    Disable {
         slug: String,
         #[command(flatten)]
         remote: RemoteArgs,
@@ -180,9 +189,41 @@ pub enum EndpointCmd {
 }
 
 #[derive(Args, Debug)]
-#[command(group(clap::ArgGroup::new("secret").multiple(true)))]
 pub struct AddArgs {
     pub slug: String,
+    #[command(flatten)]
+    pub flags: EndpointFlags,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// `endpoint edit`: the flags of `endpoint add`, each changing only its own
+/// field, and the `--no-…` flags that clear an optional one.
+#[derive(Args, Debug)]
+pub struct EditArgs {
+    pub slug: String,
+    #[command(flatten)]
+    pub flags: EndpointFlags,
+    /// Drop the target: the endpoint becomes a bin.
+    #[arg(long, conflicts_with = "target")]
+    pub no_target: bool,
+    /// Drop the mirror URL.
+    #[arg(long, conflicts_with = "mirror")]
+    pub no_mirror: bool,
+    /// Drop the notification URL.
+    #[arg(long, conflicts_with = "notify_url")]
+    pub no_notify_url: bool,
+    /// Stop checking signatures.
+    #[arg(long, conflicts_with = "signature_scheme")]
+    pub no_signature: bool,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// The endpoint settings `endpoint add` and `endpoint edit` take.
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("secret").multiple(true)))]
+pub struct EndpointFlags {
     /// Forward to this URL; without it the endpoint is a bin.
     #[arg(long)]
     pub target: Option<String>,
@@ -226,9 +267,10 @@ pub struct AddArgs {
     /// Queue mode: retry delays, comma-separated, e.g. 5s,1m,10m.
     #[arg(long, value_delimiter = ',')]
     pub retry: Option<Vec<String>>,
-    /// Queue mode: one delivery at a time, in arrival order.
-    #[arg(long)]
-    pub ordered: bool,
+    /// Queue mode: one delivery at a time, in arrival order
+    /// (`--ordered=false` turns it off).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub ordered: Option<bool>,
     /// A second URL that gets a copy of every event.
     #[arg(long)]
     pub mirror: Option<String>,
@@ -260,11 +302,10 @@ pub struct AddArgs {
     /// hmac-sha256: header with a timestamp signed as `ts.body`.
     #[arg(long, requires = "signature_scheme")]
     pub signature_timestamp_header: Option<String>,
-    /// Send a test ping when created or resumed.
-    #[arg(long)]
-    pub ping_on_activate: bool,
-    #[command(flatten)]
-    pub remote: RemoteArgs,
+    /// Send a test ping when created or resumed (`--ping-on-activate=false`
+    /// turns it off).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub ping_on_activate: Option<bool>,
 }
 
 #[derive(Args, Debug)]
@@ -550,101 +591,10 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
     let (remote, v) = match cmd {
         EndpointCmd::Add(a) => {
             let r = Remote::new(&a.remote)?;
-            let mut body = json!({ "slug": a.slug });
-            let obj = body.as_object_mut().expect("object");
-            if let Some(t) = a.target {
-                obj.insert("target".into(), t.into());
-            }
-            if let Some(n) = a.name {
-                obj.insert("name".into(), n.into());
-            }
-            if let Some(t) = a.timeout_ms {
-                obj.insert("timeout_ms".into(), t.into());
-            }
-            if let Some(t) = a.failure_threshold {
-                obj.insert("failure_threshold".into(), t.into());
-            }
-            if let Some(c) = a.success_codes {
-                obj.insert("success_codes".into(), c.into());
-            }
-            if let Some(n) = a.notify_url {
-                obj.insert("notify_url".into(), n.into());
-            }
-            if let Some(m) = a.mode {
-                obj.insert("mode".into(), m.into());
-            }
-            if let Some(r) = a.retry {
-                obj.insert("retry".into(), r.into());
-            }
-            if a.ordered {
-                obj.insert("ordered".into(), true.into());
-            }
-            if let Some(n) = a.max_in_flight {
-                obj.insert("max_in_flight".into(), n.into());
-            }
-            if let Some(n) = a.max_queue_depth {
-                obj.insert("max_queue_depth".into(), n.into());
-            }
-            if let Some(m) = a.mirror {
-                obj.insert("mirror".into(), m.into());
-            }
-            if let Some(scheme) = a.signature_scheme {
-                let secrets = secrets(a.signature_secret, &a.signature_secret_file)?;
-                let mut sig = json!({ "scheme": scheme, "secrets": secrets, "enforce": a.enforce });
-                for (field, value) in [
-                    ("header", a.signature_header),
-                    ("encoding", a.signature_encoding),
-                    ("prefix", a.signature_prefix),
-                    ("timestamp_header", a.signature_timestamp_header),
-                ] {
-                    if let Some(v) = value {
-                        sig[field] = v.into();
-                    }
-                }
-                if let Some(t) = a.signature_tolerance {
-                    sig["tolerance_s"] = t.into();
-                }
-                obj.insert("signature".into(), sig);
-            }
-            if a.ping_on_activate {
-                obj.insert("ping_on_activate".into(), true.into());
-            }
-            if a.response_status.is_some()
-                || a.response_body.is_some()
-                || a.response_sequence.is_some()
-                || !a.response_header.is_empty()
-                || a.response_delay_ms.is_some()
-            {
-                let mut resp = serde_json::Map::new();
-                if let Some(s) = a.response_status {
-                    resp.insert("status".into(), s.into());
-                }
-                if let Some(b) = a.response_body {
-                    resp.insert("body".into(), b.into());
-                }
-                if let Some(seq) = a.response_sequence {
-                    resp.insert("sequence".into(), seq.into());
-                }
-                if !a.response_header.is_empty() {
-                    let headers = a
-                        .response_header
-                        .iter()
-                        .map(|h| match crate::endpoint::parse_header_line(h) {
-                            Some((n, v)) => Ok(json!([n, v])),
-                            None => Err(format!(
-                                "--response-header: {h:?} needs the form \"Name: value\""
-                            )),
-                        })
-                        .collect::<Result<Vec<_>, String>>()?;
-                    resp.insert("headers".into(), headers.into());
-                }
-                if let Some(d) = a.response_delay_ms {
-                    resp.insert("delay_ms".into(), d.into());
-                }
-                obj.insert("response".into(), resp.into());
-            }
+            let mut body = endpoint_fields(a.flags)?;
+            body.insert("slug".into(), a.slug.into());
             let created = r
-                .send("POST", "/api/endpoints", Some(body))
+                .send("POST", "/api/endpoints", Some(body.into()))
                 .await
                 .map_err(|e| with_flag_names(&e))?;
             (a.remote, created)
@@ -687,14 +637,48 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
                     .await?,
             )
         }
+        EndpointCmd::Edit(e) => {
+            let r = Remote::new(&e.remote)?;
+            let mut body = endpoint_fields(e.flags)?;
+            for (clear, field) in [
+                (e.no_target, "target"),
+                (e.no_mirror, "mirror"),
+                (e.no_notify_url, "notify_url"),
+                (e.no_signature, "signature"),
+            ] {
+                if clear {
+                    body.insert(field.into(), Value::Null);
+                }
+            }
+            if body.is_empty() {
+                return Err(format!(
+                    "nothing to change: give the settings to change (see `hookrelay endpoint edit --help`), e.g. `hookrelay endpoint edit {} --target URL`",
+                    e.slug
+                ));
+            }
+            let path = format!("/api/endpoints/{}", remote::path_segment(&e.slug));
+            // The API takes a bin's response whole: the flags given change
+            // their part of the one the endpoint has.
+            if let Some(Value::Object(given)) = body.get_mut("response") {
+                let current = r.get(&path).await?;
+                if let Value::Object(mut merged) = current["response"].clone() {
+                    merged.append(given);
+                    *given = merged;
+                }
+            }
+            let changed = r
+                .send("PATCH", &path, Some(body.into()))
+                .await
+                .map_err(|err| with_flag_names(&err))?;
+            (e.remote, changed)
+        }
         EndpointCmd::Pause { slug, remote } => {
-            let r = Remote::new(&remote)?;
-            let path = format!("/api/endpoints/{}", remote::path_segment(&slug));
-            (
-                remote,
-                r.send("PATCH", &path, Some(json!({ "status": "paused" })))
-                    .await?,
-            )
+            let v = set_status(&remote, &slug, "paused").await?;
+            (remote, v)
+        }
+        EndpointCmd::Disable { slug, remote } => {
+            let v = set_status(&remote, &slug, "disabled").await?;
+            (remote, v)
         }
         EndpointCmd::Resume {
             slug,
@@ -717,9 +701,7 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
                 }
                 return Ok(release_exit(&both["release"]));
             }
-            let v = r
-                .send("PATCH", &path, Some(json!({ "status": "active" })))
-                .await?;
+            let v = set_status(&remote, &slug, "active").await?;
             (remote, v)
         }
         EndpointCmd::Release { slug, remote } => {
@@ -775,6 +757,111 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
         print_endpoint(&v);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn set_status(remote: &RemoteArgs, slug: &str, status: &str) -> Result<Value, String> {
+    let path = format!("/api/endpoints/{}", remote::path_segment(slug));
+    Remote::new(remote)?
+        .send("PATCH", &path, Some(json!({ "status": status })))
+        .await
+}
+
+/// The JSON of the endpoint settings given as flags (only those given).
+fn endpoint_fields(f: EndpointFlags) -> Result<serde_json::Map<String, Value>, String> {
+    let mut body = serde_json::Map::new();
+    let obj = &mut body;
+    if let Some(t) = f.target {
+        obj.insert("target".into(), t.into());
+    }
+    if let Some(n) = f.name {
+        obj.insert("name".into(), n.into());
+    }
+    if let Some(t) = f.timeout_ms {
+        obj.insert("timeout_ms".into(), t.into());
+    }
+    if let Some(t) = f.failure_threshold {
+        obj.insert("failure_threshold".into(), t.into());
+    }
+    if let Some(c) = f.success_codes {
+        obj.insert("success_codes".into(), c.into());
+    }
+    if let Some(n) = f.notify_url {
+        obj.insert("notify_url".into(), n.into());
+    }
+    if let Some(m) = f.mode {
+        obj.insert("mode".into(), m.into());
+    }
+    if let Some(r) = f.retry {
+        obj.insert("retry".into(), r.into());
+    }
+    if let Some(o) = f.ordered {
+        obj.insert("ordered".into(), o.into());
+    }
+    if let Some(n) = f.max_in_flight {
+        obj.insert("max_in_flight".into(), n.into());
+    }
+    if let Some(n) = f.max_queue_depth {
+        obj.insert("max_queue_depth".into(), n.into());
+    }
+    if let Some(m) = f.mirror {
+        obj.insert("mirror".into(), m.into());
+    }
+    if let Some(scheme) = f.signature_scheme {
+        let secrets = secrets(f.signature_secret, &f.signature_secret_file)?;
+        let mut sig = json!({ "scheme": scheme, "secrets": secrets, "enforce": f.enforce });
+        for (field, value) in [
+            ("header", f.signature_header),
+            ("encoding", f.signature_encoding),
+            ("prefix", f.signature_prefix),
+            ("timestamp_header", f.signature_timestamp_header),
+        ] {
+            if let Some(v) = value {
+                sig[field] = v.into();
+            }
+        }
+        if let Some(t) = f.signature_tolerance {
+            sig["tolerance_s"] = t.into();
+        }
+        obj.insert("signature".into(), sig);
+    }
+    if let Some(p) = f.ping_on_activate {
+        obj.insert("ping_on_activate".into(), p.into());
+    }
+    if f.response_status.is_some()
+        || f.response_body.is_some()
+        || f.response_sequence.is_some()
+        || !f.response_header.is_empty()
+        || f.response_delay_ms.is_some()
+    {
+        let mut resp = serde_json::Map::new();
+        if let Some(s) = f.response_status {
+            resp.insert("status".into(), s.into());
+        }
+        if let Some(b) = f.response_body {
+            resp.insert("body".into(), b.into());
+        }
+        if let Some(seq) = f.response_sequence {
+            resp.insert("sequence".into(), seq.into());
+        }
+        if !f.response_header.is_empty() {
+            let headers = f
+                .response_header
+                .iter()
+                .map(|h| match crate::endpoint::parse_header_line(h) {
+                    Some((n, v)) => Ok(json!([n, v])),
+                    None => Err(format!(
+                        "--response-header: {h:?} needs the form \"Name: value\""
+                    )),
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            resp.insert("headers".into(), headers.into());
+        }
+        if let Some(d) = f.response_delay_ms {
+            resp.insert("delay_ms".into(), d.into());
+        }
+        obj.insert("response".into(), resp.into());
+    }
+    Ok(body)
 }
 
 fn print_endpoint(e: &Value) {

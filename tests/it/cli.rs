@@ -1,4 +1,4 @@
-//! The command line against a running server: endpoint add/list/show/pause/
+//! The command line against a running server: endpoint add/edit/list/show/pause/disable/
 //! resume/rm, events, show, replay — with and without `--json`.
 
 use serde_json::{Value, json};
@@ -950,4 +950,94 @@ async fn endpoint_add_sets_response_headers_delay_and_queue_limits() {
         err.contains("--response-header: \"nocolon\" needs the form"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn endpoint_edit_changes_only_what_is_given_and_disable_holds() {
+    let s = TestServer::start().await;
+    let mut up = Receiver::start(vec![Reply::status(200)]).await;
+    json_of(
+        &s,
+        &[
+            "endpoint",
+            "add",
+            "e1",
+            "--name",
+            "Shop",
+            "--response-status",
+            "201",
+            "--response-body",
+            "kept",
+            "--mirror",
+            "http://127.0.0.1:9/",
+            "--ordered",
+            "--json",
+        ],
+    )
+    .await;
+    // A bin's answer: only its status changes, the body stays.
+    let ep = json_of(
+        &s,
+        &[
+            "endpoint",
+            "edit",
+            "e1",
+            "--response-status",
+            "202",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(
+        (
+            &ep["response"]["status"],
+            &ep["response"]["body"],
+            &ep["name"]
+        ),
+        (&json!(202), &json!("kept"), &json!("Shop")),
+        "{ep}"
+    );
+    let r = s.post_in("e1", &[], "x").await;
+    assert_eq!((r.status, &r.body[..]), (202, &b"kept"[..]));
+    // A target, a boolean turned off and an optional field cleared.
+    let ep = json_of(
+        &s,
+        &[
+            "endpoint",
+            "edit",
+            "e1",
+            "--target",
+            &up.url("/hook"),
+            "--ordered=false",
+            "--no-mirror",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(
+        (&ep["ordered"], &ep["mirror"], &ep["name"]),
+        (&json!(false), &Value::Null, &json!("Shop")),
+        "{ep}"
+    );
+    assert_eq!(s.post_in("e1", &[], "fwd").await.status, 200);
+    assert_eq!(&up.next().await.body[..], b"fwd");
+    // Disabled by hand: held, with 202, until resumed.
+    let ep = json_of(&s, &["endpoint", "disable", "e1", "--json"]).await;
+    assert_eq!(ep["status"], "disabled", "{ep}");
+    let r = s.post_in("e1", &[], "later").await;
+    let held: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!((r.status, &held["held"]), (202, &json!(true)), "{held}");
+    // Back to a bin.
+    let ep = json_of(&s, &["endpoint", "edit", "e1", "--no-target", "--json"]).await;
+    assert_eq!(ep["target"], Value::Null, "{ep}");
+    // Nothing to change, and a refused value named by its flag.
+    let (code, _, err) = hookrelay(&s, &["endpoint", "edit", "e1"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("nothing to change"), "{err}");
+    let (code, _, err) = hookrelay(&s, &["endpoint", "edit", "e1", "--target", "ftp://x"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("(--target)"), "{err}");
+    let (code, _, err) = hookrelay(&s, &["endpoint", "edit", "nope", "--name", "x"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("nope"), "{err}");
 }
