@@ -62,16 +62,12 @@ pub fn run(a: VerifyArgs) -> Result<ExitCode, String> {
     cfg.prefix = a.prefix;
     cfg.timestamp_header = a.timestamp_header;
     cfg.legacy_sha1 = a.legacy_sha1;
-    cfg.validate()?;
+    cfg.validate().map_err(|e| flag_names(&e))?;
     let mut headers = Vec::new();
     for h in &a.headers {
-        let (name, value) = h
-            .split_once(':')
+        let (name, value) = crate::endpoint::parse_header_line(h)
             .ok_or_else(|| format!("--header {h:?}: expected 'Name: value'"))?;
-        headers.push((
-            name.trim().to_string(),
-            value.trim_start().as_bytes().to_vec(),
-        ));
+        headers.push((name, value.into_bytes()));
     }
     let body = if a.body_file == "-" {
         let mut b = Vec::new();
@@ -93,4 +89,47 @@ pub fn run(a: VerifyArgs) -> Result<ExitCode, String> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// A setting refused by [`SignatureConfig::validate`] named by this
+/// command's flag rather than the API field the message starts with.
+fn flag_names(err: &str) -> String {
+    let Some((field, rest)) = err.split_once(": ") else {
+        return err.to_string();
+    };
+    let flag = match field.strip_prefix("signature.").unwrap_or(field) {
+        "scheme" => "--scheme",
+        f if f.starts_with("secret") => "--secret/--secret-file",
+        "header" => "--sig-header",
+        "encoding" => "--encoding",
+        "prefix" => "--prefix",
+        "timestamp_header" => "--timestamp-header",
+        "legacy_sha1" => "--legacy-sha1",
+        "tolerance_s" => "--tolerance",
+        _ => return err.to_string(),
+    };
+    format!("{flag}: {rest}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_settings_name_this_commands_flags() {
+        let mut cfg = SignatureConfig::new("github", "s");
+        cfg.header = Some("X-Sig".into());
+        let err = flag_names(&cfg.validate().unwrap_err());
+        assert!(
+            err.starts_with("--sig-header: only used by scheme `hmac-sha256`"),
+            "{err}"
+        );
+        let err = flag_names(&SignatureConfig::new("nope", "s").validate().unwrap_err());
+        assert!(err.starts_with("--scheme: unknown scheme"), "{err}");
+        let mut cfg = SignatureConfig::new("hmac-sha256", "s");
+        cfg.header = Some("X-Sig".into());
+        cfg.encoding = Some("rot13".into());
+        let err = flag_names(&cfg.validate().unwrap_err());
+        assert!(err.starts_with("--encoding: "), "{err}");
+    }
 }
