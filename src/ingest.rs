@@ -339,12 +339,7 @@ async fn ingest(
         }
         EventState::Held => {
             relay.metrics.events_held.fetch_add(1, Ordering::Relaxed);
-            let body = serde_json::json!({
-                "held": true,
-                "event": ev.id,
-                "reason": format!("endpoint {slug:?} is {}", ep.status.as_str()),
-            });
-            Ok(with_event(json(accepted, body.to_string()), &ev.id))
+            Ok(held(accepted, &ev.id, slug, ep.status))
         }
         EventState::Captured if answer_ping => {
             let body = serde_json::json!({
@@ -387,7 +382,12 @@ async fn ingest(
                 relay.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
                 return Err(e);
             }
-            let (_, attempt, reply) = delivered??;
+            let (ev, attempt, reply) = delivered??;
+            if ev.state == EventState::Held {
+                relay.metrics.events_held.fetch_add(1, Ordering::Relaxed);
+                let status = cell.snapshot().status;
+                return Ok(held(accepted, &id, slug, status));
+            }
             let Some(reply) = reply else {
                 let (status, what) = match attempt.error {
                     Some(crate::event::ErrorKind::Timeout) => {
@@ -539,6 +539,17 @@ pub fn record_of(check: signature::Check) -> SignatureRecord {
         detail: check.detail,
         secret_index: check.secret_index,
     }
+}
+
+/// The answer for an event stored as `held` (its endpoint paused or
+/// disabled): accepted, so the sender's own failure count is not tripped.
+fn held(accepted: StatusCode, id: &str, slug: &str, status: Status) -> Response<Body> {
+    let body = serde_json::json!({
+        "held": true,
+        "event": id,
+        "reason": format!("endpoint {slug:?} is {}", status.as_str()),
+    });
+    with_event(json(accepted, body.to_string()), id)
 }
 
 fn with_event(mut resp: Response<Body>, id: &str) -> Response<Body> {

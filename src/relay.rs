@@ -231,7 +231,7 @@ impl Settle {
         ev: &Event,
         trigger: Trigger,
         success: bool,
-        active: bool,
+        Activity { was_active, active }: Activity,
         retry: &[String],
         retry_after: Option<Duration>,
     ) -> (Option<EventState>, QueueMove) {
@@ -258,6 +258,13 @@ impl Settle {
                     Some(EventState::Delivered)
                 } else if ev.state == EventState::Held && !(trigger == Trigger::Release && active) {
                     None
+                } else if trigger == Trigger::Forward && !was_active {
+                    // Sent while the endpoint was active, failed after a
+                    // concurrent failure disabled it (or a pause): held
+                    // like every event that arrives now, and its sender
+                    // gets 202, so concurrent senders see no more failures
+                    // than one sending in turn would.
+                    Some(EventState::Held)
                 } else {
                     Some(EventState::Failed)
                 };
@@ -287,6 +294,14 @@ impl Settle {
             }
         }
     }
+}
+
+/// The endpoint's status around one outcome: before it was observed by
+/// the policy, and after (the failure that disables it is in between).
+#[derive(Clone, Copy)]
+struct Activity {
+    was_active: bool,
+    active: bool,
 }
 
 /// What releasing held events did.
@@ -772,6 +787,9 @@ impl Relay {
                 (None, None) => "no answer".to_string(),
             };
             let mut guard = cell.as_ref().map(|c| c.lock());
+            let was_active = guard
+                .as_deref()
+                .is_none_or(|ep| ep.status == Status::Active);
             // The policy moves a copy; the live endpoint changes only once
             // the batch carrying it is written.
             let mut next = guard.as_deref().cloned();
@@ -784,8 +802,14 @@ impl Relay {
             };
             let trigger = attempt.trigger;
             let change = move |ev: &mut Event| {
-                let (state, queue) =
-                    settle.decide(ev, trigger, success, active, &retry, retry_after);
+                let (state, queue) = settle.decide(
+                    ev,
+                    trigger,
+                    success,
+                    Activity { was_active, active },
+                    &retry,
+                    retry_after,
+                );
                 if let Some(st) = state {
                     ev.state = st;
                 }

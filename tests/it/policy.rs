@@ -441,3 +441,44 @@ async fn the_disable_notification_is_retried_and_readable_in_chat() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn concurrent_failures_past_the_disabling_one_are_held_not_passed_on() {
+    // Twelve deliveries in flight at once, all failing: the sixth outcome
+    // disables the endpoint; the six after it are held and their senders
+    // get 202, as a sender sending one at a time would have seen.
+    const N: usize = 12;
+    let mut up = Receiver::start(vec![Reply::status(500).together(N)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "cc", "target": up.url("/") }))
+        .await;
+    let sends: Vec<_> = (0..N)
+        .map(|i| {
+            let url = s.ingest_url("/in/cc");
+            tokio::spawn(async move {
+                crate::support::send("POST", &url, &[], format!("{i}").into()).await
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in sends {
+        statuses.push(t.await.unwrap().0);
+    }
+    statuses.sort();
+    assert_eq!(statuses, [[202; 6], [500; 6]].concat(), "{statuses:?}");
+    assert_eq!(up.drain().len(), N);
+    let ep = s.get("/api/endpoints/cc").await;
+    assert_eq!(ep["status"], "disabled", "{ep}");
+    assert_eq!(
+        (&ep["counts"]["failed"], &ep["counts"]["held"]),
+        (&json!(6), &json!(6)),
+        "{ep}"
+    );
+    // The held ones go again on release.
+    up.set_script(vec![Reply::status(200)]);
+    let (st, both) = s
+        .api("POST", "/api/endpoints/cc/resume?release=true", None)
+        .await;
+    assert_eq!(st, 200, "{both}");
+    assert_eq!(both["release"]["delivered"], 6, "{both}");
+}

@@ -20,6 +20,8 @@ pub struct Reply {
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
     pub delay: Duration,
+    /// Answers only once this many requests wait on it together.
+    pub barrier: Option<Arc<tokio::sync::Barrier>>,
 }
 
 impl Reply {
@@ -29,7 +31,15 @@ impl Reply {
             headers: Vec::new(),
             body: Bytes::new(),
             delay: Duration::ZERO,
+            barrier: None,
         }
+    }
+
+    /// Holds each answer until `n` requests are waiting for theirs: every
+    /// one of them is in flight at once, however they are scheduled.
+    pub fn together(mut self, n: usize) -> Reply {
+        self.barrier = Some(Arc::new(tokio::sync::Barrier::new(n)));
+        self
     }
 
     pub fn body(mut self, body: impl Into<Bytes>) -> Reply {
@@ -132,6 +142,9 @@ impl Receiver {
                                     q.front().cloned().unwrap_or(Reply::status(200))
                                 }
                             };
+                            if let Some(b) = &reply.barrier {
+                                b.wait().await;
+                            }
                             if !reply.delay.is_zero() {
                                 tokio::time::sleep(reply.delay).await;
                             }
