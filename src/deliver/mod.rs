@@ -248,6 +248,19 @@ async fn read_reply(
     limit: usize,
 ) -> Result<Reply, Failure> {
     let (parts, body) = resp.into_parts();
+    // hyper hands interim answers (100, 103) over only as a final status
+    // when it is 101; nothing sent here asks for an upgrade (`Upgrade` is
+    // hop-by-hop and dropped), and passing a 101 on would leave the
+    // sender's connection switched to nothing.
+    if parts.status.is_informational() {
+        return Err(Failure {
+            kind: ErrorKind::Protocol,
+            detail: format!(
+                "the target answered {} to a request that asked for no protocol switch",
+                parts.status
+            ),
+        });
+    }
     let body = Limited::new(body, limit)
         .collect()
         .await

@@ -629,3 +629,50 @@ async fn a_forward_whose_sync_fails_is_a_503_and_stays_listed_with_its_attempt()
     );
     server.abort();
 }
+
+/// A target that switches protocols unasked: the sender gets 502, not a
+/// bare 101 that leaves its connection switched to nothing.
+#[tokio::test]
+async fn a_101_from_the_target_is_a_502() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = c
+                    .write_all(
+                        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+                    )
+                    .await;
+                let _ = c.read(&mut buf).await;
+            });
+        }
+    });
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "sw", "target": format!("http://127.0.0.1:{port}/") }))
+        .await;
+    let r = s.post_in("sw", &[], "x").await;
+    assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
+    let ev = s.get(&format!("/api/events/{}", r.event_id())).await;
+    let attempt = &ev["attempts"][0];
+    assert_eq!(
+        (&attempt["error"], &attempt["success"]),
+        (&json!("protocol"), &json!(false)),
+        "{attempt}"
+    );
+    assert!(
+        attempt["error_detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("101")),
+        "{attempt}"
+    );
+}
