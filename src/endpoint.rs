@@ -430,6 +430,25 @@ pub fn validate_url(field: &str, url: &str) -> Result<(), String> {
     if uri.host().is_none_or(str::is_empty) {
         return Err(format!("{field}: {url:?} has no host"));
     }
+    let port = uri
+        .authority()
+        .and_then(|a| a.as_str().rsplit_once(':'))
+        .map(|(_, p)| p)
+        .filter(|p| !p.contains(']'));
+    if let Some(port) = port
+        && !matches!(port.parse::<u16>(), Ok(1..))
+    {
+        return Err(format!(
+            "{field}: {url:?} has port {port:?}; a port is 1 to 65535"
+        ));
+    }
+    // A fragment is never sent; the path suffix and query of each event
+    // would land behind it and be dropped with it.
+    if url.contains('#') {
+        return Err(format!(
+            "{field}: {url:?} has a fragment (#…), which is never sent; drop it"
+        ));
+    }
     // Not sent by the HTTP client, and the URL is logged and shown on every
     // attempt: a password in it would only leak.
     if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
@@ -569,6 +588,29 @@ pub fn set_status(ep: &mut Endpoint, status: Status, reason: Option<String>, now
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_with_a_bad_port_or_a_fragment_are_refused() {
+        for ok in [
+            "http://127.0.0.1:65535/x",
+            "https://h/p?q=1",
+            "http://[::1]:8080/",
+        ] {
+            assert_eq!(validate_url("target", ok), Ok(()), "{ok}");
+        }
+        for (bad, says) in [
+            ("http://127.0.0.1:99999/", "port \"99999\""),
+            ("http://127.0.0.1:0/", "port \"0\""),
+            ("http://h/#frag", "fragment"),
+            ("http://h/p?q=1#f", "fragment"),
+        ] {
+            let err = validate_url("mirror", bad).unwrap_err();
+            assert!(
+                err.starts_with("mirror: ") && err.contains(says),
+                "{bad}: {err}"
+            );
+        }
+    }
 
     #[test]
     fn slugs() {
