@@ -3,7 +3,9 @@
 //! instead of accepting events it may not be able to keep.
 //!
 //! The check is a `statvfs` refreshed in the background, so the hot path
-//! reads one atomic.
+//! reads one atomic; between two reads, the bytes of the events accepted
+//! count as used, so a burst cannot fill the disk past the limit before the
+//! next read sees it.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,6 +20,12 @@ pub struct DiskGuard {
     full: AtomicBool,
     /// Used share in hundredths of a percent, for messages and metrics.
     used_bp: AtomicU64,
+    /// At the last read: bytes in use, and in use plus what this process
+    /// may still write (0 before a read worked).
+    used: AtomicU64,
+    usable: AtomicU64,
+    /// Bytes of events accepted since the last read.
+    since_read: AtomicU64,
 }
 
 impl DiskGuard {
@@ -27,6 +35,9 @@ impl DiskGuard {
             max_used_pct,
             full: AtomicBool::new(false),
             used_bp: AtomicU64::new(0),
+            used: AtomicU64::new(0),
+            usable: AtomicU64::new(0),
+            since_read: AtomicU64::new(0),
         };
         g.refresh();
         g
@@ -43,6 +54,24 @@ impl DiskGuard {
         // `1 - avail/total` said 72%).
         let used = st.f_blocks.saturating_sub(st.f_bfree);
         let usable = used + st.f_bavail;
+        if usable == 0 {
+            return;
+        }
+        let block = st.f_frsize.max(1);
+        self.used.store(used * block, Ordering::Relaxed);
+        self.usable.store(usable * block, Ordering::Relaxed);
+        self.since_read.store(0, Ordering::Relaxed);
+        self.judge(used * block);
+    }
+
+    /// Counts `bytes` just accepted as used until the next read.
+    pub fn accepted(&self, bytes: u64) {
+        let since = self.since_read.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.judge(self.used.load(Ordering::Relaxed) + since);
+    }
+
+    fn judge(&self, used: u64) {
+        let usable = self.usable.load(Ordering::Relaxed);
         if usable == 0 {
             return;
         }
@@ -71,5 +100,26 @@ impl DiskGuard {
                 _ = stop.changed() => return,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_accepted_count_until_the_next_read() {
+        let dir = std::env::temp_dir();
+        let g = DiskGuard::new(dir.clone(), 100.0);
+        assert!(!g.is_full(), "a limit of 100% with room left");
+        let room = g.usable.load(Ordering::Relaxed) - g.used.load(Ordering::Relaxed);
+        g.accepted(room / 2);
+        assert!(!g.is_full());
+        g.accepted(room);
+        assert!(g.is_full(), "accepted past the room left");
+        assert!(g.used_pct() >= 100.0);
+        // A read counts what is really on the disk again.
+        g.refresh();
+        assert!(!g.is_full());
     }
 }

@@ -40,6 +40,15 @@ pub async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     if path == "/healthz" {
+        if !matches!(*req.method(), http::Method::GET | http::Method::HEAD) {
+            let mut resp = json(
+                StatusCode::METHOD_NOT_ALLOWED,
+                r#"{"error":"/healthz takes GET"}"#.into(),
+            );
+            resp.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return Ok(resp);
+        }
         let (status, body) = relay.health();
         return Ok(json(status, body));
     }
@@ -238,6 +247,9 @@ async fn ingest(
         guard
     });
     let stored = relay.store.insert_event_queued(ev, &stored_body, due);
+    if let (Ok(_), Some(disk)) = (&stored, relay.disk.get()) {
+        disk.accepted(stored_body.len() as u64);
+    }
     // In queue mode the worker learns of the event before the sync wait: in
     // arrival order, counted by the depth limit, and not stranded until a
     // restart by a sender that hangs up meanwhile. Nothing sends it before

@@ -533,13 +533,21 @@ impl Relay {
     /// reason while the store cannot write (a probe can restart the
     /// process, which also gets RocksDB out of its read-only error state).
     pub fn health(&self) -> (http::StatusCode, String) {
-        match self.store.health() {
-            Ok(()) => (http::StatusCode::OK, r#"{"ok":true}"#.into()),
-            Err(why) => (
-                http::StatusCode::SERVICE_UNAVAILABLE,
-                serde_json::json!({ "ok": false, "error": format!("store: {why}") }).to_string(),
-            ),
-        }
+        let why = match self.store.health() {
+            Err(why) => format!("store: {why}"),
+            Ok(()) => match self.disk.get() {
+                Some(d) if d.is_full() => format!(
+                    "disk: the data disk is {:.1}% full (limit {}%); ingest refuses events",
+                    d.used_pct(),
+                    d.limit_pct()
+                ),
+                _ => return (http::StatusCode::OK, r#"{"ok":true}"#.into()),
+            },
+        };
+        (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({ "ok": false, "error": why }).to_string(),
+        )
     }
 
     /// Whether `url` (a target base, as replays take it) accepted `ev` in

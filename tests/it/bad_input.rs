@@ -194,6 +194,13 @@ async fn a_full_disk_is_503_with_retry_after_and_nothing_is_stored() {
         metrics.contains("hookrelay_disk_used_percent "),
         "{metrics}"
     );
+    // And so does a probe, on both listeners.
+    for url in [s.ingest_url("/healthz"), s.admin_url("/healthz")] {
+        let (status, _, body) = send("GET", &url, &[], Default::default()).await;
+        let text = String::from_utf8_lossy(&body);
+        assert_eq!(status, 503, "{url}: {text}");
+        assert!(text.contains("\"error\":\"disk: "), "{text}");
+    }
 }
 
 #[tokio::test]
@@ -719,5 +726,21 @@ async fn healthz_fails_while_the_store_cannot_write() {
     let (status, _, _) = send("POST", &format!("http://{addr}/in/b"), &[], "z".into()).await;
     assert_eq!(status, 201);
     assert_eq!(health().await, (200, json!({ "ok": true })));
+    let (status, headers, _) = send(
+        "POST",
+        &format!("http://{addr}/healthz"),
+        &[],
+        Default::default(),
+    )
+    .await;
+    let allow = headers
+        .iter()
+        .find(|(n, _)| n == "allow")
+        .map(|(_, v)| v.clone());
+    assert_eq!(
+        (status, allow.as_deref()),
+        (405, Some(&b"GET, HEAD"[..])),
+        "a probe takes GET"
+    );
     server.abort();
 }
