@@ -136,6 +136,10 @@ pub struct Config {
     /// How long a connection may wait for its socket without response
     /// progress ([`crate::idle::SEND_STALL`]); no flag, tests shorten it.
     pub send_stall: Duration,
+    /// Request-body bytes ingest holds in memory at once
+    /// ([`crate::ingest::BODY_MEMORY`]; at least `max_body`); no flag,
+    /// tests lower it.
+    pub body_memory: usize,
     pub max_disk_usage: f64,
     pub trusted_proxies: crate::forwarded::TrustedProxies,
     pub endpoints: Vec<EndpointInput>,
@@ -156,6 +160,7 @@ impl Default for Config {
             retain_per_endpoint: None,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             send_stall: crate::idle::SEND_STALL,
+            body_memory: crate::ingest::BODY_MEMORY,
             max_disk_usage: DEFAULT_MAX_DISK_USAGE,
             trusted_proxies: Default::default(),
             endpoints: Vec::new(),
@@ -223,6 +228,7 @@ impl Config {
                 .map(Duration::from_secs)
                 .unwrap_or(d.header_timeout),
             send_stall: d.send_stall,
+            body_memory: d.body_memory,
             max_disk_usage: args
                 .max_disk_usage
                 .or(s.max_disk_usage)

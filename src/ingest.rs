@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -96,20 +96,29 @@ async fn ingest(
         return Ok(resp);
     }
     let max = relay.max_body;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|l| l.to_str().ok()?.parse::<u64>().ok());
     // Refuse a declared oversize body before reading any of it.
-    if let Some(len) = req.headers().get(header::CONTENT_LENGTH)
-        && len
-            .to_str()
-            .ok()
-            .and_then(|l| l.parse::<u64>().ok())
-            .is_some_and(|l| l > max as u64)
-    {
+    if declared.is_some_and(|l| l > max as u64) {
         return Ok(too_large(max));
+    }
+    // Bodies are held whole in memory until stored: together they stay
+    // within the budget, or many large ones in flight at once (slow
+    // senders, say) would exhaust the host's memory.
+    let mut in_memory = relay.bodies.hold();
+    if !in_memory.grow(declared.unwrap_or(0) as usize) {
+        return Ok(busy(&relay));
     }
     let (parts, body) = req.into_parts();
     // A sender trickling its body is cut off: the header timeout does not
     // cover the body, and each slow body would hold up to --max-body bytes.
-    let collected = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, max).collect()).await;
+    let collected = tokio::time::timeout(
+        BODY_TIMEOUT,
+        read_body(Limited::new(body, max), &mut in_memory),
+    )
+    .await;
     let Ok(collected) = collected else {
         let mut resp = json(
             StatusCode::REQUEST_TIMEOUT,
@@ -120,7 +129,8 @@ async fn ingest(
         return Ok(resp);
     };
     let body = match collected {
-        Ok(b) => b.to_bytes(),
+        Ok(Some(b)) => b,
+        Ok(None) => return Ok(busy(&relay)),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
@@ -586,6 +596,134 @@ fn error(e: Error) -> Response<Body> {
         tracing::error!(error = %e, "ingest failed");
     }
     json(e.status(), e.body())
+}
+
+/// Reads a whole body, growing `held` as it comes; `None` when the budget
+/// has no room for the rest.
+async fn read_body(
+    mut body: Limited<Incoming>,
+    held: &mut Held<'_>,
+) -> Result<Option<Bytes>, Box<dyn std::error::Error + Send + Sync>> {
+    let mut chunks = Vec::new();
+    let mut len = 0;
+    while let Some(frame) = body.frame().await {
+        // Trailers are neither stored nor sent.
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        len += data.len();
+        if len > held.bytes() && !held.grow(len - held.bytes()) {
+            return Ok(None);
+        }
+        chunks.push(data);
+    }
+    Ok(Some(match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.pop().expect("one chunk"),
+        _ => {
+            let mut all = Vec::with_capacity(len);
+            for c in &chunks {
+                all.extend_from_slice(c);
+            }
+            Bytes::from(all)
+        }
+    }))
+}
+
+/// How many request-body bytes ingest holds in memory at once, at least:
+/// 40 bodies of the default `--max-body`, far beyond what webhooks send.
+pub const BODY_MEMORY: usize = 1 << 30;
+
+/// The request bodies ingest holds in memory, against one limit
+/// ([`BODY_MEMORY`], or `--max-body` when larger, so that one body of
+/// the largest size always fits).
+pub struct BodyBudget {
+    held: AtomicUsize,
+    limit: AtomicUsize,
+    max_body: usize,
+}
+
+impl BodyBudget {
+    pub fn new(max_body: usize) -> BodyBudget {
+        BodyBudget {
+            held: AtomicUsize::new(0),
+            limit: AtomicUsize::new(BODY_MEMORY.max(max_body)),
+            max_body,
+        }
+    }
+
+    /// Sets the limit (at least `--max-body`) before serving.
+    pub fn set_limit(&self, bytes: usize) {
+        self.limit
+            .store(bytes.max(self.max_body), Ordering::Relaxed);
+    }
+
+    fn limit(&self) -> usize {
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    pub fn hold(&self) -> Held<'_> {
+        Held {
+            budget: self,
+            bytes: 0,
+        }
+    }
+
+    /// Bytes held now (for `/metrics`).
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+}
+
+/// One request's share of the [`BodyBudget`], given back when dropped.
+pub struct Held<'a> {
+    budget: &'a BodyBudget,
+    bytes: usize,
+}
+
+impl Held<'_> {
+    /// Takes `n` more bytes; false, taking nothing, when they do not fit.
+    fn grow(&mut self, n: usize) -> bool {
+        let before = self.budget.held.fetch_add(n, Ordering::AcqRel);
+        if before + n > self.budget.limit() {
+            self.budget.held.fetch_sub(n, Ordering::AcqRel);
+            return false;
+        }
+        self.bytes += n;
+        true
+    }
+
+    fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.budget.held.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+/// The answer while the bodies in memory fill the budget.
+fn busy(relay: &Relay) -> Response<Body> {
+    relay.metrics.refused_memory.fetch_add(1, Ordering::Relaxed);
+    let budget = &relay.bodies;
+    let mut resp = json(
+        StatusCode::SERVICE_UNAVAILABLE,
+        serde_json::json!({
+            "error": format!(
+                "hookrelay holds {} MiB of request bodies being received, its limit; nothing was stored, retry later",
+                budget.limit() >> 20
+            ),
+        })
+        .to_string(),
+    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    // The rest of the body is not read.
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 fn too_large(max: usize) -> Response<Body> {

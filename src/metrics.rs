@@ -69,6 +69,7 @@ pub struct Metrics {
     /// Senders answered `503` by backpressure, nothing stored.
     pub refused_queue_depth: AtomicU64,
     pub refused_disk: AtomicU64,
+    pub refused_memory: AtomicU64,
     pub endpoints_disabled: AtomicU64,
     pub retries: AtomicU64,
     attempts_success: AtomicU64,
@@ -89,6 +90,7 @@ impl Default for Metrics {
             store_errors: Default::default(),
             refused_queue_depth: Default::default(),
             refused_disk: Default::default(),
+            refused_memory: Default::default(),
             endpoints_disabled: Default::default(),
             retries: Default::default(),
             attempts_success: Default::default(),
@@ -114,6 +116,8 @@ pub struct Snapshot<'a> {
     pub wal_flush: Option<&'a Histogram>,
     /// Percent of the data disk in use, as the disk guard last saw it.
     pub disk_used_pct: Option<f64>,
+    /// Request-body bytes ingest holds in memory now.
+    pub body_bytes: usize,
 }
 
 impl Metrics {
@@ -169,6 +173,7 @@ impl Metrics {
         for (reason, c) in [
             ("queue_depth", &self.refused_queue_depth),
             ("disk", &self.refused_disk),
+            ("memory", &self.refused_memory),
         ] {
             let _ = writeln!(
                 out,
@@ -176,6 +181,11 @@ impl Metrics {
                 c.load(Relaxed)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP hookrelay_ingest_body_bytes Request-body bytes being received or stored now (ingest answers 503 past its limit).\n# TYPE hookrelay_ingest_body_bytes gauge\nhookrelay_ingest_body_bytes {}",
+            snap.body_bytes
+        );
         if let Some(pct) = snap.disk_used_pct {
             let _ = writeln!(
                 out,
@@ -280,6 +290,7 @@ mod tests {
             wal_flushes: 0,
             wal_flush: None,
             disk_used_pct: None,
+            body_bytes: 0,
         }
     }
 

@@ -149,6 +149,8 @@ pub struct Relay {
     pub client: Client,
     pub metrics: Metrics,
     pub max_body: usize,
+    /// Request bodies held in memory by ingest.
+    pub bodies: crate::ingest::BodyBudget,
     /// The ingest listener's base URL (`http://127.0.0.1:8080`), set by
     /// `server::serve` once bound; the dashboard shows full ingest URLs.
     pub ingest_base: std::sync::OnceLock<String>,
@@ -339,6 +341,7 @@ impl Relay {
             client,
             metrics: Metrics::default(),
             max_body,
+            bodies: crate::ingest::BodyBudget::new(max_body),
             ingest_base: std::sync::OnceLock::new(),
             trusted_proxies: std::sync::OnceLock::new(),
             shards: std::sync::OnceLock::new(),

@@ -85,6 +85,7 @@ pub async fn serve(
     let relay = Arc::new(
         Relay::new(Arc::clone(&store), client, config.max_body).map_err(|e| e.to_string())?,
     );
+    relay.bodies.set_limit(config.body_memory);
     for input in config.endpoints.clone() {
         let slug = input.slug.clone().unwrap_or_default();
         relay

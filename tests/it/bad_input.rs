@@ -744,3 +744,87 @@ async fn healthz_fails_while_the_store_cannot_write() {
     );
     server.abort();
 }
+
+/// Bodies being received are held in memory until stored: together they
+/// stay within a budget, so slow senders cannot exhaust the host's memory.
+/// Past it a sender gets 503 with Retry-After, and room comes back as the
+/// bodies in memory go.
+#[tokio::test]
+async fn bodies_in_memory_stay_within_a_budget() {
+    use tokio::io::AsyncWriteExt;
+    const MIB: usize = 1 << 20;
+    let (_dir, data) = temp_data();
+    let mut cfg = config_at(&data);
+    cfg.max_body = MIB;
+    cfg.body_memory = 2 * MIB;
+    let s = TestServer::start_with(cfg).await;
+    s.create_endpoint(json!({ "slug": "b" })).await;
+    let in_memory = || async {
+        let (_, _, m) = send("GET", &s.admin_url("/metrics"), &[], Default::default()).await;
+        let m = String::from_utf8_lossy(&m).into_owned();
+        m.lines()
+            .find_map(|l| l.strip_prefix("hookrelay_ingest_body_bytes "))
+            .and_then(|v| v.parse::<usize>().ok())
+            .expect("the gauge")
+    };
+    let until = |want: usize| async move {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while in_memory().await != want {
+            assert!(Instant::now() < deadline, "never {want} bytes in memory");
+            tokio::task::yield_now().await;
+        }
+    };
+    // Two senders declare the largest body and send half of it.
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        let mut c = tokio::net::TcpStream::connect(s.ingest).await.unwrap();
+        let head = format!("POST /in/b HTTP/1.1\r\nhost: x\r\ncontent-length: {MIB}\r\n\r\n");
+        c.write_all(head.as_bytes()).await.unwrap();
+        c.write_all(&vec![b'a'; MIB / 2]).await.unwrap();
+        slow.push(c);
+    }
+    until(2 * MIB).await;
+    let r = s.post_in("b", &[], "small").await;
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("retry-after").as_deref(), Some("5"));
+    assert!(
+        r.json()["error"].as_str().unwrap().contains("2 MiB"),
+        "{:?}",
+        r.body
+    );
+    // A chunked body (no length declared) is cut when it outgrows the room:
+    // half a MiB left, and its second chunk passes that.
+    drop(slow.pop());
+    until(MIB).await;
+    let mut c = tokio::net::TcpStream::connect(s.ingest).await.unwrap();
+    let head = format!(
+        "POST /in/b HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n",
+        MIB / 2
+    );
+    c.write_all(head.as_bytes()).await.unwrap();
+    slow.push(c);
+    until(MIB + MIB / 2).await;
+    let chunk = vec![b'c'; MIB / 8 * 3];
+    let mut req = b"POST /in/b HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n".to_vec();
+    for _ in 0..2 {
+        req.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        req.extend_from_slice(&chunk);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    let out = raw(s.ingest, &req, Duration::from_secs(10)).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    // Nothing of the refused ones was stored, and room came back.
+    until(MIB + MIB / 2).await;
+    drop(slow);
+    until(0).await;
+    assert_eq!(s.post_in("b", &[], "small").await.status, 200);
+    let list = s.get("/api/events?endpoint=b").await;
+    assert_eq!(list["events"].as_array().unwrap().len(), 1, "{list}");
+    let (_, _, m) = send("GET", &s.admin_url("/metrics"), &[], Default::default()).await;
+    assert!(
+        String::from_utf8_lossy(&m).contains("hookrelay_ingest_refused_total{reason=\"memory\"} 2"),
+        "both refusals counted"
+    );
+}
