@@ -416,6 +416,15 @@ where
 
 /// Checks that `url` is an absolute http(s) URL with a host.
 pub fn validate_url(field: &str, url: &str) -> Result<(), String> {
+    // http's parser lets other bytes through; sent on the wire or shown on
+    // a page they would not be what they look like.
+    if let Some(c) = url.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(format!(
+            "{field}: {:?} holds {:?}: a URL is printable ASCII (percent-encode the rest)",
+            crate::text::visible(url),
+            c
+        ));
+    }
     let uri: http::Uri = url
         .parse()
         .map_err(|_| format!("{field}: {url:?} is not a valid URL"))?;
@@ -603,6 +612,8 @@ mod tests {
             ("http://127.0.0.1:0/", "port \"0\""),
             ("http://h/#frag", "fragment"),
             ("http://h/p?q=1#f", "fragment"),
+            ("http://h/\u{202e}txt.exe", "printable ASCII"),
+            ("http://h/a b", "printable ASCII"),
         ] {
             let err = validate_url("mirror", bad).unwrap_err();
             assert!(

@@ -2356,6 +2356,31 @@ async fn bidi_controls_in_a_payload_are_shown_not_obeyed() {
             "the stored bytes are unchanged"
         );
     }
+    // What an admin types: a name is shown the same way on every page; a
+    // URL must be printable ASCII.
+    s.create_endpoint(json!({ "slug": "bn", "name": "Shop \u{202e}kcab" }))
+        .await;
+    for path in ["/", "/endpoints/bn", "/endpoints/bn/delete"] {
+        let p = get_page(&s, path, &[]).await;
+        assert_eq!(p.status, 200, "{path}");
+        assert!(p.html.contains("Shop ⟨U+202E⟩kcab"), "{path}: {}", p.html);
+        assert!(
+            !p.html.contains("<h1>Shop \u{202e}") && !p.html.contains("<h2>Shop \u{202e}"),
+            "{path}: a raw control in a heading"
+        );
+    }
+    let (st, v) = s
+        .api(
+            "POST",
+            "/api/endpoints",
+            Some(json!({ "slug": "bu", "target": "http://h/\u{202e}exe.txt" })),
+        )
+        .await;
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("printable ASCII"),
+        "{v}"
+    );
 }
 
 /// Addresses a user may type or reload: a page that is not there gets an

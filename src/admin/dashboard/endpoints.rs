@@ -58,13 +58,13 @@ impl EndpointRow {
         EndpointRow {
             ingest_url: format!("{}/in/{}", base.unwrap_or(""), ep.slug),
             slug: ep.slug.to_string(),
-            name: ep.name.clone(),
+            name: visible(&ep.name),
             status: ep.status.as_str(),
-            reason: ep.disabled_reason.clone(),
+            reason: ep.disabled_reason.as_deref().map(visible),
             disabled_ago: ep.disabled_at.map(|t| ago(t, now)),
-            target: ep.target.clone(),
+            target: ep.target.as_deref().map(visible),
             mode: mode_str(ep.mode),
-            mirror: ep.mirror.clone(),
+            mirror: ep.mirror.as_deref().map(visible),
             queue: None,
             counts,
             consecutive_failures: ep.consecutive_failures,
@@ -395,7 +395,17 @@ struct FormPage {
     chart_height: u32,
 }
 
+/// Text an admin typed, for display: bidirectional controls shown.
+fn visible(s: &str) -> String {
+    crate::text::visible(s).into_owned()
+}
+
 impl FormPage {
+    /// The page's heading: the name as shown, not as it would reorder.
+    fn title(&self) -> String {
+        visible(&self.v.name)
+    }
+
     /// The message for `field`, if the last submission was refused for it.
     fn error(&self, field: &str) -> Option<&str> {
         self.errors
