@@ -181,7 +181,11 @@ async fn metrics(State(st): State<AdminState>) -> Response {
 async fn endpoint_json(st: &AdminState, ep: &crate::endpoint::Endpoint) -> Result<Value> {
     let slug = ep.slug.to_string();
     let counts = st.relay.store.run(move |s| s.counts(&slug)).await?;
-    Ok(ep.to_api(&counts))
+    let mut v = ep.to_api(&counts);
+    if let Some(base) = st.relay.ingest_base.get() {
+        v["ingest_url"] = format!("{base}/in/{}", ep.slug).into();
+    }
+    Ok(v)
 }
 
 async fn list_endpoints(State(st): State<AdminState>) -> Result<Json<Value>> {

@@ -865,24 +865,94 @@ fn endpoint_fields(f: EndpointFlags) -> Result<serde_json::Map<String, Value>, S
 }
 
 fn print_endpoint(e: &Value) {
-    say!(
-        "{}  ({})",
-        e["slug"].as_str().unwrap_or(""),
-        e["name"].as_str().unwrap_or("")
-    );
-    say!("  status:   {}", e["status"].as_str().unwrap_or(""));
-    if let Some(r) = e["disabled_reason"].as_str() {
-        say!("  reason:   {r}");
+    let text = |v: &Value| printable(v.as_str().unwrap_or("")).into_owned();
+    let list = |v: &Value| {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    say!("{}  ({})", text(&e["slug"]), text(&e["name"]));
+    say!("  status:    {}", text(&e["status"]));
+    if e["disabled_reason"].is_string() {
+        say!("  reason:    {}", text(&e["disabled_reason"]));
     }
-    say!("  ingest:   {}", e["ingest_path"].as_str().unwrap_or(""));
-    say!("  target:   {}", e["target"].as_str().unwrap_or("(bin)"));
+    let ingest = e.get("ingest_url").unwrap_or(&e["ingest_path"]);
+    say!("  ingest:    {}", text(ingest));
+    if e["target"].is_string() {
+        say!(
+            "  target:    {} ({} mode)",
+            text(&e["target"]),
+            text(&e["mode"])
+        );
+        say!(
+            "  policy:    disabled past {} failures in a row; success {}; timeout {} ms",
+            e["failure_threshold"],
+            list(&e["success_codes"]),
+            e["timeout_ms"]
+        );
+        if e["mode"] == "queue" {
+            say!(
+                "  queue:     retry {}; {} in flight at most{}; {} pending at most",
+                list(&e["retry"]),
+                e["max_in_flight"],
+                if e["ordered"] == json!(true) {
+                    ", ordered"
+                } else {
+                    ""
+                },
+                e["max_queue_depth"]
+            );
+        }
+    } else {
+        let r = &e["response"];
+        let sequence = list(&r["sequence"]);
+        say!(
+            "  target:    (bin) answers {}{}{}",
+            if sequence.is_empty() {
+                r["status"].to_string()
+            } else {
+                format!("{sequence} in turn")
+            },
+            match r["headers"].as_array().map(Vec::len) {
+                Some(n) if n > 0 => format!(", {n} header(s)"),
+                _ => String::new(),
+            },
+            match r["delay_ms"].as_u64() {
+                Some(ms) if ms > 0 => format!(", after {ms} ms"),
+                _ => String::new(),
+            }
+        );
+    }
+    if e["mirror"].is_string() {
+        say!("  mirror:    {}", text(&e["mirror"]));
+    }
+    let sig = &e["signature"];
+    if sig.is_object() {
+        say!(
+            "  signature: {}, {}, {} secret(s), tolerance {} s",
+            text(&sig["scheme"]),
+            if sig["enforce"] == json!(true) {
+                "enforced (invalid ones get 401)"
+            } else {
+                "checked, not enforced"
+            },
+            sig["secret_count"],
+            sig["tolerance_s"]
+        );
+    }
+    if e["notify_url"].is_string() {
+        say!("  notify:    {}", text(&e["notify_url"]));
+    }
     say!(
-        "  failures: {} in a row ({} left before disable)",
+        "  failures:  {} in a row ({} left before disable)",
         e["consecutive_failures"],
         e["failures_left"]
     );
     say!(
-        "  counts:   {} received, {} delivered, {} failed, {} held",
+        "  counts:    {} received, {} delivered, {} failed, {} held",
         e["counts"]["received"],
         e["counts"]["delivered"],
         e["counts"]["failed"],

@@ -394,6 +394,20 @@ async fn endpoint_add_takes_queue_mirror_and_signature_settings() {
     assert_eq!(ep["signature"]["scheme"], "github");
     assert_eq!(ep["signature"]["secret_count"], 2);
     assert_eq!(ep["signature"]["enforce"], true);
+    // Without --json the same settings are there to read.
+    let (code, out, err) = hookrelay(&s, &["endpoint", "show", "qq"]).await;
+    assert_eq!(code, 0, "{err}");
+    for line in [
+        format!("  ingest:    {}", s.ingest_url("/in/qq")),
+        format!("  target:    {target} (queue mode)"),
+        "  policy:    disabled past 5 failures in a row; success 2xx, 301, 302; timeout 10000 ms"
+            .into(),
+        "  queue:     retry 1s, 1m; 4 in flight at most, ordered; 100000 pending at most".into(),
+        "  mirror:    http://127.0.0.1:9/m".into(),
+        "  signature: github, enforced (invalid ones get 401), 2 secret(s), tolerance 300 s".into(),
+    ] {
+        assert!(out.lines().any(|l| l == line), "{line:?} in:\n{out}");
+    }
 
     let (code, out, err) = hookrelay(&s, &["endpoint", "ping", "qq"]).await;
     assert_eq!(code, 0, "{err}");
