@@ -34,10 +34,10 @@ pub const MAX_RETAIN_DAYS: u64 = 36_500;
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct ServeArgs {
     /// Ingest listener (senders post to /in/{slug}) [default: 127.0.0.1:8080].
-    #[arg(long, env = "HOOKRELAY_LISTEN", value_name = "ADDR")]
+    #[arg(long, env = "HOOKRELAY_LISTEN", value_name = "ADDR", value_parser = parse_addr)]
     pub listen: Option<SocketAddr>,
     /// Admin listener (dashboard, /api, /metrics) [default: 127.0.0.1:8081].
-    #[arg(long, env = "HOOKRELAY_ADMIN", value_name = "ADDR")]
+    #[arg(long, env = "HOOKRELAY_ADMIN", value_name = "ADDR", value_parser = parse_addr)]
     pub admin: Option<SocketAddr>,
     /// RocksDB data directory [default: ./hookrelay-data].
     #[arg(long, env = "HOOKRELAY_DATA", value_name = "DIR")]
@@ -104,7 +104,9 @@ pub struct FileConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSection {
+    #[serde(default, deserialize_with = "addr")]
     pub listen: Option<SocketAddr>,
+    #[serde(default, deserialize_with = "addr")]
     pub admin: Option<SocketAddr>,
     pub data: Option<PathBuf>,
     pub max_body: Option<toml::Value>,
@@ -358,6 +360,30 @@ fn without_quoted(msg: &str) -> String {
         .join("`")
 }
 
+/// A listener address: `127.0.0.1:8080`, `[::1]:8080`, or a host name
+/// such as `localhost:8080` (its IPv4 address when it has one).
+pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    let bad = || format!("{s:?} is not an address such as 127.0.0.1:8080 or localhost:8080");
+    let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(s)
+        .map_err(|_| bad())?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(bad)
+}
+
+fn addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|s| parse_addr(&s).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
 /// Sizes as bytes or with a unit: `1024`, `512KiB`, `25MiB`, `1MB`, `2GiB`.
 pub fn parse_size(s: &str) -> Result<usize, String> {
     let t = s.trim();
@@ -387,6 +413,37 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listeners_take_ip_addresses_and_host_names() {
+        assert_eq!(
+            parse_addr("127.0.0.1:8080"),
+            Ok("127.0.0.1:8080".parse().unwrap())
+        );
+        assert_eq!(parse_addr("[::1]:9"), Ok("[::1]:9".parse().unwrap()));
+        assert_eq!(
+            parse_addr("localhost:8081"),
+            Ok("127.0.0.1:8081".parse().unwrap())
+        );
+        for bad in [
+            "8080",
+            "localhost",
+            "nonexistent.invalid:80",
+            "1.2.3.4:99999",
+        ] {
+            let err = parse_addr(bad).unwrap_err();
+            assert!(err.contains("localhost:8080"), "{bad}: {err}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[server]\nadmin = \"localhost:9001\"\n").unwrap();
+        let cfg = Config::resolve(ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(cfg.admin, "127.0.0.1:9001".parse().unwrap());
+    }
 
     /// toml's own message quotes the offending line: a secret beside a
     /// typo went to the terminal or log.
