@@ -404,7 +404,7 @@ pub fn parse_filter(q: &HashMap<String, String>) -> Result<EventFilter> {
 
 /// A query parameter that is neither a filter nor one of `extra` is a
 /// typo (`endpont=`) that would silently list everything: `400`.
-fn known_params(q: &HashMap<String, String>, extra: &[&str]) -> Result<()> {
+pub(crate) fn known_params(q: &HashMap<String, String>, extra: &[&str]) -> Result<()> {
     let mut unknown: Vec<&str> = q
         .keys()
         .map(String::as_str)

@@ -955,6 +955,16 @@ async fn event_list_filters_paginate_and_count_for_bulk_replay() {
     let p = get_page(&s, "/events?since=yesterday-ish", &[]).await;
     assert_eq!(p.status, 400);
     assert!(p.html.contains("since: "), "{}", p.html);
+    // A typo in a filter's name lists nothing, and says why.
+    let p = get_page(&s, "/events?endpont=a", &[]).await;
+    assert_eq!(p.status, 400);
+    assert!(
+        p.html.contains("unknown parameter &quot;endpont&quot;")
+            || p.html.contains("unknown parameter &#34;endpont&#34;"),
+        "{}",
+        p.html
+    );
+    assert!(!p.html.contains("/n0"), "no unfiltered list");
 
     // Replay all matching: a dry-run count first.
     let token = p.csrf();
