@@ -27,3 +27,15 @@ pub fn parse_instant_ms(s: &str) -> Option<u64> {
     };
     (ms < 1 << 48).then_some(ms)
 }
+
+/// A duration back from `now`: `15m`, `2h`, `3d`, `1h 30m`, `2h ago`.
+pub fn ago_ms(s: &str, now: u64) -> Option<u64> {
+    let d = humantime::parse_duration(s.trim().trim_end_matches(" ago")).ok()?;
+    Some(now.saturating_sub(d.as_millis().try_into().unwrap_or(u64::MAX)))
+}
+
+/// What a `since`/`until` filter takes: [`parse_instant_ms`] or
+/// [`ago_ms`].
+pub fn parse_instant_at(s: &str, now: u64) -> Option<u64> {
+    parse_instant_ms(s).or_else(|| ago_ms(s, now))
+}

@@ -336,12 +336,13 @@ fn parse_selection(
 /// Parses the query of `GET /api/events` (and of the dashboard's list).
 pub fn parse_filter(q: &HashMap<String, String>) -> Result<EventFilter> {
     let get = |k: &str| q.get(k).map(|s| s.trim()).filter(|s| !s.is_empty());
+    let now = crate::time::now_ms();
     let instant = |k: &str| -> Result<Option<u64>> {
         get(k)
             .map(|v| {
-                crate::time::parse_instant_ms(v).ok_or_else(|| {
+                crate::time::parse_instant_at(v, now).ok_or_else(|| {
                     Error::BadRequest(format!(
-                        "{k}: {v:?} is not an RFC 3339 time or epoch milliseconds"
+                        "{k}: {v:?} is not an RFC 3339 time, epoch milliseconds or a duration back from now such as 15m or 2h"
                     ))
                 })
             })

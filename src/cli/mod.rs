@@ -337,9 +337,11 @@ pub struct FilterArgs {
     /// Signature verdict: valid, invalid, stale, missing, unchecked.
     #[arg(long)]
     pub signature: Option<String>,
-    /// RFC 3339 time or epoch milliseconds.
+    /// RFC 3339 time, epoch milliseconds, or a duration back from now
+    /// (15m, 2h, 3d).
     #[arg(long)]
     pub since: Option<String>,
+    /// As --since.
     #[arg(long)]
     pub until: Option<String>,
     /// Text search in path, query, headers and bodies.

@@ -354,6 +354,14 @@ async fn events_filter_and_paginate_newest_first() {
         count(s.get(&format!("/api/events?endpoint=a&until={mid}")).await),
         until
     );
+    // A duration back from now: everything is newer than an hour, nothing
+    // older (these events are seconds old).
+    let all = times.len();
+    assert_eq!(count(s.get("/api/events?endpoint=a&since=1h").await), all);
+    assert_eq!(
+        count(s.get("/api/events?endpoint=a&until=1h%20ago").await),
+        0
+    );
     assert_eq!(count(s.get("/api/events?method=GET").await), 0);
 }
 

@@ -154,8 +154,8 @@ fn resolve_time(v: &str, now: u64) -> String {
     if v.is_empty() || crate::time::parse_instant_ms(v).is_some() {
         return v.to_string();
     }
-    if let Ok(d) = humantime::parse_duration(v.trim_end_matches(" ago")) {
-        return now.saturating_sub(d.as_millis() as u64).to_string();
+    if let Some(ms) = crate::time::ago_ms(v, now) {
+        return ms.to_string();
     }
     if v.len() == 16 && v.as_bytes().get(10) == Some(&b'T') {
         return format!("{v}:00Z");
