@@ -105,8 +105,16 @@ impl Default for Metrics {
 }
 
 /// Values read at scrape time from elsewhere (registry, store).
+/// One endpoint's figures for `/metrics`.
+pub struct EndpointStats {
+    pub slug: String,
+    pub status: &'static str,
+    pub consecutive_failures: u32,
+    pub counts: crate::endpoint::Counts,
+}
+
 pub struct Snapshot<'a> {
-    pub endpoints: Vec<(String, &'static str)>,
+    pub endpoints: Vec<EndpointStats>,
     pub store_bytes: u64,
     pub queue_depth: usize,
     pub queue_oldest_age_s: f64,
@@ -248,12 +256,43 @@ impl Metrics {
             out,
             "# HELP hookrelay_endpoint_status 1 for the endpoint's current status.\n# TYPE hookrelay_endpoint_status gauge"
         );
-        for (slug, status) in &snap.endpoints {
+        for e in &snap.endpoints {
             for s in ["active", "paused", "disabled"] {
                 let _ = writeln!(
                     out,
-                    "hookrelay_endpoint_status{{endpoint=\"{slug}\",status=\"{s}\"}} {}",
-                    u8::from(*status == s)
+                    "hookrelay_endpoint_status{{endpoint=\"{}\",status=\"{s}\"}} {}",
+                    e.slug,
+                    u8::from(e.status == s)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP hookrelay_endpoint_consecutive_failures Failed deliveries in a row (disabled past failure_threshold).\n# TYPE hookrelay_endpoint_consecutive_failures gauge"
+        );
+        for e in &snap.endpoints {
+            let _ = writeln!(
+                out,
+                "hookrelay_endpoint_consecutive_failures{{endpoint=\"{}\"}} {}",
+                e.slug, e.consecutive_failures
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP hookrelay_endpoint_events Events stored per endpoint: all of them (received), and those delivered, failed and held; retention removes them.\n# TYPE hookrelay_endpoint_events gauge"
+        );
+        for e in &snap.endpoints {
+            let c = &e.counts;
+            for (state, n) in [
+                ("received", c.received),
+                ("delivered", c.delivered),
+                ("failed", c.failed),
+                ("held", c.held),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "hookrelay_endpoint_events{{endpoint=\"{}\",state=\"{state}\"}} {n}",
+                    e.slug
                 );
             }
         }

@@ -153,11 +153,24 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
 
 async fn metrics(State(st): State<AdminState>) -> Response {
     let relay = st.relay.clone();
+    let listed = relay.list();
     let endpoints = relay
-        .list()
-        .into_iter()
-        .map(|e| (e.slug.to_string(), e.status.as_str()))
-        .collect();
+        .store
+        .run(move |s| {
+            listed
+                .into_iter()
+                .map(|e| {
+                    Ok(crate::metrics::EndpointStats {
+                        counts: s.counts(e.slug.as_str())?,
+                        slug: e.slug.to_string(),
+                        status: e.status.as_str(),
+                        consecutive_failures: e.consecutive_failures,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()
+        })
+        .await
+        .unwrap_or_default();
     let store_bytes = relay.store.run(|s| Ok(s.size_bytes())).await.unwrap_or(0);
     let (queue_depth, oldest) = relay.queue.stats();
     let queue_oldest_age_s = oldest
