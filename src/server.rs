@@ -97,7 +97,9 @@ pub async fn serve(
     let ingest_addr = listeners.ingest.local_addr().map_err(|e| e.to_string())?;
     let admin_addr = listeners.admin.local_addr().map_err(|e| e.to_string())?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let _ = relay.ingest_base.set(format!("{scheme}://{ingest_addr}"));
+    let _ = relay
+        .ingest_base
+        .set(format!("{scheme}://{}", reachable(ingest_addr)));
     let _ = relay.trusted_proxies.set(config.trusted_proxies.clone());
     if config
         .trusted_proxies
@@ -109,8 +111,11 @@ pub async fn serve(
             "--trusted-proxy includes every address: any sender can choose the client address hookrelay records and the one it charges token guesses to"
         );
     }
-    println!("hookrelay ingest:    {scheme}://{ingest_addr}/in/{{slug}}");
-    println!("hookrelay dashboard: http://{admin_addr}/");
+    println!(
+        "hookrelay ingest:    {scheme}://{}/in/{{slug}}",
+        reachable(ingest_addr)
+    );
+    println!("hookrelay dashboard: http://{}/", reachable(admin_addr));
     tracing::info!(%ingest_addr, %admin_addr, durability = ?config.durability, "listening");
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -486,6 +491,46 @@ async fn retention_task(store: Arc<Store>, config: Config, mut stop: watch::Rece
         tokio::select! {
             _ = tokio::time::sleep(RETENTION_EVERY) => {}
             _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Where others reach a listener: one bound to every interface (`0.0.0.0`,
+/// `[::]`) by this machine's host name, which a sender can use where
+/// `0.0.0.0` means nothing; the shown ingest URLs (dashboard, exports,
+/// Copy as curl) use it too.
+fn reachable(addr: SocketAddr) -> String {
+    if !addr.ip().is_unspecified() {
+        return addr.to_string();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host = host.trim();
+    if host.is_empty()
+        || host.contains(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+    {
+        return addr.to_string();
+    }
+    format!("{host}:{}", addr.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listener_on_every_interface_is_shown_by_host_name() {
+        assert_eq!(
+            reachable("127.0.0.1:8080".parse().unwrap()),
+            "127.0.0.1:8080"
+        );
+        assert_eq!(reachable("[::1]:8080".parse().unwrap()), "[::1]:8080");
+        for any in ["0.0.0.0:8080", "[::]:8080"] {
+            let shown = reachable(any.parse().unwrap());
+            assert!(shown.ends_with(":8080"), "{shown}");
+            assert!(
+                !shown.starts_with("0.0.0.0") && !shown.starts_with("[::]"),
+                "{shown}"
+            );
         }
     }
 }
