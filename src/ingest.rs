@@ -104,13 +104,11 @@ async fn ingest(
     if declared.is_some_and(|l| l > max as u64) {
         return Ok(too_large(max));
     }
-    // Bodies are held whole in memory until stored: together they stay
-    // within the budget, or many large ones in flight at once (slow
-    // senders, say) would exhaust the host's memory.
-    let mut in_memory = relay.bodies.hold();
-    if !in_memory.grow(declared.unwrap_or(0) as usize) {
-        return Ok(busy(&relay));
-    }
+    // Bodies are held whole in memory until stored and sent: together they
+    // stay within the budget, or many large ones at once (slow senders, a
+    // slow mirror) would exhaust the host's memory. Counted as they
+    // arrive: a length declared and never sent holds nothing.
+    let mut in_memory = BodyShare::new(&relay.bodies);
     let (parts, body) = req.into_parts();
     // A sender trickling its body is cut off: the header timeout does not
     // cover the body, and each slow body would hold up to --max-body bytes.
@@ -128,8 +126,8 @@ async fn ingest(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         return Ok(resp);
     };
-    let body = match collected {
-        Ok(Some(b)) => b,
+    let (body, in_memory) = match collected {
+        Ok(Some(b)) => (b, Arc::new(in_memory)),
         Ok(None) => return Ok(busy(&relay)),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -318,7 +316,7 @@ async fn ingest(
         )
         && !answer_ping
     {
-        relay.mirror(&ev, &body, mirror.clone());
+        relay.mirror(&ev, &body, mirror.clone(), Arc::clone(&in_memory));
     }
     // WooCommerce activates a webhook only on a 200 to its ping.
     let accepted = if ping {
@@ -396,9 +394,11 @@ async fn ingest(
             // ends) drops this request future, but the attempt must still be
             // sent, recorded and counted.
             let r = Arc::clone(&relay);
-            let delivery = relay
-                .deliveries
-                .spawn(async move { r.deliver(&ev, body, &target, Trigger::Forward, true).await });
+            let share = Arc::clone(&in_memory);
+            let delivery = relay.deliveries.spawn(async move {
+                let _share = share;
+                r.deliver(&ev, body, &target, Trigger::Forward, true).await
+            });
             let (synced, delivered) = tokio::join!(relay.store.durable(), delivery);
             if let Err(e) = synced {
                 relay.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
@@ -602,7 +602,7 @@ fn error(e: Error) -> Response<Body> {
 /// has no room for the rest.
 async fn read_body(
     mut body: Limited<Incoming>,
-    held: &mut Held<'_>,
+    held: &mut BodyShare,
 ) -> Result<Option<Bytes>, Box<dyn std::error::Error + Send + Sync>> {
     let mut chunks = Vec::new();
     let mut len = 0;
@@ -630,8 +630,9 @@ async fn read_body(
     }))
 }
 
-/// How many request-body bytes ingest holds in memory at once, at least:
-/// 40 bodies of the default `--max-body`, far beyond what webhooks send.
+/// How many request-body bytes ingest holds in memory at once (being
+/// received, stored, forwarded or mirrored), at least: 40 bodies of the
+/// default `--max-body`, far beyond what webhooks send.
 pub const BODY_MEMORY: usize = 1 << 30;
 
 /// The request bodies ingest holds in memory, against one limit
@@ -662,26 +663,27 @@ impl BodyBudget {
         self.limit.load(Ordering::Relaxed)
     }
 
-    pub fn hold(&self) -> Held<'_> {
-        Held {
-            budget: self,
-            bytes: 0,
-        }
-    }
-
     /// Bytes held now (for `/metrics`).
     pub fn held(&self) -> usize {
         self.held.load(Ordering::Relaxed)
     }
 }
 
-/// One request's share of the [`BodyBudget`], given back when dropped.
-pub struct Held<'a> {
-    budget: &'a BodyBudget,
+/// One body's share of the [`BodyBudget`], given back when the last
+/// holder of the body (the request, its forward, its mirror copy) drops it.
+pub struct BodyShare {
+    budget: Arc<BodyBudget>,
     bytes: usize,
 }
 
-impl Held<'_> {
+impl BodyShare {
+    fn new(budget: &Arc<BodyBudget>) -> BodyShare {
+        BodyShare {
+            budget: Arc::clone(budget),
+            bytes: 0,
+        }
+    }
+
     /// Takes `n` more bytes; false, taking nothing, when they do not fit.
     fn grow(&mut self, n: usize) -> bool {
         let before = self.budget.held.fetch_add(n, Ordering::AcqRel);
@@ -698,9 +700,11 @@ impl Held<'_> {
     }
 }
 
-impl Drop for Held<'_> {
+impl Drop for BodyShare {
     fn drop(&mut self) {
-        self.budget.held.fetch_sub(self.bytes, Ordering::AcqRel);
+        if self.bytes > 0 {
+            self.budget.held.fetch_sub(self.bytes, Ordering::AcqRel);
+        }
     }
 }
 

@@ -150,7 +150,7 @@ pub struct Relay {
     pub metrics: Metrics,
     pub max_body: usize,
     /// Request bodies held in memory by ingest.
-    pub bodies: crate::ingest::BodyBudget,
+    pub bodies: Arc<crate::ingest::BodyBudget>,
     /// The ingest listener's base URL (`http://127.0.0.1:8080`), set by
     /// `server::serve` once bound; the dashboard shows full ingest URLs.
     pub ingest_base: std::sync::OnceLock<String>,
@@ -341,7 +341,7 @@ impl Relay {
             client,
             metrics: Metrics::default(),
             max_body,
-            bodies: crate::ingest::BodyBudget::new(max_body),
+            bodies: Arc::new(crate::ingest::BodyBudget::new(max_body)),
             ingest_base: std::sync::OnceLock::new(),
             trusted_proxies: std::sync::OnceLock::new(),
             shards: std::sync::OnceLock::new(),
@@ -990,7 +990,15 @@ impl Relay {
     /// Sends a copy of a new event to the endpoint's mirror in the
     /// background; the answer is recorded as a `mirror` attempt and never
     /// reaches the sender or the policy.
-    pub fn mirror(self: &Arc<Self>, ev: &Event, body: &Bytes, url: String) {
+    /// `share`: the body's place in the ingest memory budget, kept while
+    /// the copy is in flight.
+    pub fn mirror(
+        self: &Arc<Self>,
+        ev: &Event,
+        body: &Bytes,
+        url: String,
+        share: Arc<crate::ingest::BodyShare>,
+    ) {
         let Ok(permit) = Arc::clone(&self.mirror_slots).try_acquire_owned() else {
             tracing::warn!(id = %ev.id, "mirror copy skipped: {MIRROR_IN_FLIGHT} already in flight");
             return;
@@ -1000,6 +1008,7 @@ impl Relay {
         let body = body.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let _share = share;
             let result = async {
                 let (attempt, _) = relay.send(&ev, body, &url, Trigger::Mirror).await?;
                 relay

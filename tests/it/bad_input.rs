@@ -745,13 +745,15 @@ async fn healthz_fails_while_the_store_cannot_write() {
     server.abort();
 }
 
-/// Bodies being received are held in memory until stored: together they
-/// stay within a budget, so slow senders cannot exhaust the host's memory.
-/// Past it a sender gets 503 with Retry-After, and room comes back as the
-/// bodies in memory go.
+/// Bodies are held in memory until stored and sent: together they stay
+/// within a budget, so slow senders cannot exhaust the host's memory. Only
+/// bytes received count (a length declared and never sent holds nothing);
+/// past the budget a sender gets 503 with Retry-After, and room comes back
+/// as the bodies in memory go.
 #[tokio::test]
 async fn bodies_in_memory_stay_within_a_budget() {
     use tokio::io::AsyncWriteExt;
+    const KIB: usize = 1 << 10;
     const MIB: usize = 1 << 20;
     let (_dir, data) = temp_data();
     let mut cfg = config_at(&data);
@@ -774,52 +776,52 @@ async fn bodies_in_memory_stay_within_a_budget() {
             tokio::task::yield_now().await;
         }
     };
-    // Two senders declare the largest body and send half of it.
-    let mut slow = Vec::new();
-    for _ in 0..2 {
+    let slow = |sent: usize| async move {
         let mut c = tokio::net::TcpStream::connect(s.ingest).await.unwrap();
         let head = format!("POST /in/b HTTP/1.1\r\nhost: x\r\ncontent-length: {MIB}\r\n\r\n");
         c.write_all(head.as_bytes()).await.unwrap();
-        c.write_all(&vec![b'a'; MIB / 2]).await.unwrap();
-        slow.push(c);
-    }
-    until(2 * MIB).await;
+        c.write_all(&vec![b'a'; sent]).await.unwrap();
+        c
+    };
+    // Two senders have sent 768 KiB of their MiB each: 512 KiB of room.
+    let mut held = vec![slow(768 * KIB).await, slow(768 * KIB).await];
+    until(1536 * KIB).await;
+    // A sender that declares a MiB and sends nothing takes no room.
+    held.push(slow(0).await);
     let r = s.post_in("b", &[], "small").await;
-    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(r.header("retry-after").as_deref(), Some("5"));
-    assert!(
-        r.json()["error"].as_str().unwrap().contains("2 MiB"),
-        "{:?}",
-        r.body
-    );
-    // A chunked body (no length declared) is cut when it outgrows the room:
-    // half a MiB left, and its second chunk passes that.
-    drop(slow.pop());
-    until(MIB).await;
-    let mut c = tokio::net::TcpStream::connect(s.ingest).await.unwrap();
-    let head = format!(
-        "POST /in/b HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n",
-        MIB / 2
-    );
-    c.write_all(head.as_bytes()).await.unwrap();
-    slow.push(c);
-    until(MIB + MIB / 2).await;
-    let chunk = vec![b'c'; MIB / 8 * 3];
-    let mut req = b"POST /in/b HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n".to_vec();
+    assert_eq!(r.status, 200, "a small body still fits");
+    // A body that outgrows the room, declared or chunked, is refused.
+    let declared = [
+        format!(
+            "POST /in/b HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            600 * KIB
+        )
+        .into_bytes(),
+        vec![b'd'; 600 * KIB],
+    ]
+    .concat();
+    let chunk = vec![b'c'; 384 * KIB];
+    let mut chunked = b"POST /in/b HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n".to_vec();
     for _ in 0..2 {
-        req.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-        req.extend_from_slice(&chunk);
-        req.extend_from_slice(b"\r\n");
+        chunked.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        chunked.extend_from_slice(&chunk);
+        chunked.extend_from_slice(b"\r\n");
     }
-    req.extend_from_slice(b"0\r\n\r\n");
-    let out = raw(s.ingest, &req, Duration::from_secs(10)).await;
-    let text = String::from_utf8_lossy(&out);
-    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
-    // Nothing of the refused ones was stored, and room came back.
-    until(MIB + MIB / 2).await;
-    drop(slow);
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    for req in [declared, chunked] {
+        let out = raw(s.ingest, &req, Duration::from_secs(10)).await;
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+        assert!(
+            text.to_ascii_lowercase().contains("retry-after: 5"),
+            "{text}"
+        );
+        assert!(text.contains("2 MiB"), "{text}");
+    }
+    // Nothing of the refused ones was stored, and room comes back.
+    until(1536 * KIB).await;
+    drop(held);
     until(0).await;
-    assert_eq!(s.post_in("b", &[], "small").await.status, 200);
     let list = s.get("/api/events?endpoint=b").await;
     assert_eq!(list["events"].as_array().unwrap().len(), 1, "{list}");
     let (_, _, m) = send("GET", &s.admin_url("/metrics"), &[], Default::default()).await;
@@ -827,4 +829,40 @@ async fn bodies_in_memory_stay_within_a_budget() {
         String::from_utf8_lossy(&m).contains("hookrelay_ingest_refused_total{reason=\"memory\"} 2"),
         "both refusals counted"
     );
+}
+
+/// A slow mirror keeps the bodies it has yet to send: they count against
+/// the budget until the copy is done.
+#[tokio::test]
+async fn a_mirror_copy_in_flight_keeps_its_body_counted() {
+    let mut mirror =
+        crate::support::Receiver::start(vec![crate::support::Reply::status(200).together(2)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "m", "mirror": mirror.url("/") }))
+        .await;
+    let body = vec![b'm'; 100_000];
+    assert_eq!(s.post_in("m", &[], body.clone()).await.status, 200);
+    // The sender has its answer; the copy waits at the mirror.
+    mirror.next().await;
+    let (_, _, m) = send("GET", &s.admin_url("/metrics"), &[], Default::default()).await;
+    assert!(
+        String::from_utf8_lossy(&m).contains("hookrelay_ingest_body_bytes 100000"),
+        "{}",
+        String::from_utf8_lossy(&m)
+    );
+    // A second copy lets both through; then nothing is held.
+    assert_eq!(s.post_in("m", &[], "x").await.status, 200);
+    mirror.next().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, _, m) = send("GET", &s.admin_url("/metrics"), &[], Default::default()).await;
+        if String::from_utf8_lossy(&m).contains("hookrelay_ingest_body_bytes 0\n") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the copies' bodies were never given back"
+        );
+        tokio::task::yield_now().await;
+    }
 }
