@@ -45,7 +45,11 @@ impl DiskGuard {
 
     /// Reads the filesystem's usage now. A failed read leaves the last state.
     pub fn refresh(&self) {
+        // Zeroed first: what is accepted from here on is either in this
+        // read or counted after it, never lost between the two.
+        let since = self.since_read.swap(0, Ordering::AcqRel);
         let Ok(st) = rustix::fs::statvfs(&self.path) else {
+            self.since_read.fetch_add(since, Ordering::AcqRel);
             return;
         };
         // As `df` counts it: used over what is used plus what this process
@@ -60,24 +64,39 @@ impl DiskGuard {
         let block = st.f_frsize.max(1);
         self.used.store(used * block, Ordering::Relaxed);
         self.usable.store(usable * block, Ordering::Relaxed);
-        self.since_read.store(0, Ordering::Relaxed);
-        self.judge(used * block);
-    }
-
-    /// Counts `bytes` just accepted as used until the next read.
-    pub fn accepted(&self, bytes: u64) {
-        let since = self.since_read.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        self.judge(self.used.load(Ordering::Relaxed) + since);
-    }
-
-    fn judge(&self, used: u64) {
-        let usable = self.usable.load(Ordering::Relaxed);
-        if usable == 0 {
-            return;
-        }
         let pct = used as f64 * 100.0 / usable as f64;
         self.used_bp.store((pct * 100.0) as u64, Ordering::Relaxed);
         self.full.store(pct >= self.max_used_pct, Ordering::Relaxed);
+        // Bytes accepted while this read ran may not be in it.
+        self.accepted(0);
+    }
+
+    /// Counts `bytes` just accepted as used until the next read. It only
+    /// ever raises the figure and sets `full`; a read clears it.
+    pub fn accepted(&self, bytes: u64) {
+        let since = self.since_read.fetch_add(bytes, Ordering::AcqRel) + bytes;
+        let usable = self.usable.load(Ordering::Relaxed);
+        if usable == 0 || since == 0 {
+            return;
+        }
+        let used = self.used.load(Ordering::Relaxed) + since;
+        let pct = used as f64 * 100.0 / usable as f64;
+        self.used_bp
+            .fetch_max((pct * 100.0) as u64, Ordering::Relaxed);
+        if pct >= self.max_used_pct {
+            self.full.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Why ingest refuses events, while it does.
+    pub fn refusal(&self) -> Option<String> {
+        self.is_full().then(|| {
+            format!(
+                "the data disk is {:.1}% full (limit {}%)",
+                self.used_pct(),
+                self.max_used_pct
+            )
+        })
     }
 
     pub fn is_full(&self) -> bool {
@@ -86,10 +105,6 @@ impl DiskGuard {
 
     pub fn used_pct(&self) -> f64 {
         self.used_bp.load(Ordering::Relaxed) as f64 / 100.0
-    }
-
-    pub fn limit_pct(&self) -> f64 {
-        self.max_used_pct
     }
 
     /// Refreshes until `stop`.

@@ -1,4 +1,4 @@
-//! Ingest: `ANY /in/{slug}[/{rest}]` and `GET /healthz` on the public
+//! Ingest: `ANY /in/{slug}[/{rest}]`, `GET /healthz` and `GET /readyz` on the public
 //! listener. Enforces the body limit, looks the endpoint up, stores the event
 //! (before any byte goes upstream) and answers the sender: as a bin, with the
 //! target's answer (forward), or `202` when the endpoint is paused or disabled.
@@ -39,17 +39,21 @@ pub async fn handle(
     tls: bool,
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
-    if path == "/healthz" {
+    if path == "/healthz" || path == "/readyz" {
         if !matches!(*req.method(), http::Method::GET | http::Method::HEAD) {
             let mut resp = json(
                 StatusCode::METHOD_NOT_ALLOWED,
-                r#"{"error":"/healthz takes GET"}"#.into(),
+                serde_json::json!({ "error": format!("{path} takes GET") }).to_string(),
             );
             resp.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return Ok(resp);
         }
-        let (status, body) = relay.health();
+        let (status, body) = if path == "/readyz" {
+            relay.readiness()
+        } else {
+            relay.health()
+        };
         return Ok(json(status, body));
     }
     let Some((slug, rest)) = capture::split_ingest_path(&path) else {
@@ -195,20 +199,12 @@ async fn ingest(
     let queued = ep.mode == Mode::Queue && state == EventState::Received;
     // Backpressure: refuse what cannot be kept up with, before storing it,
     // so the sender retries later instead of growing an endless backlog.
-    if let Some(disk) = relay.disk.get()
-        && disk.is_full()
-    {
+    if let Some(why) = relay.disk.get().and_then(|d| d.refusal()) {
         relay.metrics.refused_disk.fetch_add(1, Ordering::Relaxed);
         let mut resp = json(
             StatusCode::SERVICE_UNAVAILABLE,
-            serde_json::json!({
-                "error": format!(
-                    "the data disk is {:.1}% full (limit {}%); nothing was stored, retry later",
-                    disk.used_pct(),
-                    disk.limit_pct()
-                ),
-            })
-            .to_string(),
+            serde_json::json!({ "error": format!("{why}; nothing was stored, retry later") })
+                .to_string(),
         );
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));

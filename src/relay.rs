@@ -535,16 +535,25 @@ impl Relay {
     /// `/healthz` on both listeners: 200 `{"ok":true}`, or 503 with the
     /// reason while the store cannot write (a probe can restart the
     /// process, which also gets RocksDB out of its read-only error state).
+    /// `/healthz` (liveness): whether the store can write; a restart is
+    /// what mends a store RocksDB has stopped.
     pub fn health(&self) -> (http::StatusCode, String) {
+        self.probe(false)
+    }
+
+    /// `/readyz` (readiness): [`Relay::health`], and whether ingest
+    /// accepts events now (not past `--max-disk-usage`, which a restart
+    /// does not mend).
+    pub fn readiness(&self) -> (http::StatusCode, String) {
+        self.probe(true)
+    }
+
+    fn probe(&self, ready: bool) -> (http::StatusCode, String) {
         let why = match self.store.health() {
             Err(why) => format!("store: {why}"),
-            Ok(()) => match self.disk.get() {
-                Some(d) if d.is_full() => format!(
-                    "disk: the data disk is {:.1}% full (limit {}%); ingest refuses events",
-                    d.used_pct(),
-                    d.limit_pct()
-                ),
-                _ => return (http::StatusCode::OK, r#"{"ok":true}"#.into()),
+            Ok(()) => match self.disk.get().and_then(|d| d.refusal()).filter(|_| ready) {
+                Some(disk) => format!("disk: {disk}; ingest refuses events"),
+                None => return (http::StatusCode::OK, r#"{"ok":true}"#.into()),
             },
         };
         (

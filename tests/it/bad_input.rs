@@ -194,12 +194,18 @@ async fn a_full_disk_is_503_with_retry_after_and_nothing_is_stored() {
         metrics.contains("hookrelay_disk_used_percent "),
         "{metrics}"
     );
-    // And so does a probe, on both listeners.
+    // And so does a readiness probe; the liveness probes stay fine (a
+    // restart would not help), and the admin side stays up to free space.
+    let (status, _, body) = send("GET", &s.ingest_url("/readyz"), &[], Default::default()).await;
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(status, 503, "{text}");
+    assert!(
+        text.contains("\"error\":\"disk: the data disk is "),
+        "{text}"
+    );
     for url in [s.ingest_url("/healthz"), s.admin_url("/healthz")] {
-        let (status, _, body) = send("GET", &url, &[], Default::default()).await;
-        let text = String::from_utf8_lossy(&body);
-        assert_eq!(status, 503, "{url}: {text}");
-        assert!(text.contains("\"error\":\"disk: "), "{text}");
+        let (status, _, _) = send("GET", &url, &[], Default::default()).await;
+        assert_eq!(status, 200, "{url}");
     }
 }
 
@@ -720,6 +726,15 @@ async fn healthz_fails_while_the_store_cannot_write() {
     assert_eq!(status, 503, "{v}");
     assert_eq!(v["ok"], false);
     assert!(v["error"].as_str().unwrap().starts_with("store: "), "{v}");
+    let (status, _, body) = send(
+        "GET",
+        &format!("http://{addr}/readyz"),
+        &[],
+        Default::default(),
+    )
+    .await;
+    assert_eq!(status, 503, "not ready either");
+    assert!(String::from_utf8_lossy(&body).contains("\"error\":\"store: "));
     store.inject_write_fault(false);
     let (status, _, _) = send("POST", &format!("http://{addr}/in/b"), &[], "y".into()).await;
     assert_eq!(status, 500, "the sequence's first step, not its second");
