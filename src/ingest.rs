@@ -355,7 +355,8 @@ async fn ingest(
         }
         EventState::Held => {
             relay.metrics.events_held.fetch_add(1, Ordering::Relaxed);
-            Ok(held(accepted, &ev.id, slug, ep.status))
+            let why = format!("endpoint {slug:?} is {}", ep.status.as_str());
+            Ok(held(accepted, &ev.id, why))
         }
         EventState::Captured if answer_ping => {
             let body = serde_json::json!({
@@ -403,8 +404,10 @@ async fn ingest(
             let (ev, attempt, reply) = delivered??;
             if ev.state == EventState::Held {
                 relay.metrics.events_held.fetch_add(1, Ordering::Relaxed);
-                let status = cell.snapshot().status;
-                return Ok(held(accepted, &id, slug, status));
+                let why = format!(
+                    "endpoint {slug:?} stopped being active while this delivery was on its way (disabled by another failure, or paused); held, to be released in arrival order"
+                );
+                return Ok(held(accepted, &id, why));
             }
             let Some(reply) = reply else {
                 let (status, what) = match attempt.error {
@@ -561,11 +564,11 @@ pub fn record_of(check: signature::Check) -> SignatureRecord {
 
 /// The answer for an event stored as `held` (its endpoint paused or
 /// disabled): accepted, so the sender's own failure count is not tripped.
-fn held(accepted: StatusCode, id: &str, slug: &str, status: Status) -> Response<Body> {
+fn held(accepted: StatusCode, id: &str, reason: String) -> Response<Body> {
     let body = serde_json::json!({
         "held": true,
         "event": id,
-        "reason": format!("endpoint {slug:?} is {}", status.as_str()),
+        "reason": reason,
     });
     with_event(json(accepted, body.to_string()), id)
 }

@@ -260,6 +260,10 @@ impl Settle {
                     Some(EventState::Delivered)
                 } else if ev.state == EventState::Held && !(trigger == Trigger::Release && active) {
                     None
+                } else if trigger == Trigger::Forward && ev.state != EventState::Received {
+                    // A replay or release settled it while this forward
+                    // was on its way: that outcome stands.
+                    None
                 } else if trigger == Trigger::Forward && !was_active {
                     // Sent while the endpoint was active, failed after a
                     // concurrent failure disabled it (or a pause): held

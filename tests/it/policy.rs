@@ -470,7 +470,17 @@ async fn concurrent_failures_past_the_disabling_one_are_held_not_passed_on() {
         .collect();
     let mut statuses = Vec::new();
     for t in sends {
-        statuses.push(t.await.unwrap().0);
+        let (status, _, body) = t.await.unwrap();
+        if status == 202 {
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert!(
+                v["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("stopped being active")),
+                "{v}"
+            );
+        }
+        statuses.push(status);
     }
     statuses.sort();
     assert_eq!(statuses, [[202; 6], [500; 6]].concat(), "{statuses:?}");
