@@ -279,28 +279,29 @@ pub struct EndpointFlags {
     pub signature_scheme: Option<String>,
     /// Signing secret; repeat for rotation. On a shared machine prefer
     /// --signature-secret-file: a command line is visible to other users.
-    #[arg(long, group = "secret", requires = "signature_scheme")]
+    #[arg(long, group = "secret")]
     pub signature_secret: Vec<String>,
     /// A file holding a signing secret (one trailing newline is ignored); repeat for rotation.
-    #[arg(long, group = "secret", requires = "signature_scheme")]
+    #[arg(long, group = "secret")]
     pub signature_secret_file: Vec<std::path::PathBuf>,
-    /// Answer 401 (and store as rejected) when the signature is not valid.
-    #[arg(long, requires = "signature_scheme")]
-    pub enforce: bool,
+    /// Answer 401 (and store as rejected) when the signature is not valid
+    /// (`--enforce=false` turns it off).
+    #[arg(long, requires = "secret", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub enforce: Option<bool>,
     /// Timestamp tolerance in seconds (default 300; 0 turns the check off).
-    #[arg(long, requires = "signature_scheme")]
+    #[arg(long, requires = "secret")]
     pub signature_tolerance: Option<u64>,
     /// hmac-sha256: the signature header.
-    #[arg(long, requires = "signature_scheme")]
+    #[arg(long, requires = "secret")]
     pub signature_header: Option<String>,
     /// hmac-sha256: hex or base64.
-    #[arg(long, requires = "signature_scheme")]
+    #[arg(long, requires = "secret")]
     pub signature_encoding: Option<String>,
     /// hmac-sha256: text before the MAC, e.g. sha256=.
-    #[arg(long, requires = "signature_scheme")]
+    #[arg(long, requires = "secret")]
     pub signature_prefix: Option<String>,
     /// hmac-sha256: header with a timestamp signed as `ts.body`.
-    #[arg(long, requires = "signature_scheme")]
+    #[arg(long, requires = "secret")]
     pub signature_timestamp_header: Option<String>,
     /// Send a test ping when created or resumed (`--ping-on-activate=false`
     /// turns it off).
@@ -593,7 +594,7 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
     let (remote, v) = match cmd {
         EndpointCmd::Add(a) => {
             let r = Remote::new(&a.remote)?;
-            let mut body = endpoint_fields(a.flags)?;
+            let mut body = endpoint_fields(a.flags, None)?;
             body.insert("slug".into(), a.slug.into());
             let created = r
                 .send("POST", "/api/endpoints", Some(body.into()))
@@ -641,7 +642,34 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
         }
         EndpointCmd::Edit(e) => {
             let r = Remote::new(&e.remote)?;
-            let mut body = endpoint_fields(e.flags)?;
+            let path = format!("/api/endpoints/{}", remote::path_segment(&e.slug));
+            let f = e.flags;
+            let response_given = f.response_status.is_some()
+                || f.response_body.is_some()
+                || f.response_sequence.is_some()
+                || !f.response_header.is_empty()
+                || f.response_delay_ms.is_some();
+            let signature_given =
+                !f.signature_secret.is_empty() || !f.signature_secret_file.is_empty();
+            // A bin's answer and a signature setting are taken whole by the
+            // API: the flags given change their part of the endpoint's own.
+            let current = if response_given || signature_given {
+                Some(r.get(&path).await?)
+            } else {
+                None
+            };
+            let mut body = endpoint_fields(f, current.as_ref().map(|c| &c["signature"]))?;
+            if let (Some(Value::Object(given)), Some(cur)) = (body.get_mut("response"), &current)
+                && let Value::Object(mut merged) = cur["response"].clone()
+            {
+                // A status given alone is the answer: a sequence left in
+                // place would still decide it.
+                if given.contains_key("status") && !given.contains_key("sequence") {
+                    merged.insert("sequence".into(), json!([]));
+                }
+                merged.append(given);
+                *given = merged;
+            }
             for (clear, field) in [
                 (e.no_target, "target"),
                 (e.no_mirror, "mirror"),
@@ -657,16 +685,6 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
                     "nothing to change: give the settings to change (see `hookrelay endpoint edit --help`), e.g. `hookrelay endpoint edit {} --target URL`",
                     e.slug
                 ));
-            }
-            let path = format!("/api/endpoints/{}", remote::path_segment(&e.slug));
-            // The API takes a bin's response whole: the flags given change
-            // their part of the one the endpoint has.
-            if let Some(Value::Object(given)) = body.get_mut("response") {
-                let current = r.get(&path).await?;
-                if let Value::Object(mut merged) = current["response"].clone() {
-                    merged.append(given);
-                    *given = merged;
-                }
             }
             let changed = r
                 .send("PATCH", &path, Some(body.into()))
@@ -769,7 +787,12 @@ async fn set_status(remote: &RemoteArgs, slug: &str, status: &str) -> Result<Val
 }
 
 /// The JSON of the endpoint settings given as flags (only those given).
-fn endpoint_fields(f: EndpointFlags) -> Result<serde_json::Map<String, Value>, String> {
+/// `current_signature`: editing, the endpoint's signature setting as the
+/// API shows it (without secrets).
+fn endpoint_fields(
+    f: EndpointFlags,
+    current_signature: Option<&Value>,
+) -> Result<serde_json::Map<String, Value>, String> {
     let mut body = serde_json::Map::new();
     let obj = &mut body;
     if let Some(t) = f.target {
@@ -808,9 +831,33 @@ fn endpoint_fields(f: EndpointFlags) -> Result<serde_json::Map<String, Value>, S
     if let Some(m) = f.mirror {
         obj.insert("mirror".into(), m.into());
     }
-    if let Some(scheme) = f.signature_scheme {
-        let secrets = secrets(f.signature_secret, &f.signature_secret_file)?;
-        let mut sig = json!({ "scheme": scheme, "secrets": secrets, "enforce": f.enforce });
+    if !f.signature_secret.is_empty() || !f.signature_secret_file.is_empty() {
+        // Editing, the settings not given are the endpoint's own; its
+        // secrets are never read back, so they are always given.
+        let mut sig = match current_signature.and_then(Value::as_object) {
+            Some(cur) => {
+                let mut kept = cur.clone();
+                kept.remove("has_secret");
+                kept.remove("secret_count");
+                kept.remove("secret");
+                Value::Object(kept)
+            }
+            None => json!({}),
+        };
+        match f.signature_scheme {
+            Some(scheme) => sig["scheme"] = scheme.into(),
+            None if sig.get("scheme").is_some() => {}
+            None => {
+                return Err(
+                    "--signature-secret needs --signature-scheme: this endpoint checks no signature yet"
+                        .into(),
+                );
+            }
+        }
+        sig["secrets"] = secrets(f.signature_secret, &f.signature_secret_file)?.into();
+        if let Some(e) = f.enforce {
+            sig["enforce"] = e.into();
+        }
         for (field, value) in [
             ("header", f.signature_header),
             ("encoding", f.signature_encoding),

@@ -1044,6 +1044,82 @@ async fn endpoint_edit_changes_only_what_is_given_and_disable_holds() {
     // Back to a bin.
     let ep = json_of(&s, &["endpoint", "edit", "e1", "--no-target", "--json"]).await;
     assert_eq!(ep["target"], Value::Null, "{ep}");
+    // A signature change keeps the settings not given (secrets are never
+    // read back, so they are given again).
+    json_of(
+        &s,
+        &[
+            "endpoint",
+            "add",
+            "sg",
+            "--signature-scheme",
+            "github",
+            "--signature-secret",
+            "s1",
+            "--enforce",
+            "--signature-tolerance",
+            "60",
+            "--response-sequence",
+            "500,200",
+            "--json",
+        ],
+    )
+    .await;
+    let ep = json_of(
+        &s,
+        &[
+            "endpoint",
+            "edit",
+            "sg",
+            "--signature-secret",
+            "s2",
+            "--json",
+        ],
+    )
+    .await;
+    let sig = &ep["signature"];
+    assert_eq!(
+        (
+            &sig["scheme"],
+            &sig["enforce"],
+            &sig["tolerance_s"],
+            &sig["secret_count"]
+        ),
+        (&json!("github"), &json!(true), &json!(60), &json!(1)),
+        "{ep}"
+    );
+    let ep = json_of(
+        &s,
+        &[
+            "endpoint",
+            "edit",
+            "sg",
+            "--enforce=false",
+            "--signature-secret",
+            "s2",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(ep["signature"]["enforce"], false, "{ep}");
+    let (code, _, err) = hookrelay(&s, &["endpoint", "edit", "sg", "--enforce=true"]).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("--signature-secret"), "{err}");
+    // A status given alone replaces the sequence that would still decide.
+    let ep = json_of(
+        &s,
+        &[
+            "endpoint",
+            "edit",
+            "sg",
+            "--response-status",
+            "202",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(ep["response"]["sequence"], json!([]), "{ep}");
+    assert_eq!(s.post_in("sg", &[], "x").await.status, 202);
     // Nothing to change, and a refused value named by its flag.
     let (code, _, err) = hookrelay(&s, &["endpoint", "edit", "e1"]).await;
     assert_eq!(code, 1);
