@@ -420,7 +420,7 @@ pub fn validate_url(field: &str, url: &str) -> Result<(), String> {
     // a page they would not be what they look like.
     if let Some(c) = url.chars().find(|c| !c.is_ascii_graphic()) {
         return Err(format!(
-            "{field}: {:?} holds {:?}: a URL is printable ASCII (percent-encode the rest)",
+            "{field}: {:?} holds {:?}: a URL is printable ASCII (a host in its xn-- form, the rest percent-encoded)",
             crate::text::visible(url),
             c
         ));
@@ -439,13 +439,22 @@ pub fn validate_url(field: &str, url: &str) -> Result<(), String> {
     if uri.host().is_none_or(str::is_empty) {
         return Err(format!("{field}: {url:?} has no host"));
     }
+    // Not sent by the HTTP client, and the URL is logged and shown on every
+    // attempt: a password in it would only leak.
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(format!(
+            "{field}: a user or password in the URL (user:pass@host) is not supported: it would not be sent, and the URL is shown in logs, attempts and exports"
+        ));
+    }
+    // What follows the host's last `:` (an IPv6 literal's are inside `[]`);
+    // empty means the scheme's port.
     let port = uri
         .authority()
         .and_then(|a| a.as_str().rsplit_once(':'))
         .map(|(_, p)| p)
-        .filter(|p| !p.contains(']'));
+        .filter(|p| !p.contains(']') && !p.is_empty());
     if let Some(port) = port
-        && !matches!(port.parse::<u16>(), Ok(1..))
+        && !(port.bytes().all(|b| b.is_ascii_digit()) && matches!(port.parse::<u16>(), Ok(1..)))
     {
         return Err(format!(
             "{field}: {url:?} has port {port:?}; a port is 1 to 65535"
@@ -456,13 +465,6 @@ pub fn validate_url(field: &str, url: &str) -> Result<(), String> {
     if url.contains('#') {
         return Err(format!(
             "{field}: {url:?} has a fragment (#…), which is never sent; drop it"
-        ));
-    }
-    // Not sent by the HTTP client, and the URL is logged and shown on every
-    // attempt: a password in it would only leak.
-    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
-        return Err(format!(
-            "{field}: a user or password in the URL (user:pass@host) is not supported: it would not be sent, and the URL is shown in logs, attempts and exports"
         ));
     }
     Ok(())
@@ -604,6 +606,7 @@ mod tests {
             "http://127.0.0.1:65535/x",
             "https://h/p?q=1",
             "http://[::1]:8080/",
+            "http://h:/empty-port-is-the-default",
         ] {
             assert_eq!(validate_url("target", ok), Ok(()), "{ok}");
         }
@@ -614,6 +617,8 @@ mod tests {
             ("http://h/p?q=1#f", "fragment"),
             ("http://h/\u{202e}txt.exe", "printable ASCII"),
             ("http://h/a b", "printable ASCII"),
+            ("http://h:+80/", "port \"+80\""),
+            ("http://user:pw@h/", "user or password"),
         ] {
             let err = validate_url("mirror", bad).unwrap_err();
             assert!(

@@ -335,6 +335,17 @@ impl Relay {
                 if ep.signature.as_ref().is_some_and(|s| s.enforce && s.scheme == "auto") {
                     tracing::warn!(endpoint = %ep.slug, "enforces signatures with scheme auto, which lets a sender pick a scheme without a timestamp and pass an old request again: set a named scheme");
                 }
+                // Stored before the URL checks grew (a fragment, a port out
+                // of range, non-ASCII): kept as it is, but said.
+                for (field, url) in [
+                    ("target", &ep.target),
+                    ("mirror", &ep.mirror),
+                    ("notify_url", &ep.notify_url),
+                ] {
+                    if let Some(Err(why)) = url.as_deref().map(|u| crate::endpoint::validate_url(field, u)) {
+                        tracing::warn!(endpoint = %ep.slug, "{why}; change it, or saving the endpoint's form will refuse it");
+                    }
+                }
             })
             .map(|ep| (ep.slug.to_string(), EndpointCell::new(ep)))
             .collect();
