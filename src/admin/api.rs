@@ -536,6 +536,17 @@ async fn bulk_replay(
         };
         params.insert(k.clone(), text);
     }
+    // A job keeps its filter (shown, and read again after a restart): a
+    // time relative to now is pinned to the instant it means now.
+    let now = crate::time::now_ms();
+    for k in ["since", "until"] {
+        if let Some(v) = params.get_mut(k)
+            && crate::time::parse_instant_ms(v.trim()).is_none()
+            && let Some(ms) = crate::time::ago_ms(v, now)
+        {
+            *v = crate::time::rfc3339_ms(ms);
+        }
+    }
     let (filter, take) = parse_selection(&params, crate::replay::MAX_JOB_EVENTS)?;
     let flag = |k: &str| -> Result<bool> {
         match req.get(k) {

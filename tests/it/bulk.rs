@@ -63,15 +63,21 @@ async fn a_dry_run_counts_and_a_job_replays_oldest_first() {
         assert_eq!(st, 400, "{bad}: {v}");
     }
 
+    // A time relative to now is pinned when the job is made.
     let (st, v) = s
         .api(
             "POST",
             "/api/replay",
-            Some(json!({ "endpoint": "b", "state": "failed" })),
+            Some(json!({ "endpoint": "b", "state": "failed", "since": "1h" })),
         )
         .await;
     assert_eq!(st, 202, "{v}");
     assert_eq!(v["total"], 5);
+    let since = v["filter"]["since"].as_str().unwrap_or_default();
+    assert!(
+        since.len() == 24 && since.ends_with('Z'),
+        "pinned to an RFC 3339 time: {v}"
+    );
     let done = wait_job(&s, v["id"].as_str().unwrap(), "done").await;
     assert_eq!(done["succeeded"], 5);
     let bodies: Vec<String> = up
