@@ -312,7 +312,7 @@ async fn ingest(
         )
         && !answer_ping
     {
-        relay.mirror(&ev, &body, mirror.clone(), Arc::clone(&in_memory));
+        relay.mirror(&ev, &body, mirror.clone());
     }
     // WooCommerce activates a webhook only on a 200 to its ping.
     let accepted = if ping {
@@ -676,7 +676,7 @@ pub struct BodyShare {
 }
 
 impl BodyShare {
-    fn new(budget: &Arc<BodyBudget>) -> BodyShare {
+    pub(crate) fn new(budget: &Arc<BodyBudget>) -> BodyShare {
         BodyShare {
             budget: Arc::clone(budget),
             bytes: 0,
@@ -684,7 +684,7 @@ impl BodyShare {
     }
 
     /// Takes `n` more bytes; false, taking nothing, when they do not fit.
-    fn grow(&mut self, n: usize) -> bool {
+    pub(crate) fn grow(&mut self, n: usize) -> bool {
         let before = self.budget.held.fetch_add(n, Ordering::AcqRel);
         if before + n > self.budget.limit() {
             self.budget.held.fetch_sub(n, Ordering::AcqRel);
@@ -715,7 +715,7 @@ fn busy(relay: &Relay) -> Response<Body> {
         StatusCode::SERVICE_UNAVAILABLE,
         serde_json::json!({
             "error": format!(
-                "hookrelay holds {} MiB of request bodies being received, its limit; nothing was stored, retry later",
+                "hookrelay holds {} MiB of request bodies (being received, stored or forwarded), its limit; nothing was stored, retry later",
                 budget.limit() >> 20
             ),
         })

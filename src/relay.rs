@@ -151,6 +151,8 @@ pub struct Relay {
     pub max_body: usize,
     /// Request bodies held in memory by ingest.
     pub bodies: Arc<crate::ingest::BodyBudget>,
+    /// Bodies of mirror copies in flight: a quarter of `bodies`, apart.
+    pub mirror_bodies: Arc<crate::ingest::BodyBudget>,
     /// The ingest listener's base URL (`http://127.0.0.1:8080`), set by
     /// `server::serve` once bound; the dashboard shows full ingest URLs.
     pub ingest_base: std::sync::OnceLock<String>,
@@ -357,6 +359,11 @@ impl Relay {
             metrics: Metrics::default(),
             max_body,
             bodies: Arc::new(crate::ingest::BodyBudget::new(max_body)),
+            mirror_bodies: {
+                let b = crate::ingest::BodyBudget::new(max_body);
+                b.set_limit(crate::ingest::BODY_MEMORY / 4);
+                Arc::new(b)
+            },
             ingest_base: std::sync::OnceLock::new(),
             trusted_proxies: std::sync::OnceLock::new(),
             shards: std::sync::OnceLock::new(),
@@ -1014,15 +1021,15 @@ impl Relay {
     /// Sends a copy of a new event to the endpoint's mirror in the
     /// background; the answer is recorded as a `mirror` attempt and never
     /// reaches the sender or the policy.
-    /// `share`: the body's place in the ingest memory budget, kept while
-    /// the copy is in flight.
-    pub fn mirror(
-        self: &Arc<Self>,
-        ev: &Event,
-        body: &Bytes,
-        url: String,
-        share: Arc<crate::ingest::BodyShare>,
-    ) {
+    /// Sends a copy of `ev` to `url` in the background. Its body counts
+    /// against a memory budget of the mirror's own, so a mirror that reads
+    /// slowly skips copies rather than take senders' room.
+    pub fn mirror(self: &Arc<Self>, ev: &Event, body: &Bytes, url: String) {
+        let mut share = crate::ingest::BodyShare::new(&self.mirror_bodies);
+        if !share.grow(body.len()) {
+            tracing::warn!(id = %ev.id, "mirror copy skipped: the bodies of the copies in flight fill the mirror's memory budget");
+            return;
+        }
         let Ok(permit) = Arc::clone(&self.mirror_slots).try_acquire_owned() else {
             tracing::warn!(id = %ev.id, "mirror copy skipped: {MIRROR_IN_FLIGHT} already in flight");
             return;

@@ -86,6 +86,7 @@ pub async fn serve(
         Relay::new(Arc::clone(&store), client, config.max_body).map_err(|e| e.to_string())?,
     );
     relay.bodies.set_limit(config.body_memory);
+    relay.mirror_bodies.set_limit(config.body_memory / 4);
     for input in config.endpoints.clone() {
         let slug = input.slug.clone().unwrap_or_default();
         relay

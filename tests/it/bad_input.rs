@@ -846,6 +846,36 @@ async fn bodies_in_memory_stay_within_a_budget() {
     );
 }
 
+/// A mirror that reads slowly has a budget of its own (a quarter of the
+/// senders'): past it copies are skipped, and senders keep their room.
+#[tokio::test]
+async fn a_slow_mirror_skips_copies_rather_than_take_senders_room() {
+    const KIB: usize = 1 << 10;
+    const MIB: usize = 1 << 20;
+    let mirror =
+        crate::support::Receiver::start(vec![crate::support::Reply::status(200).together(99)])
+            .await;
+    let (_dir, data) = temp_data();
+    let mut cfg = config_at(&data);
+    cfg.max_body = MIB;
+    cfg.body_memory = 4 * MIB;
+    let s = TestServer::start_with(cfg).await;
+    s.create_endpoint(json!({ "slug": "m", "mirror": mirror.url("/") }))
+        .await;
+    for _ in 0..2 {
+        assert_eq!(s.post_in("m", &[], vec![b'm'; 600 * KIB]).await.status, 200);
+    }
+    // One copy waits at the mirror; the second did not fit beside it.
+    let (_, _, m) = send("GET", &s.admin_url("/metrics"), &[], Default::default()).await;
+    let m = String::from_utf8_lossy(&m);
+    assert!(
+        m.contains(&format!("hookrelay_ingest_body_bytes {}\n", 600 * KIB)),
+        "{m}"
+    );
+    // Senders still have their whole budget.
+    assert_eq!(s.post_in("m", &[], vec![b'n'; MIB]).await.status, 200);
+}
+
 /// A slow mirror keeps the bodies it has yet to send: they count against
 /// the budget until the copy is done.
 #[tokio::test]
