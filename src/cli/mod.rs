@@ -214,7 +214,10 @@ pub struct EditArgs {
     #[arg(long, conflicts_with = "notify_url")]
     pub no_notify_url: bool,
     /// Stop checking signatures.
-    #[arg(long, conflicts_with = "signature_scheme")]
+    #[arg(long, conflicts_with_all = [
+        "signature_scheme", "secret", "enforce", "signature_tolerance", "signature_header",
+        "signature_encoding", "signature_prefix", "signature_timestamp_header",
+    ])]
     pub no_signature: bool,
     #[command(flatten)]
     pub remote: RemoteArgs,
@@ -275,7 +278,7 @@ pub struct EndpointFlags {
     #[arg(long)]
     pub mirror: Option<String>,
     /// Signature scheme to verify (woocommerce, github, stripe, shopify, standard, slack, paddle, hmac-sha256, auto).
-    #[arg(long, requires = "secret")]
+    #[arg(long)]
     pub signature_scheme: Option<String>,
     /// Signing secret; repeat for rotation. On a shared machine prefer
     /// --signature-secret-file: a command line is visible to other users.
@@ -286,22 +289,22 @@ pub struct EndpointFlags {
     pub signature_secret_file: Vec<std::path::PathBuf>,
     /// Answer 401 (and store as rejected) when the signature is not valid
     /// (`--enforce=false` turns it off).
-    #[arg(long, requires = "secret", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     pub enforce: Option<bool>,
     /// Timestamp tolerance in seconds (default 300; 0 turns the check off).
-    #[arg(long, requires = "secret")]
+    #[arg(long)]
     pub signature_tolerance: Option<u64>,
     /// hmac-sha256: the signature header.
-    #[arg(long, requires = "secret")]
+    #[arg(long)]
     pub signature_header: Option<String>,
     /// hmac-sha256: hex or base64.
-    #[arg(long, requires = "secret")]
+    #[arg(long)]
     pub signature_encoding: Option<String>,
     /// hmac-sha256: text before the MAC, e.g. sha256=.
-    #[arg(long, requires = "secret")]
+    #[arg(long)]
     pub signature_prefix: Option<String>,
     /// hmac-sha256: header with a timestamp signed as `ts.body`.
-    #[arg(long, requires = "secret")]
+    #[arg(long)]
     pub signature_timestamp_header: Option<String>,
     /// Send a test ping when created or resumed (`--ping-on-activate=false`
     /// turns it off).
@@ -649,8 +652,7 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
                 || f.response_sequence.is_some()
                 || !f.response_header.is_empty()
                 || f.response_delay_ms.is_some();
-            let signature_given =
-                !f.signature_secret.is_empty() || !f.signature_secret_file.is_empty();
+            let signature_given = f.signature_given();
             // A bin's answer and a signature setting are taken whole by the
             // API: the flags given change their part of the endpoint's own.
             let current = if response_given || signature_given {
@@ -787,12 +789,28 @@ async fn set_status(remote: &RemoteArgs, slug: &str, status: &str) -> Result<Val
 }
 
 /// The JSON of the endpoint settings given as flags (only those given).
+impl EndpointFlags {
+    /// Whether any flag of the signature setting was given.
+    fn signature_given(&self) -> bool {
+        self.signature_scheme.is_some()
+            || !self.signature_secret.is_empty()
+            || !self.signature_secret_file.is_empty()
+            || self.enforce.is_some()
+            || self.signature_tolerance.is_some()
+            || self.signature_header.is_some()
+            || self.signature_encoding.is_some()
+            || self.signature_prefix.is_some()
+            || self.signature_timestamp_header.is_some()
+    }
+}
+
 /// `current_signature`: editing, the endpoint's signature setting as the
 /// API shows it (without secrets).
 fn endpoint_fields(
     f: EndpointFlags,
     current_signature: Option<&Value>,
 ) -> Result<serde_json::Map<String, Value>, String> {
+    let signature_given = f.signature_given();
     let mut body = serde_json::Map::new();
     let obj = &mut body;
     if let Some(t) = f.target {
@@ -831,15 +849,22 @@ fn endpoint_fields(
     if let Some(m) = f.mirror {
         obj.insert("mirror".into(), m.into());
     }
-    if !f.signature_secret.is_empty() || !f.signature_secret_file.is_empty() {
-        // Editing, the settings not given are the endpoint's own; its
-        // secrets are never read back, so they are always given.
-        let mut sig = match current_signature.and_then(Value::as_object) {
+    if signature_given {
+        // Editing, the settings not given are the endpoint's own, unless
+        // the scheme changes (another scheme's settings would not fit it).
+        // Secrets are never read back: the server keeps the stored ones
+        // when none are given.
+        let current = current_signature.and_then(Value::as_object).filter(|cur| {
+            f.signature_scheme
+                .as_deref()
+                .is_none_or(|s| cur.get("scheme").and_then(Value::as_str) == Some(s))
+        });
+        let mut sig = match current {
             Some(cur) => {
                 let mut kept = cur.clone();
-                kept.remove("has_secret");
-                kept.remove("secret_count");
-                kept.remove("secret");
+                for gone in ["has_secret", "secret_count", "secret"] {
+                    kept.remove(gone);
+                }
                 Value::Object(kept)
             }
             None => json!({}),
@@ -849,12 +874,15 @@ fn endpoint_fields(
             None if sig.get("scheme").is_some() => {}
             None => {
                 return Err(
-                    "--signature-secret needs --signature-scheme: this endpoint checks no signature yet"
+                    "the signature flags need --signature-scheme: this endpoint checks no signature yet"
                         .into(),
                 );
             }
         }
-        sig["secrets"] = secrets(f.signature_secret, &f.signature_secret_file)?.into();
+        let secrets = secrets(f.signature_secret, &f.signature_secret_file)?;
+        if !secrets.is_empty() {
+            sig["secrets"] = secrets.into();
+        }
         if let Some(e) = f.enforce {
             sig["enforce"] = e.into();
         }

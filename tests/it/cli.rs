@@ -1088,23 +1088,70 @@ async fn endpoint_edit_changes_only_what_is_given_and_disable_holds() {
         (&json!("github"), &json!(true), &json!(60), &json!(1)),
         "{ep}"
     );
+    // Nor need the secrets again: the stored ones stay.
+    let ep = json_of(&s, &["endpoint", "edit", "sg", "--enforce=false", "--json"]).await;
+    assert_eq!(
+        (
+            &ep["signature"]["enforce"],
+            &ep["signature"]["secret_count"]
+        ),
+        (&json!(false), &json!(1)),
+        "{ep}"
+    );
+    // Another scheme starts from its own defaults (github takes no header).
+    json_of(
+        &s,
+        &[
+            "endpoint",
+            "add",
+            "hm",
+            "--signature-scheme",
+            "hmac-sha256",
+            "--signature-secret",
+            "k",
+            "--signature-header",
+            "X-Sig",
+            "--json",
+        ],
+    )
+    .await;
     let ep = json_of(
         &s,
         &[
             "endpoint",
             "edit",
-            "sg",
-            "--enforce=false",
-            "--signature-secret",
-            "s2",
+            "hm",
+            "--signature-scheme",
+            "github",
             "--json",
         ],
     )
     .await;
-    assert_eq!(ep["signature"]["enforce"], false, "{ep}");
-    let (code, _, err) = hookrelay(&s, &["endpoint", "edit", "sg", "--enforce=true"]).await;
-    assert_ne!(code, 0);
-    assert!(err.contains("--signature-secret"), "{err}");
+    assert_eq!(
+        (
+            &ep["signature"]["scheme"],
+            &ep["signature"]["header"],
+            &ep["signature"]["secret_count"]
+        ),
+        (&json!("github"), &Value::Null, &json!(1)),
+        "{ep}"
+    );
+    let (code, _, err) = hookrelay(
+        &s,
+        &[
+            "endpoint",
+            "edit",
+            "hm",
+            "--no-signature",
+            "--signature-secret",
+            "x",
+        ],
+    )
+    .await;
+    assert_eq!(code, 2, "clap refuses the pair: {err}");
+    let (code, _, err) = hookrelay(&s, &["endpoint", "add", "ns", "--enforce"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("need --signature-scheme"), "{err}");
     // A status given alone replaces the sequence that would still decide.
     let ep = json_of(
         &s,
