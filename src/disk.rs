@@ -59,6 +59,7 @@ impl DiskGuard {
         let used = st.f_blocks.saturating_sub(st.f_bfree);
         let usable = used + st.f_bavail;
         if usable == 0 {
+            self.since_read.fetch_add(since, Ordering::AcqRel);
             return;
         }
         let block = st.f_frsize.max(1);

@@ -367,6 +367,8 @@ async fn ingest(
         }
         EventState::Captured => {
             let spec = &ep.response;
+            // Stored: nothing needs the body while the answer waits.
+            drop((body, stored_body, in_memory));
             if spec.delay_ms > 0 {
                 tokio::time::sleep(Duration::from_millis(spec.delay_ms)).await;
             }

@@ -554,9 +554,6 @@ impl Relay {
         Ok(())
     }
 
-    /// `/healthz` on both listeners: 200 `{"ok":true}`, or 503 with the
-    /// reason while the store cannot write (a probe can restart the
-    /// process, which also gets RocksDB out of its read-only error state).
     /// `/healthz` (liveness): whether the store can write; a restart is
     /// what mends a store RocksDB has stopped.
     pub fn health(&self) -> (http::StatusCode, String) {
