@@ -139,7 +139,7 @@ pub struct Config {
     /// progress ([`crate::idle::SEND_STALL`]); no flag, tests shorten it.
     pub send_stall: Duration,
     /// Request-body bytes ingest holds in memory at once
-    /// ([`crate::ingest::BODY_MEMORY`]; at least `max_body`); no flag,
+    /// ([`crate::memory::BODY_MEMORY`]; at least `max_body`); no flag,
     /// tests lower it.
     pub body_memory: usize,
     pub max_disk_usage: f64,
@@ -162,7 +162,7 @@ impl Default for Config {
             retain_per_endpoint: None,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             send_stall: crate::idle::SEND_STALL,
-            body_memory: crate::ingest::BODY_MEMORY,
+            body_memory: crate::memory::BODY_MEMORY,
             max_disk_usage: DEFAULT_MAX_DISK_USAGE,
             trusted_proxies: Default::default(),
             endpoints: Vec::new(),

@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -112,7 +112,7 @@ async fn ingest(
     // stay within the budget, or many large ones at once (slow senders, a
     // slow mirror) would exhaust the host's memory. Counted as they
     // arrive: a length declared and never sent holds nothing.
-    let mut in_memory = BodyShare::new(&relay.bodies);
+    let mut in_memory = crate::memory::BodyShare::new(&relay.bodies);
     let (parts, body) = req.into_parts();
     // A sender trickling its body is cut off: the header timeout does not
     // cover the body, and each slow body would hold up to --max-body bytes.
@@ -603,7 +603,7 @@ fn error(e: Error) -> Response<Body> {
 /// has no room for the rest.
 async fn read_body(
     mut body: Limited<Incoming>,
-    held: &mut BodyShare,
+    held: &mut crate::memory::BodyShare,
 ) -> Result<Option<Bytes>, Box<dyn std::error::Error + Send + Sync>> {
     let mut chunks = Vec::new();
     let mut len = 0;
@@ -629,84 +629,6 @@ async fn read_body(
             Bytes::from(all)
         }
     }))
-}
-
-/// How many request-body bytes ingest holds in memory at once (being
-/// received, stored, forwarded or mirrored), at least: 40 bodies of the
-/// default `--max-body`, far beyond what webhooks send.
-pub const BODY_MEMORY: usize = 1 << 30;
-
-/// The request bodies ingest holds in memory, against one limit
-/// ([`BODY_MEMORY`], or `--max-body` when larger, so that one body of
-/// the largest size always fits).
-pub struct BodyBudget {
-    held: AtomicUsize,
-    limit: AtomicUsize,
-    max_body: usize,
-}
-
-impl BodyBudget {
-    pub fn new(max_body: usize) -> BodyBudget {
-        BodyBudget {
-            held: AtomicUsize::new(0),
-            limit: AtomicUsize::new(BODY_MEMORY.max(max_body)),
-            max_body,
-        }
-    }
-
-    /// Sets the limit (at least `--max-body`) before serving.
-    pub fn set_limit(&self, bytes: usize) {
-        self.limit
-            .store(bytes.max(self.max_body), Ordering::Relaxed);
-    }
-
-    fn limit(&self) -> usize {
-        self.limit.load(Ordering::Relaxed)
-    }
-
-    /// Bytes held now (for `/metrics`).
-    pub fn held(&self) -> usize {
-        self.held.load(Ordering::Relaxed)
-    }
-}
-
-/// One body's share of the [`BodyBudget`], given back when the last
-/// holder of the body (the request, its forward, its mirror copy) drops it.
-pub struct BodyShare {
-    budget: Arc<BodyBudget>,
-    bytes: usize,
-}
-
-impl BodyShare {
-    pub(crate) fn new(budget: &Arc<BodyBudget>) -> BodyShare {
-        BodyShare {
-            budget: Arc::clone(budget),
-            bytes: 0,
-        }
-    }
-
-    /// Takes `n` more bytes; false, taking nothing, when they do not fit.
-    pub(crate) fn grow(&mut self, n: usize) -> bool {
-        let before = self.budget.held.fetch_add(n, Ordering::AcqRel);
-        if before + n > self.budget.limit() {
-            self.budget.held.fetch_sub(n, Ordering::AcqRel);
-            return false;
-        }
-        self.bytes += n;
-        true
-    }
-
-    fn bytes(&self) -> usize {
-        self.bytes
-    }
-}
-
-impl Drop for BodyShare {
-    fn drop(&mut self) {
-        if self.bytes > 0 {
-            self.budget.held.fetch_sub(self.bytes, Ordering::AcqRel);
-        }
-    }
 }
 
 /// The answer while the bodies in memory fill the budget.

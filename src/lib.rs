@@ -14,6 +14,7 @@
 //! - [`policy`]: pure failure-disable rules (success codes, consecutive failures).
 //! - [`queue`]: queue mode's delivery queue, worker and retry schedule.
 //! - [`disk`]: disk-space backpressure.
+//! - [`memory`]: memory budgets for request bodies (ingest, mirror copies).
 //! - [`relay`]: the operations shared by ingest, API and CLI: forward, replay,
 //!   release, ping, mirror, record outcomes, notify.
 //! - [`replay`]: bulk replay jobs (filter, dry run, rate, cancel, resume).
@@ -35,6 +36,7 @@ pub mod event;
 pub mod forwarded;
 pub mod idle;
 pub mod ingest;
+pub mod memory;
 pub mod metrics;
 pub mod policy;
 pub mod provider;

@@ -150,9 +150,9 @@ pub struct Relay {
     pub metrics: Metrics,
     pub max_body: usize,
     /// Request bodies held in memory by ingest.
-    pub bodies: Arc<crate::ingest::BodyBudget>,
+    pub bodies: Arc<crate::memory::BodyBudget>,
     /// Bodies of mirror copies in flight: a quarter of `bodies`, apart.
-    pub mirror_bodies: Arc<crate::ingest::BodyBudget>,
+    pub mirror_bodies: Arc<crate::memory::BodyBudget>,
     /// The ingest listener's base URL (`http://127.0.0.1:8080`), set by
     /// `server::serve` once bound; the dashboard shows full ingest URLs.
     pub ingest_base: std::sync::OnceLock<String>,
@@ -358,10 +358,10 @@ impl Relay {
             client,
             metrics: Metrics::default(),
             max_body,
-            bodies: Arc::new(crate::ingest::BodyBudget::new(max_body)),
+            bodies: Arc::new(crate::memory::BodyBudget::new(max_body)),
             mirror_bodies: {
-                let b = crate::ingest::BodyBudget::new(max_body);
-                b.set_limit(crate::ingest::BODY_MEMORY / 4);
+                let b = crate::memory::BodyBudget::new(max_body);
+                b.set_limit(crate::memory::BODY_MEMORY / 4);
                 Arc::new(b)
             },
             ingest_base: std::sync::OnceLock::new(),
@@ -1022,7 +1022,7 @@ impl Relay {
     /// against a memory budget of the mirror's own, so a mirror that reads
     /// slowly skips copies rather than take senders' room.
     pub fn mirror(self: &Arc<Self>, ev: &Event, body: &Bytes, url: String) {
-        let mut share = crate::ingest::BodyShare::new(&self.mirror_bodies);
+        let mut share = crate::memory::BodyShare::new(&self.mirror_bodies);
         if !share.grow(body.len()) {
             tracing::warn!(id = %ev.id, "mirror copy skipped: the bodies of the copies in flight fill the mirror's memory budget");
             return;
