@@ -77,6 +77,9 @@ pub struct ServeArgs {
     /// Seconds a client may take to send its request head [default: 10].
     #[arg(long, env = "HOOKRELAY_HEADER_TIMEOUT", value_name = "SECS")]
     pub header_timeout: Option<u64>,
+    /// Request bodies held in memory at once, e.g. 1GiB, 256MiB; past it ingest answers 503 (at least --max-body; mirror copies get a quarter apart) [default: 1GiB].
+    #[arg(long, env = "HOOKRELAY_MAX_BODY_MEMORY", value_name = "BYTES", value_parser = parse_size)]
+    pub max_body_memory: Option<usize>,
     /// Ingest answers 503 once the data directory's filesystem is this full (percent) [default: 95].
     #[arg(long, env = "HOOKRELAY_MAX_DISK_USAGE", value_name = "PERCENT")]
     pub max_disk_usage: Option<f64>,
@@ -110,6 +113,7 @@ pub struct ServerSection {
     pub admin: Option<SocketAddr>,
     pub data: Option<PathBuf>,
     pub max_body: Option<toml::Value>,
+    pub max_body_memory: Option<toml::Value>,
     pub durability: Option<Durability>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -138,9 +142,8 @@ pub struct Config {
     /// How long a connection may wait for its socket without response
     /// progress ([`crate::idle::SEND_STALL`]); no flag, tests shorten it.
     pub send_stall: Duration,
-    /// Request-body bytes ingest holds in memory at once
-    /// ([`crate::memory::BODY_MEMORY`]; at least `max_body`); no flag,
-    /// tests lower it.
+    /// Request-body bytes ingest holds in memory at once (raised to
+    /// `max_body` when lower, so that one body of the largest size fits).
     pub body_memory: usize,
     pub max_disk_usage: f64,
     pub trusted_proxies: crate::forwarded::TrustedProxies,
@@ -185,14 +188,16 @@ impl Config {
         };
         let s = file.server;
         let d = Config::default();
-        let file_max_body = match s.max_body {
-            None => None,
-            Some(toml::Value::Integer(n)) if n > 0 => Some(n as usize),
-            Some(toml::Value::String(t)) => {
-                Some(parse_size(&t).map_err(|e| format!("server.max_body: {e}"))?)
-            }
-            Some(other) => return Err(format!("server.max_body: {other} is not a size")),
+        let size = |key: &str, v: Option<toml::Value>| match v {
+            None => Ok(None),
+            Some(toml::Value::Integer(n)) if n > 0 => Ok(Some(n as usize)),
+            Some(toml::Value::String(t)) => parse_size(&t)
+                .map(Some)
+                .map_err(|e| format!("server.{key}: {e}")),
+            Some(other) => Err(format!("server.{key}: {other} is not a size")),
         };
+        let file_max_body = size("max_body", s.max_body)?;
+        let file_body_memory = size("max_body_memory", s.max_body_memory)?;
         let tls = match (args.tls_cert.or(s.tls_cert), args.tls_key.or(s.tls_key)) {
             (Some(c), Some(k)) => Some((c, k)),
             (None, None) => None,
@@ -230,7 +235,10 @@ impl Config {
                 .map(Duration::from_secs)
                 .unwrap_or(d.header_timeout),
             send_stall: d.send_stall,
-            body_memory: d.body_memory,
+            body_memory: args
+                .max_body_memory
+                .or(file_body_memory)
+                .unwrap_or(d.body_memory),
             max_disk_usage: args
                 .max_disk_usage
                 .or(s.max_disk_usage)
@@ -413,6 +421,30 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_body_memory_comes_from_the_flag_or_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[server]\nmax_body_memory = \"256MiB\"\n").unwrap();
+        let from_file = Config::resolve(ServeArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(from_file.body_memory, 256 << 20);
+        let from_flag = Config::resolve(ServeArgs {
+            config: Some(path),
+            max_body_memory: Some(64 << 20),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(from_flag.body_memory, 64 << 20, "the flag wins");
+        assert_eq!(
+            Config::resolve(ServeArgs::default()).unwrap().body_memory,
+            crate::memory::BODY_MEMORY
+        );
+    }
 
     #[test]
     fn listeners_take_ip_addresses_and_host_names() {
@@ -660,6 +692,7 @@ success_codes = ["200-302"]
             format!("[default: {}MiB]", DEFAULT_MAX_BODY >> 20),
             format!("[default: {}]", DEFAULT_HEADER_TIMEOUT.as_secs()),
             format!("[default: {DEFAULT_MAX_DISK_USAGE}]"),
+            format!("[default: {}GiB]", crate::memory::BODY_MEMORY >> 30),
             "[default: sync]".to_string(),
         ] {
             assert!(help.contains(&shown), "{shown} missing from:\n{help}");
