@@ -422,22 +422,29 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
 mod tests {
     use super::*;
 
+    /// `args` resolved with a config file holding `text`.
+    fn with_file(text: &str, args: ServeArgs) -> Result<Config, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hookrelay.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::resolve(ServeArgs {
+            config: Some(path),
+            ..args
+        })
+    }
+
     #[test]
     fn the_body_memory_comes_from_the_flag_or_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.toml");
-        std::fs::write(&path, "[server]\nmax_body_memory = \"256MiB\"\n").unwrap();
-        let from_file = Config::resolve(ServeArgs {
-            config: Some(path.clone()),
-            ..Default::default()
-        })
-        .unwrap();
+        let file = "[server]\nmax_body_memory = \"256MiB\"\n";
+        let from_file = with_file(file, ServeArgs::default()).unwrap();
         assert_eq!(from_file.body_memory, 256 << 20);
-        let from_flag = Config::resolve(ServeArgs {
-            config: Some(path),
-            max_body_memory: Some(64 << 20),
-            ..Default::default()
-        })
+        let from_flag = with_file(
+            file,
+            ServeArgs {
+                max_body_memory: Some(64 << 20),
+                ..Default::default()
+            },
+        )
         .unwrap();
         assert_eq!(from_flag.body_memory, 64 << 20, "the flag wins");
         assert_eq!(
@@ -466,13 +473,10 @@ mod tests {
             let err = parse_addr(bad).unwrap_err();
             assert!(err.contains("localhost:8080"), "{bad}: {err}");
         }
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.toml");
-        std::fs::write(&path, "[server]\nadmin = \"localhost:9001\"\n").unwrap();
-        let cfg = Config::resolve(ServeArgs {
-            config: Some(path),
-            ..Default::default()
-        })
+        let cfg = with_file(
+            "[server]\nadmin = \"localhost:9001\"\n",
+            ServeArgs::default(),
+        )
         .unwrap();
         assert_eq!(cfg.admin, "127.0.0.1:9001".parse().unwrap());
     }
@@ -536,14 +540,13 @@ mod tests {
 
     #[test]
     fn an_empty_token_variable_leaves_the_file_token() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.toml");
-        std::fs::write(&path, "[server]\nadmin_token = \"s3cret-token\"\n").unwrap();
-        let cfg = Config::resolve(ServeArgs {
-            config: Some(path),
-            admin_token: Some(String::new()),
-            ..Default::default()
-        })
+        let cfg = with_file(
+            "[server]\nadmin_token = \"s3cret-token\"\n",
+            ServeArgs {
+                admin_token: Some(String::new()),
+                ..Default::default()
+            },
+        )
         .unwrap();
         assert_eq!(cfg.admin_token.as_deref(), Some("s3cret-token"));
     }
@@ -602,17 +605,10 @@ mod tests {
 
     #[test]
     fn an_endpoint_declared_twice_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("d.toml");
-        std::fs::write(
-            &path,
+        let err = with_file(
             "[[endpoint]]\nslug = \"a\"\n[[endpoint]]\nslug = \"b\"\n[[endpoint]]\nslug = \"a\"\n",
+            ServeArgs::default(),
         )
-        .unwrap();
-        let err = Config::resolve(ServeArgs {
-            config: Some(path),
-            ..Default::default()
-        })
         .unwrap_err();
         assert!(err.contains("\"a\" is declared twice"), "{err}");
     }
@@ -664,14 +660,7 @@ success_codes = ["200-302"]
 
     #[test]
     fn unknown_file_keys_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.toml");
-        std::fs::write(&path, "[server]\nlisten_typo = 1\n").unwrap();
-        let err = Config::resolve(ServeArgs {
-            config: Some(path),
-            ..Default::default()
-        })
-        .unwrap_err();
+        let err = with_file("[server]\nlisten_typo = 1\n", ServeArgs::default()).unwrap_err();
         assert!(err.contains("listen_typo"), "{err}");
     }
 
