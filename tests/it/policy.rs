@@ -500,3 +500,40 @@ async fn concurrent_failures_past_the_disabling_one_are_held_not_passed_on() {
     assert_eq!(st, 200, "{both}");
     assert_eq!(both["release"]["delivered"], 6, "{both}");
 }
+
+/// A forward on its way when the endpoint is paused, failing after the
+/// pause: held like every event that arrives now, its sender gets 202, and
+/// the endpoint stays paused (not disabled).
+#[tokio::test]
+async fn a_forward_failing_after_a_pause_is_held() {
+    let mut up = Receiver::start(vec![Reply::status(500).together(2)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "pz", "target": up.url("/") }))
+        .await;
+    let url = s.ingest_url("/in/pz");
+    let sent =
+        tokio::spawn(
+            async move { crate::support::send("POST", &url, &[], "on its way".into()).await },
+        );
+    // In flight at the receiver; the pause comes before its answer.
+    up.next().await;
+    let (st, ep) = s
+        .api(
+            "PATCH",
+            "/api/endpoints/pz",
+            Some(json!({ "status": "paused" })),
+        )
+        .await;
+    assert_eq!((st, &ep["status"]), (200, &json!("paused")), "{ep}");
+    // A second request straight to the receiver lets both answers go.
+    crate::support::send("POST", &up.url("/"), &[], "direct".into()).await;
+    let (status, _, body) = sent.await.unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!((status, &v["held"]), (202, &json!(true)), "{v}");
+    let ev = s
+        .get(&format!("/api/events/{}", v["event"].as_str().unwrap()))
+        .await;
+    assert_eq!(ev["state"], "held", "{ev}");
+    let ep = s.get("/api/endpoints/pz").await;
+    assert_eq!(ep["status"], "paused", "{ep}");
+}
