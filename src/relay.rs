@@ -353,17 +353,13 @@ impl Relay {
             .collect();
         let (stream, _) = broadcast::channel(1024);
         let queue = Queue::load(store.queue_entries()?);
-        Ok(Relay {
+        let relay = Relay {
             store,
             client,
             metrics: Metrics::default(),
             max_body,
             bodies: Arc::new(crate::memory::BodyBudget::new(max_body)),
-            mirror_bodies: {
-                let b = crate::memory::BodyBudget::new(max_body);
-                b.set_limit(crate::memory::BODY_MEMORY / 4);
-                Arc::new(b)
-            },
+            mirror_bodies: Arc::new(crate::memory::BodyBudget::new(max_body)),
             ingest_base: std::sync::OnceLock::new(),
             trusted_proxies: std::sync::OnceLock::new(),
             shards: std::sync::OnceLock::new(),
@@ -378,7 +374,9 @@ impl Relay {
             via_name: format!("hookrelay-{:08x}", ulid::Ulid::generate().random() as u32),
             endpoints: RwLock::new(endpoints),
             stream,
-        })
+        };
+        relay.set_body_memory(crate::memory::BODY_MEMORY);
+        Ok(relay)
     }
 
     // ---- the endpoint registry ----
@@ -552,6 +550,34 @@ impl Relay {
         self.on_status_change();
         tracing::info!(endpoint = slug, "endpoint deleted");
         Ok(())
+    }
+
+    /// The ingest listener's base URL for links, commands and exports, e.g.
+    /// `http://127.0.0.1:8080`, once the server has bound it. When it
+    /// listens on every address (`0.0.0.0`, `[::]`), `host` (the name a
+    /// browser used for the dashboard) or else this machine's host name
+    /// stands in, with the ingest port.
+    pub fn ingest_base_for(&self, host: Option<&str>) -> Option<String> {
+        let base = self.ingest_base.get()?;
+        let (scheme, authority) = base.split_once("://")?;
+        let (addr, port) = authority.rsplit_once(':')?;
+        if !matches!(addr, "0.0.0.0" | "[::]") {
+            return Some(base.clone());
+        }
+        match host
+            .map(str::to_string)
+            .or_else(crate::server::machine_host)
+        {
+            Some(h) => Some(format!("{scheme}://{h}:{port}")),
+            None => Some(base.clone()),
+        }
+    }
+
+    /// Sets the memory budget of request bodies, and the mirror copies'
+    /// (a quarter of it, apart).
+    pub fn set_body_memory(&self, bytes: usize) {
+        self.bodies.set_limit(bytes);
+        self.mirror_bodies.set_limit(bytes / 4);
     }
 
     /// `/healthz` (liveness): whether the store can write; a restart is

@@ -85,8 +85,7 @@ pub async fn serve(
     let relay = Arc::new(
         Relay::new(Arc::clone(&store), client, config.max_body).map_err(|e| e.to_string())?,
     );
-    relay.bodies.set_limit(config.body_memory);
-    relay.mirror_bodies.set_limit(config.body_memory / 4);
+    relay.set_body_memory(config.body_memory);
     for input in config.endpoints.clone() {
         let slug = input.slug.clone().unwrap_or_default();
         relay
@@ -98,9 +97,7 @@ pub async fn serve(
     let ingest_addr = listeners.ingest.local_addr().map_err(|e| e.to_string())?;
     let admin_addr = listeners.admin.local_addr().map_err(|e| e.to_string())?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let _ = relay
-        .ingest_base
-        .set(format!("{scheme}://{}", reachable(ingest_addr)));
+    let _ = relay.ingest_base.set(format!("{scheme}://{ingest_addr}"));
     let _ = relay.trusted_proxies.set(config.trusted_proxies.clone());
     if config
         .trusted_proxies
@@ -498,20 +495,23 @@ async fn retention_task(store: Arc<Store>, config: Config, mut stop: watch::Rece
 
 /// Where others reach a listener: one bound to every interface (`0.0.0.0`,
 /// `[::]`) by this machine's host name, which a sender can use where
-/// `0.0.0.0` means nothing; the shown ingest URLs (dashboard, exports,
-/// Copy as curl) use it too.
+/// `0.0.0.0` means nothing.
 fn reachable(addr: SocketAddr) -> String {
-    if !addr.ip().is_unspecified() {
-        return addr.to_string();
+    match machine_host().filter(|_| addr.ip().is_unspecified()) {
+        Some(host) => format!("{host}:{}", addr.port()),
+        None => addr.to_string(),
     }
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+}
+
+/// This machine's host name, when it is one a URL can carry.
+pub(crate) fn machine_host() -> Option<String> {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
     let host = host.trim();
-    if host.is_empty()
-        || host.contains(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
-    {
-        return addr.to_string();
-    }
-    format!("{host}:{}", addr.port())
+    (!host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+    .then(|| host.to_string())
 }
 
 #[cfg(test)]

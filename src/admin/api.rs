@@ -195,7 +195,7 @@ async fn endpoint_json(st: &AdminState, ep: &crate::endpoint::Endpoint) -> Resul
     let slug = ep.slug.to_string();
     let counts = st.relay.store.run(move |s| s.counts(&slug)).await?;
     let mut v = ep.to_api(&counts);
-    if let Some(base) = st.relay.ingest_base.get() {
+    if let Some(base) = st.relay.ingest_base_for(None) {
         v["ingest_url"] = format!("{base}/in/{}", ep.slug).into();
     }
     Ok(v)
@@ -703,9 +703,7 @@ async fn export(
     let (filter, take) = parse_selection(&q, ex::MAX_EXPORT)?;
     let base = st
         .relay
-        .ingest_base
-        .get()
-        .cloned()
+        .ingest_base_for(None)
         .unwrap_or_else(|| "http://127.0.0.1:8080".into());
     let (text, next) = st
         .relay

@@ -307,19 +307,11 @@ fn host_name(host: &str) -> Option<&str> {
     ok.then_some(name)
 }
 
-/// The ingest listener's base URL for links and commands, e.g.
-/// `http://127.0.0.1:8080`, once the server has bound it. When it listens
-/// on every address (`0.0.0.0`, `[::]`), the host the browser used for the
-/// dashboard stands in, with the ingest port.
+/// The ingest listener's base URL for links and commands (see
+/// [`crate::relay::Relay::ingest_base_for`]): the host the browser used for
+/// the dashboard stands in for a wildcard address.
 pub fn ingest_base(st: &AdminState, ctx: &Ctx) -> Option<String> {
-    let base = st.relay.ingest_base.get()?;
-    let (scheme, authority) = base.split_once("://")?;
-    let (addr, port) = authority.rsplit_once(':')?;
-    let wildcard = matches!(addr, "0.0.0.0" | "[::]");
-    match (&ctx.host, wildcard) {
-        (Some(h), true) => Some(format!("{scheme}://{h}:{port}")),
-        _ => Some(base.clone()),
-    }
+    st.relay.ingest_base_for(ctx.host.as_deref())
 }
 
 /// An error shown as a page (the API's errors are JSON).

@@ -543,3 +543,22 @@ async fn without_a_token_a_foreign_authority_over_h2c_is_refused() {
         assert_eq!(resp.status(), want, "{authority}");
     }
 }
+
+/// Listening on every address, the ingest URLs shown name a host a sender
+/// can use: the one the dashboard was reached by, else this machine's name.
+#[tokio::test]
+async fn a_wildcard_ingest_address_is_shown_by_a_host_name() {
+    use hookrelay::store::Durability;
+    let (_dir, data) = crate::support::temp_data();
+    let (_store, relay) = crate::support::library_relay(&data, Durability::Buffered);
+    relay.ingest_base.set("http://0.0.0.0:8080".into()).unwrap();
+    assert_eq!(
+        relay.ingest_base_for(Some("dash.example")).as_deref(),
+        Some("http://dash.example:8080")
+    );
+    let shown = relay.ingest_base_for(None).unwrap();
+    assert!(
+        shown.ends_with(":8080") && !shown.contains("0.0.0.0"),
+        "{shown}"
+    );
+}
