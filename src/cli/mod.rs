@@ -647,11 +647,7 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
             let r = Remote::new(&e.remote)?;
             let path = format!("/api/endpoints/{}", remote::path_segment(&e.slug));
             let f = e.flags;
-            let response_given = f.response_status.is_some()
-                || f.response_body.is_some()
-                || f.response_sequence.is_some()
-                || !f.response_header.is_empty()
-                || f.response_delay_ms.is_some();
+            let response_given = f.response_given();
             let signature_given = f.signature_given();
             // A bin's answer and a signature setting are taken whole by the
             // API: the flags given change their part of the endpoint's own.
@@ -790,6 +786,15 @@ async fn set_status(remote: &RemoteArgs, slug: &str, status: &str) -> Result<Val
 
 /// The JSON of the endpoint settings given as flags (only those given).
 impl EndpointFlags {
+    /// Whether any flag of a bin's answer was given.
+    fn response_given(&self) -> bool {
+        self.response_status.is_some()
+            || self.response_body.is_some()
+            || self.response_sequence.is_some()
+            || !self.response_header.is_empty()
+            || self.response_delay_ms.is_some()
+    }
+
     /// Whether any flag of the signature setting was given.
     fn signature_given(&self) -> bool {
         self.signature_scheme.is_some()
@@ -811,6 +816,7 @@ fn endpoint_fields(
     current_signature: Option<&Value>,
 ) -> Result<serde_json::Map<String, Value>, String> {
     let signature_given = f.signature_given();
+    let response_given = f.response_given();
     let mut body = serde_json::Map::new();
     let obj = &mut body;
     if let Some(t) = f.target {
@@ -904,12 +910,7 @@ fn endpoint_fields(
     if let Some(p) = f.ping_on_activate {
         obj.insert("ping_on_activate".into(), p.into());
     }
-    if f.response_status.is_some()
-        || f.response_body.is_some()
-        || f.response_sequence.is_some()
-        || !f.response_header.is_empty()
-        || f.response_delay_ms.is_some()
-    {
+    if response_given {
         let mut resp = serde_json::Map::new();
         if let Some(s) = f.response_status {
             resp.insert("status".into(), s.into());
