@@ -66,6 +66,21 @@ fn signature() -> &'static str {
     })
 }
 
+/// The CPU and core count the run had: figures from two hosts (the shared
+/// machines change between runs) differ by up to twice.
+fn host() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
+                .map(|(_, name)| name.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cpu}, {cores} cores")
+}
+
 fn payload() -> Bytes {
     Bytes::from(payload::order_json())
 }
@@ -441,8 +456,9 @@ fn main() {
     let (slow_port, _slow_upstream) = start_upstream(Duration::from_secs(1));
     let slow_upstream = format!("http://127.0.0.1:{slow_port}/hook");
     println!(
-        "load: {CONNECTIONS} connections, {secs} s per scenario, {} byte JSON body",
-        payload().len()
+        "load: {CONNECTIONS} connections, {secs} s per scenario, {} byte JSON body; host: {}",
+        payload().len(),
+        host()
     );
 
     // The direct rate is taken three times (first, between the two
