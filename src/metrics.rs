@@ -191,7 +191,7 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
-            "# HELP hookrelay_ingest_body_bytes Request-body bytes in memory now: being received, stored, forwarded or mirrored (ingest answers 503 past its limit).\n# TYPE hookrelay_ingest_body_bytes gauge\nhookrelay_ingest_body_bytes {}",
+            "# HELP hookrelay_ingest_body_bytes Request-body bytes in memory now: being received, stored, forwarded, mirrored or delivered from the queue (ingest answers 503 past its limit).\n# TYPE hookrelay_ingest_body_bytes gauge\nhookrelay_ingest_body_bytes {}",
             snap.body_bytes
         );
         if let Some(pct) = snap.disk_used_pct {

@@ -153,6 +153,9 @@ pub struct Relay {
     pub bodies: Arc<crate::memory::BodyBudget>,
     /// Bodies of mirror copies in flight: a quarter of `bodies`, apart.
     pub mirror_bodies: Arc<crate::memory::BodyBudget>,
+    /// Bodies of queued deliveries in flight, read back from the store: a
+    /// quarter of `bodies`, apart.
+    pub queue_bodies: Arc<crate::memory::BodyBudget>,
     /// The ingest listener's base URL (`http://127.0.0.1:8080`), set by
     /// `server::serve` once bound; the dashboard shows full ingest URLs.
     pub ingest_base: std::sync::OnceLock<String>,
@@ -360,6 +363,7 @@ impl Relay {
             max_body,
             bodies: Arc::new(crate::memory::BodyBudget::new(max_body)),
             mirror_bodies: Arc::new(crate::memory::BodyBudget::new(max_body)),
+            queue_bodies: Arc::new(crate::memory::BodyBudget::new(max_body)),
             ingest_base: std::sync::OnceLock::new(),
             trusted_proxies: std::sync::OnceLock::new(),
             shards: std::sync::OnceLock::new(),
@@ -574,10 +578,26 @@ impl Relay {
     }
 
     /// Sets the memory budget of request bodies, and the mirror copies'
-    /// (a quarter of it, apart).
+    /// and queued deliveries' (a quarter of it each, apart).
     pub fn set_body_memory(&self, bytes: usize) {
         self.bodies.set_limit(bytes);
         self.mirror_bodies.set_limit(bytes / 4);
+        self.queue_bodies.set_limit(bytes / 4);
+    }
+
+    /// Room for a queued delivery's body of `size` bytes in its budget,
+    /// waited for: the delivery keeps its place in line (and its slot)
+    /// meanwhile, and senders keep theirs. The budget always fits one body
+    /// of `--max-body`, so the wait ends once the deliveries ahead are done.
+    async fn queue_room(&self, size: u64) -> crate::memory::BodyShare {
+        let mut share = crate::memory::BodyShare::new(&self.queue_bodies);
+        let size = usize::try_from(size).unwrap_or(usize::MAX);
+        let mut wait = Duration::from_millis(5);
+        while !share.grow(size) {
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_millis(500));
+        }
+        share
     }
 
     /// `/healthz` (liveness): whether the store can write; a restart is
@@ -946,7 +966,7 @@ impl Relay {
         // here waits for fsync, so a hop to the blocking pool would cost
         // more than it saves.
         self.sendable(id).await?;
-        let (ev, body) = (self.store.get_event(id)?, self.store.get_body(id)?);
+        let ev = self.store.get_event(id)?;
         let cell = self.endpoint(slug);
         let leave = |state: EventState| {
             self.store.record_outcome(id, None, |e| {
@@ -1016,6 +1036,11 @@ impl Relay {
         if trigger == Trigger::Retry {
             self.metrics.retries.fetch_add(1, Ordering::Relaxed);
         }
+        // Read back only with room for it: up to GLOBAL_IN_FLIGHT bodies of
+        // up to --max-body each would otherwise sit in memory at once,
+        // waiting on a slow receiver.
+        let _room = self.queue_room(ev.size).await;
+        let body = self.store.get_body(id)?;
         let (attempt, _) = self
             .send(&ev, Bytes::from(body.unwrap_or_default()), &target, trigger)
             .await?;

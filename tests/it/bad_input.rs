@@ -911,3 +911,43 @@ async fn a_mirror_copy_in_flight_keeps_its_body_counted() {
         tokio::task::yield_now().await;
     }
 }
+
+/// Queued deliveries read their bodies back from the store: those in
+/// flight count against a budget of their own (a quarter of the senders'),
+/// and one that does not fit waits for room instead of loading its body.
+#[tokio::test]
+async fn queued_deliveries_wait_for_room_for_their_bodies() {
+    const KIB: usize = 1 << 10;
+    const MIB: usize = 1 << 20;
+    let mut receiver =
+        crate::support::Receiver::start(vec![crate::support::Reply::status(200).together(2)]).await;
+    let (_dir, data) = temp_data();
+    let mut cfg = config_at(&data);
+    cfg.max_body = MIB;
+    cfg.body_memory = 4 * MIB;
+    let s = TestServer::start_with(cfg).await;
+    s.create_endpoint(json!({ "slug": "q", "mode": "queue", "target": receiver.url("/") }))
+        .await;
+    for b in [b'a', b'b'] {
+        assert_eq!(s.post_in("q", &[], vec![b; 600 * KIB]).await.status, 202);
+    }
+    // `a` waits at the receiver for a second request; `b` does not fit
+    // beside it (600 + 600 KiB > 1 MiB) and waits for room.
+    let first = receiver.next().await;
+    assert_eq!(first.body.len(), 600 * KIB);
+    let (_, _, m) = send("GET", &s.admin_url("/metrics"), &[], Default::default()).await;
+    let m = String::from_utf8_lossy(&m);
+    assert!(
+        m.contains(&format!("hookrelay_ingest_body_bytes {}\n", 600 * KIB)),
+        "{m}"
+    );
+    // A small event fits beside `a` and is sent before `b`.
+    assert_eq!(s.post_in("q", &[], "c").await.status, 202);
+    assert_eq!(&receiver.next().await.body[..], b"c");
+    // With `a` answered, `b` has its room.
+    let third = receiver.next().await;
+    assert_eq!(third.body.len(), 600 * KIB);
+    assert_ne!(first.body[0], third.body[0]);
+    assert_eq!(s.post_in("q", &[], "d").await.status, 202);
+    assert_eq!(&receiver.next().await.body[..], b"d");
+}
