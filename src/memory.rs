@@ -76,6 +76,21 @@ impl BodyShare {
     pub fn bytes(&self) -> usize {
         self.bytes
     }
+
+    /// A share of `n` bytes, waited for until they fit: for work that can
+    /// wait its turn (a queued delivery) rather than be refused. More than
+    /// the whole budget (a body stored under a larger `--max-body`) counts
+    /// as the whole budget, so it still goes, alone.
+    pub(crate) async fn wait_for(budget: &Arc<BodyBudget>, n: usize) -> BodyShare {
+        let mut share = BodyShare::new(budget);
+        let n = n.min(budget.limit());
+        let mut wait = std::time::Duration::from_millis(5);
+        while !share.grow(n) {
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(std::time::Duration::from_millis(500));
+        }
+        share
+    }
 }
 
 impl Drop for BodyShare {
@@ -83,5 +98,30 @@ impl Drop for BodyShare {
         if self.bytes > 0 {
             self.budget.held.fetch_sub(self.bytes, Ordering::AcqRel);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_share_larger_than_the_budget_waits_for_all_of_it() {
+        let budget = Arc::new(BodyBudget::new(100));
+        budget.set_limit(100);
+        let mut held = BodyShare::new(&budget);
+        assert!(held.grow(30));
+        let waiting = tokio::spawn({
+            let budget = Arc::clone(&budget);
+            async move { BodyShare::wait_for(&budget, 250).await.bytes() }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        drop(held);
+        let got = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+            .await
+            .expect("a share larger than the budget never fitted");
+        assert_eq!(got.unwrap(), 100);
+        assert_eq!(budget.held(), 0);
     }
 }

@@ -585,21 +585,6 @@ impl Relay {
         self.queue_bodies.set_limit(bytes / 4);
     }
 
-    /// Room for a queued delivery's body of `size` bytes in its budget,
-    /// waited for: the delivery keeps its place in line (and its slot)
-    /// meanwhile, and senders keep theirs. The budget always fits one body
-    /// of `--max-body`, so the wait ends once the deliveries ahead are done.
-    async fn queue_room(&self, size: u64) -> crate::memory::BodyShare {
-        let mut share = crate::memory::BodyShare::new(&self.queue_bodies);
-        let size = usize::try_from(size).unwrap_or(usize::MAX);
-        let mut wait = Duration::from_millis(5);
-        while !share.grow(size) {
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_millis(500));
-        }
-        share
-    }
-
     /// `/healthz` (liveness): whether the store can write; a restart is
     /// what mends a store RocksDB has stopped.
     pub fn health(&self) -> (http::StatusCode, String) {
@@ -1039,7 +1024,8 @@ impl Relay {
         // Read back only with room for it: up to GLOBAL_IN_FLIGHT bodies of
         // up to --max-body each would otherwise sit in memory at once,
         // waiting on a slow receiver.
-        let _room = self.queue_room(ev.size).await;
+        let size = usize::try_from(ev.size).unwrap_or(usize::MAX);
+        let _room = crate::memory::BodyShare::wait_for(&self.queue_bodies, size).await;
         let body = self.store.get_body(id)?;
         let (attempt, _) = self
             .send(&ev, Bytes::from(body.unwrap_or_default()), &target, trigger)
