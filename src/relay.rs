@@ -585,6 +585,11 @@ impl Relay {
         self.queue_bodies.set_limit(bytes / 4);
     }
 
+    /// Request-body bytes in memory now, over all three budgets.
+    pub fn body_bytes(&self) -> usize {
+        self.bodies.held() + self.mirror_bodies.held() + self.queue_bodies.held()
+    }
+
     /// `/healthz` (liveness): whether the store can write; a restart is
     /// what mends a store RocksDB has stopped.
     pub fn health(&self) -> (http::StatusCode, String) {

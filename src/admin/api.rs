@@ -186,7 +186,7 @@ async fn metrics(State(st): State<AdminState>) -> Response {
         wal_flushes: relay.store.wal_flushes(),
         wal_flush: Some(relay.store.wal_flush_time()),
         disk_used_pct: relay.disk.get().map(|d| d.used_pct()),
-        body_bytes: relay.bodies.held() + relay.mirror_bodies.held() + relay.queue_bodies.held(),
+        body_bytes: relay.body_bytes(),
     });
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
