@@ -316,7 +316,12 @@ fn main() {
     let opened = Instant::now();
     let store = Arc::new(Store::open(&dir, Durability::Buffered).expect("reopen store"));
     let relay = Arc::new(
-        Relay::new(store, Client::new(None, 0).expect("client"), 1024 * 1024).expect("relay"),
+        Relay::new(
+            store,
+            Client::new(None, 0, Default::default()).expect("client"),
+            1024 * 1024,
+        )
+        .expect("relay"),
     );
     println!("reopened the store in {:.0?}", opened.elapsed());
     let _ = relay.ingest_base.set("http://127.0.0.1:8080".into());

@@ -92,6 +92,24 @@ pub struct ServeArgs {
         value_parser = crate::forwarded::parse_net
     )]
     pub trusted_proxy: Option<Vec<ipnet::IpNet>>,
+    /// Refuse to deliver to loopback, private and other non-public addresses (SSRF guard) [default: false].
+    #[arg(
+        long,
+        env = "HOOKRELAY_DENY_PRIVATE_TARGETS",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub deny_private_targets: Option<bool>,
+    /// Networks (comma-separated) deliveries may reach despite the guard, e.g. 10.0.5.0/24 or 169.254.0.0/16.
+    #[arg(
+        long,
+        env = "HOOKRELAY_ALLOW_TARGET_NET",
+        value_name = "CIDR",
+        value_delimiter = ',',
+        value_parser = crate::forwarded::parse_net
+    )]
+    pub allow_target_net: Option<Vec<ipnet::IpNet>>,
 }
 
 /// The TOML file: `[server]` uses the flag names with underscores.
@@ -124,6 +142,8 @@ pub struct ServerSection {
     pub header_timeout: Option<u64>,
     pub max_disk_usage: Option<f64>,
     pub trusted_proxy: Option<Vec<String>>,
+    pub deny_private_targets: Option<bool>,
+    pub allow_target_net: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug)]
@@ -147,6 +167,8 @@ pub struct Config {
     pub body_memory: usize,
     pub max_disk_usage: f64,
     pub trusted_proxies: crate::forwarded::TrustedProxies,
+    /// Where deliveries may connect.
+    pub target_guard: crate::deliver::guard::TargetGuard,
     pub endpoints: Vec<EndpointInput>,
 }
 
@@ -168,6 +190,7 @@ impl Default for Config {
             body_memory: crate::memory::BODY_MEMORY,
             max_disk_usage: DEFAULT_MAX_DISK_USAGE,
             trusted_proxies: Default::default(),
+            target_guard: Default::default(),
             endpoints: Vec::new(),
         }
     }
@@ -203,15 +226,17 @@ impl Config {
             (None, None) => None,
             _ => return Err("tls_cert and tls_key must be given together".into()),
         };
-        let file_proxies = s
-            .trusted_proxy
-            .map(|nets| {
+        let nets = |key: &str, v: Option<Vec<String>>| {
+            v.map(|nets| {
                 nets.iter()
                     .map(|n| crate::forwarded::parse_net(n))
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| format!("server.trusted_proxy: {e}"))
+                    .map_err(|e| format!("server.{key}: {e}"))
             })
-            .transpose()?;
+            .transpose()
+        };
+        let file_proxies = nets("trusted_proxy", s.trusted_proxy)?;
+        let file_allowed = nets("allow_target_net", s.allow_target_net)?;
         let cfg = Config {
             listen: args.listen.or(s.listen).unwrap_or(d.listen),
             admin: args.admin.or(s.admin).unwrap_or(d.admin),
@@ -246,6 +271,14 @@ impl Config {
             trusted_proxies: crate::forwarded::TrustedProxies::new(
                 args.trusted_proxy.or(file_proxies).unwrap_or_default(),
             ),
+            target_guard: crate::deliver::guard::TargetGuard {
+                deny_private: args
+                    .deny_private_targets
+                    .or(s.deny_private_targets)
+                    .unwrap_or(false),
+                allow: args.allow_target_net.or(file_allowed).unwrap_or_default(),
+                off: false,
+            },
             endpoints: file.endpoint,
         };
         let mut seen = std::collections::HashSet::new();
@@ -527,6 +560,51 @@ mod tests {
         std::fs::write(&path, "[server]\ntrusted_proxy = [\"proxy.local\"]\n").unwrap();
         let err = Config::resolve(args(None)).unwrap_err();
         assert!(err.contains("server.trusted_proxy"), "{err}");
+    }
+
+    #[test]
+    fn the_target_guard_comes_from_the_file_or_the_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[server]\ndeny_private_targets = true\nallow_target_net = [\"10.0.5.0/24\"]\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        let g = Config::resolve(args.clone()).unwrap().target_guard;
+        assert!(g.deny_private);
+        assert_eq!(
+            g.allow,
+            vec!["10.0.5.0/24".parse::<ipnet::IpNet>().unwrap()]
+        );
+        let g = Config::resolve(ServeArgs {
+            deny_private_targets: Some(false),
+            ..args.clone()
+        })
+        .unwrap()
+        .target_guard;
+        assert!(!g.deny_private, "the flag wins over the file");
+        assert!(!Config::default().target_guard.deny_private);
+        // The bare flag means true.
+        let cli = <crate::cli::Cli as clap::Parser>::try_parse_from([
+            "hookrelay",
+            "serve",
+            "--deny-private-targets",
+            "--allow-target-net",
+            "10.0.0.0/8,fd00::/8",
+        ]);
+        let crate::cli::Command::Serve(serve) = cli.unwrap().command else {
+            panic!("not serve");
+        };
+        assert_eq!(serve.deny_private_targets, Some(true));
+        assert_eq!(serve.allow_target_net.unwrap().len(), 2);
+        std::fs::write(&path, "[server]\nallow_target_net = [\"intranet\"]\n").unwrap();
+        let err = Config::resolve(args).unwrap_err();
+        assert!(err.contains("server.allow_target_net"), "{err}");
     }
 
     #[test]

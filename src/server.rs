@@ -77,7 +77,11 @@ pub async fn serve(
         None => None,
     };
     let shards = ingest_threads()?;
-    let client = Client::new(config.ca_file.as_deref(), shards)?;
+    let client = Client::new(
+        config.ca_file.as_deref(),
+        shards,
+        config.target_guard.clone(),
+    )?;
     let store = Arc::new(
         Store::open(&config.data, config.durability)
             .map_err(|e| format!("data {}: {e}", config.data.display()))?,

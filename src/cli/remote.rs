@@ -7,6 +7,7 @@ use http::Method;
 use serde_json::Value;
 
 use super::RemoteArgs;
+use crate::deliver::guard::TargetGuard;
 use crate::deliver::{Client, Failure, Outbound, Reply};
 use crate::event::ErrorKind;
 
@@ -40,7 +41,7 @@ impl Remote {
             ));
         }
         Ok(Remote {
-            client: Client::new(None, 0)?,
+            client: Client::new(None, 0, TargetGuard::off())?,
             base,
             token: args.token.clone(),
         })

@@ -3,7 +3,10 @@
 //! The client never follows redirects (a 3xx is the answer, judged by the
 //! endpoint's `success_codes`), speaks HTTP/1.1 and HTTP/2 (by ALPN over
 //! TLS), trusts the webpki roots plus an optional private CA, and turns every
-//! failure into an [`ErrorKind`] the attempt records.
+//! failure into an [`ErrorKind`] the attempt records. Which addresses it
+//! may connect to is [`guard`]'s.
+
+pub mod guard;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,10 +17,10 @@ use http::{HeaderName, HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::event::{ErrorKind, Headers};
+use guard::{Connector, TargetGuard};
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), plus
 /// `host` and `content-length`, which the client sets for the new hop.
@@ -88,7 +91,7 @@ pub struct Failure {
     pub detail: String,
 }
 
-type Pool = HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>;
+type Pool = HyperClient<HttpsConnector<Connector>, Full<Bytes>>;
 
 /// The outbound client. It keeps one connection pool per ingest thread (see
 /// `server`), so that a forward runs on one thread from the sender's request
@@ -113,8 +116,13 @@ pub fn set_shard(index: usize) {
 }
 
 impl Client {
-    /// A client with a pool for each of `shards` ingest threads, plus one.
-    pub fn new(ca_file: Option<&Path>, shards: usize) -> Result<Client, String> {
+    /// A client with a pool for each of `shards` ingest threads, plus one,
+    /// connecting only where `guard` allows.
+    pub fn new(
+        ca_file: Option<&Path>,
+        shards: usize,
+        guard: TargetGuard,
+    ) -> Result<Client, String> {
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         if let Some(path) = ca_file {
@@ -145,12 +153,13 @@ impl Client {
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
+        let mut http = Connector::new(guard);
+        let tcp = http.tcp();
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
         // The per-attempt timeout covers connecting too; this only stops a
         // black-holed SYN from outliving it.
-        http.set_connect_timeout(Some(Duration::from_secs(30)));
+        tcp.set_connect_timeout(Some(Duration::from_secs(30)));
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()

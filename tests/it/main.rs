@@ -11,6 +11,7 @@ mod cli;
 mod curl;
 mod dashboard;
 mod forward;
+mod guard;
 mod loops;
 mod persistence;
 mod policy;

@@ -331,7 +331,7 @@ pub fn library_relay(
 ) {
     use std::sync::Arc;
     let store = Arc::new(hookrelay::store::Store::open(data, durability).expect("open store"));
-    let client = hookrelay::deliver::Client::new(None, 0).expect("client");
+    let client = hookrelay::deliver::Client::new(None, 0, Default::default()).expect("client");
     let relay = hookrelay::relay::Relay::new(Arc::clone(&store), client, 1 << 20).expect("relay");
     (store, Arc::new(relay))
 }

@@ -1,0 +1,337 @@
+//! The outbound guard: which addresses a delivery may connect to.
+//!
+//! Whoever can create an endpoint or replay to a URL can make hookrelay send
+//! requests from its network and read the answers in the attempts (SSRF).
+//! Link-local addresses, where cloud metadata services answer, are refused
+//! unless allowed by name; with `--deny-private-targets` so are loopback,
+//! private, shared and other non-public ranges. `--allow-target-net` lets
+//! chosen networks through either rule.
+//!
+//! The check runs at connect time on the addresses a name resolved to, and
+//! those same addresses are the ones connected to: a name that resolves to a
+//! public address when checked and a private one a moment later (DNS
+//! rebinding) gets no second lookup. Redirects are never followed (see the
+//! parent module), so a public receiver cannot bounce a delivery inward.
+
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::Uri;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::{GaiResolver, Name};
+use ipnet::IpNet;
+use tower::Service;
+
+/// Which addresses deliveries may reach.
+#[derive(Clone, Debug, Default)]
+pub struct TargetGuard {
+    /// Refuse loopback, private and other non-public addresses too.
+    pub deny_private: bool,
+    /// Networks let through whatever the rules above say.
+    pub allow: Vec<IpNet>,
+    /// Let everything through: the CLI's client, which only talks to the
+    /// admin listener its user named.
+    pub off: bool,
+}
+
+/// Ranges refused even without `--deny-private-targets`: nobody's webhook
+/// receiver lives there, a cloud's metadata service does.
+const ALWAYS: &[(&str, &str)] = &[
+    (
+        "169.254.0.0/16",
+        "a link-local address (where cloud metadata services answer)",
+    ),
+    ("fe80::/10", "a link-local address"),
+    ("fd00:ec2::254/128", "the AWS metadata service's address"),
+];
+
+/// Ranges refused with `--deny-private-targets`: everything that is not a
+/// public unicast address (IANA's special-purpose registries).
+const PRIVATE: &[(&str, &str)] = &[
+    (
+        "0.0.0.0/8",
+        "an address of this host (0.0.0.0 reaches loopback)",
+    ),
+    ("10.0.0.0/8", "a private address"),
+    ("100.64.0.0/10", "a shared (carrier-grade NAT) address"),
+    ("127.0.0.0/8", "a loopback address"),
+    ("172.16.0.0/12", "a private address"),
+    ("192.0.0.0/24", "an IETF protocol address"),
+    ("192.168.0.0/16", "a private address"),
+    ("198.18.0.0/15", "a benchmarking address"),
+    ("224.0.0.0/4", "a multicast address"),
+    ("240.0.0.0/4", "a reserved address"),
+    (
+        "::/96",
+        "an unspecified, loopback or IPv4-compatible address",
+    ),
+    ("64:ff9b:1::/48", "a local-use NAT64 address"),
+    ("fc00::/7", "a unique local (private) address"),
+    ("ff00::/8", "a multicast address"),
+];
+
+impl TargetGuard {
+    /// Everything allowed.
+    pub fn off() -> TargetGuard {
+        TargetGuard {
+            off: true,
+            ..TargetGuard::default()
+        }
+    }
+
+    /// `Err` says what `ip` is and which setting refuses it.
+    pub fn check(&self, ip: IpAddr) -> Result<(), String> {
+        if self.off {
+            return Ok(());
+        }
+        let ip = canonical(ip);
+        if self.allow.iter().any(|n| n.contains(&ip)) {
+            return Ok(());
+        }
+        if let Some(what) = find(ALWAYS, ip) {
+            return Err(format!(
+                "{ip} is {what}; hookrelay does not connect there unless --allow-target-net names it"
+            ));
+        }
+        if self.deny_private
+            && let Some(what) = find(PRIVATE, ip)
+        {
+            return Err(format!(
+                "{ip} is {what}, refused by --deny-private-targets (--allow-target-net lets chosen networks through)"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The IPv4 address inside an IPv4-mapped or well-known-prefix NAT64
+/// address, which is where a connection to it ends up.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return IpAddr::V4(v4);
+            }
+            let s = v6.segments();
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                let [a, b] = s[6].to_be_bytes();
+                let [c, d] = s[7].to_be_bytes();
+                return IpAddr::V4(Ipv4Addr::new(a, b, c, d));
+            }
+            IpAddr::V6(v6)
+        }
+        v4 => v4,
+    }
+}
+
+fn find(table: &[(&str, &'static str)], ip: IpAddr) -> Option<&'static str> {
+    table.iter().find_map(|(net, what)| {
+        let net: IpNet = net.parse().expect("valid range in the table");
+        net.contains(&ip).then_some(*what)
+    })
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The system resolver, keeping only the addresses the guard allows.
+#[derive(Clone)]
+pub struct Resolver {
+    gai: GaiResolver,
+    guard: Arc<TargetGuard>,
+}
+
+impl Service<Name> for Resolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<Self::Response>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.gai.poll_ready(cx)
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let host = name.as_str().to_string();
+        let lookup = self.gai.call(name);
+        let guard = Arc::clone(&self.guard);
+        Box::pin(async move {
+            let mut refused = None;
+            let kept: Vec<SocketAddr> = lookup
+                .await?
+                .filter(|a| match guard.check(a.ip()) {
+                    Ok(()) => true,
+                    Err(why) => {
+                        refused.get_or_insert(why);
+                        false
+                    }
+                })
+                .collect();
+            match refused {
+                Some(why) if kept.is_empty() => Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!("{host} resolves to {why}"),
+                )),
+                _ => Ok(kept.into_iter()),
+            }
+        })
+    }
+}
+
+/// hyper's TCP connector behind the guard. Names go through [`Resolver`];
+/// IP literals, which the connector never hands to a resolver, are checked
+/// here.
+#[derive(Clone)]
+pub struct Connector {
+    inner: HttpConnector<Resolver>,
+    guard: Arc<TargetGuard>,
+}
+
+impl Connector {
+    /// A TCP connector; configure it through [`Connector::tcp`].
+    pub fn new(guard: TargetGuard) -> Connector {
+        let guard = Arc::new(guard);
+        let resolver = Resolver {
+            gai: GaiResolver::new(),
+            guard: Arc::clone(&guard),
+        };
+        Connector {
+            inner: HttpConnector::new_with_resolver(resolver),
+            guard,
+        }
+    }
+
+    /// The wrapped connector, for its socket settings.
+    pub fn tcp(&mut self) -> &mut HttpConnector<Resolver> {
+        &mut self.inner
+    }
+}
+
+impl Service<Uri> for Connector {
+    type Response = <HttpConnector<Resolver> as Service<Uri>>::Response;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let literal = uri.host().and_then(|h| {
+            h.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .ok()
+        });
+        if let Some(Err(why)) = literal.map(|ip| self.guard.check(ip)) {
+            let refused = io::Error::new(io::ErrorKind::PermissionDenied, why);
+            return Box::pin(std::future::ready(Err(refused.into())));
+        }
+        let connect = self.inner.call(uri);
+        Box::pin(async move { connect.await.map_err(Into::into) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn by_default_only_link_local_is_refused() {
+        let g = TargetGuard::default();
+        for bad in [
+            "169.254.169.254",
+            "fe80::1",
+            "fd00:ec2::254",
+            "::ffff:169.254.169.254",
+        ] {
+            let why = g.check(ip(bad)).expect_err(bad);
+            assert!(why.contains("--allow-target-net"), "{why}");
+        }
+        for ok in [
+            "127.0.0.1",
+            "::1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "8.8.8.8",
+            "2001:db8::1",
+        ] {
+            assert_eq!(g.check(ip(ok)), Ok(()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn deny_private_refuses_every_non_public_range_and_its_ipv6_spellings() {
+        let g = TargetGuard {
+            deny_private: true,
+            ..TargetGuard::default()
+        };
+        for bad in [
+            "127.0.0.1",
+            "127.1.2.3",
+            "0.0.0.0",
+            "10.0.0.1",
+            "100.64.0.1",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "192.0.0.8",
+            "198.18.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "169.254.169.254",
+            "::",
+            "::1",
+            "::127.0.0.1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::7f00:1",
+            "64:ff9b:1::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "ff02::1",
+        ] {
+            assert!(g.check(ip(bad)).is_err(), "{bad} let through");
+        }
+        for ok in [
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "64:ff9b::808:808",
+        ] {
+            assert_eq!(g.check(ip(ok)), Ok(()), "{ok}");
+        }
+        let why = g.check(ip("::ffff:127.0.0.1")).unwrap_err();
+        assert!(why.starts_with("127.0.0.1 is a loopback address"), "{why}");
+    }
+
+    #[test]
+    fn allowed_networks_pass_both_rules() {
+        let g = TargetGuard {
+            deny_private: true,
+            allow: vec![
+                "127.0.0.1/32".parse().unwrap(),
+                "169.254.0.0/16".parse().unwrap(),
+            ],
+            off: false,
+        };
+        assert_eq!(g.check(ip("127.0.0.1")), Ok(()));
+        assert_eq!(g.check(ip("::ffff:127.0.0.1")), Ok(()));
+        assert_eq!(g.check(ip("169.254.169.254")), Ok(()));
+        assert!(g.check(ip("127.0.0.2")).is_err());
+        assert!(g.check(ip("::1")).is_err());
+    }
+
+    #[test]
+    fn off_lets_everything_through() {
+        assert_eq!(TargetGuard::off().check(ip("169.254.169.254")), Ok(()));
+    }
+}
