@@ -350,6 +350,10 @@ impl Relay {
                     if let Some(Err(why)) = url.as_deref().map(|u| crate::endpoint::validate_url(field, u)) {
                         tracing::warn!(endpoint = %ep.slug, "{why}; change it, or saving the endpoint's form will refuse it");
                     }
+                    // Stored before the guard's flags changed.
+                    if let Some(Err(why)) = url.as_deref().map(|u| client.guard().check_url(field, u)) {
+                        tracing::warn!(endpoint = %ep.slug, "{why}: every delivery there fails until it is changed");
+                    }
                 }
             })
             .map(|ep| (ep.slug.to_string(), EndpointCell::new(ep)))
@@ -409,9 +413,35 @@ impl Relay {
         Ok(self.require(slug)?.snapshot())
     }
 
+    /// A URL hookrelay is asked to send to: well formed, and not one the
+    /// outbound guard would never connect to — said when it is given, not
+    /// at every delivery.
+    pub fn check_url(&self, field: &str, url: &str) -> Result<()> {
+        crate::endpoint::validate_url(field, url).map_err(Error::BadRequest)?;
+        self.client
+            .guard()
+            .check_url(field, url)
+            .map_err(Error::BadRequest)
+    }
+
+    /// [`Relay::check_url`] for each URL `input` sets.
+    fn check_urls(&self, input: &EndpointInput) -> Result<()> {
+        for (field, url) in [
+            ("target", &input.target),
+            ("mirror", &input.mirror),
+            ("notify_url", &input.notify_url),
+        ] {
+            if let Some(Some(url)) = url {
+                self.check_url(field, url)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Creates an endpoint; `upsert` updates an existing one instead of 409
     /// (used for endpoints declared in the config file).
     pub async fn create(&self, mut input: EndpointInput, upsert: bool) -> Result<Endpoint> {
+        self.check_urls(&input)?;
         // Creates and deletes one at a time: check-then-insert must not race.
         let _registry = self.registry_lock.lock().await;
         let slug_text = input
@@ -461,6 +491,7 @@ impl Relay {
             return Err(Error::BadRequest("slug: cannot be changed".into()));
         }
         input.slug = None;
+        self.check_urls(&input)?;
         let cell = self.require(slug)?;
         let status_set = input.status.is_some();
         let mut ep = cell.snapshot();
@@ -1245,7 +1276,7 @@ impl Relay {
             .and_then(|c| c.lock().target.clone());
         let (url, own_target) = match target {
             Some(t) => {
-                crate::endpoint::validate_url("target", &t).map_err(Error::BadRequest)?;
+                self.check_url("target", &t)?;
                 let own_target = own.as_deref() == Some(t.as_str());
                 (t, own_target)
             }

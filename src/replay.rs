@@ -244,9 +244,9 @@ pub const MIN_RATE: f64 = 0.001;
 pub const MAX_RATE: f64 = 10_000.0;
 
 /// Refuses a job's `target` or `rate` that it could not run with.
-pub fn check_options(target: Option<&str>, rate: Option<f64>) -> Result<()> {
+pub fn check_options(relay: &Relay, target: Option<&str>, rate: Option<f64>) -> Result<()> {
     if let Some(t) = target {
-        crate::endpoint::validate_url("target", t).map_err(Error::BadRequest)?;
+        relay.check_url("target", t)?;
     }
     if let Some(r) = rate
         && !(MIN_RATE..=MAX_RATE).contains(&r)
@@ -268,7 +268,7 @@ pub async fn start(
     resign: bool,
     rate: Option<f64>,
 ) -> Result<Job> {
-    check_options(target.as_deref(), rate)?;
+    check_options(relay, target.as_deref(), rate)?;
     let f = filter.clone();
     let mut job = Job {
         id: Store::new_id(),

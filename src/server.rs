@@ -118,7 +118,14 @@ pub async fn serve(
         reachable(ingest_addr)
     );
     println!("hookrelay dashboard: http://{}/", reachable(admin_addr));
-    tracing::info!(%ingest_addr, %admin_addr, durability = ?config.durability, "listening");
+    tracing::info!(
+        %ingest_addr,
+        %admin_addr,
+        durability = ?config.durability,
+        deny_private_targets = config.target_guard.deny_private,
+        allow_target_nets = ?config.target_guard.allow,
+        "listening"
+    );
 
     let (stop_tx, stop_rx) = watch::channel(false);
     // Admin bodies are small documents: three header timeouts (30 s by

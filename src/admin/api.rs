@@ -568,7 +568,7 @@ async fn bulk_replay(
         Some(_) => return Err(Error::Unprocessable("target: must be a URL string".into())),
     };
     // A dry run refuses what the run itself would: it is the rehearsal.
-    crate::replay::check_options(target.as_deref(), rate)?;
+    crate::replay::check_options(&st.relay, target.as_deref(), rate)?;
     if flag("dry_run")? {
         return Ok((
             StatusCode::OK,

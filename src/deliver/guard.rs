@@ -108,6 +108,31 @@ impl TargetGuard {
     }
 }
 
+impl TargetGuard {
+    /// Refuses a URL whose host is an address [`TargetGuard::check`]
+    /// refuses, when it is given (an endpoint's URLs, a replay's target),
+    /// rather than at every delivery. A name is checked when it is
+    /// connected to: what it resolves to may change.
+    pub fn check_url(&self, field: &str, url: &str) -> Result<(), String> {
+        let Ok(uri) = url.parse::<Uri>() else {
+            return Ok(());
+        };
+        match literal(&uri).map(|ip| self.check(ip)) {
+            Some(Err(why)) => Err(format!("{field}: {why}")),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The host of `uri` when it is an IP address (an IPv6 one in brackets).
+fn literal(uri: &Uri) -> Option<IpAddr> {
+    uri.host()?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
+}
+
 /// The IPv4 address inside an IPv4-mapped or well-known-prefix NAT64
 /// address, which is where a connection to it ends up.
 fn canonical(ip: IpAddr) -> IpAddr {
@@ -191,8 +216,7 @@ pub struct Connector {
 
 impl Connector {
     /// A TCP connector; configure it through [`Connector::tcp`].
-    pub fn new(guard: TargetGuard) -> Connector {
-        let guard = Arc::new(guard);
+    pub fn new(guard: Arc<TargetGuard>) -> Connector {
         let resolver = Resolver {
             gai: GaiResolver::new(),
             guard: Arc::clone(&guard),
@@ -219,13 +243,7 @@ impl Service<Uri> for Connector {
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
-        let literal = uri.host().and_then(|h| {
-            h.trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<IpAddr>()
-                .ok()
-        });
-        if let Some(Err(why)) = literal.map(|ip| self.guard.check(ip)) {
+        if let Some(Err(why)) = literal(&uri).map(|ip| self.guard.check(ip)) {
             let refused = io::Error::new(io::ErrorKind::PermissionDenied, why);
             return Box::pin(std::future::ready(Err(refused.into())));
         }
@@ -328,6 +346,23 @@ mod tests {
         assert_eq!(g.check(ip("169.254.169.254")), Ok(()));
         assert!(g.check(ip("127.0.0.2")).is_err());
         assert!(g.check(ip("::1")).is_err());
+    }
+
+    #[test]
+    fn urls_are_checked_by_their_literal_host_only() {
+        let g = TargetGuard {
+            deny_private: true,
+            ..TargetGuard::default()
+        };
+        let why = g.check_url("mirror", "http://[::1]:8080/x").unwrap_err();
+        assert!(why.starts_with("mirror: ::1 is a"), "{why}");
+        assert!(g.check_url("target", "http://10.1.2.3/").is_err());
+        assert_eq!(
+            g.check_url("target", "http://localhost:8080/"),
+            Ok(()),
+            "resolved at connect time"
+        );
+        assert_eq!(g.check_url("target", "https://93.184.215.14/"), Ok(()));
     }
 
     #[test]

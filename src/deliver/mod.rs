@@ -102,6 +102,7 @@ type Pool = HyperClient<HttpsConnector<Connector>, Full<Bytes>>;
 #[derive(Clone)]
 pub struct Client {
     pools: Arc<[Pool]>,
+    guard: Arc<TargetGuard>,
 }
 
 thread_local! {
@@ -153,7 +154,8 @@ impl Client {
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
-        let mut http = Connector::new(guard);
+        let guard = Arc::new(guard);
+        let mut http = Connector::new(Arc::clone(&guard));
         let tcp = http.tcp();
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
@@ -174,7 +176,12 @@ impl Client {
                     .build(connector.clone())
             })
             .collect();
-        Ok(Client { pools })
+        Ok(Client { pools, guard })
+    }
+
+    /// Where this client may connect.
+    pub fn guard(&self) -> &TargetGuard {
+        &self.guard
     }
 
     /// This thread's pool.

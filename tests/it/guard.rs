@@ -1,43 +1,48 @@
 //! The outbound guard (SSRF): where deliveries may not connect, whatever the
 //! spelling of the address, and the networks let through by name.
 
+use std::path::Path;
+
 use serde_json::json;
 
 use crate::support::{Receiver, Reply, TestServer, temp_data};
 use hookrelay::config::Config;
 use hookrelay::deliver::guard::TargetGuard;
 
-/// Hosts that all reach a listener on 127.0.0.1 when nothing stops them.
+/// Hosts that all reach a listener on 127.0.0.1 when nothing stops them:
+/// IP literals, and names the resolver turns into loopback.
 const LOOPBACK_SPELLINGS: [&str; 7] = [
     "127.0.0.1",
-    "localhost",
     "[::ffff:127.0.0.1]",
     "0.0.0.0",
+    "localhost",
     "2130706433",
     "0177.0.0.1",
     "127.1",
 ];
 
-async fn server(guard: TargetGuard) -> (TestServer, tempfile::TempDir) {
-    let (dir, data) = temp_data();
-    let s = TestServer::start_with(Config {
-        data,
+async fn server(data: &Path, guard: TargetGuard) -> TestServer {
+    TestServer::start_with(Config {
+        data: data.to_path_buf(),
         target_guard: guard,
         ..Config::default()
     })
-    .await;
-    (s, dir)
+    .await
 }
 
-/// Forwards one request through an endpoint per spelling; returns the
+fn deny_private() -> TargetGuard {
+    TargetGuard {
+        deny_private: true,
+        ..TargetGuard::default()
+    }
+}
+
+/// Forwards one request through each spelling's endpoint; returns the
 /// answers' statuses and bodies.
-async fn forward_to_each(s: &TestServer, port: u16) -> Vec<(u16, String)> {
+async fn forward_to_each(s: &TestServer) -> Vec<(u16, String)> {
     let mut answers = Vec::new();
-    for (i, host) in LOOPBACK_SPELLINGS.iter().enumerate() {
-        let slug = format!("spelling-{i}");
-        s.create_endpoint(json!({ "slug": slug, "target": format!("http://{host}:{port}/in") }))
-            .await;
-        let r = s.post_in(&slug, &[], "{}").await;
+    for i in 0..LOOPBACK_SPELLINGS.len() {
+        let r = s.post_in(&format!("spelling-{i}"), &[], "{}").await;
         answers.push((r.status, String::from_utf8_lossy(&r.body).into_owned()));
     }
     answers
@@ -47,20 +52,26 @@ async fn forward_to_each(s: &TestServer, port: u16) -> Vec<(u16, String)> {
 async fn deny_private_targets_refuses_every_spelling_of_loopback() {
     let mut up = Receiver::start(vec![Reply::status(200)]).await;
     let port = up.addr.port();
+    let (_dir, data) = temp_data();
 
     // Without the flag each spelling reaches the receiver: the list is real.
-    let (open, _dir) = server(TargetGuard::default()).await;
-    let answers = forward_to_each(&open, port).await;
+    let open = server(&data, TargetGuard::default()).await;
+    for (i, host) in LOOPBACK_SPELLINGS.iter().enumerate() {
+        open.create_endpoint(json!({
+            "slug": format!("spelling-{i}"),
+            "target": format!("http://{host}:{port}/in"),
+        }))
+        .await;
+    }
+    let answers = forward_to_each(&open).await;
     assert!(answers.iter().all(|(s, _)| *s == 200), "{answers:?}");
     assert_eq!(up.drain().len(), LOOPBACK_SPELLINGS.len());
     open.stop().await;
 
-    let (guarded, _dir) = server(TargetGuard {
-        deny_private: true,
-        ..TargetGuard::default()
-    })
-    .await;
-    let answers = forward_to_each(&guarded, port).await;
+    // The same endpoints, stored before the flag, after a restart with it:
+    // refused when connecting, literal or resolved.
+    let guarded = server(&data, deny_private()).await;
+    let answers = forward_to_each(&guarded).await;
     for (host, (status, body)) in LOOPBACK_SPELLINGS.iter().zip(&answers) {
         assert_eq!(*status, 502, "{host}: {body}");
         assert!(body.contains("--deny-private-targets"), "{host}: {body}");
@@ -70,13 +81,9 @@ async fn deny_private_targets_refuses_every_spelling_of_loopback() {
         "a refused delivery reached the receiver"
     );
     // Recorded as a failed connect, like any unreachable target.
-    let events = guarded.get("/api/events?endpoint=spelling-1").await;
-    let ev = guarded
-        .get(&format!(
-            "/api/events/{}",
-            events["events"][0]["id"].as_str().unwrap()
-        ))
-        .await;
+    let events = guarded.get("/api/events?endpoint=spelling-3").await;
+    let id = events["events"][0]["id"].as_str().unwrap().to_string();
+    let ev = guarded.get(&format!("/api/events/{id}")).await;
     let attempt = &ev["attempts"][0];
     assert_eq!(attempt["error"], "connect", "{attempt}");
     assert!(
@@ -87,8 +94,35 @@ async fn deny_private_targets_refuses_every_spelling_of_loopback() {
         "{attempt}"
     );
 
-    // A replay to a URL is held to the same rule.
-    let id = ev["id"].as_str().unwrap();
+    // A literal address is refused when it is given: endpoint URLs, a
+    // replay's target, a bulk job's. A name waits for the connect.
+    let (status, v) = guarded
+        .api(
+            "POST",
+            "/api/endpoints",
+            Some(json!({ "slug": "new", "target": format!("http://127.0.0.1:{port}/") })),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("target: 127.0.0.1 is a loopback address"),
+        "{v}"
+    );
+    let (status, v) = guarded
+        .api(
+            "PATCH",
+            "/api/endpoints/spelling-3",
+            Some(json!({ "mirror": "http://[::1]:9/" })),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().starts_with("mirror: ::1 is a"),
+        "{v}"
+    );
     let (status, v) = guarded
         .api(
             "POST",
@@ -96,48 +130,72 @@ async fn deny_private_targets_refuses_every_spelling_of_loopback() {
             Some(json!({ "target": format!("http://[::1]:{port}/x") })),
         )
         .await;
-    assert_eq!(status, 200, "{v}");
-    assert_eq!(v["error"], "connect", "{v}");
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = guarded
+        .api(
+            "POST",
+            "/api/replay",
+            Some(json!({ "endpoint": "spelling-3", "target": "http://10.0.0.7/" })),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
     assert!(
-        v["error_detail"]
+        v["error"]
             .as_str()
             .unwrap()
-            .contains("--deny-private-targets"),
+            .contains("10.0.0.7 is a private address"),
         "{v}"
     );
+    // A name is accepted, and refused where it leads.
+    let (status, v) = guarded
+        .api(
+            "POST",
+            &format!("/api/events/{id}/replay"),
+            Some(json!({ "target": format!("http://localhost:{port}/x") })),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["error"], "connect", "{v}");
     assert!(up.drain().is_empty());
     guarded.stop().await;
 
     // A network named in --allow-target-net goes through.
-    let (allowed, _dir) = server(TargetGuard {
-        deny_private: true,
-        allow: vec!["127.0.0.0/8".parse().unwrap()],
-        off: false,
-    })
+    let allowed = server(
+        &data,
+        TargetGuard {
+            allow: vec!["127.0.0.0/8".parse().unwrap()],
+            ..deny_private()
+        },
+    )
     .await;
-    allowed
-        .create_endpoint(json!({ "slug": "mine", "target": up.url("/in") }))
-        .await;
-    assert_eq!(allowed.post_in("mine", &[], "{}").await.status, 200);
-    assert_eq!(up.drain().len(), 1);
+    assert_eq!(allowed.post_in("spelling-0", &[], "{}").await.status, 200);
+    assert_eq!(allowed.post_in("spelling-3", &[], "{}").await.status, 200);
+    assert_eq!(up.drain().len(), 2);
     allowed.stop().await;
 }
 
 #[tokio::test]
 async fn metadata_addresses_are_refused_by_default() {
     let s = TestServer::start().await;
-    s.create_endpoint(
-        json!({ "slug": "meta", "target": "http://169.254.169.254/latest/meta-data/" }),
-    )
-    .await;
-    let r = s.post_in("meta", &[], "{}").await;
-    assert_eq!(r.status, 502);
-    let body = String::from_utf8_lossy(&r.body);
+    let (status, v) = s
+        .api(
+            "POST",
+            "/api/endpoints",
+            Some(json!({ "slug": "meta", "target": "http://169.254.169.254/latest/meta-data/" })),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
     assert!(
-        body.contains("169.254.169.254 is a link-local address"),
-        "{body}"
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("169.254.169.254 is a link-local address"),
+        "{v}"
     );
-    let id = r.event_id();
+    let up = Receiver::start(vec![Reply::status(200)]).await;
+    s.create_endpoint(json!({ "slug": "ok", "target": up.url("/") }))
+        .await;
+    let id = s.post_in("ok", &[], "{}").await.event_id();
     let (status, v) = s
         .api(
             "POST",
@@ -145,9 +203,9 @@ async fn metadata_addresses_are_refused_by_default() {
             Some(json!({ "target": "http://[fd00:ec2::254]/latest/" })),
         )
         .await;
-    assert_eq!(status, 200, "{v}");
+    assert_eq!(status, 400, "{v}");
     assert!(
-        v["error_detail"]
+        v["error"]
             .as_str()
             .unwrap()
             .contains("the AWS metadata service"),
