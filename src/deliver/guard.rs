@@ -65,10 +65,8 @@ const PRIVATE: &[(&str, &str)] = &[
     ("198.18.0.0/15", "a benchmarking address"),
     ("224.0.0.0/4", "a multicast address"),
     ("240.0.0.0/4", "a reserved address"),
-    (
-        "::/96",
-        "an unspecified, loopback or IPv4-compatible address",
-    ),
+    ("::/128", "an unspecified address (it reaches loopback)"),
+    ("::1/128", "a loopback address"),
     ("64:ff9b:1::/48", "a local-use NAT64 address"),
     ("fc00::/7", "a unique local (private) address"),
     ("ff00::/8", "a multicast address"),
@@ -133,8 +131,9 @@ fn literal(uri: &Uri) -> Option<IpAddr> {
         .ok()
 }
 
-/// The IPv4 address inside an IPv4-mapped or well-known-prefix NAT64
-/// address, which is where a connection to it ends up.
+/// The IPv4 address inside an IPv4-mapped, IPv4-compatible or
+/// well-known-prefix NAT64 address, which is where a connection to it may
+/// end up; `::` and `::1` stay themselves.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => {
@@ -142,7 +141,8 @@ fn canonical(ip: IpAddr) -> IpAddr {
                 return IpAddr::V4(v4);
             }
             let s = v6.segments();
-            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+            let compatible = s[..6] == [0; 6] && !v6.is_unspecified() && !v6.is_loopback();
+            if compatible || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
                 let [a, b] = s[6].to_be_bytes();
                 let [c, d] = s[7].to_be_bytes();
                 return IpAddr::V4(Ipv4Addr::new(a, b, c, d));
@@ -268,6 +268,8 @@ mod tests {
             "fe80::1",
             "fd00:ec2::254",
             "::ffff:169.254.169.254",
+            "::169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
         ] {
             let why = g.check(ip(bad)).expect_err(bad);
             assert!(why.contains("--allow-target-net"), "{why}");
