@@ -2,10 +2,11 @@
 //!
 //! Whoever can create an endpoint or replay to a URL can make hookrelay send
 //! requests from its network and read the answers in the attempts (SSRF).
-//! Link-local addresses, where cloud metadata services answer, are refused
-//! unless allowed by name; with `--deny-private-targets` so are loopback,
-//! private, shared and other non-public ranges. `--allow-target-net` lets
-//! chosen networks through either rule.
+//! Link-local addresses and the clouds' metadata services are refused
+//! unless a network inside them is allowed by name; with
+//! `--deny-private-targets` so are loopback, private, shared and other
+//! non-public ranges, unless `--allow-target-net` lets them through. An
+//! IPv4 address inside an IPv6 one is judged as the IPv4 address.
 //!
 //! The check runs at connect time on the addresses a name resolved to, and
 //! those same addresses are the ones connected to: a name that resolves to a
@@ -31,7 +32,9 @@ use tower::Service;
 pub struct TargetGuard {
     /// Refuse loopback, private and other non-public addresses too.
     pub deny_private: bool,
-    /// Networks let through whatever the rules above say.
+    /// Networks let through whatever the rules above say; an always-refused
+    /// range only for a network inside it (named on purpose: a broad
+    /// `fd00::/8` for a LAN must not open the metadata service in it).
     pub allow: Vec<IpNet>,
     /// Let everything through: the CLI's client, which only talks to the
     /// admin listener its user named.
@@ -39,18 +42,34 @@ pub struct TargetGuard {
 }
 
 /// Ranges refused even without `--deny-private-targets`: nobody's webhook
-/// receiver lives there, a cloud's metadata service does.
+/// receiver lives there, a cloud's metadata or credential service does.
 const ALWAYS: &[(&str, &str)] = &[
     (
         "169.254.0.0/16",
         "a link-local address (where cloud metadata services answer)",
     ),
     ("fe80::/10", "a link-local address"),
-    ("fd00:ec2::254/128", "the AWS metadata service's address"),
+    (
+        "fd00:ec2::/32",
+        "an AWS instance service address (metadata, pod credentials)",
+    ),
+    (
+        "fd20:ce::254/128",
+        "the Google Cloud metadata service's address",
+    ),
+    (
+        "100.100.100.200/32",
+        "the Alibaba Cloud metadata service's address",
+    ),
+    ("168.63.129.16/32", "the Azure host agent's address"),
+    (
+        "64:ff9b:1::/48",
+        "a local-use NAT64 address (the IPv4 address it leads to is not known)",
+    ),
 ];
 
-/// Ranges refused with `--deny-private-targets`: everything that is not a
-/// public unicast address (IANA's special-purpose registries).
+/// Ranges refused with `--deny-private-targets`: everything IANA's
+/// special-purpose registries do not mark globally reachable.
 const PRIVATE: &[(&str, &str)] = &[
     (
         "0.0.0.0/8",
@@ -61,14 +80,25 @@ const PRIVATE: &[(&str, &str)] = &[
     ("127.0.0.0/8", "a loopback address"),
     ("172.16.0.0/12", "a private address"),
     ("192.0.0.0/24", "an IETF protocol address"),
+    ("192.0.2.0/24", "a documentation address"),
     ("192.168.0.0/16", "a private address"),
     ("198.18.0.0/15", "a benchmarking address"),
+    ("198.51.100.0/24", "a documentation address"),
+    ("203.0.113.0/24", "a documentation address"),
     ("224.0.0.0/4", "a multicast address"),
     ("240.0.0.0/4", "a reserved address"),
     ("::/128", "an unspecified address (it reaches loopback)"),
     ("::1/128", "a loopback address"),
-    ("64:ff9b:1::/48", "a local-use NAT64 address"),
+    ("100::/64", "a discard-only address"),
+    (
+        "2001::/23",
+        "an IETF protocol address (Teredo, ORCHID and others)",
+    ),
+    ("2001:db8::/32", "a documentation address"),
+    ("3fff::/20", "a documentation address"),
+    ("5f00::/16", "a segment-routing address"),
     ("fc00::/7", "a unique local (private) address"),
+    ("fec0::/10", "a site-local address"),
     ("ff00::/8", "a multicast address"),
 ];
 
@@ -87,16 +117,22 @@ impl TargetGuard {
             return Ok(());
         }
         let ip = canonical(ip);
-        if self.allow.iter().any(|n| n.contains(&ip)) {
-            return Ok(());
-        }
-        if let Some(what) = find(ALWAYS, ip) {
+        let allowed = |range: Option<IpNet>| {
+            self.allow
+                .iter()
+                .any(|n| n.contains(&ip) && range.is_none_or(|r| r.contains(n)))
+        };
+        if let Some((range, what)) = find(ALWAYS, ip) {
+            if allowed(Some(range)) {
+                return Ok(());
+            }
             return Err(format!(
-                "{ip} is {what}; hookrelay does not connect there unless --allow-target-net names it"
+                "{ip} is {what}; hookrelay does not connect there unless --allow-target-net names it ({range} or a part of it)"
             ));
         }
         if self.deny_private
-            && let Some(what) = find(PRIVATE, ip)
+            && let Some((_, what)) = find(PRIVATE, ip)
+            && !allowed(None)
         {
             return Err(format!(
                 "{ip} is {what}, refused by --deny-private-targets (--allow-target-net lets chosen networks through)"
@@ -104,9 +140,7 @@ impl TargetGuard {
         }
         Ok(())
     }
-}
 
-impl TargetGuard {
     /// Refuses a URL whose host is an address [`TargetGuard::check`]
     /// refuses, when it is given (an endpoint's URLs, a replay's target),
     /// rather than at every delivery. A name is checked when it is
@@ -115,14 +149,16 @@ impl TargetGuard {
         let Ok(uri) = url.parse::<Uri>() else {
             return Ok(());
         };
-        match literal(&uri).map(|ip| self.check(ip)) {
+        let ip = literal(&uri).or_else(|| uri.host().and_then(inet_aton));
+        match ip.map(|ip| self.check(ip)) {
             Some(Err(why)) => Err(format!("{field}: {why}")),
             _ => Ok(()),
         }
     }
 }
 
-/// The host of `uri` when it is an IP address (an IPv6 one in brackets).
+/// The host of `uri` when it is an IP address (an IPv6 one in brackets) as
+/// hyper's connector reads one: it hands every other host to the resolver.
 fn literal(uri: &Uri) -> Option<IpAddr> {
     uri.host()?
         .trim_start_matches('[')
@@ -131,7 +167,42 @@ fn literal(uri: &Uri) -> Option<IpAddr> {
         .ok()
 }
 
-/// The IPv4 address inside an IPv4-mapped, IPv4-compatible or
+/// An IPv4 address in any spelling the C library's resolver takes as one
+/// (`inet_aton`): one to four parts, each decimal, octal (`0…`) or hex
+/// (`0x…`), the last filling the bytes left — `2130706433`, `0177.0.0.1`,
+/// `127.1` and `0x7f.1` are all 127.0.0.1.
+fn inet_aton(host: &str) -> Option<IpAddr> {
+    let parts: Vec<u64> = host
+        .split('.')
+        .map(|p| {
+            let (digits, radix) = match p.strip_prefix("0x").or_else(|| p.strip_prefix("0X")) {
+                Some(hex) => (hex, 16),
+                None if p.len() > 1 && p.starts_with('0') => (&p[1..], 8),
+                None => (p, 10),
+            };
+            // `0x` alone is 0 to the C library; an empty part is no address.
+            if digits.is_empty() {
+                return (radix == 16).then_some(0);
+            }
+            u64::from_str_radix(digits, radix).ok()
+        })
+        .collect::<Option<_>>()?;
+    let (last, lead) = parts.split_last()?;
+    if lead.len() > 3 || lead.iter().any(|&p| p > 255) {
+        return None;
+    }
+    let room = 8 * (4 - lead.len() as u32);
+    if *last >= 1u64 << room {
+        return None;
+    }
+    let high = lead
+        .iter()
+        .enumerate()
+        .fold(0u64, |acc, (i, &p)| acc | (p << (24 - 8 * i)));
+    Some(IpAddr::V4(Ipv4Addr::from((high | last) as u32)))
+}
+
+/// The IPv4 address inside an IPv4-mapped, IPv4-compatible, 6to4 or
 /// well-known-prefix NAT64 address, which is where a connection to it may
 /// end up; `::` and `::1` stay themselves.
 fn canonical(ip: IpAddr) -> IpAddr {
@@ -141,11 +212,17 @@ fn canonical(ip: IpAddr) -> IpAddr {
                 return IpAddr::V4(v4);
             }
             let s = v6.segments();
+            let v4 = |hi: u16, lo: u16| {
+                let [a, b] = hi.to_be_bytes();
+                let [c, d] = lo.to_be_bytes();
+                IpAddr::V4(Ipv4Addr::new(a, b, c, d))
+            };
             let compatible = s[..6] == [0; 6] && !v6.is_unspecified() && !v6.is_loopback();
             if compatible || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-                let [a, b] = s[6].to_be_bytes();
-                let [c, d] = s[7].to_be_bytes();
-                return IpAddr::V4(Ipv4Addr::new(a, b, c, d));
+                return v4(s[6], s[7]);
+            }
+            if s[0] == 0x2002 {
+                return v4(s[1], s[2]);
             }
             IpAddr::V6(v6)
         }
@@ -153,14 +230,28 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-fn find(table: &[(&str, &'static str)], ip: IpAddr) -> Option<&'static str> {
+fn find(table: &[(&str, &'static str)], ip: IpAddr) -> Option<(IpNet, &'static str)> {
     table.iter().find_map(|(net, what)| {
         let net: IpNet = net.parse().expect("valid range in the table");
-        net.contains(&ip).then_some(*what)
+        net.contains(&ip).then_some((net, *what))
     })
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A connection the guard refused: the delivery's error chain carries it,
+/// so the attempt says why (and is not taken for a TLS failure because a
+/// host name has "tls" in it).
+#[derive(Debug)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
 
 /// The system resolver, keeping only the addresses the guard allows.
 #[derive(Clone)]
@@ -197,9 +288,15 @@ impl Service<Name> for Resolver {
             match refused {
                 Some(why) if kept.is_empty() => Err(io::Error::new(
                     io::ErrorKind::PermissionDenied,
-                    format!("{host} resolves to {why}"),
+                    Refused(format!("{host}: {why}")),
                 )),
-                _ => Ok(kept.into_iter()),
+                Some(why) => {
+                    // Its other addresses are tried; should they fail, the
+                    // attempt's error names only them.
+                    tracing::debug!(%host, "{why}; trying its other addresses");
+                    Ok(kept.into_iter())
+                }
+                None => Ok(kept.into_iter()),
             }
         })
     }
@@ -244,8 +341,7 @@ impl Service<Uri> for Connector {
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         if let Some(Err(why)) = literal(&uri).map(|ip| self.guard.check(ip)) {
-            let refused = io::Error::new(io::ErrorKind::PermissionDenied, why);
-            return Box::pin(std::future::ready(Err(refused.into())));
+            return Box::pin(std::future::ready(Err(Box::new(Refused(why)) as BoxError)));
         }
         let connect = self.inner.call(uri);
         Box::pin(async move { connect.await.map_err(Into::into) })
@@ -270,6 +366,11 @@ mod tests {
             "::ffff:169.254.169.254",
             "::169.254.169.254",
             "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::a9fe:a9fe",
+            "fd00:ec2::23",
+            "fd20:ce::254",
+            "100.100.100.200",
+            "168.63.129.16",
         ] {
             let why = g.check(ip(bad)).expect_err(bad);
             assert!(why.contains("--allow-target-net"), "{why}");
@@ -317,6 +418,13 @@ mod tests {
             "fd12:3456::1",
             "fe80::1",
             "ff02::1",
+            "192.0.2.1",
+            "203.0.113.5",
+            "2001:db8::1",
+            "2001::1",
+            "100::1",
+            "fec0::1",
+            "2002:7f00:1::",
         ] {
             assert!(g.check(ip(bad)).is_err(), "{bad} let through");
         }
@@ -326,6 +434,7 @@ mod tests {
             "100.128.0.1",
             "2606:4700::1111",
             "64:ff9b::808:808",
+            "2002:808:808::",
         ] {
             assert_eq!(g.check(ip(ok)), Ok(()), "{ok}");
         }
@@ -365,6 +474,61 @@ mod tests {
             "resolved at connect time"
         );
         assert_eq!(g.check_url("target", "https://93.184.215.14/"), Ok(()));
+        for odd in [
+            "http://2130706433/",
+            "http://0x7f.1:8080/",
+            "http://127.1/",
+            "http://0/",
+        ] {
+            assert!(g.check_url("target", odd).is_err(), "{odd}");
+        }
+    }
+
+    #[test]
+    fn an_always_refused_range_opens_only_to_a_network_inside_it() {
+        let broad = TargetGuard {
+            allow: vec!["fd00::/8".parse().unwrap(), "0.0.0.0/0".parse().unwrap()],
+            ..TargetGuard::default()
+        };
+        assert!(broad.check(ip("fd00:ec2::254")).is_err());
+        assert!(broad.check(ip("169.254.169.254")).is_err());
+        assert_eq!(broad.check(ip("fd12::1")), Ok(()));
+        let named = TargetGuard {
+            allow: vec!["169.254.169.254/32".parse().unwrap()],
+            ..TargetGuard::default()
+        };
+        assert_eq!(named.check(ip("169.254.169.254")), Ok(()));
+        assert!(named.check(ip("169.254.169.253")).is_err());
+    }
+
+    #[test]
+    fn ipv4_spellings_the_resolver_accepts() {
+        for s in [
+            "2130706433",
+            "0177.0.0.1",
+            "127.1",
+            "127.0.1",
+            "0x7f.1",
+            "0X7F000001",
+            "017700000001",
+            "127.000.000.001",
+        ] {
+            assert_eq!(inet_aton(s), Some(ip("127.0.0.1")), "{s}");
+        }
+        assert_eq!(inet_aton("0"), Some(ip("0.0.0.0")));
+        assert_eq!(inet_aton("0xa9fea9fe"), Some(ip("169.254.169.254")));
+        for s in [
+            "example.com",
+            "1.2.3.4.5",
+            "256.1.1.1",
+            "1.16777216",
+            "08",
+            "1..2",
+            "",
+            "4294967296",
+        ] {
+            assert_eq!(inet_aton(s), None, "{s}");
+        }
     }
 
     #[test]

@@ -297,22 +297,25 @@ async fn read_reply(
     })
 }
 
+/// Whether `e` is a `T`, or an `io::Error` wrapping one.
+fn is<T: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+    e.downcast_ref::<T>().is_some()
+        || e.downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .is_some_and(|inner| inner.downcast_ref::<T>().is_some())
+}
+
 /// Sorts a client error into connect, TLS or protocol by walking its causes.
 fn classify(e: hyper_util::client::legacy::Error) -> Failure {
     let mut tls = false;
+    let mut refused = false;
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
     let mut chain = vec![e.to_string()];
     while let Some(s) = source {
-        if s.downcast_ref::<rustls::Error>().is_some() {
-            tls = true;
-        }
-        if let Some(io) = s.downcast_ref::<std::io::Error>()
-            && io
-                .get_ref()
-                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
-        {
-            tls = true;
-        }
+        // The guard's refusal comes straight from the connector (an IP
+        // literal) or inside the resolver's `io::Error` (a name).
+        refused |= is::<guard::Refused>(s);
+        tls |= is::<rustls::Error>(s);
         chain.push(s.to_string());
         source = s.source();
     }
@@ -324,7 +327,10 @@ fn classify(e: hyper_util::client::legacy::Error) -> Failure {
     if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
         tls = true;
     }
-    let kind = if tls {
+    // The guard's message names the host, which may well contain "tls".
+    let kind = if refused {
+        ErrorKind::Connect
+    } else if tls {
         ErrorKind::Tls
     } else if e.is_connect() {
         ErrorKind::Connect
@@ -337,6 +343,40 @@ fn classify(e: hyper_util::client::legacy::Error) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A refusal naming a host with "tls" in it is a refused connect, not
+    /// a TLS failure — from the connector itself or wrapped by a resolver.
+    #[tokio::test]
+    async fn a_guard_refusal_is_a_connect_failure_whatever_the_host_is_called() {
+        use hyper_util::rt::TokioIo;
+        type BoxError = Box<dyn std::error::Error + Send + Sync>;
+        let refusal =
+            "mtls-gateway.corp: 10.9.9.9 is a private address, refused by --deny-private-targets";
+        fn direct(refusal: &str) -> BoxError {
+            Box::new(guard::Refused(refusal.into()))
+        }
+        fn wrapped(refusal: &str) -> BoxError {
+            Box::new(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                guard::Refused(refusal.into()),
+            ))
+        }
+        for make in [direct as fn(&str) -> BoxError, wrapped] {
+            let connector = tower::service_fn(move |_: Uri| {
+                std::future::ready(Err::<TokioIo<tokio::net::TcpStream>, BoxError>(make(
+                    refusal,
+                )))
+            });
+            let client =
+                HyperClient::builder(TokioExecutor::new()).build::<_, Full<Bytes>>(connector);
+            let req = Request::get("http://mtls-gateway.corp/")
+                .body(Full::default())
+                .unwrap();
+            let failure = classify(client.request(req).await.unwrap_err());
+            assert_eq!(failure.kind, ErrorKind::Connect, "{}", failure.detail);
+            assert!(failure.detail.contains(refusal), "{}", failure.detail);
+        }
+    }
 
     #[test]
     fn hop_by_hop_headers_are_dropped() {

@@ -90,7 +90,7 @@ async fn deny_private_targets_refuses_every_spelling_of_loopback() {
         attempt["error_detail"]
             .as_str()
             .unwrap()
-            .contains("localhost resolves to 127.0.0.1 is a loopback address"),
+            .contains("localhost: 127.0.0.1 is a loopback address"),
         "{attempt}"
     );
 
@@ -109,6 +109,21 @@ async fn deny_private_targets_refuses_every_spelling_of_loopback() {
             .as_str()
             .unwrap()
             .starts_with("target: 127.0.0.1 is a loopback address"),
+        "{v}"
+    );
+    let (status, v) = guarded
+        .api(
+            "POST",
+            "/api/endpoints",
+            Some(json!({ "slug": "odd", "target": format!("http://0x7f.1:{port}/") })),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1 is a loopback"),
         "{v}"
     );
     let (status, v) = guarded
@@ -208,7 +223,7 @@ async fn metadata_addresses_are_refused_by_default() {
         v["error"]
             .as_str()
             .unwrap()
-            .contains("the AWS metadata service"),
+            .contains("an AWS instance service address"),
         "{v}"
     );
 }
