@@ -96,71 +96,46 @@ async fn deny_private_targets_refuses_every_spelling_of_loopback() {
 
     // A literal address is refused when it is given: endpoint URLs, a
     // replay's target, a bulk job's. A name waits for the connect.
-    let (status, v) = guarded
-        .api(
+    let port_url = |host: &str| format!("http://{host}:{port}/");
+    for (method, path, body, says) in [
+        (
             "POST",
-            "/api/endpoints",
-            Some(json!({ "slug": "new", "target": format!("http://127.0.0.1:{port}/") })),
-        )
-        .await;
-    assert_eq!(status, 400, "{v}");
-    assert!(
-        v["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("target: 127.0.0.1 is a loopback address"),
-        "{v}"
-    );
-    let (status, v) = guarded
-        .api(
+            "/api/endpoints".to_string(),
+            json!({ "slug": "new", "target": port_url("127.0.0.1") }),
+            "target: 127.0.0.1 is a loopback address",
+        ),
+        (
             "POST",
-            "/api/endpoints",
-            Some(json!({ "slug": "odd", "target": format!("http://0x7f.1:{port}/") })),
-        )
-        .await;
-    assert_eq!(status, 400, "{v}");
-    assert!(
-        v["error"]
-            .as_str()
-            .unwrap()
-            .contains("127.0.0.1 is a loopback"),
-        "{v}"
-    );
-    let (status, v) = guarded
-        .api(
+            "/api/endpoints".to_string(),
+            json!({ "slug": "odd", "target": port_url("0x7f.1") }),
+            "target: 127.0.0.1 is a loopback address",
+        ),
+        (
             "PATCH",
-            "/api/endpoints/spelling-3",
-            Some(json!({ "mirror": "http://[::1]:9/" })),
-        )
-        .await;
-    assert_eq!(status, 400, "{v}");
-    assert!(
-        v["error"].as_str().unwrap().starts_with("mirror: ::1 is a"),
-        "{v}"
-    );
-    let (status, v) = guarded
-        .api(
+            "/api/endpoints/spelling-3".to_string(),
+            json!({ "mirror": "http://[::1]:9/" }),
+            "mirror: ::1 is a loopback address",
+        ),
+        (
             "POST",
-            &format!("/api/events/{id}/replay"),
-            Some(json!({ "target": format!("http://[::1]:{port}/x") })),
-        )
-        .await;
-    assert_eq!(status, 400, "{v}");
-    let (status, v) = guarded
-        .api(
+            format!("/api/events/{id}/replay"),
+            json!({ "target": port_url("[::1]") }),
+            "target: ::1 is a loopback address",
+        ),
+        (
             "POST",
-            "/api/replay",
-            Some(json!({ "endpoint": "spelling-3", "target": "http://10.0.0.7/" })),
-        )
-        .await;
-    assert_eq!(status, 400, "{v}");
-    assert!(
-        v["error"]
-            .as_str()
-            .unwrap()
-            .contains("10.0.0.7 is a private address"),
-        "{v}"
-    );
+            "/api/replay".to_string(),
+            json!({ "endpoint": "spelling-3", "target": "http://10.0.0.7/" }),
+            "target: 10.0.0.7 is a private address",
+        ),
+    ] {
+        let (status, v) = guarded.api(method, &path, Some(body)).await;
+        assert_eq!(status, 400, "{method} {path}: {v}");
+        assert!(
+            v["error"].as_str().unwrap().starts_with(says),
+            "{method} {path}: {v}"
+        );
+    }
     // A name is accepted, and refused where it leads.
     let (status, v) = guarded
         .api(
