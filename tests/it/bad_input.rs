@@ -169,6 +169,112 @@ async fn broken_http_is_400() {
     assert_eq!(status, 200);
 }
 
+/// Request framing two parsers could read differently (the smuggling
+/// corpus): refused with `400` and the connection closed, or — a length and
+/// chunked together — read as chunked, answered once and closed, so bytes
+/// after the chunks are never taken for a second request.
+#[tokio::test]
+async fn ambiguous_framing_is_refused_or_read_one_way_and_closed() {
+    let (s, _dir) = small_limit_server().await;
+    let head = "POST /in/b HTTP/1.1\r\nhost: x\r\n";
+    let refused = [
+        (
+            "two lengths",
+            "content-length: 5\r\ncontent-length: 6\r\n\r\nhello!",
+        ),
+        ("a signed length", "content-length: +5\r\n\r\nhello"),
+        ("a length list", "content-length: 5, 5\r\n\r\nhello"),
+        ("space before the colon", "content-length : 5\r\n\r\nhello"),
+        (
+            "a folded header",
+            "x-a: 1\r\n  folded\r\ncontent-length: 5\r\n\r\nhello",
+        ),
+        (
+            "NUL in a value",
+            "x-a: a\0b\r\ncontent-length: 5\r\n\r\nhello",
+        ),
+        (
+            "CR in a value",
+            "x-a: a\rb\r\ncontent-length: 5\r\n\r\nhello",
+        ),
+        (
+            "an unknown coding",
+            "transfer-encoding: xchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        ),
+        (
+            "bare LF in a chunk extension",
+            "transfer-encoding: chunked\r\n\r\n5;a\nb\r\nhello\r\n0\r\n\r\n",
+        ),
+        (
+            "an overflowing chunk size",
+            "transfer-encoding: chunked\r\n\r\nffffffffffffffffff1\r\nhello\r\n0\r\n\r\n",
+        ),
+    ];
+    for (what, rest) in refused {
+        let started = Instant::now();
+        let out = raw(
+            s.ingest,
+            format!("{head}{rest}").as_bytes(),
+            Duration::from_secs(10),
+        )
+        .await;
+        let out = String::from_utf8_lossy(&out);
+        assert!(out.starts_with("HTTP/1.1 400"), "{what}: {out}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{what}: left open"
+        );
+    }
+    let old = raw(
+        s.ingest,
+        b"POST /in/b HTTP/1.0\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        old.starts_with(b"HTTP/1.1 400"),
+        "chunked over HTTP/1.0: {}",
+        String::from_utf8_lossy(&old)
+    );
+    let list = s.get("/api/events?endpoint=b").await;
+    assert_eq!(list["events"].as_array().unwrap().len(), 0, "{list}");
+
+    let smuggled = "GET /in/b HTTP/1.1\r\nhost: x\r\n\r\n";
+    for both in [
+        "content-length: 3\r\ntransfer-encoding: chunked",
+        "transfer-encoding: chunked\r\ncontent-length: 3",
+    ] {
+        let req = format!("{head}{both}\r\n\r\n5\r\nhello\r\n0\r\n\r\n{smuggled}");
+        let started = Instant::now();
+        let out = raw(s.ingest, req.as_bytes(), Duration::from_secs(10)).await;
+        let out = String::from_utf8_lossy(&out);
+        assert!(out.starts_with("HTTP/1.1 200"), "{both}: {out}");
+        assert_eq!(
+            out.matches("HTTP/1.1 ").count(),
+            1,
+            "{both}: a second request was read: {out}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{both}: left open"
+        );
+    }
+    let list = s.get("/api/events?endpoint=b").await;
+    let events = list["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2, "{list}");
+    for e in events {
+        let id = e["id"].as_str().unwrap();
+        let (_, _, body) = send(
+            "GET",
+            &s.admin_url(&format!("/api/events/{id}/body")),
+            &[],
+            Default::default(),
+        )
+        .await;
+        assert_eq!(&body[..], b"hello", "the chunks are the body");
+    }
+}
+
 #[tokio::test]
 async fn a_full_disk_is_503_with_retry_after_and_nothing_is_stored() {
     let (_dir, data) = temp_data();
