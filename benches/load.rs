@@ -14,6 +14,11 @@
 //!       sender waits for its `202`,
 //!   (e) hookrelay in queue mode to the normal upstream: the sustained
 //!       ingest rate,
+//!   (s) hookrelay as a bin (`buffered`, the default 10 s header timeout)
+//!       while 5,000 other connections trickle a request head, a byte every
+//!       500 ms, and reconnect when closed (slowloris), against the same
+//!       bin without them: what they cost the senders, and how long each
+//!       is kept before it is closed,
 //! with `--durability sync` and `buffered`, and prints requests/s, p50, p99,
 //! the ratios b/a, c/a, e/a (against the median of three direct runs spread
 //! over the run, since this shared machine drifts) and hookrelay's own CPU
@@ -323,6 +328,10 @@ impl Drop for Hookrelay {
 }
 
 fn start_hookrelay(durability: &str) -> Hookrelay {
+    start_hookrelay_with(durability, &[])
+}
+
+fn start_hookrelay_with(durability: &str, extra: &[&str]) -> Hookrelay {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_hookrelay"))
         .args([
@@ -333,8 +342,9 @@ fn start_hookrelay(durability: &str) -> Hookrelay {
             "127.0.0.1:0",
             "--durability",
             durability,
-            "--data",
         ])
+        .args(extra)
+        .arg("--data")
         .arg(dir.path().join("data"))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -371,6 +381,93 @@ fn create(rt: &tokio::runtime::Runtime, admin: &str, body: serde_json::Value) {
         let resp = client.request(req).await.unwrap();
         assert_eq!(resp.status(), 201);
     });
+}
+
+/// Trickling connections of the slowloris scenario (s), and hookrelay's
+/// header timeout (its default) there.
+const TRICKLERS: usize = 5_000;
+const TRICKLE_TIMEOUT_S: u64 = 10;
+
+/// What the trickling connections saw: how many were opened, and the
+/// longest any was kept open by hookrelay before it closed it.
+struct Trickled {
+    opened: usize,
+    closed: usize,
+    longest: Duration,
+}
+
+/// Keeps [`TRICKLERS`] connections sending a request head a byte every
+/// 500 ms to `ingest` (`http://host:port`) until `stop`; each one hookrelay
+/// closes is opened again. Runs on `rt`, apart from the load generator.
+fn trickle(
+    rt: &tokio::runtime::Runtime,
+    ingest: &str,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<Trickled> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr: std::net::SocketAddr = ingest.trim_start_matches("http://").parse().unwrap();
+    rt.spawn(async move {
+        let mut tasks = Vec::with_capacity(TRICKLERS);
+        for i in 0..TRICKLERS {
+            let mut stop = stop.clone();
+            // Spread out so the accept queue never overflows.
+            if i % 250 == 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            tasks.push(tokio::spawn(async move {
+                let (mut opened, mut closed, mut longest) = (0, 0, Duration::ZERO);
+                // Bounded: a connection lives at least a few hundred ms.
+                for _ in 0..10_000 {
+                    if *stop.borrow() {
+                        break;
+                    }
+                    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    };
+                    opened += 1;
+                    let since = Instant::now();
+                    if s.write_all(b"POST /in/bin HTTP/1.1\r\nx-slow: ")
+                        .await
+                        .is_err()
+                    {
+                        continue;
+                    }
+                    let mut tick = tokio::time::interval(Duration::from_millis(500));
+                    let mut buf = [0u8; 512];
+                    let ended = loop {
+                        tokio::select! {
+                            _ = stop.changed() => break false,
+                            _ = tick.tick() => {
+                                if s.write_all(b"x").await.is_err() {
+                                    break true;
+                                }
+                            }
+                            // EOF, an error, or a 408: hookrelay is done with it.
+                            _ = s.read(&mut buf) => break true,
+                        }
+                    };
+                    if ended {
+                        closed += 1;
+                        longest = longest.max(since.elapsed());
+                    }
+                }
+                (opened, closed, longest)
+            }));
+        }
+        let mut all = Trickled {
+            opened: 0,
+            closed: 0,
+            longest: Duration::ZERO,
+        };
+        for t in tasks {
+            let (o, c, l) = t.await.unwrap();
+            all.opened += o;
+            all.closed += c;
+            all.longest = all.longest.max(l);
+        }
+        all
+    })
 }
 
 /// `hookrelay_queue_depth` from `/metrics`: the backlog a scenario left.
@@ -572,6 +669,38 @@ fn main() {
         slow_p99.push((durability, slow.p99));
         rows.push(row(format!("queue slow, {durability} (d)"), &slow, None));
     }
+    // Slowloris last: its connections must not outlive their scenario.
+    let h = start_hookrelay_with(
+        "buffered",
+        &["--header-timeout", &TRICKLE_TIMEOUT_S.to_string()],
+    );
+    create(&rt, &h.admin, serde_json::json!({ "slug": "bin" }));
+    run_load(&rt, &format!("{}/in/bin", h.ingest), 1);
+    let calm = run_measured(&rt, &h, &format!("{}/in/bin", h.ingest), secs);
+    let trickle_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let tricklers = trickle(&trickle_rt, &h.ingest, stopped);
+    // Long enough for every trickler to have been closed once.
+    std::thread::sleep(Duration::from_secs(TRICKLE_TIMEOUT_S + 1));
+    let stormy = run_measured(&rt, &h, &format!("{}/in/bin", h.ingest), secs);
+    let _ = stop.send(true);
+    let trickled = trickle_rt.block_on(tricklers).unwrap();
+    drop(h);
+    rows.push(row(
+        "bin, buffered, calm (s)".to_string(),
+        &calm,
+        Some(direct),
+    ));
+    rows.push(row(
+        "bin, 5k trickling (s)".to_string(),
+        &stormy,
+        Some(direct),
+    ));
+
     println!(
         "{:<24} {:>10} {:>10} {:>10} {:>7} {:>10} {:>12}",
         "scenario", "req/s", "p50 ms", "p99 ms", "errors", "vs direct", "CPU µs/req"
@@ -637,6 +766,17 @@ fn main() {
             left.map_or_else(|| "unknown".to_string(), |n| format!("{n} events")),
         );
     }
+    println!(
+        "slowloris (s): with {TRICKLERS} connections trickling a request head, bin p99 {:.2} ms vs {:.2} ms without ({:.1}x; goal <= 2x), rate {:.0}% of it; {} trickling connections opened, {} closed by hookrelay, the longest kept {:.1} s (--header-timeout {TRICKLE_TIMEOUT_S}; goal <= {} s)",
+        ms(stormy.p99),
+        ms(calm.p99),
+        stormy.p99.as_secs_f64() / calm.p99.as_secs_f64(),
+        stormy.rps / calm.rps * 100.0,
+        trickled.opened,
+        trickled.closed,
+        trickled.longest.as_secs_f64(),
+        TRICKLE_TIMEOUT_S + 1,
+    );
     for (durability, rate_cost, cpu_cost, errors) in sig_cost {
         let cpu = cpu_cost.unwrap_or(rate_cost);
         // Two separate 5 s runs differ by ±15% here, far more than the
