@@ -101,7 +101,7 @@ pub struct ServeArgs {
         default_missing_value = "true"
     )]
     pub deny_private_targets: Option<bool>,
-    /// Networks (comma-separated) deliveries may reach despite the guard, e.g. 10.0.5.0/24 or 169.254.0.0/16.
+    /// Networks (comma-separated) deliveries may reach despite the guard, e.g. 10.0.5.0/24,fd12:3456::/48.
     #[arg(
         long,
         env = "HOOKRELAY_ALLOW_TARGET_NET",
@@ -275,9 +275,12 @@ impl Config {
                 deny_private: args
                     .deny_private_targets
                     .or(s.deny_private_targets)
-                    .unwrap_or(false),
-                allow: args.allow_target_net.or(file_allowed).unwrap_or_default(),
-                off: false,
+                    .unwrap_or(d.target_guard.deny_private),
+                allow: args
+                    .allow_target_net
+                    .or(file_allowed)
+                    .unwrap_or(d.target_guard.allow),
+                ..d.target_guard
             },
             endpoints: file.endpoint,
         };
@@ -588,7 +591,18 @@ mod tests {
         .unwrap()
         .target_guard;
         assert!(!g.deny_private, "the flag wins over the file");
-        assert!(!Config::default().target_guard.deny_private);
+        let g = Config::resolve(ServeArgs {
+            allow_target_net: Some(vec!["192.0.2.0/24".parse().unwrap()]),
+            ..args.clone()
+        })
+        .unwrap()
+        .target_guard;
+        assert_eq!(
+            g.allow,
+            vec!["192.0.2.0/24".parse::<ipnet::IpNet>().unwrap()]
+        );
+        let none = Config::resolve(ServeArgs::default()).unwrap().target_guard;
+        assert!(!none.deny_private && none.allow.is_empty() && !none.off);
         // The bare flag means true.
         let cli = <crate::cli::Cli as clap::Parser>::try_parse_from([
             "hookrelay",
@@ -602,6 +616,15 @@ mod tests {
         };
         assert_eq!(serve.deny_private_targets, Some(true));
         assert_eq!(serve.allow_target_net.unwrap().len(), 2);
+        let cli = <crate::cli::Cli as clap::Parser>::try_parse_from([
+            "hookrelay",
+            "serve",
+            "--deny-private-targets=false",
+        ]);
+        let crate::cli::Command::Serve(serve) = cli.unwrap().command else {
+            panic!("not serve");
+        };
+        assert_eq!(serve.deny_private_targets, Some(false));
         std::fs::write(&path, "[server]\nallow_target_net = [\"intranet\"]\n").unwrap();
         let err = Config::resolve(args).unwrap_err();
         assert!(err.contains("server.allow_target_net"), "{err}");

@@ -288,6 +288,15 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// The URLs hookrelay sends to for this endpoint, by field name.
+    pub fn urls(&self) -> [(&'static str, Option<&str>); 3] {
+        [
+            ("target", self.target.as_deref()),
+            ("mirror", self.mirror.as_deref()),
+            ("notify_url", self.notify_url.as_deref()),
+        ]
+    }
+
     pub fn new(slug: Slug, now_ms: u64) -> Endpoint {
         let stamp = crate::time::rfc3339_ms(now_ms);
         let (date, time) = stamp.split_once('T').unwrap_or((&stamp, ""));
@@ -471,6 +480,18 @@ pub fn validate_url(field: &str, url: &str) -> Result<(), String> {
 }
 
 impl EndpointInput {
+    /// The URLs this input sets, by field name ([`Endpoint::urls`]).
+    pub fn urls(&self) -> [(&'static str, Option<&str>); 3] {
+        fn set(u: &Option<Option<String>>) -> Option<&str> {
+            u.as_ref()?.as_deref()
+        }
+        [
+            ("target", set(&self.target)),
+            ("mirror", set(&self.mirror)),
+            ("notify_url", set(&self.notify_url)),
+        ]
+    }
+
     /// Applies the input to `ep`, validating every field. Errors name the field.
     pub fn apply(self, ep: &mut Endpoint) -> Result<()> {
         let bad = Error::BadRequest;

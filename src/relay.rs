@@ -342,16 +342,12 @@ impl Relay {
                 }
                 // Stored before the URL checks grew (a fragment, a port out
                 // of range, non-ASCII): kept as it is, but said.
-                for (field, url) in [
-                    ("target", &ep.target),
-                    ("mirror", &ep.mirror),
-                    ("notify_url", &ep.notify_url),
-                ] {
-                    if let Some(Err(why)) = url.as_deref().map(|u| crate::endpoint::validate_url(field, u)) {
+                for (field, url) in ep.urls() {
+                    if let Some(Err(why)) = url.map(|u| crate::endpoint::validate_url(field, u)) {
                         tracing::warn!(endpoint = %ep.slug, "{why}; change it, or saving the endpoint's form will refuse it");
                     }
                     // Stored before the guard's flags changed.
-                    if let Some(Err(why)) = url.as_deref().map(|u| client.guard().check_url(field, u)) {
+                    if let Some(Err(why)) = url.map(|u| client.guard().check_url(field, u)) {
                         tracing::warn!(endpoint = %ep.slug, "{why}: every delivery there fails until it is changed");
                     }
                 }
@@ -424,15 +420,15 @@ impl Relay {
             .map_err(Error::BadRequest)
     }
 
-    /// [`Relay::check_url`] for each URL `input` sets.
+    /// The guard's half of [`Relay::check_url`] for each URL `input` sets
+    /// (`EndpointInput::apply` checks their form).
     fn check_urls(&self, input: &EndpointInput) -> Result<()> {
-        for (field, url) in [
-            ("target", &input.target),
-            ("mirror", &input.mirror),
-            ("notify_url", &input.notify_url),
-        ] {
-            if let Some(Some(url)) = url {
-                self.check_url(field, url)?;
+        for (field, url) in input.urls() {
+            if let Some(url) = url {
+                self.client
+                    .guard()
+                    .check_url(field, url)
+                    .map_err(Error::BadRequest)?;
             }
         }
         Ok(())

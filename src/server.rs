@@ -123,7 +123,7 @@ pub async fn serve(
         %admin_addr,
         durability = ?config.durability,
         deny_private_targets = config.target_guard.deny_private,
-        allow_target_nets = ?config.target_guard.allow,
+        allow_target_net = ?config.target_guard.allow,
         "listening"
     );
 

@@ -242,16 +242,9 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// A connection the guard refused: the delivery's error chain carries it,
 /// so the attempt says why (and is not taken for a TLS failure because a
 /// host name has "tls" in it).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct Refused(pub String);
-
-impl std::fmt::Display for Refused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Refused {}
 
 /// The system resolver, keeping only the addresses the guard allows.
 #[derive(Clone)]

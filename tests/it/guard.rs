@@ -146,6 +146,12 @@ async fn deny_private_targets_refuses_every_spelling_of_loopback() {
         .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["error"], "connect", "{v}");
+    assert!(
+        v["error_detail"].as_str().unwrap().contains(
+            "localhost: 127.0.0.1 is a loopback address, refused by --deny-private-targets"
+        ),
+        "{v}"
+    );
     assert!(up.drain().is_empty());
     guarded.stop().await;
 
