@@ -18,7 +18,7 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 
 use http::Uri;
@@ -122,7 +122,7 @@ impl TargetGuard {
                 .iter()
                 .any(|n| n.contains(&ip) && range.is_none_or(|r| r.contains(n)))
         };
-        if let Some((range, what)) = find(ALWAYS, ip) {
+        if let Some((range, what)) = find(&ALWAYS_NETS, ip) {
             if allowed(Some(range)) {
                 return Ok(());
             }
@@ -131,7 +131,7 @@ impl TargetGuard {
             ));
         }
         if self.deny_private
-            && let Some((_, what)) = find(PRIVATE, ip)
+            && let Some((_, what)) = find(&PRIVATE_NETS, ip)
             && !allowed(None)
         {
             return Err(format!(
@@ -230,11 +230,21 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-fn find(table: &[(&str, &'static str)], ip: IpAddr) -> Option<(IpNet, &'static str)> {
-    table.iter().find_map(|(net, what)| {
-        let net: IpNet = net.parse().expect("valid range in the table");
-        net.contains(&ip).then_some((net, *what))
-    })
+/// A table of ranges, parsed once: every new outbound connection is checked.
+type Ranges = LazyLock<Vec<(IpNet, &'static str)>>;
+
+static ALWAYS_NETS: Ranges = LazyLock::new(|| parse(ALWAYS));
+static PRIVATE_NETS: Ranges = LazyLock::new(|| parse(PRIVATE));
+
+fn parse(table: &[(&str, &'static str)]) -> Vec<(IpNet, &'static str)> {
+    table
+        .iter()
+        .map(|(net, what)| (net.parse().expect("valid range in the table"), *what))
+        .collect()
+}
+
+fn find(ranges: &[(IpNet, &'static str)], ip: IpAddr) -> Option<(IpNet, &'static str)> {
+    ranges.iter().find(|(net, _)| net.contains(&ip)).copied()
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
