@@ -171,7 +171,7 @@ fn literal(uri: &Uri) -> Option<IpAddr> {
 /// (`inet_aton`): one to four parts, each decimal, octal (`0…`) or hex
 /// (`0x…`), the last filling the bytes left — `2130706433`, `0177.0.0.1`,
 /// `127.1` and `0x7f.1` are all 127.0.0.1.
-fn inet_aton(host: &str) -> Option<IpAddr> {
+pub fn inet_aton(host: &str) -> Option<IpAddr> {
     let parts: Vec<u64> = host
         .split('.')
         .map(|p| {
@@ -180,9 +180,9 @@ fn inet_aton(host: &str) -> Option<IpAddr> {
                 None if p.len() > 1 && p.starts_with('0') => (&p[1..], 8),
                 None => (p, 10),
             };
-            // `0x` alone is 0 to the C library; an empty part is no address.
-            if digits.is_empty() {
-                return (radix == 16).then_some(0);
+            // `from_str_radix` would take a sign, and the C library does not.
+            if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
             }
             u64::from_str_radix(digits, radix).ok()
         })

@@ -208,3 +208,36 @@ async fn metadata_addresses_are_refused_by_default() {
         "{v}"
     );
 }
+
+unsafe extern "C" {
+    /// The C library's own reader of IPv4 spellings, which its resolver
+    /// uses for numeric hosts.
+    #[link_name = "inet_aton"]
+    fn c_inet_aton(cp: *const std::ffi::c_char, inp: *mut u32) -> std::ffi::c_int;
+}
+
+fn libc_reads(host: &str) -> Option<std::net::IpAddr> {
+    let c = std::ffi::CString::new(host).ok()?;
+    let mut addr = 0u32;
+    // SAFETY: a NUL-terminated string and a place for one `in_addr`.
+    let ok = unsafe { c_inet_aton(c.as_ptr(), &mut addr) };
+    (ok == 1).then(|| std::net::Ipv4Addr::from(u32::from_be(addr)).into())
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+    /// What the guard reads as an address when a URL is given is what the
+    /// system's resolver would connect to: the two readers agree on every
+    /// spelling of digits, hex, octal and dots.
+    #[test]
+    fn ipv4_spellings_are_read_as_the_c_library_reads_them(
+        host in "((0[xX][0-9a-fA-F]{0,10}|0[0-9]{0,13}|[1-9][0-9]{0,11}|[+a-g]{0,2})\\.?){1,5}"
+    ) {
+        proptest::prop_assert_eq!(
+            hookrelay::deliver::guard::inet_aton(&host),
+            libc_reads(&host),
+            "{}",
+            host
+        );
+    }
+}
