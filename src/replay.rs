@@ -359,6 +359,14 @@ pub async fn resume(relay: &Arc<Relay>) -> Result<()> {
     for job in kept {
         if !job.status.finished() {
             tracing::info!(job = %job.id, sent = job.sent, total = job.total, "resuming replay job");
+            // Created before the guard's flags changed.
+            if let Some(Err(why)) = job
+                .target
+                .as_deref()
+                .map(|t| relay.client.guard().check_url("target", t))
+            {
+                tracing::warn!(job = %job.id, "{why}: each of its events fails; cancel the job or change the flags");
+            }
             let jid = job.id.clone();
             let ids = relay.store.run(move |s| s.job_ids(&jid)).await?;
             spawn(relay, job, ids);
