@@ -72,6 +72,8 @@ pub struct Metrics {
     pub refused_memory: AtomicU64,
     pub endpoints_disabled: AtomicU64,
     pub retries: AtomicU64,
+    /// Delivery attempts the outbound guard did not let connect.
+    pub outbound_refused: AtomicU64,
     attempts_success: AtomicU64,
     attempts_failure_status: AtomicU64,
     attempts_connect: AtomicU64,
@@ -93,6 +95,7 @@ impl Default for Metrics {
             refused_memory: Default::default(),
             endpoints_disabled: Default::default(),
             retries: Default::default(),
+            outbound_refused: Default::default(),
             attempts_success: Default::default(),
             attempts_failure_status: Default::default(),
             attempts_connect: Default::default(),
@@ -211,6 +214,12 @@ impl Metrics {
             "hookrelay_retries_total",
             "Queue-mode retries sent.",
             self.retries.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "hookrelay_outbound_refused_total",
+            "Delivery attempts refused by the outbound (SSRF) guard.",
+            self.outbound_refused.load(Relaxed),
         );
         let _ = writeln!(
             out,

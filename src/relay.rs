@@ -832,6 +832,11 @@ impl Relay {
                 (a, Some(reply))
             }
             Err(f) => {
+                if f.refused {
+                    self.metrics
+                        .outbound_refused
+                        .fetch_add(1, Ordering::Relaxed);
+                }
                 let a = Attempt {
                     n: 0,
                     at: now_ms(),

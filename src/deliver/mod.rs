@@ -89,6 +89,8 @@ pub struct Reply {
 pub struct Failure {
     pub kind: ErrorKind,
     pub detail: String,
+    /// The outbound guard refused the connection (see [`guard`]).
+    pub refused: bool,
 }
 
 type Pool = HyperClient<HttpsConnector<Connector>, Full<Bytes>>;
@@ -199,6 +201,7 @@ impl Client {
             Ok(r) => r,
             Err(_) => Err(Failure {
                 kind: ErrorKind::Timeout,
+                refused: false,
                 detail: format!("no complete answer within {} ms", timeout.as_millis()),
             }),
         };
@@ -218,6 +221,7 @@ impl Client {
         }
         let req = req.body(Full::new(Bytes::new())).map_err(|e| Failure {
             kind: ErrorKind::Protocol,
+            refused: false,
             detail: format!("cannot build request: {e}"),
         })?;
         self.pool().request(req).await.map_err(classify)
@@ -251,6 +255,7 @@ impl Client {
         }
         let req = req.body(Full::new(out.body)).map_err(|e| Failure {
             kind: ErrorKind::Protocol,
+            refused: false,
             detail: format!("cannot build request: {e}"),
         })?;
         let resp = self.pool().request(req).await.map_err(classify)?;
@@ -271,6 +276,7 @@ async fn read_reply(
     if parts.status.is_informational() {
         return Err(Failure {
             kind: ErrorKind::Protocol,
+            refused: false,
             detail: format!(
                 "the target answered {} to a request that asked for no protocol switch",
                 parts.status
@@ -282,6 +288,7 @@ async fn read_reply(
         .await
         .map_err(|e| Failure {
             kind: ErrorKind::Protocol,
+            refused: false,
             detail: format!("reading the response body: {e}"),
         })?
         .to_bytes();
@@ -337,7 +344,11 @@ fn classify(e: hyper_util::client::legacy::Error) -> Failure {
     } else {
         ErrorKind::Protocol
     };
-    Failure { kind, detail }
+    Failure {
+        kind,
+        detail,
+        refused,
+    }
 }
 
 #[cfg(test)]
@@ -374,6 +385,7 @@ mod tests {
                 .unwrap();
             let failure = classify(client.request(req).await.unwrap_err());
             assert_eq!(failure.kind, ErrorKind::Connect, "{}", failure.detail);
+            assert!(failure.refused, "{}", failure.detail);
             assert!(failure.detail.contains(refusal), "{}", failure.detail);
         }
     }

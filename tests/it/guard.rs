@@ -153,6 +153,19 @@ async fn deny_private_targets_refuses_every_spelling_of_loopback() {
         "{v}"
     );
     assert!(up.drain().is_empty());
+    // An operator can alert on them: the seven forwards and the replay.
+    let (_, _, metrics) = crate::support::send(
+        "GET",
+        &guarded.admin_url("/metrics"),
+        &[],
+        Default::default(),
+    )
+    .await;
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains("\nhookrelay_outbound_refused_total 8\n"),
+        "{metrics}"
+    );
     guarded.stop().await;
 
     // A network named in --allow-target-net goes through.
