@@ -414,21 +414,23 @@ impl Relay {
     /// at every delivery.
     pub fn check_url(&self, field: &str, url: &str) -> Result<()> {
         crate::endpoint::validate_url(field, url).map_err(Error::BadRequest)?;
+        self.guard_url(field, url)
+    }
+
+    /// The guard's half of [`Relay::check_url`].
+    fn guard_url(&self, field: &str, url: &str) -> Result<()> {
         self.client
             .guard()
             .check_url(field, url)
             .map_err(Error::BadRequest)
     }
 
-    /// The guard's half of [`Relay::check_url`] for each URL `input` sets
-    /// (`EndpointInput::apply` checks their form).
+    /// The guard's half for each URL `input` sets (`EndpointInput::apply`
+    /// checks their form).
     fn check_urls(&self, input: &EndpointInput) -> Result<()> {
         for (field, url) in input.urls() {
             if let Some(url) = url {
-                self.client
-                    .guard()
-                    .check_url(field, url)
-                    .map_err(Error::BadRequest)?;
+                self.guard_url(field, url)?;
             }
         }
         Ok(())
