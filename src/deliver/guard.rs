@@ -102,6 +102,18 @@ const PRIVATE: &[(&str, &str)] = &[
     ("ff00::/8", "a multicast address"),
 ];
 
+/// Addresses inside [`PRIVATE`]'s ranges that IANA marks globally
+/// reachable (anycast services, AMT, AS112, ORCHIDv2): never refused.
+const GLOBAL_INSIDE_PRIVATE: &[(&str, &str)] = &[
+    ("192.0.0.9/32", "the PCP anycast address"),
+    ("192.0.0.10/32", "the TURN anycast address"),
+    ("2001:1::1/128", "the PCP anycast address"),
+    ("2001:1::2/128", "the TURN anycast address"),
+    ("2001:3::/32", "an AMT address"),
+    ("2001:4:112::/48", "an AS112 address"),
+    ("2001:20::/28", "an ORCHIDv2 address"),
+];
+
 impl TargetGuard {
     /// Everything allowed.
     pub fn off() -> TargetGuard {
@@ -132,6 +144,7 @@ impl TargetGuard {
         }
         if self.deny_private
             && let Some((_, what)) = find(&PRIVATE_NETS, ip)
+            && find(&GLOBAL_INSIDE_PRIVATE_NETS, ip).is_none()
             && !allowed(None)
         {
             return Err(format!(
@@ -235,6 +248,7 @@ type Ranges = LazyLock<Vec<(IpNet, &'static str)>>;
 
 static ALWAYS_NETS: Ranges = LazyLock::new(|| parse(ALWAYS));
 static PRIVATE_NETS: Ranges = LazyLock::new(|| parse(PRIVATE));
+static GLOBAL_INSIDE_PRIVATE_NETS: Ranges = LazyLock::new(|| parse(GLOBAL_INSIDE_PRIVATE));
 
 fn parse(table: &[(&str, &'static str)]) -> Vec<(IpNet, &'static str)> {
     table
@@ -425,6 +439,8 @@ mod tests {
             "203.0.113.5",
             "2001:db8::1",
             "2001::1",
+            "2001:1::3",
+            "192.0.0.11",
             "100::1",
             "fec0::1",
             "2002:7f00:1::",
@@ -438,6 +454,14 @@ mod tests {
             "2606:4700::1111",
             "64:ff9b::808:808",
             "2002:808:808::",
+            // Globally reachable inside the ranges around them.
+            "192.0.0.9",
+            "192.0.0.10",
+            "2001:1::1",
+            "2001:1::2",
+            "2001:3::1",
+            "2001:4:112::1",
+            "2001:20::1",
         ] {
             assert_eq!(g.check(ip(ok)), Ok(()), "{ok}");
         }
