@@ -14,18 +14,33 @@ pub fn rfc3339_ms(ms: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
-/// Parses RFC 3339 text or a bare number of milliseconds since the epoch,
-/// up to the last instant an event id can carry (48 bits of milliseconds:
-/// the year 10889); later ones would wrap around in the id bounds.
+/// Parses RFC 3339 text (any offset: `Z`, `+05:30`, `-08:00`), the same
+/// without an offset (`2026-11-24T12:00:00`, or a space for the `T`: taken
+/// as UTC), or a bare number of milliseconds since the epoch, up to the
+/// last instant an event id can carry (48 bits of milliseconds: the year
+/// 10889); later ones would wrap around in the id bounds.
 pub fn parse_instant_ms(s: &str) -> Option<u64> {
     let ms = match s.parse::<u64>() {
         Ok(n) => n,
-        Err(_) => humantime::parse_rfc3339_weak(s)
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_millis() as u64)?,
+        Err(_) => {
+            match time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+                Ok(t) => u64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()?,
+                // humantime reads the zone-less forms; it is never given an
+                // offset, which it would skip over unread after a fraction.
+                Err(_) if !has_offset(s) => humantime::parse_rfc3339_weak(s)
+                    .ok()
+                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                    .map(|d| d.as_millis() as u64)?,
+                Err(_) => return None,
+            }
+        }
     };
     (ms < 1 << 48).then_some(ms)
+}
+
+/// Whether an RFC 3339-like text has a sign after its date: an offset.
+fn has_offset(s: &str) -> bool {
+    s.get(10..).is_some_and(|time| time.contains(['+', '-']))
 }
 
 /// A duration back from `now`: `15m`, `2h`, `3d`, `1h 30m`, `2h ago`.
@@ -38,4 +53,47 @@ pub fn ago_ms(s: &str, now: u64) -> Option<u64> {
 /// [`ago_ms`].
 pub fn parse_instant_at(s: &str, now: u64) -> Option<u64> {
     parse_instant_ms(s).or_else(|| ago_ms(s, now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_offsets_move_the_instant() {
+        let utc = parse_instant_ms("2026-12-02T16:48:41.112Z").unwrap();
+        assert_eq!(utc, 1_796_230_121_112);
+        let five = 5 * 3_600_000;
+        for (text, want) in [
+            ("2026-12-02T16:48:41.112+00:00", utc),
+            ("2026-12-02T16:48:41.112+05:00", utc - five),
+            ("2026-12-02T16:48:41.112-05:00", utc + five),
+            ("2026-12-02T16:48:41+05:00", utc - 112 - five),
+            ("2026-12-02T16:48:41-05:00", utc - 112 + five),
+            ("2026-12-02T16:48:41.112+05:30", utc - five - 1_800_000),
+            // No zone: UTC, as before.
+            ("2026-12-02T16:48:41.112", utc),
+            ("2026-12-02 16:48:41.112", utc),
+            ("2026-12-02T16:48:41Z", utc - 112),
+            ("1796230121112", utc),
+        ] {
+            assert_eq!(parse_instant_ms(text), Some(want), "{text}");
+        }
+    }
+
+    #[test]
+    fn offsets_that_are_not_offsets_are_refused() {
+        for text in [
+            // humantime alone read these as UTC, skipping the offset.
+            "2026-12-02T16:48:41.112+99:99",
+            "2026-12-02T16:48:41.112+ab:cd",
+            "2026-12-02T16:48:41.112+garbag",
+            "2026-12-02T16:48:41.112+05",
+            "2026-12-02T16:48:41+5:00",
+            "2026-12-02T16:48:41.112-",
+            "yesterday",
+        ] {
+            assert_eq!(parse_instant_ms(text), None, "{text}");
+        }
+    }
 }
