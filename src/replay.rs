@@ -69,6 +69,10 @@ pub struct Job {
     /// (a release, the queue, a replay by hand), not sent again.
     #[serde(default)]
     pub already_delivered: usize,
+    /// When the latest event's turn came (ms since the epoch): a job
+    /// resumed after a restart waits out the rest of its interval.
+    #[serde(default)]
+    pub last_turn_at: Option<u64>,
 }
 
 impl Job {
@@ -286,6 +290,7 @@ pub async fn start(
         last_error: None,
         waiting: None,
         already_delivered: 0,
+        last_turn_at: None,
     };
     let (job, ids) = relay
         .store
@@ -443,7 +448,7 @@ fn spawn(relay: &Arc<Relay>, job: Job, ids: Vec<String>) {
 }
 
 async fn run(relay: &Arc<Relay>, running: &Arc<Running>, ids: &[String]) {
-    let (start_at, rate, target, resign, created_at) = {
+    let (start_at, rate, target, resign, created_at, last_turn_at) = {
         let mut job = running.job.lock().unwrap_or_else(|p| p.into_inner());
         job.status = JobStatus::Running;
         (
@@ -452,10 +457,16 @@ async fn run(relay: &Arc<Relay>, running: &Arc<Running>, ids: &[String]) {
             job.target.clone(),
             job.resign,
             job.created_at,
+            job.last_turn_at,
         )
     };
     let interval = rate.map(|r| Duration::from_secs_f64(1.0 / r.clamp(MIN_RATE, MAX_RATE)));
     let mut next_at = tokio::time::Instant::now();
+    if let (Some(interval), Some(last)) = (interval, last_turn_at) {
+        // At most one interval: a clock set back must not stall the job.
+        let since = Duration::from_millis(now_ms().saturating_sub(last));
+        next_at += interval.saturating_sub(since);
+    }
     'events: for (k, id) in ids.iter().enumerate().skip(start_at) {
         if running.cancel.is_cancelled() || relay.jobs.stop.is_cancelled() {
             break;
@@ -472,6 +483,7 @@ async fn run(relay: &Arc<Relay>, running: &Arc<Running>, ids: &[String]) {
             }
             next_at += interval;
         }
+        let turn_at = now_ms();
         // Looked at right before the send (not before the rate's pause,
         // which may last minutes).
         let _sending = loop {
@@ -514,6 +526,7 @@ async fn run(relay: &Arc<Relay>, running: &Arc<Running>, ids: &[String]) {
         let snapshot = {
             let mut job = running.job.lock().unwrap_or_else(|p| p.into_inner());
             job.sent = k + 1;
+            job.last_turn_at = Some(turn_at);
             if error.is_some() {
                 job.last_error = error;
             }

@@ -235,6 +235,38 @@ async fn a_job_survives_a_restart() {
     );
 }
 
+/// A restart does not give a job a free turn: the next event waits out the
+/// rest of the interval the last one started (a crash loop would otherwise
+/// send at the pace of the restarts).
+#[tokio::test]
+async fn the_rate_holds_across_a_restart() {
+    let mut up = Receiver::start(vec![Reply::status(500)]).await;
+    let (_dir, data) = temp_data();
+    let s = TestServer::start_with(config_at(&data)).await;
+    failed_events(&s, &mut up, "r", 3).await;
+    let (st, v) = s
+        .api(
+            "POST",
+            "/api/replay",
+            Some(json!({ "endpoint": "r", "rate": 0.4 })),
+        )
+        .await;
+    assert_eq!(st, 202, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    up.next().await;
+    let first = Instant::now();
+    s.job_until(&id, "recorded its first event", |j| j["sent"] == 1)
+        .await;
+    s.stop().await;
+    let s = TestServer::start_with(config_at(&data)).await;
+    let next = up.next().await;
+    let gap = first.elapsed().as_secs_f64();
+    assert_eq!(next.body, "r-001", "the job went on where it stopped");
+    // 2.5 s at 0.4/s, less the milliseconds the stored time rounds off.
+    assert!(gap >= 2.4, "the next event went {gap:.3} s after the first");
+    s.stop().await;
+}
+
 /// `rate` is a ceiling: after a slow replay the job does not catch up in a
 /// burst on a receiver that is slow already.
 #[tokio::test]
