@@ -386,33 +386,84 @@ pub struct Counts {
     pub held: i64,
 }
 
-/// The fields a create or patch may carry; absent fields keep their value.
-/// Unknown fields are refused so a typo never silently does nothing.
+/// The fields a create or patch may carry; absent fields keep their value,
+/// `null` clears the optional ones (`double_option`) and is refused for the
+/// others (`refuse_null`). Unknown fields are refused so a typo never
+/// silently does nothing.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointInput {
+    #[serde(default, deserialize_with = "refuse_null::slug")]
     pub slug: Option<String>,
+    #[serde(default, deserialize_with = "refuse_null::name")]
     pub name: Option<String>,
+    #[serde(default, deserialize_with = "refuse_null::status")]
     pub status: Option<Status>,
     #[serde(default, deserialize_with = "double_option")]
     pub target: Option<Option<String>>,
+    #[serde(default, deserialize_with = "refuse_null::mode")]
     pub mode: Option<Mode>,
+    #[serde(default, deserialize_with = "refuse_null::timeout_ms")]
     pub timeout_ms: Option<u64>,
+    #[serde(default, deserialize_with = "refuse_null::failure_threshold")]
     pub failure_threshold: Option<u32>,
+    #[serde(default, deserialize_with = "refuse_null::success_codes")]
     pub success_codes: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "refuse_null::retry")]
     pub retry: Option<Vec<String>>,
     #[serde(default, deserialize_with = "double_option")]
     pub signature: Option<Option<SignatureConfig>>,
+    #[serde(default, deserialize_with = "refuse_null::response")]
     pub response: Option<ResponseSpec>,
     #[serde(default, deserialize_with = "double_option")]
     pub notify_url: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
     pub mirror: Option<Option<String>>,
+    #[serde(default, deserialize_with = "refuse_null::ordered")]
     pub ordered: Option<bool>,
+    #[serde(default, deserialize_with = "refuse_null::max_in_flight")]
     pub max_in_flight: Option<u32>,
+    #[serde(default, deserialize_with = "refuse_null::max_queue_depth")]
     pub max_queue_depth: Option<u64>,
+    #[serde(default, deserialize_with = "refuse_null::ping_on_activate")]
     pub ping_on_activate: Option<bool>,
 }
+
+/// `null` for a field that has no "none": refused with the field's name,
+/// where serde alone would read it as absent and keep the value.
+macro_rules! refuse_null {
+    ($($field:ident),* $(,)?) => {
+        mod refuse_null {
+            use serde::de::{Deserialize, Deserializer, Error};
+            $(pub fn $field<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+                d: D,
+            ) -> Result<Option<T>, D::Error> {
+                Option::<T>::deserialize(d)?.map(Some).ok_or_else(|| {
+                    D::Error::custom(concat!(
+                        stringify!($field),
+                        ": null is not a value here; leave the field out to keep it \
+                         (null clears only target, signature, notify_url and mirror)"
+                    ))
+                })
+            })*
+        }
+    };
+}
+refuse_null!(
+    slug,
+    name,
+    status,
+    mode,
+    timeout_ms,
+    failure_threshold,
+    success_codes,
+    retry,
+    response,
+    ordered,
+    max_in_flight,
+    max_queue_depth,
+    ping_on_activate,
+);
 
 /// Distinguishes an absent field (keep) from an explicit `null` (clear).
 fn double_option<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
@@ -612,7 +663,12 @@ pub fn set_status(ep: &mut Endpoint, status: Status, reason: Option<String>, now
             ep.disabled_reason = Some(reason.unwrap_or_else(|| "disabled by hand".into()));
             ep.disabled_at = Some(now_ms);
         }
-        Status::Paused => {}
+        // Paused is not disabled any more: the disable's reason goes, the
+        // count stays (resuming resets it).
+        Status::Paused => {
+            ep.disabled_reason = None;
+            ep.disabled_at = None;
+        }
     }
     ep.status = status;
 }

@@ -529,11 +529,14 @@ impl Relay {
                         ep.slug.as_str()
                     )));
                 }
-                // Unless this change set the status, the policy's live
-                // state (which may have moved since the snapshot) wins; so
-                // does a disable already in place (its reason and time).
+                // Unless this change moved the status, the policy's live
+                // state (which may have moved since the snapshot) wins: a
+                // disable already in place keeps its reason and time, and
+                // `"status":"active"` sent with every change to an active
+                // endpoint does not reset its failure count (only a resume
+                // from paused or disabled, or a success, does).
                 let before = live.status;
-                if !status_set || (ep.status == Status::Disabled && before == Status::Disabled) {
+                if !status_set || ep.status == before {
                     ep.status = live.status;
                     ep.consecutive_failures = live.consecutive_failures;
                     ep.disabled_reason = live.disabled_reason.clone();

@@ -78,6 +78,36 @@ async fn endpoint_fields_are_stored_and_returned() {
         .await;
     assert!(cleared["target"].is_null(), "null clears a field");
     assert_eq!(cleared["name"], "renamed", "absent fields keep their value");
+    // A field with no "none" refuses null, by name, and nothing changes:
+    // read as absent it would silently keep the value.
+    for field in [
+        "name",
+        "timeout_ms",
+        "retry",
+        "response",
+        "ordered",
+        "status",
+    ] {
+        let (status, v) = s
+            .api(
+                "PATCH",
+                "/api/endpoints/d",
+                Some(json!({ field: null, "mirror": "http://127.0.0.1:1/m" })),
+            )
+            .await;
+        assert_eq!(status, 422, "{field}: {v}");
+        let why = v["error"].as_str().unwrap();
+        assert!(
+            why.contains(&format!("{field}: null is not a value here")),
+            "{why}"
+        );
+    }
+    let kept = s.get("/api/endpoints/d").await;
+    assert_eq!(kept["name"], "renamed");
+    assert!(
+        kept["mirror"].is_null(),
+        "nothing of a refused change was applied"
+    );
 
     let list = s.get("/api/endpoints").await;
     let slugs: Vec<&str> = list["endpoints"]

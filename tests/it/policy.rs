@@ -216,6 +216,48 @@ async fn resuming_a_disabled_endpoint_resets_its_count() {
     assert!(ep["disabled_reason"].is_null());
 }
 
+/// Only moving out of paused or disabled resets the count: a script that
+/// sends `"status":"active"` with every change, or a resume of an active
+/// endpoint, must not keep a failing endpoint from ever being disabled.
+/// Pausing a disabled endpoint ends the disable (its reason goes).
+#[tokio::test]
+async fn setting_an_active_endpoint_active_keeps_its_count() {
+    let up = Receiver::start(vec![Reply::status(500)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "a", "target": up.url("/"), "failure_threshold": 2 }))
+        .await;
+    s.post_in("a", &[], "1").await;
+    s.post_in("a", &[], "2").await;
+    let (status, ep) = s
+        .api(
+            "PATCH",
+            "/api/endpoints/a",
+            Some(json!({ "status": "active", "name": "renamed" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{ep}");
+    assert_eq!(ep["name"], "renamed");
+    assert_eq!(ep["consecutive_failures"], 2, "{ep}");
+    let (_, ep) = s.api("POST", "/api/endpoints/a/resume", None).await;
+    assert_eq!(ep["consecutive_failures"], 2, "{ep}");
+    assert_eq!(s.post_in("a", &[], "3").await.status, 500);
+    let ep = s.get("/api/endpoints/a").await;
+    assert_eq!(ep["status"], "disabled", "the third failure disables: {ep}");
+
+    let (_, ep) = s
+        .api(
+            "PATCH",
+            "/api/endpoints/a",
+            Some(json!({ "status": "paused" })),
+        )
+        .await;
+    assert_eq!(ep["status"], "paused");
+    assert!(ep["disabled_reason"].is_null(), "{ep}");
+    assert!(ep["disabled_at"].is_null(), "{ep}");
+    let (_, ep) = s.api("POST", "/api/endpoints/a/resume", None).await;
+    assert_eq!(ep["consecutive_failures"], 0, "resumed from paused: {ep}");
+}
+
 #[tokio::test]
 async fn replay_to_another_url_does_not_count_toward_the_policy() {
     let mut a = Receiver::start(vec![Reply::status(500)]).await;
