@@ -11,7 +11,11 @@
 //!   (c) hookrelay in bin mode,
 //!   (d) hookrelay in queue mode while the receiver is slow (a second
 //!       upstream that sleeps 1 s before answering): p50/p99 are the time a
-//!       sender waits for its `202`,
+//!       sender waits for its `202`, at saturation (the closed loop of the
+//!       other scenarios), then with the load offered on a fixed schedule
+//!       (open loop: each wait counted from when its request was due, so a
+//!       stall counts for every request it held up) at half the rate just
+//!       sustained and at 1,000 requests/s,
 //!   (e) hookrelay in queue mode to the normal upstream: the sustained
 //!       ingest rate,
 //!   (s) hookrelay as a bin (`buffered`, the default 10 s header timeout)
@@ -35,7 +39,8 @@
 //! Run: `cargo bench --bench load` (`HOOKRELAY_BENCH_SECS=10` for longer runs;
 //! `HOOKRELAY_BENCH_UPSTREAM_ONLY=PORT` runs only the upstream on PORT and
 //! the plain proxy (p) in front of it, for profiling with another load
-//! generator).
+//! generator; `HOOKRELAY_BENCH_PACED="RATE URL"` only offers RATE
+//! requests/s to URL on a fixed schedule and prints when the waits stalled).
 
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
@@ -169,6 +174,114 @@ fn run_load(rt: &tokio::runtime::Runtime, url: &str, secs: u64) -> Stats {
         }
     })
 }
+
+/// An open-loop run: the [`CONNECTIONS`] senders together offer `rate`
+/// requests a second on a fixed schedule, whatever the answers' pace, and
+/// each latency counts from the moment the request was due (a sender that
+/// falls behind is not let off: no coordinated omission). This is the
+/// wait a sender sees at a given load; [`run_load`]'s closed loop instead
+/// measures at saturation, where every request queues behind the other 31.
+fn run_paced(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    rate: f64,
+    secs: u64,
+) -> (Stats, Duration, SlowWindows) {
+    let url = url.to_string();
+    rt.block_on(async move {
+        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(CONNECTIONS)
+            .build_http();
+        let body = payload();
+        let interval = Duration::from_secs_f64(CONNECTIONS as f64 / rate);
+        let start = Instant::now() + Duration::from_millis(100);
+        // Connections are opened in the first half second: not measured.
+        let warm_until = start + Duration::from_millis(500);
+        let per_sender = ((secs as f64 + 0.5) * rate / CONNECTIONS as f64) as u64;
+        let mut tasks = Vec::new();
+        for i in 0..CONNECTIONS {
+            let client = client.clone();
+            let url = url.clone();
+            let body = body.clone();
+            // Senders offset within one interval, so the offered load is even.
+            let first = start + interval.mul_f64(i as f64 / CONNECTIONS as f64);
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::with_capacity(per_sender as usize);
+                let mut errors = 0;
+                // Bounded in count, and in time by the schedule.
+                for n in 0..per_sender.min(1_000_000) {
+                    let due = first + interval.mul_f64(n as f64);
+                    tokio::time::sleep_until(due.into()).await;
+                    let req = http::Request::post(&url)
+                        .header("content-type", "application/json")
+                        .header("x-wc-webhook-topic", "order.updated")
+                        .header("x-wc-webhook-signature", signature())
+                        .body(Full::new(body.clone()))
+                        .unwrap();
+                    match tokio::time::timeout(Duration::from_secs(30), client.request(req)).await {
+                        Ok(Ok(resp)) => {
+                            let ok = resp.status().is_success();
+                            let _ = resp.into_body().collect().await;
+                            if !ok {
+                                errors += 1;
+                            }
+                        }
+                        _ => errors += 1,
+                    }
+                    if due >= warm_until {
+                        lat.push((due - warm_until, due.elapsed()));
+                    }
+                }
+                (lat, errors)
+            }));
+        }
+        let mut all = Vec::new();
+        let mut errors = 0;
+        let mut windows = std::collections::BTreeMap::<u64, (usize, Duration)>::new();
+        for t in tasks {
+            let (lat, e) = t.await.unwrap();
+            for (at, wait) in lat {
+                if wait > SLOW_WAIT {
+                    let w = windows.entry(at.as_millis() as u64 / 100).or_default();
+                    w.0 += 1;
+                    w.1 = w.1.max(wait);
+                }
+                all.push(wait);
+            }
+            errors += e;
+        }
+        let took = warm_until.elapsed().as_secs_f64();
+        all.sort();
+        let pct = |p: f64| {
+            all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or_default()
+        };
+        let stats = Stats {
+            rps: all.len() as f64 / took,
+            p50: pct(0.50),
+            p99: pct(0.99),
+            errors,
+            cpu_per_req: None,
+        };
+        let windows = windows
+            .into_iter()
+            .map(|(tenth, (n, max))| (tenth as f64 / 10.0, n, max))
+            .collect();
+        (stats, all.last().copied().unwrap_or_default(), windows)
+    })
+}
+
+/// The second open-loop load of (d): a busy production sender (86 million
+/// webhooks a day), the same on every host.
+const STEADY_RATE: f64 = 1000.0;
+
+/// A wait counted as a stall in [`run_paced`]'s windows.
+const SLOW_WAIT: Duration = Duration::from_millis(15);
+
+/// 100 ms windows (seconds into the measurement) in which some waits were
+/// over [`SLOW_WAIT`]: how many, and the longest.
+type SlowWindows = Vec<(f64, usize, Duration)>;
 
 /// The upstream receiver: answers 200 `{"ok":true}` after reading the body
 /// and waiting `delay` (zero for the normal upstream).
@@ -537,6 +650,38 @@ fn main() {
         upstream.join().unwrap();
         return;
     }
+    // An open-loop run against an outside URL, printing when the waits
+    // stalled: `HOOKRELAY_BENCH_PACED="7000 http://127.0.0.1:8080/in/x"`.
+    if let Ok(spec) = std::env::var("HOOKRELAY_BENCH_PACED") {
+        let (rate, url) = spec.split_once(' ').expect("RATE URL");
+        let secs = std::env::var("HOOKRELAY_BENCH_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (s, max, windows) = run_paced(&rt, url, rate.parse().expect("a rate"), secs);
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        for (at, n, longest) in windows {
+            println!(
+                "{at:>6.1} s: {n} waits over {} ms, the longest {:.1} ms",
+                SLOW_WAIT.as_millis(),
+                ms(longest)
+            );
+        }
+        println!(
+            "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms, {} errors",
+            s.rps,
+            ms(s.p50),
+            ms(s.p99),
+            ms(max),
+            s.errors
+        );
+        return;
+    }
     // `cargo bench` passes `--bench`; filters are not supported here.
     let secs: u64 = std::env::var("HOOKRELAY_BENCH_SECS")
         .ok()
@@ -665,10 +810,25 @@ fn main() {
                 "max_queue_depth": 100_000_000u64,
             }),
         );
-        let slow = run_measured(&rt, &h, &format!("{}/in/slow", h.ingest), secs);
+        let url = format!("{}/in/slow", h.ingest);
+        let slow = run_measured(&rt, &h, &url, secs);
+        // The same wait at half the rate just sustained: a sender's wait
+        // at a load hookrelay keeps up with, not behind 31 others.
+        let half = slow.rps / 2.0;
+        let (paced, _, stalls) = run_paced(&rt, &url, half, secs);
+        let (steady, ..) = run_paced(&rt, &url, STEADY_RATE, secs);
         drop(h);
-        slow_p99.push((durability, slow.p99));
+        slow_p99.push((
+            durability,
+            slow.p99,
+            half,
+            paced.p99,
+            stalls.len(),
+            steady.p99,
+        ));
         rows.push(row(format!("queue slow, {durability} (d)"), &slow, None));
+        rows.push(row(format!("  paced at half, {durability}"), &paced, None));
+        rows.push(row(format!("  paced at 1k/s, {durability}"), &steady, None));
     }
     // Slowloris last: its connections must not outlive their scenario.
     let h = start_hookrelay_with(
@@ -745,15 +905,23 @@ fn main() {
             .collect::<Vec<_>>()
             .join(", "),
     );
-    for (durability, p99) in slow_p99 {
-        println!(
-            "queue (d), {durability}: p99 wait for the 202 while the receiver sleeps 1 s: {:.2} ms (target < 5 ms){}",
-            ms(p99),
-            if p99 >= Duration::from_millis(5) {
+    for (durability, p99, half, paced, stalls, steady) in slow_p99 {
+        let missed = |d: Duration| {
+            if d >= Duration::from_millis(5) {
                 "  MISSED"
             } else {
                 ""
             }
+        };
+        println!(
+            "queue (d), {durability}: p99 wait for the 202 while the receiver sleeps 1 s (target < 5 ms): {:.2} ms at saturation{}; {:.2} ms offered half that ({half:.0} req/s; {stalls} 100 ms windows with waits over {} ms){}; {:.2} ms offered {STEADY_RATE:.0} req/s{}",
+            ms(p99),
+            missed(p99),
+            ms(paced),
+            SLOW_WAIT.as_millis(),
+            missed(paced),
+            ms(steady),
+            missed(steady),
         );
     }
     for ((durability, ratio), (_, left)) in queue_ratio.into_iter().zip(backlog) {

@@ -301,7 +301,12 @@ impl WalSync {
 
 /// WAL bytes alive before RocksDB flushes the families that keep the oldest
 /// file: bounds what a restart after a crash replays.
-const WAL_CAP: u64 = 64 << 20;
+///
+/// Reaching it flushes every family at once, and the disk is then busy for
+/// a while (the old WAL's sync, then the new tables): writes waited up to
+/// ~100-200 ms then at 64 MiB, about half that at 16 MiB, with the same
+/// throughput (open-loop runs of `benches/load.rs`, 2026-12-02).
+const WAL_CAP: u64 = 16 << 20;
 /// WAL files kept for reuse once obsolete (`WAL_CAP` keeps about two alive).
 const WAL_RECYCLE: usize = 2;
 /// Memtables of all families together: RocksDB's default is 64 MiB each,
@@ -407,6 +412,12 @@ impl Store {
         let cache = Cache::new_lru_cache(BLOCK_CACHE);
         let cfs = keys::ALL.iter().map(|name| {
             let mut o = Options::default();
+            // Two (the default) stopped every write when a family whose
+            // memtable was being flushed had its memtable switched again by
+            // the next WAL-full flush: "Stopping writes because we have 2
+            // immutable memtables" for as long as the flush lasted. The
+            // memory stays within MEMTABLE_BUDGET either way.
+            o.set_max_write_buffer_number(4);
             let mut table = BlockBasedOptions::default();
             table.set_block_cache(&cache);
             o.set_block_based_table_factory(&table);
