@@ -105,12 +105,44 @@ struct Stats {
     cpu_per_req: Option<Duration>,
 }
 
+type Sender = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+/// The load generator's client: one keep-alive connection per sender.
+fn sender() -> Sender {
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(CONNECTIONS)
+        .build_http()
+}
+
+/// One webhook POST, its answer read to the end: whether it was a 2xx.
+async fn post_webhook(client: &Sender, url: &str, body: &Bytes) -> bool {
+    let req = http::Request::post(url)
+        .header("content-type", "application/json")
+        .header("x-wc-webhook-topic", "order.updated")
+        .header("x-wc-webhook-signature", signature())
+        .body(Full::new(body.clone()))
+        .unwrap();
+    match tokio::time::timeout(Duration::from_secs(30), client.request(req)).await {
+        Ok(Ok(resp)) => {
+            let ok = resp.status().is_success();
+            resp.into_body().collect().await.is_ok() && ok
+        }
+        _ => false,
+    }
+}
+
+/// The p-th fraction of sorted waits.
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted
+        .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or_default()
+}
+
 fn run_load(rt: &tokio::runtime::Runtime, url: &str, secs: u64) -> Stats {
     let url = url.to_string();
     rt.block_on(async move {
-        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(CONNECTIONS)
-            .build_http();
+        let client = sender();
         let body = payload();
         // Warm the connections up before measuring.
         let warm_until = Instant::now() + Duration::from_millis(500);
@@ -129,21 +161,8 @@ fn run_load(rt: &tokio::runtime::Runtime, url: &str, secs: u64) -> Stats {
                     if now >= end {
                         break;
                     }
-                    let req = http::Request::post(&url)
-                        .header("content-type", "application/json")
-                        .header("x-wc-webhook-topic", "order.updated")
-                        .header("x-wc-webhook-signature", signature())
-                        .body(Full::new(body.clone()))
-                        .unwrap();
-                    match client.request(req).await {
-                        Ok(resp) => {
-                            let ok = resp.status().is_success();
-                            let _ = resp.into_body().collect().await;
-                            if !ok {
-                                errors += 1;
-                            }
-                        }
-                        Err(_) => errors += 1,
+                    if !post_webhook(&client, &url, &body).await {
+                        errors += 1;
                     }
                     if now >= warm_until {
                         lat.push(now.elapsed());
@@ -160,15 +179,10 @@ fn run_load(rt: &tokio::runtime::Runtime, url: &str, secs: u64) -> Stats {
             errors += e;
         }
         all.sort();
-        let pct = |p: f64| {
-            all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-                .copied()
-                .unwrap_or_default()
-        };
         Stats {
             rps: all.len() as f64 / secs as f64,
-            p50: pct(0.50),
-            p99: pct(0.99),
+            p50: percentile(&all, 0.50),
+            p99: percentile(&all, 0.99),
             errors,
             cpu_per_req: None,
         }
@@ -189,9 +203,7 @@ fn run_paced(
 ) -> (Stats, Duration, SlowWindows) {
     let url = url.to_string();
     rt.block_on(async move {
-        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(CONNECTIONS)
-            .build_http();
+        let client = sender();
         let body = payload();
         let interval = Duration::from_secs_f64(CONNECTIONS as f64 / rate);
         let start = Instant::now() + Duration::from_millis(100);
@@ -212,21 +224,8 @@ fn run_paced(
                 for n in 0..per_sender.min(1_000_000) {
                     let due = first + interval.mul_f64(n as f64);
                     tokio::time::sleep_until(due.into()).await;
-                    let req = http::Request::post(&url)
-                        .header("content-type", "application/json")
-                        .header("x-wc-webhook-topic", "order.updated")
-                        .header("x-wc-webhook-signature", signature())
-                        .body(Full::new(body.clone()))
-                        .unwrap();
-                    match tokio::time::timeout(Duration::from_secs(30), client.request(req)).await {
-                        Ok(Ok(resp)) => {
-                            let ok = resp.status().is_success();
-                            let _ = resp.into_body().collect().await;
-                            if !ok {
-                                errors += 1;
-                            }
-                        }
-                        _ => errors += 1,
+                    if !post_webhook(&client, &url, &body).await {
+                        errors += 1;
                     }
                     if due >= warm_until {
                         lat.push((due - warm_until, due.elapsed()));
@@ -252,15 +251,10 @@ fn run_paced(
         }
         let took = warm_until.elapsed().as_secs_f64();
         all.sort();
-        let pct = |p: f64| {
-            all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-                .copied()
-                .unwrap_or_default()
-        };
         let stats = Stats {
             rps: all.len() as f64 / took,
-            p50: pct(0.50),
-            p99: pct(0.99),
+            p50: percentile(&all, 0.50),
+            p99: percentile(&all, 0.99),
             errors,
             cpu_per_req: None,
         };

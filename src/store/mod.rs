@@ -415,8 +415,9 @@ impl Store {
             // Two (the default) stopped every write when a family whose
             // memtable was being flushed had its memtable switched again by
             // the next WAL-full flush: "Stopping writes because we have 2
-            // immutable memtables" for as long as the flush lasted. The
-            // memory stays within MEMTABLE_BUDGET either way.
+            // immutable memtables" for as long as the flush lasted. What
+            // they hold stays bounded by the WAL cap (each WAL-full switch
+            // flushes them), far below MEMTABLE_BUDGET.
             o.set_max_write_buffer_number(4);
             let mut table = BlockBasedOptions::default();
             table.set_block_cache(&cache);
