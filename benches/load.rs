@@ -2,7 +2,8 @@
 //!
 //! In one run on one machine it drives the same POST (a ~2 KB JSON webhook,
 //! 32 concurrent keep-alive connections, fixed duration) against
-//!   (a) the upstream receiver directly,
+//!   (a) the upstream receiver directly (and once offered 1,000
+//!       requests/s on a schedule: the open-loop reference for (d)),
 //!   (b) hookrelay in forward mode to that upstream,
 //!   (b') (b) with an enforced WooCommerce signature checked on every request,
 //!   (p) a plain reverse proxy with the same hyper stack and threads and
@@ -776,6 +777,14 @@ fn main() {
     let mut rates: Vec<f64> = directs.iter().map(|d| d.rps).collect();
     rates.sort_by(f64::total_cmp);
     let direct = rates[1];
+    // The open-loop reference for (d): what the host's wake-ups and the
+    // loopback cost a request offered at a steady rate with nothing between.
+    let (direct_steady, ..) = run_paced(&rt, &upstream, STEADY_RATE, secs);
+    rows.push(row(
+        "direct, paced at 1k/s (a)".to_string(),
+        &direct_steady,
+        None,
+    ));
     rows.push(row(
         "plain hyper proxy (p)".to_string(),
         &plain,
@@ -908,7 +917,7 @@ fn main() {
             }
         };
         println!(
-            "queue (d), {durability}: p99 wait for the 202 while the receiver sleeps 1 s (target < 5 ms): {:.2} ms at saturation{}; {:.2} ms offered half that ({half:.0} req/s; {stalls} 100 ms windows with waits over {} ms){}; {:.2} ms offered {STEADY_RATE:.0} req/s{}",
+            "queue (d), {durability}: p99 wait for the 202 while the receiver sleeps 1 s (target < 5 ms): {:.2} ms at saturation{}; {:.2} ms offered half that ({half:.0} req/s; {stalls} 100 ms windows with waits over {} ms){}; {:.2} ms offered {STEADY_RATE:.0} req/s{} (the upstream alone: {:.2} ms)",
             ms(p99),
             missed(p99),
             ms(paced),
@@ -916,6 +925,7 @@ fn main() {
             missed(paced),
             ms(steady),
             missed(steady),
+            ms(direct_steady.p99),
         );
     }
     for ((durability, ratio), (_, left)) in queue_ratio.into_iter().zip(backlog) {
