@@ -90,6 +90,7 @@ const PRIVATE: &[(&str, &str)] = &[
     ("::/128", "an unspecified address (it reaches loopback)"),
     ("::1/128", "a loopback address"),
     ("100::/64", "a discard-only address"),
+    ("100:0:0:1::/64", "a dummy IPv6 prefix address"),
     (
         "2001::/23",
         "an IETF protocol address (Teredo, ORCHID and others)",
@@ -102,16 +103,16 @@ const PRIVATE: &[(&str, &str)] = &[
     ("ff00::/8", "a multicast address"),
 ];
 
-/// Addresses inside [`PRIVATE`]'s ranges that IANA marks globally
-/// reachable (anycast services, AMT, AS112, ORCHIDv2): never refused.
+/// Networks inside [`PRIVATE`]'s ranges that IANA marks globally
+/// reachable (AMT, AS112, ORCHIDv2, drone DETs): never refused. Its
+/// anycast addresses (PCP, TURN, DNS-SD SRP: `192.0.0.9`, `192.0.0.10`,
+/// `2001:1::1`-`3`) stay refused: they reach the nearest responder, for
+/// PCP by design the operator's own NAT, and no receiver lives there.
 const GLOBAL_INSIDE_PRIVATE: &[(&str, &str)] = &[
-    ("192.0.0.9/32", "the PCP anycast address"),
-    ("192.0.0.10/32", "the TURN anycast address"),
-    ("2001:1::1/128", "the PCP anycast address"),
-    ("2001:1::2/128", "the TURN anycast address"),
     ("2001:3::/32", "an AMT address"),
     ("2001:4:112::/48", "an AS112 address"),
     ("2001:20::/28", "an ORCHIDv2 address"),
+    ("2001:30::/28", "a drone DET address"),
 ];
 
 impl TargetGuard {
@@ -439,8 +440,12 @@ mod tests {
             "203.0.113.5",
             "2001:db8::1",
             "2001::1",
+            "2001:1::1",
             "2001:1::3",
+            "192.0.0.9",
+            "192.0.0.10",
             "192.0.0.11",
+            "100:0:0:1::1",
             "100::1",
             "fec0::1",
             "2002:7f00:1::",
@@ -455,13 +460,10 @@ mod tests {
             "64:ff9b::808:808",
             "2002:808:808::",
             // Globally reachable inside the ranges around them.
-            "192.0.0.9",
-            "192.0.0.10",
-            "2001:1::1",
-            "2001:1::2",
             "2001:3::1",
             "2001:4:112::1",
             "2001:20::1",
+            "2001:30::1",
         ] {
             assert_eq!(g.check(ip(ok)), Ok(()), "{ok}");
         }
