@@ -18,29 +18,29 @@ pub fn rfc3339_ms(ms: u64) -> String {
 /// without an offset (`2026-11-24T12:00:00`, or a space for the `T`: taken
 /// as UTC), or a bare number of milliseconds since the epoch, up to the
 /// last instant an event id can carry (48 bits of milliseconds: the year
-/// 10889); later ones would wrap around in the id bounds.
+/// 10889); later ones would wrap around in the id bounds, earlier than the
+/// epoch are refused.
 pub fn parse_instant_ms(s: &str) -> Option<u64> {
+    use time::format_description::well_known::Rfc3339;
     let ms = match s.parse::<u64>() {
         Ok(n) => n,
         Err(_) => {
-            match time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
-                Ok(t) => u64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()?,
-                // humantime reads the zone-less forms; it is never given an
-                // offset, which it would skip over unread after a fraction.
-                Err(_) if !has_offset(s) => humantime::parse_rfc3339_weak(s)
-                    .ok()
-                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                    .map(|d| d.as_millis() as u64)?,
-                Err(_) => return None,
-            }
+            let t = time::OffsetDateTime::parse(s, &Rfc3339)
+                .or_else(|e| match has_zone(s) {
+                    true => Err(e),
+                    false => time::OffsetDateTime::parse(&format!("{s}Z"), &Rfc3339),
+                })
+                .ok()?;
+            u64::try_from(t.unix_timestamp_nanos().div_euclid(1_000_000)).ok()?
         }
     };
     (ms < 1 << 48).then_some(ms)
 }
 
-/// Whether an RFC 3339-like text has a sign after its date: an offset.
-fn has_offset(s: &str) -> bool {
-    s.get(10..).is_some_and(|time| time.contains(['+', '-']))
+/// Whether RFC 3339-like text names its zone: `Z`, or a sign after the
+/// date (an offset).
+fn has_zone(s: &str) -> bool {
+    s.ends_with(['Z', 'z']) || s.get(10..).is_some_and(|time| time.contains(['+', '-']))
 }
 
 /// A duration back from `now`: `15m`, `2h`, `3d`, `1h 30m`, `2h ago`.
@@ -75,6 +75,8 @@ mod tests {
             ("2026-12-02T16:48:41.112", utc),
             ("2026-12-02 16:48:41.112", utc),
             ("2026-12-02T16:48:41Z", utc - 112),
+            ("2026-12-02t16:48:41.112z", utc),
+            ("2026-12-02t16:48:41.112", utc),
             ("1796230121112", utc),
         ] {
             assert_eq!(parse_instant_ms(text), Some(want), "{text}");
@@ -84,13 +86,16 @@ mod tests {
     #[test]
     fn offsets_that_are_not_offsets_are_refused() {
         for text in [
-            // humantime alone read these as UTC, skipping the offset.
+            // humantime read these as UTC, skipping the offset.
             "2026-12-02T16:48:41.112+99:99",
             "2026-12-02T16:48:41.112+ab:cd",
             "2026-12-02T16:48:41.112+garbag",
             "2026-12-02T16:48:41.112+05",
             "2026-12-02T16:48:41+5:00",
             "2026-12-02T16:48:41.112-",
+            "2026-12-02T16:48:41.Z",
+            "2026-12-02T16:48:60Z",
+            "1969-12-31T23:59:59.9995Z",
             "yesterday",
         ] {
             assert_eq!(parse_instant_ms(text), None, "{text}");
