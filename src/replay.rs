@@ -89,6 +89,8 @@ impl Job {
             );
             o.insert("queued".into(), self.queued().into());
             o.insert("skipped".into(), self.skipped().into());
+            // Bookkeeping for the rate across restarts, not progress.
+            o.remove("last_turn_at");
         }
         v
     }
@@ -483,7 +485,7 @@ async fn run(relay: &Arc<Relay>, running: &Arc<Running>, ids: &[String]) {
             }
             next_at += interval;
         }
-        let turn_at = now_ms();
+        let mut turn_at = now_ms();
         // Looked at right before the send (not before the rate's pause,
         // which may last minutes).
         let _sending = loop {
@@ -520,6 +522,12 @@ async fn run(relay: &Arc<Relay>, running: &Arc<Running>, ids: &[String]) {
                 _ = changed => {}
                 _ = running.cancel.cancelled() => break 'events,
                 _ = relay.jobs.stop.cancelled() => break 'events,
+            }
+            // The turn is when the wait ends: the next event keeps its
+            // interval after this one instead of following at once.
+            if let Some(interval) = interval {
+                turn_at = now_ms();
+                next_at = tokio::time::Instant::now() + interval;
             }
         };
         let (outcome, error) = replay_one(relay, id, target.clone(), resign, created_at).await;
