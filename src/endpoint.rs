@@ -441,8 +441,9 @@ macro_rules! refuse_null {
                 Option::<T>::deserialize(d)?.map(Some).ok_or_else(|| {
                     D::Error::custom(concat!(
                         stringify!($field),
-                        ": null is not a value here; leave the field out to keep it \
-                         (null clears only target, signature, notify_url and mirror)"
+                        ": null is not a value for this field (leave it out to keep \
+                         the current value; null clears only target, signature, \
+                         notify_url and mirror)"
                     ))
                 })
             })*
@@ -676,6 +677,44 @@ pub fn set_status(ep: &mut Endpoint, status: Status, reason: Option<String>, now
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn null_clears_the_optional_fields_and_is_refused_for_the_rest() {
+        for field in ["target", "signature", "notify_url", "mirror"] {
+            let input: EndpointInput =
+                serde_json::from_value(serde_json::json!({ field: null })).unwrap();
+            let cleared = match field {
+                "target" => input.target == Some(None),
+                "signature" => matches!(input.signature, Some(None)),
+                "notify_url" => input.notify_url == Some(None),
+                _ => input.mirror == Some(None),
+            };
+            assert!(cleared, "{field}: {input:?}");
+        }
+        for field in [
+            "slug",
+            "name",
+            "status",
+            "mode",
+            "timeout_ms",
+            "failure_threshold",
+            "success_codes",
+            "retry",
+            "response",
+            "ordered",
+            "max_in_flight",
+            "max_queue_depth",
+            "ping_on_activate",
+        ] {
+            let err = serde_json::from_value::<EndpointInput>(serde_json::json!({ field: null }))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!("{field}: null is not a value for this field")),
+                "{field}: {err}"
+            );
+        }
+    }
 
     #[test]
     fn urls_with_a_bad_port_or_a_fragment_are_refused() {

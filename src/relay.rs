@@ -541,6 +541,10 @@ impl Relay {
                     ep.consecutive_failures = live.consecutive_failures;
                     ep.disabled_reason = live.disabled_reason.clone();
                     ep.disabled_at = live.disabled_at;
+                } else if ep.status != Status::Active {
+                    // A pause or a disable by hand keeps the count; failures
+                    // counted since the snapshot must not be lost.
+                    ep.consecutive_failures = live.consecutive_failures;
                 }
                 // Written under the lock (ordered with policy writes), but
                 // the fsync waits after it is released.

@@ -159,7 +159,7 @@ pub enum EndpointCmd {
         #[command(flatten)]
         remote: RemoteArgs,
     },
-    /// Resume forwarding and reset the failure count.
+    /// Resume a paused or disabled endpoint and reset its failure count.
     Resume {
         slug: String,
         /// Also send the held events, in arrival order.

@@ -98,7 +98,7 @@ async fn endpoint_fields_are_stored_and_returned() {
         assert_eq!(status, 422, "{field}: {v}");
         let why = v["error"].as_str().unwrap();
         assert!(
-            why.contains(&format!("{field}: null is not a value here")),
+            why.contains(&format!("{field}: null is not a value for this field")),
             "{why}"
         );
     }

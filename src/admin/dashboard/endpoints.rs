@@ -671,11 +671,6 @@ fn input_of(f: &CsrfForm, current: Option<&Endpoint>) -> Result<EndpointInput, V
         return Err(errors);
     }
     let defaults = ResponseSpec::default();
-    let status = match (status, current) {
-        // Re-sending the current status would reset the failure count.
-        (Some(s), Some(ep)) if s == ep.status => None,
-        (s, _) => s,
-    };
     let name = f.get("name");
     Ok(EndpointInput {
         slug: opt(f.get("slug")),
@@ -834,20 +829,18 @@ pub async fn resume(
         let slug = slug.clone();
         move |s| s.counts(&slug)
     });
+    // Resuming an endpoint that is active already changes nothing.
+    let done = match before {
+        Some(Status::Active) => format!("{slug} was active already; nothing changed."),
+        _ => format!("Resumed {slug}; the failure count is reset."),
+    };
     match (res, held.await) {
         (Ok(_), Ok(c)) if c.held > 0 => redirect_with(
             &back(&form),
             "ok",
-            &format!(
-                "Resumed {slug}; the failure count is reset. {} held events can be released now.{ping}",
-                c.held
-            ),
+            &format!("{done} {} held events can be released now.{ping}", c.held),
         ),
-        (Ok(_), _) => redirect_with(
-            &back(&form),
-            "ok",
-            &format!("Resumed {slug}; the failure count is reset.{ping}"),
-        ),
+        (Ok(_), _) => redirect_with(&back(&form), "ok", &format!("{done}{ping}")),
         (Err(e), _) => redirect_with(&back(&form), "error", &e.public_message()),
     }
 }
