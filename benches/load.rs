@@ -101,6 +101,7 @@ struct Stats {
     rps: f64,
     p50: Duration,
     p99: Duration,
+    max: Duration,
     errors: usize,
     /// hookrelay's own CPU time per request (not for the direct runs).
     cpu_per_req: Option<Duration>,
@@ -184,6 +185,7 @@ fn run_load(rt: &tokio::runtime::Runtime, url: &str, secs: u64) -> Stats {
             rps: all.len() as f64 / secs as f64,
             p50: percentile(&all, 0.50),
             p99: percentile(&all, 0.99),
+            max: percentile(&all, 1.0),
             errors,
             cpu_per_req: None,
         }
@@ -201,7 +203,7 @@ fn run_paced(
     url: &str,
     rate: f64,
     secs: u64,
-) -> (Stats, Duration, SlowWindows) {
+) -> (Stats, SlowWindows) {
     let url = url.to_string();
     rt.block_on(async move {
         let client = sender();
@@ -264,6 +266,7 @@ fn run_paced(
             rps: all.len() as f64 / took,
             p50: percentile(&all, 0.50),
             p99: percentile(&all, 0.99),
+            max: percentile(&all, 1.0),
             errors,
             cpu_per_req: None,
         };
@@ -271,7 +274,7 @@ fn run_paced(
             .into_iter()
             .map(|(tenth, (n, max))| (tenth as f64 / 10.0, n, max))
             .collect();
-        (stats, all.last().copied().unwrap_or_default(), windows)
+        (stats, windows)
     })
 }
 
@@ -672,7 +675,7 @@ fn main() {
             .enable_all()
             .build()
             .unwrap();
-        let (s, max, windows) = run_paced(&rt, url, rate, secs);
+        let (s, windows) = run_paced(&rt, url, rate, secs);
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         for (at, n, longest) in windows {
             println!(
@@ -686,7 +689,7 @@ fn main() {
             s.rps,
             ms(s.p50),
             ms(s.p99),
-            ms(max),
+            ms(s.max),
             s.errors
         );
         return;
@@ -793,7 +796,8 @@ fn main() {
     let direct = rates[1];
     // The open-loop reference for (d): what the host's wake-ups and the
     // loopback cost a request offered at a steady rate with nothing between.
-    let (direct_steady, ..) = run_paced(&rt, &upstream, STEADY_RATE, PACED_SECS.max(secs));
+    let paced_secs = PACED_SECS.max(secs);
+    let (direct_steady, _) = run_paced(&rt, &upstream, STEADY_RATE, paced_secs);
     rows.push(row(
         "direct, paced at 1k/s (a)".to_string(),
         &direct_steady,
@@ -832,16 +836,15 @@ fn main() {
         // The same wait at half the rate just sustained: a sender's wait
         // at a load hookrelay keeps up with, not behind 31 others.
         let half = slow.rps / 2.0;
-        let paced_secs = PACED_SECS.max(secs);
-        let (paced, paced_max, stalls) = run_paced(&rt, &url, half, paced_secs);
-        let (steady, steady_max, steady_stalls) = run_paced(&rt, &url, STEADY_RATE, paced_secs);
+        let (paced, stalls) = run_paced(&rt, &url, half, paced_secs);
+        let (steady, steady_stalls) = run_paced(&rt, &url, STEADY_RATE, paced_secs);
         drop(h);
         slow_p99.push((
             durability,
             slow.p99,
             half,
-            (paced.p99, paced_max, stalls.len()),
-            (steady.p99, steady_max, steady_stalls.len()),
+            (paced.p99, paced.max, stalls.len()),
+            (steady.p99, steady.max, steady_stalls.len()),
         ));
         rows.push(row(format!("queue slow, {durability} (d)"), &slow, None));
         rows.push(row(format!("  paced at half, {durability}"), &paced, None));
