@@ -231,12 +231,13 @@ impl Jobs {
 /// its answer is the job's final count in all but the slowest cases.
 const CANCEL_WAIT: Duration = Duration::from_secs(5);
 
-/// Cancels a job and saves that at once, so a restart does not resume it;
-/// answers once the runner has stopped (or after [`CANCEL_WAIT`], with
-/// `finished_at` still empty while a replay is in flight).
+/// Cancels a job and saves that durably at once, so a restart does not
+/// resume it; answers once the runner has stopped (or after
+/// [`CANCEL_WAIT`], with `finished_at` still empty while a replay is in
+/// flight).
 pub async fn cancel(relay: &Arc<Relay>, id: &str) -> Result<Job> {
     let (job, running) = relay.jobs.cancel(id)?;
-    persist(relay, &job).await;
+    persist_durably(relay, &job).await?;
     let _ = tokio::time::timeout(CANCEL_WAIT, running.ended.cancelled()).await;
     Ok(running
         .job
@@ -313,6 +314,15 @@ pub async fn start(
             Ok((job, ids))
         })
         .await?;
+    // The `202` promises a job that a crash does not lose.
+    if let Err(e) = relay.store.durable().await {
+        let id = job.id.clone();
+        let _ = relay
+            .store
+            .run(move |s| s.forget_jobs(&[(id, false)]))
+            .await;
+        return Err(e);
+    }
     spawn(relay, job.clone(), ids);
     Ok(job)
 }
@@ -530,11 +540,23 @@ async fn run(relay: &Arc<Relay>, running: &Arc<Running>, ids: &[String]) {
                 next_at = tokio::time::Instant::now() + interval;
             }
         };
+        if interval.is_some() {
+            // Stored before the send, not only with its outcome: a job
+            // killed while this event is under way sends it again after the
+            // restart, and waits out its interval first.
+            let snapshot = {
+                let mut job = running.job.lock().unwrap_or_else(|p| p.into_inner());
+                job.last_turn_at = Some(turn_at);
+                job.clone()
+            };
+            if let Err(e) = persist_durably(relay, &snapshot).await {
+                tracing::warn!(job = %snapshot.id, error = %e, "replay job turn not saved");
+            }
+        }
         let (outcome, error) = replay_one(relay, id, target.clone(), resign, created_at).await;
         let snapshot = {
             let mut job = running.job.lock().unwrap_or_else(|p| p.into_inner());
             job.sent = k + 1;
-            job.last_turn_at = Some(turn_at);
             if error.is_some() {
                 job.last_error = error;
             }
@@ -652,23 +674,31 @@ async fn look(relay: &Arc<Relay>, id: &str, target: Option<&str>) -> Look {
     Look::Send(Some(cell))
 }
 
+/// Saves a job's record; progress is advisory, so a failure is logged.
 async fn persist(relay: &Arc<Relay>, job: &Job) {
-    let Ok(record) = serde_json::to_value(job) else {
-        return;
-    };
-    let id = job.id.clone();
-    let ended = job.status.finished();
-    if let Err(e) = relay
-        .store
-        .run(move |s| {
-            if ended {
-                s.end_job(&id, &record)
-            } else {
-                s.put_job(&id, &record, None)
-            }
-        })
-        .await
-    {
+    if let Err(e) = save(relay, job).await {
         tracing::warn!(job = %job.id, error = %e, "replay job progress not saved");
     }
+}
+
+/// Saves a job's record and waits until it would survive a crash (the
+/// WAL written out, and synced with `sync`): for what an answer
+/// acknowledges, and for the turn an event takes.
+async fn persist_durably(relay: &Arc<Relay>, job: &Job) -> Result<()> {
+    save(relay, job).await?;
+    relay.store.durable().await
+}
+
+/// Left in the WAL buffer (see `Store::put_job`).
+async fn save(relay: &Arc<Relay>, job: &Job) -> Result<()> {
+    let record = serde_json::to_value(job).map_err(|e| Error::Internal(e.to_string()))?;
+    let id = job.id.clone();
+    let ended = job.status.finished();
+    relay
+        .store
+        .run(move |s| match ended {
+            true => s.end_job(&id, &record),
+            false => s.put_job(&id, &record, None),
+        })
+        .await
 }

@@ -4,7 +4,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{Receiver, Reply, TestServer, config_at, temp_data};
+use crate::support::child::spawn_binary;
+use crate::support::{Receiver, Reply, TestServer, config_at, send, temp_data};
 
 /// A forward endpoint whose target failed `n` events, then recovered.
 async fn failed_events(s: &TestServer, up: &mut Receiver, slug: &str, n: usize) -> Vec<String> {
@@ -265,6 +266,98 @@ async fn the_rate_holds_across_a_restart() {
     // 2.5 s at 0.4/s, less the milliseconds the stored time rounds off.
     assert!(gap >= 2.4, "the next event went {gap:.3} s after the first");
     s.stop().await;
+}
+
+/// A job killed while an event is under way sends that event again after
+/// the restart, but only once its interval is over: the turn is stored when
+/// it comes, not with the outcome (which a kill never stores).
+#[tokio::test]
+async fn the_rate_holds_across_a_kill_during_a_send() {
+    let mut up = Receiver::start(vec![Reply::status(500)]).await;
+    let (_dir, data) = temp_data();
+    let s = TestServer::start_with(config_at(&data)).await;
+    failed_events(&s, &mut up, "k", 2).await;
+    s.stop().await;
+    // The first replay is still waiting for its answer at the kill.
+    up.set_script(vec![
+        Reply::status(200).delay(Duration::from_secs(60)),
+        Reply::status(200),
+    ]);
+    let child = spawn_binary(&data, "sync");
+    let (st, _, body) = send(
+        "POST",
+        &format!("{}/api/replay", child.admin),
+        &[("content-type", "application/json")],
+        json!({ "endpoint": "k", "rate": 0.25 }).to_string().into(),
+    )
+    .await;
+    assert_eq!(st, 202, "{}", String::from_utf8_lossy(&body));
+    let first = up.next().await;
+    assert_eq!(first.body, "k-000");
+    drop(child); // SIGKILL, and reaped
+    let child = spawn_binary(&data, "sync");
+    let again = up.next().await;
+    let gap = again.at.duration_since(first.at).as_secs_f64();
+    assert_eq!(again.body, "k-000", "the event under way is sent again");
+    // 4 s at 0.25/s, less the milliseconds the stored time rounds off; a
+    // restart takes far less, so a job that forgot its turn goes sooner.
+    assert!(gap >= 3.9, "sent again {gap:.3} s after the first try");
+    drop(child);
+}
+
+/// A job's `202` and a cancel's answer are acknowledgements: a kill right
+/// after either loses neither (both waited for the WAL like an event's).
+#[tokio::test]
+async fn a_kill_right_after_the_answer_loses_no_job_and_no_cancel() {
+    let up = Receiver::start(vec![Reply::status(200)]).await;
+    let (_dir, data) = temp_data();
+    let s = TestServer::start_with(config_at(&data)).await;
+    s.create_endpoint(json!({ "slug": "j" })).await;
+    for i in 0..3 {
+        s.post_in("j", &[], format!("j-{i}")).await;
+    }
+    s.stop().await;
+    let api =
+        |child: &crate::support::child::Child, method: &'static str, path: String, body: Value| {
+            let url = format!("{}{path}", child.admin);
+            async move {
+                let (st, _, b) = send(
+                    method,
+                    &url,
+                    &[("content-type", "application/json")],
+                    body.to_string().into(),
+                )
+                .await;
+                (
+                    st,
+                    serde_json::from_slice::<Value>(&b).unwrap_or(Value::Null),
+                )
+            }
+        };
+    // A lost write needs the kill inside a few milliseconds: three rounds
+    // make a pass without the waits all but impossible.
+    for round in 0..3 {
+        let child = spawn_binary(&data, "sync");
+        // Slow enough that it is still running at every look below.
+        let job = json!({ "endpoint": "j", "target": up.url("/"), "rate": 0.01 });
+        let (st, v) = api(&child, "POST", "/api/replay".into(), job).await;
+        assert_eq!(st, 202, "{v}");
+        let id = v["id"].as_str().unwrap().to_string();
+        drop(child); // SIGKILL at once
+        let child = spawn_binary(&data, "sync");
+        let (st, v) = api(&child, "GET", format!("/api/replay/{id}"), Value::Null).await;
+        assert_eq!(st, 200, "round {round}: the job acknowledged is gone: {v}");
+        let (st, v) = api(&child, "DELETE", format!("/api/replay/{id}"), Value::Null).await;
+        assert_eq!(st, 200, "{v}");
+        drop(child);
+        let child = spawn_binary(&data, "sync");
+        let (_, v) = api(&child, "GET", format!("/api/replay/{id}"), Value::Null).await;
+        assert_eq!(
+            v["status"], "cancelled",
+            "round {round}: the cancel was lost: {v}"
+        );
+        drop(child);
+    }
 }
 
 /// `rate` is a ceiling: after a slow replay the job does not catch up in a
