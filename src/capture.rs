@@ -52,6 +52,30 @@ pub fn has_dot_segment(rest: &str) -> bool {
     })
 }
 
+/// A request that names its host twice, differently: two `Host` headers
+/// (RFC 9112 §3.2 says `400`), or over HTTP/2 a `Host` that names another
+/// authority than `:authority` (RFC 9113 §8.3.1). Which of them a check
+/// (the admin's loopback and same-origin checks, `X-Forwarded-Host`) read
+/// would be the sender's to choose; both listeners refuse it.
+pub fn ambiguous_host(
+    version: http::Version,
+    uri: &http::Uri,
+    headers: &http::HeaderMap,
+) -> Option<&'static str> {
+    let mut hosts = headers.get_all(http::header::HOST).iter();
+    let host = hosts.next()?;
+    if hosts.next().is_some() {
+        return Some("more than one Host header");
+    }
+    let authority = uri
+        .authority()
+        .filter(|_| version == http::Version::HTTP_2)?;
+    (!host
+        .as_bytes()
+        .eq_ignore_ascii_case(authority.as_str().as_bytes()))
+    .then_some("a Host header that names another host than :authority")
+}
+
 pub fn headers_of(parts: &Parts) -> Headers {
     parts
         .headers
@@ -138,6 +162,36 @@ pub fn capture(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_named_twice_differently_is_ambiguous() {
+        use http::{HeaderMap, HeaderValue, Uri, Version};
+        let h = |hosts: &[&str]| {
+            let mut m = HeaderMap::new();
+            for v in hosts {
+                m.append(http::header::HOST, HeaderValue::from_str(v).unwrap());
+            }
+            m
+        };
+        let origin: Uri = "/in/x".parse().unwrap();
+        let h2: Uri = "http://a.example:8080/in/x".parse().unwrap();
+        let cases: [(Version, &Uri, &[&str], bool); 7] = [
+            (Version::HTTP_11, &origin, &["a.example"], false),
+            (Version::HTTP_11, &origin, &[], false),
+            (Version::HTTP_11, &origin, &["a.example", "b.example"], true),
+            (Version::HTTP_11, &origin, &["a.example", "a.example"], true),
+            (Version::HTTP_2, &h2, &[], false),
+            (Version::HTTP_2, &h2, &["A.example:8080"], false),
+            (Version::HTTP_2, &h2, &["b.example"], true),
+        ];
+        for (version, uri, hosts, want) in cases {
+            assert_eq!(
+                ambiguous_host(version, uri, &h(hosts)).is_some(),
+                want,
+                "{version:?} {uri} {hosts:?}"
+            );
+        }
+    }
 
     #[test]
     fn the_dashboard_login_is_not_captured() {

@@ -223,6 +223,11 @@ impl ResponseSpec {
         for (name, value) in &self.headers {
             http::HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| format!("response header name {name:?} is not valid"))?;
+            if crate::deliver::per_hop(name) {
+                return Err(format!(
+                    "response header {name:?} frames the message or describes the connection; hookrelay sets it"
+                ));
+            }
             http::HeaderValue::from_str(value)
                 .map_err(|_| format!("response header value for {name:?} is not valid"))?;
         }

@@ -56,6 +56,30 @@ pub async fn handle(
         };
         return Ok(json(status, body));
     }
+    // A tunnel request, not a delivery: hyper's client would send it as a
+    // bare `CONNECT host:port` (no path, no body) and a proxy's `200` would
+    // pass for a delivery.
+    if req.method() == http::Method::CONNECT {
+        let mut resp = json(
+            StatusCode::METHOD_NOT_ALLOWED,
+            serde_json::json!({ "error": "CONNECT opens a tunnel; hookrelay takes webhooks (any other method); nothing was stored" })
+                .to_string(),
+        );
+        let h = resp.headers_mut();
+        // Any other method is taken; these are the standard ones.
+        h.insert(
+            header::ALLOW,
+            HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE"),
+        );
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return Ok(resp);
+    }
+    if let Some(why) = capture::ambiguous_host(req.version(), req.uri(), req.headers()) {
+        let mut resp = error(Error::BadRequest(format!("{why}; nothing was stored")));
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return Ok(resp);
+    }
     let Some((slug, rest)) = capture::split_ingest_path(&path) else {
         return Ok(error(Error::NotFound(
             "not an ingest path; senders post to /in/{slug}".into(),
@@ -375,7 +399,13 @@ async fn ingest(
             let mut resp = Response::new(Full::new(Bytes::from(spec.body.clone())));
             *resp.status_mut() =
                 StatusCode::from_u16(bin_answer.unwrap_or(spec.status)).unwrap_or(StatusCode::OK);
-            for (n, v) in &spec.headers {
+            // Refused when the endpoint is saved; skipped here for one an
+            // earlier version stored (a `content-length` would break framing).
+            for (n, v) in spec
+                .headers
+                .iter()
+                .filter(|(n, _)| !crate::deliver::per_hop(n))
+            {
                 if let (Ok(n), Ok(v)) = (
                     HeaderName::from_bytes(n.as_bytes()),
                     HeaderValue::from_str(v),

@@ -48,6 +48,7 @@ pub fn router(relay: Arc<Relay>, token: Option<String>, body_time: Duration) -> 
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .layer(middleware::map_request(deadline))
         .layer(middleware::from_fn(refuse_cross_origin))
+        .layer(middleware::from_fn(refuse_ambiguous_host))
         .layer(middleware::map_response(security_headers))
         .with_state(state)
 }
@@ -191,6 +192,15 @@ fn unauthorized() -> Response {
 /// is another site is refused before it reaches a handler: the admin
 /// listener usually sits on loopback, where any page the developer has open
 /// could otherwise POST to it (replay, delete) without reading the answer.
+/// See [`crate::capture::ambiguous_host`]: the loopback and same-origin
+/// checks below read the host.
+async fn refuse_ambiguous_host(req: Request, next: Next) -> Response {
+    match crate::capture::ambiguous_host(req.version(), req.uri(), req.headers()) {
+        None => next.run(req).await,
+        Some(why) => Error::BadRequest(why.into()).into_response(),
+    }
+}
+
 async fn refuse_cross_origin(req: Request, next: Next) -> Response {
     let safe = matches!(
         *req.method(),

@@ -41,6 +41,13 @@ pub const HOP_BY_HOP: [&str; 10] = [
 /// fails rather than letting one receiver exhaust memory.
 pub const MAX_RESPONSE_BODY: usize = 32 * 1024 * 1024;
 
+/// A header that describes one hop or frames one message: [`HOP_BY_HOP`]
+/// and `content-length`. Never sent on, nor set on a bin's answer.
+pub fn per_hop(name: &str) -> bool {
+    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+        || name.eq_ignore_ascii_case("content-length")
+}
+
 /// Drops hop-by-hop headers, those named by `Connection`, and `content-length`.
 pub fn strip_hop_by_hop(headers: &Headers) -> Headers {
     let named: Vec<String> = headers
@@ -56,11 +63,7 @@ pub fn strip_hop_by_hop(headers: &Headers) -> Headers {
     // Compared without lower-casing copies: this runs for every forward.
     headers
         .iter()
-        .filter(|(n, _)| {
-            !HOP_BY_HOP.iter().any(|h| n.eq_ignore_ascii_case(h))
-                && !n.eq_ignore_ascii_case("content-length")
-                && !named.iter().any(|c| n.eq_ignore_ascii_case(c))
-        })
+        .filter(|(n, _)| !per_hop(n) && !named.iter().any(|c| n.eq_ignore_ascii_case(c)))
         .cloned()
         .collect()
 }

@@ -1060,3 +1060,137 @@ async fn queued_deliveries_wait_for_room_for_their_bodies() {
     assert_eq!(s.post_in("q", &[], "d").await.status, 202);
     assert_eq!(&receiver.next().await.body[..], b"d");
 }
+
+/// `CONNECT` asks for a tunnel: forwarded, hyper's client would send a bare
+/// `CONNECT host:port` (no path, no body) and record a proxy's `200` as a
+/// delivery. Refused before anything is stored.
+#[tokio::test]
+async fn connect_is_refused_and_nothing_is_stored() {
+    let mut up = crate::support::Receiver::start(vec![crate::support::Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "f", "target": up.url("/x") }))
+        .await;
+    s.create_endpoint(json!({ "slug": "b" })).await;
+    for slug in ["f", "b"] {
+        let req =
+            format!("CONNECT /in/{slug}/m HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nhello");
+        let out = raw(s.ingest, req.as_bytes(), Duration::from_secs(5)).await;
+        let text = String::from_utf8_lossy(&out);
+        assert!(out.starts_with(b"HTTP/1.1 405"), "{slug}: {text}");
+        assert!(
+            text.to_ascii_lowercase().contains("\r\nallow: get, "),
+            "{text}"
+        );
+        assert!(text.contains("nothing was stored"), "{text}");
+        let events = s.get(&format!("/api/events?endpoint={slug}")).await;
+        assert_eq!(events["events"], json!([]), "{slug}");
+    }
+    // Other methods, unusual ones included, still go through.
+    let req =
+        "PROPFIND /in/f/m HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+    let out = raw(s.ingest, req.as_bytes(), Duration::from_secs(5)).await;
+    assert!(
+        out.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    let got = up.next().await;
+    assert_eq!(
+        (got.method.as_str(), got.uri.as_str()),
+        ("PROPFIND", "/x/m")
+    );
+}
+
+/// Two `Host` headers leave it to the sender which one a check reads
+/// (`X-Forwarded-Host`, the admin's loopback and same-origin checks):
+/// `400` on both listeners, nothing stored.
+#[tokio::test]
+async fn a_request_with_two_hosts_is_refused_on_both_listeners() {
+    let mut up = crate::support::Receiver::start(vec![crate::support::Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "f", "target": up.url("/x") }))
+        .await;
+    let req =
+        "POST /in/f HTTP/1.1\r\nhost: a.example\r\nhost: b.example\r\ncontent-length: 2\r\n\r\nhi";
+    let out = raw(s.ingest, req.as_bytes(), Duration::from_secs(5)).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(out.starts_with(b"HTTP/1.1 400"), "{text}");
+    assert!(
+        text.contains("more than one Host header; nothing was stored"),
+        "{text}"
+    );
+    assert_eq!(s.get("/api/events?endpoint=f").await["events"], json!([]));
+
+    let req = "GET /api/endpoints HTTP/1.1\r\nhost: evil.example\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n";
+    let out = raw(s.admin, req.as_bytes(), Duration::from_secs(5)).await;
+    assert!(
+        out.starts_with(b"HTTP/1.1 400"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    // One Host is fine on both.
+    assert_eq!(s.post_in("f", &[], "ok").await.status, 200);
+    assert_eq!(
+        up.next().await.header("x-forwarded-host").as_deref(),
+        Some(s.ingest.to_string().as_str())
+    );
+}
+
+/// A bin's configured answer cannot set a header that frames the message or
+/// describes the connection: a `content-length: 999` over a 2-byte body
+/// left clients waiting and desynchronised pipelined ones. Refused when
+/// saved; skipped when answering for an endpoint stored before that.
+#[tokio::test]
+async fn a_bin_answer_cannot_set_framing_headers() {
+    let s = TestServer::start().await;
+    for name in [
+        "content-length",
+        "Transfer-Encoding",
+        "connection",
+        "upgrade",
+        "keep-alive",
+        "te",
+    ] {
+        let (st, v) = s
+            .api(
+                "POST",
+                "/api/endpoints",
+                Some(json!({ "slug": "hb", "response": { "headers": [[name, "999"]], "body": "hi" } })),
+            )
+            .await;
+        assert_eq!(st, 400, "{name}: {v}");
+        assert!(
+            v["error"].as_str().unwrap().contains("hookrelay sets it"),
+            "{v}"
+        );
+    }
+    let dir = s.stop().await.expect("owned dir");
+
+    // As an earlier version could have stored it.
+    let data = dir.path().join("data");
+    {
+        let store = hookrelay::store::Store::open(&data, hookrelay::store::Durability::Sync)
+            .expect("open store");
+        let mut ep =
+            hookrelay::endpoint::Endpoint::new(hookrelay::endpoint::Slug::parse("old").unwrap(), 0);
+        ep.response.headers = vec![
+            ("content-length".into(), "999".into()),
+            ("x-kept".into(), "yes".into()),
+        ];
+        ep.response.body = "hi".into();
+        store.put_endpoint(&ep).expect("put");
+    }
+    let s = TestServer::start_with(config_at(&data)).await;
+    let req = "POST /in/old HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+    let out = raw(s.ingest, req.as_bytes(), Duration::from_secs(5)).await;
+    let text = String::from_utf8_lossy(&out).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 200"), "{text}");
+    assert!(text.contains("\r\ncontent-length: 2\r\n"), "{text}");
+    assert!(!text.contains("999"), "{text}");
+    assert!(
+        text.contains("\r\nx-kept: yes\r\n") && text.ends_with("\r\n\r\nhi"),
+        "{text}"
+    );
+    s.stop().await;
+    drop(dir);
+}
