@@ -261,7 +261,12 @@ impl Settle {
                 own_target: true,
                 queued: None,
             } => {
-                let st = if success {
+                let st = if ev.state == EventState::Rejected {
+                    // The verdict on what the sender sent: a replay by hand
+                    // does not make a forgery delivered (its attempt says
+                    // what happened), and `state=rejected` keeps listing it.
+                    None
+                } else if success {
                     Some(EventState::Delivered)
                 } else if ev.state == EventState::Held && !(trigger == Trigger::Release && active) {
                     None

@@ -319,6 +319,33 @@ async fn the_activation_ping_never_carries_unsigned_requests_past_enforcement() 
     assert!(ev["signature"]["detail"].as_str().unwrap().contains("ping"));
 }
 
+/// A forgery stays `rejected` when an admin replays it to the target: the
+/// state is the verdict on what the sender sent, and `state=rejected` must
+/// keep listing it; the attempt records the replay.
+#[tokio::test]
+async fn a_replayed_forgery_stays_rejected() {
+    let mut up = Receiver::start(vec![Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "wc", "target": up.url("/wc"), "signature": { "scheme": "woocommerce", "secret": "s3cret", "enforce": true } })).await;
+    let r = s
+        .post_in("wc", &[("x-wc-webhook-signature", "Zm9yZ2Vk")], "{}")
+        .await;
+    assert_eq!(r.status, 401);
+    let id = r.event_id();
+    let (st, v) = s
+        .api("POST", &format!("/api/events/{id}/replay"), Some(json!({})))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["success"], true, "{v}");
+    assert_eq!(up.next().await.uri, "/wc");
+    let ev = s.get(&format!("/api/events/{id}")).await;
+    assert_eq!(ev["state"], "rejected", "{ev}");
+    assert_eq!(ev["attempts"].as_array().unwrap().len(), 1, "{ev}");
+    let listed = s.get("/api/events?endpoint=wc&state=rejected").await;
+    assert_eq!(listed["events"][0]["id"], id.as_str());
+    assert_eq!(s.get("/api/endpoints/wc").await["counts"]["delivered"], 0);
+}
+
 #[tokio::test]
 async fn topics_ids_and_duplicates_are_recorded_and_filterable() {
     let s = TestServer::start().await;
