@@ -145,8 +145,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    use serde_json::error::Category;
     serde_json::from_slice(bytes).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => Error::Unprocessable(format!("invalid request: {e}")),
+        Category::Data => Error::Unprocessable(format!("invalid request: {e}")),
+        // serde_json reports some wrong types as syntax ("expected value"
+        // for a number where an enum's name goes): well-formed JSON is
+        // never called invalid.
+        _ if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() => {
+            Error::Unprocessable(format!(
+                "invalid request: a value of the wrong type at line {} column {}",
+                e.line(),
+                e.column()
+            ))
+        }
         _ => Error::BadRequest(format!("invalid JSON: {e}")),
     })
 }

@@ -209,6 +209,15 @@ async fn bad_requests_get_clear_errors() {
         )
         .await;
     check(st, b, 422, "unknown variant");
+    // serde_json calls this one a syntax error; it is well-formed JSON.
+    let (st, b) = s
+        .api(
+            "POST",
+            "/api/endpoints",
+            Some(json!({ "slug": "a", "mode": 5 })),
+        )
+        .await;
+    check(st, b, 422, "a value of the wrong type at line 1 column");
     let (st, b) = s
         .api(
             "POST",
