@@ -1031,8 +1031,11 @@ impl Relay {
             leave(ev.state)?;
             return Ok(None);
         }
+        // Deleted, or (below) left without a target: the sender was told
+        // it would be delivered, so it is held, not settled. Re-created (or
+        // given a target again), a release sends it, as for a pause.
         let Some(cell) = cell else {
-            leave(EventState::Failed)?;
+            leave(EventState::Held)?;
             return Ok(None);
         };
         // A release lists held events once every holder of this gate has
@@ -1055,7 +1058,7 @@ impl Relay {
             return Ok(Some(due));
         }
         let Some(target) = target else {
-            leave(EventState::Captured)?;
+            leave(EventState::Held)?;
             return Ok(None);
         };
         // Stored by a bin (or an older version) and never sendable: it

@@ -864,3 +864,90 @@ async fn nothing_sends_a_queued_event_before_its_sender_has_its_verdict() {
     assert_eq!(&up.next().await.body[..], b"left");
     assert!(up.drain().is_empty(), "the refused event was sent");
 }
+
+/// The events a queue endpoint still owes are held, not settled, when its
+/// target is taken away or it is deleted: their senders were told `202`.
+/// Given a target again (or re-created), a release sends them, in order.
+#[tokio::test]
+async fn owed_events_are_held_when_the_target_goes_or_the_endpoint_is_deleted() {
+    let mut up = Receiver::start(vec![Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    for (slug, delete) in [("qt", false), ("qd", true)] {
+        let ep =
+            json!({ "slug": slug, "mode": "queue", "max_in_flight": 1, "target": up.url("/x") });
+        s.create_endpoint(ep.clone()).await;
+        // The first is under way while the endpoint changes; the other
+        // three wait behind it (one in flight at a time).
+        up.set_script(vec![
+            Reply::status(200).delay(Duration::from_millis(500)),
+            Reply::status(200),
+        ]);
+        for i in 0..4 {
+            assert_eq!(
+                s.post_in(slug, &[], format!("{slug}-{i}")).await.status,
+                202
+            );
+        }
+        assert_eq!(up.next().await.body, format!("{slug}-0"));
+        let (st, v) = match delete {
+            false => {
+                s.api(
+                    "PATCH",
+                    &format!("/api/endpoints/{slug}"),
+                    Some(json!({ "target": null })),
+                )
+                .await
+            }
+            true => {
+                s.api("DELETE", &format!("/api/endpoints/{slug}"), None)
+                    .await
+            }
+        };
+        assert!(st == 200 || st == 204, "{st} {v}");
+        let list = format!("/api/events?endpoint={slug}");
+        let settled = |v: &Value| {
+            let states = v["events"].as_array().unwrap().iter().map(|e| &e["state"]);
+            states
+                .filter(|st| *st == "held" || *st == "delivered")
+                .count()
+                == 4
+        };
+        wait_until("three held events and one delivered", || async {
+            settled(&s.get(&list).await)
+        })
+        .await;
+        let all = s.get(&list).await;
+        let states: Vec<_> = all["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["state"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(states, ["held", "held", "held", "delivered"], "{all}");
+        assert!(up.drain().is_empty(), "nothing else was sent");
+
+        match delete {
+            false => {
+                let (st, v) = s
+                    .api(
+                        "PATCH",
+                        &format!("/api/endpoints/{slug}"),
+                        Some(json!({ "target": up.url("/x") })),
+                    )
+                    .await;
+                assert_eq!(st, 200, "{v}");
+            }
+            true => {
+                s.create_endpoint(ep).await;
+            }
+        }
+        let (st, v) = s
+            .api("POST", &format!("/api/endpoints/{slug}/release"), None)
+            .await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["released"], 3, "{v}");
+        for i in 1..4 {
+            assert_eq!(up.next().await.body, format!("{slug}-{i}"));
+        }
+    }
+}
