@@ -441,44 +441,64 @@ impl Relay {
         Ok(())
     }
 
-    /// Creates an endpoint; `upsert` updates an existing one instead of 409
-    /// (used for endpoints declared in the config file).
-    pub async fn create(&self, mut input: EndpointInput, upsert: bool) -> Result<Endpoint> {
+    /// Checks what [`Relay::create`] would refuse, writing nothing: the
+    /// config file's endpoints are all checked before any is written.
+    pub fn check_create(&self, input: EndpointInput, upsert: bool) -> Result<()> {
+        self.prepare(input, upsert).map(drop)
+    }
+
+    /// An endpoint as `create` would save it, checked; with an existing one
+    /// (`upsert`) also its cell, and the status the input asked for, which
+    /// does not apply to it (see `create`).
+    fn prepare(
+        &self,
+        mut input: EndpointInput,
+        upsert: bool,
+    ) -> Result<(Endpoint, Option<(Arc<EndpointCell>, Option<Status>)>)> {
         self.check_urls(&input)?;
-        // Creates and deletes one at a time: check-then-insert must not race.
-        let _registry = self.registry_lock.lock().await;
         let slug_text = input
             .slug
             .take()
             .ok_or_else(|| Error::BadRequest("slug: required".into()))?;
         let slug = Slug::parse(&slug_text)?;
-        if let Some(cell) = self.endpoint(slug.as_str()) {
-            if !upsert {
-                return Err(Error::Conflict(format!(
-                    "endpoint {:?} already exists",
-                    slug.as_str()
-                )));
-            }
+        let Some(cell) = self.endpoint(slug.as_str()) else {
+            let mut ep = Endpoint::new(slug, now_ms());
+            input.apply(&mut ep)?;
+            return Ok((ep, None));
+        };
+        if !upsert {
+            return Err(Error::Conflict(format!(
+                "endpoint {:?} already exists",
+                slug.as_str()
+            )));
+        }
+        let wanted = input.status.take();
+        let mut ep = cell.snapshot();
+        input.apply(&mut ep)?;
+        Ok((ep, Some((cell, wanted))))
+    }
+
+    /// Creates an endpoint; `upsert` updates an existing one instead of 409
+    /// (used for endpoints declared in the config file).
+    pub async fn create(&self, input: EndpointInput, upsert: bool) -> Result<Endpoint> {
+        // Creates and deletes one at a time: check-then-insert must not race.
+        let _registry = self.registry_lock.lock().await;
+        let (ep, existing) = self.prepare(input, upsert)?;
+        if let Some((cell, wanted)) = existing {
             // The file's status is where an endpoint starts: on later starts
             // the live one stands (a policy disable, a pause by hand), or
             // every restart would re-enable what the policy disabled.
-            if let Some(wanted) = input.status.take() {
-                let live = cell.lock().status;
-                if wanted != live {
-                    tracing::warn!(
-                        endpoint = %slug,
-                        file = wanted.as_str(),
-                        live = live.as_str(),
-                        "the config file's status applies when the endpoint is created; it stays as it is (resume or pause it through the API or CLI)"
-                    );
-                }
+            let live = ep.status;
+            if let Some(wanted) = wanted.filter(|w| *w != live) {
+                tracing::warn!(
+                    endpoint = %ep.slug,
+                    file = wanted.as_str(),
+                    live = live.as_str(),
+                    "the config file's status applies when the endpoint is created; it stays as it is (resume or pause it through the API or CLI)"
+                );
             }
-            let mut ep = cell.snapshot();
-            input.apply(&mut ep)?;
             return self.save(&cell, ep, false).await;
         }
-        let mut ep = Endpoint::new(slug, now_ms());
-        input.apply(&mut ep)?;
         let saved = ep.clone();
         self.store.run(move |s| s.put_endpoint(&saved)).await?;
         self.endpoints

@@ -90,12 +90,31 @@ pub async fn serve(
         Relay::new(Arc::clone(&store), client, config.max_body).map_err(|e| e.to_string())?,
     );
     relay.set_body_memory(config.body_memory);
-    for input in config.endpoints.clone() {
-        let slug = input.slug.clone().unwrap_or_default();
+    let named = |input: &crate::endpoint::EndpointInput, e: crate::error::Error| {
+        format!(
+            "config endpoint {:?}: {e}",
+            input.slug.clone().unwrap_or_default()
+        )
+    };
+    // All checked before any is written: a refused start changes nothing.
+    for input in &config.endpoints {
         relay
-            .create(input, true)
+            .check_create(input.clone(), true)
+            .map_err(|e| named(input, e))?;
+    }
+    let mut created = Vec::new();
+    for input in config.endpoints.clone() {
+        let new = input
+            .slug
+            .as_deref()
+            .is_some_and(|s| relay.endpoint(s).is_none());
+        let ep = relay
+            .create(input.clone(), true)
             .await
-            .map_err(|e| format!("config endpoint {slug:?}: {e}"))?;
+            .map_err(|e| named(&input, e))?;
+        if new {
+            created.push(ep);
+        }
     }
 
     let ingest_addr = listeners.ingest.local_addr().map_err(|e| e.to_string())?;
@@ -112,6 +131,10 @@ pub async fn serve(
         tracing::warn!(
             "--trusted-proxy includes every address: any sender can choose the client address hookrelay records and the one it charges token guesses to"
         );
+    }
+    // `ping_on_activate` as for an endpoint created through the API.
+    for ep in &created {
+        relay.ping_if_activated(None, ep);
     }
     println!(
         "hookrelay ingest:    {scheme}://{}/in/{{slug}}",

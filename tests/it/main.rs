@@ -8,6 +8,7 @@ mod bin;
 mod browser;
 mod bulk;
 mod cli;
+mod config_file;
 mod curl;
 mod dashboard;
 mod forward;
