@@ -144,6 +144,10 @@ pub struct StreamItem {
     pub json: String,
 }
 
+/// An endpoint `create` updates (`upsert`): its cell, and the status the
+/// input asked for, which does not apply to it.
+type Existing = (Arc<EndpointCell>, Option<Status>);
+
 pub struct Relay {
     pub store: Arc<Store>,
     pub client: Client,
@@ -454,7 +458,7 @@ impl Relay {
         &self,
         mut input: EndpointInput,
         upsert: bool,
-    ) -> Result<(Endpoint, Option<(Arc<EndpointCell>, Option<Status>)>)> {
+    ) -> Result<(Endpoint, Option<Existing>)> {
         self.check_urls(&input)?;
         let slug_text = input
             .slug
