@@ -144,6 +144,10 @@ pub struct StreamItem {
     pub json: String,
 }
 
+/// A slug no new endpoint may take: the dashboard's `/endpoints/new` would
+/// hide its page.
+pub const RESERVED_SLUG: &str = "new";
+
 /// An endpoint `create` updates (`upsert`): its cell, and the status the
 /// input asked for, which does not apply to it.
 type Existing = (Arc<EndpointCell>, Option<Status>);
@@ -466,6 +470,13 @@ impl Relay {
             .ok_or_else(|| Error::BadRequest("slug: required".into()))?;
         let slug = Slug::parse(&slug_text)?;
         let Some(cell) = self.endpoint(slug.as_str()) else {
+            // Not in `Slug::parse`: one stored by an earlier version still
+            // loads, and works everywhere but its dashboard page.
+            if slug.as_str() == RESERVED_SLUG {
+                return Err(Error::BadRequest(format!(
+                    "slug {RESERVED_SLUG:?} is reserved: /endpoints/{RESERVED_SLUG} is the dashboard's form for a new endpoint"
+                )));
+            }
             let mut ep = Endpoint::new(slug, now_ms());
             input.apply(&mut ep)?;
             return Ok((ep, None));

@@ -218,6 +218,11 @@ async fn bad_requests_get_clear_errors() {
         )
         .await;
     check(st, b, 422, "a value of the wrong type at line 1 column");
+    // The dashboard's form for a new endpoint is /endpoints/new.
+    let (st, b) = s
+        .api("POST", "/api/endpoints", Some(json!({ "slug": "new" })))
+        .await;
+    check(st, b, 400, "slug \"new\" is reserved");
     let (st, b) = s
         .api(
             "POST",
