@@ -485,7 +485,8 @@ async fn get_body(State(st): State<AdminState>, Path(id): Path<String>) -> Resul
         HeaderValue::from_static("application/octet-stream"),
     );
     // The raw payload is hostile input: download it, never render it.
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{id}.body\"")) {
+    let file = super::dashboard::curl::body_file(&id);
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(resp)

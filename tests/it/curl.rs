@@ -269,3 +269,38 @@ fn the_library_command_quotes_every_value() {
     assert!(cmd.contains("-H 'x-q: '\\''; rm -rf ~ #'"), "{cmd}");
     assert!(cmd.contains("--data-raw 'a\nb'"), "{cmd}");
 }
+
+/// A body too large to embed is read from the file "download raw" saves:
+/// the command names the file the download is called.
+#[tokio::test]
+async fn a_large_body_is_read_from_the_file_download_raw_saves() {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "big" })).await;
+    let body = vec![b'x'; hookrelay::admin::dashboard::curl::EMBED_MAX + 1];
+    let id = s.post_in("big", &[], body).await.event_id();
+    let page = get_page(&s, &format!("/events/{id}"), &[]).await;
+    let cmd = curl_from_page(&page.html);
+    let (status, headers, _) = send(
+        "GET",
+        &s.admin_url(&format!("/api/events/{id}/body")),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let disposition = headers
+        .iter()
+        .find(|(n, _)| n == "content-disposition")
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        .expect("an attachment");
+    let file = disposition
+        .split("filename=\"")
+        .nth(1)
+        .and_then(|f| f.strip_suffix('"'))
+        .expect("a file name");
+    assert!(
+        cmd.contains(&format!("save it with \"download raw\" as '{file}'"))
+            && cmd.contains(&format!("--data-binary '@{file}'")),
+        "{disposition}\n{cmd}"
+    );
+}

@@ -39,6 +39,12 @@ const CURL_DEFAULTS: [&str; 4] = ["user-agent", "accept", "content-type", "expec
 /// The command that re-sends `ev` with `body` to `base_url` + the event's
 /// path suffix and query. `base_url` is e.g. the endpoint's target or
 /// `http://127.0.0.1:8080/in/shop`.
+/// The name "download raw" gives an event's body, which the command below
+/// reads when the body cannot be pasted inline.
+pub fn body_file(id: &str) -> String {
+    format!("hookrelay-body-{}.bin", sanitize_file_part(id))
+}
+
 pub fn curl_command(ev: &Event, body: &[u8], base_url: &str) -> String {
     let mut url = base_url.to_string();
     if url.ends_with('/') && ev.path.starts_with('/') {
@@ -55,7 +61,7 @@ pub fn curl_command(ev: &Event, body: &[u8], base_url: &str) -> String {
     let kept = crate::deliver::strip_hop_by_hop(&ev.headers);
 
     let inline = !body.is_empty() && body.len() <= INLINE_BODY_MAX && is_pasteable_text(body);
-    let file = format!("hookrelay-body-{}.bin", sanitize_file_part(&ev.id));
+    let file = body_file(&ev.id);
 
     let mut out = String::new();
     if body.len() > EMBED_MAX {
