@@ -54,6 +54,9 @@
   ['state', 'topic', 'method', 'status', 'signature', 'duplicate', 'mirror_diff'].forEach(function (k) {
     f[k] = live.getAttribute('data-f-' + k) || '';
   });
+  // A `since` in the future leaves out what arrives before it (the server
+  // resolved relative forms such as `1h` into this).
+  var sinceMs = Number(live.getAttribute('data-f-since-ms') || '0');
   var paused = false;
   var queue = [];
 
@@ -66,6 +69,7 @@
     return VERDICTS.indexOf(v) >= 0 ? v : 'unchecked';
   }
   function matches(ev) {
+    if (sinceMs && !(Date.parse(ev.received_at) >= sinceMs)) return false;
     if (f.state && ev.state !== f.state) return false;
     if (f.method && String(ev.method).toUpperCase() !== f.method.toUpperCase()) return false;
     if (f.topic && ev.topic !== f.topic) return false;
@@ -175,7 +179,16 @@
   function apply(ev) {
     if (!ev || !ev.id) return;
     var existing = document.getElementById('ev-' + ev.id);
-    if (existing) { updateRow(existing, ev); return; }
+    if (existing) {
+      updateRow(existing, ev);
+      // Kept in view (a row vanishing under the pointer is worse) but
+      // marked: a reload lists it no more.
+      var gone = !matches(ev);
+      existing.classList.toggle('unmatched', gone);
+      if (gone) existing.title = 'no longer matches the filters (now ' + ev.state + ')';
+      else existing.removeAttribute('title');
+      return;
+    }
     if (!matches(ev)) return;
     tbody.insertBefore(buildRow(ev), tbody.firstChild);
     var empty = document.getElementById('empty-note');

@@ -438,6 +438,48 @@ async fn dashboard_in_a_real_browser() {
         wait_css(c, &format!("#ev-{held}")).await;
         shot(c, "live-tail").await;
 
+        // A row whose event stops matching the filter stays, marked; a
+        // `since` still to come leaves new events out.
+        s.create_endpoint(json!({ "slug": "livef", "target": up.url("/hook") }))
+            .await;
+        c.goto(&s.admin_url("/events?endpoint=livef&state=received"))
+            .await
+            .unwrap();
+        wait_css(c, "#live-state.on").await;
+        let failed = s.post_in("livef", &[], "f").await.event_id();
+        wait_css(c, &format!("#ev-{failed}.unmatched")).await;
+        c.goto(&s.admin_url("/events?endpoint=live&since=2100-01-01T00:00:00Z"))
+            .await
+            .unwrap();
+        wait_css(c, "#live-state.on").await;
+        // Paused, the tail counts what the stream brought (matching or
+        // not): the signal that it came; resumed, it is matched.
+        c.find(Locator::Css("#live-toggle"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let early = s.post_in("live/early", &[], "e").await.event_id();
+        c.wait()
+            .at_most(WAIT)
+            .for_element(Locator::XPath(
+                "//span[@id='live-state' and contains(., '1 new')]",
+            ))
+            .await
+            .expect("the stream brought the event");
+        c.find(Locator::Css("#live-toggle"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_css(c, "#live-state.on").await;
+        assert!(
+            c.find(Locator::Css(&format!("#ev-{early}"))).await.is_err(),
+            "an event before the view's since was added"
+        );
+
         // Open the forwarded event from the list and replay it.
         c.goto(&s.admin_url("/events?endpoint=fwd")).await.unwrap();
         wait_css(c, &format!("#ev-{fwd_id} td.req a"))

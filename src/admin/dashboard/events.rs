@@ -190,6 +190,9 @@ struct EventsPage {
     /// script can match; otherwise why it is off.
     live: bool,
     live_note: String,
+    /// `since` as the filter resolved it (ms), for the live tail to match
+    /// new events against; empty without one.
+    since_ms: String,
     stream_url: String,
     filtered: bool,
     /// The newest bulk replay jobs.
@@ -231,6 +234,7 @@ pub async fn list(
         capped_note: None,
         live: false,
         live_note: String::new(),
+        since_ms: String::new(),
         stream_url: format!(
             "/api/stream{}",
             if current.is_empty() {
@@ -248,6 +252,7 @@ pub async fn list(
     match crate::admin::api::known_params(&q, &[]).and_then(|()| filter_of(&q, now)) {
         Err(e) => page.error = Some(e.public_message()),
         Ok(filter) => {
+            page.since_ms = filter.since.map(|ms| ms.to_string()).unwrap_or_default();
             let result = st.relay.store.run(move |s| s.query(&filter)).await?;
             page.rows = result
                 .events
