@@ -1090,6 +1090,15 @@ async fn signature_verdicts_and_checking_a_typed_secret() {
         "expected against received: {}",
         bad.html
     );
+    // An empty field checks with the endpoint's own secret, and says so.
+    let stored = check("").await;
+    assert!(
+        stored
+            .html
+            .contains("Checked against the endpoint&#39;s stored secret: "),
+        "{}",
+        stored.html
+    );
 }
 
 /// The `Set-Cookie` flash of a form's redirect, as a `Cookie` header value.

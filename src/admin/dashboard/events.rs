@@ -401,6 +401,8 @@ struct EventPage {
     /// Other destinations for the command: (label, link to this page).
     curl_alternatives: Vec<(String, String)>,
     verify_result: Option<SignatureView>,
+    /// Whose secret the check used: an empty field means the endpoint's.
+    verify_against: &'static str,
     verify_available: bool,
     /// The scheme picked in the check form, kept selected.
     verify_scheme: String,
@@ -522,6 +524,7 @@ fn event_page(
         curl_base_note,
         curl_alternatives,
         verify_result: None,
+        verify_against: "",
         verify_available: true,
         // The endpoint's own scheme first: with `auto` preselected, a
         // check of a scheme auto cannot detect (generic HMAC) said
@@ -642,6 +645,10 @@ pub async fn verify(
     let mut page = event_page(&st, &ctx, (ev, body, attempts), &HashMap::new());
     page.verify_scheme = scheme;
     page.verify_result = Some(result);
+    page.verify_against = match form.raw("secret").trim().is_empty() {
+        true => "the endpoint's stored secret",
+        false => "the secret you typed",
+    };
     Ok(ctx.page(StatusCode::OK, &page))
 }
 
