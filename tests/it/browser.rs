@@ -263,6 +263,28 @@ async fn wait_css(c: &Client, css: &str) -> fantoccini::elements::Element {
     }
 }
 
+/// Waits until the paused live tail counts one new event waiting: the
+/// stream brought it, whether it matches the view or not.
+async fn wait_one_waiting(c: &Client) {
+    c.wait()
+        .at_most(WAIT)
+        .for_element(Locator::XPath(
+            "//span[@id='live-state' and contains(., '1 new')]",
+        ))
+        .await
+        .expect("the paused tail counts the event the stream brought");
+}
+
+/// Pauses or resumes the events page's live tail.
+async fn toggle_live(c: &Client) {
+    c.find(Locator::Css("#live-toggle"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
 /// Opens the events list at `url` and asks "Replay all matching" to count.
 async fn count_matching(c: &Client, url: &str) {
     c.goto(url).await.unwrap();
@@ -410,31 +432,15 @@ async fn dashboard_in_a_real_browser() {
         assert_eq!(marker, "same page", "the row came without a reload");
         assert_clean(c, "live tail").await;
         // Paused, new rows wait; resumed, they appear.
-        c.find(Locator::Css("#live-toggle"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        toggle_live(c).await;
         let held = s.post_in("live/paused", &[], "p").await.event_id();
         wait_css(c, "#live-state.paused").await;
-        c.wait()
-            .at_most(WAIT)
-            .for_element(Locator::XPath(
-                "//span[@id='live-state' and contains(., '1 new')]",
-            ))
-            .await
-            .expect("the paused tail counts what waits");
+        wait_one_waiting(c).await;
         assert!(
             c.find(Locator::Css(&format!("#ev-{held}"))).await.is_err(),
             "paused: not shown yet"
         );
-        c.find(Locator::Css("#live-toggle"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        toggle_live(c).await;
         wait_css(c, &format!("#ev-{held}")).await;
         shot(c, "live-tail").await;
 
@@ -454,26 +460,10 @@ async fn dashboard_in_a_real_browser() {
         wait_css(c, "#live-state.on").await;
         // Paused, the tail counts what the stream brought (matching or
         // not): the signal that it came; resumed, it is matched.
-        c.find(Locator::Css("#live-toggle"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        toggle_live(c).await;
         let early = s.post_in("live/early", &[], "e").await.event_id();
-        c.wait()
-            .at_most(WAIT)
-            .for_element(Locator::XPath(
-                "//span[@id='live-state' and contains(., '1 new')]",
-            ))
-            .await
-            .expect("the stream brought the event");
-        c.find(Locator::Css("#live-toggle"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        wait_one_waiting(c).await;
+        toggle_live(c).await;
         wait_css(c, "#live-state.on").await;
         assert!(
             c.find(Locator::Css(&format!("#ev-{early}"))).await.is_err(),
