@@ -1081,10 +1081,12 @@ impl Relay {
             let ep = cell.lock();
             (ep.status, ep.target.clone())
         };
-        if status != Status::Active {
+        // Held under the gate, as for a pause: a release that follows a new
+        // target lists it.
+        let Some(target) = target.filter(|_| status == Status::Active) else {
             leave(EventState::Held)?;
             return Ok(None);
-        }
+        };
         drop(_gate);
         if drained {
             // Resumed since it was taken to be held: back in line, where an
@@ -1092,10 +1094,6 @@ impl Relay {
             // all taken at once).
             return Ok(Some(due));
         }
-        let Some(target) = target else {
-            leave(EventState::Held)?;
-            return Ok(None);
-        };
         // Stored by a bin (or an older version) and never sendable: it
         // fails now instead of blocking the queue behind it.
         if unsendable(&ev) {

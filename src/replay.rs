@@ -317,10 +317,13 @@ pub async fn start(
     // The `202` promises a job that a crash does not lose.
     if let Err(e) = relay.store.durable().await {
         let id = job.id.clone();
+        // A sync that timed out may still land: the removal must too, or a
+        // restart would run the job the client was told failed.
         let _ = relay
             .store
             .run(move |s| s.forget_jobs(&[(id, false)]))
             .await;
+        let _ = relay.store.durable().await;
         return Err(e);
     }
     spawn(relay, job.clone(), ids);

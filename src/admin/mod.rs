@@ -188,12 +188,8 @@ fn unauthorized() -> Response {
     resp
 }
 
-/// A state-changing request (anything but GET/HEAD/OPTIONS) whose `Origin`
-/// is another site is refused before it reaches a handler: the admin
-/// listener usually sits on loopback, where any page the developer has open
-/// could otherwise POST to it (replay, delete) without reading the answer.
 /// See [`crate::capture::ambiguous_host`]: the loopback and same-origin
-/// checks below read the host.
+/// checks read the host.
 async fn refuse_ambiguous_host(req: Request, next: Next) -> Response {
     match crate::capture::ambiguous_host(req.version(), req.uri(), req.headers()) {
         None => next.run(req).await,
@@ -201,6 +197,10 @@ async fn refuse_ambiguous_host(req: Request, next: Next) -> Response {
     }
 }
 
+/// A state-changing request (anything but GET/HEAD/OPTIONS) whose `Origin`
+/// is another site is refused before it reaches a handler: the admin
+/// listener usually sits on loopback, where any page the developer has open
+/// could otherwise POST to it (replay, delete) without reading the answer.
 async fn refuse_cross_origin(req: Request, next: Next) -> Response {
     let safe = matches!(
         *req.method(),

@@ -879,7 +879,8 @@ async fn owed_events_are_held_when_the_target_goes_or_the_endpoint_is_deleted() 
         // The first is under way while the endpoint changes; the other
         // three wait behind it (one in flight at a time).
         up.set_script(vec![
-            Reply::status(200).delay(Duration::from_millis(500)),
+            // Long enough for the change below on a loaded machine.
+            Reply::status(200).delay(Duration::from_millis(2000)),
             Reply::status(200),
         ]);
         for i in 0..4 {

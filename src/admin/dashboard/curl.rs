@@ -36,15 +36,15 @@ pub const EMBED_MAX: usize = 1024 * 1024;
 /// Headers curl sends by itself unless told otherwise.
 const CURL_DEFAULTS: [&str; 4] = ["user-agent", "accept", "content-type", "expect"];
 
-/// The command that re-sends `ev` with `body` to `base_url` + the event's
-/// path suffix and query. `base_url` is e.g. the endpoint's target or
-/// `http://127.0.0.1:8080/in/shop`.
-/// The name "download raw" gives an event's body, which the command below
+/// The name "download raw" gives an event's body, which the command
 /// reads when the body cannot be pasted inline.
 pub fn body_file(id: &str) -> String {
     format!("hookrelay-body-{}.bin", sanitize_file_part(id))
 }
 
+/// The command that re-sends `ev` with `body` to `base_url` + the event's
+/// path suffix and query. `base_url` is e.g. the endpoint's target or
+/// `http://127.0.0.1:8080/in/shop`.
 pub fn curl_command(ev: &Event, body: &[u8], base_url: &str) -> String {
     let mut url = base_url.to_string();
     if url.ends_with('/') && ev.path.starts_with('/') {

@@ -645,7 +645,8 @@ pub async fn verify(
     let mut page = event_page(&st, &ctx, (ev, body, attempts), &HashMap::new());
     page.verify_scheme = scheme;
     page.verify_result = Some(result);
-    page.verify_against = match form.raw("secret").trim().is_empty() {
+    // As `verify_config` decides it: only an empty field means the stored one.
+    page.verify_against = match form.raw("secret").is_empty() {
         true => "the endpoint's stored secret",
         false => "the secret you typed",
     };
