@@ -75,10 +75,7 @@ pub async fn handle(
         return Ok(resp);
     }
     if let Some(why) = capture::ambiguous_host(req.version(), req.uri(), req.headers()) {
-        let mut resp = error(Error::BadRequest(format!("{why}; nothing was stored")));
-        resp.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return Ok(resp);
+        return Ok(refused_closing(why));
     }
     let Some((slug, rest)) = capture::split_ingest_path(&path) else {
         return Ok(error(Error::NotFound(
@@ -118,10 +115,7 @@ async fn ingest(
         )));
     }
     if let Some(why) = ambiguous_framing(req.headers()) {
-        let mut resp = error(Error::BadRequest(format!("{why}; nothing was stored")));
-        resp.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return Ok(resp);
+        return Ok(refused_closing(why));
     }
     let max = relay.max_body;
     let declared = req
@@ -481,6 +475,16 @@ async fn ingest(
             Ok(with_event(resp, &id))
         }
     }
+}
+
+/// `400` for a request read one way where a proxy could read it another
+/// (framing, host): nothing stored, and the connection closed, as what
+/// follows on it cannot be trusted either.
+fn refused_closing(why: &str) -> Response<Body> {
+    let mut resp = error(Error::BadRequest(format!("{why}; nothing was stored")));
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 /// A transfer coding other than one plain `chunked`, refused rather than
