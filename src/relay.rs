@@ -496,6 +496,11 @@ impl Relay {
     /// Creates an endpoint; `upsert` updates an existing one instead of 409
     /// (used for endpoints declared in the config file).
     pub async fn create(&self, input: EndpointInput, upsert: bool) -> Result<Endpoint> {
+        self.upsert(input, upsert).await.map(|(ep, _)| ep)
+    }
+
+    /// [`Relay::create`], saying whether it created the endpoint.
+    pub async fn upsert(&self, input: EndpointInput, upsert: bool) -> Result<(Endpoint, bool)> {
         // Creates and deletes one at a time: check-then-insert must not race.
         let _registry = self.registry_lock.lock().await;
         let (ep, existing) = self.prepare(input, upsert)?;
@@ -512,7 +517,7 @@ impl Relay {
                     "the config file's status applies when the endpoint is created; it stays as it is (resume or pause it through the API or CLI)"
                 );
             }
-            return self.save(&cell, ep, false).await;
+            return self.save(&cell, ep, false).await.map(|ep| (ep, false));
         }
         let saved = ep.clone();
         self.store.run(move |s| s.put_endpoint(&saved)).await?;
@@ -521,7 +526,7 @@ impl Relay {
             .unwrap_or_else(|p| p.into_inner())
             .insert(ep.slug.to_string(), EndpointCell::new(ep.clone()));
         tracing::info!(endpoint = %ep.slug, target = ?ep.target, "endpoint created");
-        Ok(ep)
+        Ok((ep, true))
     }
 
     pub async fn update(&self, slug: &str, mut input: EndpointInput) -> Result<Endpoint> {

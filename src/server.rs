@@ -104,12 +104,8 @@ pub async fn serve(
     }
     let mut created = Vec::new();
     for input in config.endpoints.clone() {
-        let new = input
-            .slug
-            .as_deref()
-            .is_some_and(|s| relay.endpoint(s).is_none());
-        let ep = relay
-            .create(input.clone(), true)
+        let (ep, new) = relay
+            .upsert(input.clone(), true)
             .await
             .map_err(|e| named(&input, e))?;
         if new {
