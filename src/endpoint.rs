@@ -213,6 +213,12 @@ impl Default for ResponseSpec {
     }
 }
 
+/// A bin's canned answer lives in every copy of its endpoint record (the
+/// cache, each list page): the same cap whether it comes through the API
+/// (1 MiB requests) or the dashboard (2 MiB forms).
+pub const MAX_RESPONSE_BODY: usize = 512 * 1024;
+const MAX_SEQUENCE: usize = 1000;
+
 impl ResponseSpec {
     fn validate(&self) -> Result<(), String> {
         for s in std::iter::once(&self.status).chain(&self.sequence) {
@@ -233,6 +239,17 @@ impl ResponseSpec {
         }
         if self.delay_ms > 60_000 {
             return Err("response delay_ms must be at most 60000".into());
+        }
+        if self.body.len() > MAX_RESPONSE_BODY {
+            return Err(format!(
+                "response body must be at most {} KiB",
+                MAX_RESPONSE_BODY / 1024
+            ));
+        }
+        if self.sequence.len() > MAX_SEQUENCE {
+            return Err(format!(
+                "response sequence must have at most {MAX_SEQUENCE} statuses"
+            ));
         }
         Ok(())
     }
@@ -555,6 +572,10 @@ impl EndpointInput {
         if let Some(name) = self.name {
             if name.trim().is_empty() || name.len() > 200 {
                 return Err(bad("name: must be 1 to 200 characters".into()));
+            }
+            // A terminal would act on an escape sequence in `endpoint list`.
+            if name.chars().any(char::is_control) {
+                return Err(bad("name: must not contain control characters".into()));
             }
             ep.name = name;
         }

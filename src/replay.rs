@@ -114,6 +114,8 @@ impl Job {
 
 struct Running {
     job: Mutex<Job>,
+    /// Taken for each save of `job`: see [`Running::save`].
+    saving: tokio::sync::Mutex<()>,
     cancel: tokio_util::sync::CancellationToken,
     /// Cancelled when the runner has stopped and saved its last count.
     ended: tokio_util::sync::CancellationToken,
@@ -123,9 +125,43 @@ impl Running {
     fn new(job: Job) -> Arc<Running> {
         Arc::new(Running {
             job: Mutex::new(job),
+            saving: Default::default(),
             cancel: Default::default(),
             ended: Default::default(),
         })
+    }
+
+    /// Saves the job as it is when its turn to be saved comes, and waits
+    /// until that would survive a crash when `durably`. One save at a time
+    /// per job, each reading the record inside its turn: a runner's
+    /// progress snapshot taken before a cancel can no longer land after
+    /// the cancel's (a restart would have resumed the cancelled job).
+    async fn save(&self, relay: &Arc<Relay>, durably: bool) -> Result<Job> {
+        let job = {
+            let _turn = self.saving.lock().await;
+            let job = self.job.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            save(relay, &job).await?;
+            job
+        };
+        if durably {
+            relay.store.durable().await?;
+        }
+        Ok(job)
+    }
+
+    /// [`Running::save`] for progress, which is advisory: a failure is logged.
+    async fn persist(&self, relay: &Arc<Relay>) {
+        if let Err(e) = self.save(relay, false).await {
+            tracing::warn!(job = %self.id(), error = %e, "replay job progress not saved");
+        }
+    }
+
+    fn id(&self) -> String {
+        self.job
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .id
+            .clone()
     }
 }
 
@@ -209,7 +245,7 @@ impl Jobs {
 
     /// Marks a job cancelled; its runner stops before its next event and
     /// sets `finished_at` once the replay it may have in flight is counted.
-    fn cancel(&self, id: &str) -> Result<(Job, Arc<Running>)> {
+    fn cancel(&self, id: &str) -> Result<Arc<Running>> {
         let r = self
             .lock()
             .get(id)
@@ -221,9 +257,8 @@ impl Jobs {
             job.status = JobStatus::Cancelled;
             job.waiting = None;
         }
-        let snapshot = job.clone();
         drop(job);
-        Ok((snapshot, r))
+        Ok(r)
     }
 }
 
@@ -236,8 +271,8 @@ const CANCEL_WAIT: Duration = Duration::from_secs(5);
 /// [`CANCEL_WAIT`], with `finished_at` still empty while a replay is in
 /// flight).
 pub async fn cancel(relay: &Arc<Relay>, id: &str) -> Result<Job> {
-    let (job, running) = relay.jobs.cancel(id)?;
-    persist_durably(relay, &job).await?;
+    let running = relay.jobs.cancel(id)?;
+    running.save(relay, true).await?;
     let _ = tokio::time::timeout(CANCEL_WAIT, running.ended.cancelled()).await;
     Ok(running
         .job
@@ -518,15 +553,14 @@ async fn run(relay: &Arc<Relay>, running: &Arc<Running>, ids: &[String]) {
                 Look::Wait(why) => Some(why.clone()),
                 _ => None,
             };
-            let snapshot = {
+            let changed_why = {
                 let mut job = running.job.lock().unwrap_or_else(|p| p.into_inner());
-                (job.waiting != why).then(|| {
-                    job.waiting = why.clone();
-                    job.clone()
-                })
+                let changed = job.waiting != why;
+                job.waiting = why.clone();
+                changed
             };
-            if let Some(job) = snapshot {
-                persist(relay, &job).await;
+            if changed_why {
+                running.persist(relay).await;
             }
             if let Look::Sending(send) = look {
                 break send;
@@ -547,17 +581,17 @@ async fn run(relay: &Arc<Relay>, running: &Arc<Running>, ids: &[String]) {
             // Stored before the send, not only with its outcome: a job
             // killed while this event is under way sends it again after the
             // restart, and waits out its interval first.
-            let snapshot = {
-                let mut job = running.job.lock().unwrap_or_else(|p| p.into_inner());
-                job.last_turn_at = Some(turn_at);
-                job.clone()
-            };
-            if let Err(e) = persist_durably(relay, &snapshot).await {
-                tracing::warn!(job = %snapshot.id, error = %e, "replay job turn not saved");
+            running
+                .job
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .last_turn_at = Some(turn_at);
+            if let Err(e) = running.save(relay, true).await {
+                tracing::warn!(job = %running.id(), error = %e, "replay job turn not saved");
             }
         }
         let (outcome, error) = replay_one(relay, id, target.clone(), resign, created_at).await;
-        let snapshot = {
+        {
             let mut job = running.job.lock().unwrap_or_else(|p| p.into_inner());
             job.sent = k + 1;
             if error.is_some() {
@@ -571,11 +605,10 @@ async fn run(relay: &Arc<Relay>, running: &Arc<Running>, ids: &[String]) {
                     job.already_delivered += 1;
                 }
             }
-            job.clone()
-        };
-        persist(relay, &snapshot).await;
+        }
+        running.persist(relay).await;
     }
-    let snapshot = {
+    {
         let mut job = running.job.lock().unwrap_or_else(|p| p.into_inner());
         let cancelled = running.cancel.is_cancelled();
         let interrupted = relay.jobs.stop.is_cancelled() && !cancelled;
@@ -587,9 +620,13 @@ async fn run(relay: &Arc<Relay>, running: &Arc<Running>, ids: &[String]) {
             job.finished_at = Some(now_ms());
             job.waiting = None;
         }
-        job.clone()
-    };
-    persist(relay, &snapshot).await;
+    }
+    running.persist(relay).await;
+    let snapshot = running
+        .job
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     tracing::info!(job = %snapshot.id, status = ?snapshot.status, sent = snapshot.sent, "replay job ended");
 }
 
@@ -677,22 +714,8 @@ async fn look(relay: &Arc<Relay>, id: &str, target: Option<&str>) -> Look {
     Look::Send(Some(cell))
 }
 
-/// Saves a job's record; progress is advisory, so a failure is logged.
-async fn persist(relay: &Arc<Relay>, job: &Job) {
-    if let Err(e) = save(relay, job).await {
-        tracing::warn!(job = %job.id, error = %e, "replay job progress not saved");
-    }
-}
-
-/// Saves a job's record and waits until it would survive a crash (the
-/// WAL written out, and synced with `sync`): for what an answer
-/// acknowledges, and for the turn an event takes.
-async fn persist_durably(relay: &Arc<Relay>, job: &Job) -> Result<()> {
-    save(relay, job).await?;
-    relay.store.durable().await
-}
-
-/// Left in the WAL buffer (see `Store::put_job`).
+/// Left in the WAL buffer (see `Store::put_job`); [`Running::save`] orders
+/// the saves of a running job.
 async fn save(relay: &Arc<Relay>, job: &Job) -> Result<()> {
     let record = serde_json::to_value(job).map_err(|e| Error::Internal(e.to_string()))?;
     let id = job.id.clone();

@@ -414,8 +414,10 @@ impl FromRequest<AdminState> for CsrfForm {
         let Form(pairs) = Form::<Vec<(String, String)>>::from_request(req, st)
             .await
             .map_err(|e| PageError {
-                status: StatusCode::BAD_REQUEST,
-                message: format!("reading the form: {e}"),
+                // Keeps the status axum chose (413 for a form over its
+                // 2 MiB limit, 415 for another content type).
+                status: e.status(),
+                message: format!("reading the form: {}", e.body_text()),
             })?;
         let form = CsrfForm(pairs);
         if !security::csrf_ok(form.get(security::CSRF_FIELD)) {

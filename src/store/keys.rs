@@ -44,6 +44,11 @@ pub fn id(id: &Ulid) -> [u8; 16] {
 }
 
 pub fn parse_id(s: &str) -> Option<[u8; 16]> {
+    // 26 base-32 digits hold 130 bits: the ulid crate drops the top two, so
+    // "ZZZ…" would read as some other id instead of none.
+    if !matches!(s.as_bytes().first(), Some(b'0'..=b'7')) {
+        return None;
+    }
     Ulid::from_string(s).ok().map(|u| u.to_bytes())
 }
 
@@ -164,6 +169,9 @@ mod tests {
         assert_eq!(id_string(&id(&a)), Some(a.to_string()));
         assert_eq!(parse_id(&a.to_string()), Some(id(&a)));
         assert_eq!(parse_id("not-an-id"), None);
+        assert_eq!(parse_id("7ZZZZZZZZZZZZZZZZZZZZZZZZZ"), Some([0xff; 16]));
+        assert_eq!(parse_id("8ZZZZZZZZZZZZZZZZZZZZZZZZZ"), None);
+        assert_eq!(parse_id("ZZZZZZZZZZZZZZZZZZZZZZZZZZ"), None);
     }
 
     #[test]

@@ -377,6 +377,12 @@ impl Store {
                     .create(path)
                     .map_err(creating)?;
             }
+            Ok(m) if !m.is_dir() => {
+                return Err(Error::Unavailable(format!(
+                    "{} is not a directory",
+                    path.display()
+                )));
+            }
             Ok(m) if m.permissions().mode() & 0o077 != 0 => tracing::warn!(
                 data = %path.display(),
                 mode = format!("{:o}", m.permissions().mode() & 0o777),

@@ -102,6 +102,19 @@ async fn endpoint_fields_are_stored_and_returned() {
             "{why}"
         );
     }
+    // A name shown raw in a terminal must not carry escape sequences.
+    let (status, v) = s
+        .api(
+            "PATCH",
+            "/api/endpoints/d",
+            Some(json!({ "name": "red \u{1b}[31m", "mirror": "http://127.0.0.1:1/m" })),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("control characters"),
+        "{v}"
+    );
     let kept = s.get("/api/endpoints/d").await;
     assert_eq!(kept["name"], "renamed");
     assert!(
@@ -274,6 +287,11 @@ async fn bad_requests_get_clear_errors() {
         .await;
     check(st, b, 400, "until");
     let (st, b) = s.api("GET", "/api/events?cursor=nope", None).await;
+    check(st, b, 400, "cursor");
+    // 26 digits past the 128-bit range: not an id (it once wrapped around).
+    let (st, b) = s
+        .api("GET", "/api/events?cursor=ZZZZZZZZZZZZZZZZZZZZZZZZZZ", None)
+        .await;
     check(st, b, 400, "cursor");
     let (st, b) = s
         .api(

@@ -756,6 +756,17 @@ async fn endpoint_forms_validate_next_to_the_field() {
         p.html
     );
 
+    // The API caps a bin's answer body; the form (up to 2 MiB) the same.
+    let mut big_answer = form("ok", "");
+    big_answer[9].1 = "x".repeat(600 * 1024);
+    let p = post(big_answer).await;
+    assert_eq!(p.status, 400);
+    assert!(p.html.contains("response body must be at most 512 KiB"));
+    let mut too_big = form("ok", "");
+    too_big[9].1 = "x".repeat(3 << 20);
+    let p = post(too_big).await;
+    assert_eq!(p.status, 413, "a form over the limit is too large, not bad");
+
     let p = post(form("ok", "")).await;
     assert_eq!(p.status, 303, "{}", p.html);
     assert_eq!(p.header("location").as_deref(), Some("/endpoints/ok"));

@@ -510,3 +510,15 @@ async fn a_data_directory_in_use_is_named_as_such() {
     );
     drop(first);
 }
+
+/// `--data` naming a file says so (RocksDB's own error was "File exists").
+#[tokio::test]
+async fn a_data_path_that_is_a_file_is_named_as_such() {
+    let (_dir, data) = temp_data();
+    std::fs::write(&data, b"not a directory").unwrap();
+    let Err(err) = Store::open(&data, Durability::Buffered) else {
+        panic!("opened a file as a data directory");
+    };
+    assert!(err.to_string().contains("is not a directory"), "{err}");
+    assert_eq!(std::fs::read(&data).unwrap(), b"not a directory");
+}
