@@ -2454,3 +2454,69 @@ async fn an_unanswered_delivery_reads_no_answer() {
     assert!(p.html.contains("target: no answer"), "{}", p.html);
     assert!(!p.html.contains("target: none yet"));
 }
+
+/// `/` shows 50 endpoint cards a page, searchable and filtered by status,
+/// and each card's actions come back to the page they were on.
+#[tokio::test]
+async fn the_endpoints_page_pages_searches_and_filters() {
+    let s = TestServer::start().await;
+    for i in 0..60 {
+        let name = if i % 10 == 0 { "Orders shop" } else { "Other" };
+        s.create_endpoint(json!({ "slug": format!("ep-{i:02}"), "name": name }))
+            .await;
+    }
+    s.api(
+        "PATCH",
+        "/api/endpoints/ep-07",
+        Some(json!({ "status": "paused" })),
+    )
+    .await;
+    let cards = |p: &Page| p.html.matches("<article class=\"card endpoint\"").count();
+
+    let first = get_page(&s, "/", &[]).await;
+    assert_eq!(first.status, 200);
+    assert_eq!(cards(&first), 50);
+    assert!(first.html.contains("id=\"endpoint-ep-49\""));
+    assert!(!first.html.contains("id=\"endpoint-ep-50\""));
+    assert!(
+        first.html.contains("Endpoints 1–50 of 60."),
+        "{}",
+        first.html
+    );
+    assert!(first.html.contains("href=\"/?page=2\" rel=\"next\""));
+    assert!(first.html.contains(">paused (1)</option>"));
+
+    let second = get_page(&s, "/?page=2", &[]).await;
+    assert_eq!(cards(&second), 10);
+    assert!(second.html.contains("id=\"endpoint-ep-59\""));
+    assert!(second.html.contains("Endpoints 51–60 of 60."));
+    assert!(second.html.contains("href=\"/\" rel=\"prev\""));
+    assert!(!second.html.contains("rel=\"next\""));
+    assert!(
+        second.html.contains("name=\"back\" value=\"/?page=2\""),
+        "an action on page 2 comes back to page 2"
+    );
+    let beyond = get_page(&s, "/?page=99", &[]).await;
+    assert_eq!(cards(&beyond), 10, "a page past the end shows the last");
+
+    let search = get_page(&s, "/?q=ORDERS", &[]).await;
+    assert_eq!(cards(&search), 6, "names match without case");
+    assert!(
+        search
+            .html
+            .contains("Endpoints 1–6 of 6 matching (60 in all).")
+    );
+    let by_slug = get_page(&s, "/?q=ep-3", &[]).await;
+    assert_eq!(cards(&by_slug), 10);
+    let paused = get_page(&s, "/?status=paused", &[]).await;
+    assert_eq!(cards(&paused), 1);
+    assert!(paused.html.contains("id=\"endpoint-ep-07\""));
+    let none = get_page(&s, "/?q=%3Cscript%3E", &[]).await;
+    assert_eq!(cards(&none), 0);
+    assert!(none.html.contains("No endpoint matches."));
+    assert!(
+        none.html.contains("value=\"&#60;script&#62;\"")
+            || none.html.contains("value=\"&lt;script&gt;\""),
+        "the search is shown escaped"
+    );
+}

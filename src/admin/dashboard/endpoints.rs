@@ -166,6 +166,10 @@ async fn rows(st: &AdminState, ctx: &Ctx, eps: Vec<Endpoint>) -> Result<Vec<Endp
         .collect())
 }
 
+/// Endpoint cards on one page of `/`: each card reads its counters and its
+/// last hour from the store, and a page with thousands of them took seconds.
+pub const CARDS_PER_PAGE: usize = 50;
+
 #[derive(Template)]
 #[template(path = "endpoints.html")]
 struct EndpointsPage {
@@ -174,16 +178,99 @@ struct EndpointsPage {
     ingest_base: Option<String>,
     chart_width: u32,
     chart_height: u32,
+    /// Endpoints stored, and how many of them are active, paused, disabled.
+    total: usize,
+    by_status: [(&'static str, usize); 3],
+    /// The search (slug, name, target) and the status chosen.
+    q: String,
+    status: String,
+    /// Endpoints that match, and the 1-based position of the first shown.
+    matching: usize,
+    first: usize,
+    prev: Option<String>,
+    next: Option<String>,
+    /// This page's URL, where the cards' actions come back to.
+    back: String,
 }
 
-pub async fn list(State(st): State<AdminState>, ctx: Ctx) -> Result<Response, PageError> {
-    let rows = rows(&st, &ctx, st.relay.list()).await?;
+/// Does `ep` match the search text (already lower-cased)?
+fn matches_search(ep: &Endpoint, needle: &str) -> bool {
+    needle.is_empty()
+        || ep.slug.as_str().contains(needle)
+        || ep.name.to_lowercase().contains(needle)
+        || ep
+            .target
+            .as_deref()
+            .is_some_and(|t| t.to_lowercase().contains(needle))
+}
+
+pub async fn list(
+    State(st): State<AdminState>,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+    ctx: Ctx,
+) -> Result<Response, PageError> {
+    let all = st.relay.list();
+    let param = |k: &str| {
+        query
+            .get(k)
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let (q, status) = (param("q"), param("status"));
+    let needle = q.to_lowercase();
+    let mut by_status = [
+        (Status::Active.as_str(), 0),
+        (Status::Paused.as_str(), 0),
+        (Status::Disabled.as_str(), 0),
+    ];
+    for ep in &all {
+        if let Some(slot) = by_status.iter_mut().find(|(s, _)| *s == ep.status.as_str()) {
+            slot.1 += 1;
+        }
+    }
+    let total = all.len();
+    let matching: Vec<Endpoint> = all
+        .into_iter()
+        .filter(|ep| status.is_empty() || ep.status.as_str() == status)
+        .filter(|ep| matches_search(ep, &needle))
+        .collect();
+    let pages = matching.len().div_ceil(CARDS_PER_PAGE).max(1);
+    let page_no = param("page").parse::<usize>().unwrap_or(1).clamp(1, pages);
+    let url = |n: usize| {
+        let n = n.to_string();
+        let qs = super::query_string(&[
+            ("q", q.as_str()),
+            ("status", status.as_str()),
+            ("page", if n == "1" { "" } else { n.as_str() }),
+        ]);
+        if qs.is_empty() {
+            "/".to_string()
+        } else {
+            format!("/?{qs}")
+        }
+    };
+    let skip = (page_no - 1) * CARDS_PER_PAGE;
+    let shown: Vec<Endpoint> = matching
+        .iter()
+        .skip(skip)
+        .take(CARDS_PER_PAGE)
+        .cloned()
+        .collect();
     let page = EndpointsPage {
         layout: ctx.layout("Endpoints", "endpoints"),
-        rows,
+        rows: rows(&st, &ctx, shown).await?,
         ingest_base: super::ingest_base(&st, &ctx),
         chart_width: chart::WIDTH,
         chart_height: chart::HEIGHT,
+        total,
+        by_status,
+        matching: matching.len(),
+        first: skip + 1,
+        prev: (page_no > 1).then(|| url(page_no - 1)),
+        next: (page_no < pages).then(|| url(page_no + 1)),
+        back: url(page_no),
+        q,
+        status,
     };
     Ok(ctx.page(StatusCode::OK, &page))
 }
