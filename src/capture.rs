@@ -53,10 +53,13 @@ pub fn has_dot_segment(rest: &str) -> bool {
 }
 
 /// A request that names its host twice, differently: two `Host` headers
-/// (RFC 9112 §3.2 says `400`), or over HTTP/2 a `Host` that names another
-/// authority than `:authority` (RFC 9113 §8.3.1). Which of them a check
-/// (the admin's loopback and same-origin checks, `X-Forwarded-Host`) read
-/// would be the sender's to choose; both listeners refuse it.
+/// (RFC 9112 §3.2 says `400`), a `Host` that names another authority than
+/// HTTP/2's `:authority` (RFC 9113 §8.3.1) or than an HTTP/1 request in
+/// absolute form (`POST http://a.example/in/x`, where RFC 9112 §3.2.2 has
+/// the request line win). Which of them a check (the admin's loopback and
+/// same-origin checks, `X-Forwarded-Host`) read would be the sender's to
+/// choose; both listeners refuse it. A port left out is the scheme's
+/// default, so `a.example` and `a.example:443` over https agree.
 pub fn ambiguous_host(
     version: http::Version,
     uri: &http::Uri,
@@ -67,13 +70,24 @@ pub fn ambiguous_host(
     if hosts.next().is_some() {
         return Some("more than one Host header");
     }
-    let authority = uri
-        .authority()
-        .filter(|_| version == http::Version::HTTP_2)?;
-    (!host
-        .as_bytes()
-        .eq_ignore_ascii_case(authority.as_str().as_bytes()))
-    .then_some("a Host header that names another host than :authority")
+    let authority = uri.authority()?;
+    let default_port = match uri.scheme_str() {
+        Some(s) if s.eq_ignore_ascii_case("https") => 443,
+        _ => 80,
+    };
+    let named = |a: &http::uri::Authority| {
+        let host = a.host().to_ascii_lowercase();
+        (host, a.port_u16().unwrap_or(default_port))
+    };
+    let same = http::uri::Authority::try_from(host.as_bytes())
+        .is_ok_and(|h| named(&h) == named(authority));
+    match (same, version) {
+        (true, _) => None,
+        (false, http::Version::HTTP_2) => {
+            Some("a Host header that names another host than :authority")
+        }
+        (false, _) => Some("a Host header that names another host than the request line"),
+    }
 }
 
 pub fn headers_of(parts: &Parts) -> Headers {
@@ -175,7 +189,9 @@ mod tests {
         };
         let origin: Uri = "/in/x".parse().unwrap();
         let h2: Uri = "http://a.example:8080/in/x".parse().unwrap();
-        let cases: [(Version, &Uri, &[&str], bool); 7] = [
+        let tls: Uri = "https://a.example/in/x".parse().unwrap();
+        let plain: Uri = "http://a.example/in/x".parse().unwrap();
+        let cases: [(Version, &Uri, &[&str], bool); 16] = [
             (Version::HTTP_11, &origin, &["a.example"], false),
             (Version::HTTP_11, &origin, &[], false),
             (Version::HTTP_11, &origin, &["a.example", "b.example"], true),
@@ -183,6 +199,16 @@ mod tests {
             (Version::HTTP_2, &h2, &[], false),
             (Version::HTTP_2, &h2, &["A.example:8080"], false),
             (Version::HTTP_2, &h2, &["b.example"], true),
+            (Version::HTTP_2, &h2, &["a.example"], true),
+            (Version::HTTP_2, &tls, &["a.example:443"], false),
+            (Version::HTTP_2, &tls, &["a.example:80"], true),
+            (Version::HTTP_2, &plain, &["a.example:80"], false),
+            (Version::HTTP_2, &h2, &["a.example:8080 "], true),
+            // Absolute form over HTTP/1: the request line names the host.
+            (Version::HTTP_11, &plain, &["a.example"], false),
+            (Version::HTTP_11, &plain, &["a.example:80"], false),
+            (Version::HTTP_11, &h2, &["127.0.0.1:8081"], true),
+            (Version::HTTP_10, &plain, &["b.example"], true),
         ];
         for (version, uri, hosts, want) in cases {
             assert_eq!(

@@ -1128,7 +1128,39 @@ async fn a_request_with_two_hosts_is_refused_on_both_listeners() {
         "{}",
         String::from_utf8_lossy(&out)
     );
-    // One Host is fine on both.
+    // An HTTP/1 request line in absolute form names the host too: a Host
+    // naming another one is as ambiguous (RFC 9112 §3.2.2).
+    let req = format!(
+        "POST http://{}/in/f HTTP/1.1\r\nhost: b.example\r\ncontent-length: 2\r\n\r\nhi",
+        s.ingest
+    );
+    let out = raw(s.ingest, req.as_bytes(), Duration::from_secs(5)).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(out.starts_with(b"HTTP/1.1 400"), "{text}");
+    assert!(text.contains("than the request line"), "{text}");
+    let req = format!(
+        "GET http://evil.example/api/endpoints HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
+        s.admin
+    );
+    let out = raw(s.admin, req.as_bytes(), Duration::from_secs(5)).await;
+    assert!(
+        out.starts_with(b"HTTP/1.1 400"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    assert_eq!(s.get("/api/events?endpoint=f").await["events"], json!([]));
+    // One Host is fine on both, and so is an absolute form that agrees.
+    let req = format!(
+        "POST http://{0}/in/f HTTP/1.1\r\nhost: {0}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi",
+        s.ingest
+    );
+    let out = raw(s.ingest, req.as_bytes(), Duration::from_secs(5)).await;
+    assert!(
+        out.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    up.next().await;
     assert_eq!(s.post_in("f", &[], "ok").await.status, 200);
     assert_eq!(
         up.next().await.header("x-forwarded-host").as_deref(),
