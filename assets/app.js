@@ -50,6 +50,9 @@
     stateEl.textContent = 'live tail needs EventSource';
     return;
   }
+  // The filters as the server read them (status=0500 is 500, duplicate=1
+  // is true), so a new event matches here exactly when the list would
+  // show it.
   var f = {};
   ['state', 'topic', 'method', 'status', 'signature', 'duplicate', 'mirror_diff'].forEach(function (k) {
     f[k] = live.getAttribute('data-f-' + k) || '';
@@ -75,10 +78,10 @@
     if (f.topic && ev.topic !== f.topic) return false;
     if (f.status && String(ev.last_status) !== f.status) return false;
     if (f.signature && verdictOf(ev) !== f.signature) return false;
-    if ((f.duplicate === 'true' || f.duplicate === '1') && !ev.duplicate_of) return false;
-    if ((f.duplicate === 'false' || f.duplicate === '0') && ev.duplicate_of) return false;
-    if ((f.mirror_diff === 'true' || f.mirror_diff === '1') && !mirrorDiffers(ev)) return false;
-    if ((f.mirror_diff === 'false' || f.mirror_diff === '0') && mirrorDiffers(ev)) return false;
+    if (f.duplicate === 'true' && !ev.duplicate_of) return false;
+    if (f.duplicate === 'false' && ev.duplicate_of) return false;
+    if (f.mirror_diff === 'true' && !mirrorDiffers(ev)) return false;
+    if (f.mirror_diff === 'false' && mirrorDiffers(ev)) return false;
     return true;
   }
   function known(v) { return v !== null && v !== undefined; }

@@ -469,6 +469,13 @@ async fn dashboard_in_a_real_browser() {
             c.find(Locator::Css(&format!("#ev-{early}"))).await.is_err(),
             "an event before the view's since was added"
         );
+        // Filters are matched as the server reads them: `0200` is 200.
+        c.goto(&s.admin_url("/events?endpoint=live&status=0200&duplicate=0"))
+            .await
+            .unwrap();
+        wait_css(c, "#live-state.on").await;
+        let padded = s.post_in("live/padded", &[], "p").await.event_id();
+        wait_css(c, &format!("#ev-{padded}")).await;
 
         // Open the forwarded event from the list and replay it.
         c.goto(&s.admin_url("/events?endpoint=fwd")).await.unwrap();

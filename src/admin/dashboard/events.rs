@@ -190,13 +190,33 @@ struct EventsPage {
     /// script can match; otherwise why it is off.
     live: bool,
     live_note: String,
-    /// `since` as the filter resolved it (ms), for the live tail to match
-    /// new events against; empty without one.
-    since_ms: String,
+    /// The filters as the server read them (`status=0500` is 500, `since=1h`
+    /// a time in ms), for the live tail to match new events against exactly
+    /// as the list did: `data-f-{name}` attributes.
+    live_filter: Vec<(&'static str, String)>,
     stream_url: String,
     filtered: bool,
     /// The newest bulk replay jobs.
     jobs: Vec<super::jobs::JobView>,
+}
+
+/// See `EventsPage::live_filter`; what the script does not match on
+/// (endpoint: the stream's own; `until`, `q`) is not given.
+fn live_filter(f: &EventFilter) -> Vec<(&'static str, String)> {
+    let flag = |b: Option<bool>| b.map(|b| b.to_string());
+    [
+        ("state", f.state.map(|s| s.as_str().to_string())),
+        ("topic", f.topic.clone()),
+        ("method", f.method.clone()),
+        ("status", f.status.map(|s| s.to_string())),
+        ("signature", f.signature.clone()),
+        ("duplicate", flag(f.duplicate)),
+        ("mirror_diff", flag(f.mirror_diff)),
+        ("since-ms", f.since.map(|ms| ms.to_string())),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k, v?)))
+    .collect()
 }
 
 pub async fn list(
@@ -234,7 +254,7 @@ pub async fn list(
         capped_note: None,
         live: false,
         live_note: String::new(),
-        since_ms: String::new(),
+        live_filter: Vec::new(),
         stream_url: format!(
             "/api/stream{}",
             if current.is_empty() {
@@ -252,7 +272,7 @@ pub async fn list(
     match crate::admin::api::known_params(&q, &[]).and_then(|()| filter_of(&q, now)) {
         Err(e) => page.error = Some(e.public_message()),
         Ok(filter) => {
-            page.since_ms = filter.since.map(|ms| ms.to_string()).unwrap_or_default();
+            page.live_filter = live_filter(&filter);
             let result = st.relay.store.run(move |s| s.query(&filter)).await?;
             page.rows = result
                 .events
