@@ -243,8 +243,14 @@ fn host_is_local(host: Option<&str>) -> bool {
 
 /// Payloads are hostile input: nothing the admin side serves may be sniffed
 /// into HTML, framed, or run inline script.
+/// Sent with every admin answer (refusals too), so that the CLI can tell
+/// hookrelay from another server on the port it was given (one answering
+/// `200` with some JSON read as an empty record before).
+pub const API_MARKER: &str = "x-hookrelay-api";
+
 async fn security_headers(mut resp: Response) -> Response {
     let h = resp.headers_mut();
+    h.insert(API_MARKER, HeaderValue::from_static("1"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -147,11 +147,30 @@ impl Remote {
             timeout: TIMEOUT,
             max_answer: MAX_ANSWER,
         };
-        self.client
+        let reply = self
+            .client
             .send(out)
             .await
             .0
-            .map_err(|f| self.unreachable(f))
+            .map_err(|f| self.unreachable(f))?;
+        let marked = reply
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(crate::admin::API_MARKER));
+        if !marked {
+            return Err(self.not_hookrelay(reply.status));
+        }
+        Ok(reply)
+    }
+
+    /// Something answered at `--server`, but not hookrelay's admin API (a
+    /// wrong port, a login page of a proxy in front).
+    pub fn not_hookrelay(&self, status: u16) -> String {
+        format!(
+            "{} answered HTTP {status} but is not hookrelay's admin API (no {} header): check --server or HOOKRELAY_SERVER",
+            self.base,
+            crate::admin::API_MARKER
+        )
     }
 
     fn unreachable(&self, f: Failure) -> String {

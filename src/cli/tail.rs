@@ -42,9 +42,14 @@ pub async fn run(args: &RemoteArgs, endpoint: Option<&str>) -> Result<ExitCode, 
             }
         };
         let status = resp.status().as_u16();
-        // Mid-restart, a proxy in front may answer 502/503 for a moment:
-        // waited out like a refused connection. A refusal ends it.
-        if since.is_some() && (500..600).contains(&status) {
+        let marked = resp.headers().contains_key(crate::admin::API_MARKER);
+        if !marked && since.is_none() {
+            return Err(r.not_hookrelay(status));
+        }
+        // Mid-restart, a proxy in front may answer 502/503 (or a page of
+        // its own) for a moment: waited out like a refused connection. A
+        // refusal ends it.
+        if since.is_some() && (!marked || (500..600).contains(&status)) {
             back_off(&mut retry).await;
             continue;
         }

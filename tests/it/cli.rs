@@ -838,6 +838,7 @@ async fn tail_reconnects_when_the_stream_ends() {
     let sse = |id: &str| {
         Reply::status(200)
             .header("content-type", "text/event-stream")
+            .header("x-hookrelay-api", "1")
             .body(format!(
                 "event: event\ndata: {{\"id\":\"{id}\",\"method\":\"POST\",\"endpoint\":\"e\",\"path\":\"\",\"state\":\"captured\",\"received_at\":\"t\"}}\n\n"
             ))
@@ -1177,4 +1178,40 @@ async fn endpoint_edit_changes_only_what_is_given_and_disable_holds() {
     let (code, _, err) = hookrelay(&s, &["endpoint", "edit", "nope", "--name", "x"]).await;
     assert_eq!(code, 1);
     assert!(err.contains("nope"), "{err}");
+}
+
+/// Another server at `--server` answering `200` with some JSON is not
+/// taken for hookrelay: every client command says so and exits 1 (an empty
+/// record was printed as a success, and a bulk replay polled forever).
+#[tokio::test]
+async fn a_server_that_is_not_hookrelay_is_named_as_such() {
+    let other = Receiver::start(vec![
+        Reply::status(200)
+            .header("content-type", "application/json")
+            .body("{}"),
+    ])
+    .await;
+    let url = other.url("");
+    for args in [
+        &["endpoint", "rm", "zz"][..],
+        &["endpoint", "add", "zz"],
+        &["endpoint", "list"],
+        &["events"],
+        &["show", "01M8WNA3MZ061Q0828ACE9303Q"],
+        &["export"],
+        &["replay", "--filter", "endpoint=x"],
+        &["tail"],
+    ] {
+        let mut cmd = cmd::hookrelay();
+        cmd.args(args)
+            .env("HOOKRELAY_SERVER", &url)
+            .env("RUST_LOG", "off");
+        let out = cmd::output(cmd).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("is not hookrelay's admin API"),
+            "{args:?}: {err}"
+        );
+    }
 }
