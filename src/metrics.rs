@@ -286,14 +286,27 @@ impl Metrics {
                 e.slug, e.consecutive_failures
             );
         }
+        // All of them apart: `received` is a state of its own (a forward
+        // or queued event not settled yet), and a label saying it counted
+        // every event read as that state.
         let _ = writeln!(
             out,
-            "# HELP hookrelay_endpoint_events Events stored per endpoint: all of them (received), and those delivered, failed and held; retention removes them.\n# TYPE hookrelay_endpoint_events gauge"
+            "# HELP hookrelay_endpoint_events_stored Events stored per endpoint, whatever their state; retention removes them.\n# TYPE hookrelay_endpoint_events_stored gauge"
+        );
+        for e in &snap.endpoints {
+            let _ = writeln!(
+                out,
+                "hookrelay_endpoint_events_stored{{endpoint=\"{}\"}} {}",
+                e.slug, e.counts.received
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP hookrelay_endpoint_events Events stored per endpoint in the states delivered, failed and held.\n# TYPE hookrelay_endpoint_events gauge"
         );
         for e in &snap.endpoints {
             let c = &e.counts;
             for (state, n) in [
-                ("received", c.received),
                 ("delivered", c.delivered),
                 ("failed", c.failed),
                 ("held", c.held),

@@ -77,12 +77,16 @@ async fn the_sixth_consecutive_failure_disables_and_notifies() {
     assert!(metrics.contains("hookrelay_endpoint_status{endpoint=\"p\",status=\"disabled\"} 1"));
     for line in [
         "hookrelay_endpoint_consecutive_failures{endpoint=\"p\"} 6",
-        "hookrelay_endpoint_events{endpoint=\"p\",state=\"received\"} 7",
+        "hookrelay_endpoint_events_stored{endpoint=\"p\"} 7",
         "hookrelay_endpoint_events{endpoint=\"p\",state=\"failed\"} 6",
         "hookrelay_endpoint_events{endpoint=\"p\",state=\"held\"} 1",
     ] {
         assert!(metrics.lines().any(|l| l == line), "{line}: {metrics}");
     }
+    assert!(
+        !metrics.contains("state=\"received\""),
+        "received is a state of its own, not the total"
+    );
     assert!(metrics.contains("hookrelay_attempts_total{outcome=\"failure_status\"} 6"));
     let counter = |name: &str| -> u64 {
         metrics
