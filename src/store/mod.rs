@@ -455,6 +455,7 @@ impl Store {
         let mut write_opts = WriteOptions::default();
         write_opts.set_sync(false);
         let sync = durability == Durability::Sync;
+        ids_after(newest_event_ms(&db)?);
         let db = Arc::new(db);
         let wal = Arc::new(WalSync {
             requested: Default::default(),
@@ -1617,14 +1618,63 @@ impl Store {
     }
 
     /// A new id and the time it carries: an event's `received_at`, so that
-    /// `since`/`until` (which bound ids) and the times shown agree.
+    /// `since`/`until` (which bound ids) and the times shown agree. Ids only
+    /// grow, also when the clock steps back (the generator keeps the last
+    /// time and counts up; see [`ids_after`] for a restart).
     pub fn new_id_ms() -> (String, u64) {
-        static GENERATOR: Mutex<Option<ulid::Generator>> = Mutex::new(None);
-        let mut g = GENERATOR.lock().unwrap_or_else(|p| p.into_inner());
+        let mut g = lock(&ID_GENERATOR);
         let g = g.get_or_insert_with(ulid::Generator::new);
         let id = g.generate().unwrap_or_else(|_| Ulid::generate());
         (id.to_string(), id.timestamp_ms())
     }
+}
+
+static ID_GENERATOR: Mutex<Option<ulid::Generator>> = Mutex::new(None);
+
+/// How far ahead of the clock a stored event may be and still hold new ids
+/// back: a store written once with a clock far in the future must not
+/// date every later event there.
+const ID_CLOCK_AHEAD_MAX_MS: u64 = 24 * 3600 * 1000;
+
+/// The time of the newest stored event id, if any.
+fn newest_event_ms(db: &Db) -> Result<Option<u64>> {
+    let cf = db
+        .cf_handle(keys::EVENTS)
+        .ok_or_else(|| Error::Internal("no events column family".into()))?;
+    let mut it = db.raw_iterator_cf(&cf);
+    it.seek_to_last();
+    it.status()?;
+    Ok(it
+        .key()
+        .and_then(|k| <[u8; 16]>::try_from(k).ok())
+        .map(|k| Ulid::from_bytes(k).timestamp_ms()))
+}
+
+/// Makes new ids start after `newest_ms` (the newest stored event's time),
+/// so that a clock set back between two runs does not make new events sort
+/// (and list, page, expire and queue in order) before older ones. Until the
+/// clock catches up, new events carry that time.
+fn ids_after(newest_ms: Option<u64>) {
+    let Some(newest) = newest_ms else { return };
+    let now = crate::time::now_ms();
+    if newest < now {
+        return;
+    }
+    if newest - now > ID_CLOCK_AHEAD_MAX_MS {
+        tracing::warn!(
+            ahead_s = (newest - now) / 1000,
+            "the newest stored event is dated far ahead of this machine's clock; new events may sort before it"
+        );
+        return;
+    }
+    tracing::warn!(
+        ahead_ms = newest - now,
+        "the clock is behind the newest stored event (set back?): new events carry its time until the clock catches up"
+    );
+    let mut g = lock(&ID_GENERATOR);
+    let g = g.get_or_insert_with(ulid::Generator::new);
+    let after = std::time::UNIX_EPOCH + std::time::Duration::from_millis(newest + 1);
+    let _ = g.generate_from_datetime(after);
 }
 
 /// The WAL thread: writes out (and with `sync`, syncs) RocksDB's WAL buffer
@@ -1894,6 +1944,23 @@ mod tests {
             "state": "captured",
         }))
         .unwrap()
+    }
+
+    /// A clock set back between two runs: the next run's ids still sort
+    /// after the stored ones (they listed below older events, and a cursor
+    /// or retention by age read them as older). 300 ms ahead, so that the
+    /// other tests of this process are barely affected.
+    #[test]
+    fn ids_grow_across_a_restart_with_the_clock_set_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let ahead = Ulid::from_parts(crate::time::now_ms() + 300, u128::MAX >> 48);
+        {
+            let store = Store::open(dir.path(), Durability::Buffered).unwrap();
+            store.insert_event(event(&ahead.to_string()), b"x").unwrap();
+        }
+        let _store = Store::open(dir.path(), Durability::Buffered).unwrap();
+        let next = Store::new_id();
+        assert!(next > ahead.to_string(), "{next} after {ahead}");
     }
 
     /// Count retention takes refused forgeries first: a flood of them must
