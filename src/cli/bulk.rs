@@ -12,6 +12,9 @@ use super::remote::{Remote, path_segment};
 
 /// How often progress is read from the server.
 const POLL: Duration = Duration::from_millis(250);
+/// How long hookrelay may be away (restarting) before following the job
+/// gives up; the job itself resumes on the server after a restart.
+const AWAY_MAX: Duration = Duration::from_secs(120);
 
 pub async fn run(
     r: &Remote,
@@ -84,8 +87,28 @@ pub async fn run(
     let path = format!("/api/replay/{}", path_segment(&job));
     let mut last_sent = u64::MAX;
     let mut last_msg = String::new();
+    let mut away_since: Option<std::time::Instant> = None;
     let final_state = loop {
-        let s = r.get(&path).await?;
+        let Some(s) = r.get_unless_away(&path).await? else {
+            let since = *away_since.get_or_insert_with(|| {
+                eprintln!(
+                    "hookrelay is away (restarting?); job {job} goes on there when it is back: waiting up to {} s",
+                    AWAY_MAX.as_secs()
+                );
+                std::time::Instant::now()
+            });
+            if since.elapsed() >= AWAY_MAX {
+                return Err(format!(
+                    "hookrelay stayed away {} s; job {job} goes on when it is back (GET /api/replay/{job})",
+                    AWAY_MAX.as_secs()
+                ));
+            }
+            tokio::time::sleep(POLL.max(Duration::from_secs(1))).await;
+            continue;
+        };
+        if away_since.take().is_some() {
+            eprintln!("hookrelay is back; following job {job}");
+        }
         let sent = s["sent"].as_u64().unwrap_or(0);
         let mut msg = format!("{} ok, {} failed", s["succeeded"], s["failed"]);
         if let Some(w) = s["waiting"].as_str() {

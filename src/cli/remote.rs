@@ -60,6 +60,25 @@ impl Remote {
         body: Option<Value>,
     ) -> Result<Value, String> {
         let reply = self.request(method, path, body).await?;
+        self.answer(reply)
+    }
+
+    /// A GET for following something that outlives a restart of hookrelay
+    /// (a bulk job): `None` while hookrelay is away — no connection, a cut
+    /// one, a `5xx`, or a proxy in front answering for it — so the caller
+    /// can try again; a refusal is still an error.
+    pub async fn get_unless_away(&self, path: &str) -> Result<Option<Value>, String> {
+        let Ok(reply) = self.client.send(self.outbound("GET", path, None)?).await.0 else {
+            return Ok(None);
+        };
+        if !marked(&reply) || reply.status >= 500 {
+            return Ok(None);
+        }
+        self.answer(reply).map(Some)
+    }
+
+    /// An answer's JSON; an error status becomes the API's `error` message.
+    fn answer(&self, reply: Reply) -> Result<Value, String> {
         let v: Value = if reply.body.is_empty() {
             Value::Null
         } else {
@@ -132,12 +151,26 @@ impl Remote {
         path: &str,
         body: Option<Value>,
     ) -> Result<Reply, String> {
+        let out = self.outbound(method, path, body)?;
+        let reply = self
+            .client
+            .send(out)
+            .await
+            .0
+            .map_err(|f| self.unreachable(f))?;
+        if !marked(&reply) {
+            return Err(self.not_hookrelay(reply.status));
+        }
+        Ok(reply)
+    }
+
+    fn outbound(&self, method: &str, path: &str, body: Option<Value>) -> Result<Outbound, String> {
         let (url, mut headers) = self.stream_request(path);
         headers[0].1 = b"application/json".to_vec();
         if body.is_some() {
             headers.push(("content-type".into(), b"application/json".to_vec()));
         }
-        let out = Outbound {
+        Ok(Outbound {
             method: Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?,
             url: url
                 .parse()
@@ -146,21 +179,7 @@ impl Remote {
             body: body.map(|b| Bytes::from(b.to_string())).unwrap_or_default(),
             timeout: TIMEOUT,
             max_answer: MAX_ANSWER,
-        };
-        let reply = self
-            .client
-            .send(out)
-            .await
-            .0
-            .map_err(|f| self.unreachable(f))?;
-        let marked = reply
-            .headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case(crate::admin::API_MARKER));
-        if !marked {
-            return Err(self.not_hookrelay(reply.status));
-        }
-        Ok(reply)
+        })
     }
 
     /// Something answered at `--server`, but not hookrelay's admin API (a
@@ -184,6 +203,14 @@ impl Remote {
             self.base, f.detail
         )
     }
+}
+
+/// Did hookrelay's admin API answer (see [`crate::admin::API_MARKER`])?
+fn marked(reply: &Reply) -> bool {
+    reply
+        .headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case(crate::admin::API_MARKER))
 }
 
 /// Percent-encodes a value for a URL query or path segment.

@@ -1215,3 +1215,92 @@ async fn a_server_that_is_not_hookrelay_is_named_as_such() {
         );
     }
 }
+
+/// A bulk replay followed from the CLI outlives a restart of hookrelay: the
+/// job resumes on the server, and the command waits for it and ends with
+/// its result (it exited 1 with "cannot reach hookrelay" before).
+#[tokio::test]
+async fn a_followed_bulk_replay_outlives_a_restart() {
+    use crate::support::child::{spawn_binary, spawn_binary_at};
+    use crate::support::{send, temp_data};
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let mut up = Receiver::start(vec![Reply::status(200)]).await;
+    let (_dir, data) = temp_data();
+    let first = spawn_binary(&data, "sync");
+    let json_post = |url: String, body: Value| async move {
+        let (st, _, b) = send(
+            "POST",
+            &url,
+            &[("content-type", "application/json")],
+            body.to_string().into(),
+        )
+        .await;
+        assert!(st < 300, "{url}: {st} {}", String::from_utf8_lossy(&b));
+    };
+    json_post(
+        format!("{}/api/endpoints", first.admin),
+        json!({ "slug": "b" }),
+    )
+    .await;
+    for i in 0..4 {
+        json_post(format!("{}/in/b", first.ingest), json!({ "n": i })).await;
+    }
+    let mut cli = cmd::hookrelay();
+    cli.args(["replay", "--filter", "endpoint=b", "--rate", "2", "--to"])
+        .arg(up.url("/r"))
+        .env("HOOKRELAY_SERVER", &first.admin)
+        .env("RUST_LOG", "off")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut cli = tokio::process::Command::from(cli)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = cli.stdout.take().unwrap();
+    let mut stderr = tokio::io::BufReader::new(cli.stderr.take().unwrap()).lines();
+    up.next().await;
+    let admin = first.admin.trim_start_matches("http://").to_string();
+    drop(first); // SIGKILL, and reaped
+    // Restarted once the command has seen it gone.
+    let away = tokio::time::timeout(cmd::DEADLINE, async {
+        while let Some(line) = stderr.next_line().await.unwrap() {
+            if line.contains("hookrelay is away") {
+                return line;
+            }
+        }
+        panic!("stderr ended without noticing hookrelay was away");
+    })
+    .await
+    .expect("the command noticed hookrelay was away");
+    assert!(away.contains("goes on there when it is back"), "{away}");
+    let _second = spawn_binary_at(&data, "sync", &admin);
+    let rest = tokio::spawn(async move {
+        let mut all = String::new();
+        while let Some(line) = stderr.next_line().await.unwrap() {
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let mut printed = String::new();
+    tokio::time::timeout(
+        cmd::DEADLINE,
+        tokio::io::BufReader::new(stdout).read_to_string(&mut printed),
+    )
+    .await
+    .expect("the command ended")
+    .unwrap();
+    let status = tokio::time::timeout(cmd::DEADLINE, cli.wait())
+        .await
+        .expect("the command ended")
+        .unwrap();
+    let stderr = rest.await.unwrap();
+    assert_eq!(status.code(), Some(0), "{printed}\n{stderr}");
+    assert!(stderr.contains("hookrelay is back"), "{stderr}");
+    assert!(printed.contains(" done: "), "{printed}");
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < 4 {
+        seen.insert(up.next().await.body);
+    }
+}

@@ -25,13 +25,19 @@ impl Drop for Child {
 /// URLs it prints (within [`super::cmd::DEADLINE`], else it is killed and
 /// the test fails).
 pub fn spawn_binary(data: &Path, durability: &str) -> Child {
+    spawn_binary_at(data, durability, "127.0.0.1:0")
+}
+
+/// [`spawn_binary`] with the admin listener on `admin` (a restart where a
+/// client expects it).
+pub fn spawn_binary_at(data: &Path, durability: &str, admin: &str) -> Child {
     let mut proc = super::cmd::hookrelay()
         .args([
             "serve",
             "--listen",
             "127.0.0.1:0",
             "--admin",
-            "127.0.0.1:0",
+            admin,
             "--durability",
             durability,
             "--data",
