@@ -1271,7 +1271,7 @@ impl Relay {
                     endpoint = slug,
                     host,
                     error = why,
-                    try_ = n + 1,
+                    attempt = n + 1,
                     "disable notification failed"
                 );
                 tokio::select! {

@@ -59,7 +59,12 @@ pub async fn run(
         if args.json {
             say!("{v}");
         } else {
-            say!("{} events match", v["count"]);
+            let first = v["first_ids"].as_array().map_or(0, Vec::len);
+            let count = v["count"].as_u64().unwrap_or(0);
+            match first as u64 {
+                n if n > 0 && n < count => say!("{count} events match; the oldest {n}:"),
+                _ => say!("{count} events match"),
+            }
             for id in v["first_ids"].as_array().into_iter().flatten() {
                 say!("  {}", id.as_str().unwrap_or(""));
             }

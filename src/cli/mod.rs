@@ -720,6 +720,18 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
                 return Ok(release_exit(&both["release"]));
             }
             let v = set_status(&remote, &slug, "active").await?;
+            let held = v["counts"]["held"].as_i64().unwrap_or(0);
+            if held > 0 && !remote.json {
+                // The design's "resume offers to release": said, not asked,
+                // so scripts never wait on a prompt.
+                let (n, are) = match held {
+                    1 => ("1 event".to_string(), "is"),
+                    n => (format!("{n} events"), "are"),
+                };
+                eprintln!(
+                    "{n} {are} still held: `hookrelay endpoint release {slug}` sends them in arrival order"
+                );
+            }
             (remote, v)
         }
         EndpointCmd::Release { slug, remote } => {
@@ -973,13 +985,13 @@ fn print_endpoint(e: &Value) {
         );
         if e["mode"] == "queue" {
             say!(
-                "  queue:     retry {}; {} in flight at most{}; {} pending at most",
+                "  queue:     retry {}; {}; {} pending at most",
                 list(&e["retry"]),
-                e["max_in_flight"],
                 if e["ordered"] == json!(true) {
-                    ", ordered"
+                    // `max_in_flight` does not apply (README: queue mode).
+                    "ordered, one delivery in flight".to_string()
                 } else {
-                    ""
+                    format!("{} in flight at most", e["max_in_flight"])
                 },
                 e["max_queue_depth"]
             );
@@ -1160,7 +1172,16 @@ fn print_events(v: &Value) {
         );
     }
     if let Some(c) = v["next_cursor"].as_str() {
-        say!("more: --cursor {c}");
+        if v["scan_capped"] == json!(true) {
+            // An empty or short page is not the end: the server stopped
+            // reading at its per-request budget.
+            say!(
+                "more: --cursor {c} (the search read {} events and stopped at its budget; the next page reads on)",
+                v["scanned"]
+            );
+        } else {
+            say!("more: --cursor {c}");
+        }
     }
 }
 

@@ -154,6 +154,9 @@ fn print_item(kind: &str, data: &str, json: bool) {
                 v["event"]["id"].as_str().unwrap_or(""),
             );
         }
+        "lagged" => eprintln!(
+            "{data} events and attempts were not shown: this terminal read more slowly than they came (hookrelay events lists them all)"
+        ),
         other => say!("({other}) {data}"),
     }
 }

@@ -402,7 +402,7 @@ async fn endpoint_add_takes_queue_mirror_and_signature_settings() {
         format!("  target:    {target} (queue mode)"),
         "  policy:    disabled past 5 failures in a row; success 2xx, 301, 302; timeout 10000 ms"
             .into(),
-        "  queue:     retry 1s, 1m; 4 in flight at most, ordered; 100000 pending at most".into(),
+        "  queue:     retry 1s, 1m; ordered, one delivery in flight; 100000 pending at most".into(),
         "  mirror:    http://127.0.0.1:9/m".into(),
         "  signature: github, enforced (invalid ones get 401), 2 secret(s), tolerance 300 s".into(),
     ] {
@@ -882,6 +882,15 @@ async fn a_failed_release_exits_1_and_show_prints_the_verdict() {
         out.contains("released 1 held event: 0 delivered, 1 failed"),
         "{out}"
     );
+    // A resume alone says what is still held and how to send it.
+    hookrelay(&s, &["endpoint", "pause", "rel"]).await;
+    assert_eq!(s.post_in("rel", &[], "{}").await.status, 202);
+    let (code, _, err) = hookrelay(&s, &["endpoint", "resume", "rel"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("1 event is still held: `hookrelay endpoint release rel`"),
+        "{err}"
+    );
     let (code, out, _) = hookrelay(&s, &["show", &r.event_id()]).await;
     assert_eq!(code, 0);
     assert!(out.contains("signature: missing (github)"), "{out}");
@@ -1303,4 +1312,22 @@ async fn a_followed_bulk_replay_outlives_a_restart() {
     while seen.len() < 4 {
         seen.insert(up.next().await.body);
     }
+}
+
+/// A dry run that matches more events than it lists says which ones it
+/// lists.
+#[tokio::test]
+async fn a_dry_run_says_it_lists_the_oldest() {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "many" })).await;
+    let mut ids = Vec::new();
+    for i in 0..25 {
+        ids.push(s.post_in("many", &[], format!("{i}")).await.event_id());
+    }
+    let (code, out, err) =
+        hookrelay(&s, &["replay", "--filter", "endpoint=many", "--dry-run"]).await;
+    assert_eq!(code, 0, "{err}");
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("25 events match; the oldest 20:"));
+    assert_eq!(lines.next().map(str::trim), Some(ids[0].as_str()));
 }
