@@ -523,16 +523,40 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
             if let Some(c) = &a.cursor {
                 q.push(("cursor", c.clone()));
             }
-            let text = r
+            // Opened first: a path that cannot be written is said before a
+            // download of up to 128 MiB, not after it.
+            let named =
+                |path: &std::path::Path, e: std::io::Error| format!("{}: {e}", path.display());
+            let file = match &a.output {
+                Some(path) => {
+                    let existed = path.exists();
+                    let f = std::fs::File::create(path).map_err(|e| named(path, e))?;
+                    Some((path, f, existed))
+                }
+                None => None,
+            };
+            let text = match r
                 .get_text(&format!("/api/export?{}", remote::query_string(&q)))
-                .await?;
+                .await
+            {
+                Ok(text) => text,
+                Err(e) => {
+                    if let Some((path, _, false)) = &file {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    return Err(e);
+                }
+            };
             // A HAR with no entries is still a document.
             let empty = text.trim().is_empty()
                 || serde_json::from_str::<Value>(&text)
                     .is_ok_and(|v| v["log"]["entries"].as_array().is_some_and(Vec::is_empty));
-            match &a.output {
-                Some(path) => {
-                    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?
+            match file {
+                Some((path, mut f, _)) => {
+                    use std::io::Write;
+                    f.write_all(text.as_bytes())
+                        .and_then(|()| f.sync_all())
+                        .map_err(|e| named(path, e))?
                 }
                 None => out(&printable(&text)),
             }

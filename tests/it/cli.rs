@@ -190,6 +190,28 @@ async fn export_writes_jsonl_and_har() {
     let (code, _, err) = hookrelay(&s, &["export", "--format", "xml"]).await;
     assert_ne!(code, 0);
     assert!(err.contains("format"), "{err}");
+
+    // -o: the file holds what stdout would; a path that cannot be written
+    // is refused before the download, and a failed one leaves no file.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out.jsonl");
+    let path = file.to_str().unwrap();
+    let (code, out, err) = hookrelay(&s, &["export", "--endpoint", "ex", "-o", path]).await;
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(written.lines().count(), 2, "{written}");
+    let nowhere = dir.path().join("missing/out.jsonl");
+    let (code, _, err) = hookrelay(&s, &["export", "-o", nowhere.to_str().unwrap()]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("missing/out.jsonl"), "{err}");
+    let failed = dir.path().join("failed.jsonl");
+    let (code, _, err) = hookrelay(
+        &s,
+        &["export", "--cursor", "nope", "-o", failed.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(!failed.exists(), "a failed export leaves no file behind");
 }
 
 /// `hookrelay tail ARGS` with its stdout as a channel of lines; killed when
