@@ -1619,7 +1619,9 @@ impl Relay {
             .await?;
         let mut report = Release::default();
         for (i, id) in ids.iter().enumerate() {
-            if cell.lock().status != Status::Active {
+            // Shutting down: the rest stay held for the next run rather
+            // than be started one by one through the whole drain.
+            if cell.lock().status != Status::Active || self.closing.is_cancelled() {
                 report.still_held += ids.len() - i;
                 break;
             }

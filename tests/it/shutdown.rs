@@ -171,3 +171,33 @@ async fn a_second_signal_stops_the_drain() {
     };
     assert_eq!(status.code(), Some(130));
 }
+
+/// A release under way at shutdown finishes the delivery it is making and
+/// leaves the rest held for the next run (it went on starting one after
+/// another through the whole drain).
+#[tokio::test]
+async fn a_release_under_way_at_shutdown_leaves_the_rest_held() {
+    let mut up = Receiver::start(vec![Reply::status(200).delay(HOLD)]).await;
+    let (_dir, data) = temp_data();
+    let s = TestServer::start_with(config_at(&data)).await;
+    s.create_endpoint(json!({ "slug": "r", "target": up.url("/"), "status": "paused" }))
+        .await;
+    for i in 0..5 {
+        assert_eq!(s.post_in("r", &[], format!("held {i}")).await.status, 202);
+    }
+    let url = s.admin_url("/api/endpoints/r/resume?release=true");
+    let release = tokio::spawn(async move { send("POST", &url, &[], "".into()).await });
+    assert_eq!(up.next().await.body, "held 0");
+    let stopped = tokio::spawn(s.stop());
+    let (status, _, body) = release.await.unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let report = &answer["release"];
+    assert_eq!(report["delivered"], 1, "{report}");
+    assert_eq!(report["still_held"], 4, "{report}");
+    let _dir = stopped.await.unwrap();
+
+    let s = TestServer::start_with(config_at(&data)).await;
+    let held = s.get("/api/events?endpoint=r&state=held").await;
+    assert_eq!(held["events"].as_array().unwrap().len(), 4, "{held}");
+}
