@@ -412,9 +412,48 @@ pub struct ExportArgs {
     pub remote: RemoteArgs,
 }
 
+/// The client flags every client command takes ([`RemoteArgs`]); those
+/// taking a value.
+const CLIENT_FLAGS: [(&str, bool); 3] = [("--server", true), ("--token", true), ("--json", false)];
+
+/// Moves client flags written before the command (`hookrelay --server URL
+/// events`, as kubectl and git take theirs) to after it, where clap reads
+/// them: they belong to each client command, so that `serve` and `verify`,
+/// which take none, refuse them.
+pub fn client_flags_last(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut moved = Vec::new();
+    let mut rest = args.into_iter();
+    out.extend(rest.next());
+    while let Some(arg) = rest.next() {
+        let text = arg.to_string_lossy();
+        let flag = CLIENT_FLAGS.iter().find(|(name, _)| {
+            text == *name || (text.starts_with(name) && text[name.len()..].starts_with('='))
+        });
+        match flag {
+            Some((name, takes_value)) => {
+                let inline = text.len() > name.len();
+                moved.push(arg);
+                if *takes_value && !inline {
+                    moved.extend(rest.next());
+                }
+            }
+            // The command (or anything else, such as --help): the rest
+            // stays as written.
+            None => {
+                out.push(arg);
+                break;
+            }
+        }
+    }
+    out.extend(rest);
+    out.extend(moved);
+    out
+}
+
 /// Entry point for the binary: parse, set up tracing, run.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(client_flags_last(std::env::args_os().collect()));
     const DEFAULT_LOG: &str = "hookrelay=info,warn";
     let filter = match std::env::var("RUST_LOG") {
         Ok(v) if !v.trim().is_empty() => {
@@ -1342,5 +1381,62 @@ fn release_exit(r: &Value) -> ExitCode {
     match n("failed") + n("still_held") {
         0 => ExitCode::SUCCESS,
         _ => ExitCode::from(1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn moved(args: &[&str]) -> Vec<String> {
+        client_flags_last(args.iter().map(Into::into).collect())
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn client_flags_before_the_command_go_after_it() {
+        assert_eq!(
+            moved(&[
+                "hookrelay",
+                "--server",
+                "http://h:1",
+                "--json",
+                "events",
+                "--limit",
+                "5"
+            ]),
+            [
+                "hookrelay",
+                "events",
+                "--limit",
+                "5",
+                "--server",
+                "http://h:1",
+                "--json"
+            ]
+        );
+        assert_eq!(
+            moved(&["hookrelay", "--token=t0k", "endpoint", "list"]),
+            ["hookrelay", "endpoint", "list", "--token=t0k"]
+        );
+        // After the command, and anything that is not a client flag, stays.
+        for args in [
+            &["hookrelay", "events", "--server", "http://h:1"][..],
+            &["hookrelay", "--help"],
+            &["hookrelay", "--serverx", "events"],
+            &["hookrelay"],
+        ] {
+            assert_eq!(moved(args), args);
+        }
+        // Parsed as written after the command; `serve` takes none.
+        let cli =
+            Cli::try_parse_from(moved(&["hookrelay", "--server", "http://h:1", "events"])).unwrap();
+        let Command::Events(e) = cli.command else {
+            panic!("events")
+        };
+        assert_eq!(e.remote.server, "http://h:1");
+        assert!(Cli::try_parse_from(moved(&["hookrelay", "--json", "serve"])).is_err());
     }
 }

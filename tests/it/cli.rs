@@ -1353,3 +1353,24 @@ async fn a_dry_run_says_it_lists_the_oldest() {
     assert_eq!(lines.next(), Some("25 events match; the oldest 20:"));
     assert_eq!(lines.next().map(str::trim), Some(ids[0].as_str()));
 }
+
+/// Client flags may come before the command too (`hookrelay --server URL
+/// events`); `serve` still takes none.
+#[tokio::test]
+async fn client_flags_may_come_before_the_command() {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "first" })).await;
+    let mut cmd = cmd::hookrelay();
+    cmd.args(["--server", &s.admin_url(""), "--json", "endpoint", "list"])
+        .env_remove("HOOKRELAY_SERVER")
+        .env("RUST_LOG", "off");
+    let out = cmd::output(cmd).await;
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{printed}");
+    let list: Value = serde_json::from_str(&printed).unwrap();
+    assert_eq!(list["endpoints"][0]["slug"], "first", "{list}");
+    let mut cmd = cmd::hookrelay();
+    cmd.args(["--json", "serve"]).env("RUST_LOG", "off");
+    let out = cmd::output(cmd).await;
+    assert_eq!(out.status.code(), Some(2), "clap's usage error");
+}
