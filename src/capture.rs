@@ -12,13 +12,19 @@ use http::request::Parts;
 use crate::event::{Event, EventState, Headers};
 
 /// The path suffix after `/in/{slug}`, or `None` when `path` is not an
-/// ingest path. Returns `(slug, rest)`.
-pub fn split_ingest_path(path: &str) -> Option<(&str, &str)> {
+/// ingest path. Returns `(slug, rest)`: the slug decoded (`/in/%62in` is
+/// `/in/bin`, RFC 3986 §6.2.2.2; one that does not decode to text stays as
+/// sent, and names no endpoint), the rest as sent, to be forwarded so.
+pub fn split_ingest_path(path: &str) -> Option<(std::borrow::Cow<'_, str>, &str)> {
     let after = path.strip_prefix("/in/")?;
-    match after.find('/') {
-        Some(i) => Some((&after[..i], &after[i..])),
-        None => Some((after, "")),
-    }
+    let (slug, rest) = match after.find('/') {
+        Some(i) => (&after[..i], &after[i..]),
+        None => (after, ""),
+    };
+    let slug = percent_encoding::percent_decode_str(slug)
+        .decode_utf8()
+        .unwrap_or(std::borrow::Cow::Borrowed(slug));
+    Some((slug, rest))
 }
 
 /// Whether a path suffix holds a `.` or `..` segment as some receiver may
@@ -243,11 +249,16 @@ mod tests {
 
     #[test]
     fn ingest_paths() {
-        assert_eq!(split_ingest_path("/in/shop"), Some(("shop", "")));
-        assert_eq!(split_ingest_path("/in/shop/a/b"), Some(("shop", "/a/b")));
-        assert_eq!(split_ingest_path("/in/shop/"), Some(("shop", "/")));
-        assert_eq!(split_ingest_path("/in/"), Some(("", "")));
-        assert_eq!(split_ingest_path("/other"), None);
+        let split = |p| split_ingest_path(p).map(|(s, r)| (s.into_owned(), r));
+        assert_eq!(split("/in/shop"), Some(("shop".into(), "")));
+        assert_eq!(split("/in/shop/a/b"), Some(("shop".into(), "/a/b")));
+        assert_eq!(split("/in/shop/"), Some(("shop".into(), "/")));
+        assert_eq!(split("/in/"), Some(("".into(), "")));
+        assert_eq!(split("/other"), None);
+        // The slug is decoded; the rest is forwarded as sent.
+        assert_eq!(split("/in/%73hop/%61"), Some(("shop".into(), "/%61")));
+        assert_eq!(split("/in/sh%2"), Some(("sh%2".into(), "")));
+        assert_eq!(split("/in/%ff"), Some(("%ff".into(), "")));
     }
 
     #[test]

@@ -82,7 +82,7 @@ pub async fn handle(
             "not an ingest path; senders post to /in/{slug}".into(),
         )));
     };
-    let (slug, rest) = (slug.to_string(), rest.to_string());
+    let (slug, rest) = (slug.into_owned(), rest.to_string());
     match ingest(relay, req, &slug, &rest, remote, tls).await {
         Ok(resp) => Ok(resp),
         Err(e) => Ok(error(e)),

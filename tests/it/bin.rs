@@ -156,6 +156,21 @@ async fn an_unknown_slug_is_404_and_stores_nothing() {
     assert_eq!(list["events"].as_array().unwrap().len(), 0);
 }
 
+/// A slug written percent-encoded is the same slug (RFC 3986 §6.2.2.2);
+/// the rest of the path is kept as sent.
+#[tokio::test]
+async fn a_percent_encoded_slug_names_its_endpoint() {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "bin" })).await;
+    let r = s.post_in("%62in/a%2Fb", &[], "x").await;
+    assert_eq!(r.status, 200);
+    let ev = s.get(&format!("/api/events/{}", r.event_id())).await;
+    assert_eq!(ev["endpoint"], "bin");
+    assert_eq!(ev["path"], "/a%2Fb");
+    let r = s.post_in("%ff", &[], "x").await;
+    assert_eq!(r.status, 404);
+}
+
 #[tokio::test]
 async fn any_method_is_captured() {
     let s = TestServer::start().await;
