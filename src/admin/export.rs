@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::error::Result;
-use crate::event::{Attempt, Event};
+use crate::event::{Attempt, Event, EventState};
 use crate::store::Store;
 
 /// The most events one export returns; narrow the filter for more.
@@ -138,10 +138,20 @@ fn har_entry(ev: &Event, body: &[u8], attempts: &[Attempt], base: &str) -> Value
                 "bodySize": a.body_size,
             })
         }
-        None => json!({
-            "status": ev.last_status.unwrap_or(0), "statusText": "", "httpVersion": "HTTP/1.1", "cookies": [], "headers": [],
-            "content": { "size": 0, "mimeType": "" }, "redirectURL": "", "headersSize": -1, "bodySize": -1,
-        }),
+        None => {
+            // What hookrelay itself answered the sender, where no target
+            // did (the headers and body of a bin's answer are not kept per
+            // event: its settings may have changed since).
+            let (status, text) = match ev.state {
+                EventState::Held => (202, "held by hookrelay"),
+                EventState::Rejected => (401, "refused by hookrelay: signature"),
+                _ => (ev.last_status.unwrap_or(0), ""),
+            };
+            json!({
+                "status": status, "statusText": text, "httpVersion": "HTTP/1.1", "cookies": [], "headers": [],
+                "content": { "size": 0, "mimeType": "" }, "redirectURL": "", "headersSize": -1, "bodySize": -1,
+            })
+        }
     };
     json!({
         "startedDateTime": crate::time::rfc3339_ms(ev.received_at),

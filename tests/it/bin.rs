@@ -131,6 +131,24 @@ async fn a_response_sequence_cycles() {
         .map(|e| e["response"]["status"].as_u64().unwrap())
         .collect();
     assert_eq!(statuses, [500, 500, 200, 500], "the HAR's answers");
+    // A held event's entry says what the sender got from hookrelay.
+    s.api(
+        "PATCH",
+        "/api/endpoints/flaky",
+        Some(json!({ "status": "paused" })),
+    )
+    .await;
+    assert_eq!(s.post_in("flaky", &[], "x").await.status, 202);
+    let (_, har) = s
+        .api(
+            "GET",
+            "/api/export?format=har&endpoint=flaky&state=held",
+            None,
+        )
+        .await;
+    let entry = &har["log"]["entries"][0];
+    assert_eq!(entry["response"]["status"], 202, "{har}");
+    assert_eq!(entry["response"]["statusText"], "held by hookrelay");
     let page = crate::support::send(
         "GET",
         &s.admin_url(&format!("/events/{}", ids[2])),
