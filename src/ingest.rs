@@ -17,8 +17,8 @@ use hyper::body::Incoming;
 use crate::capture;
 use crate::endpoint::{Mode, Status};
 use crate::error::Error;
+use crate::event::EventState;
 use crate::event::{Event, SignatureRecord};
-use crate::event::{EventState, Trigger};
 use crate::provider;
 use crate::relay::Relay;
 use crate::signature::{self, SignatureConfig};
@@ -420,7 +420,7 @@ async fn ingest(
             let share = Arc::clone(&in_memory);
             let delivery = relay.deliveries.spawn(async move {
                 let _share = share;
-                r.deliver(&ev, body, &target, Trigger::Forward, true).await
+                r.forward(&ev, body, &target).await
             });
             let (synced, delivered) = tokio::join!(relay.store.durable(), delivery);
             if let Err(e) = synced {

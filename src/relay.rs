@@ -204,6 +204,9 @@ pub struct Relay {
 const MIRROR_IN_FLIGHT: usize = 256;
 /// The per-attempt timeout for an event whose endpoint is gone.
 const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// What a try keeps of an answer no sender waits for: its attempt record's
+/// share (see [`Relay::forward`] for the one that passes it on).
+const KEPT: deliver::Answer = deliver::Answer::Prefix(ATTEMPT_BODY_CAP);
 /// How much longer than an attempt's timeout a replay waits for the
 /// queue's attempt of the same event to end (its record takes a moment).
 const CLAIM_MARGIN: Duration = Duration::from_secs(5);
@@ -797,7 +800,31 @@ impl Relay {
             own_target,
             queued: None,
         };
-        let (ev, attempt, reply, _) = self.deliver_settled(ev, body, url, trigger, settle).await?;
+        let (ev, attempt, reply, _) = self
+            .deliver_settled(ev, body, url, trigger, settle, KEPT)
+            .await?;
+        Ok((ev, attempt, reply))
+    }
+
+    /// Forward mode: [`Relay::deliver`] to the endpoint's own target, with
+    /// the whole answer (up to [`deliver::MAX_RESPONSE_BODY`]) for the
+    /// sender, who waits for it. Every other try keeps only what its
+    /// attempt record holds, so a long answer is neither a failure nor in
+    /// memory.
+    pub async fn forward(
+        &self,
+        ev: &Event,
+        body: Bytes,
+        url: &str,
+    ) -> Result<(Event, Attempt, Option<Reply>)> {
+        let settle = Settle::Direct {
+            own_target: true,
+            queued: None,
+        };
+        let whole = deliver::Answer::Whole(deliver::MAX_RESPONSE_BODY);
+        let (ev, attempt, reply, _) = self
+            .deliver_settled(ev, body, url, Trigger::Forward, settle, whole)
+            .await?;
         Ok((ev, attempt, reply))
     }
 
@@ -810,8 +837,9 @@ impl Relay {
         url: &str,
         trigger: Trigger,
         settle: Settle,
+        answer: deliver::Answer,
     ) -> Result<(Event, Attempt, Option<Reply>, QueueMove)> {
-        let (attempt, reply) = self.send(ev, body, url, trigger).await?;
+        let (attempt, reply) = self.send(ev, body, url, trigger, answer).await?;
         let cell = if settle.to_target() {
             self.endpoint(&ev.endpoint)
         } else {
@@ -828,6 +856,7 @@ impl Relay {
         body: Bytes,
         url: &str,
         trigger: Trigger,
+        answer: deliver::Answer,
     ) -> Result<(Attempt, Option<Reply>)> {
         let cell = self.endpoint(&ev.endpoint);
         let (timeout, codes) = match &cell {
@@ -858,7 +887,7 @@ impl Relay {
             headers,
             body,
             timeout,
-            max_answer: deliver::MAX_RESPONSE_BODY,
+            answer,
         };
         let (result, latency) = self.client.send(out).await;
         let (attempt, reply) = match result {
@@ -873,8 +902,8 @@ impl Relay {
                     status: Some(reply.status),
                     headers: reply.headers.clone(),
                     body: reply.body[..cap].to_vec(),
-                    body_size: reply.body.len() as u64,
-                    body_truncated: cap < reply.body.len(),
+                    body_size: reply.body_size,
+                    body_truncated: (cap as u64) < reply.body_size,
                     latency_ms: latency.as_millis() as u64,
                     error: None,
                     error_detail: None,
@@ -1120,7 +1149,13 @@ impl Relay {
         let _room = crate::memory::BodyShare::wait_for(&self.queue_bodies, size).await;
         let body = self.store.get_body(id)?;
         let (attempt, _) = self
-            .send(&ev, Bytes::from(body.unwrap_or_default()), &target, trigger)
+            .send(
+                &ev,
+                Bytes::from(body.unwrap_or_default()),
+                &target,
+                trigger,
+                KEPT,
+            )
             .await?;
         // The receiver has its answer now: when the store cannot record it,
         // the write is tried again, not the delivery (the worker's retry
@@ -1167,7 +1202,7 @@ impl Relay {
             let _permit = permit;
             let _share = share;
             let result = async {
-                let (attempt, _) = relay.send(&ev, body, &url, Trigger::Mirror).await?;
+                let (attempt, _) = relay.send(&ev, body, &url, Trigger::Mirror, KEPT).await?;
                 relay
                     .record_attempt(&ev.id, None, attempt, Settle::Mirror)
                     .await
@@ -1252,7 +1287,7 @@ impl Relay {
                     headers,
                     body: body.clone(),
                     timeout: Duration::from_secs(10),
-                    max_answer: deliver::MAX_RESPONSE_BODY,
+                    answer: deliver::Answer::Prefix(0),
                 };
                 let why = match client.send(out).await.0 {
                     Ok(r) if (200..300).contains(&r.status) => {
@@ -1426,7 +1461,14 @@ impl Relay {
                 queued: claim.as_ref().map(|c| c.due()),
             };
             let (ev, attempt, _, moved) = relay
-                .deliver_settled(&outgoing, Bytes::from(body), &url, Trigger::Replay, settle)
+                .deliver_settled(
+                    &outgoing,
+                    Bytes::from(body),
+                    &url,
+                    Trigger::Replay,
+                    settle,
+                    KEPT,
+                )
                 .await?;
             if let Some(c) = claim {
                 c.finish(moved.remove.is_some());

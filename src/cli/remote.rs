@@ -178,7 +178,7 @@ impl Remote {
             headers,
             body: body.map(|b| Bytes::from(b.to_string())).unwrap_or_default(),
             timeout: TIMEOUT,
-            max_answer: MAX_ANSWER,
+            answer: crate::deliver::Answer::Whole(MAX_ANSWER),
         })
     }
 

@@ -68,6 +68,15 @@ pub fn strip_hop_by_hop(headers: &Headers) -> Headers {
         .collect()
 }
 
+/// How long an idle pooled connection to a receiver is kept. Shorter than
+/// the idle timeouts of common receivers' servers (Node, Apache, uvicorn:
+/// 5 s): a connection they close just as a request goes out on it fails
+/// that request (`502`, counted by the policy), so hookrelay closes first.
+const POOL_IDLE: Duration = Duration::from_secs(4);
+/// Header fields a receiver's answer may carry (hyper's default, 100, is
+/// below what ingest takes from senders).
+const MAX_ANSWER_HEADERS: usize = 256;
+
 /// One request to send.
 pub struct Outbound {
     pub method: Method,
@@ -75,9 +84,18 @@ pub struct Outbound {
     pub headers: Headers,
     pub body: Bytes,
     pub timeout: Duration,
-    /// The most of the answer's body read: [`MAX_RESPONSE_BODY`] from a
-    /// target; more from hookrelay's own admin API (the CLI).
-    pub max_answer: usize,
+    pub answer: Answer,
+}
+
+/// How much of an answer's body is kept.
+#[derive(Clone, Copy, Debug)]
+pub enum Answer {
+    /// All of it, to pass on (a forward's sender, the CLI): an answer
+    /// longer than this fails ([`MAX_RESPONSE_BODY`] from a target).
+    Whole(usize),
+    /// Its start, for an attempt record: the rest is read and counted, not
+    /// kept, so a long answer is neither a failure nor held in memory.
+    Prefix(usize),
 }
 
 /// A receiver's answer.
@@ -85,7 +103,10 @@ pub struct Outbound {
 pub struct Reply {
     pub status: u16,
     pub headers: Headers,
+    /// All of it, or its start (see [`Answer`]).
     pub body: Bytes,
+    /// The length of the whole body.
+    pub body_size: u64,
 }
 
 #[derive(Debug)]
@@ -176,8 +197,9 @@ impl Client {
         let pools = (0..=shards)
             .map(|_| {
                 HyperClient::builder(TokioExecutor::new())
-                    .pool_idle_timeout(Duration::from_secs(30))
+                    .pool_idle_timeout(POOL_IDLE)
                     .pool_max_idle_per_host(64)
+                    .http1_max_headers(MAX_ANSWER_HEADERS)
                     .build(connector.clone())
             })
             .collect();
@@ -231,7 +253,7 @@ impl Client {
     }
 
     async fn send_inner(&self, out: Outbound) -> Result<Reply, Failure> {
-        let out_limit = out.max_answer;
+        let answer = out.answer;
         let mut req = Request::builder().method(out.method).uri(out.url);
         let hdrs = req.headers_mut().expect("fresh builder");
         for (name, value) in &out.headers {
@@ -262,14 +284,14 @@ impl Client {
             detail: format!("cannot build request: {e}"),
         })?;
         let resp = self.pool().request(req).await.map_err(classify)?;
-        read_reply(resp, out_limit).await
+        read_reply(resp, answer).await
     }
 }
 
-/// Reads a whole answer, its body up to `limit` bytes.
+/// Reads a whole answer, its body as `answer` says.
 async fn read_reply(
     resp: http::Response<hyper::body::Incoming>,
-    limit: usize,
+    answer: Answer,
 ) -> Result<Reply, Failure> {
     let (parts, body) = resp.into_parts();
     // hyper hands interim answers (100, 103) over only as a final status
@@ -286,15 +308,36 @@ async fn read_reply(
             ),
         });
     }
-    let body = Limited::new(body, limit)
-        .collect()
-        .await
-        .map_err(|e| Failure {
-            kind: ErrorKind::Protocol,
-            refused: false,
-            detail: format!("reading the response body: {e}"),
-        })?
-        .to_bytes();
+    let reading = |e: &dyn std::fmt::Display| Failure {
+        kind: ErrorKind::Protocol,
+        refused: false,
+        detail: format!("reading the response body: {e}"),
+    };
+    let (body, body_size) = match answer {
+        Answer::Whole(limit) => {
+            let all = Limited::new(body, limit)
+                .collect()
+                .await
+                .map_err(|e| reading(&e))?
+                .to_bytes();
+            let n = all.len() as u64;
+            (all, n)
+        }
+        Answer::Prefix(cap) => {
+            let mut body = body;
+            let mut kept = bytes::BytesMut::new();
+            let mut total = 0u64;
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| reading(&e))?;
+                if let Ok(data) = frame.into_data() {
+                    total += data.len() as u64;
+                    let room = cap.saturating_sub(kept.len());
+                    kept.extend_from_slice(&data[..room.min(data.len())]);
+                }
+            }
+            (kept.freeze(), total)
+        }
+    };
     let headers = parts
         .headers
         .iter()
@@ -304,6 +347,7 @@ async fn read_reply(
         status: parts.status.as_u16(),
         headers,
         body,
+        body_size,
     })
 }
 

@@ -585,6 +585,73 @@ async fn an_answer_over_32_mib_is_a_502_and_a_failed_protocol_attempt() {
     assert_eq!(r.body.len(), LIMIT);
 }
 
+/// Where no sender waits for the answer (queue mode, the mirror, replays),
+/// a long one is no failure: its status counts, its start is kept and its
+/// length noted — it was a failed delivery, sent again and again.
+#[tokio::test]
+async fn a_long_answer_to_a_queued_delivery_or_the_mirror_is_a_success() {
+    const LONG: usize = (32 << 20) + 1;
+    let mut up = Receiver::start(vec![Reply::status(200).body(vec![b'a'; LONG])]).await;
+    let mut mirror = Receiver::start(vec![Reply::status(200).body(vec![b'm'; LONG])]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "q", "mode": "queue", "target": up.url("/") }))
+        .await;
+    s.create_endpoint(json!({ "slug": "m", "mirror": mirror.url("/") }))
+        .await;
+    let queued = s.post_in("q", &[], "x").await.event_id();
+    let mirrored = s.post_in("m", &[], "y").await.event_id();
+    up.next().await;
+    mirror.next().await;
+    let settled = |id: String, pred: fn(&serde_json::Value) -> bool| {
+        let s = &s;
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            loop {
+                let ev = s.get(&format!("/api/events/{id}")).await;
+                if pred(&ev) {
+                    return ev;
+                }
+                assert!(std::time::Instant::now() < deadline, "{ev}");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let ev = settled(queued, |ev| {
+        ev["state"] == "delivered" || ev["state"] == "retrying"
+    })
+    .await;
+    assert_eq!(ev["state"], "delivered", "{ev}");
+    let a = &ev["attempts"][0];
+    assert_eq!(a["status"], 200, "{a}");
+    assert_eq!(a["body_size"], LONG, "{a}");
+    assert_eq!(a["body_truncated"], true, "{a}");
+    assert_eq!(ev["attempts"].as_array().unwrap().len(), 1, "sent once");
+    let ev = settled(mirrored, |ev| ev["mirror_status"].is_number()).await;
+    assert_eq!(ev["mirror_status"], 200, "{ev}");
+}
+
+/// A receiver's answer may carry more header fields than hyper's default
+/// 100 (it was a `502` "message head is too large").
+#[tokio::test]
+async fn an_answer_with_many_header_fields_is_passed_on() {
+    let mut reply = Reply::status(200);
+    for i in 0..150 {
+        reply = reply.header(&format!("x-h{i}"), "v");
+    }
+    let mut up = Receiver::start(vec![reply]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "h", "target": up.url("/") }))
+        .await;
+    // Read raw: the tests' own client stops at hyper's 100 too.
+    let req = "POST /in/h HTTP/1.1\r\nhost: x\r\ncontent-length: 1\r\nconnection: close\r\n\r\nx";
+    let out =
+        crate::support::raw(s.ingest, req.as_bytes(), std::time::Duration::from_secs(10)).await;
+    up.next().await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("x-h149: v\r\n"), "{text}");
+}
+
 /// In forward mode the sync overlaps the call to the target: when it fails
 /// the target may have the event already, so the sender is told to retry
 /// (503) and the event stays listed with its attempt. Ingest runs on the
