@@ -427,7 +427,16 @@ async fn ingest(
                 relay.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
                 return Err(e);
             }
-            let (ev, attempt, reply) = delivered??;
+            let (ev, attempt, reply) = match delivered? {
+                Ok(x) => x,
+                // Stored, not sent: the sender learns which event it is.
+                Err(Error::Unavailable(why)) => {
+                    let body = serde_json::json!({ "error": why, "event": id, "stored": true });
+                    let resp = json(StatusCode::SERVICE_UNAVAILABLE, body.to_string());
+                    return Ok(with_event(resp, &id));
+                }
+                Err(e) => return Err(e),
+            };
             if ev.state == EventState::Held {
                 relay.metrics.events_held.fetch_add(1, Ordering::Relaxed);
                 let why = format!(

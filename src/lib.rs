@@ -15,6 +15,7 @@
 //! - [`queue`]: queue mode's delivery queue, worker and retry schedule.
 //! - [`disk`]: disk-space backpressure.
 //! - [`memory`]: memory budgets for request bodies (ingest, mirror copies).
+//! - [`fds`]: the open-file limit, raised and shared (RocksDB, inbound, outbound).
 //! - [`relay`]: the operations shared by ingest, API and CLI: forward, replay,
 //!   release, ping, mirror, record outcomes, notify.
 //! - [`replay`]: bulk replay jobs (filter, dry run, rate, cancel, resume).
@@ -33,6 +34,7 @@ pub mod disk;
 pub mod endpoint;
 pub mod error;
 pub mod event;
+pub mod fds;
 pub mod forwarded;
 pub mod idle;
 pub mod ingest;

@@ -914,6 +914,16 @@ impl Relay {
                 };
                 (a, Some(reply))
             }
+            // Not an attempt: nothing left hookrelay, and a target must
+            // not be disabled for hookrelay's own shortage. The caller
+            // answers 503 (a forward), or tries again later (the queue).
+            Err(f) if f.local => {
+                tracing::warn!(url = %uri, error = %f.detail, "no file descriptor left for an outbound connection");
+                return Err(Error::Unavailable(format!(
+                    "hookrelay has no file descriptor left to connect to the target ({}); nothing was sent",
+                    f.detail
+                )));
+            }
             Err(f) => {
                 if f.refused {
                     self.metrics

@@ -36,8 +36,10 @@ use crate::store::Store;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// A TLS handshake that takes longer than this is dropped.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Open connections per listener (each costs a task and buffers).
-const MAX_CONNECTIONS: usize = 10_000;
+/// Connections the kernel queues for a listener while hookrelay is at its
+/// connection limit (std's 128 turns a burst of senders into SYN retries
+/// of a second and more); the kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 1024;
 /// Concurrent HTTP/2 streams per connection.
 const MAX_H2_STREAMS: u32 = 100;
 /// How often retention runs.
@@ -51,14 +53,22 @@ pub struct Listeners {
 impl Listeners {
     /// Binds both; the error names the listener and its flag.
     pub async fn bind(config: &Config) -> Result<Listeners, String> {
-        let bind = |addr, what: &'static str| async move {
-            TcpListener::bind(addr)
-                .await
+        let bind = |addr: SocketAddr, what: &'static str| {
+            let socket = match addr {
+                SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+                SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+            };
+            socket
+                .and_then(|s| {
+                    s.set_reuseaddr(true)?;
+                    s.bind(addr)?;
+                    s.listen(LISTEN_BACKLOG)
+                })
                 .map_err(|e| format!("cannot bind the {what} listener to {addr}: {e}"))
         };
         Ok(Listeners {
-            ingest: bind(config.listen, "ingest (--listen)").await?,
-            admin: bind(config.admin, "admin (--admin)").await?,
+            ingest: bind(config.listen, "ingest (--listen)")?,
+            admin: bind(config.admin, "admin (--admin)")?,
         })
     }
 }
@@ -77,6 +87,15 @@ pub async fn serve(
         None => None,
     };
     let shards = ingest_threads()?;
+    // Before the store opens: RocksDB sizes its table cache from it.
+    let fds = crate::fds::Budget::for_limit(crate::fds::raise());
+    tracing::info!(
+        open_files = fds.limit,
+        ingest_connections = fds.ingest_connections,
+        admin_connections = fds.admin_connections,
+        rocksdb_files = fds.rocksdb_files,
+        "file descriptors"
+    );
     let client = Client::new(
         config.ca_file.as_deref(),
         shards,
@@ -160,7 +179,7 @@ pub async fn serve(
         None,
         stop_rx.clone(),
         &config,
-        1,
+        fds.admin_connections,
         move |remote, _| {
             // The client's address, for the wrong-guess throttle.
             let trusted = trusted.clone();
@@ -208,6 +227,7 @@ pub async fn serve(
         tls,
         (stop_rx.clone(), release_rx),
         &config,
+        fds.ingest_connections,
         &relay,
     )?;
     let loops = async { tokio::join!(ingest_loop, admin_loop) };
@@ -284,6 +304,7 @@ fn ingest_shards(
     tls: Option<TlsAcceptor>,
     (stop, release): (watch::Receiver<bool>, watch::Receiver<bool>),
     config: &Config,
+    connections: usize,
     relay: &Arc<Relay>,
 ) -> Result<
     (
@@ -296,6 +317,9 @@ fn ingest_shards(
     let mut drained = Vec::new();
     let mut threads = Vec::new();
     let mut handles = Vec::new();
+    // Each thread holds its share: a thread that has used up its own stops
+    // accepting, and the others take what the kernel queues.
+    let slots = (connections / shards).max(1);
     for i in 0..shards {
         let listener = listener.try_clone().map_err(|e| e.to_string())?;
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -315,7 +339,7 @@ fn ingest_shards(
                 rt.block_on(async move {
                     match TcpListener::from_std(listener) {
                         Ok(listener) => {
-                            accept_loop(listener, tls, stop, &config, shards, move |remote, tls| {
+                            accept_loop(listener, tls, stop, &config, slots, move |remote, tls| {
                                 let relay = Arc::clone(&relay);
                                 service_fn(move |req| {
                                     ingest::handle(Arc::clone(&relay), req, remote, tls)
@@ -344,14 +368,14 @@ fn ingest_shards(
     Ok((drained, threads))
 }
 
-/// Accepts and serves connections until `stop`; `share` loops accept from
-/// the same listener and split the connection limit.
+/// Accepts and serves connections until `stop`, holding at most `slots`
+/// open at once.
 async fn accept_loop<S, F, B>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
     config: &Config,
-    share: usize,
+    slots: usize,
     make_service: F,
 ) where
     F: Fn(SocketAddr, bool) -> S,
@@ -384,7 +408,7 @@ async fn accept_loop<S, F, B>(
         .max_concurrent_streams(MAX_H2_STREAMS);
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS / share.max(1)));
+    let slots = Arc::new(tokio::sync::Semaphore::new(slots));
     loop {
         // At the limit, stop accepting until a connection closes: the
         // kernel's backlog then pushes back on new senders.

@@ -115,6 +115,10 @@ pub struct Failure {
     pub detail: String,
     /// The outbound guard refused the connection (see [`guard`]).
     pub refused: bool,
+    /// hookrelay itself could not open a connection (out of file
+    /// descriptors): nothing reached the target, and it is not the
+    /// target's failure.
+    pub local: bool,
 }
 
 type Pool = HyperClient<HttpsConnector<Connector>, Full<Bytes>>;
@@ -227,6 +231,7 @@ impl Client {
             Err(_) => Err(Failure {
                 kind: ErrorKind::Timeout,
                 refused: false,
+                local: false,
                 detail: format!("no complete answer within {} ms", timeout.as_millis()),
             }),
         };
@@ -247,6 +252,7 @@ impl Client {
         let req = req.body(Full::new(Bytes::new())).map_err(|e| Failure {
             kind: ErrorKind::Protocol,
             refused: false,
+            local: false,
             detail: format!("cannot build request: {e}"),
         })?;
         self.pool().request(req).await.map_err(classify)
@@ -281,6 +287,7 @@ impl Client {
         let req = req.body(Full::new(out.body)).map_err(|e| Failure {
             kind: ErrorKind::Protocol,
             refused: false,
+            local: false,
             detail: format!("cannot build request: {e}"),
         })?;
         let resp = self.pool().request(req).await.map_err(classify)?;
@@ -302,6 +309,7 @@ async fn read_reply(
         return Err(Failure {
             kind: ErrorKind::Protocol,
             refused: false,
+            local: false,
             detail: format!(
                 "the target answered {} to a request that asked for no protocol switch",
                 parts.status
@@ -311,6 +319,7 @@ async fn read_reply(
     let reading = |e: &dyn std::fmt::Display| Failure {
         kind: ErrorKind::Protocol,
         refused: false,
+        local: false,
         detail: format!("reading the response body: {e}"),
     };
     let (body, body_size) = match answer {
@@ -363,6 +372,7 @@ fn is<T: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> 
 fn classify(e: hyper_util::client::legacy::Error) -> Failure {
     let mut tls = false;
     let mut refused = false;
+    let mut local = false;
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
     let mut chain = vec![e.to_string()];
     while let Some(s) = source {
@@ -370,6 +380,11 @@ fn classify(e: hyper_util::client::legacy::Error) -> Failure {
         // literal) or inside the resolver's `io::Error` (a name).
         refused |= is::<guard::Refused>(s);
         tls |= is::<rustls::Error>(s);
+        // EMFILE, ENFILE: this process or the whole system is out of them.
+        local |= s
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+            .is_some_and(|code| code == 24 || code == 23);
         chain.push(s.to_string());
         source = s.source();
     }
@@ -395,6 +410,7 @@ fn classify(e: hyper_util::client::legacy::Error) -> Failure {
         kind,
         detail,
         refused,
+        local,
     }
 }
 
@@ -434,6 +450,28 @@ mod tests {
             assert_eq!(failure.kind, ErrorKind::Connect, "{}", failure.detail);
             assert!(failure.refused, "{}", failure.detail);
             assert!(failure.detail.contains(refusal), "{}", failure.detail);
+        }
+    }
+
+    /// Out of file descriptors (this process's or the system's) is
+    /// hookrelay's failure; a refused connection is the target's.
+    #[tokio::test]
+    async fn running_out_of_descriptors_is_a_local_failure() {
+        use hyper_util::rt::TokioIo;
+        type BoxError = Box<dyn std::error::Error + Send + Sync>;
+        for (code, local) in [(24, true), (23, true), (111, false)] {
+            let connector = tower::service_fn(move |_: Uri| {
+                let e = std::io::Error::from_raw_os_error(code);
+                std::future::ready(Err::<TokioIo<tokio::net::TcpStream>, BoxError>(Box::new(e)))
+            });
+            let client =
+                HyperClient::builder(TokioExecutor::new()).build::<_, Full<Bytes>>(connector);
+            let req = Request::get("http://receiver.example/")
+                .body(Full::default())
+                .unwrap();
+            let failure = classify(client.request(req).await.unwrap_err());
+            assert_eq!(failure.local, local, "errno {code}: {}", failure.detail);
+            assert_eq!(failure.kind, ErrorKind::Connect, "{}", failure.detail);
         }
     }
 

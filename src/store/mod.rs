@@ -415,6 +415,10 @@ impl Store {
         // Memory that does not grow with the number of families: a soak
         // with reads over every event took RSS to ~600 MB.
         opts.set_db_write_buffer_size(MEMTABLE_BUDGET);
+        // Table files kept open within the descriptor budget: with RocksDB's
+        // default (all of them) a large store and many connections could
+        // leave no descriptor for the next WAL file, which stops writes.
+        opts.set_max_open_files(crate::fds::Budget::current().rocksdb_files);
         let cache = Cache::new_lru_cache(BLOCK_CACHE);
         let cfs = keys::ALL.iter().map(|name| {
             let mut o = Options::default();

@@ -11,6 +11,7 @@ mod cli;
 mod config_file;
 mod curl;
 mod dashboard;
+mod descriptors;
 mod forward;
 mod guard;
 mod loops;

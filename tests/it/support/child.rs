@@ -31,7 +31,23 @@ pub fn spawn_binary(data: &Path, durability: &str) -> Child {
 /// [`spawn_binary`] with the admin listener on `admin` (a restart where a
 /// client expects it).
 pub fn spawn_binary_at(data: &Path, durability: &str, admin: &str) -> Child {
-    let mut proc = super::cmd::hookrelay()
+    start(super::cmd::hookrelay(), data, durability, admin)
+}
+
+/// [`spawn_binary`] under a limit of `nofile` open files, soft and hard (a
+/// shell's `ulimit -n`), so that raising it cannot escape the test.
+pub fn spawn_binary_limited(data: &Path, nofile: u32) -> Child {
+    let mut sh = std::process::Command::new("sh");
+    sh.arg("-c")
+        .arg(format!("ulimit -n {nofile} && exec \"$@\""))
+        .arg("sh")
+        .arg(env!("CARGO_BIN_EXE_hookrelay"));
+    super::cmd::isolate(&mut sh);
+    start(sh, data, "sync", "127.0.0.1:0")
+}
+
+fn start(mut cmd: std::process::Command, data: &Path, durability: &str, admin: &str) -> Child {
+    let mut proc = cmd
         .args([
             "serve",
             "--listen",
