@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request, State};
@@ -713,6 +714,16 @@ async fn export(
         )));
     }
     let (filter, take) = parse_selection(&q, ex::MAX_EXPORT)?;
+    // Held until the client has taken the text (or gone): see `AT_ONCE`.
+    let turn = tokio::time::timeout(ex::WAIT, Arc::clone(&st.exports).acquire_owned())
+        .await
+        .map_err(|_| {
+            Error::Unavailable(format!(
+                "{} exports are being built or sent; try again once one is done",
+                ex::AT_ONCE
+            ))
+        })?
+        .expect("never closed");
     let base = st
         .relay
         .ingest_base_for(None)
@@ -733,8 +744,16 @@ async fn export(
     } else {
         ("application/x-ndjson", "jsonl")
     };
-    let mut resp = text.into_response();
+    let length = text.len();
+    // One chunk, then the end, which hyper asks for once it has written
+    // most of the chunk out: the turn ends there, or with the response.
+    let chunks =
+        futures_util::stream::unfold((Some(Bytes::from(text)), turn), |(text, turn)| async move {
+            Some((Ok::<_, Infallible>(text?), (None, turn)))
+        });
+    let mut resp = axum::body::Body::from_stream(chunks).into_response();
     let h = resp.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
     if let Ok(v) =
         HeaderValue::from_str(&format!("attachment; filename=\"hookrelay-events.{ext}\""))

@@ -15,6 +15,14 @@ pub const MAX_EXPORT: usize = 10_000;
 /// the bodies, and JSON can grow a body sixfold (`\u0000`).
 pub const MAX_EXPORT_BYTES: usize = 128 << 20;
 
+/// Exports built or being sent at once: each takes up to about four times
+/// [`MAX_EXPORT_BYTES`] while it is built, and keeps its text until the
+/// client has read it, so sixteen at once took 6.9 GB.
+pub const AT_ONCE: usize = 2;
+
+/// How long an export waits for its turn before it is refused (`503`).
+pub const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// The export of `ids` (oldest first) as JSON Lines or HAR (`har`), built
 /// from the newest until it has passed `budget` bytes (the event that
 /// crosses it is the last one taken), so a cut keeps the newest events as

@@ -29,6 +29,8 @@ pub struct AdminState {
     pub token: Option<Arc<str>>,
     pub sessions: Arc<dashboard::security::Sessions>,
     pub throttle: Arc<dashboard::security::Throttle>,
+    /// Turns for exports (see [`export::AT_ONCE`]).
+    pub exports: Arc<tokio::sync::Semaphore>,
 }
 
 /// `body_time`: how long a client may take to send a request body (admin
@@ -39,6 +41,7 @@ pub fn router(relay: Arc<Relay>, token: Option<String>, body_time: Duration) -> 
         token: token.map(Arc::from),
         sessions: Default::default(),
         throttle: Default::default(),
+        exports: Arc::new(tokio::sync::Semaphore::new(export::AT_ONCE)),
     };
     let deadline = move |req: Request| async move {
         req.map(|b| axum::body::Body::new(crate::idle::Deadline::new(b, body_time)))

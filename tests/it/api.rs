@@ -624,3 +624,69 @@ async fn a_wildcard_ingest_address_is_shown_by_a_host_name() {
         "{shown}"
     );
 }
+
+/// Exports are built whole in memory: two at a time, and a client that
+/// does not read its export keeps its turn until it hangs up.
+#[tokio::test]
+async fn exports_take_turns() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "big" })).await;
+    // ~40 MB of export: more than loopback sockets buffer, so an export
+    // nobody reads stays in flight.
+    let body = "a".repeat(1 << 20);
+    for _ in 0..40 {
+        assert_eq!(s.post_in("big", &[], body.clone()).await.status, 200);
+    }
+    let admin = s.admin;
+    // Sends the request and reads only the status line.
+    let start = async || {
+        let mut c = tokio::net::TcpStream::connect(admin).await.unwrap();
+        c.write_all(b"GET /api/export?endpoint=big HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+            .await
+            .unwrap();
+        c
+    };
+    let status_line = async |c: &mut tokio::net::TcpStream| {
+        let mut line = [0u8; 12];
+        c.read_exact(&mut line).await.unwrap();
+        String::from_utf8_lossy(&line).into_owned()
+    };
+    let mut first = start().await;
+    let mut second = start().await;
+    assert_eq!(status_line(&mut first).await, "HTTP/1.1 200");
+    assert_eq!(status_line(&mut second).await, "HTTP/1.1 200");
+    let mut third = start().await;
+    let mut line = [0u8; 12];
+    // Nothing to wait for when it works: a wrong server answers at once.
+    let early = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        third.read_exact(&mut line),
+    )
+    .await;
+    assert!(
+        early.is_err(),
+        "a third export was sent while two were in flight"
+    );
+    drop(first);
+    let line = tokio::time::timeout(std::time::Duration::from_secs(15), status_line(&mut third))
+        .await
+        .expect("the third export once the first client hung up");
+    assert_eq!(line, "HTTP/1.1 200");
+    // Read whole, an export still has every event.
+    drop((second, third));
+    let (st, _, all) = send(
+        "GET",
+        &s.admin_url("/api/export?endpoint=big"),
+        &[],
+        Default::default(),
+    )
+    .await;
+    assert_eq!(
+        (
+            st,
+            all.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count()
+        ),
+        (200, 40)
+    );
+}
