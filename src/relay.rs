@@ -1804,17 +1804,46 @@ pub fn forward_headers(ev: &Event) -> Headers {
     append_list(&mut h, "x-forwarded-for", peer.to_string().as_bytes());
     // HTTP/2 carries the host in `:authority`; with neither, a sender's
     // own value must not pass as hookrelay's.
-    match ev
+    let host = ev
         .header("host")
         .map(<[u8]>::to_vec)
-        .or_else(|| ev.authority.clone().map(String::into_bytes))
-    {
-        Some(host) => set_in_place(&mut h, "x-forwarded-host", host),
+        .or_else(|| ev.authority.clone().map(String::into_bytes));
+    match &host {
+        Some(host) => set_in_place(&mut h, "x-forwarded-host", host.clone()),
         None => h.retain(|(n, _)| !n.eq_ignore_ascii_case("x-forwarded-host")),
     }
     let proto: &[u8] = if ev.tls { b"https" } else { b"http" };
     set_in_place(&mut h, "x-forwarded-proto", proto.to_vec());
+    // The other names of the same facts, only where the sender used them
+    // (receivers read one or the other): its `Forwarded` gets this hop's
+    // element after its own, as `X-Forwarded-For` does, and an
+    // `X-Real-IP` from the sender itself, not from a trusted proxy, is
+    // replaced by the address it came from, so neither tells the receiver
+    // what the sender chose.
+    if h.iter().any(|(n, _)| n.eq_ignore_ascii_case("forwarded")) {
+        let element = forwarded_element(peer, host.as_deref(), proto);
+        append_list(&mut h, "forwarded", element.as_bytes());
+    }
+    if ev.proxy_addr.is_none() && h.iter().any(|(n, _)| n.eq_ignore_ascii_case("x-real-ip")) {
+        set_in_place(&mut h, "x-real-ip", peer.to_string().into_bytes());
+    }
     h
+}
+
+/// This hop's element of an RFC 7239 `Forwarded` list.
+fn forwarded_element(peer: std::net::IpAddr, host: Option<&[u8]>, proto: &[u8]) -> String {
+    let quoted = |v: &str| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
+    let mut element = match peer {
+        std::net::IpAddr::V4(v4) => format!("for={v4}"),
+        std::net::IpAddr::V6(v6) => format!("for=\"[{v6}]\""),
+    };
+    if let Some(host) = host {
+        element.push_str(";host=");
+        element.push_str(&quoted(&String::from_utf8_lossy(host)));
+    }
+    element.push_str(";proto=");
+    element.push_str(&String::from_utf8_lossy(proto));
+    element
 }
 
 /// Names this hop in `Via` (RFC 9110 §7.6.3), after the hops before it,
@@ -1909,6 +1938,24 @@ pub fn join_url(target: &str, rest: &str, query: Option<&str>) -> Result<Uri> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_forwarded_element_quotes_what_rfc_7239_needs_quoted() {
+        let v6: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(
+            super::forwarded_element(v6, Some(b"a.example:8080"), b"https"),
+            r#"for="[2001:db8::1]";host="a.example:8080";proto=https"#
+        );
+        let v4: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(
+            super::forwarded_element(v4, Some(br#"a"\b"#), b"http"),
+            r#"for=192.0.2.7;host="a\"\\b";proto=http"#
+        );
+        assert_eq!(
+            super::forwarded_element(v4, None, b"http"),
+            "for=192.0.2.7;proto=http"
+        );
+    }
+
     use super::*;
 
     #[test]

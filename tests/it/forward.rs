@@ -325,6 +325,41 @@ async fn x_forwarded_headers_are_extended_in_place_and_replayed_alike() {
     );
 }
 
+/// A sender's `Forwarded` (RFC 7239) gets this hop after its own elements
+/// and its `X-Real-IP` becomes the address it came from: a receiver that
+/// reads either learns what hookrelay saw, not only what the sender said.
+/// Neither is added where the sender sent none.
+#[tokio::test]
+async fn forwarded_and_x_real_ip_from_a_sender_name_this_hop() {
+    let mut up = Receiver::start(vec![Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "fw", "target": up.url("/") }))
+        .await;
+    let r = s
+        .post_in(
+            "fw",
+            &[
+                ("forwarded", "for=6.6.6.6;proto=https"),
+                ("x-real-ip", "6.6.6.6"),
+            ],
+            "x",
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let got = up.next().await;
+    assert_eq!(
+        got.header_all("forwarded"),
+        [format!(
+            "for=6.6.6.6;proto=https, for=127.0.0.1;host=\"{}\";proto=http",
+            s.ingest
+        )]
+    );
+    assert_eq!(got.header_all("x-real-ip"), ["127.0.0.1"]);
+    assert_eq!(s.post_in("fw", &[], "y").await.status, 200);
+    let got = up.next().await;
+    assert!(got.header("forwarded").is_none() && got.header("x-real-ip").is_none());
+}
+
 /// Over HTTP/2 the host travels as `:authority`, with no `Host` header: a
 /// sender's own `X-Forwarded-Host` must still not reach the target as if
 /// hookrelay had set it. An empty `X-Forwarded-For` line is replaced, not
