@@ -48,7 +48,9 @@ pub fn per_hop(name: &str) -> bool {
         || name.eq_ignore_ascii_case("content-length")
 }
 
-/// Drops hop-by-hop headers, those named by `Connection`, and `content-length`.
+/// Drops hop-by-hop headers, those named by `Connection`, `content-length`,
+/// and `Expect`: hookrelay met a `100-continue` itself, and sends on a body
+/// it already has (a replay, maybe days later).
 pub fn strip_hop_by_hop(headers: &Headers) -> Headers {
     let named: Vec<String> = headers
         .iter()
@@ -63,7 +65,11 @@ pub fn strip_hop_by_hop(headers: &Headers) -> Headers {
     // Compared without lower-casing copies: this runs for every forward.
     headers
         .iter()
-        .filter(|(n, _)| !per_hop(n) && !named.iter().any(|c| n.eq_ignore_ascii_case(c)))
+        .filter(|(n, _)| {
+            !per_hop(n)
+                && !n.eq_ignore_ascii_case("expect")
+                && !named.iter().any(|c| n.eq_ignore_ascii_case(c))
+        })
         .cloned()
         .collect()
 }
@@ -485,6 +491,7 @@ mod tests {
             ("Content-Length".into(), b"3".to_vec()),
             ("X-Keep".into(), b"yes".to_vec()),
             ("TE".into(), b"trailers".to_vec()),
+            ("Expect".into(), b"100-continue".to_vec()),
         ];
         let kept = strip_hop_by_hop(&h);
         assert_eq!(kept, vec![("X-Keep".to_string(), b"yes".to_vec())]);
