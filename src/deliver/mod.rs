@@ -231,16 +231,7 @@ impl Client {
     /// Sends one request; the timeout covers connect, headers and body.
     pub async fn send(&self, out: Outbound) -> (Result<Reply, Failure>, Duration) {
         let started = Instant::now();
-        let timeout = out.timeout;
-        let result = match tokio::time::timeout(timeout, self.send_inner(out)).await {
-            Ok(r) => r,
-            Err(_) => Err(Failure {
-                kind: ErrorKind::Timeout,
-                refused: false,
-                local: false,
-                detail: format!("no complete answer within {} ms", timeout.as_millis()),
-            }),
-        };
+        let result = self.send_inner(out, started).await;
         (result, started.elapsed())
     }
 
@@ -264,8 +255,17 @@ impl Client {
         self.pool().request(req).await.map_err(classify)
     }
 
-    async fn send_inner(&self, out: Outbound) -> Result<Reply, Failure> {
+    /// `started`: the timeout counts from it (connect, head and body).
+    async fn send_inner(&self, out: Outbound, started: Instant) -> Result<Reply, Failure> {
         let answer = out.answer;
+        let timeout = out.timeout;
+        let deadline = tokio::time::Instant::from_std(started + timeout);
+        let late = |what: String| Failure {
+            kind: ErrorKind::Timeout,
+            refused: false,
+            local: false,
+            detail: format!("{what} within {} ms", timeout.as_millis()),
+        };
         let mut req = Request::builder().method(out.method).uri(out.url);
         let hdrs = req.headers_mut().expect("fresh builder");
         for (name, value) in &out.headers {
@@ -296,8 +296,16 @@ impl Client {
             local: false,
             detail: format!("cannot build request: {e}"),
         })?;
-        let resp = self.pool().request(req).await.map_err(classify)?;
-        read_reply(resp, answer).await
+        let resp = tokio::time::timeout_at(deadline, self.pool().request(req))
+            .await
+            .map_err(|_| late("no answer".into()))?
+            .map_err(classify)?;
+        // The status came: a body that stalls is still a timeout, but the
+        // attempt's detail says how far the answer got.
+        let status = resp.status();
+        tokio::time::timeout_at(deadline, read_reply(resp, answer))
+            .await
+            .map_err(|_| late(format!("HTTP {status} came, but its body did not end")))?
     }
 }
 

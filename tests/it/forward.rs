@@ -124,6 +124,41 @@ async fn a_slow_target_is_504_at_the_timeout() {
     assert!((300..2000).contains(&latency), "latency {latency}");
 }
 
+/// A target that sends its status and then stalls its body: still a
+/// timeout, and the attempt says the status came.
+#[tokio::test]
+async fn a_body_that_stalls_after_the_status_is_a_timeout_that_names_the_status() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let target = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = target.local_addr().unwrap();
+    let stall = tokio::spawn(async move {
+        let (mut c, _) = target.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = c.read(&mut buf).await.unwrap();
+        c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nabc")
+            .await
+            .unwrap();
+        // Held open, silent, until the test ends.
+        std::future::pending::<()>().await;
+        drop(c);
+    });
+    let s = TestServer::start().await;
+    s.create_endpoint(
+        json!({ "slug": "stall", "target": format!("http://{addr}/"), "timeout_ms": 300 }),
+    )
+    .await;
+    let r = s.post_in("stall", &[], "x").await;
+    assert_eq!(r.status, 504);
+    let ev = s.get(&format!("/api/events/{}", r.event_id())).await;
+    let attempt = &ev["attempts"][0];
+    assert_eq!(attempt["error"], "timeout");
+    assert_eq!(
+        attempt["error_detail"],
+        "HTTP 200 OK came, but its body did not end within 300 ms"
+    );
+    stall.abort();
+}
+
 #[tokio::test]
 async fn redirects_are_answers_not_followed() {
     let mut up = Receiver::start(vec![
