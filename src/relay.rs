@@ -1923,13 +1923,16 @@ pub fn join_url(target: &str, rest: &str, query: Option<&str>) -> Result<Uri> {
         }
         url.push_str(rest);
     }
-    let q: Vec<&str> = [target_query, query]
-        .into_iter()
-        .flatten()
-        .filter(|q| !q.is_empty())
-        .collect();
-    if !q.is_empty() {
+    // An empty query (`/in/x?`) is sent as one: the URL is what some
+    // senders sign (Twilio), byte for byte.
+    let parts = [target_query, query];
+    if parts.iter().any(Option::is_some) {
         url.push('?');
+        let q: Vec<&str> = parts
+            .into_iter()
+            .flatten()
+            .filter(|q| !q.is_empty())
+            .collect();
         url.push_str(&q.join("&"));
     }
     url.parse()
@@ -1938,24 +1941,6 @@ pub fn join_url(target: &str, rest: &str, query: Option<&str>) -> Result<Uri> {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn a_forwarded_element_quotes_what_rfc_7239_needs_quoted() {
-        let v6: std::net::IpAddr = "2001:db8::1".parse().unwrap();
-        assert_eq!(
-            super::forwarded_element(v6, Some(b"a.example:8080"), b"https"),
-            r#"for="[2001:db8::1]";host="a.example:8080";proto=https"#
-        );
-        let v4: std::net::IpAddr = "192.0.2.7".parse().unwrap();
-        assert_eq!(
-            super::forwarded_element(v4, Some(br#"a"\b"#), b"http"),
-            r#"for=192.0.2.7;host="a\"\\b";proto=http"#
-        );
-        assert_eq!(
-            super::forwarded_element(v4, None, b"http"),
-            "for=192.0.2.7;proto=http"
-        );
-    }
-
     use super::*;
 
     #[test]
@@ -1971,6 +1956,31 @@ mod tests {
             "/x",
             Some("a=1"),
             "http://h:1/hook/x?k=v&a=1",
+        );
+        check("http://h:1/hook", "", Some(""), "http://h:1/hook?");
+        check(
+            "http://h:1/hook?k=v",
+            "/x",
+            Some(""),
+            "http://h:1/hook/x?k=v",
+        );
+    }
+
+    #[test]
+    fn a_forwarded_element_quotes_what_rfc_7239_needs_quoted() {
+        let v6: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(
+            forwarded_element(v6, Some(b"a.example:8080"), b"https"),
+            r#"for="[2001:db8::1]";host="a.example:8080";proto=https"#
+        );
+        let v4: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(
+            forwarded_element(v4, Some(br#"a"\b"#), b"http"),
+            r#"for=192.0.2.7;host="a\"\\b";proto=http"#
+        );
+        assert_eq!(
+            forwarded_element(v4, None, b"http"),
+            "for=192.0.2.7;proto=http"
         );
     }
 }

@@ -124,6 +124,19 @@ async fn a_slow_target_is_504_at_the_timeout() {
     assert!((300..2000).contains(&latency), "latency {latency}");
 }
 
+/// `?` with nothing after it is part of the URL some senders sign.
+#[tokio::test]
+async fn an_empty_query_is_sent_on_as_sent() {
+    let mut up = Receiver::start(vec![Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "q", "target": up.url("/hooks") }))
+        .await;
+    assert_eq!(s.post_in("q/p?", &[], "x").await.status, 200);
+    assert_eq!(up.next().await.uri, "/hooks/p?");
+    assert_eq!(s.post_in("q/p", &[], "x").await.status, 200);
+    assert_eq!(up.next().await.uri, "/hooks/p");
+}
+
 /// A target that sends its status and then stalls its body: still a
 /// timeout, and the attempt says the status came.
 #[tokio::test]
