@@ -19,28 +19,12 @@ const CHILD_NOFILE: u32 = 256;
 const HOGS: usize = 400;
 
 /// Connections the kernel holds for `listener` that nobody has accepted
-/// yet (a listening socket's receive queue in `/proc/net/tcp`).
+/// yet: a listening socket's receive queue.
 fn accept_queue(listener: SocketAddr) -> u64 {
-    let SocketAddr::V4(v4) = listener else {
-        panic!("IPv4 only")
-    };
-    let local = format!(
-        "{:08X}:{:04X}",
-        u32::from_le_bytes(v4.ip().octets()),
-        v4.port()
-    );
-    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
-    table
-        .lines()
-        .skip(1)
-        .find_map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            (f[1] == local && f[3] == "0A").then(|| {
-                let (_, rx) = f[4].split_once(':').unwrap();
-                u64::from_str_radix(rx, 16).unwrap()
-            })
-        })
+    let anywhere: SocketAddr = "0.0.0.0:0".parse().unwrap();
+    crate::support::tcp_queues(listener, anywhere)
         .expect("the listening socket")
+        .1
 }
 
 #[tokio::test]
