@@ -4,9 +4,9 @@
 //! file stops taking writes until a restart, so idle sockets must never
 //! use up the descriptors it needs.
 //!
-//! Inbound connections are capped (see `server`); outbound connections are
-//! what is left, and running out of those is hookrelay's failure, not the
-//! target's (see `deliver`).
+//! Inbound connections are capped (see `server`), and so are outbound ones
+//! (`deliver::slots`); running out of those is hookrelay's failure, not
+//! the target's.
 
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 
@@ -33,14 +33,17 @@ pub struct Budget {
     pub ingest_connections: usize,
     /// Connections the admin listener holds at once.
     pub admin_connections: usize,
+    /// Connections to receivers open at once, pooled idle ones included.
+    pub outbound_connections: usize,
 }
 
 impl Budget {
     /// The budget for a soft limit of `limit` descriptors. Of what RocksDB
-    /// and [`FIXED`] leave, ingest connections get 3 in 10 and admin ones 1
-    /// in 10: a forward holds an outbound connection besides its inbound
-    /// one (two with a mirror), and pooled outbound connections stay open
-    /// a while after, so outbound keeps the larger part.
+    /// and [`FIXED`] leave, ingest connections get 3 in 10, admin ones 1 in
+    /// 10 and outbound ones the other 6: a forward holds an outbound
+    /// connection besides its inbound one (two with a mirror; an HTTP/2
+    /// sender has up to 100 forwards on one), and pooled outbound
+    /// connections stay open a while after.
     pub fn for_limit(limit: u64) -> Budget {
         let rocksdb = (limit / 8).clamp(32, 1024);
         let spare = limit.saturating_sub(rocksdb + FIXED);
@@ -54,6 +57,7 @@ impl Budget {
             rocksdb_files: rocksdb as i32,
             ingest_connections: share(3, 8),
             admin_connections: share(1, 4),
+            outbound_connections: usize::try_from(spare * 6 / 10).unwrap_or(usize::MAX).max(8),
         }
     }
 
@@ -95,14 +99,19 @@ mod tests {
     fn a_small_limit_still_leaves_room_for_every_consumer() {
         let b = Budget::for_limit(256);
         assert_eq!(b.rocksdb_files, 32);
-        // 256 - 32 - 96 = 128 spare: 38 ingest, 12 admin, 78 outbound.
-        assert_eq!((b.ingest_connections, b.admin_connections), (38, 12));
-        let used =
-            b.rocksdb_files as u64 + FIXED + (b.ingest_connections + b.admin_connections) as u64;
-        assert!(
-            used + b.ingest_connections as u64 <= 256,
-            "a forward per ingest connection fits"
+        // 256 - 32 - 96 = 128 spare: 38 ingest, 12 admin, 76 outbound.
+        assert_eq!(
+            (
+                b.ingest_connections,
+                b.admin_connections,
+                b.outbound_connections
+            ),
+            (38, 12, 76)
         );
+        let used = b.rocksdb_files as u64
+            + FIXED
+            + (b.ingest_connections + b.admin_connections + b.outbound_connections) as u64;
+        assert!(used <= 256, "{used} descriptors shared out of 256");
     }
 
     #[test]

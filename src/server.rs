@@ -93,6 +93,7 @@ pub async fn serve(
         open_files = fds.limit,
         ingest_connections = fds.ingest_connections,
         admin_connections = fds.admin_connections,
+        outbound_connections = fds.outbound_connections,
         rocksdb_files = fds.rocksdb_files,
         "file descriptors"
     );

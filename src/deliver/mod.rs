@@ -7,6 +7,7 @@
 //! may connect to is [`guard`]'s.
 
 pub mod guard;
+pub mod slots;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -127,7 +128,7 @@ pub struct Failure {
     pub local: bool,
 }
 
-type Pool = HyperClient<HttpsConnector<Connector>, Full<Bytes>>;
+type Pool = HyperClient<HttpsConnector<slots::Counted<Connector>>, Full<Bytes>>;
 
 /// The outbound client. It keeps one connection pool per ingest thread (see
 /// `server`), so that a forward runs on one thread from the sender's request
@@ -198,6 +199,7 @@ impl Client {
         // The per-attempt timeout covers connecting too; this only stops a
         // black-holed SYN from outliving it.
         tcp.set_connect_timeout(Some(Duration::from_secs(30)));
+        let http = slots::Counted::new(http, crate::fds::Budget::current().outbound_connections);
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
@@ -394,6 +396,7 @@ fn classify(e: hyper_util::client::legacy::Error) -> Failure {
         // literal) or inside the resolver's `io::Error` (a name).
         refused |= is::<guard::Refused>(s);
         tls |= is::<rustls::Error>(s);
+        local |= is::<slots::NoSlot>(s);
         // EMFILE, ENFILE: this process or the whole system is out of them.
         local |= s
             .downcast_ref::<std::io::Error>()
@@ -467,16 +470,21 @@ mod tests {
         }
     }
 
-    /// Out of file descriptors (this process's or the system's) is
-    /// hookrelay's failure; a refused connection is the target's.
+    /// Out of file descriptors (this process's or the system's) or of
+    /// outbound slots is hookrelay's failure; a refused connection is the
+    /// target's.
     #[tokio::test]
     async fn running_out_of_descriptors_is_a_local_failure() {
         use hyper_util::rt::TokioIo;
         type BoxError = Box<dyn std::error::Error + Send + Sync>;
-        for (code, local) in [(24, true), (23, true), (111, false)] {
+        // 0: every outbound slot taken (see `slots`).
+        for (code, local) in [(24, true), (23, true), (0, true), (111, false)] {
             let connector = tower::service_fn(move |_: Uri| {
-                let e = std::io::Error::from_raw_os_error(code);
-                std::future::ready(Err::<TokioIo<tokio::net::TcpStream>, BoxError>(Box::new(e)))
+                let e: BoxError = match code {
+                    0 => Box::new(slots::NoSlot(76)),
+                    _ => Box::new(std::io::Error::from_raw_os_error(code)),
+                };
+                std::future::ready(Err::<TokioIo<tokio::net::TcpStream>, BoxError>(e))
             });
             let client =
                 HyperClient::builder(TokioExecutor::new()).build::<_, Full<Bytes>>(connector);
