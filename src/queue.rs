@@ -594,8 +594,9 @@ pub async fn run_worker(relay: Arc<Relay>, mut stop: watch::Receiver<bool>) {
                     let ep = cell.lock();
                     // A paused or disabled endpoint's entries, retrying ones
                     // included, are taken at once so that they become held
-                    // instead of waiting.
-                    let drain = ep.status != Status::Active;
+                    // instead of waiting; so are those of one left without
+                    // a target.
+                    let drain = ep.status != Status::Active || ep.target.is_none();
                     Limits {
                         ordered: ep.ordered && !drain,
                         max_in_flight: if drain {

@@ -610,7 +610,9 @@ impl Relay {
             self.on_status_change();
         } else {
             // A target changed, say: a job waiting for this endpoint may
-            // no longer be sending to it.
+            // no longer be sending to it, and queued events left without
+            // a target are held at once (the queue worker looks again).
+            self.queue.poke();
             self.endpoint_changed.notify_waiters();
         }
         if ep.status == Status::Disabled && before != Status::Disabled {
@@ -1603,24 +1605,24 @@ impl Relay {
     /// rest held) if the policy disables the endpoint again meanwhile. In
     /// queue mode they go back to the queue instead, oldest first, so the
     /// worker delivers them with their retry schedule and `ordered`.
-    pub async fn release(&self, slug: &str) -> Result<Release> {
-        let cell = self.require(slug)?;
-        let (status, target, queue_mode) = {
-            let ep = cell.lock();
-            (
-                ep.status,
-                ep.target.clone(),
-                ep.mode == crate::endpoint::Mode::Queue,
-            )
-        };
-        if status != Status::Active {
-            return Err(Error::Conflict(format!(
-                "endpoint {slug:?} is {}; resume it before releasing held events",
-                status.as_str()
-            )));
-        }
-        let _run = ReleaseRun::start(self, &cell, slug)?;
-        self.release_held(&cell, slug, target, queue_mode).await
+    pub async fn release(self: &Arc<Self>, slug: &str) -> Result<Release> {
+        let (relay, slug) = (Arc::clone(self), slug.to_string());
+        // Its own task: a caller that hangs up must not stop the release
+        // half-way, between sending an event and recording the attempt.
+        tokio::spawn(async move {
+            let cell = relay.require(&slug)?;
+            let status = cell.lock().status;
+            if status != Status::Active {
+                return Err(Error::Conflict(format!(
+                    "endpoint {slug:?} is {}; resume it before releasing held events",
+                    status.as_str()
+                )));
+            }
+            let _run = ReleaseRun::start(&relay, &cell, &slug)?;
+            relay.release_held(&cell, &slug).await
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("the release task failed: {e}")))?
     }
 
     /// Resume and release in one step: the release is marked running before
@@ -1633,11 +1635,8 @@ impl Relay {
         tokio::spawn(async move {
             let cell = relay.require(&slug)?;
             let _run = ReleaseRun::start(&relay, &cell, &slug)?;
-            let ep = relay.set_status(&slug, Status::Active).await?;
-            let queue_mode = ep.mode == crate::endpoint::Mode::Queue;
-            let report = relay
-                .release_held(&cell, &slug, ep.target.clone(), queue_mode)
-                .await?;
+            relay.set_status(&slug, Status::Active).await?;
+            let report = relay.release_held(&cell, &slug).await?;
             // As it is now: the release's own failures may have disabled it.
             Ok((cell.snapshot(), report))
         })
@@ -1645,13 +1644,10 @@ impl Relay {
         .map_err(|e| Error::Internal(format!("the release task failed: {e}")))?
     }
 
-    async fn release_held(
-        &self,
-        cell: &Arc<EndpointCell>,
-        slug: &str,
-        target: Option<String>,
-        queue_mode: bool,
-    ) -> Result<Release> {
+    /// The endpoint is read again before each event: a change of target or
+    /// mode applies to the events not yet sent, and a delete stops it (an
+    /// endpoint created again under the slug has releases of its own).
+    async fn release_held(&self, cell: &Arc<EndpointCell>, slug: &str) -> Result<Release> {
         // Every ingest that decided "held" before the resume has stored its
         // event once this passes; later ones see the endpoint active.
         drop(cell.hold_gate.write().await);
@@ -1673,10 +1669,17 @@ impl Relay {
         for (i, id) in ids.iter().enumerate() {
             // Shutting down: the rest stay held for the next run rather
             // than be started one by one through the whole drain.
-            if cell.lock().status != Status::Active || self.closing.is_cancelled() {
-                report.still_held += ids.len() - i;
-                break;
-            }
+            let (target, queue_mode) = {
+                let ep = cell.lock();
+                if ep.status != Status::Active
+                    || cell.deleted.load(Ordering::SeqCst)
+                    || self.closing.is_cancelled()
+                {
+                    report.still_held += ids.len() - i;
+                    break;
+                }
+                (ep.target.clone(), ep.mode == crate::endpoint::Mode::Queue)
+            };
             if queue_mode && target.is_some() {
                 if self.requeue(slug, id).await? {
                     report.released += 1;
@@ -1718,6 +1721,12 @@ impl Relay {
                     } else {
                         report.failed += 1;
                     }
+                }
+                // Tried before its target was removed: still owed, held
+                // until the endpoint has a target again.
+                None if ev.tries > 0 || ev.target_tried => {
+                    report.released -= 1;
+                    report.still_held += 1;
                 }
                 None => {
                     // A bin has nowhere to send to: releasing just captures.

@@ -426,6 +426,15 @@ pub async fn resume(relay: &Arc<Relay>) -> Result<()> {
             let ids = relay.store.run(move |s| s.job_ids(&jid)).await?;
             spawn(relay, job, ids);
         } else {
+            let mut job = job;
+            // Cancelled just before a crash: the cancel is stored, the end
+            // of the replay it waited for was not. That replay died with
+            // the process; without an end a client would follow it forever.
+            if job.finished_at.is_none() {
+                job.finished_at = Some(now_ms());
+                job.waiting = None;
+                save(relay, &job).await?;
+            }
             let r = Running::new(job.clone());
             r.cancel.cancel();
             r.ended.cancel();

@@ -356,6 +356,11 @@ async fn a_kill_right_after_the_answer_loses_no_job_and_no_cancel() {
             v["status"], "cancelled",
             "round {round}: the cancel was lost: {v}"
         );
+        // Ended, too: a client following the job stops at `finished_at`.
+        assert!(
+            v["finished_at"].is_string(),
+            "round {round}: cancelled but never finished: {v}"
+        );
         drop(child);
     }
 }

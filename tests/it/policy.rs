@@ -583,3 +583,162 @@ async fn a_forward_failing_after_a_pause_is_held() {
     let ep = s.get("/api/endpoints/pz").await;
     assert_eq!(ep["status"], "paused", "{ep}");
 }
+
+/// Pauses `slug`, sends `n` events (held), resumes it, and starts a
+/// release in the background.
+async fn held_then_releasing(
+    s: &TestServer,
+    slug: &str,
+    n: usize,
+) -> tokio::task::JoinHandle<(u16, serde_json::Value)> {
+    s.set_status(slug, "paused").await;
+    for i in 0..n {
+        assert_eq!(s.post_in(slug, &[], format!("{i}")).await.status, 202);
+    }
+    s.set_status(slug, "active").await;
+    let url = s.admin_url(&format!("/api/endpoints/{slug}/release"));
+    tokio::spawn(async move {
+        let (st, _, body) = crate::support::send("POST", &url, &[], Default::default()).await;
+        (st, serde_json::from_slice(&body).unwrap_or_default())
+    })
+}
+
+/// A release reads its endpoint before each event: a new target takes
+/// the events not yet sent, and a delete stops it, so the endpoint created
+/// again releases each of them once.
+#[tokio::test]
+async fn a_release_follows_a_new_target_and_stops_at_a_delete() {
+    let slow = Reply::status(200).delay(Duration::from_millis(300));
+    let mut old = Receiver::start(vec![slow.clone()]).await;
+    let mut new = Receiver::start(vec![Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "mv", "target": old.url("/") }))
+        .await;
+    let release = held_then_releasing(&s, "mv", 4).await;
+    old.next().await;
+    let (st, _) = s
+        .api(
+            "PATCH",
+            "/api/endpoints/mv",
+            Some(json!({ "target": new.url("/") })),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, report) = release.await.unwrap();
+    assert_eq!(
+        (st, report["delivered"].as_u64()),
+        (200, Some(4)),
+        "{report}"
+    );
+    let bodies: Vec<_> = new.drain().into_iter().map(|r| r.body).collect();
+    assert_eq!(bodies, ["1", "2", "3"], "the events after the change");
+    assert!(old.drain().is_empty());
+
+    let mut gone = Receiver::start(vec![slow]).await;
+    s.create_endpoint(json!({ "slug": "rm", "target": gone.url("/") }))
+        .await;
+    let release = held_then_releasing(&s, "rm", 4).await;
+    gone.next().await;
+    let (st, _) = s.api("DELETE", "/api/endpoints/rm", None).await;
+    assert_eq!(st, 204);
+    let (st, report) = release.await.unwrap();
+    assert_eq!(
+        (
+            st,
+            report["delivered"].as_u64(),
+            report["still_held"].as_u64()
+        ),
+        (200, Some(1), Some(3)),
+        "{report}"
+    );
+    s.create_endpoint(json!({ "slug": "rm", "target": gone.url("/") }))
+        .await;
+    let (st, report) = s.api("POST", "/api/endpoints/rm/release", None).await;
+    assert_eq!(
+        (st, report["delivered"].as_u64()),
+        (200, Some(3)),
+        "{report}"
+    );
+    let mut bodies: Vec<_> = gone.drain().into_iter().map(|r| r.body).collect();
+    bodies.sort();
+    assert_eq!(bodies, ["1", "2", "3"], "each once after the first");
+}
+
+/// A client that hangs up does not stop the release: every event is sent
+/// and its attempt recorded.
+#[tokio::test]
+async fn a_release_outlives_its_caller() {
+    let mut up = Receiver::start(vec![Reply::status(200).delay(Duration::from_millis(200))]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "hu", "target": up.url("/") }))
+        .await;
+    let release = held_then_releasing(&s, "hu", 3).await;
+    up.next().await;
+    release.abort();
+    up.next().await;
+    up.next().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = s.get("/api/events?endpoint=hu&state=delivered").await;
+        let done = list["events"].as_array().unwrap();
+        if done.len() == 3 {
+            assert!(done.iter().all(|e| e["attempt_count"] == 1), "{list}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{list}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A queued event whose endpoint loses its target is held at once; released
+/// while there is no target, an event already tried is still owed: it
+/// stays held until the endpoint has a target again.
+#[tokio::test]
+async fn a_release_without_a_target_keeps_what_is_owed() {
+    let mut up = Receiver::start(vec![Reply::status(500)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({
+        "slug": "ow", "mode": "queue", "target": up.url("/"),
+        "retry": ["1h"], "failure_threshold": 100
+    }))
+    .await;
+    let id = s.post_in("ow", &[], "x").await.event_id();
+    up.next().await;
+    let (st, _) = s
+        .api(
+            "PATCH",
+            "/api/endpoints/ow",
+            Some(json!({ "target": null })),
+        )
+        .await;
+    assert_eq!(st, 200);
+    // Held at once, not at its next try an hour from now.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let ev = s.get(&format!("/api/events/{id}")).await;
+        if ev["state"] == "held" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{ev}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (st, report) = s.api("POST", "/api/endpoints/ow/release", None).await;
+    assert_eq!(
+        (st, report["still_held"].as_u64()),
+        (200, Some(1)),
+        "{report}"
+    );
+    assert_eq!(s.get(&format!("/api/events/{id}")).await["state"], "held");
+    up.set_script(vec![Reply::status(200)]);
+    let (st, _) = s
+        .api(
+            "PATCH",
+            "/api/endpoints/ow",
+            Some(json!({ "target": up.url("/") })),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, report) = s.api("POST", "/api/endpoints/ow/release", None).await;
+    assert_eq!((st, report["queued"].as_u64()), (200, Some(1)), "{report}");
+    up.next().await;
+}
