@@ -920,9 +920,9 @@ impl Relay {
             // not be disabled for hookrelay's own shortage. The caller
             // answers 503 (a forward), or tries again later (the queue).
             Err(f) if f.local => {
-                tracing::warn!(url = %uri, error = %f.detail, "no file descriptor left for an outbound connection");
+                tracing::warn!(url = %uri, error = %f.detail, "no connection to the target could be opened: hookrelay's own limit");
                 return Err(Error::Unavailable(format!(
-                    "hookrelay has no file descriptor left to connect to the target ({}); nothing was sent",
+                    "hookrelay cannot open another connection now ({}); nothing was sent, the event is stored",
                     f.detail
                 )));
             }
