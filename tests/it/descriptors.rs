@@ -150,3 +150,75 @@ async fn idle_senders_beyond_the_open_file_limit_do_not_starve_a_forward() {
         h.abort();
     }
 }
+
+/// More forwards at once than hookrelay may open outbound connections
+/// (one HTTP/2 sender, a hundred streams, a slow target): those left
+/// without a connection are answered `503`, stored, and not counted
+/// against the target.
+#[tokio::test]
+async fn forwards_beyond_the_outbound_share_are_hookrelays_503_not_the_targets_failure() {
+    let streams = 100;
+    let up = Receiver::start(vec![Reply::status(200).delay(Duration::from_secs(4))]).await;
+    let (_dir, data) = temp_data();
+    let child = crate::support::child::spawn_binary_limited(&data, CHILD_NOFILE);
+    let (st, _, body) = send(
+        "POST",
+        &format!("{}/api/endpoints", child.admin),
+        &[("content-type", "application/json")],
+        json!({ "slug": "many", "target": up.url("/") })
+            .to_string()
+            .into(),
+    )
+    .await;
+    assert_eq!(st, 201, "{body:?}");
+    let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .build_http();
+    let url = format!("{}/in/many", child.ingest);
+    let sends: Vec<_> = (0..streams)
+        .map(|i| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move {
+                let req = http::Request::post(url)
+                    .body(Full::new(Bytes::from(format!("{i}"))))
+                    .unwrap();
+                let resp = client.request(req).await.expect("an answer");
+                let status = resp.status().as_u16();
+                let body = resp.into_body().collect().await.unwrap().to_bytes();
+                (status, body)
+            })
+        })
+        .collect();
+    let (mut ok, mut local) = (0, 0);
+    for s in sends {
+        let (status, body) = tokio::time::timeout(Duration::from_secs(30), s)
+            .await
+            .expect("every stream answered")
+            .unwrap();
+        match status {
+            200 => ok += 1,
+            503 => {
+                let v: Value = serde_json::from_slice(&body).unwrap();
+                assert!(v["stored"] == true && v["event"].is_string(), "{v}");
+                local += 1;
+            }
+            other => panic!("{other}: {}", String::from_utf8_lossy(&body)),
+        }
+    }
+    assert!(ok > 0 && local > 0, "{ok} forwarded, {local} refused");
+    let (st, _, body) = send(
+        "GET",
+        &format!("{}/api/endpoints/many", child.admin),
+        &[],
+        Default::default(),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let ep: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (ep["status"].as_str(), ep["consecutive_failures"].as_u64()),
+        (Some("active"), Some(0)),
+        "{ep}"
+    );
+}
