@@ -306,13 +306,14 @@ impl Config {
                 self.admin
             ));
         }
-        // A token clients cannot send as typed (`Bearer  ` + spaces) or one
-        // guessed in a few tries is no lock on a public listener.
+        // A token clients cannot send as typed (`Bearer  ` + spaces; a
+        // header is ASCII, so `ä` never matches) or one guessed in a few
+        // tries is no lock on a public listener.
         if let Some(t) = &self.admin_token
-            && (t.len() < MIN_TOKEN_LEN || t.chars().any(|c| c.is_whitespace() || c.is_control()))
+            && (t.len() < MIN_TOKEN_LEN || !t.bytes().all(|b| b.is_ascii_graphic()))
         {
             return Err(format!(
-                "{}: must be at least {MIN_TOKEN_LEN} characters without spaces or control characters (e.g. the output of `openssl rand -hex 16`)",
+                "{}: must be at least {MIN_TOKEN_LEN} visible ASCII characters, without spaces (e.g. the output of `openssl rand -hex 16`)",
                 setting("admin_token")
             ));
         }
@@ -666,7 +667,15 @@ mod tests {
 
     #[test]
     fn a_short_or_blank_token_is_refused() {
-        for token in [" ", "        ", "short", "has space in it", "tab\there-x"] {
+        for token in [
+            " ",
+            "        ",
+            "short",
+            "has space in it",
+            "tab\there-x",
+            "pässwört123",
+            "äöüß",
+        ] {
             let err = Config::resolve(ServeArgs {
                 admin_token: Some(token.into()),
                 ..Default::default()

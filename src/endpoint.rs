@@ -499,28 +499,37 @@ where
 
 /// Checks that `url` is an absolute http(s) URL with a host.
 pub fn validate_url(field: &str, url: &str) -> Result<(), String> {
+    // A notify URL carries its secret in the path (Slack, Discord): an
+    // error, logged at start, shows up to the host only.
+    let shown = {
+        let start = url.find("://").map_or(0, |i| i + 3);
+        match url[start..].find('/') {
+            Some(j) if field == "notify_url" => format!("{}/…", &url[..start + j]),
+            _ => url.to_string(),
+        }
+    };
     // http's parser lets other bytes through; sent on the wire or shown on
     // a page they would not be what they look like.
     if let Some(c) = url.chars().find(|c| !c.is_ascii_graphic()) {
         return Err(format!(
             "{field}: {:?} holds {:?}: a URL is printable ASCII (a host in its xn-- form, the rest percent-encoded)",
-            crate::text::visible(url),
+            crate::text::visible(&shown),
             c
         ));
     }
     let uri: http::Uri = url
         .parse()
-        .map_err(|_| format!("{field}: {url:?} is not a valid URL"))?;
+        .map_err(|_| format!("{field}: {shown:?} is not a valid URL"))?;
     match uri.scheme_str() {
         Some("http") | Some("https") => {}
         _ => {
             return Err(format!(
-                "{field}: {url:?} must start with http:// or https://"
+                "{field}: {shown:?} must start with http:// or https://"
             ));
         }
     }
     if uri.host().is_none_or(str::is_empty) {
-        return Err(format!("{field}: {url:?} has no host"));
+        return Err(format!("{field}: {shown:?} has no host"));
     }
     // Not sent by the HTTP client, and the URL is logged and shown on every
     // attempt: a password in it would only leak.
@@ -540,14 +549,14 @@ pub fn validate_url(field: &str, url: &str) -> Result<(), String> {
         && !(port.bytes().all(|b| b.is_ascii_digit()) && matches!(port.parse::<u16>(), Ok(1..)))
     {
         return Err(format!(
-            "{field}: {url:?} has port {port:?}; a port is 1 to 65535"
+            "{field}: {shown:?} has port {port:?}; a port is 1 to 65535"
         ));
     }
     // A fragment is never sent; the path suffix and query of each event
     // would land behind it and be dropped with it.
     if url.contains('#') {
         return Err(format!(
-            "{field}: {url:?} has a fragment (#…), which is never sent; drop it"
+            "{field}: {shown:?} has a fragment (#…), which is never sent; drop it"
         ));
     }
     Ok(())
@@ -703,6 +712,23 @@ pub fn set_status(ep: &mut Endpoint, status: Status, reason: Option<String>, now
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_notify_url_refused_shows_its_host_not_its_secret_path() {
+        for url in [
+            "ftp://hooks.slack.com/services/T0/B0/supersecretpath1",
+            "https://hooks.slack.com:99999/services/T0/B0/supersecretpath1",
+            "https://hooks.slack.com/services/T0/B0/supersecret path1",
+        ] {
+            let err = validate_url("notify_url", url).unwrap_err();
+            assert!(
+                err.contains("hooks.slack.com") && !err.contains("supersecret"),
+                "{err}"
+            );
+        }
+        let err = validate_url("target", "ftp://a.example/path").unwrap_err();
+        assert!(err.contains("ftp://a.example/path"), "{err}");
+    }
 
     #[test]
     fn null_clears_the_optional_fields_and_is_refused_for_the_rest() {

@@ -161,6 +161,7 @@ pub async fn serve(
         %ingest_addr,
         %admin_addr,
         durability = ?config.durability,
+        admin_token = config.admin_token.is_some(),
         deny_private_targets = config.target_guard.deny_private,
         allow_target_net = ?config.target_guard.allow,
         "listening"

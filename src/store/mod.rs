@@ -372,10 +372,14 @@ impl Store {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                     std::fs::create_dir_all(parent).map_err(creating)?;
                 }
-                std::fs::DirBuilder::new()
-                    .mode(0o700)
-                    .create(path)
-                    .map_err(creating)?;
+                // Another hookrelay starting on the same path may have made
+                // it meanwhile: RocksDB's lock then tells them apart.
+                match std::fs::DirBuilder::new().mode(0o700).create(path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                        return Err(creating(e));
+                    }
+                    _ => {}
+                }
             }
             Ok(m) if !m.is_dir() => {
                 return Err(Error::Unavailable(format!(
