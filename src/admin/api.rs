@@ -773,13 +773,21 @@ async fn export(
 async fn stream(
     State(st): State<AdminState>,
     Query(q): Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let filter = q.get("endpoint").filter(|s| !s.is_empty()).cloned();
     let rx = st.relay.subscribe();
     let closing = st.relay.closing.clone();
+    // Let in by a dashboard session: it ends with the session (logout,
+    // expiry), not only when the page goes — captured headers carry
+    // senders' credentials.
+    let session = (st.token.is_some()
+        && !headers.contains_key(header::AUTHORIZATION)
+        && st.sessions.valid(&headers))
+    .then(|| (Arc::clone(&st.sessions), headers));
     let s = futures_util::stream::unfold(
-        (rx, filter, closing),
-        |(mut rx, filter, closing)| async move {
+        (rx, filter, closing, session),
+        |(mut rx, filter, closing, session)| async move {
             loop {
                 let item = tokio::select! {
                     // Shutdown: the stream ends cleanly, so the drain need not
@@ -787,17 +795,20 @@ async fn stream(
                     _ = closing.cancelled() => return None,
                     item = rx.recv() => item,
                 };
+                if session.as_ref().is_some_and(|(s, h)| !s.valid(h)) {
+                    return None;
+                }
                 match item {
                     Ok(item) => {
                         if filter.as_ref().is_some_and(|f| f != &item.endpoint) {
                             continue;
                         }
                         let ev = SseEvent::default().event(item.kind).data(item.json);
-                        return Some((Ok(ev), (rx, filter, closing)));
+                        return Some((Ok(ev), (rx, filter, closing, session)));
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                         let ev = SseEvent::default().event("lagged").data(n.to_string());
-                        return Some((Ok(ev), (rx, filter, closing)));
+                        return Some((Ok(ev), (rx, filter, closing, session)));
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                 }

@@ -548,6 +548,39 @@ async fn login_sets_a_strict_http_only_cookie() {
     let p = get_page(&s, "/", &[("cookie", "hookrelay_session=forged")]).await;
     assert_eq!(p.status, 303);
 
+    // A live stream let in by the session ends with it.
+    let (status, _, _) = send(
+        "POST",
+        &s.admin_url("/api/endpoints"),
+        &[
+            ("authorization", "Bearer s3cret-token"),
+            ("content-type", "application/json"),
+        ],
+        Bytes::from(r#"{"slug":"tail"}"#),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Full<Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let req = http::Request::get(s.admin_url("/api/stream"))
+        .header("cookie", &cookie)
+        .body(http_body_util::Full::new(Bytes::new()))
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let tail = tokio::spawn(async move {
+        use http_body_util::BodyExt;
+        let mut body = resp.into_body();
+        let mut seen = String::new();
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame.unwrap().into_data() {
+                seen.push_str(&String::from_utf8_lossy(&data));
+            }
+        }
+        seen
+    });
+
     let out = post_form(
         &s,
         "/logout",
@@ -557,6 +590,13 @@ async fn login_sets_a_strict_http_only_cookie() {
     .await;
     assert_eq!(out.status, 303);
     assert!(out.header("set-cookie").unwrap().contains("Max-Age=0"));
+    s.post_in("tail", &[("authorization", "Bearer sender-secret")], "x")
+        .await;
+    let seen = tokio::time::timeout(std::time::Duration::from_secs(10), tail)
+        .await
+        .expect("the stream ended with its session")
+        .unwrap();
+    assert!(!seen.contains("sender-secret"), "{seen}");
     let p = get_page(&s, "/events", &[("cookie", &cookie)]).await;
     assert_eq!(
         p.status, 303,
