@@ -117,6 +117,7 @@ async fn require_token(State(state): State<AdminState>, req: Request, next: Next
         if bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
             return next.run(req).await;
         }
+        tracing::warn!(client = %ip, path, "request with a wrong admin token");
         state.throttle.wrong(ip);
     }
     if dashboard::is_page(req.method(), path) {
