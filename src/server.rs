@@ -506,7 +506,9 @@ fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<TlsAcce
     .with_no_client_auth()
     .with_single_cert(certs, key)
     .map_err(|e| format!("tls: {e}"))?;
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // HTTP/1.0 too: rustls refuses a client whose only offer is not listed
+    // (curl --http1.0 failed the handshake), and hyper serves it.
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec(), b"http/1.0".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(cfg)))
 }
 

@@ -162,6 +162,34 @@ async fn the_ingest_listener_serves_tls_with_http1_and_http2() {
         assert_eq!(got.header("x-forwarded-proto").as_deref(), Some("https"));
         assert_eq!(&got.body[..], b"hello");
     }
+    // A client that offers only HTTP/1.0 in ALPN (curl --http1.0) is served.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots.clone())
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![b"http/1.0".to_vec()];
+        let tcp = tokio::net::TcpStream::connect(s.ingest).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let mut c = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
+            .connect(name, tcp)
+            .await
+            .expect("a TLS handshake offering http/1.0");
+        c.write_all(b"POST /in/in HTTP/1.0\r\nhost: localhost\r\ncontent-length: 2\r\n\r\nhi")
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(10), c.read_to_end(&mut out)).await;
+        let head = String::from_utf8_lossy(&out);
+        assert!(
+            head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+            "{head}"
+        );
+        assert_eq!(&up.next().await.body[..], b"hi");
+    }
     // A replay of an event received over TLS still says https.
     let list = s.get("/api/events?endpoint=in&limit=1").await;
     let id = list["events"][0]["id"].as_str().unwrap().to_string();
