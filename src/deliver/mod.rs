@@ -128,6 +128,18 @@ pub struct Failure {
     pub local: bool,
 }
 
+impl Failure {
+    /// A failure of the target's (neither refused by the guard nor local).
+    fn of(kind: ErrorKind, detail: String) -> Failure {
+        Failure {
+            kind,
+            detail,
+            refused: false,
+            local: false,
+        }
+    }
+}
+
 type Pool = HyperClient<HttpsConnector<slots::Counted<Connector>>, Full<Bytes>>;
 
 /// The outbound client. It keeps one connection pool per ingest thread (see
@@ -248,12 +260,9 @@ impl Client {
         for (n, v) in headers {
             req = req.header(n.as_str(), v.as_slice());
         }
-        let req = req.body(Full::new(Bytes::new())).map_err(|e| Failure {
-            kind: ErrorKind::Protocol,
-            refused: false,
-            local: false,
-            detail: format!("cannot build request: {e}"),
-        })?;
+        let req = req
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| Failure::of(ErrorKind::Protocol, format!("cannot build request: {e}")))?;
         self.pool().request(req).await.map_err(classify)
     }
 
@@ -262,11 +271,11 @@ impl Client {
         let answer = out.answer;
         let timeout = out.timeout;
         let deadline = tokio::time::Instant::from_std(started + timeout);
-        let late = |what: String| Failure {
-            kind: ErrorKind::Timeout,
-            refused: false,
-            local: false,
-            detail: format!("{what} within {} ms", timeout.as_millis()),
+        let late = |what: String| {
+            Failure::of(
+                ErrorKind::Timeout,
+                format!("{what} within {} ms", timeout.as_millis()),
+            )
         };
         let mut req = Request::builder().method(out.method).uri(out.url);
         let hdrs = req.headers_mut().expect("fresh builder");
@@ -292,12 +301,9 @@ impl Client {
                 .expect("fresh builder")
                 .insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("0"));
         }
-        let req = req.body(Full::new(out.body)).map_err(|e| Failure {
-            kind: ErrorKind::Protocol,
-            refused: false,
-            local: false,
-            detail: format!("cannot build request: {e}"),
-        })?;
+        let req = req
+            .body(Full::new(out.body))
+            .map_err(|e| Failure::of(ErrorKind::Protocol, format!("cannot build request: {e}")))?;
         let resp = tokio::time::timeout_at(deadline, self.pool().request(req))
             .await
             .map_err(|_| late("no answer".into()))?
@@ -322,21 +328,19 @@ async fn read_reply(
     // hop-by-hop and dropped), and passing a 101 on would leave the
     // sender's connection switched to nothing.
     if parts.status.is_informational() {
-        return Err(Failure {
-            kind: ErrorKind::Protocol,
-            refused: false,
-            local: false,
-            detail: format!(
+        return Err(Failure::of(
+            ErrorKind::Protocol,
+            format!(
                 "the target answered {} to a request that asked for no protocol switch",
                 parts.status
             ),
-        });
+        ));
     }
-    let reading = |e: &dyn std::fmt::Display| Failure {
-        kind: ErrorKind::Protocol,
-        refused: false,
-        local: false,
-        detail: format!("reading the response body: {e}"),
+    let reading = |e: &dyn std::fmt::Display| {
+        Failure::of(
+            ErrorKind::Protocol,
+            format!("reading the response body: {e}"),
+        )
     };
     let (body, body_size) = match answer {
         Answer::Whole(limit) => {
