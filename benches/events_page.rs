@@ -325,7 +325,7 @@ fn main() {
     );
     println!("reopened the store in {:.0?}", opened.elapsed());
     let _ = relay.ingest_base.set("http://127.0.0.1:8080".into());
-    let router = hookrelay::admin::router(relay, None, std::time::Duration::from_secs(30));
+    let router = hookrelay::admin::router(relay, None, std::time::Duration::from_secs(30), 0);
 
     let cases = [
         Case {

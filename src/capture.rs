@@ -114,14 +114,27 @@ pub fn headers_of(parts: &Parts) -> Headers {
 /// A `Cookie` line without the dashboard's login (`None` when nothing else
 /// is left): a browser logged in to the dashboard sends it to the ingest
 /// port of the same host too, since cookies ignore ports, and it must not
-/// be stored, shown and forwarded with the event. The other cookies are
-/// kept, joined with `; ` again (a line without the login is untouched).
+/// be stored, shown and forwarded with the event. Any instance's is left
+/// out (`hookrelay_session_{port}`, and the bare name of older versions).
+/// The other cookies are kept, joined with `; ` again (a line without the
+/// login is untouched).
 fn without_session(line: &[u8]) -> Option<Vec<u8>> {
     let name = crate::admin::dashboard::security::SESSION_COOKIE.as_bytes();
     let is_session = |pair: &[u8]| {
-        let pair = pair.trim_ascii_start();
-        pair.strip_prefix(name)
-            .is_some_and(|rest| rest.trim_ascii_start().starts_with(b"="))
+        let Some(rest) = pair.trim_ascii_start().strip_prefix(name) else {
+            return false;
+        };
+        let rest = match rest.strip_prefix(b"_") {
+            Some(port) => {
+                let digits = port.iter().take_while(|b| b.is_ascii_digit()).count();
+                if digits == 0 {
+                    return false;
+                }
+                &port[digits..]
+            }
+            None => rest,
+        };
+        rest.trim_ascii_start().starts_with(b"=")
     };
     if !line.split(|b| *b == b';').any(is_session) {
         return Some(line.to_vec());
@@ -227,9 +240,14 @@ mod tests {
 
     #[test]
     fn the_dashboard_login_is_not_captured() {
-        let cases: [(&[u8], Option<&[u8]>); 5] = [
+        let cases: [(&[u8], Option<&[u8]>); 7] = [
             (b"a=1; b=2", Some(b"a=1; b=2")),
             (b"hookrelay_session=abc", None),
+            (b"hookrelay_session_9001=abc; a=1", Some(b"a=1")),
+            (
+                b"hookrelay_session_=1; hookrelay_session_1x=2",
+                Some(b"hookrelay_session_=1; hookrelay_session_1x=2"),
+            ),
             (b"a=1; hookrelay_session=abc; b=2", Some(b"a=1; b=2")),
             (
                 b"hookrelay_session_x=1;hookrelay_session=abc",

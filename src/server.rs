@@ -102,6 +102,11 @@ pub async fn serve(
         shards,
         config.target_guard.clone(),
     )?;
+    // A start refused from here on leaves no store behind in a directory
+    // this run made (the next start with a mended config starts afresh).
+    let made = crate::store::create_data_dir(&config.data)
+        .map_err(|e| format!("data {}: {e}", config.data.display()))?;
+    let mut made = MadeHere(made.then(|| config.data.clone()));
     let store = Arc::new(
         Store::open(&config.data, config.durability)
             .map_err(|e| format!("data {}: {e}", config.data.display()))?,
@@ -174,6 +179,7 @@ pub async fn serve(
         Arc::clone(&relay),
         config.admin_token.clone(),
         config.header_timeout.saturating_mul(3),
+        admin_addr.port(),
     );
     let trusted = config.trusted_proxies.clone();
     let admin_loop = accept_loop(
@@ -232,6 +238,7 @@ pub async fn serve(
         fds.ingest_connections,
         &relay,
     )?;
+    made.keep();
     let loops = async { tokio::join!(ingest_loop, admin_loop) };
     tokio::pin!(loops);
     tokio::select! {
@@ -274,6 +281,32 @@ pub async fn serve(
     drop(relay);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The data directory this run made, removed when the start is refused
+/// (dropped before [`MadeHere::keep`]). Declared before the store, so the
+/// store is closed first.
+struct MadeHere(Option<std::path::PathBuf>);
+
+impl MadeHere {
+    fn keep(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for MadeHere {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => {
+                    tracing::info!(data = %dir.display(), "start refused: removed the data directory it had made")
+                }
+                Err(e) => {
+                    tracing::warn!(data = %dir.display(), error = %e, "start refused: could not remove the data directory it had made")
+                }
+            }
+        }
+    }
 }
 
 /// Ingest threads: one per core unless `HOOKRELAY_INGEST_THREADS` says.
@@ -450,10 +483,20 @@ async fn accept_loop<S, F, B>(
             let stream = match tls {
                 None => Either::Left(stream),
                 Some(acceptor) => {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                    {
-                        Ok(Ok(s)) => Either::Right(s),
-                        Ok(Err(e)) => {
+                    let handshake = async {
+                        if plain_http(&stream).await {
+                            refuse_plain_http(stream).await;
+                            return None;
+                        }
+                        Some(acceptor.accept(stream).await)
+                    };
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
+                        Ok(None) => {
+                            tracing::debug!(%remote, "plain HTTP to the TLS listener; answered 400");
+                            return;
+                        }
+                        Ok(Some(Ok(s))) => Either::Right(s),
+                        Ok(Some(Err(e))) => {
                             tracing::debug!(%remote, error = %e, "TLS handshake failed");
                             return;
                         }
@@ -480,6 +523,45 @@ async fn accept_loop<S, F, B>(
     }
 }
 
+/// Whether a connection to the TLS listener opened with plain HTTP: a TLS
+/// client's first byte is a handshake record (22), a request line's is a
+/// letter of its method.
+async fn plain_http(stream: &tokio::net::TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    matches!(stream.peek(&mut first).await, Ok(1) if first[0].is_ascii_uppercase())
+}
+
+/// Answers a plain-HTTP request on the TLS listener with a `400` that says
+/// so (a TLS alert would reach the sender as a garbled answer), then
+/// closes: what the sender sent is read first, or closing with it unread
+/// would reset the connection before the answer is read.
+async fn refuse_plain_http(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = "This is hookrelay's ingest listener, which serves HTTPS only: send the request to https:// on this port.\n";
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut sink = [0u8; 16 * 1024];
+    let _ = tokio::time::timeout(Duration::from_millis(100), stream.read(&mut sink)).await;
+    if stream.write_all(answer.as_bytes()).await.is_err() {
+        return;
+    }
+    let _ = stream.shutdown().await;
+    // Whatever else comes is drained for a moment, so the answer is not
+    // overtaken by a reset; bounded in bytes and time.
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let mut left = 256 * 1024;
+        while left > 0 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left -= n.min(left),
+            }
+        }
+    })
+    .await;
+}
+
 fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<TlsAcceptor, String> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -492,6 +574,8 @@ fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<TlsAcce
             cert.display()
         ));
     }
+    warn_if_out_of_date(cert, &certs[0]);
+    let key_path = key;
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
         format!(
             "tls_key {}: {e} (expected an unencrypted PEM private key: PKCS#8, PKCS#1 or SEC1)",
@@ -505,11 +589,42 @@ fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<TlsAcce
     .map_err(|e| e.to_string())?
     .with_no_client_auth()
     .with_single_cert(certs, key)
-    .map_err(|e| format!("tls: {e}"))?;
+    .map_err(|e| {
+        format!(
+            "tls_cert {} with tls_key {}: {e}",
+            cert.display(),
+            key_path.display()
+        )
+    })?;
     // HTTP/1.0 too: rustls refuses a client whose only offer is not listed
     // (curl --http1.0 failed the handshake), and hyper serves it.
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec(), b"http/1.0".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(cfg)))
+}
+
+/// Warns of a certificate outside its validity period: rustls serves it,
+/// and then every client refuses the handshake, which senders see as a TLS
+/// error and hookrelay's log would not mention. Not a refusal: a renewal
+/// may be on its way, and a bin for a test client may not care.
+fn warn_if_out_of_date(path: &std::path::Path, cert: &rustls_pki_types::CertificateDer<'_>) {
+    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert.as_ref()) else {
+        return;
+    };
+    let validity = parsed.validity();
+    let now = x509_parser::time::ASN1Time::now();
+    if validity.not_after < now {
+        tracing::warn!(
+            tls_cert = %path.display(),
+            not_after = %validity.not_after,
+            "the certificate has expired: clients will refuse the TLS handshake"
+        );
+    } else if validity.not_before > now {
+        tracing::warn!(
+            tls_cert = %path.display(),
+            not_before = %validity.not_before,
+            "the certificate is not valid yet: clients will refuse the TLS handshake"
+        );
+    }
 }
 
 /// One retention pass; failures are logged, never fatal.

@@ -504,7 +504,7 @@ async fn logout(State(st): State<AdminState>, headers: HeaderMap, _form: CsrfFor
     let mut resp = Redirect::to(to).into_response();
     resp.headers_mut().append(
         header::SET_COOKIE,
-        security::clear_cookie(security::SESSION_COOKIE),
+        security::clear_cookie(st.sessions.cookie_name()),
     );
     resp
 }

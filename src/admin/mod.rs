@@ -34,12 +34,13 @@ pub struct AdminState {
 }
 
 /// `body_time`: how long a client may take to send a request body (admin
-/// bodies are small documents; see `idle::Deadline`).
-pub fn router(relay: Arc<Relay>, token: Option<String>, body_time: Duration) -> Router {
+/// bodies are small documents; see `idle::Deadline`). `port`: the admin
+/// listener's, which names the session cookie.
+pub fn router(relay: Arc<Relay>, token: Option<String>, body_time: Duration, port: u16) -> Router {
     let state = AdminState {
         relay,
         token: token.map(Arc::from),
-        sessions: Default::default(),
+        sessions: Arc::new(dashboard::security::Sessions::for_port(port)),
         throttle: Default::default(),
         exports: Arc::new(tokio::sync::Semaphore::new(export::AT_ONCE)),
     };

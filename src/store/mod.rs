@@ -357,43 +357,50 @@ fn sum_merge(_key: &[u8], existing: Option<&[u8]>, ops: &MergeOperands) -> Optio
     Some(total.to_le_bytes().to_vec())
 }
 
+/// Makes the data directory unless it exists; `true` when this call made
+/// it. Captured requests carry credentials (Authorization, cookies) and
+/// endpoints their signing secrets: a directory made here is for this user
+/// only. One that exists keeps the mode it was given (with a warning when
+/// others may read it).
+pub fn create_data_dir(path: &Path) -> Result<bool> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let creating =
+        |e: std::io::Error| Error::Unavailable(format!("creating {}: {e}", path.display()));
+    match std::fs::metadata(path) {
+        Err(_) => {
+            // Parents get the usual mode; only the data directory is
+            // closed to others.
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(creating)?;
+            }
+            // Another hookrelay starting on the same path may have made
+            // it meanwhile: RocksDB's lock then tells them apart.
+            match std::fs::DirBuilder::new().mode(0o700).create(path) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(creating(e)),
+            }
+        }
+        Ok(m) if !m.is_dir() => Err(Error::Unavailable(format!(
+            "{} is not a directory",
+            path.display()
+        ))),
+        Ok(m) => {
+            if m.permissions().mode() & 0o077 != 0 {
+                tracing::warn!(
+                    data = %path.display(),
+                    mode = format!("{:o}", m.permissions().mode() & 0o777),
+                    "the data directory is open to other users, and holds captured credentials and signing secrets: chmod 700 it"
+                );
+            }
+            Ok(false)
+        }
+    }
+}
+
 impl Store {
     pub fn open(path: &Path, durability: Durability) -> Result<Store> {
-        // Captured requests carry credentials (Authorization, cookies) and
-        // endpoints their signing secrets: a directory made here is for
-        // this user only. One that exists keeps the mode it was given.
-        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-        let creating =
-            |e: std::io::Error| Error::Unavailable(format!("creating {}: {e}", path.display()));
-        match std::fs::metadata(path) {
-            Err(_) => {
-                // Parents get the usual mode; only the data directory is
-                // closed to others.
-                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(parent).map_err(creating)?;
-                }
-                // Another hookrelay starting on the same path may have made
-                // it meanwhile: RocksDB's lock then tells them apart.
-                match std::fs::DirBuilder::new().mode(0o700).create(path) {
-                    Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-                        return Err(creating(e));
-                    }
-                    _ => {}
-                }
-            }
-            Ok(m) if !m.is_dir() => {
-                return Err(Error::Unavailable(format!(
-                    "{} is not a directory",
-                    path.display()
-                )));
-            }
-            Ok(m) if m.permissions().mode() & 0o077 != 0 => tracing::warn!(
-                data = %path.display(),
-                mode = format!("{:o}", m.permissions().mode() & 0o777),
-                "the data directory is open to other users, and holds captured credentials and signing secrets: chmod 700 it"
-            ),
-            Ok(_) => {}
-        }
+        create_data_dir(path)?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);

@@ -17,20 +17,34 @@ async fn a_refused_start_writes_none_of_the_files_endpoints() {
         "[[endpoint]]\nslug = \"first\"\n\n[[endpoint]]\nslug = \"second\"\ntarget = \"http://2130706433/\"\n",
     )
     .unwrap();
-    let mut hr = crate::support::cmd::hookrelay();
-    hr.args(["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
-        .arg("--config")
-        .arg(&file)
-        .arg("--data")
-        .arg(&data)
-        .arg("--deny-private-targets");
-    let out = crate::support::cmd::output(hr).await;
+    let start = || {
+        let mut hr = crate::support::cmd::hookrelay();
+        hr.args(["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .arg("--config")
+            .arg(&file)
+            .arg("--data")
+            .arg(&data)
+            .arg("--deny-private-targets");
+        crate::support::cmd::output(hr)
+    };
+    let out = start().await;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "started: {err}");
     assert!(err.contains("config endpoint \"second\""), "{err}");
+    // The data directory was new: the refused start leaves none behind.
+    assert!(!data.exists(), "a store was left in {}", data.display());
     let s = TestServer::start_with(config_at(&data)).await;
     let (status, v) = s.api("GET", "/api/endpoints/first", None).await;
     assert_eq!(status, 404, "the refused start wrote an endpoint: {v}");
+    s.create_endpoint(json!({ "slug": "kept" })).await;
+    s.stop().await;
+
+    // One that existed keeps its store through a refused start.
+    let out = start().await;
+    assert!(!out.status.success());
+    let s = TestServer::start_with(config_at(&data)).await;
+    let (status, v) = s.api("GET", "/api/endpoints/kept", None).await;
+    assert_eq!(status, 200, "{v}");
     s.stop().await;
     drop(dir);
 }

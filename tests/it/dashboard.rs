@@ -522,6 +522,17 @@ async fn login_sets_a_strict_http_only_cookie() {
         "the cookie does not carry the token"
     );
     let cookie = set.split(';').next().unwrap().to_string();
+    // Named by the admin port: browsers share a host's cookies across
+    // ports, and two instances on one machine must not log each other out.
+    let name = format!("hookrelay_session_{}=", s.admin.port());
+    assert!(cookie.starts_with(&name), "{cookie}");
+    let p = get_page(
+        &s,
+        "/",
+        &[("cookie", &cookie.replacen(&name, "hookrelay_session_1=", 1))],
+    )
+    .await;
+    assert_eq!(p.status, 303, "another instance's session lets nobody in");
 
     let p = get_page(&s, "/events", &[("cookie", &cookie)]).await;
     assert_eq!(p.status, 200);

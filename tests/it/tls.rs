@@ -305,3 +305,129 @@ async fn unusable_certificate_files_are_named_at_start() {
     let cfg = hookrelay::Config::resolve(parsed.args).unwrap();
     assert_eq!(cfg.tls, Some((cert_path, key_path)));
 }
+
+/// Plain HTTP sent to the TLS listener gets a `400` that says to use
+/// https:// (not a TLS alert, which a client shows as garbage), and TLS
+/// keeps working beside it.
+#[tokio::test]
+async fn plain_http_to_the_tls_listener_is_told_to_use_https() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cert = localhost_cert();
+    let (dir, data) = temp_data();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, &cert.cert_pem).unwrap();
+    std::fs::write(&key_path, &cert.key_pem).unwrap();
+    let mut cfg = config_at(&data);
+    cfg.tls = Some((cert_path, key_path));
+    let s = TestServer::start_with(cfg).await;
+    s.create_endpoint(json!({ "slug": "bin" })).await;
+
+    let mut tcp = tokio::net::TcpStream::connect(s.ingest).await.unwrap();
+    tcp.write_all(b"POST /in/bin HTTP/1.1\r\nhost: localhost\r\ncontent-length: 2\r\n\r\nhi")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(crate::support::cmd::DEADLINE, tcp.read_to_end(&mut out))
+        .await
+        .expect("the connection is closed after the answer")
+        .expect("the answer is read, not reset");
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
+    assert!(text.contains("https://"), "{text}");
+    let list = s.get("/api/events?endpoint=bin").await;
+    assert_eq!(list["events"].as_array().unwrap().len(), 0, "{list}");
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(cert.cert_pem.as_bytes()).unwrap())
+        .unwrap();
+    let tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_http1()
+        .build();
+    let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =
+        hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(connector);
+    let req = http::Request::post(format!("https://localhost:{}/in/bin", s.ingest.port()))
+        .body(Full::new(Bytes::from_static(b"hello")))
+        .unwrap();
+    assert_eq!(client.request(req).await.expect("TLS").status(), 200);
+}
+
+/// A key that is not the certificate's names both files; an expired
+/// certificate starts, with a warning that names it (every client would
+/// refuse the handshake, and senders alone would see why).
+#[tokio::test]
+async fn certificate_problems_name_their_files() {
+    use tokio::io::AsyncBufReadExt;
+    let (dir, data) = temp_data();
+    let (a, b) = (localhost_cert(), localhost_cert());
+    let (cert_path, other_key) = (dir.path().join("a.pem"), dir.path().join("b-key.pem"));
+    std::fs::write(&cert_path, &a.cert_pem).unwrap();
+    std::fs::write(&other_key, &b.key_pem).unwrap();
+    let serve = |cert: &std::path::Path, key: &std::path::Path| {
+        let mut hr = crate::support::cmd::hookrelay();
+        hr.args(["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .arg("--data")
+            .arg(&data)
+            .arg("--tls-cert")
+            .arg(cert)
+            .arg("--tls-key")
+            .arg(key)
+            .env("RUST_LOG", "info");
+        hr
+    };
+    let out = crate::support::cmd::output(serve(&cert_path, &other_key)).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "started with another certificate's key"
+    );
+    assert!(
+        err.contains(&cert_path.display().to_string())
+            && err.contains(&other_key.display().to_string()),
+        "{err}"
+    );
+
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let expired = params.self_signed(&key).unwrap();
+    let (old_cert, old_key) = (dir.path().join("old.pem"), dir.path().join("old-key.pem"));
+    std::fs::write(&old_cert, expired.pem()).unwrap();
+    std::fs::write(&old_key, key.serialize_pem()).unwrap();
+    let mut cmd = tokio::process::Command::from(serve(&old_cert, &old_key));
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    // Read up to the `listening` line: the warning comes before it.
+    let log = tokio::time::timeout(crate::support::cmd::DEADLINE, async {
+        let mut log = String::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            log.push_str(&line);
+            log.push('\n');
+            if line.contains("listening") {
+                break;
+            }
+        }
+        log
+    })
+    .await
+    .expect("the server started");
+    let warning = log.lines().find(|l| l.contains("expired"));
+    assert!(
+        warning.is_some_and(|l| l.contains(&old_cert.display().to_string()) && l.contains("2021")),
+        "{log}"
+    );
+    let _ = child.kill().await;
+    drop(dir);
+}

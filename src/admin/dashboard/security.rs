@@ -9,7 +9,9 @@
 //!   can reach from any page on the same machine: the admin listener is on
 //!   loopback by default, so "not reachable from the internet" is not a
 //!   defence against a page the developer has open).
-//! - **Session**: with `--admin-token`, `/login` sets `hookrelay_session` to
+//! - **Session**: with `--admin-token`, `/login` sets `hookrelay_session_{port}`
+//!   (the admin listener's port: browsers keep one cookie jar per host, so
+//!   two instances on one machine would otherwise log each other out) to
 //!   a random id that [`Sessions`] knows for a day, until logout, or until
 //!   the process ends. A value derived from the token alone would never
 //!   expire, outlive a logout, and grant access wherever it leaked — and
@@ -30,6 +32,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+/// The session cookie's name without its `_{port}` suffix.
 pub const SESSION_COOKIE: &str = "hookrelay_session";
 pub const FLASH_COOKIE: &str = "hookrelay_flash";
 /// Name of the hidden form field carrying the CSRF token.
@@ -119,8 +122,9 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// Logged-in browsers: a random id per login, kept in memory only. Ids are
 /// looked up by their SHA-256, so lookup timing says nothing about them.
-#[derive(Default)]
 pub struct Sessions {
+    /// The cookie's name: [`SESSION_COOKIE`] and the admin port.
+    cookie: String,
     /// SHA-256 of the id (hex) -> when it ends (ms since the epoch).
     live: Mutex<HashMap<String, u64>>,
 }
@@ -129,6 +133,19 @@ pub struct Sessions {
 const MAX_SESSIONS: usize = 10_000;
 
 impl Sessions {
+    /// Sessions of the dashboard served on `admin_port`.
+    pub fn for_port(admin_port: u16) -> Sessions {
+        Sessions {
+            cookie: format!("{SESSION_COOKIE}_{admin_port}"),
+            live: Mutex::default(),
+        }
+    }
+
+    /// The name of this dashboard's session cookie.
+    pub fn cookie_name(&self) -> &str {
+        &self.cookie
+    }
+
     fn key(id: &str) -> String {
         Sha256::digest(id.as_bytes())
             .iter()
@@ -164,14 +181,15 @@ impl Sessions {
             live.insert(Self::key(&id), now + SESSION_MAX_AGE_S * 1000);
         }
         HeaderValue::from_str(&format!(
-            "{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_MAX_AGE_S}"
+            "{}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_MAX_AGE_S}",
+            self.cookie
         ))
         .expect("hex is a valid header value")
     }
 
     /// True when the request carries a session that has not ended.
     pub fn valid(&self, headers: &HeaderMap) -> bool {
-        let Some(id) = cookie(headers, SESSION_COOKIE) else {
+        let Some(id) = cookie(headers, &self.cookie) else {
             return false;
         };
         let now = crate::time::now_ms();
@@ -182,7 +200,7 @@ impl Sessions {
 
     /// Ends the request's session (logout), wherever its cookie went.
     pub fn end(&self, headers: &HeaderMap) {
-        if let Some(id) = cookie(headers, SESSION_COOKIE) {
+        if let Some(id) = cookie(headers, &self.cookie) {
             self.live().remove(&Self::key(id));
         }
     }
@@ -442,15 +460,23 @@ mod tests {
 
     #[test]
     fn cookies_and_flash() {
-        let h = headers(&[("cookie", "a=1; hookrelay_session=abc; b=2")]);
-        assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc"));
-        let sessions = Sessions::default();
+        let h = headers(&[("cookie", "a=1; hookrelay_session_9001=abc; b=2")]);
+        assert_eq!(cookie(&h, "hookrelay_session_9001"), Some("abc"));
+        let sessions = Sessions::for_port(9001);
         assert!(!sessions.valid(&h));
         let set = sessions.start();
         let pair = set.to_str().unwrap().split(';').next().unwrap().to_string();
+        assert!(pair.starts_with("hookrelay_session_9001="), "{pair}");
         let mine = headers(&[("cookie", &pair)]);
         assert!(sessions.valid(&mine));
-        assert!(!Sessions::default().valid(&mine), "another server's");
+        assert!(!Sessions::for_port(9001).valid(&mine), "another server's");
+        // Another instance on the same host has its own cookie: logging in
+        // there leaves this one's in the browser, and this one's session.
+        let other = Sessions::for_port(9002);
+        let theirs = other.start();
+        let theirs = theirs.to_str().unwrap().split(';').next().unwrap();
+        let both = headers(&[("cookie", &format!("{pair}; {theirs}"))]);
+        assert!(sessions.valid(&both) && other.valid(&both));
         sessions.end(&mine);
         assert!(!sessions.valid(&mine), "ended by logout");
         let set = flash_cookie_link(
