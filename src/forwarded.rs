@@ -20,6 +20,14 @@ impl TrustedProxies {
         &self.0
     }
 
+    /// Whether the nets, taken together, cover every IPv4 or every IPv6
+    /// address (`0.0.0.0/0`, or `0.0.0.0/1,128.0.0.0/1` alike).
+    pub fn trusts_everyone(&self) -> bool {
+        IpNet::aggregate(&self.0)
+            .iter()
+            .any(|n| n.prefix_len() == 0)
+    }
+
     /// Whether `ip` is one of the trusted proxies.
     pub fn trusts(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
@@ -91,6 +99,18 @@ pub fn parse_net(s: &str) -> Result<IpNet, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_address_is_seen_however_it_is_spelled() {
+        let nets =
+            |list: &[&str]| TrustedProxies::new(list.iter().map(|n| n.parse().unwrap()).collect());
+        assert!(nets(&["0.0.0.0/0"]).trusts_everyone());
+        assert!(nets(&["0.0.0.0/1", "128.0.0.0/1"]).trusts_everyone());
+        assert!(nets(&["10.0.0.0/8", "::/1", "8000::/1"]).trusts_everyone());
+        assert!(!nets(&["0.0.0.0/1", "10.0.0.0/8"]).trusts_everyone());
+        assert!(!nets(&["10.0.0.0/8", "fd00::/8"]).trusts_everyone());
+        assert!(!nets(&[]).trusts_everyone());
+    }
 
     fn headers(xff: &[&str]) -> http::HeaderMap {
         let mut h = http::HeaderMap::new();

@@ -143,12 +143,7 @@ pub async fn serve(
     let scheme = if tls.is_some() { "https" } else { "http" };
     let _ = relay.ingest_base.set(format!("{scheme}://{ingest_addr}"));
     let _ = relay.trusted_proxies.set(config.trusted_proxies.clone());
-    if config
-        .trusted_proxies
-        .nets()
-        .iter()
-        .any(|n| n.prefix_len() == 0)
-    {
+    if config.trusted_proxies.trusts_everyone() {
         tracing::warn!(
             "--trusted-proxy includes every address: any sender can choose the client address hookrelay records and the one it charges token guesses to"
         );

@@ -451,9 +451,54 @@ pub fn client_flags_last(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsStrin
     out
 }
 
+/// The environment variable a refused value came from, when the flag clap
+/// names was not on the command line: clap's message names only the flag,
+/// which a user who set `HOOKRELAY_LISTEN=` would look for in vain.
+fn from_environment(e: &clap::Error, args: &[std::ffi::OsString]) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        e.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = arg.split_whitespace().next()?.strip_prefix("--")?;
+    let typed = args.iter().any(|a| {
+        a.to_str().is_some_and(|a| {
+            a.strip_prefix("--")
+                .is_some_and(|a| a == long || a.starts_with(&format!("{long}=")))
+        })
+    });
+    if typed {
+        return None;
+    }
+    fn env_of(cmd: &clap::Command, long: &str) -> Option<String> {
+        cmd.get_arguments()
+            .find(|a| a.get_long() == Some(long))
+            .and_then(|a| a.get_env())
+            .map(|v| v.to_string_lossy().into_owned())
+            .or_else(|| cmd.get_subcommands().find_map(|c| env_of(c, long)))
+    }
+    let var = env_of(&<Cli as clap::CommandFactory>::command(), long)?;
+    std::env::var_os(&var).is_some().then_some(var)
+}
+
 /// Entry point for the binary: parse, set up tracing, run.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse_from(client_flags_last(std::env::args_os().collect()));
+    let args = client_flags_last(std::env::args_os().collect());
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            if let Some(var) = from_environment(&e, &args) {
+                eprintln!("(that value came from the environment variable {var})");
+            }
+            std::process::exit(e.exit_code());
+        }
+    };
     const DEFAULT_LOG: &str = "hookrelay=info,warn";
     let filter = match std::env::var("RUST_LOG") {
         Ok(v) if !v.trim().is_empty() => {

@@ -135,6 +135,36 @@ async fn serve_refuses_a_bad_ingest_thread_count() {
     }
 }
 
+/// A refused value from the environment names its variable: clap's own
+/// message names only the flag, which was never typed.
+#[tokio::test]
+async fn a_bad_value_from_the_environment_names_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for (var, bad) in [("HOOKRELAY_LISTEN", ""), ("HOOKRELAY_MAX_BODY", "lots")] {
+        let mut hr = cmd::hookrelay();
+        hr.args(["serve", "--admin", "127.0.0.1:0"])
+            .arg("--data")
+            .arg(&data)
+            .env(var, bad);
+        let out = cmd::output(hr).await;
+        assert!(!out.status.success(), "{var}={bad:?} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(var), "{var}={bad:?}: {err}");
+    }
+    // Typed on the command line, the flag is the culprit, not a variable
+    // that happens to be set as well.
+    let mut hr = cmd::hookrelay();
+    hr.args(["serve", "--listen", "nowhere", "--data"])
+        .arg(&data)
+        .env("HOOKRELAY_LISTEN", "127.0.0.1:0");
+    let out = cmd::output(hr).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--listen"), "{err}");
+    assert!(!err.contains("HOOKRELAY_LISTEN"), "{err}");
+    assert!(!data.exists());
+}
+
 #[tokio::test]
 async fn export_writes_jsonl_and_har() {
     let s = TestServer::start().await;
