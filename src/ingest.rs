@@ -24,7 +24,13 @@ use crate::relay::Relay;
 use crate::signature::{self, SignatureConfig};
 use crate::store::Store;
 
-pub type Body = Full<Bytes>;
+/// What a sender gets: a whole answer, or a long one from a target passed
+/// on as it arrives.
+pub type Body = http_body_util::Either<Full<Bytes>, crate::deliver::Passed>;
+
+fn whole(bytes: impl Into<Bytes>) -> Body {
+    http_body_util::Either::Left(Full::new(bytes.into()))
+}
 
 /// How long a sender may take to send its whole body.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -390,7 +396,7 @@ async fn ingest(
             if spec.delay_ms > 0 {
                 tokio::time::sleep(Duration::from_millis(spec.delay_ms)).await;
             }
-            let mut resp = Response::new(Full::new(Bytes::from(spec.body.clone())));
+            let mut resp = Response::new(whole(spec.body.clone()));
             *resp.status_mut() =
                 StatusCode::from_u16(bin_answer.unwrap_or(spec.status)).unwrap_or(StatusCode::OK);
             // Refused when the endpoint is saved; skipped here for one an
@@ -428,7 +434,18 @@ async fn ingest(
                 return Err(e);
             }
             let (ev, attempt, reply) = match delivered? {
-                Ok(x) => x,
+                Ok(crate::relay::Forwarded::Done(done)) => *done,
+                Ok(crate::relay::Forwarded::Passing {
+                    status,
+                    headers,
+                    body,
+                }) => {
+                    let mut resp = Response::new(http_body_util::Either::Right(body));
+                    *resp.status_mut() =
+                        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+                    copy_answer_headers(&mut resp, &headers);
+                    return Ok(with_event(resp, &id));
+                }
                 // Stored, not sent: the sender learns which event it is.
                 Err(Error::Unavailable(why)) => {
                     let body = serde_json::json!({ "error": why, "event": id, "stored": true });
@@ -458,17 +475,10 @@ async fn ingest(
                 });
                 return Ok(with_event(json(status, body.to_string()), &id));
             };
-            let mut resp = Response::new(Full::new(reply.body));
+            let mut resp = Response::new(whole(reply.body));
             *resp.status_mut() =
                 StatusCode::from_u16(reply.status).unwrap_or(StatusCode::BAD_GATEWAY);
-            for (n, v) in crate::deliver::strip_hop_by_hop(&reply.headers) {
-                if let (Ok(n), Ok(v)) = (
-                    HeaderName::from_bytes(n.as_bytes()),
-                    HeaderValue::from_bytes(&v),
-                ) {
-                    resp.headers_mut().append(n, v);
-                }
-            }
+            copy_answer_headers(&mut resp, &reply.headers);
             // No body to measure in an answer to HEAD or a 304: the length
             // it states is the target's.
             if head || reply.status == 304 {
@@ -482,6 +492,19 @@ async fn ingest(
                 }
             }
             Ok(with_event(resp, &id))
+        }
+    }
+}
+
+/// A target's answer headers, as the sender gets them: without the ones of
+/// its hop (the length is the sender's hop's: hyper sets it).
+fn copy_answer_headers(resp: &mut Response<Body>, headers: &crate::event::Headers) {
+    for (n, v) in crate::deliver::strip_hop_by_hop(headers) {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(n.as_bytes()),
+            HeaderValue::from_bytes(&v),
+        ) {
+            resp.headers_mut().append(n, v);
         }
     }
 }
@@ -626,7 +649,7 @@ fn with_event(mut resp: Response<Body>, id: &str) -> Response<Body> {
 }
 
 fn json(status: StatusCode, body: String) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let mut resp = Response::new(whole(body));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

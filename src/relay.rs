@@ -211,6 +211,23 @@ const KEPT: deliver::Answer = deliver::Answer::Prefix(ATTEMPT_BODY_CAP);
 /// queue's attempt of the same event to end (its record takes a moment).
 const CLAIM_MARGIN: Duration = Duration::from_secs(5);
 
+/// Pieces of a long forward answer buffered between the target and a slow
+/// sender: with hyper's reads of up to 16 KiB or so, a few hundred KiB.
+const PASSING_PIECES: usize = 16;
+
+/// What a forward gives its sender.
+pub enum Forwarded {
+    /// The attempt is recorded; the answer, whole, if one came.
+    Done(Box<(Event, Attempt, Option<Reply>)>),
+    /// A long answer, passed on as it arrives; its attempt is recorded
+    /// once it has all come (or failed).
+    Passing {
+        status: u16,
+        headers: Headers,
+        body: deliver::Passed,
+    },
+}
+
 /// How an attempt's outcome settles its event.
 #[derive(Clone, Copy, Debug)]
 pub enum Settle {
@@ -809,25 +826,75 @@ impl Relay {
     }
 
     /// Forward mode: [`Relay::deliver`] to the endpoint's own target, with
-    /// the whole answer (up to [`deliver::MAX_RESPONSE_BODY`]) for the
-    /// sender, who waits for it. Every other try keeps only what its
-    /// attempt record holds, so a long answer is neither a failure nor in
-    /// memory.
+    /// the answer for the sender, who waits for it. An answer longer than
+    /// an attempt record keeps is passed on as it arrives
+    /// ([`Forwarded::Passing`]) and recorded once it has all come, so no
+    /// answer is held whole in memory. (Every other try keeps only what
+    /// its attempt record holds.)
     pub async fn forward(
-        &self,
+        self: &Arc<Self>,
         ev: &Event,
         body: Bytes,
         url: &str,
-    ) -> Result<(Event, Attempt, Option<Reply>)> {
+    ) -> Result<Forwarded> {
         let settle = Settle::Direct {
             own_target: true,
             queued: None,
         };
-        let whole = deliver::Answer::Whole(deliver::MAX_RESPONSE_BODY);
-        let (ev, attempt, reply, _) = self
-            .deliver_settled(ev, body, url, Trigger::Forward, settle, whole)
-            .await?;
-        Ok((ev, attempt, reply))
+        let started = std::time::Instant::now();
+        let answer = deliver::Answer::Stream(ATTEMPT_BODY_CAP);
+        let (attempt, mut reply) = self.send(ev, body, url, Trigger::Forward, answer).await?;
+        let Some(rest) = reply.as_mut().and_then(|r| r.rest.take()) else {
+            let cell = self.endpoint(&ev.endpoint);
+            let (ev, attempt, _) = self.record_attempt(&ev.id, cell, attempt, settle).await?;
+            return Ok(Forwarded::Done(Box::new((ev, attempt, reply))));
+        };
+        let mut reply = reply.expect("a rest comes with its reply");
+        let (tx, rx) = tokio::sync::mpsc::channel(PASSING_PIECES);
+        let length = reply
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse().ok());
+        let body = deliver::Passed::new(std::mem::take(&mut reply.body), rx, length);
+        let relay = Arc::clone(self);
+        let (id, endpoint) = (ev.id.clone(), ev.endpoint.clone());
+        let mut attempt = attempt;
+        // Its own task, on the deliveries a shutdown waits for: the sender
+        // may hang up, and the attempt must be recorded all the same.
+        self.deliveries.spawn(async move {
+            match rest.pass_on(tx).await {
+                Ok(n) => {
+                    attempt.body_size += n;
+                    attempt.body_truncated = (attempt.body.len() as u64) < attempt.body_size;
+                }
+                // As a whole answer's body that fails: no answer recorded.
+                Err(f) => {
+                    attempt.status = None;
+                    attempt.headers = Vec::new();
+                    attempt.body = Vec::new();
+                    attempt.body_size = 0;
+                    attempt.body_truncated = false;
+                    attempt.success = false;
+                    attempt.error = Some(f.kind);
+                    attempt.error_detail = Some(f.detail);
+                }
+            }
+            let latency = started.elapsed();
+            attempt.latency_ms = latency.as_millis() as u64;
+            relay
+                .metrics
+                .attempt(attempt.success, attempt.error, latency);
+            let cell = relay.endpoint(&endpoint);
+            if let Err(e) = relay.record_attempt(&id, cell, attempt, settle).await {
+                tracing::error!(event = %id, error = %e, "recording a passed-on answer's attempt failed");
+            }
+        });
+        Ok(Forwarded::Passing {
+            status: reply.status,
+            headers: reply.headers,
+            body,
+        })
     }
 
     /// [`Relay::deliver`] with the settlement spelled out; also returns how
@@ -952,8 +1019,11 @@ impl Relay {
                 (a, None)
             }
         };
-        self.metrics
-            .attempt(attempt.success, attempt.error, latency);
+        // A long answer still arriving is counted once it has all come.
+        if reply.as_ref().is_none_or(|r| r.rest.is_none()) {
+            self.metrics
+                .attempt(attempt.success, attempt.error, latency);
+        }
         Ok((attempt, reply))
     }
 

@@ -38,8 +38,8 @@ pub const HOP_BY_HOP: [&str; 10] = [
     "host",
 ];
 
-/// The largest response body read from a receiver; beyond it the attempt
-/// fails rather than letting one receiver exhaust memory.
+/// The largest response body read whole ([`Answer::Whole`]); beyond it the
+/// try fails rather than letting one answer exhaust memory.
 pub const MAX_RESPONSE_BODY: usize = 32 * 1024 * 1024;
 
 /// A header that describes one hop or frames one message: [`HOP_BY_HOP`]
@@ -103,6 +103,119 @@ pub enum Answer {
     /// Its start, for an attempt record: the rest is read and counted, not
     /// kept, so a long answer is neither a failure nor held in memory.
     Prefix(usize),
+    /// At least this much of its start (all of a shorter answer); the rest
+    /// of a longer one is left at the target for the caller to pass on as
+    /// it arrives ([`Reply::rest`]), so a forward's sender gets a long
+    /// answer without hookrelay holding it.
+    Stream(usize),
+}
+
+/// A piece of a long answer on its way to a forward's sender.
+pub type Piece = Result<Bytes, std::io::Error>;
+
+/// The rest of an answer's body after its start ([`Answer::Stream`]),
+/// still to be read from the target.
+#[derive(Debug)]
+pub struct Rest {
+    body: hyper::body::Incoming,
+    /// What is left of the try's time. Spent only while waiting for the
+    /// target: a slow sender that holds the next piece back is not the
+    /// target's failure.
+    left: Duration,
+    timeout: Duration,
+    status: http::StatusCode,
+}
+
+impl Rest {
+    /// Passes the rest on to `to` as it arrives; once `to` is gone (the
+    /// sender hung up), reads on to the end all the same, so the attempt
+    /// records the answer, not the sender. Returns how many bytes came; a
+    /// failure is also sent on, so the sender's answer ends broken rather
+    /// than looking complete.
+    pub async fn pass_on(mut self, to: tokio::sync::mpsc::Sender<Piece>) -> Result<u64, Failure> {
+        let mut to = Some(to);
+        let mut total = 0u64;
+        loop {
+            let waited = Instant::now();
+            let failure = match tokio::time::timeout(self.left, self.body.frame()).await {
+                Ok(None) => return Ok(total),
+                Ok(Some(Ok(frame))) => {
+                    self.left = self.left.saturating_sub(waited.elapsed());
+                    if let Ok(data) = frame.into_data() {
+                        total += data.len() as u64;
+                        if let Some(tx) = &to
+                            && tx.send(Ok(data)).await.is_err()
+                        {
+                            to = None;
+                        }
+                    }
+                    continue;
+                }
+                Ok(Some(Err(e))) => reading_failure(&e),
+                Err(_) => Failure::of(
+                    ErrorKind::Timeout,
+                    format!(
+                        "HTTP {} came, but its body did not end within {} ms",
+                        self.status,
+                        self.timeout.as_millis()
+                    ),
+                ),
+            };
+            if let Some(tx) = to {
+                let _ = tx
+                    .send(Err(std::io::Error::other(failure.detail.clone())))
+                    .await;
+            }
+            return Err(failure);
+        }
+    }
+}
+
+/// A long answer's body as its sender gets it: the start read with the
+/// head, then the pieces [`Rest::pass_on`] sends.
+pub struct Passed {
+    first: Option<Bytes>,
+    rest: tokio::sync::mpsc::Receiver<Piece>,
+    /// The whole length, when the target said it (`Content-Length`).
+    length: Option<u64>,
+}
+
+impl Passed {
+    pub fn new(
+        first: Bytes,
+        rest: tokio::sync::mpsc::Receiver<Piece>,
+        length: Option<u64>,
+    ) -> Passed {
+        Passed {
+            first: Some(first),
+            rest,
+            length,
+        }
+    }
+}
+
+impl http_body::Body for Passed {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        if let Some(first) = self.first.take() {
+            return std::task::Poll::Ready(Some(Ok(http_body::Frame::data(first))));
+        }
+        self.rest
+            .poll_recv(cx)
+            .map(|piece| piece.map(|p| p.map(http_body::Frame::data)))
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.length.map_or_else(
+            http_body::SizeHint::default,
+            http_body::SizeHint::with_exact,
+        )
+    }
 }
 
 /// A receiver's answer.
@@ -112,8 +225,10 @@ pub struct Reply {
     pub headers: Headers,
     /// All of it, or its start (see [`Answer`]).
     pub body: Bytes,
-    /// The length of the whole body.
+    /// The length of the whole body (of `body` while `rest` is unread).
     pub body_size: u64,
+    /// With [`Answer::Stream`], the rest of a long answer, unread.
+    pub rest: Option<Rest>,
 }
 
 #[derive(Debug)]
@@ -311,9 +426,14 @@ impl Client {
         // The status came: a body that stalls is still a timeout, but the
         // attempt's detail says how far the answer got.
         let status = resp.status();
-        tokio::time::timeout_at(deadline, read_reply(resp, answer))
+        let mut reply = tokio::time::timeout_at(deadline, read_reply(resp, answer))
             .await
-            .map_err(|_| late(format!("HTTP {status} came, but its body did not end")))?
+            .map_err(|_| late(format!("HTTP {status} came, but its body did not end")))??;
+        if let Some(rest) = &mut reply.rest {
+            rest.left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            rest.timeout = timeout;
+        }
+        Ok(reply)
     }
 }
 
@@ -336,12 +456,8 @@ async fn read_reply(
             ),
         ));
     }
-    let reading = |e: &dyn std::fmt::Display| {
-        Failure::of(
-            ErrorKind::Protocol,
-            format!("reading the response body: {e}"),
-        )
-    };
+    let reading = |e: &dyn std::fmt::Display| reading_failure(e);
+    let mut rest = None;
     let (body, body_size) = match answer {
         Answer::Whole(limit) => {
             let all = Limited::new(body, limit)
@@ -366,6 +482,31 @@ async fn read_reply(
             }
             (kept.freeze(), total)
         }
+        Answer::Stream(start) => {
+            let mut body = body;
+            let mut read = bytes::BytesMut::new();
+            while read.len() < start {
+                match body.frame().await {
+                    None => break,
+                    Some(frame) => {
+                        if let Ok(data) = frame.map_err(|e| reading(&e))?.into_data() {
+                            read.extend_from_slice(&data);
+                        }
+                    }
+                }
+            }
+            // Not at its end yet (or ending just here: the next read says).
+            if read.len() >= start && !http_body::Body::is_end_stream(&body) {
+                rest = Some(Rest {
+                    body,
+                    left: Duration::ZERO,
+                    timeout: Duration::ZERO,
+                    status: parts.status,
+                });
+            }
+            let n = read.len() as u64;
+            (read.freeze(), n)
+        }
     };
     let headers = parts
         .headers
@@ -377,7 +518,15 @@ async fn read_reply(
         headers,
         body,
         body_size,
+        rest,
     })
+}
+
+fn reading_failure(e: &dyn std::fmt::Display) -> Failure {
+    Failure::of(
+        ErrorKind::Protocol,
+        format!("reading the response body: {e}"),
+    )
 }
 
 /// Whether `e` is a `T`, or an `io::Error` wrapping one.

@@ -636,36 +636,256 @@ async fn the_targets_own_event_header_is_replaced() {
     assert_eq!(&r.body[..], b"ok", "the rest of the answer as it came");
 }
 
-/// An answer over 32 MiB is not returned: the sender gets 502, and the
-/// attempt is recorded as a failed `protocol` one.
-#[tokio::test]
-async fn an_answer_over_32_mib_is_a_502_and_a_failed_protocol_attempt() {
-    const LIMIT: usize = 32 << 20;
-    let mut up = Receiver::start(vec![Reply::status(200).body(vec![b'a'; LIMIT + 1])]).await;
-    let s = TestServer::start().await;
-    s.create_endpoint(json!({ "slug": "big", "target": up.url("/") }))
-        .await;
-    let r = s.post_in("big", &[], "x").await;
-    up.next().await;
-    assert_eq!(
-        r.status,
-        502,
-        "{}",
-        String::from_utf8_lossy(&r.body[..r.body.len().min(300)])
-    );
-    assert!(r.body.len() < 4096, "the answer was not passed on");
-    let ev = s.get(&format!("/api/events/{}", r.event_id())).await;
-    assert_eq!(ev["state"], "failed", "{ev}");
-    let attempt = &ev["attempts"][0];
-    assert_eq!(attempt["error"], "protocol", "{attempt}");
-    assert_eq!(attempt["success"], false, "{attempt}");
+/// A target that answers a chunked body in steps, each sent when the test
+/// says: what it sends and when is the test's, not hyper's.
+struct Stepped {
+    addr: std::net::SocketAddr,
+    steps: tokio::sync::mpsc::UnboundedSender<Step>,
+}
 
-    // At the limit itself the answer is passed on whole.
-    up.set_script(vec![Reply::status(200).body(vec![b'a'; LIMIT])]);
-    let r = s.post_in("big", &[], "y").await;
-    up.next().await;
-    assert_eq!(r.status, 200);
-    assert_eq!(r.body.len(), LIMIT);
+enum Step {
+    /// A chunk of the body.
+    Chunk(Vec<u8>),
+    /// The end of the body.
+    End,
+    /// The connection closed, the body left unfinished.
+    Cut,
+}
+
+impl Stepped {
+    /// Reads one request, answers `200` with a chunked body, then follows
+    /// the steps.
+    async fn start() -> Stepped {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let (mut c, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = c.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the request came whole");
+                head.extend_from_slice(&buf[..n]);
+            }
+            c.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n")
+                .await
+                .unwrap();
+            while let Some(step) = rx.recv().await {
+                match step {
+                    Step::Chunk(data) => {
+                        let mut out = format!("{:x}\r\n", data.len()).into_bytes();
+                        out.extend_from_slice(&data);
+                        out.extend_from_slice(b"\r\n");
+                        if c.write_all(&out).await.is_err() {
+                            return;
+                        }
+                    }
+                    Step::End => {
+                        let _ = c.write_all(b"0\r\n\r\n").await;
+                        // Kept open: hookrelay may reuse it.
+                        std::future::pending::<()>().await;
+                    }
+                    Step::Cut => return,
+                }
+            }
+        });
+        Stepped { addr, steps: tx }
+    }
+
+    fn send(&self, step: Step) {
+        self.steps.send(step).unwrap();
+    }
+}
+
+/// A forward whose answer the test reads as it comes: its status, and the
+/// body as a stream of frames.
+async fn forward_streamed(
+    s: &TestServer,
+    slug: &str,
+) -> (http::StatusCode, http::HeaderMap, hyper::body::Incoming) {
+    use http_body_util::Full;
+    let client: hyper_util::client::legacy::Client<_, Full<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let req = http::Request::post(s.ingest_url(&format!("/in/{slug}")))
+        .body(Full::new(bytes::Bytes::from_static(b"{}")))
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(30), client.request(req))
+        .await
+        .expect("the head came while the body was still at the target")
+        .unwrap();
+    let (parts, body) = resp.into_parts();
+    (parts.status, parts.headers, body)
+}
+
+/// Reads from `body` until `n` bytes came (or it ended).
+async fn read_at_least(body: &mut hyper::body::Incoming, n: usize) -> Vec<u8> {
+    use http_body_util::BodyExt;
+    let mut got = Vec::new();
+    while got.len() < n {
+        let frame = tokio::time::timeout(Duration::from_secs(30), body.frame())
+            .await
+            .expect("the answer's start came while its rest was still at the target");
+        match frame {
+            Some(Ok(f)) => got.extend_from_slice(&f.into_data().unwrap_or_default()),
+            _ => break,
+        }
+    }
+    got
+}
+
+/// The event's attempt once it is recorded (after the whole answer came).
+async fn recorded_attempt(s: &TestServer, id: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let ev = s.get(&format!("/api/events/{id}")).await;
+        if let Some(a) = ev["attempts"].get(0) {
+            return json!({ "event": ev.clone(), "attempt": a.clone() });
+        }
+        assert!(std::time::Instant::now() < deadline, "no attempt: {ev}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A long answer is passed on as it arrives: the sender reads its start
+/// while the rest is still at the target (nothing holds it whole, however
+/// long), and the attempt is recorded once all of it has come.
+#[tokio::test]
+async fn a_long_answer_is_passed_on_as_it_arrives() {
+    let target = Stepped::start().await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "long", "target": format!("http://{}/", target.addr) }))
+        .await;
+    target.send(Step::Chunk(vec![b'a'; 100 * 1024]));
+    let (status, headers, mut body) = forward_streamed(&s, "long").await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "text/plain");
+    let id = headers["x-hookrelay-event"].to_str().unwrap().to_string();
+    let start = read_at_least(&mut body, 100 * 1024).await;
+    assert_eq!(start, vec![b'a'; 100 * 1024]);
+    // Only now does the target send the rest: an answer held whole until
+    // its end would have left the read above waiting.
+    let (_, ev) = s.api("GET", &format!("/api/events/{id}"), None).await;
+    assert_eq!(
+        ev["attempts"].as_array().map(Vec::len),
+        Some(0),
+        "recorded before the end: {ev}"
+    );
+    for _ in 0..40 {
+        target.send(Step::Chunk(vec![b'b'; 1024 * 1024]));
+    }
+    target.send(Step::End);
+    let rest = read_at_least(&mut body, usize::MAX).await;
+    assert_eq!(rest.len(), 40 * 1024 * 1024, "the rest came whole");
+    assert!(rest.iter().all(|b| *b == b'b'));
+    let got = recorded_attempt(&s, &id).await;
+    let a = &got["attempt"];
+    assert_eq!(a["status"], 200, "{a}");
+    assert_eq!(a["success"], true, "{a}");
+    assert_eq!(a["body_size"], 100 * 1024 + 40 * 1024 * 1024, "{a}");
+    assert_eq!(a["body_truncated"], true, "{a}");
+    assert_eq!(a["body"].as_str().unwrap().len(), 64 * 1024, "{a}");
+    assert_eq!(got["event"]["state"], "delivered");
+}
+
+/// A sender that hangs up in the middle of a long answer does not cut the
+/// attempt short: it is read to its end and recorded as the target gave it.
+#[tokio::test]
+async fn a_sender_that_hangs_up_mid_answer_leaves_the_attempt_whole() {
+    let target = Stepped::start().await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "gone", "target": format!("http://{}/", target.addr) }))
+        .await;
+    target.send(Step::Chunk(vec![b'a'; 100 * 1024]));
+    let (status, headers, mut body) = forward_streamed(&s, "gone").await;
+    assert_eq!(status, 200);
+    let id = headers["x-hookrelay-event"].to_str().unwrap().to_string();
+    read_at_least(&mut body, 1).await;
+    drop(body);
+    for _ in 0..4 {
+        target.send(Step::Chunk(vec![b'b'; 1024 * 1024]));
+    }
+    target.send(Step::End);
+    let got = recorded_attempt(&s, &id).await;
+    let a = &got["attempt"];
+    assert_eq!(a["success"], true, "{a}");
+    assert_eq!(a["body_size"], 100 * 1024 + 4 * 1024 * 1024, "{a}");
+    assert_eq!(got["event"]["state"], "delivered");
+}
+
+/// A slow sender holds a long answer back; the target's timeout counts
+/// only the time spent waiting for the target, so the sender's pace is not
+/// charged to the target as a timeout.
+#[tokio::test]
+async fn a_slow_sender_of_a_long_answer_is_not_the_targets_timeout() {
+    let target = Stepped::start().await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({
+        "slug": "slow",
+        "target": format!("http://{}/", target.addr),
+        "timeout_ms": 1000,
+    }))
+    .await;
+    target.send(Step::Chunk(vec![b'a'; 100 * 1024]));
+    // More at once than the sockets and hookrelay's pieces hold.
+    for _ in 0..32 {
+        target.send(Step::Chunk(vec![b'b'; 1024 * 1024]));
+    }
+    let (status, headers, mut body) = forward_streamed(&s, "slow").await;
+    assert_eq!(status, 200);
+    let id = headers["x-hookrelay-event"].to_str().unwrap().to_string();
+    let mut got = read_at_least(&mut body, 1).await.len();
+    // The sender's pace: this wait is what is tested, not a way to sync.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    got += read_at_least(&mut body, 100 * 1024 + 32 * 1024 * 1024 - got)
+        .await
+        .len();
+    assert_eq!(got, 100 * 1024 + 32 * 1024 * 1024);
+    // The end comes from the target now: hookrelay waits for it with what
+    // is left of the 1000 ms, which the sender's pace did not use up.
+    target.send(Step::End);
+    assert!(read_at_least(&mut body, usize::MAX).await.is_empty());
+    let got = recorded_attempt(&s, &id).await;
+    let a = &got["attempt"];
+    assert_eq!(a["success"], true, "{a}");
+    assert_eq!(a["body_size"], 100 * 1024 + 32 * 1024 * 1024, "{a}");
+}
+
+/// A long answer the target cuts off: the sender's answer ends broken (not
+/// as if complete), and the attempt is a failed `protocol` one that counts.
+#[tokio::test]
+async fn a_long_answer_cut_off_by_the_target_is_a_failure() {
+    let target = Stepped::start().await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "cut", "target": format!("http://{}/", target.addr) }))
+        .await;
+    target.send(Step::Chunk(vec![b'a'; 100 * 1024]));
+    let (status, headers, mut body) = forward_streamed(&s, "cut").await;
+    assert_eq!(status, 200);
+    let id = headers["x-hookrelay-event"].to_str().unwrap().to_string();
+    read_at_least(&mut body, 100 * 1024).await;
+    target.send(Step::Cut);
+    use http_body_util::BodyExt;
+    let end = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match body.frame().await {
+                Some(Ok(_)) => continue,
+                other => return other.map(|r| r.is_ok()),
+            }
+        }
+    })
+    .await
+    .expect("the answer ended");
+    assert_eq!(end, Some(false), "a cut answer must not end as if complete");
+    let got = recorded_attempt(&s, &id).await;
+    let a = &got["attempt"];
+    assert_eq!(a["success"], false, "{a}");
+    assert_eq!(a["error"], "protocol", "{a}");
+    assert_eq!(got["event"]["state"], "failed");
+    let ep = s.get("/api/endpoints/cut").await;
+    assert_eq!(ep["consecutive_failures"], 1, "{ep}");
 }
 
 /// Where no sender waits for the answer (queue mode, the mirror, replays),
