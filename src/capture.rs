@@ -176,6 +176,7 @@ pub fn capture(
         tries: 0,
         mirror_status: None,
         target_tried: false,
+        owed: false,
         tls: false,
         proxy_addr: None,
         // HTTP/2's `:authority` only (an HTTP/1 request in absolute form

@@ -124,6 +124,11 @@ pub struct Event {
     /// mirror's with, where `tries` counts only forwards and retries.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub target_tried: bool,
+    /// Received for a target (forward or queue mode, held or not): owed a
+    /// delivery, so a release while the endpoint has no target keeps it
+    /// held instead of capturing it as a bin's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub owed: bool,
     /// Received over TLS: every copy sent on says `X-Forwarded-Proto: https`.
     #[serde(default)]
     pub tls: bool,
@@ -428,6 +433,7 @@ mod tests {
             tries: 0,
             mirror_status: None,
             target_tried: false,
+            owed: false,
             tls: false,
             proxy_addr: None,
             authority: None,

@@ -220,6 +220,7 @@ async fn ingest(
         (false, Status::Active, false) => EventState::Received,
     };
     ev.state = state;
+    ev.owed = matches!(state, EventState::Received | EventState::Held) && !ep.is_bin();
     let queued = ep.mode == Mode::Queue && state == EventState::Received;
     // Backpressure: refuse what cannot be kept up with, before storing it,
     // so the sender retries later instead of growing an endless backlog.

@@ -1632,6 +1632,7 @@ impl Relay {
             tries: 0,
             mirror_status: None,
             target_tried: false,
+            owed: true,
             tls: false,
             proxy_addr: None,
             authority: None,
@@ -1792,9 +1793,11 @@ impl Relay {
                         report.failed += 1;
                     }
                 }
-                // Tried before its target was removed: still owed, held
-                // until the endpoint has a target again.
-                None if ev.tries > 0 || ev.target_tried => {
+                // Received for a target that has since been removed (tried
+                // or not): still owed, held until the endpoint has a
+                // target again. (`tries` and `target_tried` for events
+                // stored before `owed` was.)
+                None if ev.owed || ev.tries > 0 || ev.target_tried => {
                     report.released -= 1;
                     report.still_held += 1;
                 }

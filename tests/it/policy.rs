@@ -742,3 +742,45 @@ async fn a_release_without_a_target_keeps_what_is_owed() {
     assert_eq!((st, report["queued"].as_u64()), (200, Some(1)), "{report}");
     up.next().await;
 }
+
+/// An event held for a target and never tried is owed all the same: a
+/// release after the target was removed keeps it held (a bin's would be
+/// captured), and the next release with a target delivers it.
+#[tokio::test]
+async fn a_release_without_a_target_keeps_an_untried_event_held_for_a_target() {
+    let mut up = Receiver::start(vec![Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "pw", "target": up.url("/") }))
+        .await;
+    let patch = |body: serde_json::Value| {
+        let s = &s;
+        async move {
+            let (st, v) = s.api("PATCH", "/api/endpoints/pw", Some(body)).await;
+            assert_eq!(st, 200, "{v}");
+        }
+    };
+    patch(json!({ "status": "paused" })).await;
+    let r = s.post_in("pw", &[], "owed").await;
+    assert_eq!(r.status, 202);
+    let id = r.event_id();
+    patch(json!({ "target": null, "status": "active" })).await;
+    let (st, report) = s.api("POST", "/api/endpoints/pw/release", None).await;
+    assert_eq!(
+        (st, report["still_held"].as_u64()),
+        (200, Some(1)),
+        "{report}"
+    );
+    assert_eq!(s.get(&format!("/api/events/{id}")).await["state"], "held");
+    patch(json!({ "target": up.url("/") })).await;
+    let (st, report) = s.api("POST", "/api/endpoints/pw/release", None).await;
+    assert_eq!(
+        (st, report["delivered"].as_u64()),
+        (200, Some(1)),
+        "{report}"
+    );
+    assert_eq!(&up.next().await.body[..], b"owed");
+    assert_eq!(
+        s.get(&format!("/api/events/{id}")).await["state"],
+        "delivered"
+    );
+}
