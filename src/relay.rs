@@ -211,10 +211,6 @@ const KEPT: deliver::Answer = deliver::Answer::Prefix(ATTEMPT_BODY_CAP);
 /// queue's attempt of the same event to end (its record takes a moment).
 const CLAIM_MARGIN: Duration = Duration::from_secs(5);
 
-/// Pieces of a long forward answer buffered between the target and a slow
-/// sender: with hyper's reads of up to 16 KiB or so, a few hundred KiB.
-const PASSING_PIECES: usize = 16;
-
 /// What a forward gives its sender.
 pub enum Forwarded {
     /// The attempt is recorded; the answer, whole, if one came.
@@ -850,20 +846,19 @@ impl Relay {
             return Ok(Forwarded::Done(Box::new((ev, attempt, reply))));
         };
         let mut reply = reply.expect("a rest comes with its reply");
-        let (tx, rx) = tokio::sync::mpsc::channel(PASSING_PIECES);
         let length = reply
             .headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
             .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse().ok());
-        let body = deliver::Passed::new(std::mem::take(&mut reply.body), rx, length);
+        let (passing, body) = deliver::passing(std::mem::take(&mut reply.body), length);
         let relay = Arc::clone(self);
         let (id, endpoint) = (ev.id.clone(), ev.endpoint.clone());
         let mut attempt = attempt;
         // Its own task, on the deliveries a shutdown waits for: the sender
         // may hang up, and the attempt must be recorded all the same.
         self.deliveries.spawn(async move {
-            match rest.pass_on(tx).await {
+            match rest.pass_on(passing).await {
                 Ok(n) => {
                     attempt.body_size += n;
                     attempt.body_truncated = (attempt.body.len() as u64) < attempt.body_size;

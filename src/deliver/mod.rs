@@ -110,8 +110,52 @@ pub enum Answer {
     Stream(usize),
 }
 
-/// A piece of a long answer on its way to a forward's sender.
-pub type Piece = Result<Bytes, std::io::Error>;
+/// Bytes of a long answer held between the target and a slow sender (one
+/// read larger than this is let through alone): hyper reads up to 400 KiB
+/// at once from a fast target, so a count of pieces would not bound it.
+const PASSING_BYTES: usize = 256 * 1024;
+
+/// A piece of a long answer on its way to a forward's sender, holding its
+/// share of [`PASSING_BYTES`] until the sender's connection takes it.
+type Piece = Result<(Bytes, tokio::sync::OwnedSemaphorePermit), std::io::Error>;
+
+/// The way from [`Rest::pass_on`] to a [`Passed`] body.
+pub struct Passing {
+    tx: tokio::sync::mpsc::Sender<Piece>,
+    room: Arc<tokio::sync::Semaphore>,
+}
+
+/// A long answer's way to its sender: `first` (read with the head), then
+/// what [`Rest::pass_on`] sends through the [`Passing`]; `length` is the
+/// whole length when the target said it (`Content-Length`).
+pub fn passing(first: Bytes, length: Option<u64>) -> (Passing, Passed) {
+    // The bytes bound what waits; the count only needs to exceed what
+    // fits in them.
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    let room = Arc::new(tokio::sync::Semaphore::new(PASSING_BYTES));
+    (
+        Passing { tx, room },
+        Passed {
+            first: Some(first),
+            rest: rx,
+            length,
+        },
+    )
+}
+
+impl Passing {
+    /// False once the sender is gone.
+    async fn send(&self, data: Bytes) -> bool {
+        let share = data.len().clamp(1, PASSING_BYTES) as u32;
+        // A sender gone drops what waited, and with it the room it held.
+        let room = tokio::select! {
+            room = Arc::clone(&self.room).acquire_many_owned(share) => room,
+            _ = self.tx.closed() => return false,
+        };
+        let Ok(room) = room else { return false };
+        self.tx.send(Ok((data, room))).await.is_ok()
+    }
+}
 
 /// The rest of an answer's body after its start ([`Answer::Stream`]),
 /// still to be read from the target.
@@ -132,7 +176,7 @@ impl Rest {
     /// records the answer, not the sender. Returns how many bytes came; a
     /// failure is also sent on, so the sender's answer ends broken rather
     /// than looking complete.
-    pub async fn pass_on(mut self, to: tokio::sync::mpsc::Sender<Piece>) -> Result<u64, Failure> {
+    pub async fn pass_on(mut self, to: Passing) -> Result<u64, Failure> {
         let mut to = Some(to);
         let mut total = 0u64;
         loop {
@@ -143,8 +187,8 @@ impl Rest {
                     self.left = self.left.saturating_sub(waited.elapsed());
                     if let Ok(data) = frame.into_data() {
                         total += data.len() as u64;
-                        if let Some(tx) = &to
-                            && tx.send(Ok(data)).await.is_err()
+                        if let Some(passing) = &to
+                            && !passing.send(data).await
                         {
                             to = None;
                         }
@@ -161,8 +205,9 @@ impl Rest {
                     ),
                 ),
             };
-            if let Some(tx) = to {
-                let _ = tx
+            if let Some(passing) = to {
+                let _ = passing
+                    .tx
                     .send(Err(std::io::Error::other(failure.detail.clone())))
                     .await;
             }
@@ -171,27 +216,11 @@ impl Rest {
     }
 }
 
-/// A long answer's body as its sender gets it: the start read with the
-/// head, then the pieces [`Rest::pass_on`] sends.
+/// A long answer's body as its sender gets it (see [`passing`]).
 pub struct Passed {
     first: Option<Bytes>,
     rest: tokio::sync::mpsc::Receiver<Piece>,
-    /// The whole length, when the target said it (`Content-Length`).
     length: Option<u64>,
-}
-
-impl Passed {
-    pub fn new(
-        first: Bytes,
-        rest: tokio::sync::mpsc::Receiver<Piece>,
-        length: Option<u64>,
-    ) -> Passed {
-        Passed {
-            first: Some(first),
-            rest,
-            length,
-        }
-    }
 }
 
 impl http_body::Body for Passed {
@@ -205,9 +234,11 @@ impl http_body::Body for Passed {
         if let Some(first) = self.first.take() {
             return std::task::Poll::Ready(Some(Ok(http_body::Frame::data(first))));
         }
+        // The room goes back as hyper takes the piece: its own write
+        // buffer is bounded apart.
         self.rest
             .poll_recv(cx)
-            .map(|piece| piece.map(|p| p.map(http_body::Frame::data)))
+            .map(|piece| piece.map(|p| p.map(|(data, _room)| http_body::Frame::data(data))))
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
@@ -587,6 +618,36 @@ fn classify(e: hyper_util::client::legacy::Error) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What waits for a slow sender is bounded in bytes, whatever the
+    /// pieces' sizes; taking a piece makes room, and a sender gone frees
+    /// the pass-on at once.
+    #[tokio::test]
+    async fn a_long_answer_waits_for_its_sender_within_a_bound() {
+        use http_body_util::BodyExt;
+        let (passing, mut body) = passing(Bytes::from_static(b"start"), None);
+        let piece = || Bytes::from(vec![7u8; PASSING_BYTES / 4]);
+        for _ in 0..4 {
+            assert!(passing.send(piece()).await);
+        }
+        let stuck = tokio::time::timeout(Duration::from_millis(50), passing.send(piece())).await;
+        assert!(stuck.is_err(), "more than PASSING_BYTES waited");
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(&first[..], b"start");
+        let next = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(next.len(), PASSING_BYTES / 4);
+        assert!(passing.send(piece()).await, "taking a piece made room");
+        for _ in 0..4 {
+            body.frame().await.unwrap().unwrap();
+        }
+        // One read larger than the bound goes through alone.
+        let large = Bytes::from(vec![1u8; 2 * PASSING_BYTES]);
+        assert!(passing.send(large).await);
+        let stuck = tokio::time::timeout(Duration::from_millis(50), passing.send(piece())).await;
+        assert!(stuck.is_err(), "the large one holds all the room");
+        drop(body);
+        assert!(!passing.send(piece()).await, "the sender is gone");
+    }
 
     /// A refusal naming a host with "tls" in it is a refused connect, not
     /// a TLS failure — from the connector itself or wrapped by a resolver.
