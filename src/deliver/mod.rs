@@ -450,7 +450,9 @@ impl Client {
         let req = req
             .body(Full::new(out.body))
             .map_err(|e| Failure::of(ErrorKind::Protocol, format!("cannot build request: {e}")))?;
-        let resp = tokio::time::timeout_at(deadline, self.pool().request(req))
+        let request = tokio::time::timeout_at(deadline, self.pool().request(req));
+        let resp = slots::WAIT
+            .scope(slots::wait_within(timeout), request)
             .await
             .map_err(|_| late("no answer".into()))?
             .map_err(classify)?;

@@ -21,6 +21,19 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// hookrelay's own shortage.
 const SLOT_WAIT: Duration = Duration::from_secs(2);
 
+tokio::task_local! {
+    /// The slot wait of the request being sent on this task (see
+    /// [`wait_within`]); [`SLOT_WAIT`] where none is set.
+    pub static WAIT: Duration;
+}
+
+/// The slot wait for an attempt with `timeout`: half of it at most, so a
+/// shortage is told as one before the attempt times out (which would be
+/// counted as the target's timeout).
+pub fn wait_within(timeout: Duration) -> Duration {
+    SLOT_WAIT.min(timeout / 2)
+}
+
 /// Every slot was taken: the attempt never left hookrelay.
 #[derive(Debug, thiserror::Error)]
 #[error("all {0} outbound connections hookrelay's open-file limit allows are open")]
@@ -62,8 +75,10 @@ where
     fn call(&mut self, uri: Uri) -> Self::Future {
         let connect = self.inner.call(uri);
         let (slots, total) = (Arc::clone(&self.slots), self.total);
+        // Called on the task of the request that needs the connection.
+        let wait = WAIT.try_with(|w| *w).unwrap_or(SLOT_WAIT);
         Box::pin(async move {
-            let slot = match tokio::time::timeout(SLOT_WAIT, slots.acquire_owned()).await {
+            let slot = match tokio::time::timeout(wait, slots.acquire_owned()).await {
                 Ok(Ok(slot)) => slot,
                 _ => return Err(Box::new(NoSlot(total)) as BoxError),
             };

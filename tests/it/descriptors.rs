@@ -157,17 +157,34 @@ async fn idle_senders_beyond_the_open_file_limit_do_not_starve_a_forward() {
 /// against the target.
 #[tokio::test]
 async fn forwards_beyond_the_outbound_share_are_hookrelays_503_not_the_targets_failure() {
+    beyond_the_outbound_share(Duration::from_secs(4), None).await;
+}
+
+/// The same with an attempt timeout shorter than the wait for a slot: the
+/// wait stays within the timeout, so a shortage is still hookrelay's `503`
+/// (it was the target's timeout, counted, once a slot came too late).
+#[tokio::test]
+async fn a_short_timeout_does_not_turn_a_wait_for_a_connection_into_the_targets_timeout() {
+    // The wait is 950 ms; slots come free after 1.4 s, too late for it.
+    beyond_the_outbound_share(Duration::from_millis(1400), Some(1900)).await;
+}
+
+/// One HTTP/2 sender, a hundred streams at once, to a target answering
+/// after `delay`.
+async fn beyond_the_outbound_share(delay: Duration, timeout_ms: Option<u64>) {
     let streams = 100;
-    let up = Receiver::start(vec![Reply::status(200).delay(Duration::from_secs(4))]).await;
+    let up = Receiver::start(vec![Reply::status(200).delay(delay)]).await;
     let (_dir, data) = temp_data();
     let child = crate::support::child::spawn_binary_limited(&data, CHILD_NOFILE);
+    let mut endpoint = json!({ "slug": "many", "target": up.url("/") });
+    if let Some(ms) = timeout_ms {
+        endpoint["timeout_ms"] = ms.into();
+    }
     let (st, _, body) = send(
         "POST",
         &format!("{}/api/endpoints", child.admin),
         &[("content-type", "application/json")],
-        json!({ "slug": "many", "target": up.url("/") })
-            .to_string()
-            .into(),
+        endpoint.to_string().into(),
     )
     .await;
     assert_eq!(st, 201, "{body:?}");
