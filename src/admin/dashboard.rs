@@ -191,6 +191,8 @@ pub struct Ctx {
     /// The host name the browser used to reach the admin listener (no
     /// port), when it is a plain host name or address.
     pub host: Option<String>,
+    /// The CSRF token of this browser's forms.
+    pub csrf: String,
 }
 
 impl FromRequestParts<AdminState> for Ctx {
@@ -202,6 +204,7 @@ impl FromRequestParts<AdminState> for Ctx {
     ) -> Result<Self, Self::Rejection> {
         Ok(Ctx {
             flash: security::read_flash(&parts.headers),
+            csrf: security::csrf_token(st.sessions.id(&parts.headers)),
             logout: st.token.is_some(),
             host: parts
                 .headers
@@ -218,7 +221,7 @@ impl Ctx {
         Layout {
             title: title.into(),
             nav,
-            csrf: security::csrf_token(),
+            csrf: self.csrf.clone(),
             flash: self.flash.clone(),
             logout: self.logout,
         }
@@ -352,7 +355,7 @@ impl IntoResponse for PageError {
                     self.status.canonical_reason().unwrap_or("")
                 ),
                 nav: "",
-                csrf: security::csrf_token(),
+                csrf: security::csrf_token(None),
                 flash: None,
                 logout: false,
             },
@@ -411,6 +414,7 @@ impl FromRequest<AdminState> for CsrfForm {
         if !security::same_origin(req.headers(), req.uri()) {
             return Err(forbidden("cross-origin form submission refused"));
         }
+        let session = st.sessions.id(req.headers()).map(str::to_string);
         let Form(pairs) = Form::<Vec<(String, String)>>::from_request(req, st)
             .await
             .map_err(|e| PageError {
@@ -420,7 +424,7 @@ impl FromRequest<AdminState> for CsrfForm {
                 message: format!("reading the form: {}", e.body_text()),
             })?;
         let form = CsrfForm(pairs);
-        if !security::csrf_ok(form.get(security::CSRF_FIELD)) {
+        if !security::csrf_ok(form.get(security::CSRF_FIELD), session.as_deref()) {
             return Err(forbidden(
                 "the form's security token is missing or out of date (the server may have restarted): \
                  go back, reload the page and submit again",

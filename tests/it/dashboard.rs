@@ -592,10 +592,35 @@ async fn login_sets_a_strict_http_only_cookie() {
         seen
     });
 
+    // The forms' token is the session's: the login page's (made before
+    // any session) and another session's are refused.
+    let mine = get_page(&s, "/events", &[("cookie", &cookie)]).await.csrf();
+    let again = post_form(
+        &s,
+        "/login",
+        &[("_csrf", &token), ("token", "s3cret-token"), ("next", "/")],
+        &[("origin", &o)],
+    )
+    .await;
+    let other = again.header("set-cookie").unwrap();
+    let other = other.split(';').next().unwrap();
+    let theirs = get_page(&s, "/events", &[("cookie", other)]).await.csrf();
+    assert!(mine != token && theirs != mine, "{token} {mine} {theirs}");
+    for wrong in [&token, &theirs] {
+        let refused = post_form(
+            &s,
+            "/logout",
+            &[("_csrf", wrong)],
+            &[("origin", &o), ("cookie", &cookie)],
+        )
+        .await;
+        assert_eq!(refused.status, 403, "{}", refused.html);
+    }
+
     let out = post_form(
         &s,
         "/logout",
-        &[("_csrf", &token)],
+        &[("_csrf", &mine)],
         &[("origin", &o), ("cookie", &cookie)],
     )
     .await;

@@ -62,13 +62,19 @@ fn csrf_key() -> &'static [u8] {
     })
 }
 
-/// The token every state-changing dashboard form carries.
-pub fn csrf_token() -> String {
-    hmac_hex(csrf_key(), "hookrelay-csrf-v1")
+/// The token every state-changing dashboard form carries: bound to the
+/// browser's login session when it has one (`session`: its cookie's value),
+/// so a token one session saw is worth nothing to another; one per process
+/// otherwise (no login in use, or the login form itself).
+pub fn csrf_token(session: Option<&str>) -> String {
+    match session {
+        Some(id) => hmac_hex(csrf_key(), &format!("hookrelay-csrf-v2\n{id}")),
+        None => hmac_hex(csrf_key(), "hookrelay-csrf-v1"),
+    }
 }
 
-pub fn csrf_ok(given: &str) -> bool {
-    bool::from(given.as_bytes().ct_eq(csrf_token().as_bytes()))
+pub fn csrf_ok(given: &str, session: Option<&str>) -> bool {
+    bool::from(given.as_bytes().ct_eq(csrf_token(session).as_bytes()))
 }
 
 /// True unless the request says it comes from another origin: a
@@ -144,6 +150,12 @@ impl Sessions {
     /// The name of this dashboard's session cookie.
     pub fn cookie_name(&self) -> &str {
         &self.cookie
+    }
+
+    /// The request's session cookie value, valid or not: what its forms'
+    /// CSRF token is bound to.
+    pub fn id<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        cookie(headers, &self.cookie)
     }
 
     fn key(id: &str) -> String {
