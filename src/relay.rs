@@ -846,22 +846,62 @@ impl Relay {
             return Ok(Forwarded::Done(Box::new((ev, attempt, reply))));
         };
         let mut reply = reply.expect("a rest comes with its reply");
+        // Beside `Transfer-Encoding`, a `Content-Length` does not frame the
+        // body (RFC 9112 §6.3): the sender's hop then gets no length.
+        let framed_by_length = !reply
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"));
         let length = reply
             .headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .filter(|_| framed_by_length)
             .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse().ok());
-        let (passing, body) = deliver::passing(std::mem::take(&mut reply.body), length);
+        let (passing, body) = deliver::passing(
+            std::mem::take(&mut reply.body),
+            length,
+            self.closing.clone(),
+        );
         let relay = Arc::clone(self);
         let (id, endpoint) = (ev.id.clone(), ev.endpoint.clone());
         let mut attempt = attempt;
+        // A failing answer counts at once, as a whole one does: the policy's
+        // verdict (held, when the endpoint stopped being active meanwhile;
+        // the disable it may cause) comes before the sender's answer. Its
+        // length is the one stated, or what came so far.
+        if !attempt.success {
+            attempt.body_size = length.unwrap_or(attempt.body_size);
+            attempt.body_truncated = true;
+            self.metrics
+                .attempt(false, attempt.error, started.elapsed());
+            let cell = self.endpoint(&endpoint);
+            let (ev, attempt, _) = self.record_attempt(&id, cell, attempt, settle).await?;
+            if ev.state == EventState::Held {
+                // The sender gets `202`; the rest of the answer is dropped
+                // with its connection.
+                return Ok(Forwarded::Done(Box::new((ev, attempt, None))));
+            }
+            self.deliveries.spawn(async move {
+                if let Err(f) = rest.pass_on(passing).await {
+                    tracing::debug!(event = %id, error = %f.detail, "a failing answer's rest did not come whole");
+                }
+            });
+            return Ok(Forwarded::Passing {
+                status: reply.status,
+                headers: reply.headers,
+                body,
+            });
+        }
         // Its own task, on the deliveries a shutdown waits for: the sender
         // may hang up, and the attempt must be recorded all the same.
         self.deliveries.spawn(async move {
+            let mut latency = started.elapsed();
             match rest.pass_on(passing).await {
-                Ok(n) => {
+                Ok((n, waited)) => {
                     attempt.body_size += n;
                     attempt.body_truncated = (attempt.body.len() as u64) < attempt.body_size;
+                    latency = waited;
                 }
                 // As a whole answer's body that fails: no answer recorded.
                 Err(f) => {
@@ -875,7 +915,6 @@ impl Relay {
                     attempt.error_detail = Some(f.detail);
                 }
             }
-            let latency = started.elapsed();
             attempt.latency_ms = latency.as_millis() as u64;
             relay
                 .metrics

@@ -123,18 +123,26 @@ type Piece = Result<(Bytes, tokio::sync::OwnedSemaphorePermit), std::io::Error>;
 pub struct Passing {
     tx: tokio::sync::mpsc::Sender<Piece>,
     room: Arc<tokio::sync::Semaphore>,
+    /// Shutdown: a sender that holds the answer back is let go (its answer
+    /// ends broken), so the rest is read and the attempt recorded in time.
+    stop: tokio_util::sync::CancellationToken,
 }
 
 /// A long answer's way to its sender: `first` (read with the head), then
 /// what [`Rest::pass_on`] sends through the [`Passing`]; `length` is the
-/// whole length when the target said it (`Content-Length`).
-pub fn passing(first: Bytes, length: Option<u64>) -> (Passing, Passed) {
+/// whole length when the target said it (`Content-Length`, framing the
+/// body); `stop` is the shutdown signal.
+pub fn passing(
+    first: Bytes,
+    length: Option<u64>,
+    stop: tokio_util::sync::CancellationToken,
+) -> (Passing, Passed) {
     // The bytes bound what waits; the count only needs to exceed what
     // fits in them.
     let (tx, rx) = tokio::sync::mpsc::channel(1024);
     let room = Arc::new(tokio::sync::Semaphore::new(PASSING_BYTES));
     (
-        Passing { tx, room },
+        Passing { tx, room, stop },
         Passed {
             first: Some(first),
             rest: rx,
@@ -149,8 +157,14 @@ impl Passing {
         let share = data.len().clamp(1, PASSING_BYTES) as u32;
         // A sender gone drops what waited, and with it the room it held.
         let room = tokio::select! {
+            biased;
             room = Arc::clone(&self.room).acquire_many_owned(share) => room,
             _ = self.tx.closed() => return false,
+            _ = self.stop.cancelled() => {
+                let why = "hookrelay is shutting down; the sender was not reading the answer";
+                let _ = self.tx.try_send(Err(std::io::Error::other(why)));
+                return false;
+            }
         };
         let Ok(room) = room else { return false };
         self.tx.send(Ok((data, room))).await.is_ok()
@@ -173,16 +187,20 @@ pub struct Rest {
 impl Rest {
     /// Passes the rest on to `to` as it arrives; once `to` is gone (the
     /// sender hung up), reads on to the end all the same, so the attempt
-    /// records the answer, not the sender. Returns how many bytes came; a
-    /// failure is also sent on, so the sender's answer ends broken rather
-    /// than looking complete.
-    pub async fn pass_on(mut self, to: Passing) -> Result<u64, Failure> {
+    /// records the answer, not the sender. Returns how many bytes came and
+    /// the try's whole time spent waiting for the target (its latency, not
+    /// the sender's pace); a failure is also sent on, so the sender's
+    /// answer ends broken rather than looking complete.
+    pub async fn pass_on(mut self, to: Passing) -> Result<(u64, Duration), Failure> {
         let mut to = Some(to);
         let mut total = 0u64;
         loop {
             let waited = Instant::now();
             let failure = match tokio::time::timeout(self.left, self.body.frame()).await {
-                Ok(None) => return Ok(total),
+                Ok(None) => {
+                    self.left = self.left.saturating_sub(waited.elapsed());
+                    return Ok((total, self.timeout.saturating_sub(self.left)));
+                }
                 Ok(Some(Ok(frame))) => {
                     self.left = self.left.saturating_sub(waited.elapsed());
                     if let Ok(data) = frame.into_data() {
@@ -627,7 +645,7 @@ mod tests {
     #[tokio::test]
     async fn a_long_answer_waits_for_its_sender_within_a_bound() {
         use http_body_util::BodyExt;
-        let (passing, mut body) = passing(Bytes::from_static(b"start"), None);
+        let (passing, mut body) = passing(Bytes::from_static(b"start"), None, Default::default());
         let piece = || Bytes::from(vec![7u8; PASSING_BYTES / 4]);
         for _ in 0..4 {
             assert!(passing.send(piece()).await);
@@ -649,6 +667,29 @@ mod tests {
         assert!(stuck.is_err(), "the large one holds all the room");
         drop(body);
         assert!(!passing.send(piece()).await, "the sender is gone");
+    }
+
+    /// At shutdown a sender that holds the answer back is let go: the
+    /// pass-on stops waiting for it (so the rest can be read and recorded),
+    /// and the sender's answer ends with an error after what it was sent.
+    #[tokio::test]
+    async fn a_shutdown_lets_a_stalled_sender_go() {
+        use http_body_util::BodyExt;
+        let stop = tokio_util::sync::CancellationToken::new();
+        let (passing, mut body) = passing(Bytes::new(), None, stop.clone());
+        assert!(passing.send(Bytes::from(vec![1u8; PASSING_BYTES])).await);
+        let blocked = tokio::spawn(async move { passing.send(Bytes::from_static(b"more")).await });
+        tokio::task::yield_now().await;
+        stop.cancel();
+        let let_go = tokio::time::timeout(Duration::from_secs(5), blocked).await;
+        assert!(!let_go.expect("let go at shutdown").unwrap());
+        let mut frames = Vec::new();
+        while let Some(frame) = body.frame().await {
+            frames.push(frame.map(|f| f.into_data().map(|d| d.len()).unwrap_or(0)));
+        }
+        let ends_broken = frames.last().is_some_and(|f| f.is_err());
+        assert!(ends_broken, "{frames:?}");
+        assert_eq!(frames[1].as_ref().ok(), Some(&PASSING_BYTES), "{frames:?}");
     }
 
     /// A refusal naming a host with "tls" in it is a refused connect, not

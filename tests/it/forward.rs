@@ -656,6 +656,15 @@ impl Stepped {
     /// Reads one request, answers `200` with a chunked body, then follows
     /// the steps.
     async fn start() -> Stepped {
+        Stepped::start_with("").await
+    }
+
+    /// [`Stepped::start`] with `extra` lines (each ending in CRLF) in the
+    /// answer's head.
+    async fn start_with(extra: &str) -> Stepped {
+        let answer_head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n{extra}transfer-encoding: chunked\r\n\r\n"
+        );
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -669,9 +678,7 @@ impl Stepped {
                 assert!(n > 0, "the request came whole");
                 head.extend_from_slice(&buf[..n]);
             }
-            c.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n")
-                .await
-                .unwrap();
+            c.write_all(answer_head.as_bytes()).await.unwrap();
             while let Some(step) = rx.recv().await {
                 match step {
                     Step::Chunk(data) => {
@@ -851,6 +858,26 @@ async fn a_slow_sender_of_a_long_answer_is_not_the_targets_timeout() {
     let a = &got["attempt"];
     assert_eq!(a["success"], true, "{a}");
     assert_eq!(a["body_size"], 100 * 1024 + 32 * 1024 * 1024, "{a}");
+    // Its latency is the target's, not the sender's 2.5 s.
+    let latency = a["latency_ms"].as_u64().unwrap();
+    assert!(latency < 2000, "{a}");
+}
+
+/// A `Content-Length` beside `Transfer-Encoding: chunked` does not frame
+/// the answer: the sender gets all of it, not a length that cuts it short.
+#[tokio::test]
+async fn a_long_chunked_answer_with_a_stray_length_is_passed_on_whole() {
+    let target = Stepped::start_with("content-length: 100000\r\n").await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "te", "target": format!("http://{}/", target.addr) }))
+        .await;
+    target.send(Step::Chunk(vec![b'a'; 100 * 1024]));
+    target.send(Step::Chunk(vec![b'b'; 200 * 1024]));
+    target.send(Step::End);
+    let (status, headers, mut body) = forward_streamed(&s, "te").await;
+    assert_eq!(status, 200);
+    assert!(headers.get("content-length").is_none(), "{headers:?}");
+    assert_eq!(read_at_least(&mut body, usize::MAX).await.len(), 300 * 1024);
 }
 
 /// A long answer the target cuts off: the sender's answer ends broken (not

@@ -498,11 +498,22 @@ async fn the_disable_notification_is_retried_and_readable_in_chat() {
 
 #[tokio::test]
 async fn concurrent_failures_past_the_disabling_one_are_held_not_passed_on() {
+    concurrent_failures(bytes::Bytes::new()).await;
+}
+
+/// The same with answers long enough to be passed on as they arrive: a
+/// failing one is judged before its sender gets anything.
+#[tokio::test]
+async fn concurrent_failures_with_long_answers_are_held_not_passed_on() {
+    concurrent_failures(vec![b'e'; 5_000_000].into()).await;
+}
+
+async fn concurrent_failures(answer: bytes::Bytes) {
     // Twelve deliveries in flight at once, all failing: the sixth outcome
     // disables the endpoint; the six after it are held and their senders
     // get 202, as a sender sending one at a time would have seen.
     const N: usize = 12;
-    let mut up = Receiver::start(vec![Reply::status(500).together(N)]).await;
+    let mut up = Receiver::start(vec![Reply::status(500).body(answer.clone()).together(N)]).await;
     let s = TestServer::start().await;
     s.create_endpoint(json!({ "slug": "cc", "target": up.url("/") }))
         .await;
@@ -525,6 +536,8 @@ async fn concurrent_failures_past_the_disabling_one_are_held_not_passed_on() {
                     .is_some_and(|r| r.contains("stopped being active")),
                 "{v}"
             );
+        } else {
+            assert_eq!(body.len(), answer.len(), "a failure's answer comes whole");
         }
         statuses.push(status);
     }
