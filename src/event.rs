@@ -208,6 +208,9 @@ impl Event {
             "mirror_status": self.mirror_status,
         });
         let obj = v.as_object_mut().expect("object");
+        if self.owed {
+            obj.insert("owed".into(), true.into());
+        }
         if let Some(body) = body {
             insert_body(obj, "body", body);
         }
@@ -325,7 +328,15 @@ impl Attempt {
             "success": self.success,
             "to_target": self.to_target,
         });
-        insert_body(v.as_object_mut().expect("object"), "body", &self.body);
+        // The kept start of a longer answer may end inside a character:
+        // shown as text up to it, not as base64 for want of its last bytes.
+        let body = match std::str::from_utf8(&self.body) {
+            Err(e) if self.body_truncated && e.error_len().is_none() => {
+                &self.body[..e.valid_up_to()]
+            }
+            _ => &self.body[..],
+        };
+        insert_body(v.as_object_mut().expect("object"), "body", body);
         v
     }
 }
@@ -441,6 +452,39 @@ mod tests {
         let json = serde_json::to_vec(&ev).unwrap();
         let back: Event = serde_json::from_slice(&json).unwrap();
         assert_eq!(back.headers, ev.headers);
+    }
+
+    /// The kept start of a long text answer that ends inside a character
+    /// is text up to it; bytes that are not UTF-8 anywhere else, or in a
+    /// whole body, are base64 as ever.
+    #[test]
+    fn a_cut_text_answer_stays_text() {
+        let attempt = |body: Vec<u8>, truncated: bool| Attempt {
+            n: 1,
+            at: 0,
+            trigger: Trigger::Forward,
+            url: "http://t/".into(),
+            status: Some(200),
+            headers: Vec::new(),
+            body,
+            body_size: 1 << 20,
+            body_truncated: truncated,
+            latency_ms: 1,
+            error: None,
+            error_detail: None,
+            replay_of: None,
+            success: true,
+            to_target: true,
+        };
+        let euro = "€".repeat(3);
+        let cut = euro.as_bytes()[..8].to_vec();
+        let v = attempt(cut.clone(), true).to_api();
+        assert_eq!(v["body"], "€€", "{v}");
+        assert!(v.get("body_base64").is_none(), "{v}");
+        let v = attempt(cut, false).to_api();
+        assert!(v["body_base64"].is_string(), "{v}");
+        let v = attempt(vec![0xff, b'a', b'b'], true).to_api();
+        assert!(v["body_base64"].is_string(), "{v}");
     }
 
     #[test]

@@ -106,7 +106,7 @@ pub async fn serve(
     // this run made (the next start with a mended config starts afresh).
     let made = crate::store::create_data_dir(&config.data)
         .map_err(|e| format!("data {}: {e}", config.data.display()))?;
-    let mut made = MadeHere(made.then(|| config.data.clone()));
+    let mut made = MadeHere(made);
     let store = Arc::new(
         Store::open(&config.data, config.durability)
             .map_err(|e| format!("data {}: {e}", config.data.display()))?,
@@ -278,7 +278,8 @@ pub async fn serve(
     Ok(())
 }
 
-/// The data directory this run made, removed when the start is refused
+/// The data directory this run made (with the parents it made for it),
+/// removed when the start is refused
 /// (dropped before [`MadeHere::keep`]). Declared before the store, so the
 /// store is closed first.
 struct MadeHere(Option<std::path::PathBuf>);
@@ -520,10 +521,10 @@ async fn accept_loop<S, F, B>(
 
 /// Whether a connection to the TLS listener opened with plain HTTP: a TLS
 /// client's first byte is a handshake record (22), a request line's is a
-/// letter of its method.
+/// letter of its method (or the empty line some clients send before it).
 async fn plain_http(stream: &tokio::net::TcpStream) -> bool {
     let mut first = [0u8; 1];
-    matches!(stream.peek(&mut first).await, Ok(1) if first[0].is_ascii_uppercase())
+    matches!(stream.peek(&mut first).await, Ok(1) if first[0].is_ascii_alphabetic() || matches!(first[0], b'\r' | b'\n'))
 }
 
 /// Answers a plain-HTTP request on the TLS listener with a `400` that says

@@ -357,17 +357,23 @@ fn sum_merge(_key: &[u8], existing: Option<&[u8]>, ops: &MergeOperands) -> Optio
     Some(total.to_le_bytes().to_vec())
 }
 
-/// Makes the data directory unless it exists; `true` when this call made
-/// it. Captured requests carry credentials (Authorization, cookies) and
+/// Makes the data directory unless it exists; when this call made it, the
+/// topmost directory it made (the data directory, or a parent it had to
+/// make too). Captured requests carry credentials (Authorization, cookies) and
 /// endpoints their signing secrets: a directory made here is for this user
 /// only. One that exists keeps the mode it was given (with a warning when
 /// others may read it).
-pub fn create_data_dir(path: &Path) -> Result<bool> {
+pub fn create_data_dir(path: &Path) -> Result<Option<std::path::PathBuf>> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let creating =
         |e: std::io::Error| Error::Unavailable(format!("creating {}: {e}", path.display()));
     match std::fs::metadata(path) {
         Err(_) => {
+            let topmost = path
+                .ancestors()
+                .take_while(|a| !a.as_os_str().is_empty() && std::fs::symlink_metadata(a).is_err())
+                .last()
+                .map(Path::to_path_buf);
             // Parents get the usual mode; only the data directory is
             // closed to others.
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -376,8 +382,8 @@ pub fn create_data_dir(path: &Path) -> Result<bool> {
             // Another hookrelay starting on the same path may have made
             // it meanwhile: RocksDB's lock then tells them apart.
             match std::fs::DirBuilder::new().mode(0o700).create(path) {
-                Ok(()) => Ok(true),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                Ok(()) => Ok(topmost),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(None),
                 Err(e) => Err(creating(e)),
             }
         }
@@ -393,7 +399,7 @@ pub fn create_data_dir(path: &Path) -> Result<bool> {
                     "the data directory is open to other users, and holds captured credentials and signing secrets: chmod 700 it"
                 );
             }
-            Ok(false)
+            Ok(None)
         }
     }
 }

@@ -31,8 +31,23 @@ async fn a_refused_start_writes_none_of_the_files_endpoints() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "started: {err}");
     assert!(err.contains("config endpoint \"second\""), "{err}");
-    // The data directory was new: the refused start leaves none behind.
+    // The data directory was new: the refused start leaves none behind,
+    // nor the parents it made for it.
     assert!(!data.exists(), "a store was left in {}", data.display());
+    let nested = dir.path().join("new").join("a").join("data");
+    let mut hr = crate::support::cmd::hookrelay();
+    hr.args(["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .arg("--config")
+        .arg(&file)
+        .arg("--data")
+        .arg(&nested)
+        .arg("--deny-private-targets");
+    assert!(!crate::support::cmd::output(hr).await.status.success());
+    assert!(
+        !dir.path().join("new").exists(),
+        "parents made for it were left"
+    );
+    assert!(dir.path().exists() && file.exists(), "what existed stays");
     let s = TestServer::start_with(config_at(&data)).await;
     let (status, v) = s.api("GET", "/api/endpoints/first", None).await;
     assert_eq!(status, 404, "the refused start wrote an endpoint: {v}");

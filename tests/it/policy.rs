@@ -783,7 +783,12 @@ async fn a_release_without_a_target_keeps_an_untried_event_held_for_a_target() {
         (200, Some(1)),
         "{report}"
     );
-    assert_eq!(s.get(&format!("/api/events/{id}")).await["state"], "held");
+    let ev = s.get(&format!("/api/events/{id}")).await;
+    assert_eq!(
+        (&ev["state"], &ev["owed"]),
+        (&json!("held"), &json!(true)),
+        "{ev}"
+    );
     patch(json!({ "target": up.url("/") })).await;
     let (st, report) = s.api("POST", "/api/endpoints/pw/release", None).await;
     assert_eq!(

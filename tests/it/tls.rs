@@ -322,18 +322,21 @@ async fn plain_http_to_the_tls_listener_is_told_to_use_https() {
     let s = TestServer::start_with(cfg).await;
     s.create_endpoint(json!({ "slug": "bin" })).await;
 
-    let mut tcp = tokio::net::TcpStream::connect(s.ingest).await.unwrap();
-    tcp.write_all(b"POST /in/bin HTTP/1.1\r\nhost: localhost\r\ncontent-length: 2\r\n\r\nhi")
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(crate::support::cmd::DEADLINE, tcp.read_to_end(&mut out))
-        .await
-        .expect("the connection is closed after the answer")
-        .expect("the answer is read, not reset");
-    let text = String::from_utf8_lossy(&out);
-    assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
-    assert!(text.contains("https://"), "{text}");
+    for request in [
+        &b"POST /in/bin HTTP/1.1\r\nhost: localhost\r\ncontent-length: 2\r\n\r\nhi"[..],
+        b"\r\npost /in/bin HTTP/1.1\r\nhost: localhost\r\ncontent-length: 2\r\n\r\nhi",
+    ] {
+        let mut tcp = tokio::net::TcpStream::connect(s.ingest).await.unwrap();
+        tcp.write_all(request).await.unwrap();
+        let mut out = Vec::new();
+        tokio::time::timeout(crate::support::cmd::DEADLINE, tcp.read_to_end(&mut out))
+            .await
+            .expect("the connection is closed after the answer")
+            .expect("the answer is read, not reset");
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
+        assert!(text.contains("https://"), "{text}");
+    }
     let list = s.get("/api/events?endpoint=bin").await;
     assert_eq!(list["events"].as_array().unwrap().len(), 0, "{list}");
 
