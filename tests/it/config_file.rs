@@ -17,17 +17,17 @@ async fn a_refused_start_writes_none_of_the_files_endpoints() {
         "[[endpoint]]\nslug = \"first\"\n\n[[endpoint]]\nslug = \"second\"\ntarget = \"http://2130706433/\"\n",
     )
     .unwrap();
-    let start = || {
+    let start = |data: &std::path::Path| {
         let mut hr = crate::support::cmd::hookrelay();
         hr.args(["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
             .arg("--config")
             .arg(&file)
             .arg("--data")
-            .arg(&data)
+            .arg(data)
             .arg("--deny-private-targets");
         crate::support::cmd::output(hr)
     };
-    let out = start().await;
+    let out = start(&data).await;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "started: {err}");
     assert!(err.contains("config endpoint \"second\""), "{err}");
@@ -35,14 +35,7 @@ async fn a_refused_start_writes_none_of_the_files_endpoints() {
     // nor the parents it made for it.
     assert!(!data.exists(), "a store was left in {}", data.display());
     let nested = dir.path().join("new").join("a").join("data");
-    let mut hr = crate::support::cmd::hookrelay();
-    hr.args(["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
-        .arg("--config")
-        .arg(&file)
-        .arg("--data")
-        .arg(&nested)
-        .arg("--deny-private-targets");
-    assert!(!crate::support::cmd::output(hr).await.status.success());
+    assert!(!start(&nested).await.status.success());
     assert!(
         !dir.path().join("new").exists(),
         "parents made for it were left"
@@ -55,7 +48,7 @@ async fn a_refused_start_writes_none_of_the_files_endpoints() {
     s.stop().await;
 
     // One that existed keeps its store through a refused start.
-    let out = start().await;
+    let out = start(&data).await;
     assert!(!out.status.success());
     let s = TestServer::start_with(config_at(&data)).await;
     let (status, v) = s.api("GET", "/api/endpoints/kept", None).await;
