@@ -38,10 +38,6 @@ pub const HOP_BY_HOP: [&str; 10] = [
     "host",
 ];
 
-/// The largest response body read whole ([`Answer::Whole`]); beyond it the
-/// try fails rather than letting one answer exhaust memory.
-pub const MAX_RESPONSE_BODY: usize = 32 * 1024 * 1024;
-
 /// A header that describes one hop or frames one message: [`HOP_BY_HOP`]
 /// and `content-length`. Never sent on, nor set on a bin's answer.
 pub fn per_hop(name: &str) -> bool {
@@ -97,8 +93,8 @@ pub struct Outbound {
 /// How much of an answer's body is kept.
 #[derive(Clone, Copy, Debug)]
 pub enum Answer {
-    /// All of it, to pass on (a forward's sender, the CLI): an answer
-    /// longer than this fails ([`MAX_RESPONSE_BODY`] from a target).
+    /// All of it (the CLI's own requests to the API): an answer longer
+    /// than this fails rather than exhausting memory.
     Whole(usize),
     /// Its start, for an attempt record: the rest is read and counted, not
     /// kept, so a long answer is neither a failure nor held in memory.
