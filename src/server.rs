@@ -279,9 +279,8 @@ pub async fn serve(
 }
 
 /// The data directory this run made (with the parents it made for it),
-/// removed when the start is refused
-/// (dropped before [`MadeHere::keep`]). Declared before the store, so the
-/// store is closed first.
+/// removed when the start is refused (dropped before [`MadeHere::keep`]).
+/// Declared before the store, so the store is closed first.
 struct MadeHere(Option<std::path::PathBuf>);
 
 impl MadeHere {

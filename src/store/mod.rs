@@ -361,10 +361,10 @@ fn sum_merge(_key: &[u8], existing: Option<&[u8]>, ops: &MergeOperands) -> Optio
 /// topmost directory it made (the data directory, or a parent it had to
 /// make too). Captured requests carry credentials (Authorization, cookies) and
 /// endpoints their signing secrets: a directory made here is for this user
-/// only. One that exists keeps the mode it was given (with a warning when
-/// others may read it).
+/// only. One that exists keeps the mode it was given ([`Store::open`] warns
+/// when others may read it).
 pub fn create_data_dir(path: &Path) -> Result<Option<std::path::PathBuf>> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     let creating =
         |e: std::io::Error| Error::Unavailable(format!("creating {}: {e}", path.display()));
     match std::fs::metadata(path) {
@@ -391,22 +391,23 @@ pub fn create_data_dir(path: &Path) -> Result<Option<std::path::PathBuf>> {
             "{} is not a directory",
             path.display()
         ))),
-        Ok(m) => {
-            if m.permissions().mode() & 0o077 != 0 {
-                tracing::warn!(
-                    data = %path.display(),
-                    mode = format!("{:o}", m.permissions().mode() & 0o777),
-                    "the data directory is open to other users, and holds captured credentials and signing secrets: chmod 700 it"
-                );
-            }
-            Ok(None)
-        }
+        Ok(_) => Ok(None),
     }
 }
 
 impl Store {
     pub fn open(path: &Path, durability: Durability) -> Result<Store> {
+        use std::os::unix::fs::PermissionsExt;
         create_data_dir(path)?;
+        if let Ok(m) = std::fs::metadata(path)
+            && m.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                data = %path.display(),
+                mode = format!("{:o}", m.permissions().mode() & 0o777),
+                "the data directory is open to other users, and holds captured credentials and signing secrets: chmod 700 it"
+            );
+        }
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
