@@ -192,13 +192,11 @@ impl Rest {
         let mut total = 0u64;
         loop {
             let waited = Instant::now();
-            let failure = match tokio::time::timeout(self.left, self.body.frame()).await {
-                Ok(None) => {
-                    self.left = self.left.saturating_sub(waited.elapsed());
-                    return Ok((total, self.timeout.saturating_sub(self.left)));
-                }
+            let next = tokio::time::timeout(self.left, self.body.frame()).await;
+            self.left = self.left.saturating_sub(waited.elapsed());
+            let failure = match next {
+                Ok(None) => return Ok((total, self.timeout.saturating_sub(self.left))),
                 Ok(Some(Ok(frame))) => {
-                    self.left = self.left.saturating_sub(waited.elapsed());
                     if let Ok(data) = frame.into_data() {
                         total += data.len() as u64;
                         if let Some(passing) = &to
@@ -210,14 +208,7 @@ impl Rest {
                     continue;
                 }
                 Ok(Some(Err(e))) => reading_failure(&e),
-                Err(_) => Failure::of(
-                    ErrorKind::Timeout,
-                    format!(
-                        "HTTP {} came, but its body did not end within {} ms",
-                        self.status,
-                        self.timeout.as_millis()
-                    ),
-                ),
+                Err(_) => late(&body_unfinished(self.status), self.timeout),
             };
             if let Some(passing) = to {
                 let _ = passing
@@ -431,12 +422,7 @@ impl Client {
         let answer = out.answer;
         let timeout = out.timeout;
         let deadline = tokio::time::Instant::from_std(started + timeout);
-        let late = |what: String| {
-            Failure::of(
-                ErrorKind::Timeout,
-                format!("{what} within {} ms", timeout.as_millis()),
-            )
-        };
+        let too_late = |what: &str| late(what, timeout);
         let mut req = Request::builder().method(out.method).uri(out.url);
         let hdrs = req.headers_mut().expect("fresh builder");
         for (name, value) in &out.headers {
@@ -468,14 +454,14 @@ impl Client {
         let resp = slots::WAIT
             .scope(slots::wait_within(timeout), request)
             .await
-            .map_err(|_| late("no answer".into()))?
+            .map_err(|_| too_late("no answer"))?
             .map_err(classify)?;
         // The status came: a body that stalls is still a timeout, but the
         // attempt's detail says how far the answer got.
         let status = resp.status();
         let mut reply = tokio::time::timeout_at(deadline, read_reply(resp, answer))
             .await
-            .map_err(|_| late(format!("HTTP {status} came, but its body did not end")))??;
+            .map_err(|_| too_late(&body_unfinished(status)))??;
         if let Some(rest) = &mut reply.rest {
             rest.left = deadline.saturating_duration_since(tokio::time::Instant::now());
             rest.timeout = timeout;
@@ -503,14 +489,13 @@ async fn read_reply(
             ),
         ));
     }
-    let reading = |e: &dyn std::fmt::Display| reading_failure(e);
     let mut rest = None;
     let (body, body_size) = match answer {
         Answer::Whole(limit) => {
             let all = Limited::new(body, limit)
                 .collect()
                 .await
-                .map_err(|e| reading(&e))?
+                .map_err(|e| reading_failure(&e))?
                 .to_bytes();
             let n = all.len() as u64;
             (all, n)
@@ -520,7 +505,7 @@ async fn read_reply(
             let mut kept = bytes::BytesMut::new();
             let mut total = 0u64;
             while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|e| reading(&e))?;
+                let frame = frame.map_err(|e| reading_failure(&e))?;
                 if let Ok(data) = frame.into_data() {
                     total += data.len() as u64;
                     let room = cap.saturating_sub(kept.len());
@@ -536,7 +521,7 @@ async fn read_reply(
                 match body.frame().await {
                     None => break,
                     Some(frame) => {
-                        if let Ok(data) = frame.map_err(|e| reading(&e))?.into_data() {
+                        if let Ok(data) = frame.map_err(|e| reading_failure(&e))?.into_data() {
                             read.extend_from_slice(&data);
                         }
                     }
@@ -567,6 +552,19 @@ async fn read_reply(
         body_size,
         rest,
     })
+}
+
+/// A try that ran out of time: `what` happened within `timeout`.
+fn late(what: &str, timeout: Duration) -> Failure {
+    Failure::of(
+        ErrorKind::Timeout,
+        format!("{what} within {} ms", timeout.as_millis()),
+    )
+}
+
+/// What [`late`] says of an answer whose body stalled after its head.
+fn body_unfinished(status: http::StatusCode) -> String {
+    format!("HTTP {status} came, but its body did not end")
 }
 
 fn reading_failure(e: &dyn std::fmt::Display) -> Failure {
