@@ -465,7 +465,24 @@ fn from_environment(e: &clap::Error, args: &[std::ffi::OsString]) -> Option<Stri
     let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
         return None;
     };
-    let long = arg.split_whitespace().next()?.strip_prefix("--")?;
+    env_source(arg.split_whitespace().next()?.strip_prefix("--")?, args)
+}
+
+/// [`from_environment`] for the errors found once the values are parsed
+/// (a `--ca-file` that cannot be read, a `--config` file that is not TOML):
+/// they start with the flag they are about (`config` for the file).
+fn after_parsing_from_environment(message: &str, args: &[std::ffi::OsString]) -> Option<String> {
+    let long = match message.strip_prefix("--") {
+        Some(flagged) => flagged.split_whitespace().next()?,
+        None if message.starts_with("config ") => "config",
+        None => return None,
+    };
+    env_source(long, args)
+}
+
+/// The variable `--long` was read from: none when the flag was typed on the
+/// command line, or its variable is not set.
+fn env_source(long: &str, args: &[std::ffi::OsString]) -> Option<String> {
     let typed = args.iter().any(|a| {
         a.to_str().is_some_and(|a| {
             a.strip_prefix("--")
@@ -530,7 +547,10 @@ pub fn main() -> ExitCode {
     match rt.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", printable(&e.to_string()));
+            eprintln!("error: {}", printable(&e));
+            if let Some(var) = after_parsing_from_environment(&e, &args) {
+                eprintln!("(that value came from the environment variable {var})");
+            }
             ExitCode::FAILURE
         }
     }

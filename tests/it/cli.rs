@@ -152,6 +152,18 @@ async fn a_bad_value_from_the_environment_names_the_variable() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(var), "{var}={bad:?}: {err}");
     }
+    // Values refused once parsed (a file that cannot be read) say it too.
+    for var in ["HOOKRELAY_CA_FILE", "HOOKRELAY_CONFIG"] {
+        let mut hr = cmd::hookrelay();
+        hr.args(["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .arg("--data")
+            .arg(&data)
+            .env(var, dir.path().join("missing"));
+        let out = cmd::output(hr).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{var}: {err}");
+        assert!(err.contains("missing") && err.contains(var), "{var}: {err}");
+    }
     // Typed on the command line, the flag is the culprit, not a variable
     // that happens to be set as well.
     let mut hr = cmd::hookrelay();
