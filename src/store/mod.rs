@@ -309,6 +309,10 @@ impl WalSync {
 const WAL_CAP: u64 = 16 << 20;
 /// WAL files kept for reuse once obsolete (`WAL_CAP` keeps about two alive).
 const WAL_RECYCLE: usize = 2;
+/// RocksDB's LOG rolls at this size, and this many old ones are kept: at
+/// most ~80 MiB of the data disk.
+const LOG_FILE_SIZE: usize = 16 << 20;
+const LOG_FILES_KEPT: usize = 4;
 /// Memtables of all families together: RocksDB's default is 64 MiB each,
 /// twice over, for eleven families.
 pub const MEMTABLE_BUDGET: usize = 256 << 20;
@@ -437,6 +441,10 @@ impl Store {
         // default (all of them) a large store and many connections could
         // leave no descriptor for the next WAL file, which stops writes.
         opts.set_max_open_files(crate::fds::Budget::current().rocksdb_files);
+        // RocksDB's own LOG, bounded: unbounded (its default), a store that
+        // cannot write logs its refusals there for as long as it runs.
+        opts.set_max_log_file_size(LOG_FILE_SIZE);
+        opts.set_keep_log_file_num(LOG_FILES_KEPT);
         let cache = Cache::new_lru_cache(BLOCK_CACHE);
         let cfs = keys::ALL.iter().map(|name| {
             let mut o = Options::default();
@@ -1706,7 +1714,10 @@ fn ids_after(newest_ms: Option<u64>) {
 fn wal_syncer(db: &Db, wal: &WalSync, sync: bool) {
     use std::sync::atomic::Ordering::{AcqRel, Acquire, SeqCst};
     const ERROR_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+    const RETRY_FLUSH_FIRST: std::time::Duration = std::time::Duration::from_millis(50);
+    const RETRY_FLUSH_AT_MOST: std::time::Duration = std::time::Duration::from_secs(1);
     let mut last_error_log: Option<std::time::Instant> = None;
+    let mut retry_in = RETRY_FLUSH_FIRST;
     loop {
         {
             let mut pending = lock(&wal.pending);
@@ -1754,6 +1765,7 @@ fn wal_syncer(db: &Db, wal: &WalSync, sync: bool) {
                     wal.flushed(target);
                     wal.flush_health.ok();
                     last_error_log = None;
+                    retry_in = RETRY_FLUSH_FIRST;
                 }
                 Err(e) => {
                     // Waiters time out with 503; try again shortly. A broken
@@ -1767,7 +1779,12 @@ fn wal_syncer(db: &Db, wal: &WalSync, sync: bool) {
                     wal.flush_health
                         .fail(format!("writing the WAL failed: {e}"));
                     wal.dirty.store(true, SeqCst);
-                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    // RocksDB refuses every write after a WAL error until
+                    // the store is reopened, and logs each refusal in its
+                    // LOG: retried ever less often (a fault a test switches
+                    // off still clears within a second).
+                    std::thread::sleep(retry_in);
+                    retry_in = (retry_in * 2).min(RETRY_FLUSH_AT_MOST);
                     *lock(&wal.pending) = true;
                 }
             }
@@ -1972,6 +1989,29 @@ mod tests {
     /// after the stored ones (they listed below older events, and a cursor
     /// or retention by age read them as older). 300 ms ahead, so that the
     /// other tests of this process are barely affected.
+    /// RocksDB's LOG is bounded (its default keeps every line forever; a
+    /// store that cannot write logs each refusal there).
+    #[test]
+    fn the_rocksdb_log_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let _store = Store::open(dir.path(), Durability::Buffered).unwrap();
+        let options = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().starts_with("OPTIONS-"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap())
+            .expect("an OPTIONS file");
+        let set = |name: &str| {
+            options
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(&format!("{name}=")))
+                .unwrap_or_else(|| panic!("{name} not in OPTIONS"))
+                .to_string()
+        };
+        assert_eq!(set("max_log_file_size"), LOG_FILE_SIZE.to_string());
+        assert_eq!(set("keep_log_file_num"), LOG_FILES_KEPT.to_string());
+    }
+
     #[test]
     fn ids_grow_across_a_restart_with_the_clock_set_back() {
         let dir = tempfile::tempdir().unwrap();
