@@ -416,6 +416,18 @@ impl Store {
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.increase_parallelism(2);
+        // Flushes and compactions at the lowest CPU priority (nice 19): they
+        // come in bursts (every WAL-full switch flushes each family), and at
+        // their normal priority a burst took the CPU from the ingest
+        // threads, the sender and the receiver alike on a small host: forwards
+        // offered 5,000/s (`buffered`, 2 cores) had a p99 of 6–76 ms, median
+        // ~22, against 4–22 ms, median ~6, at the lowest priority. With idle
+        // CPU they still run at once; only under saturation do they wait,
+        // and RocksDB's write stalls then pace ingest (benches/RESULTS.md).
+        let mut env = rocksdb::Env::new()?;
+        env.lower_thread_pool_cpu_priority();
+        env.lower_high_priority_thread_pool_cpu_priority();
+        opts.set_env(&env);
         // Writers come from two async worker threads: spinning for the
         // write-group leader burned CPU (AwaitState + sched_yield in profiles).
         opts.set_enable_write_thread_adaptive_yield(false);
