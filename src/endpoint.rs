@@ -579,7 +579,7 @@ impl EndpointInput {
     pub fn apply(self, ep: &mut Endpoint) -> Result<()> {
         let bad = Error::BadRequest;
         if let Some(name) = self.name {
-            if name.trim().is_empty() || name.len() > 200 {
+            if name.trim().is_empty() || name.chars().count() > 200 {
                 return Err(bad("name: must be 1 to 200 characters".into()));
             }
             // A terminal would act on an escape sequence in `endpoint list`.

@@ -36,10 +36,16 @@ pub fn replace_chars(
 }
 
 /// For pages: bidirectional controls shown as `⟨U+202E⟩`, so a payload
-/// cannot reorder what is displayed around them; the stored bytes are
+/// cannot reorder what is displayed around them, and other control
+/// characters but line breaks and tabs the same way (a browser drops a NUL
+/// or an ESC: `abc\0def` showed as `abcdef`); the stored bytes are
 /// unchanged.
 pub fn visible(s: &str) -> Cow<'_, str> {
-    replace_chars(s, is_bidi_control, |c| format!("⟨U+{:04X}⟩", c as u32))
+    replace_chars(
+        s,
+        |c| (c.is_control() && !matches!(c, '\n' | '\r' | '\t')) || is_bidi_control(c),
+        |c| format!("⟨U+{:04X}⟩", c as u32),
+    )
 }
 
 #[cfg(test)]
@@ -50,5 +56,7 @@ mod tests {
     fn bidi_controls_are_shown() {
         assert_eq!(visible("plain"), Cow::Borrowed("plain"));
         assert_eq!(visible("a\u{202e}b\u{2066}c"), "a⟨U+202E⟩b⟨U+2066⟩c");
+        assert_eq!(visible("a\0b\u{1b}c\u{7f}"), "a⟨U+0000⟩b⟨U+001B⟩c⟨U+007F⟩");
+        assert_eq!(visible("l1\r\n\tl2"), Cow::Borrowed("l1\r\n\tl2"));
     }
 }

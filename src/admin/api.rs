@@ -147,6 +147,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     use serde_json::error::Category;
+    // Every body is an object; serde would take an array as its fields in
+    // order (`["slug", "name"]` made an endpoint).
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
+    {
+        return Err(Error::Unprocessable(
+            "invalid request: expected a JSON object, found an array".into(),
+        ));
+    }
     serde_json::from_slice(bytes).map_err(|e| match e.classify() {
         Category::Data => Error::Unprocessable(format!("invalid request: {e}")),
         // serde_json reports some wrong types as syntax ("expected value"
@@ -532,9 +541,10 @@ async fn bulk_replay(
         }
         if !FILTER_KEYS.contains(&k.as_str()) && !PAGE_KEYS.contains(&k.as_str()) {
             return Err(Error::Unprocessable(format!(
-                "unknown field {k:?}; filters are {}, {}",
+                "unknown field {k:?}; filters are {}, {}; options are {}",
                 FILTER_KEYS.join(", "),
-                PAGE_KEYS.join(", ")
+                PAGE_KEYS.join(", "),
+                CONTROL.join(", ")
             )));
         }
         let text = match v {
@@ -582,22 +592,14 @@ async fn bulk_replay(
     };
     // A dry run refuses what the run itself would: it is the rehearsal.
     crate::replay::check_options(&st.relay, target.as_deref(), rate)?;
+    let resign = flag("resign")?;
     if flag("dry_run")? {
         return Ok((
             StatusCode::OK,
             Json(crate::replay::dry_run(&st.relay, filter, take).await?),
         ));
     }
-    let job = crate::replay::start(
-        &st.relay,
-        params,
-        filter,
-        take,
-        target,
-        flag("resign")?,
-        rate,
-    )
-    .await?;
+    let job = crate::replay::start(&st.relay, params, filter, take, target, resign, rate).await?;
     Ok((StatusCode::ACCEPTED, Json(job.to_api())))
 }
 

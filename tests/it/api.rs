@@ -231,6 +231,32 @@ async fn bad_requests_get_clear_errors() {
         )
         .await;
     check(st, b, 422, "a value of the wrong type at line 1 column");
+    // An array is not an object: serde would read it as the fields in order.
+    let (st, b) = s
+        .api("POST", "/api/endpoints", Some(json!(["arr", "Array made"])))
+        .await;
+    check(st, b, 422, "expected a JSON object, found an array");
+    let (st, b) = s
+        .api("POST", "/api/replay", Some(json!(["endpoint", "x"])))
+        .await;
+    check(st, b, 422, "found an array");
+    // Names are counted in characters, not bytes.
+    let (st, b) = s
+        .api(
+            "POST",
+            "/api/endpoints",
+            Some(json!({ "slug": "ru", "name": "Ж".repeat(200) })),
+        )
+        .await;
+    assert_eq!(st, 201, "{b}");
+    let (st, b) = s
+        .api(
+            "POST",
+            "/api/endpoints",
+            Some(json!({ "slug": "ru2", "name": "Ж".repeat(201) })),
+        )
+        .await;
+    check(st, b, 400, "name: must be 1 to 200 characters");
     // The dashboard's form for a new endpoint is /endpoints/new.
     let (st, b) = s
         .api("POST", "/api/endpoints", Some(json!({ "slug": "new" })))

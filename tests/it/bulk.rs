@@ -55,14 +55,33 @@ async fn a_dry_run_counts_and_a_job_replays_oldest_first() {
     assert_eq!(v["last_id"], ids[4].as_str(), "the newest matched");
     assert!(up.drain().is_empty(), "a dry run sends nothing");
     // The rehearsal refuses what the run would.
-    for bad in [json!({ "rate": 0.00001 }), json!({ "target": "ftp://x" })] {
+    for bad in [
+        json!({ "rate": 0.00001 }),
+        json!({ "target": "ftp://x" }),
+        json!({ "resign": "yes" }),
+    ] {
         let mut body = json!({ "endpoint": "b", "dry_run": true });
         body.as_object_mut()
             .unwrap()
             .extend(bad.as_object().unwrap().clone());
         let (st, v) = s.api("POST", "/api/replay", Some(body)).await;
-        assert_eq!(st, 400, "{bad}: {v}");
+        assert!(matches!(st, 400 | 422), "{bad}: {st} {v}");
     }
+    let (st, v) = s
+        .api(
+            "POST",
+            "/api/replay",
+            Some(json!({ "endpoint": "b", "rat": 1 })),
+        )
+        .await;
+    assert_eq!(st, 422, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("options are dry_run, rate"),
+        "{v}"
+    );
 
     // A time relative to now is pinned when the job is made.
     let (st, v) = s
