@@ -268,6 +268,7 @@ pub async fn serve(
     })
     .await;
     let _ = disk.await;
+    store.stop_sweeps();
     retention.abort();
     let _ = retention.await;
     store

@@ -45,11 +45,9 @@ pub fn build(
             left_out = true;
             break;
         }
-        let (Some(ev), body) = (s.get_event(id)?, s.get_body(id)?) else {
+        let Some((ev, body, attempts)) = s.event_full(id)? else {
             continue;
         };
-        let body = body.unwrap_or_default();
-        let attempts = s.attempts(id)?;
         if har {
             let entry = har_entry(&ev, &body, &attempts, base);
             size += entry.to_string().len();

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType,
-    DBRecoveryMode, DBWithThreadMode, Direction, IteratorMode, MergeOperands, Options,
+    DBRecoveryMode, DBWithThreadMode, Direction, IteratorMode, MergeOperands, Options, ReadOptions,
     SingleThreaded, WriteBatch, WriteOptions,
 };
 use ulid::Ulid;
@@ -187,6 +187,8 @@ pub struct Store {
     /// its events and stores their list: a job stored during a pass would
     /// not be among the jobs the pass keeps events for.
     retention: std::sync::RwLock<()>,
+    /// Set at shutdown: a retention sweep under way stops between events.
+    sweep_stopped: std::sync::atomic::AtomicBool,
 }
 
 /// Whether the store can write now, for `/healthz`: a write or WAL flush
@@ -306,13 +308,17 @@ impl WalSync {
 /// a while (the old WAL's sync, then the new tables): writes waited up to
 /// ~100-200 ms then at 64 MiB, about half that at 16 MiB, with the same
 /// throughput (open-loop runs of `benches/load.rs`, 2026-12-02).
-const WAL_CAP: u64 = 16 << 20;
+pub const WAL_CAP: u64 = 16 << 20;
 /// WAL files kept for reuse once obsolete (`WAL_CAP` keeps about two alive).
 const WAL_RECYCLE: usize = 2;
 /// RocksDB's LOG rolls at this size, and this many old ones are kept: at
 /// most ~80 MiB of the data disk.
 const LOG_FILE_SIZE: usize = 16 << 20;
 const LOG_FILES_KEPT: usize = 4;
+
+/// A retention sweep that deleted at least this many events compacts the
+/// range it pruned (see [`Store::compact_pruned`]).
+const COMPACT_AFTER_PRUNED: usize = 4096;
 /// Memtables of all families together: RocksDB's default is 64 MiB each,
 /// twice over, for eleven families.
 pub const MEMTABLE_BUDGET: usize = 256 << 20;
@@ -544,6 +550,7 @@ impl Store {
             wal,
             threads: Mutex::new(threads),
             retention: Default::default(),
+            sweep_stopped: Default::default(),
         })
     }
 
@@ -1086,13 +1093,32 @@ impl Store {
         }
     }
 
-    /// An event with its body (empty if missing) and attempts.
+    /// An event with its body (empty if missing) and attempts, read from
+    /// one snapshot: an outcome written between separate reads would show
+    /// its attempt beside the state it had not yet changed.
     pub fn event_full(&self, id: &str) -> Result<Option<FullEvent>> {
-        let Some(ev) = self.get_event(id)? else {
+        let Some(key) = keys::parse_id(id) else {
             return Ok(None);
         };
-        let body = self.get_body(id)?.unwrap_or_default();
-        Ok(Some((ev, body, self.attempts(id)?)))
+        let snapshot = self.db.snapshot();
+        let at_snapshot = || {
+            let mut o = ReadOptions::default();
+            o.set_snapshot(&snapshot);
+            o
+        };
+        let Some(ev) = self
+            .db
+            .get_pinned_cf_opt(self.cf(keys::EVENTS), key, &at_snapshot())?
+        else {
+            return Ok(None);
+        };
+        let ev = from_json(&ev)?;
+        let body = self
+            .db
+            .get_cf_opt(self.cf(keys::BODIES), key, &at_snapshot())?
+            .unwrap_or_default();
+        let attempts = self.attempts_with(&key, at_snapshot())?;
+        Ok(Some((ev, body, attempts)))
     }
 
     pub fn get_body(&self, id: &str) -> Result<Option<Vec<u8>>> {
@@ -1106,14 +1132,18 @@ impl Store {
         let Some(key) = keys::parse_id(id) else {
             return Ok(Vec::new());
         };
+        self.attempts_with(&key, ReadOptions::default())
+    }
+
+    fn attempts_with(&self, key: &[u8; 16], read: ReadOptions) -> Result<Vec<Attempt>> {
         let mut out = Vec::new();
         let cf = self.cf(keys::ATTEMPTS);
         for item in self
             .db
-            .iterator_cf(&cf, IteratorMode::From(&key, Direction::Forward))
+            .iterator_cf_opt(&cf, read, IteratorMode::From(key, Direction::Forward))
         {
             let (k, v) = item?;
-            if !k.starts_with(&key) {
+            if !k.starts_with(key) {
                 break;
             }
             out.push(from_json(&v)?);
@@ -1515,7 +1545,14 @@ impl Store {
             .map(|ep| (ep.slug.as_str().to_string(), ep.mode))
             .collect();
         let mut deleted = 0;
+        let mut pruned: Option<([u8; 16], [u8; 16])> = None;
         for id in doomed {
+            if self
+                .sweep_stopped
+                .load(std::sync::atomic::Ordering::Relaxed)
+            {
+                break;
+            }
             // Under the event's stripe lock, re-read: an outcome written
             // meanwhile must not leave an orphan index entry or be undone.
             let _stripe = self.stripe_for_delete(&id);
@@ -1529,6 +1566,7 @@ impl Store {
             self.delete_event_into(&mut b, &id, &ev)?;
             self.write_lazy(b)?;
             deleted += 1;
+            pruned = Some((pruned.map_or(id, |(first, _)| first), id));
         }
         // Per-minute counters only feed the last hour's chart: keep a day.
         let day_ago = (now_ms / 60_000).saturating_sub(24 * 60);
@@ -1544,7 +1582,62 @@ impl Store {
             }
         }
         self.write(b)?;
+        if let Some((first, last)) = pruned.filter(|_| deleted >= COMPACT_AFTER_PRUNED) {
+            self.compact_pruned(&first, &last);
+        }
         Ok(deleted)
+    }
+
+    /// RocksDB keeps a tombstone for each deleted key until a compaction
+    /// reaches it, and every read that crosses the pruned range steps over
+    /// each one: after a sweep of 100,000 events, a page of the ten left
+    /// read like a page of 100,000. Compacting the range drops them (and
+    /// frees the disk space now rather than whenever RocksDB gets there).
+    /// The compactions run on RocksDB's background threads, at the lowest
+    /// CPU priority; this thread only waits for them.
+    fn compact_pruned(&self, first: &[u8; 16], last: &[u8; 16]) {
+        // Forced down to the last level: a range whose tombstones sit in
+        // one file is otherwise moved there whole, tombstones and all.
+        let mut opts = rocksdb::CompactOptions::default();
+        opts.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::ForceOptimized);
+        let id_ranges = [
+            (keys::EVENTS, first.to_vec(), last.to_vec()),
+            (keys::BODIES, first.to_vec(), last.to_vec()),
+            (
+                keys::ATTEMPTS,
+                keys::attempt(first, 0),
+                keys::attempt(last, u32::MAX),
+            ),
+        ];
+        for (name, from, to) in id_ranges {
+            if self
+                .sweep_stopped
+                .load(std::sync::atomic::Ordering::Relaxed)
+            {
+                return;
+            }
+            self.db
+                .compact_range_cf_opt(self.cf(name), Some(from), Some(to), &opts);
+        }
+        // The indexes lead with the endpoint, so the pruned ids are spread
+        // over all of them; their entries are small.
+        for name in [keys::BY_ENDPOINT, keys::BY_EP_STATE] {
+            if self
+                .sweep_stopped
+                .load(std::sync::atomic::Ordering::Relaxed)
+            {
+                return;
+            }
+            self.db
+                .compact_range_cf_opt(self.cf(name), None::<&[u8]>, None::<&[u8]>, &opts);
+        }
+    }
+
+    /// Stops a retention sweep under way at its next event (shutdown: the
+    /// process waits for the sweep's thread before it exits).
+    pub fn stop_sweeps(&self) {
+        self.sweep_stopped
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Takes back an event whose sender was told it is not stored (its
@@ -1582,8 +1675,12 @@ impl Store {
             self.cf(keys::BY_EP_STATE),
             keys::by_ep_state(&ev.endpoint, ev.state.tag(), id),
         );
+        // One point delete per attempt: a range tombstone per event costs
+        // every later read of the column family more than the keys it drops.
         let attempts = self.cf(keys::ATTEMPTS);
-        b.delete_range_cf(&attempts, keys::attempt(id, 0), keys::attempt(id, u32::MAX));
+        for n in 1..=ev.attempts {
+            b.delete_cf(&attempts, keys::attempt(id, n));
+        }
         if let Some(ext) = &ev.external_id
             && ev.duplicate_of.is_none()
         {
@@ -1997,10 +2094,6 @@ mod tests {
         .unwrap()
     }
 
-    /// A clock set back between two runs: the next run's ids still sort
-    /// after the stored ones (they listed below older events, and a cursor
-    /// or retention by age read them as older). 300 ms ahead, so that the
-    /// other tests of this process are barely affected.
     /// RocksDB's LOG is bounded (its default keeps every line forever; a
     /// store that cannot write logs each refusal there).
     #[test]
@@ -2024,6 +2117,58 @@ mod tests {
         assert_eq!(set("keep_log_file_num"), LOG_FILES_KEPT.to_string());
     }
 
+    /// An event read while outcomes land shows its state and attempts as
+    /// of one moment: the API showed an attempt beside the state it had not
+    /// yet changed (`received` with a successful attempt).
+    #[test]
+    fn an_event_is_read_whole_while_outcomes_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Durability::Buffered).unwrap();
+        let id = Store::new_id();
+        store.insert_event(event(&id), b"x").unwrap();
+        const OUTCOMES: u32 = 3000;
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for n in 0..OUTCOMES {
+                    let attempt: Attempt = serde_json::from_value(serde_json::json!({
+                        "n": 0, "at": 1, "trigger": "forward", "url": "http://t/",
+                        "status": 200, "headers": [], "body": "", "body_size": 0,
+                        "body_truncated": false, "latency_ms": 1, "error": null,
+                        "error_detail": null, "replay_of": null, "success": true,
+                    }))
+                    .unwrap();
+                    store
+                        .record_outcome(&id, None, |ev| {
+                            ev.state = if n % 2 == 0 {
+                                EventState::Delivered
+                            } else {
+                                EventState::Failed
+                            };
+                            (Some(attempt), QueueMove::default())
+                        })
+                        .unwrap();
+                }
+            });
+            loop {
+                let (ev, _, attempts) = store.event_full(&id).unwrap().unwrap();
+                assert_eq!(ev.attempts as usize, attempts.len());
+                let expected = match attempts.len() {
+                    0 => EventState::Captured,
+                    n if n % 2 == 1 => EventState::Delivered,
+                    _ => EventState::Failed,
+                };
+                assert_eq!(ev.state, expected, "after {} attempts", attempts.len());
+                if attempts.len() == OUTCOMES as usize {
+                    break;
+                }
+            }
+        });
+    }
+
+    /// A clock set back between two runs: the next run's ids still sort
+    /// after the stored ones (they listed below older events, and a cursor
+    /// or retention by age read them as older). 300 ms ahead, so that the
+    /// other tests of this process are barely affected.
     #[test]
     fn ids_grow_across_a_restart_with_the_clock_set_back() {
         let dir = tempfile::tempdir().unwrap();
@@ -2071,6 +2216,46 @@ mod tests {
             .collect();
         assert_eq!(left, [false, false, false, true], "the oldest forgeries go");
         assert_eq!(store.counts("qb").unwrap().received, 4);
+    }
+
+    /// After a large retention sweep, reads no longer wade through what it
+    /// deleted: RocksDB keeps a tombstone per deleted key until compaction,
+    /// and every query that reached the pruned range stepped over each one
+    /// (a list of ten live events took as long as one over 20,000).
+    #[test]
+    fn reads_after_a_large_prune_skip_no_tombstones() {
+        use rocksdb::perf::{PerfContext, PerfMetric, PerfStatsLevel, set_perf_stats};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Durability::Buffered).unwrap();
+        const EVENTS: usize = 20_000;
+        for _ in 0..EVENTS {
+            store.insert_event(event(&Store::new_id()), b"{}").unwrap();
+        }
+        // Some of them in the SST files too, as on a store that has run.
+        store.db.flush_cf(store.cf(keys::EVENTS)).unwrap();
+        let deleted = store
+            .prune(crate::time::now_ms(), None, Some(10), &Default::default())
+            .unwrap();
+        assert_eq!(deleted, EVENTS - 10);
+        set_perf_stats(PerfStatsLevel::EnableCount);
+        let mut perf = PerfContext::default();
+        perf.reset();
+        // Each page asks for more than is left, so it reads to the end.
+        let by_state = store.query(&EventFilter {
+            endpoint: Some("qb".into()),
+            state: Some(EventState::Captured),
+            limit: 50,
+            ..Default::default()
+        });
+        let all = store.query(&EventFilter {
+            limit: 50,
+            ..Default::default()
+        });
+        let skipped = perf.metric(PerfMetric::InternalDeleteSkippedCount);
+        set_perf_stats(PerfStatsLevel::Disable);
+        assert_eq!(by_state.unwrap().events.len(), 10);
+        assert_eq!(all.unwrap().events.len(), 10);
+        assert!(skipped < 1_000, "{skipped} tombstones stepped over");
     }
 
     /// A body that crosses the `q` budget is never half-searched: the page
