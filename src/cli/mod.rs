@@ -87,7 +87,7 @@ pub enum Command {
         /// Send to this URL instead of the endpoint's target (does not count toward the policy).
         #[arg(long = "to", value_name = "URL")]
         to: Option<String>,
-        /// Re-sign timestamped schemes (stripe, standard, slack, paddle) with a fresh timestamp.
+        /// Re-sign timestamped schemes (stripe, standard, slack, paddle, hmac-sha256 with a timestamp header) with a fresh timestamp.
         #[arg(long)]
         resign: bool,
         #[command(flatten)]

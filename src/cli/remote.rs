@@ -40,6 +40,14 @@ impl Remote {
                 args.server
             ));
         }
+        // A path is kept as a prefix (a proxy in front may mount the API
+        // under one); a query or fragment would end up before `/api/…`.
+        if args.server.contains(['?', '#']) {
+            return Err(format!(
+                "--server / HOOKRELAY_SERVER: {:?} has a query or fragment: give the admin listener's URL only (such as http://127.0.0.1:8081, or https://proxy.example/hookrelay behind a proxy)",
+                args.server
+            ));
+        }
         Ok(Remote {
             client: Client::new(None, 0, TargetGuard::off())?,
             base,
@@ -86,16 +94,7 @@ impl Remote {
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&reply.body).into()))
         };
         if reply.status >= 400 {
-            let msg = v["error"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| v.to_string());
-            let hint = if reply.status == 401 {
-                "; pass --token or set HOOKRELAY_ADMIN_TOKEN"
-            } else {
-                ""
-            };
-            return Err(format!("{} (HTTP {}){hint}", msg, reply.status));
+            return Err(refusal(reply.status, &reply.body));
         }
         Ok(v)
     }
@@ -120,16 +119,10 @@ impl Remote {
                 "warning: the export was cut at the server's cap and holds the newest events{rest}"
             );
         }
-        let text = String::from_utf8_lossy(&reply.body).into_owned();
         if reply.status >= 400 {
-            let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            return Err(format!(
-                "{} (HTTP {})",
-                v["error"].as_str().unwrap_or(&text),
-                reply.status
-            ));
+            return Err(refusal(reply.status, &reply.body));
         }
-        Ok(text)
+        Ok(String::from_utf8_lossy(&reply.body).into_owned())
     }
 
     /// The URL and headers of a streaming request (`tail`).
@@ -203,6 +196,28 @@ impl Remote {
             self.base, f.detail
         )
     }
+}
+
+/// An error status as the user reads it: the API's `error` message, or
+/// the answer itself when it is a short line of text (a page, such as a
+/// proxy's HTML, is not printed whole).
+fn refusal(status: u16, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let msg = match serde_json::from_slice::<Value>(body) {
+        Ok(v) => v["error"]
+            .as_str()
+            .map_or_else(|| v.to_string(), str::to_string),
+        Err(_) if text.len() <= 200 && !text.contains(['<', '\n']) && !text.is_empty() => {
+            text.into_owned()
+        }
+        Err(_) => "refused".to_string(),
+    };
+    let hint = if status == 401 {
+        "; pass --token or set HOOKRELAY_ADMIN_TOKEN"
+    } else {
+        ""
+    };
+    format!("{msg} (HTTP {status}){hint}")
 }
 
 /// Did hookrelay's admin API answer (see [`crate::admin::API_MARKER`])?

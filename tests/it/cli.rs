@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Receiver, Reply, TestServer, cmd};
+use crate::support::{Receiver, Reply, TestServer, cmd, temp_data};
 
 async fn hookrelay(server: &TestServer, args: &[&str]) -> (i32, String, String) {
     let mut cmd = cmd::hookrelay();
@@ -976,6 +976,43 @@ async fn a_server_address_without_a_scheme_is_refused_as_typed() {
         err.contains("\"127.0.0.1:8081\" is not an http:// or https:// URL"),
         "{err}"
     );
+}
+
+/// A server with an admin token refuses a command without one, and every
+/// command says how to pass it, the export too (it printed only the
+/// refusal).
+#[tokio::test]
+async fn a_refusal_for_want_of_the_token_says_how_to_pass_it() {
+    let (_dir, data) = temp_data();
+    let s = TestServer::start_with(hookrelay::config::Config {
+        data,
+        admin_token: Some("s3cret-token".into()),
+        ..Default::default()
+    })
+    .await;
+    for args in [&["events"][..], &["export"], &["endpoint", "list"]] {
+        let (code, _, err) = hookrelay(&s, args).await;
+        assert_eq!(code, 1, "{args:?}");
+        assert!(
+            err.contains("(HTTP 401); pass --token or set HOOKRELAY_ADMIN_TOKEN"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+/// A query in the server address is refused as typed: joined with the
+/// API's paths it sent `/?x=1/api/endpoints`, and the HTML that answered
+/// read as the error.
+#[tokio::test]
+async fn a_server_address_with_a_query_is_refused_as_typed() {
+    let mut cmd = cmd::hookrelay();
+    cmd.args(["endpoint", "list"])
+        .env("HOOKRELAY_SERVER", "http://127.0.0.1:8081/?x=1")
+        .env("RUST_LOG", "off");
+    let out = cmd::output(cmd).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/?x=1\" has a query or fragment"), "{err}");
 }
 
 /// `endpoint add` sets every endpoint field the README lists: a bin's
