@@ -783,21 +783,28 @@ async fn stream(
     // Let in by a dashboard session: it ends with the session (logout,
     // expiry), not only when the page goes — captured headers carry
     // senders' credentials.
-    let session = (st.token.is_some()
-        && !headers.contains_key(header::AUTHORIZATION)
-        && st.sessions.valid(&headers))
-    .then(|| (Arc::clone(&st.sessions), headers));
+    let session = (st.token.is_some() && !headers.contains_key(header::AUTHORIZATION))
+        .then(|| st.sessions.watch(headers))
+        .flatten();
     let s = futures_util::stream::unfold(
         (rx, filter, closing, session),
-        |(mut rx, filter, closing, session)| async move {
+        |(mut rx, filter, closing, mut session)| async move {
             loop {
+                let session_over = async {
+                    match session.as_mut() {
+                        Some(s) => s.over().await,
+                        None => std::future::pending().await,
+                    }
+                };
                 let item = tokio::select! {
                     // Shutdown: the stream ends cleanly, so the drain need not
                     // wait for every `tail` to hang up.
                     _ = closing.cancelled() => return None,
+                    _ = session_over => return None,
                     item = rx.recv() => item,
                 };
-                if session.as_ref().is_some_and(|(s, h)| !s.valid(h)) {
+                // Both may have been ready at once.
+                if session.as_ref().is_some_and(|s| !s.valid()) {
                     return None;
                 }
                 match item {

@@ -133,6 +133,9 @@ pub struct Sessions {
     cookie: String,
     /// SHA-256 of the id (hex) -> when it ends (ms since the epoch).
     live: Mutex<HashMap<String, u64>>,
+    /// Told of every logout, for answers that outlive their request's
+    /// check (see [`SessionWatch`]).
+    ended: tokio::sync::watch::Sender<()>,
 }
 
 /// Logins kept at once; the oldest goes first beyond it.
@@ -144,6 +147,7 @@ impl Sessions {
         Sessions {
             cookie: format!("{SESSION_COOKIE}_{admin_port}"),
             live: Mutex::default(),
+            ended: tokio::sync::watch::Sender::new(()),
         }
     }
 
@@ -201,19 +205,63 @@ impl Sessions {
 
     /// True when the request carries a session that has not ended.
     pub fn valid(&self, headers: &HeaderMap) -> bool {
-        let Some(id) = cookie(headers, &self.cookie) else {
-            return false;
-        };
+        self.ends_at(headers).is_some()
+    }
+
+    /// When the request's session ends (ms since the epoch), if it has not.
+    fn ends_at(&self, headers: &HeaderMap) -> Option<u64> {
+        let id = cookie(headers, &self.cookie)?;
         let now = crate::time::now_ms();
         self.live()
             .get(&Self::key(id))
-            .is_some_and(|end| *end > now)
+            .copied()
+            .filter(|end| *end > now)
     }
 
     /// Ends the request's session (logout), wherever its cookie went.
     pub fn end(&self, headers: &HeaderMap) {
         if let Some(id) = cookie(headers, &self.cookie) {
             self.live().remove(&Self::key(id));
+            self.ended.send_replace(());
+        }
+    }
+
+    /// Watches the request's session, if it is valid now.
+    pub fn watch(self: &std::sync::Arc<Self>, headers: HeaderMap) -> Option<SessionWatch> {
+        self.valid(&headers).then(|| SessionWatch {
+            ended: self.ended.subscribe(),
+            sessions: std::sync::Arc::clone(self),
+            headers,
+        })
+    }
+}
+
+/// The session a long answer (the live stream) was let in by: the answer
+/// must end with it, not at its next write.
+pub struct SessionWatch {
+    sessions: std::sync::Arc<Sessions>,
+    headers: HeaderMap,
+    ended: tokio::sync::watch::Receiver<()>,
+}
+
+impl SessionWatch {
+    pub fn valid(&self) -> bool {
+        self.sessions.valid(&self.headers)
+    }
+
+    /// Resolves once the session has ended: logged out or expired.
+    pub async fn over(&mut self) {
+        while let Some(end) = self.sessions.ends_at(&self.headers) {
+            let left = end.saturating_sub(crate::time::now_ms());
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_millis(left)) => {}
+                // Some session ended: this one, or another.
+                changed = self.ended.changed() => {
+                    if changed.is_err() {
+                        return std::future::pending().await;
+                    }
+                }
+            }
         }
     }
 }
