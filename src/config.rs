@@ -367,21 +367,36 @@ fn setting(key: &str) -> String {
 fn load_file(path: &Path) -> Result<FileConfig, String> {
     let text =
         std::fs::read_to_string(path).map_err(|e| format!("config {}: {e}", path.display()))?;
-    toml::from_str(&text).map_err(|e| {
-        // Not toml's own rendering: it quotes the offending line, which may
-        // hold a signing secret or the admin token, into a log or terminal.
-        let at = e.span().map_or(String::new(), |span| {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            format!(" (line {line}, column {column})")
-        });
-        format!(
-            "config {}: {}{at}",
-            path.display(),
-            without_quoted(e.message())
-        )
-    })
+    // The key's path is kept beside the error: serde names only the
+    // field, and `tolerance_s` says little in a file of twenty endpoints.
+    let (e, key) = match toml::de::Deserializer::parse(&text)
+        .map_err(|e| (e, String::new()))
+        .and_then(|de| {
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                let key = e.path().to_string();
+                (e.into_inner(), key)
+            })
+        }) {
+        Ok(config) => return Ok(config),
+        Err(failed) => failed,
+    };
+    // Not toml's own rendering: it quotes the offending line, which may
+    // hold a signing secret or the admin token, into a log or terminal.
+    let at = e.span().map_or(String::new(), |span| {
+        let before = &text[..span.start.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        format!(" (line {line}, column {column})")
+    });
+    let key = match key.as_str() {
+        "" | "." => String::new(),
+        key => format!("{key}: "),
+    };
+    Err(format!(
+        "config {}: {key}{}{at}",
+        path.display(),
+        without_quoted(e.message())
+    ))
 }
 
 /// `msg` with every quoted value left out (`string "…"`, `integer `…``):
@@ -538,6 +553,27 @@ mod tests {
                 !err.contains("98765432109876") && !err.contains("31415926535897"),
                 "{err}"
             );
+            assert!(err.contains("line "), "{err}");
+        }
+    }
+
+    /// A value of the wrong type is named by its whole key: serde's own
+    /// message names only the field, or only the type it expected.
+    #[test]
+    fn config_type_errors_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        for (body, key) in [
+            (
+                "[[endpoint]]\nslug = \"a\"\n[[endpoint]]\nslug = \"b\"\nsignature = { scheme = \"stripe\", secret = \"s\", tolerance_s = \"300\" }\n",
+                "endpoint[1].signature.tolerance_s: ",
+            ),
+            ("[server]\nretain_days = \"7\"\n", "server.retain_days: "),
+            ("[[endpoint]]\nslug = 5\n", "endpoint[0].slug: "),
+        ] {
+            let path = dir.path().join("c.toml");
+            std::fs::write(&path, body).unwrap();
+            let err = load_file(&path).unwrap_err();
+            assert!(err.contains(key), "{key} not in {err}");
             assert!(err.contains("line "), "{err}");
         }
     }
