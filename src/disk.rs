@@ -14,6 +14,18 @@ use std::time::Duration;
 /// How often the usage is read.
 const REFRESH: Duration = Duration::from_secs(1);
 
+/// Free space kept whatever the percentage says: a restart after a crash
+/// writes the WAL it replays into table files before it frees the WAL, so
+/// a disk left with less than that fails the restart with ENOSPC (on a
+/// disk of tens of MB, 5% is less than one WAL).
+pub const MIN_FREE: u64 = 2 * crate::store::WAL_CAP;
+
+/// Past the limit: `used` of `usable` bytes over `max_used_pct`, or less
+/// than [`MIN_FREE`] left.
+fn over(used: u64, usable: u64, max_used_pct: f64) -> bool {
+    used as f64 * 100.0 / usable as f64 >= max_used_pct || usable.saturating_sub(used) < MIN_FREE
+}
+
 pub struct DiskGuard {
     path: PathBuf,
     max_used_pct: f64,
@@ -67,14 +79,20 @@ impl DiskGuard {
         self.usable.store(usable * block, Ordering::Relaxed);
         let pct = used as f64 * 100.0 / usable as f64;
         self.used_bp.store((pct * 100.0) as u64, Ordering::Relaxed);
-        self.full.store(pct >= self.max_used_pct, Ordering::Relaxed);
+        self.full.store(
+            over(used * block, usable * block, self.max_used_pct),
+            Ordering::Relaxed,
+        );
         // Bytes accepted while this read ran may not be in it.
         self.accepted(0);
     }
 
-    /// Counts `bytes` just accepted as used until the next read. It only
-    /// ever raises the figure and sets `full`; a read clears it.
+    /// Counts `bytes` just accepted as used until the next read, twice:
+    /// RocksDB writes them to its WAL and then to a table file, and the WAL
+    /// goes only after that. It only ever raises the figure and sets
+    /// `full`; a read clears it.
     pub fn accepted(&self, bytes: u64) {
+        let bytes = bytes.saturating_mul(2);
         let since = self.since_read.fetch_add(bytes, Ordering::AcqRel) + bytes;
         let usable = self.usable.load(Ordering::Relaxed);
         if usable == 0 || since == 0 {
@@ -84,7 +102,7 @@ impl DiskGuard {
         let pct = used as f64 * 100.0 / usable as f64;
         self.used_bp
             .fetch_max((pct * 100.0) as u64, Ordering::Relaxed);
-        if pct >= self.max_used_pct {
+        if over(used, usable, self.max_used_pct) {
             self.full.store(true, Ordering::Relaxed);
         }
     }
@@ -93,9 +111,10 @@ impl DiskGuard {
     pub fn refusal(&self) -> Option<String> {
         self.is_full().then(|| {
             format!(
-                "the data disk is {:.1}% full (limit {}%)",
+                "the data disk is {:.1}% full (limit {}%, and at least {} MiB kept free for a restart)",
                 self.used_pct(),
-                self.max_used_pct
+                self.max_used_pct,
+                MIN_FREE >> 20
             )
         })
     }
@@ -129,13 +148,28 @@ mod tests {
         let g = DiskGuard::new(dir.clone(), 100.0);
         assert!(!g.is_full(), "a limit of 100% with room left");
         let room = g.usable.load(Ordering::Relaxed) - g.used.load(Ordering::Relaxed);
-        g.accepted(room / 2);
+        // Counted twice (WAL, then table file); MIN_FREE stays free.
+        g.accepted((room - MIN_FREE) / 4);
         assert!(!g.is_full());
-        g.accepted(room);
+        g.accepted(room / 2);
         assert!(g.is_full(), "accepted past the room left");
         assert!(g.used_pct() >= 100.0);
         // A read counts what is really on the disk again.
         g.refresh();
         assert!(!g.is_full());
+    }
+
+    /// A small disk keeps room for a restart's replay of the WAL, however
+    /// low its usage in percent.
+    #[test]
+    fn a_small_disk_keeps_room_for_a_restart() {
+        let mib = 1 << 20;
+        assert!(!over(100 * mib, 1000 * mib, 95.0));
+        assert!(over(950 * mib, 1000 * mib, 95.0), "the percentage");
+        assert!(
+            over(20 * mib, 40 * mib, 95.0),
+            "50% of 40 MiB leaves too little"
+        );
+        assert!(!over(0, 2 * MIN_FREE, 95.0));
     }
 }
