@@ -19,6 +19,9 @@
 //!       sustained and at 1,000 requests/s,
 //!   (e) hookrelay in queue mode to the normal upstream: the sustained
 //!       ingest rate,
+//!   (r) bulk replay jobs over the forwards of (b), asked 100 and 1,000
+//!       events/s: the rate each keeps (a test beside the rest of the suite
+//!       can only check a slow one),
 //!   (s) hookrelay as a bin (`buffered`, the default 10 s header timeout)
 //!       while 5,000 other connections trickle a request head, a byte every
 //!       500 ms, and reconnect when closed (slowloris; their starts spread
@@ -595,6 +598,56 @@ fn trickle(
 }
 
 /// `hookrelay_queue_depth` from `/metrics`: the backlog a scenario left.
+/// Rates a bulk replay job is asked for in (r), each over one second's
+/// worth of events.
+const REPLAY_RATES: [f64; 2] = [100.0, 1000.0];
+
+/// Runs a bulk replay job over `endpoint`'s newest events at `rate` for
+/// about a second and returns the rate it kept, measured from outside:
+/// from the `202` to the poll that saw it done (polled every 2 ms).
+fn replay_rate(rt: &tokio::runtime::Runtime, admin: &str, endpoint: &str, rate: f64) -> f64 {
+    let events = rate as u64;
+    let admin = admin.to_string();
+    let body = serde_json::json!({ "endpoint": endpoint, "rate": rate, "limit": events });
+    rt.block_on(async move {
+        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let call = |req: http::Request<Full<Bytes>>| {
+            let client = client.clone();
+            async move {
+                let resp = client.request(req).await.unwrap();
+                let status = resp.status();
+                let body = resp.into_body().collect().await.unwrap().to_bytes();
+                let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                assert!(status.is_success(), "{status}: {v}");
+                v
+            }
+        };
+        let job = call(
+            http::Request::post(format!("{admin}/api/replay"))
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(body.to_string())))
+                .unwrap(),
+        )
+        .await;
+        let started = Instant::now();
+        let url = format!("{admin}/api/replay/{}", job["id"].as_str().unwrap());
+        // Bounded: ten times the second the job should take.
+        while started.elapsed() < Duration::from_secs(10) {
+            let v = call(
+                http::Request::get(&url)
+                    .body(Full::new(Bytes::new()))
+                    .unwrap(),
+            )
+            .await;
+            if v["status"] == "done" {
+                return v["sent"].as_u64().unwrap_or(0) as f64 / started.elapsed().as_secs_f64();
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        0.0
+    })
+}
+
 fn queue_depth(rt: &tokio::runtime::Runtime, admin: &str) -> Option<u64> {
     let url = format!("{admin}/metrics");
     rt.block_on(async move {
@@ -734,6 +787,7 @@ fn main() {
     let mut queue_ratio = Vec::new();
     let mut backlog = Vec::new();
     let mut sig_cost = Vec::new();
+    let mut replay_rates = Vec::new();
     let durabilities = ["sync", "buffered"];
     for (i, durability) in durabilities.into_iter().enumerate() {
         if i > 0 {
@@ -769,6 +823,13 @@ fn main() {
         let fwd = run_measured(&rt, &h, &format!("{}/in/fwd", h.ingest), secs);
         let fwdsig = run_measured(&rt, &h, &format!("{}/in/fwdsig", h.ingest), secs);
         let bin = run_measured(&rt, &h, &format!("{}/in/bin", h.ingest), secs);
+        // Replays of the forwards just stored, before the queue's backlog
+        // loads the instance.
+        let kept: Vec<(f64, f64)> = REPLAY_RATES
+            .iter()
+            .map(|&rate| (rate, replay_rate(&rt, &h.admin, "fwd", rate)))
+            .collect();
+        replay_rates.push((durability, kept));
         // Last on this instance: whatever backlog it leaves dies with it.
         let queue = run_measured(&rt, &h, &format!("{}/in/queue", h.ingest), secs);
         backlog.push((durability, queue_depth(&rt, &h.admin)));
@@ -975,6 +1036,22 @@ fn main() {
         TRICKLE_TIMEOUT_S + 1,
         if kept_too_long { "  MISSED" } else { "" },
     );
+    for (durability, kept) in replay_rates {
+        println!(
+            "bulk replay (r), {durability}: {} (goal within 20%; one event at a time, so the receiver's round trip caps it)",
+            kept.iter()
+                .map(|(asked, got)| format!(
+                    "asked {asked:.0}/s kept {got:.0}/s{}",
+                    if (got / asked - 1.0).abs() > 0.2 {
+                        " MISSED"
+                    } else {
+                        ""
+                    }
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     for (durability, rate_cost, cpu_cost, errors) in sig_cost {
         let cpu = cpu_cost.unwrap_or(rate_cost);
         // Two separate 5 s runs differ by ±15% here, far more than the
