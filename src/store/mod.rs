@@ -19,6 +19,7 @@
 
 pub mod keys;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -1539,13 +1540,12 @@ impl Store {
         }
         doomed.sort();
         doomed.dedup();
-        let modes: std::collections::HashMap<String, crate::endpoint::Mode> = self
+        let modes: HashMap<String, crate::endpoint::Mode> = self
             .endpoints()?
             .into_iter()
             .map(|ep| (ep.slug.as_str().to_string(), ep.mode))
             .collect();
-        let mut deleted = 0;
-        let mut pruned: Option<([u8; 16], [u8; 16])> = None;
+        let mut pruned = Pruned::default();
         for id in doomed {
             if self
                 .sweep_stopped
@@ -1565,8 +1565,7 @@ impl Store {
             let mut b = WriteBatch::default();
             self.delete_event_into(&mut b, &id, &ev)?;
             self.write_lazy(b)?;
-            deleted += 1;
-            pruned = Some((pruned.map_or(id, |(first, _)| first), id));
+            pruned.add(&ev.endpoint, ev.state.tag(), id);
         }
         // Per-minute counters only feed the last hour's chart: keep a day.
         let day_ago = (now_ms / 60_000).saturating_sub(24 * 60);
@@ -1582,10 +1581,10 @@ impl Store {
             }
         }
         self.write(b)?;
-        if let Some((first, last)) = pruned.filter(|_| deleted >= COMPACT_AFTER_PRUNED) {
-            self.compact_pruned(&first, &last);
+        if pruned.count >= COMPACT_AFTER_PRUNED {
+            self.compact_pruned(&pruned);
         }
-        Ok(deleted)
+        Ok(pruned.count)
     }
 
     /// RocksDB keeps a tombstone for each deleted key until a compaction
@@ -1595,21 +1594,43 @@ impl Store {
     /// frees the disk space now rather than whenever RocksDB gets there).
     /// The compactions run on RocksDB's background threads, at the lowest
     /// CPU priority; this thread only waits for them.
-    fn compact_pruned(&self, first: &[u8; 16], last: &[u8; 16]) {
+    fn compact_pruned(&self, pruned: &Pruned) {
+        let Some((first, last)) = pruned.ids else {
+            return;
+        };
         // Forced down to the last level: a range whose tombstones sit in
         // one file is otherwise moved there whole, tombstones and all.
         let mut opts = rocksdb::CompactOptions::default();
         opts.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::ForceOptimized);
-        let id_ranges = [
+        let mut ranges = vec![
             (keys::EVENTS, first.to_vec(), last.to_vec()),
             (keys::BODIES, first.to_vec(), last.to_vec()),
             (
                 keys::ATTEMPTS,
-                keys::attempt(first, 0),
-                keys::attempt(last, u32::MAX),
+                keys::attempt(&first, 0),
+                keys::attempt(&last, u32::MAX),
             ),
         ];
-        for (name, from, to) in id_ranges {
+        // The indexes lead with the endpoint (and state): only the part of
+        // each that held pruned ids, not the whole index every sweep.
+        let mut by_endpoint: HashMap<&str, ([u8; 16], [u8; 16])> = HashMap::new();
+        for ((slug, tag), (lo, hi)) in &pruned.by_ep_state {
+            ranges.push((
+                keys::BY_EP_STATE,
+                keys::by_ep_state(slug, *tag, lo),
+                keys::by_ep_state(slug, *tag, hi),
+            ));
+            let r = by_endpoint.entry(slug).or_insert((*lo, *hi));
+            *r = (r.0.min(*lo), r.1.max(*hi));
+        }
+        for (slug, (lo, hi)) in by_endpoint {
+            ranges.push((
+                keys::BY_ENDPOINT,
+                keys::by_endpoint(slug, &lo),
+                keys::by_endpoint(slug, &hi),
+            ));
+        }
+        for (name, from, to) in ranges {
             if self
                 .sweep_stopped
                 .load(std::sync::atomic::Ordering::Relaxed)
@@ -1618,18 +1639,6 @@ impl Store {
             }
             self.db
                 .compact_range_cf_opt(self.cf(name), Some(from), Some(to), &opts);
-        }
-        // The indexes lead with the endpoint, so the pruned ids are spread
-        // over all of them; their entries are small.
-        for name in [keys::BY_ENDPOINT, keys::BY_EP_STATE] {
-            if self
-                .sweep_stopped
-                .load(std::sync::atomic::Ordering::Relaxed)
-            {
-                return;
-            }
-            self.db
-                .compact_range_cf_opt(self.cf(name), None::<&[u8]>, None::<&[u8]>, &opts);
         }
     }
 
@@ -1992,6 +2001,29 @@ fn owed(ev: &Event, mode: Option<crate::endpoint::Mode>, now_ms: u64) -> bool {
 fn next_after(id: [u8; 16]) -> [u8; 16] {
     let v = u128::from_be_bytes(id);
     v.saturating_add(1).to_be_bytes()
+}
+
+/// What a retention sweep deleted: its id range, and each endpoint and
+/// state's (see [`Store::compact_pruned`]).
+#[derive(Default)]
+struct Pruned {
+    count: usize,
+    ids: Option<([u8; 16], [u8; 16])>,
+    by_ep_state: HashMap<(String, u8), ([u8; 16], [u8; 16])>,
+}
+
+impl Pruned {
+    fn add(&mut self, slug: &str, tag: u8, id: [u8; 16]) {
+        let widen = |r: &mut ([u8; 16], [u8; 16])| *r = (r.0.min(id), r.1.max(id));
+        self.count += 1;
+        widen(self.ids.get_or_insert((id, id)));
+        match self.by_ep_state.get_mut(&(slug.to_string(), tag)) {
+            Some(r) => widen(r),
+            None => {
+                self.by_ep_state.insert((slug.to_string(), tag), (id, id));
+            }
+        }
+    }
 }
 
 /// Ids under `prefix`, newest first, strictly below `below`, not below `floor`.
