@@ -111,7 +111,7 @@ impl DiskGuard {
     pub fn refusal(&self) -> Option<String> {
         self.is_full().then(|| {
             format!(
-                "the data disk is {:.1}% full (limit {}%, and at least {} MiB kept free for a restart)",
+                "the data disk is {:.2}% full (limit {}%, and at least {} MiB kept free for a restart)",
                 self.used_pct(),
                 self.max_used_pct,
                 MIN_FREE >> 20

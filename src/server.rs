@@ -634,9 +634,13 @@ async fn prune(store: &Arc<Store>, config: &Config) {
     let per = config.retain_per_endpoint;
     match store
         .run(move |s| {
-            let _pass = s.retention_pass();
-            let pinned = crate::replay::pending_ids(s)?;
-            s.prune(crate::time::now_ms(), max_age, per, &pinned)
+            let sweep = {
+                let _pass = s.retention_pass();
+                let pinned = crate::replay::pending_ids(s)?;
+                s.prune(crate::time::now_ms(), max_age, per, &pinned)?
+            };
+            s.compact_swept(&sweep);
+            Ok(sweep.deleted())
         })
         .await
     {

@@ -627,40 +627,44 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
             if let Some(c) = &a.cursor {
                 q.push(("cursor", c.clone()));
             }
-            // Opened first: a path that cannot be written is said before a
-            // download of up to 128 MiB, not after it.
+            // A file beside the output, opened first: a directory that
+            // cannot be written is said before a download of up to 128 MiB,
+            // not after it. It replaces the output only once whole, so a
+            // failed export (server down, no token) leaves the last one be;
+            // dropped unrenamed, it is removed.
             let named =
                 |path: &std::path::Path, e: std::io::Error| format!("{}: {e}", path.display());
             let file = match &a.output {
                 Some(path) => {
-                    let existed = path.exists();
-                    let f = std::fs::File::create(path).map_err(|e| named(path, e))?;
-                    Some((path, f, existed))
+                    if path.is_dir() {
+                        return Err(format!("{}: is a directory", path.display()));
+                    }
+                    let dir = path
+                        .parent()
+                        .filter(|d| !d.as_os_str().is_empty())
+                        .unwrap_or(std::path::Path::new("."));
+                    let tmp = tempfile::Builder::new()
+                        .prefix(".hookrelay-export-")
+                        .tempfile_in(dir)
+                        .map_err(|e| named(path, e))?;
+                    Some((path, tmp))
                 }
                 None => None,
             };
-            let text = match r
+            let text = r
                 .get_text(&format!("/api/export?{}", remote::query_string(&q)))
-                .await
-            {
-                Ok(text) => text,
-                Err(e) => {
-                    if let Some((path, _, false)) = &file {
-                        let _ = std::fs::remove_file(path);
-                    }
-                    return Err(e);
-                }
-            };
+                .await?;
             // A HAR with no entries is still a document.
             let empty = text.trim().is_empty()
                 || serde_json::from_str::<Value>(&text)
                     .is_ok_and(|v| v["log"]["entries"].as_array().is_some_and(Vec::is_empty));
             match file {
-                Some((path, mut f, _)) => {
+                Some((path, mut tmp, ..)) => {
                     use std::io::Write;
-                    f.write_all(text.as_bytes())
-                        .and_then(|()| f.sync_all())
-                        .map_err(|e| named(path, e))?
+                    tmp.write_all(text.as_bytes())
+                        .and_then(|()| tmp.as_file().sync_all())
+                        .map_err(|e| named(path, e))?;
+                    tmp.persist(path).map_err(|e| named(path, e.error))?;
                 }
                 None => out(&printable(&text)),
             }

@@ -48,6 +48,28 @@ impl Remote {
                 args.server
             ));
         }
+        let authority = url
+            .as_ref()
+            .and_then(|u| u.authority())
+            .map_or("", |a| a.as_str());
+        // Not printed back: the URL is in every error message.
+        if authority.contains('@') {
+            return Err(
+                "--server / HOOKRELAY_SERVER: a user or password in the URL is not used (and would be printed in messages): give the admin token with --token or HOOKRELAY_ADMIN_TOKEN".into(),
+            );
+        }
+        // `http::Uri` takes a port it cannot read (`:99999`, `:`) as none,
+        // and the client then went to port 80, with the token.
+        let port = match authority.rfind(']') {
+            Some(i) => authority[i + 1..].strip_prefix(':'),
+            None => authority.rsplit_once(':').map(|(_, p)| p),
+        };
+        if port.is_some_and(|p| p.parse::<u16>().map_or(true, |n| n == 0)) {
+            return Err(format!(
+                "--server / HOOKRELAY_SERVER: {:?} has no valid port (1-65535)",
+                args.server
+            ));
+        }
         Ok(Remote {
             client: Client::new(None, 0, TargetGuard::off())?,
             base,
@@ -93,8 +115,8 @@ impl Remote {
             serde_json::from_slice(&reply.body)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&reply.body).into()))
         };
-        if reply.status >= 400 {
-            return Err(refusal(reply.status, &reply.body));
+        if reply.status >= 300 {
+            return Err(self.refusal(&reply));
         }
         Ok(v)
     }
@@ -119,10 +141,49 @@ impl Remote {
                 "warning: the export was cut at the server's cap and holds the newest events{rest}"
             );
         }
-        if reply.status >= 400 {
-            return Err(refusal(reply.status, &reply.body));
+        if reply.status >= 300 {
+            return Err(self.refusal(&reply));
         }
         Ok(String::from_utf8_lossy(&reply.body).into_owned())
+    }
+
+    /// An answer that is not the API's success as the user reads it: the
+    /// API's `error` message, or the answer itself when it is a short line
+    /// of text (a page, such as a proxy's HTML, is not printed whole). A
+    /// redirect (the dashboard's login) or a 404 without the API's error
+    /// means the path in `--server` is not the admin listener's.
+    fn refusal(&self, reply: &Reply) -> String {
+        let status = reply.status;
+        let text = String::from_utf8_lossy(&reply.body);
+        let api_error = serde_json::from_slice::<Value>(&reply.body).ok();
+        let msg = match &api_error {
+            Some(v) => v["error"]
+                .as_str()
+                .map_or_else(|| v.to_string(), str::to_string),
+            None if text.len() <= 200 && !text.contains(['<', '\n']) && !text.is_empty() => {
+                text.into_owned()
+            }
+            None => "refused".to_string(),
+        };
+        let wrong_path = format!(
+            "; check the path in --server or HOOKRELAY_SERVER ({}): hookrelay's API is under /api",
+            self.base
+        );
+        let hint = match status {
+            401 => "; pass --token or set HOOKRELAY_ADMIN_TOKEN".to_string(),
+            300..=399 => {
+                let to = reply
+                    .headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case("location"))
+                    .map(|(_, v)| format!(" to {}", String::from_utf8_lossy(v)))
+                    .unwrap_or_default();
+                return format!("redirected{to} (HTTP {status}), not an API answer{wrong_path}");
+            }
+            404 if api_error.is_none() => wrong_path,
+            _ => String::new(),
+        };
+        format!("{msg} (HTTP {status}){hint}")
     }
 
     /// The URL and headers of a streaming request (`tail`).
@@ -196,28 +257,6 @@ impl Remote {
             self.base, f.detail
         )
     }
-}
-
-/// An error status as the user reads it: the API's `error` message, or
-/// the answer itself when it is a short line of text (a page, such as a
-/// proxy's HTML, is not printed whole).
-fn refusal(status: u16, body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let msg = match serde_json::from_slice::<Value>(body) {
-        Ok(v) => v["error"]
-            .as_str()
-            .map_or_else(|| v.to_string(), str::to_string),
-        Err(_) if text.len() <= 200 && !text.contains(['<', '\n']) && !text.is_empty() => {
-            text.into_owned()
-        }
-        Err(_) => "refused".to_string(),
-    };
-    let hint = if status == 401 {
-        "; pass --token or set HOOKRELAY_ADMIN_TOKEN"
-    } else {
-        ""
-    };
-    format!("{msg} (HTTP {status}){hint}")
 }
 
 /// Did hookrelay's admin API answer (see [`crate::admin::API_MARKER`])?

@@ -318,7 +318,7 @@ const LOG_FILE_SIZE: usize = 16 << 20;
 const LOG_FILES_KEPT: usize = 4;
 
 /// A retention sweep that deleted at least this many events compacts the
-/// range it pruned (see [`Store::compact_pruned`]).
+/// range it pruned (see [`Store::compact_swept`]).
 const COMPACT_AFTER_PRUNED: usize = 4096;
 /// Memtables of all families together: RocksDB's default is 64 MiB each,
 /// twice over, for eleven families.
@@ -1485,15 +1485,15 @@ impl Store {
 
     /// Deletes events older than `max_age_ms` and, per endpoint, all but the
     /// newest `per_endpoint`, except those still owed a delivery and the
-    /// `pinned` ones (a replay job has yet to send them). Returns how many
-    /// were deleted.
+    /// `pinned` ones (a replay job has yet to send them). Returns what was
+    /// deleted, for [`Store::compact_swept`].
     pub fn prune(
         &self,
         now_ms: u64,
         max_age_ms: Option<u64>,
         per_endpoint: Option<usize>,
         pinned: &std::collections::HashSet<String>,
-    ) -> Result<usize> {
+    ) -> Result<Sweep> {
         let mut doomed: Vec<[u8; 16]> = Vec::new();
         if let Some(age) = max_age_ms {
             let cutoff = keys::id_floor(now_ms.saturating_sub(age));
@@ -1545,12 +1545,16 @@ impl Store {
             .into_iter()
             .map(|ep| (ep.slug.as_str().to_string(), ep.mode))
             .collect();
-        let mut pruned = Pruned::default();
+        let mut pruned = Sweep::default();
         for id in doomed {
             if self
                 .sweep_stopped
                 .load(std::sync::atomic::Ordering::Relaxed)
             {
+                tracing::info!(
+                    deleted = pruned.count,
+                    "retention sweep stopped at shutdown; the next start goes on"
+                );
                 break;
             }
             // Under the event's stripe lock, re-read: an outcome written
@@ -1581,10 +1585,7 @@ impl Store {
             }
         }
         self.write(b)?;
-        if pruned.count >= COMPACT_AFTER_PRUNED {
-            self.compact_pruned(&pruned);
-        }
-        Ok(pruned.count)
+        Ok(pruned)
     }
 
     /// RocksDB keeps a tombstone for each deleted key until a compaction
@@ -1593,9 +1594,13 @@ impl Store {
     /// read like a page of 100,000. Compacting the range drops them (and
     /// frees the disk space now rather than whenever RocksDB gets there).
     /// The compactions run on RocksDB's background threads, at the lowest
-    /// CPU priority; this thread only waits for them.
-    fn compact_pruned(&self, pruned: &Pruned) {
-        let Some((first, last)) = pruned.ids else {
+    /// CPU priority; this thread only waits for them. Only after a sweep
+    /// of [`COMPACT_AFTER_PRUNED`] events or more; call it outside the
+    /// retention pass (it deletes nothing, and a job being created waits
+    /// for the pass).
+    pub fn compact_swept(&self, pruned: &Sweep) {
+        let Some((first, last)) = pruned.ids.filter(|_| pruned.count >= COMPACT_AFTER_PRUNED)
+        else {
             return;
         };
         // Forced down to the last level: a range whose tombstones sit in
@@ -2003,16 +2008,20 @@ fn next_after(id: [u8; 16]) -> [u8; 16] {
     v.saturating_add(1).to_be_bytes()
 }
 
-/// What a retention sweep deleted: its id range, and each endpoint and
-/// state's (see [`Store::compact_pruned`]).
+/// What a retention sweep deleted: how many, their id range, and each
+/// endpoint and state's (see [`Store::compact_swept`]).
 #[derive(Default)]
-struct Pruned {
+pub struct Sweep {
     count: usize,
     ids: Option<([u8; 16], [u8; 16])>,
     by_ep_state: HashMap<(String, u8), ([u8; 16], [u8; 16])>,
 }
 
-impl Pruned {
+impl Sweep {
+    pub fn deleted(&self) -> usize {
+        self.count
+    }
+
     fn add(&mut self, slug: &str, tag: u8, id: [u8; 16]) {
         let widen = |r: &mut ([u8; 16], [u8; 16])| *r = (r.0.min(id), r.1.max(id));
         self.count += 1;
@@ -2237,7 +2246,8 @@ mod tests {
         }
         let deleted = store
             .prune(crate::time::now_ms(), None, Some(4), &Default::default())
-            .unwrap();
+            .unwrap()
+            .deleted();
         assert_eq!(deleted, 3);
         for id in &real {
             assert!(store.get_event(id).unwrap().is_some(), "a real event went");
@@ -2265,10 +2275,11 @@ mod tests {
         }
         // Some of them in the SST files too, as on a store that has run.
         store.db.flush_cf(store.cf(keys::EVENTS)).unwrap();
-        let deleted = store
+        let sweep = store
             .prune(crate::time::now_ms(), None, Some(10), &Default::default())
             .unwrap();
-        assert_eq!(deleted, EVENTS - 10);
+        assert_eq!(sweep.deleted(), EVENTS - 10);
+        store.compact_swept(&sweep);
         set_perf_stats(PerfStatsLevel::EnableCount);
         let mut perf = PerfContext::default();
         perf.reset();

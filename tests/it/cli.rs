@@ -254,6 +254,33 @@ async fn export_writes_jsonl_and_har() {
     .await;
     assert_eq!(code, 1, "{err}");
     assert!(!failed.exists(), "a failed export leaves no file behind");
+    // Nor does it touch the last one (it emptied it: a cron job's export
+    // with the server down wiped the backup).
+    std::fs::write(&failed, "last night's export\n").unwrap();
+    let (code, _, err) = hookrelay(
+        &s,
+        &["export", "--cursor", "nope", "-o", failed.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&failed).unwrap(),
+        "last night's export\n"
+    );
+    let (code, _, err) = hookrelay(&s, &["export", "-o", failed.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&failed).unwrap().lines().count(),
+        2,
+        "a good export replaces it"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".hookrelay-export-"))
+        .collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
 }
 
 /// `hookrelay tail ARGS` with its stdout as a channel of lines; killed when
@@ -997,22 +1024,50 @@ async fn a_refusal_for_want_of_the_token_says_how_to_pass_it() {
             err.contains("(HTTP 401); pass --token or set HOOKRELAY_ADMIN_TOKEN"),
             "{args:?}: {err}"
         );
+        // A wrong path: the dashboard sends the CLI to its login, which
+        // read as an empty answer (exit 0, an empty list).
+        let mut cmd = cmd::hookrelay();
+        cmd.args(args)
+            .env("HOOKRELAY_SERVER", s.admin_url("/prefix"))
+            .env("RUST_LOG", "off");
+        let out = cmd::output(cmd).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("redirected to /login") && err.contains("check the path in --server"),
+            "{args:?}: {err}"
+        );
     }
 }
 
-/// A query in the server address is refused as typed: joined with the
-/// API's paths it sent `/?x=1/api/endpoints`, and the HTML that answered
-/// read as the error.
+/// A server address the CLI cannot use as typed is refused before any
+/// connection: a query (joined with the API's paths it sent
+/// `/?x=1/api/endpoints`), a port out of range (it went to port 80, with
+/// the token), a password (printed back in every message).
 #[tokio::test]
-async fn a_server_address_with_a_query_is_refused_as_typed() {
-    let mut cmd = cmd::hookrelay();
-    cmd.args(["endpoint", "list"])
-        .env("HOOKRELAY_SERVER", "http://127.0.0.1:8081/?x=1")
-        .env("RUST_LOG", "off");
-    let out = cmd::output(cmd).await;
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("/?x=1\" has a query or fragment"), "{err}");
+async fn a_server_address_that_cannot_be_used_is_refused_as_typed() {
+    for (server, said) in [
+        (
+            "http://127.0.0.1:8081/?x=1",
+            "/?x=1\" has a query or fragment",
+        ),
+        ("http://127.0.0.1:99999", ":99999\" has no valid port"),
+        ("http://127.0.0.1:", ":\" has no valid port"),
+        (
+            "http://u:hunter2@127.0.0.1:8081",
+            "a user or password in the URL is not used",
+        ),
+    ] {
+        let mut cmd = cmd::hookrelay();
+        cmd.args(["endpoint", "list"])
+            .env("HOOKRELAY_SERVER", server)
+            .env("RUST_LOG", "off");
+        let out = cmd::output(cmd).await;
+        assert_eq!(out.status.code(), Some(1), "{server}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(said), "{server}: {err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
 }
 
 /// `endpoint add` sets every endpoint field the README lists: a bin's

@@ -105,7 +105,8 @@ async fn retention_keeps_the_newest_per_endpoint_and_prunes_by_age() {
     assert_eq!(
         store
             .prune(now, Some(86_400_000), None, &Default::default())
-            .unwrap(),
+            .unwrap()
+            .deleted(),
         0
     );
     assert_eq!(
@@ -116,7 +117,8 @@ async fn retention_keeps_the_newest_per_endpoint_and_prunes_by_age() {
                 None,
                 &Default::default()
             )
-            .unwrap(),
+            .unwrap()
+            .deleted(),
         3
     );
     let page = store
@@ -156,7 +158,8 @@ async fn retention_keeps_held_events_only_while_their_endpoint_exists() {
     assert_eq!(
         store
             .prune(later, Some(86_400_000), Some(1), &Default::default())
-            .unwrap(),
+            .unwrap()
+            .deleted(),
         2,
         "both held events of the deleted endpoint go, none of the paused one"
     );
@@ -482,7 +485,8 @@ async fn retention_ages_out_forwards_a_crash_left_received() {
     assert_eq!(
         store
             .prune(now, Some(day), None, &Default::default())
-            .unwrap(),
+            .unwrap()
+            .deleted(),
         1
     );
     assert!(
