@@ -115,24 +115,26 @@ pub async fn serve(
         Relay::new(Arc::clone(&store), client, config.max_body).map_err(|e| e.to_string())?,
     );
     relay.set_body_memory(config.body_memory);
-    let named = |input: &crate::endpoint::EndpointInput, e: crate::error::Error| {
-        format!(
-            "config endpoint {:?}: {e}",
-            input.slug.clone().unwrap_or_default()
-        )
+    // By its place in the file too (as a type error is): the slug may be
+    // the thing that is missing.
+    let named = |i: usize, input: &crate::endpoint::EndpointInput, e: crate::error::Error| {
+        match &input.slug {
+            Some(slug) => format!("config endpoint[{i}] {slug:?}: {e}"),
+            None => format!("config endpoint[{i}]: {e}"),
+        }
     };
     // All checked before any is written: a refused start changes nothing.
-    for input in &config.endpoints {
+    for (i, input) in config.endpoints.iter().enumerate() {
         relay
             .check_create(input.clone(), true)
-            .map_err(|e| named(input, e))?;
+            .map_err(|e| named(i, input, e))?;
     }
     let mut created = Vec::new();
-    for input in config.endpoints.clone() {
+    for (i, input) in config.endpoints.clone().into_iter().enumerate() {
         let (ep, new) = relay
             .upsert(input.clone(), true)
             .await
-            .map_err(|e| named(&input, e))?;
+            .map_err(|e| named(i, &input, e))?;
         if new {
             created.push(ep);
         }

@@ -30,7 +30,7 @@ async fn a_refused_start_writes_none_of_the_files_endpoints() {
     let out = start(&data).await;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "started: {err}");
-    assert!(err.contains("config endpoint \"second\""), "{err}");
+    assert!(err.contains("config endpoint[1] \"second\": "), "{err}");
     // The data directory was new: the refused start leaves none behind,
     // nor the parents it made for it.
     assert!(!data.exists(), "a store was left in {}", data.display());
@@ -54,6 +54,17 @@ async fn a_refused_start_writes_none_of_the_files_endpoints() {
     let (status, v) = s.api("GET", "/api/endpoints/kept", None).await;
     assert_eq!(status, 200, "{v}");
     s.stop().await;
+
+    // One without a slug is named by its place in the file.
+    std::fs::write(
+        &file,
+        "[[endpoint]]\nslug = \"first\"\n\n[[endpoint]]\nname = \"a bin\"\n",
+    )
+    .unwrap();
+    let out = start(&dir.path().join("other")).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started: {err}");
+    assert!(err.contains("config endpoint[1]: slug"), "{err}");
     drop(dir);
 }
 
