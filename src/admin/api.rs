@@ -408,6 +408,16 @@ pub fn parse_filter(q: &HashMap<String, String>) -> Result<EventFilter> {
         .transpose()?
         .unwrap_or(50);
     let flag = |k: &str| -> Result<Option<bool>> { get(k).map(|s| query_flag(k, s)).transpose() };
+    let (since, until) = (instant("since")?, instant("until")?);
+    // Not an empty page: `since=1h&until=2h` reads as a window, but both
+    // count back from now.
+    if let (Some(s), Some(u)) = (since, until)
+        && s > u
+    {
+        return Err(Error::BadRequest(
+            "since is after until, so nothing can match (a duration counts back from now: since=2h&until=1h is the hour before the last)".into(),
+        ));
+    }
     Ok(EventFilter {
         endpoint: get("endpoint").map(str::to_string),
         state,
@@ -429,8 +439,8 @@ pub fn parse_filter(q: &HashMap<String, String>) -> Result<EventFilter> {
             .transpose()?,
         duplicate: flag("duplicate")?,
         mirror_diff: flag("mirror_diff")?,
-        since: instant("since")?,
-        until: instant("until")?,
+        since,
+        until,
         q: get("q").map(str::to_string),
         limit,
         cursor: get("cursor").map(str::to_string),

@@ -27,6 +27,7 @@ pub(crate) fn out(text: &str) {
 }
 
 mod bulk;
+mod outfile;
 mod remote;
 mod tail;
 mod verify;
@@ -39,13 +40,18 @@ use serde_json::{Value, json};
 
 use crate::config::{Config, ServeArgs};
 use crate::server::{Listeners, serve};
+use outfile::OutFile;
 use remote::Remote;
 
 #[derive(Parser, Debug)]
 #[command(
     name = "hookrelay",
     version,
-    about = "Webhook inspection and replay proxy"
+    about = "Webhook inspection and replay proxy",
+    after_help = "The commands other than serve and verify talk to a running server's admin API: \
+--server URL (HOOKRELAY_SERVER, default http://127.0.0.1:8081), --token TOKEN \
+(HOOKRELAY_ADMIN_TOKEN) when it has an admin token, --json for scripts; before or after \
+the command (hookrelay --server URL events)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -627,30 +633,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
             if let Some(c) = &a.cursor {
                 q.push(("cursor", c.clone()));
             }
-            // A file beside the output, opened first: a directory that
-            // cannot be written is said before a download of up to 128 MiB,
-            // not after it. It replaces the output only once whole, so a
-            // failed export (server down, no token) leaves the last one be;
-            // dropped unrenamed, it is removed.
-            let named =
-                |path: &std::path::Path, e: std::io::Error| format!("{}: {e}", path.display());
-            let file = match &a.output {
-                Some(path) => {
-                    if path.is_dir() {
-                        return Err(format!("{}: is a directory", path.display()));
-                    }
-                    let dir = path
-                        .parent()
-                        .filter(|d| !d.as_os_str().is_empty())
-                        .unwrap_or(std::path::Path::new("."));
-                    let tmp = tempfile::Builder::new()
-                        .prefix(".hookrelay-export-")
-                        .tempfile_in(dir)
-                        .map_err(|e| named(path, e))?;
-                    Some((path, tmp))
-                }
-                None => None,
-            };
+            let file = a.output.as_deref().map(OutFile::open).transpose()?;
             let text = r
                 .get_text(&format!("/api/export?{}", remote::query_string(&q)))
                 .await?;
@@ -659,13 +642,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
                 || serde_json::from_str::<Value>(&text)
                     .is_ok_and(|v| v["log"]["entries"].as_array().is_some_and(Vec::is_empty));
             match file {
-                Some((path, mut tmp, ..)) => {
-                    use std::io::Write;
-                    tmp.write_all(text.as_bytes())
-                        .and_then(|()| tmp.as_file().sync_all())
-                        .map_err(|e| named(path, e))?;
-                    tmp.persist(path).map_err(|e| named(path, e.error))?;
-                }
+                Some(file) => file.write(text.as_bytes())?,
                 None => out(&printable(&text)),
             }
             if empty {

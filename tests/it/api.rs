@@ -298,6 +298,9 @@ async fn bad_requests_get_clear_errors() {
     check(st, b, 400, "signature");
     let (st, b) = s.api("GET", "/api/events?since=yesterday", None).await;
     check(st, b, 400, "since");
+    // Both count back from now: an empty page read as "none in that hour".
+    let (st, b) = s.api("GET", "/api/events?since=1h&until=2h", None).await;
+    check(st, b, 400, "since is after until");
     // A typo in a filter's name would list everything.
     let (st, b) = s.api("GET", "/api/events?endpont=x", None).await;
     check(st, b, 400, "endpont");

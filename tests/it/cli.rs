@@ -281,6 +281,34 @@ async fn export_writes_jsonl_and_har() {
         .filter(|n| n.starts_with(".hookrelay-export-"))
         .collect();
     assert!(left.is_empty(), "temporary files left: {left:?}");
+
+    // Through a symbolic link to its file, the link kept; into a FIFO as
+    // a stream (a rename put a regular file in the place of both).
+    let link = dir.path().join("link.jsonl");
+    std::os::unix::fs::symlink(&failed, &link).unwrap();
+    let (code, _, err) = hookrelay(
+        &s,
+        &["export", "--limit", "1", "-o", link.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
+    assert_eq!(std::fs::read_to_string(&failed).unwrap().lines().count(), 1);
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let (code, _, err) = hookrelay(&s, &["export", "-o", fifo.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(reader.join().unwrap().lines().count(), 2);
+    use std::os::unix::fs::FileTypeExt;
+    assert!(fifo.metadata().unwrap().file_type().is_fifo());
 }
 
 /// `hookrelay tail ARGS` with its stdout as a channel of lines; killed when
@@ -1037,6 +1065,20 @@ async fn a_refusal_for_want_of_the_token_says_how_to_pass_it() {
             err.contains("redirected to /login") && err.contains("check the path in --server"),
             "{args:?}: {err}"
         );
+    }
+}
+
+/// The top-level help says how the client commands reach the server: the
+/// options live on each command, so it did not.
+#[tokio::test]
+async fn the_top_level_help_names_the_client_options() {
+    let mut cmd = cmd::hookrelay();
+    cmd.arg("--help");
+    let out = cmd::output(cmd).await;
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for said in ["--server URL (HOOKRELAY_SERVER", "--token TOKEN", "--json"] {
+        assert!(help.contains(said), "{said} not in {help}");
     }
 }
 

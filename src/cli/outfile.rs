@@ -1,0 +1,83 @@
+//! The file `export -o` writes: replaced only once the export is whole, so
+//! a failed export leaves the last one as it was; written through when it
+//! is a pipe or a device (`-o >(gzip …)`, `-o /dev/stdout`).
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub enum OutFile {
+    /// A regular file (or a name not taken yet): a temporary file beside
+    /// it, renamed over it once written. Dropped unrenamed, it is removed.
+    Replace {
+        shown: PathBuf,
+        target: PathBuf,
+        tmp: tempfile::NamedTempFile,
+    },
+    /// A FIFO, a terminal, a character device: nothing there to keep, and
+    /// a rename would put a regular file in its place.
+    Through { shown: PathBuf, file: File },
+}
+
+impl OutFile {
+    /// Opened before the download: a directory that cannot be written is
+    /// said before up to 128 MiB are fetched, not after.
+    pub fn open(path: &Path) -> Result<OutFile, String> {
+        let shown = path.to_path_buf();
+        let named = |e: std::io::Error| format!("{}: {e}", path.display());
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => Err(format!("{}: is a directory", path.display())),
+            Ok(m) if !m.is_file() => {
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(named)?;
+                Ok(OutFile::Through { shown, file })
+            }
+            found => {
+                // Through a symbolic link to its file: the link stays.
+                let target = match found {
+                    Ok(_) => std::fs::canonicalize(path).map_err(named)?,
+                    Err(_) => path.to_path_buf(),
+                };
+                let dir = target
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                if !dir.is_dir() {
+                    return Err(format!(
+                        "{}: no such directory {}",
+                        path.display(),
+                        dir.display()
+                    ));
+                }
+                // Its error names the temporary file; the user named `path`.
+                let tmp = tempfile::Builder::new()
+                    .prefix(".hookrelay-export-")
+                    .tempfile_in(dir)
+                    .map_err(|e| named(std::io::Error::from(e.kind())))?;
+                Ok(OutFile::Replace { shown, target, tmp })
+            }
+        }
+    }
+
+    pub fn write(self, bytes: &[u8]) -> Result<(), String> {
+        match self {
+            OutFile::Replace {
+                shown,
+                target,
+                mut tmp,
+            } => {
+                let named = |e: std::io::Error| format!("{}: {e}", shown.display());
+                tmp.write_all(bytes)
+                    .and_then(|()| tmp.as_file().sync_all())
+                    .map_err(named)?;
+                tmp.persist(&target).map_err(|e| named(e.error))?;
+                Ok(())
+            }
+            OutFile::Through { shown, mut file } => file
+                .write_all(bytes)
+                .map_err(|e| format!("{}: {e}", shown.display())),
+        }
+    }
+}
