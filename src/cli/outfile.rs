@@ -35,10 +35,14 @@ impl OutFile {
                 Ok(OutFile::Through { shown, file })
             }
             found => {
-                // Through a symbolic link to its file: the link stays.
+                // Through a symbolic link to its file: the link stays (one
+                // to nothing yet gets its file made).
                 let target = match found {
                     Ok(_) => std::fs::canonicalize(path).map_err(named)?,
-                    Err(_) => path.to_path_buf(),
+                    Err(_) => match std::fs::read_link(path) {
+                        Ok(to) => path.parent().unwrap_or(Path::new("")).join(to),
+                        Err(_) => path.to_path_buf(),
+                    },
                 };
                 let dir = target
                     .parent()

@@ -109,16 +109,15 @@ impl Remote {
 
     /// An answer's JSON; an error status becomes the API's `error` message.
     fn answer(&self, reply: Reply) -> Result<Value, String> {
-        let v: Value = if reply.body.is_empty() {
+        if reply.status >= 300 {
+            return Err(self.refusal(&reply));
+        }
+        Ok(if reply.body.is_empty() {
             Value::Null
         } else {
             serde_json::from_slice(&reply.body)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&reply.body).into()))
-        };
-        if reply.status >= 300 {
-            return Err(self.refusal(&reply));
-        }
-        Ok(v)
+        })
     }
 
     /// A GET whose answer is not JSON (exports). A cut-short export says so

@@ -309,6 +309,14 @@ async fn export_writes_jsonl_and_har() {
     assert_eq!(reader.join().unwrap().lines().count(), 2);
     use std::os::unix::fs::FileTypeExt;
     assert!(fifo.metadata().unwrap().file_type().is_fifo());
+    // A link to a file not made yet (relative to the link) gets it made.
+    let ahead = dir.path().join("ahead.jsonl");
+    std::os::unix::fs::symlink("made.jsonl", &ahead).unwrap();
+    let (code, _, err) = hookrelay(&s, &["export", "-o", ahead.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(ahead.symlink_metadata().unwrap().file_type().is_symlink());
+    let made = std::fs::read_to_string(dir.path().join("made.jsonl")).unwrap();
+    assert_eq!(made.lines().count(), 2);
 }
 
 /// `hookrelay tail ARGS` with its stdout as a channel of lines; killed when
