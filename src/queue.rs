@@ -328,6 +328,12 @@ impl Queue {
         }
     }
 
+    /// When `id` of `slug` is next due (ms since the epoch), while it is
+    /// in the queue (a due time past is an attempt about to go or going).
+    pub fn due_of(&self, slug: &str, id: &str) -> Option<u64> {
+        self.lock().endpoints.get(slug)?.by_id.get(id).copied()
+    }
+
     /// Entries of one endpoint, oldest first: `(id, due)`.
     pub fn entries(&self, slug: &str) -> Vec<(String, u64)> {
         self.lock()

@@ -491,7 +491,12 @@ async fn get_event(State(st): State<AdminState>, Path(id): Path<String>) -> Resu
         .run(move |s| s.event_full(&owned))
         .await?
         .ok_or_else(|| Error::NotFound(format!("no event {id}")))?;
-    Ok(Json(ev.to_api(Some(&body), Some(&attempts))))
+    let mut v = ev.to_api(Some(&body), Some(&attempts));
+    // A retry may be hours away (a `Retry-After`, the schedule's tail).
+    if let Some(due) = st.relay.queue.due_of(&ev.endpoint, &ev.id) {
+        v["next_try_at"] = json!(crate::time::rfc3339_ms(due));
+    }
+    Ok(Json(v))
 }
 
 async fn get_body(State(st): State<AdminState>, Path(id): Path<String>) -> Result<Response> {

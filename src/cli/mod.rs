@@ -1328,6 +1328,7 @@ fn print_event(e: &Value) {
         );
     }
     for (label, key) in [
+        ("next try", "next_try_at"),
         ("topic", "topic"),
         ("provider id", "external_id"),
         ("duplicate of", "duplicate_of"),

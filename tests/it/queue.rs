@@ -214,6 +214,43 @@ async fn retry_after_is_honoured() {
     );
 }
 
+/// A retry hours away is visible on the event (it was only on the
+/// endpoint's page, as the queue's next), and gone once nothing is owed.
+#[tokio::test]
+async fn a_retrying_event_says_when_it_is_tried_next() {
+    let mut up = Receiver::start(vec![
+        Reply::status(429).header("retry-after", "3600"),
+        Reply::status(200),
+    ])
+    .await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "q", "mode": "queue", "target": up.url("/") }))
+        .await;
+    let id = s.post_in("q", &[], "x").await.event_id();
+    up.next().await;
+    let ms = |v: &Value| hookrelay::time::parse_instant_ms(v.as_str()?);
+    wait_until("a next try an hour away", || async {
+        let ev = state(&s, &id).await;
+        ev["state"] == "retrying"
+            && ms(&ev["next_try_at"]).is_some_and(|next| {
+                ms(&ev["attempts"][0]["at"]).is_some_and(|first| next > first + 3_000_000)
+            })
+    })
+    .await;
+    let ev = state(&s, &id).await;
+    let wait = ms(&ev["next_try_at"]).unwrap() - ms(&ev["attempts"][0]["at"]).unwrap();
+    assert!((3_590_000..3_700_000).contains(&wait), "{wait} ms");
+    let (st, v) = s
+        .api("POST", &format!("/api/events/{id}/replay"), None)
+        .await;
+    assert_eq!(st, 200, "{v}");
+    wait_until("nothing owed", || async {
+        let ev = state(&s, &id).await;
+        ev["state"] == "delivered" && ev["next_try_at"].is_null()
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn disabling_during_retries_holds_and_release_keeps_order() {
     let mut up = Receiver::start(vec![Reply::status(500)]).await;
