@@ -6,33 +6,37 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-pub enum OutFile {
+pub struct OutFile {
+    /// The path as the user gave it, for messages.
+    shown: PathBuf,
+    sink: Sink,
+}
+
+enum Sink {
     /// A regular file (or a name not taken yet): a temporary file beside
     /// it, renamed over it once written. Dropped unrenamed, it is removed.
     Replace {
-        shown: PathBuf,
         target: PathBuf,
         tmp: tempfile::NamedTempFile,
     },
     /// A FIFO, a terminal, a character device: nothing there to keep, and
     /// a rename would put a regular file in its place.
-    Through { shown: PathBuf, file: File },
+    Through(File),
 }
 
 impl OutFile {
     /// Opened before the download: a directory that cannot be written is
     /// said before up to 128 MiB are fetched, not after.
     pub fn open(path: &Path) -> Result<OutFile, String> {
-        let shown = path.to_path_buf();
         let named = |e: std::io::Error| format!("{}: {e}", path.display());
-        match std::fs::metadata(path) {
-            Ok(m) if m.is_dir() => Err(format!("{}: is a directory", path.display())),
+        let sink = match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => return Err(format!("{}: is a directory", path.display())),
             Ok(m) if !m.is_file() => {
                 let file = std::fs::OpenOptions::new()
                     .write(true)
                     .open(path)
                     .map_err(named)?;
-                Ok(OutFile::Through { shown, file })
+                Sink::Through(file)
             }
             found => {
                 // Through a symbolic link to its file: the link stays (one
@@ -60,28 +64,26 @@ impl OutFile {
                     .prefix(".hookrelay-export-")
                     .tempfile_in(dir)
                     .map_err(|e| named(std::io::Error::from(e.kind())))?;
-                Ok(OutFile::Replace { shown, target, tmp })
+                Sink::Replace { target, tmp }
             }
-        }
+        };
+        Ok(OutFile {
+            shown: path.to_path_buf(),
+            sink,
+        })
     }
 
     pub fn write(self, bytes: &[u8]) -> Result<(), String> {
-        match self {
-            OutFile::Replace {
-                shown,
-                target,
-                mut tmp,
-            } => {
-                let named = |e: std::io::Error| format!("{}: {e}", shown.display());
+        let named = |e: std::io::Error| format!("{}: {e}", self.shown.display());
+        match self.sink {
+            Sink::Replace { target, mut tmp } => {
                 tmp.write_all(bytes)
                     .and_then(|()| tmp.as_file().sync_all())
                     .map_err(named)?;
                 tmp.persist(&target).map_err(|e| named(e.error))?;
                 Ok(())
             }
-            OutFile::Through { shown, mut file } => file
-                .write_all(bytes)
-                .map_err(|e| format!("{}: {e}", shown.display())),
+            Sink::Through(mut file) => file.write_all(bytes).map_err(named),
         }
     }
 }
