@@ -3,7 +3,9 @@
 //! It offers domain operations (insert an event, record an attempt, query,
 //! prune), each one `WriteBatch`, so the indexes never disagree with the
 //! records. Records are JSON with added-only fields; bodies are kept apart
-//! and compressed by the column family. Keys live in [`keys`].
+//! and compressed by the column family. Keys live in [`keys`], reading
+//! events back (filters, cursors, scan budgets) in `query`, retention
+//! sweeps in `retention`.
 //!
 //! The methods are blocking (a synced write waits for `fdatasync`); async
 //! callers go through [`Store::run`], which moves them to the blocking pool.
@@ -18,8 +20,12 @@
 //! and by `wal_writer` while one of its syncs is stalled.
 
 pub mod keys;
+mod query;
+mod retention;
 
-use std::collections::HashMap;
+pub use query::{EventFilter, EventPage, MAX_SCAN, Q_BODY_BUDGET};
+pub use retention::Sweep;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -49,74 +55,9 @@ pub enum Durability {
     Buffered,
 }
 
-/// Records examined per query before it stops and hands back a cursor.
-pub const MAX_SCAN: usize = 100_000;
-/// Body bytes a text search (`q`) may read per query.
-pub const Q_BODY_BUDGET: usize = 64 * 1024 * 1024;
 /// Striped locks serialise read-modify-write of one event record; a stripe
 /// is picked by the id's last (random) byte.
 const STRIPES: usize = 256;
-
-/// The fields of a stored event record that non-indexed filters read;
-/// everything else in the record is skipped without allocating.
-#[derive(serde::Deserialize)]
-struct EventHead {
-    method: String,
-    #[serde(default)]
-    last_status: Option<u16>,
-    #[serde(default)]
-    topic: Option<String>,
-    #[serde(default)]
-    signature: Option<VerdictHead>,
-    #[serde(default)]
-    duplicate_of: Option<String>,
-    #[serde(default)]
-    mirror_status: Option<u16>,
-    #[serde(default)]
-    tries: u32,
-    #[serde(default)]
-    target_tried: bool,
-    state: EventState,
-}
-
-#[derive(serde::Deserialize)]
-struct VerdictHead {
-    verdict: String,
-}
-
-impl EventHead {
-    fn matches(&self, f: &EventFilter) -> bool {
-        f.method
-            .as_ref()
-            .is_none_or(|m| self.method.eq_ignore_ascii_case(m))
-            && f.status.is_none_or(|s| self.last_status == Some(s))
-            && f.topic
-                .as_ref()
-                .is_none_or(|t| self.topic.as_ref() == Some(t))
-            && f.signature.as_ref().is_none_or(|v| match &self.signature {
-                Some(s) => &s.verdict == v,
-                None => v == "unchecked",
-            })
-            && f.duplicate.is_none_or(|d| self.duplicate_of.is_some() == d)
-            && f.mirror_diff.is_none_or(|d| {
-                let tried = crate::event::target_was_tried(
-                    self.state,
-                    self.tries,
-                    self.last_status,
-                    self.target_tried,
-                );
-                crate::event::mirror_differs(self.mirror_status, self.last_status, tried) == d
-            })
-    }
-}
-
-/// What a text search (`q`) found in one event.
-enum Text {
-    Match,
-    NoMatch,
-    /// Its body does not fit in what is left of the query's budget.
-    OverBudget,
-}
 
 /// An event, its body and its attempts.
 pub type FullEvent = (Event, Vec<u8>, Vec<Attempt>);
@@ -128,33 +69,6 @@ pub struct QueueMove {
     pub remove: Option<u64>,
     /// A new entry's due time.
     pub add: Option<u64>,
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct EventFilter {
-    pub endpoint: Option<String>,
-    pub state: Option<EventState>,
-    pub topic: Option<String>,
-    pub method: Option<String>,
-    pub status: Option<u16>,
-    pub signature: Option<String>,
-    pub duplicate: Option<bool>,
-    /// Events whose mirror answered differently from the target.
-    pub mirror_diff: Option<bool>,
-    pub since: Option<u64>,
-    pub until: Option<u64>,
-    pub q: Option<String>,
-    pub limit: usize,
-    pub cursor: Option<String>,
-}
-
-#[derive(Debug, Default)]
-pub struct EventPage {
-    pub events: Vec<Event>,
-    pub next_cursor: Option<String>,
-    /// True when the scan stopped at its budget before filling the page.
-    pub scan_capped: bool,
-    pub scanned: usize,
 }
 
 /// A write failure switched on by a test ([`Store::inject_write_fault`]).
@@ -317,9 +231,6 @@ const WAL_RECYCLE: usize = 2;
 const LOG_FILE_SIZE: usize = 16 << 20;
 const LOG_FILES_KEPT: usize = 4;
 
-/// A retention sweep that deleted at least this many events compacts the
-/// range it pruned (see [`Store::compact_swept`]).
-const COMPACT_AFTER_PRUNED: usize = 4096;
 /// Memtables of all families together: RocksDB's default is 64 MiB each,
 /// twice over, for eleven families.
 pub const MEMTABLE_BUDGET: usize = 256 << 20;
@@ -1186,202 +1097,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Newest first, filtered. Endpoint and state filters use indexes; the
-    /// others are checked on each record, within [`MAX_SCAN`] records.
-    pub fn query(&self, f: &EventFilter) -> Result<EventPage> {
-        self.query_within(f, Q_BODY_BUDGET)
-    }
-
-    /// [`Store::query`] with `body_budget` bytes of bodies for `q`.
-    fn query_within(&self, f: &EventFilter, body_budget: usize) -> Result<EventPage> {
-        let limit = f.limit.clamp(1, 1000);
-        let below =
-            match &f.cursor {
-                Some(c) => Some(keys::parse_id(c).ok_or_else(|| {
-                    Error::BadRequest(format!("cursor: {c:?} is not an event id"))
-                })?),
-                None => None,
-            };
-        let start = match (below, f.until) {
-            (Some(b), Some(u)) => Some(b.min(next_after(keys::id_ceil(u)))),
-            (Some(b), None) => Some(b),
-            (None, Some(u)) => Some(next_after(keys::id_ceil(u))),
-            (None, None) => None,
-        };
-        let floor = f.since.map(keys::id_floor);
-
-        let (cf_name, prefixes): (&str, Vec<Vec<u8>>) = match (&f.endpoint, f.state) {
-            (Some(slug), Some(st)) => (
-                keys::BY_EP_STATE,
-                vec![keys::ep_state_prefix(slug, st.tag())],
-            ),
-            (Some(slug), None) => (keys::BY_ENDPOINT, vec![keys::slug_prefix(slug)]),
-            (None, Some(st)) => (
-                keys::BY_EP_STATE,
-                self.endpoint_slugs_with_events()?
-                    .iter()
-                    .map(|s| keys::ep_state_prefix(s, st.tag()))
-                    .collect(),
-            ),
-            (None, None) => (keys::EVENTS, vec![Vec::new()]),
-        };
-        let cf = self.cf(cf_name);
-        let mut sources: Vec<_> = prefixes
-            .iter()
-            .map(|p| RevScan::new(&self.db, cf, p.clone(), start, floor).peekable())
-            .collect();
-
-        let q =
-            f.q.as_ref()
-                .map(|q| q.to_lowercase())
-                .filter(|q| !q.is_empty());
-        let events_cf = self.cf(keys::EVENTS);
-        let needs_head = f.method.is_some()
-            || f.status.is_some()
-            || f.topic.is_some()
-            || f.signature.is_some()
-            || f.duplicate.is_some()
-            || f.mirror_diff.is_some();
-        let full_budget = body_budget;
-        let mut body_budget = body_budget;
-        let mut page = EventPage::default();
-        let mut last_seen: Option<[u8; 16]> = None;
-        loop {
-            // k-way merge: take the largest (newest) id among the sources.
-            let mut best: Option<(usize, [u8; 16])> = None;
-            for (i, s) in sources.iter_mut().enumerate() {
-                match s.peek() {
-                    Some(Ok(id)) if best.is_none_or(|(_, b)| *id > b) => {
-                        best = Some((i, *id));
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(_)) => {
-                        if let Some(Err(e)) = s.next() {
-                            return Err(e.into());
-                        }
-                    }
-                    None => {}
-                }
-            }
-            let Some((i, id)) = best else { break };
-            sources[i].next();
-            if page.scanned >= MAX_SCAN || (q.is_some() && body_budget == 0) {
-                page.scan_capped = true;
-                page.next_cursor = last_seen.and_then(|l| keys::id_string(&l));
-                return Ok(page);
-            }
-            page.scanned += 1;
-            let before = last_seen.replace(id);
-            let Some(raw) = self.db.get_pinned_cf(&events_cf, id)? else {
-                continue;
-            };
-            // Non-indexed filters look at a few fields: decode only those
-            // first, and the whole record (headers and all) only on a match.
-            if needs_head && !from_json::<EventHead>(&raw)?.matches(f) {
-                continue;
-            }
-            let ev: Event = from_json(&raw)?;
-            if !self.matches(f, &ev) {
-                continue;
-            }
-            if let Some(q) = &q {
-                match self.matches_text(&ev, &id, q, &mut body_budget, full_budget)? {
-                    Text::Match => {}
-                    Text::NoMatch => continue,
-                    // Stop before it: the cursor leads back to this event,
-                    // to be searched whole on the next page.
-                    Text::OverBudget => {
-                        page.scan_capped = true;
-                        page.next_cursor = before.and_then(|l| keys::id_string(&l));
-                        return Ok(page);
-                    }
-                }
-            }
-            page.events.push(ev);
-            if page.events.len() == limit {
-                // Only offer a cursor when something may follow.
-                let more = sources.iter_mut().any(|s| s.peek().is_some());
-                page.next_cursor = if more { keys::id_string(&id) } else { None };
-                return Ok(page);
-            }
-        }
-        Ok(page)
-    }
-
-    /// Endpoint and state (the indexed filters, checked again because a
-    /// state scan merges several endpoints); the rest is [`EventHead`]'s.
-    fn matches(&self, f: &EventFilter, ev: &Event) -> bool {
-        f.endpoint.as_ref().is_none_or(|e| &ev.endpoint == e)
-            && f.state.is_none_or(|s| ev.state == s)
-    }
-
-    /// Whether `q` is in the event's path, query, topic, id, headers or
-    /// body. A body is searched whole or not at all: one that does not fit
-    /// in what is left of the budget is left for the next page, unless no
-    /// body was read yet (so every page makes progress).
-    fn matches_text(
-        &self,
-        ev: &Event,
-        id: &[u8; 16],
-        q: &str,
-        budget: &mut usize,
-        full_budget: usize,
-    ) -> Result<Text> {
-        let contains = |hay: &[u8]| {
-            let hay = String::from_utf8_lossy(hay).to_lowercase();
-            hay.contains(q)
-        };
-        if contains(ev.path.as_bytes())
-            || ev.query.as_ref().is_some_and(|s| contains(s.as_bytes()))
-            || ev.topic.as_ref().is_some_and(|s| contains(s.as_bytes()))
-            || ev
-                .external_id
-                .as_ref()
-                .is_some_and(|s| contains(s.as_bytes()))
-            || ev
-                .headers
-                .iter()
-                .any(|(n, v)| contains(n.as_bytes()) || contains(v))
-        {
-            return Ok(Text::Match);
-        }
-        let Some(body) = self.db.get_pinned_cf(self.cf(keys::BODIES), id)? else {
-            return Ok(Text::NoMatch);
-        };
-        if body.len() > *budget && *budget < full_budget {
-            return Ok(Text::OverBudget);
-        }
-        *budget = budget.saturating_sub(body.len());
-        Ok(if contains(&body) {
-            Text::Match
-        } else {
-            Text::NoMatch
-        })
-    }
-
-    fn endpoint_slugs_with_events(&self) -> Result<Vec<String>> {
-        // Counters exist for every slug that ever received an event, even
-        // after its endpoint was deleted. Each slug has many counter keys
-        // (per-minute ones too): seek past them instead of reading them.
-        let mut slugs = Vec::new();
-        let mut it = self.db.raw_iterator_cf(self.cf(keys::COUNTS));
-        it.seek_to_first();
-        while let Some(k) = it.key() {
-            let Some(pos) = k.iter().position(|b| *b == 0) else {
-                it.next();
-                continue;
-            };
-            let slug = k[..pos].to_vec();
-            slugs.push(String::from_utf8_lossy(&slug).into_owned());
-            // slug 0x01 sorts after every slug 0x00 … key and before the next slug.
-            let mut next = slug;
-            next.push(1);
-            it.seek(&next);
-        }
-        it.status()?;
-        Ok(slugs)
-    }
-
     // ---- the delivery queue and replay jobs ----
 
     /// Every queue entry: `(due, event id, slug)`, soonest first.
@@ -1481,179 +1196,6 @@ impl Store {
         }
     }
 
-    // ---- retention and maintenance ----
-
-    /// Deletes events older than `max_age_ms` and, per endpoint, all but the
-    /// newest `per_endpoint`, except those still owed a delivery and the
-    /// `pinned` ones (a replay job has yet to send them). Returns what was
-    /// deleted, for [`Store::compact_swept`].
-    pub fn prune(
-        &self,
-        now_ms: u64,
-        max_age_ms: Option<u64>,
-        per_endpoint: Option<usize>,
-        pinned: &std::collections::HashSet<String>,
-    ) -> Result<Sweep> {
-        let mut doomed: Vec<[u8; 16]> = Vec::new();
-        if let Some(age) = max_age_ms {
-            let cutoff = keys::id_floor(now_ms.saturating_sub(age));
-            for item in self
-                .db
-                .iterator_cf(self.cf(keys::EVENTS), IteratorMode::Start)
-            {
-                let (k, _) = item?;
-                if k.as_ref() >= cutoff.as_slice() {
-                    break;
-                }
-                if let Ok(id) = k.as_ref().try_into() {
-                    doomed.push(id);
-                }
-            }
-        }
-        if let Some(keep) = per_endpoint {
-            let cf = self.cf(keys::BY_ENDPOINT);
-            for slug in self.endpoint_slugs_with_events()? {
-                // Refused forgeries go first, oldest first: a flood of
-                // unsigned requests must not push out the events a user
-                // still needs (the failed ones to replay, say).
-                let over = usize::try_from(self.counts(&slug)?.received)
-                    .unwrap_or(0)
-                    .saturating_sub(keep);
-                let rejected: std::collections::HashSet<[u8; 16]> = self
-                    .oldest_in_state(&slug, EventState::Rejected, over)?
-                    .into_iter()
-                    .collect();
-                doomed.extend(rejected.iter().copied());
-                let mut kept = 0;
-                for id in RevScan::new(&self.db, cf, keys::slug_prefix(&slug), None, None) {
-                    let id = id?;
-                    if rejected.contains(&id) {
-                        continue;
-                    }
-                    if kept < keep {
-                        kept += 1;
-                    } else {
-                        doomed.push(id);
-                    }
-                }
-            }
-        }
-        doomed.sort();
-        doomed.dedup();
-        let modes: HashMap<String, crate::endpoint::Mode> = self
-            .endpoints()?
-            .into_iter()
-            .map(|ep| (ep.slug.as_str().to_string(), ep.mode))
-            .collect();
-        let mut pruned = Sweep::default();
-        for id in doomed {
-            if self
-                .sweep_stopped
-                .load(std::sync::atomic::Ordering::Relaxed)
-            {
-                tracing::info!(
-                    deleted = pruned.count,
-                    "retention sweep stopped at shutdown; the next start goes on"
-                );
-                break;
-            }
-            // Under the event's stripe lock, re-read: an outcome written
-            // meanwhile must not leave an orphan index entry or be undone.
-            let _stripe = self.stripe_for_delete(&id);
-            let Some(ev) = self.event_by_key(&id)? else {
-                continue;
-            };
-            if owed(&ev, modes.get(&ev.endpoint).copied(), now_ms) || pinned.contains(&ev.id) {
-                continue;
-            }
-            let mut b = WriteBatch::default();
-            self.delete_event_into(&mut b, &id, &ev)?;
-            self.write_lazy(b)?;
-            pruned.add(&ev.endpoint, ev.state.tag(), id);
-        }
-        // Per-minute counters only feed the last hour's chart: keep a day.
-        let day_ago = (now_ms / 60_000).saturating_sub(24 * 60);
-        let counts = self.cf(keys::COUNTS);
-        let mut b = WriteBatch::default();
-        for slug in self.endpoint_slugs_with_events()? {
-            for kind in [keys::MINUTE_EVENTS, keys::MINUTE_FAILURES] {
-                b.delete_range_cf(
-                    &counts,
-                    keys::minute(&slug, kind, 0),
-                    keys::minute(&slug, kind, day_ago),
-                );
-            }
-        }
-        self.write(b)?;
-        Ok(pruned)
-    }
-
-    /// RocksDB keeps a tombstone for each deleted key until a compaction
-    /// reaches it, and every read that crosses the pruned range steps over
-    /// each one: after a sweep of 100,000 events, a page of the ten left
-    /// read like a page of 100,000. Compacting the range drops them (and
-    /// frees the disk space now rather than whenever RocksDB gets there).
-    /// The compactions run on RocksDB's background threads, at the lowest
-    /// CPU priority; this thread only waits for them. Only after a sweep
-    /// of [`COMPACT_AFTER_PRUNED`] events or more; call it outside the
-    /// retention pass (it deletes nothing, and a job being created waits
-    /// for the pass).
-    pub fn compact_swept(&self, pruned: &Sweep) {
-        let Some((first, last)) = pruned.ids.filter(|_| pruned.count >= COMPACT_AFTER_PRUNED)
-        else {
-            return;
-        };
-        // Forced down to the last level: a range whose tombstones sit in
-        // one file is otherwise moved there whole, tombstones and all.
-        let mut opts = rocksdb::CompactOptions::default();
-        opts.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::ForceOptimized);
-        let mut ranges = vec![
-            (keys::EVENTS, first.to_vec(), last.to_vec()),
-            (keys::BODIES, first.to_vec(), last.to_vec()),
-            (
-                keys::ATTEMPTS,
-                keys::attempt(&first, 0),
-                keys::attempt(&last, u32::MAX),
-            ),
-        ];
-        // The indexes lead with the endpoint (and state): only the part of
-        // each that held pruned ids, not the whole index every sweep.
-        let mut by_endpoint: HashMap<&str, ([u8; 16], [u8; 16])> = HashMap::new();
-        for ((slug, tag), (lo, hi)) in &pruned.by_ep_state {
-            ranges.push((
-                keys::BY_EP_STATE,
-                keys::by_ep_state(slug, *tag, lo),
-                keys::by_ep_state(slug, *tag, hi),
-            ));
-            let r = by_endpoint.entry(slug).or_insert((*lo, *hi));
-            *r = (r.0.min(*lo), r.1.max(*hi));
-        }
-        for (slug, (lo, hi)) in by_endpoint {
-            ranges.push((
-                keys::BY_ENDPOINT,
-                keys::by_endpoint(slug, &lo),
-                keys::by_endpoint(slug, &hi),
-            ));
-        }
-        for (name, from, to) in ranges {
-            if self
-                .sweep_stopped
-                .load(std::sync::atomic::Ordering::Relaxed)
-            {
-                return;
-            }
-            self.db
-                .compact_range_cf_opt(self.cf(name), Some(from), Some(to), &opts);
-        }
-    }
-
-    /// Stops a retention sweep under way at its next event (shutdown: the
-    /// process waits for the sweep's thread before it exits).
-    pub fn stop_sweeps(&self) {
-        self.sweep_stopped
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-
     /// Takes back an event whose sender was told it is not stored (its
     /// WAL sync failed or timed out): record, body, indexes, counters and
     /// its queue entry at `due`. Best effort — a store that cannot write
@@ -1741,17 +1283,6 @@ impl Store {
                 prop("rocksdb.total-sst-files-size") + prop("rocksdb.size-all-mem-tables")
             })
             .sum()
-    }
-
-    /// Held (write) by a retention pass from reading what it must keep to
-    /// its last deletion; held (read) by whatever must not fall between.
-    pub fn retention_pass(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
-        self.retention.write().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// See [`Store::retention_pass`].
-    pub fn retention_pause(&self) -> std::sync::RwLockReadGuard<'_, ()> {
-        self.retention.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Syncs the WAL and flushes memtables; called at shutdown.
@@ -1983,121 +1514,6 @@ fn wal_writer(db: &Db, wal: &WalSync, _sync: bool) {
                     .unwrap_or_else(|p| p.into_inner()),
             );
         }
-    }
-}
-
-/// Whether retention must keep an undelivered event: the sender was told
-/// it was accepted. `mode` is its endpoint's, `None` once deleted — then
-/// nothing will deliver it and it ages out like the rest. A forward-mode
-/// event left `received` (its forward cut by a crash or a shutdown) is
-/// retried by nothing either: owed only while it may still be in flight.
-fn owed(ev: &Event, mode: Option<crate::endpoint::Mode>, now_ms: u64) -> bool {
-    const IN_FLIGHT: u64 = 3_600_000;
-    match (ev.state, mode) {
-        (_, None) => false,
-        (EventState::Held | EventState::Retrying, Some(_)) => true,
-        (EventState::Received, Some(crate::endpoint::Mode::Queue)) => true,
-        (EventState::Received, Some(_)) => now_ms.saturating_sub(ev.received_at) < IN_FLIGHT,
-        _ => false,
-    }
-}
-
-/// The smallest id strictly greater than `id`, so "below" bounds can include it.
-fn next_after(id: [u8; 16]) -> [u8; 16] {
-    let v = u128::from_be_bytes(id);
-    v.saturating_add(1).to_be_bytes()
-}
-
-/// What a retention sweep deleted: how many, their id range, and each
-/// endpoint and state's (see [`Store::compact_swept`]).
-#[derive(Default)]
-pub struct Sweep {
-    count: usize,
-    ids: Option<([u8; 16], [u8; 16])>,
-    by_ep_state: HashMap<(String, u8), ([u8; 16], [u8; 16])>,
-}
-
-impl Sweep {
-    pub fn deleted(&self) -> usize {
-        self.count
-    }
-
-    fn add(&mut self, slug: &str, tag: u8, id: [u8; 16]) {
-        let widen = |r: &mut ([u8; 16], [u8; 16])| *r = (r.0.min(id), r.1.max(id));
-        self.count += 1;
-        widen(self.ids.get_or_insert((id, id)));
-        match self.by_ep_state.get_mut(&(slug.to_string(), tag)) {
-            Some(r) => widen(r),
-            None => {
-                self.by_ep_state.insert((slug.to_string(), tag), (id, id));
-            }
-        }
-    }
-}
-
-/// Ids under `prefix`, newest first, strictly below `below`, not below `floor`.
-struct RevScan<'a> {
-    iter: rocksdb::DBIteratorWithThreadMode<'a, Db>,
-    prefix: Vec<u8>,
-    below: Option<[u8; 16]>,
-    floor: Option<[u8; 16]>,
-    done: bool,
-}
-
-impl<'a> RevScan<'a> {
-    fn new(
-        db: &'a Db,
-        cf: &'a ColumnFamily,
-        prefix: Vec<u8>,
-        below: Option<[u8; 16]>,
-        floor: Option<[u8; 16]>,
-    ) -> Self {
-        let mut start = prefix.clone();
-        start.extend_from_slice(&below.unwrap_or([0xff; 16]));
-        let iter = if prefix.is_empty() && below.is_none() {
-            db.iterator_cf(cf, IteratorMode::End)
-        } else {
-            db.iterator_cf(cf, IteratorMode::From(&start, Direction::Reverse))
-        };
-        RevScan {
-            iter,
-            prefix,
-            below,
-            floor,
-            done: false,
-        }
-    }
-}
-
-impl Iterator for RevScan<'_> {
-    type Item = Result<[u8; 16], rocksdb::Error>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        while !self.done {
-            let (k, _) = match self.iter.next()? {
-                Ok(kv) => kv,
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(e));
-                }
-            };
-            if !k.starts_with(&self.prefix) {
-                self.done = true;
-                return None;
-            }
-            let Some(id) = keys::tail_id(&k) else {
-                continue;
-            };
-            if k.len() != self.prefix.len() + 16 || self.below.is_some_and(|b| id >= b) {
-                continue;
-            }
-            if self.floor.is_some_and(|f| id < f) {
-                self.done = true;
-                return None;
-            }
-            return Some(Ok(id));
-        }
-        None
     }
 }
 
