@@ -434,7 +434,7 @@ pub struct EndpointInput {
     #[serde(default, deserialize_with = "refuse_null::retry")]
     pub retry: Option<Vec<String>>,
     #[serde(default, deserialize_with = "double_option")]
-    pub signature: Option<Option<SignatureConfig>>,
+    pub signature: Option<Option<crate::signature::SignaturePatch>>,
     #[serde(default, deserialize_with = "refuse_null::response")]
     pub response: Option<ResponseSpec>,
     #[serde(default, deserialize_with = "double_option")]
@@ -489,7 +489,7 @@ refuse_null!(
 );
 
 /// Distinguishes an absent field (keep) from an explicit `null` (clear).
-fn double_option<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+pub(crate) fn double_option<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     T: Deserialize<'de>,
     D: serde::Deserializer<'de>,
@@ -649,20 +649,11 @@ impl EndpointInput {
             ep.retry = retry;
         }
         if let Some(sig) = self.signature {
-            if let Some(mut s) = sig {
-                // Secrets are never returned, so an edit that sends none
-                // keeps the stored ones; `"signature": null` removes them.
-                if s.secrets().is_empty()
-                    && let Some(old) = &ep.signature
-                {
-                    s.secret = old.secret.clone();
-                    s.secrets = old.secrets.clone();
-                }
-                s.validate().map_err(bad)?;
-                ep.signature = Some(s);
-            } else {
-                ep.signature = None;
-            }
+            // `"signature": null` removes the check, secrets and all.
+            ep.signature = match sig {
+                Some(patch) => Some(patch.apply(ep.signature.as_ref()).map_err(bad)?),
+                None => None,
+            };
         }
         if let Some(resp) = self.response {
             resp.validate().map_err(|e| bad(format!("response: {e}")))?;

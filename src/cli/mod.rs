@@ -977,28 +977,12 @@ fn endpoint_fields(
         obj.insert("mirror".into(), m.into());
     }
     if signature_given {
-        // Editing, the settings not given are the endpoint's own, unless
-        // the scheme changes (another scheme's settings would not fit it).
-        // Secrets are never read back: the server keeps the stored ones
-        // when none are given.
-        let current = current_signature.and_then(Value::as_object).filter(|cur| {
-            f.signature_scheme
-                .as_deref()
-                .is_none_or(|s| cur.get("scheme").and_then(Value::as_str) == Some(s))
-        });
-        let mut sig = match current {
-            Some(cur) => {
-                let mut kept = cur.clone();
-                for gone in ["has_secret", "secret_count", "secret"] {
-                    kept.remove(gone);
-                }
-                Value::Object(kept)
-            }
-            None => json!({}),
-        };
+        // Only what is given: the server keeps the rest of the endpoint's
+        // check (secrets included), as far as it fits the scheme.
+        let mut sig = json!({});
         match f.signature_scheme {
             Some(scheme) => sig["scheme"] = scheme.into(),
-            None if sig.get("scheme").is_some() => {}
+            None if current_signature.is_some_and(Value::is_object) => {}
             None => {
                 return Err(
                     "the signature flags need --signature-scheme: this endpoint checks no signature yet"

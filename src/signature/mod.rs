@@ -161,6 +161,113 @@ impl std::fmt::Debug for SignatureConfig {
     }
 }
 
+/// A signature config as a create or an edit gives it: a field left out
+/// keeps the stored value (a secret too — secrets are never read back, so
+/// an edit could not send them again); `null` clears the `hmac-sha256`
+/// fields. Settings of one scheme are dropped when it changes to another
+/// they do not fit; `enforce`, `tolerance_s` and the secrets stay.
+#[derive(Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignaturePatch {
+    #[serde(default)]
+    pub scheme: Option<String>,
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub secrets: Option<Vec<String>>,
+    #[serde(default)]
+    pub tolerance_s: Option<u64>,
+    #[serde(default)]
+    pub enforce: Option<bool>,
+    #[serde(default, deserialize_with = "crate::endpoint::double_option")]
+    pub header: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::endpoint::double_option")]
+    pub encoding: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::endpoint::double_option")]
+    pub prefix: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::endpoint::double_option")]
+    pub timestamp_header: Option<Option<String>>,
+    #[serde(default)]
+    pub legacy_sha1: Option<bool>,
+}
+
+impl std::fmt::Debug for SignaturePatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignaturePatch")
+            .field("scheme", &self.scheme)
+            .field(
+                "secrets",
+                &(self.secret.iter().count() + self.secrets.as_ref().map_or(0, Vec::len)),
+            )
+            .field("tolerance_s", &self.tolerance_s)
+            .field("enforce", &self.enforce)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SignaturePatch {
+    /// The config `self` makes of `old` (none yet: the defaults), checked.
+    pub fn apply(self, old: Option<&SignatureConfig>) -> Result<SignatureConfig, String> {
+        let scheme = match (self.scheme, old) {
+            (Some(s), _) => s,
+            (None, Some(old)) => old.scheme.clone(),
+            (None, None) => return Err("signature.scheme: required".into()),
+        };
+        // Only settings that fit the scheme now in force are carried over.
+        let kept = old.filter(|o| o.scheme == scheme);
+        let (secret, secrets) = match (self.secret, self.secrets) {
+            (None, None) => match old {
+                Some(o) => (o.secret.clone(), o.secrets.clone()),
+                None => (None, Vec::new()),
+            },
+            (secret, secrets) => (secret, secrets.unwrap_or_default()),
+        };
+        let carried = |new: Option<Option<String>>,
+                       old: fn(&SignatureConfig) -> &Option<String>| {
+            new.unwrap_or_else(|| kept.and_then(|k| old(k).clone()))
+        };
+        let config = SignatureConfig {
+            legacy_sha1: self.legacy_sha1.unwrap_or_else(|| {
+                old.is_some_and(|o| o.legacy_sha1) && matches!(scheme.as_str(), "github" | "auto")
+            }),
+            header: carried(self.header, |k| &k.header),
+            encoding: carried(self.encoding, |k| &k.encoding),
+            prefix: carried(self.prefix, |k| &k.prefix),
+            timestamp_header: carried(self.timestamp_header, |k| &k.timestamp_header),
+            tolerance_s: self
+                .tolerance_s
+                .or(old.map(|o| o.tolerance_s))
+                .unwrap_or(DEFAULT_TOLERANCE_S),
+            enforce: self.enforce.or(old.map(|o| o.enforce)).unwrap_or(false),
+            scheme,
+            secret,
+            secrets,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+impl From<SignatureConfig> for SignaturePatch {
+    /// Every setting given, as a whole config sets them; secrets only when
+    /// it has some.
+    fn from(c: SignatureConfig) -> Self {
+        let has_secrets = !c.secrets().is_empty();
+        SignaturePatch {
+            scheme: Some(c.scheme),
+            secret: c.secret.filter(|_| has_secrets),
+            secrets: Some(c.secrets).filter(|_| has_secrets),
+            tolerance_s: Some(c.tolerance_s),
+            enforce: Some(c.enforce),
+            header: Some(c.header),
+            encoding: Some(c.encoding),
+            prefix: Some(c.prefix),
+            timestamp_header: Some(c.timestamp_header),
+            legacy_sha1: Some(c.legacy_sha1),
+        }
+    }
+}
+
 impl SignatureConfig {
     /// A config for `scheme` with one secret and the defaults.
     pub fn new(scheme: &str, secret: &str) -> Self {

@@ -238,6 +238,93 @@ async fn enforced_signatures_reject_with_401_and_keep_the_event() {
 }
 
 #[tokio::test]
+async fn an_edit_of_one_signature_setting_keeps_the_others() {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "gh", "signature": { "scheme": "github", "secret": "It's a Secret to Everybody", "enforce": true, "legacy_sha1": true } })).await;
+    let forged = [("x-hub-signature-256", "sha256=0000")];
+    assert_eq!(s.post_in("gh", &forged, "{}").await.status, 401);
+
+    // Only the tolerance: enforcement, the secret and legacy_sha1 stay.
+    let (status, ep) = s
+        .api(
+            "PATCH",
+            "/api/endpoints/gh",
+            Some(json!({ "signature": { "tolerance_s": 600 } })),
+        )
+        .await;
+    assert_eq!(status, 200, "{ep}");
+    let sig = &ep["signature"];
+    assert_eq!(
+        (&sig["scheme"], &sig["enforce"], &sig["tolerance_s"]),
+        (&json!("github"), &json!(true), &json!(600)),
+        "{sig}"
+    );
+    assert_eq!(
+        (&sig["secret_count"], &sig["legacy_sha1"]),
+        (&json!(1), &json!(true)),
+        "{sig}"
+    );
+    assert_eq!(
+        s.post_in("gh", &forged, "{}").await.status,
+        401,
+        "a forgery is still refused"
+    );
+    let body = br#"{"zen":"Keep it logically awesome."}"#;
+    let cfg = SignatureConfig::new("github", "It's a Secret to Everybody");
+    let signed = signature::sign(&cfg, body, 0, "");
+    let value = String::from_utf8_lossy(&signed[0].1).into_owned();
+    assert_eq!(
+        s.post_in("gh", &[(signed[0].0.as_str(), value.as_str())], &body[..])
+            .await
+            .status,
+        200,
+        "the stored secret still checks"
+    );
+
+    // Another scheme: its settings that do not fit go (legacy_sha1 is
+    // GitHub's), enforcement and tolerance stay.
+    let (status, ep) = s
+        .api(
+            "PATCH",
+            "/api/endpoints/gh",
+            Some(json!({ "signature": { "scheme": "stripe", "secret": "whsec_new" } })),
+        )
+        .await;
+    assert_eq!(status, 200, "{ep}");
+    let sig = &ep["signature"];
+    assert_eq!(
+        (&sig["scheme"], &sig["enforce"], &sig["tolerance_s"]),
+        (&json!("stripe"), &json!(true), &json!(600)),
+        "{sig}"
+    );
+    assert!(sig.get("legacy_sha1").is_none_or(|v| v == false), "{sig}");
+
+    // A secret given is a secret checked: an empty one is refused, as on
+    // create, rather than taken as "keep".
+    let (status, err) = s
+        .api(
+            "PATCH",
+            "/api/endpoints/gh",
+            Some(json!({ "signature": { "secret": "" } })),
+        )
+        .await;
+    assert_eq!(status, 400, "{err}");
+    // And a new endpoint still needs its scheme.
+    let (status, err) = s
+        .api(
+            "POST",
+            "/api/endpoints",
+            Some(json!({ "slug": "noscheme", "signature": { "secret": "x" } })),
+        )
+        .await;
+    assert_eq!(status, 400, "{err}");
+    assert!(
+        err["error"].as_str().unwrap().contains("signature.scheme"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn woocommerce_activation_ping_is_a_ping_not_a_bad_signature() {
     let s = TestServer::start().await;
     s.create_endpoint(json!({ "slug": "wc", "signature": { "scheme": "woocommerce", "secret": "s", "enforce": true } })).await;

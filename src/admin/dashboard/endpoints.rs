@@ -7,14 +7,14 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::chart::{self, Chart};
 use super::{CsrfForm, Ctx, Layout, PageError, ago, redirect_with, redirect_with_link};
 use crate::admin::AdminState;
 use crate::endpoint::{Counts, Endpoint, EndpointInput, Mode, ResponseSpec, Status};
 use crate::error::Error;
-use crate::signature::SignatureConfig;
+use crate::signature::SignaturePatch;
 use crate::store::EventFilter;
 use crate::time::now_ms;
 
@@ -706,53 +706,26 @@ fn input_of(f: &CsrfForm, current: Option<&Endpoint>) -> Result<EndpointInput, V
         }
     };
 
-    // Signature: start from the stored object so fields the form does not
-    // show (a `secrets` list, `legacy_sha1`) survive an edit.
+    // Signature: what the form shows, as an edit; what it does not show (a
+    // `secrets` list, `legacy_sha1`) stays as stored where it fits the
+    // scheme (see `SignaturePatch`).
     let scheme = f.get("sig_scheme");
-    let signature = if scheme.is_empty() {
-        None
-    } else {
-        let mut obj: Map<String, Value> = match current
-            .and_then(|ep| ep.signature.as_ref())
-            .and_then(|c| serde_json::to_value(c).ok())
-        {
-            Some(Value::Object(o)) => o,
-            _ => Map::new(),
-        };
-        obj.insert("scheme".into(), scheme.into());
+    let signature = (!scheme.is_empty()).then(|| {
+        let field = |name: &str, raw: bool| opt(if raw { f.raw(name) } else { f.get(name) });
         let secret = f.raw("sig_secret");
-        if !secret.is_empty() {
-            obj.insert("secret".into(), secret.into());
-            obj.remove("secrets");
+        SignaturePatch {
+            scheme: Some(scheme.to_string()),
+            secret: (!secret.is_empty()).then(|| secret.to_string()),
+            tolerance_s: Some(tolerance.unwrap_or(crate::signature::DEFAULT_TOLERANCE_S)),
+            enforce: Some(f.has("sig_enforce")),
+            header: Some(field("sig_header", false)),
+            encoding: Some(field("sig_encoding", false)),
+            // Taken as typed: a prefix may end in a space.
+            prefix: Some(field("sig_prefix", true)),
+            timestamp_header: Some(field("sig_timestamp_header", false)),
+            ..SignaturePatch::default()
         }
-        match tolerance {
-            Some(t) => obj.insert("tolerance_s".into(), t.into()),
-            None => obj.remove("tolerance_s"),
-        };
-        obj.insert("enforce".into(), f.has("sig_enforce").into());
-        for (field, key) in [
-            ("sig_header", "header"),
-            ("sig_encoding", "encoding"),
-            ("sig_prefix", "prefix"),
-            ("sig_timestamp_header", "timestamp_header"),
-        ] {
-            match opt(if key == "prefix" {
-                f.raw(field)
-            } else {
-                f.get(field)
-            }) {
-                Some(v) => obj.insert(key.into(), v.into()),
-                None => obj.remove(key),
-            };
-        }
-        match serde_json::from_value::<SignatureConfig>(Value::Object(obj)) {
-            Ok(cfg) => Some(cfg),
-            Err(e) => {
-                err("signature", format!("signature: {e}"));
-                None
-            }
-        }
-    };
+    });
 
     if !errors.is_empty() {
         return Err(errors);
