@@ -44,6 +44,44 @@ pub async fn handle(
     remote: SocketAddr,
     tls: bool,
 ) -> Result<Response<Body>, Infallible> {
+    let head = req.method() == http::Method::HEAD;
+    let resp = answer(relay, req, remote, tls).await?;
+    Ok(without_content(head, resp))
+}
+
+/// An answer to HEAD, or a 204, 205 or 304, carries no content (RFC 9110
+/// §6.4.1). HTTP/1.1 drops it on the wire, but an HTTP/2 DATA frame after
+/// such an answer is a protocol error the sender's client resets the stream
+/// for — the sender would never see its answer. A HEAD answer keeps the
+/// length a GET would have had.
+fn without_content(head: bool, mut resp: Response<Body>) -> Response<Body> {
+    let status = resp.status().as_u16();
+    let none = matches!(status, 204 | 205 | 304);
+    if !(head || none) {
+        return resp;
+    }
+    if let http_body_util::Either::Left(full) = resp.body() {
+        let len = http_body::Body::size_hint(full).exact().unwrap_or(0);
+        if len > 0 {
+            if head && !resp.headers().contains_key(header::CONTENT_LENGTH) {
+                resp.headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            }
+            *resp.body_mut() = whole(Bytes::new());
+        }
+    }
+    if none {
+        resp.headers_mut().remove(header::CONTENT_LENGTH);
+    }
+    resp
+}
+
+async fn answer(
+    relay: Arc<Relay>,
+    req: Request<Incoming>,
+    remote: SocketAddr,
+    tls: bool,
+) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     if path == "/healthz" || path == "/readyz" {
         if !matches!(*req.method(), http::Method::GET | http::Method::HEAD) {

@@ -428,6 +428,101 @@ fn h2_get(stream: u32, path: &str) -> Vec<u8> {
     h2_frame(1, 0x5, stream, &block)
 }
 
+/// A request with `method` for `path` on stream 1 of a fresh HTTP/2
+/// connection, HPACK without Huffman; what came back on that stream:
+/// whether its HEADERS ended it, its `:status` (static-table encoded, or
+/// 0) and the bytes of its DATA frames, until it ended or was reset.
+async fn h2_request(addr: std::net::SocketAddr, method: &str, path: &str) -> (bool, u8, usize) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(h2_frame(4, 0, 0, &[]));
+    // :method (name index 2) as a literal: HEAD has no static entry.
+    let mut block = vec![0x02, method.len() as u8];
+    block.extend(method.as_bytes());
+    block.extend([0x86, 0x04, path.len() as u8]);
+    block.extend(path.as_bytes());
+    block.extend([0x01, 9]);
+    block.extend(b"127.0.0.1");
+    out.extend(h2_frame(1, 0x5, 1, &block));
+    c.write_all(&out).await.unwrap();
+    let (mut ended_by_headers, mut status, mut data) = (false, 0u8, 0usize);
+    let mut pending = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        while pending.len() >= 9 {
+            let len = u32::from_be_bytes([0, pending[0], pending[1], pending[2]]) as usize;
+            if pending.len() < 9 + len {
+                break;
+            }
+            let (ty, flags) = (pending[3], pending[4]);
+            let id = u32::from_be_bytes(pending[5..9].try_into().unwrap()) & 0x7fff_ffff;
+            let payload = pending[9..9 + len].to_vec();
+            pending.drain(..9 + len);
+            if id != 1 {
+                continue;
+            }
+            match ty {
+                1 => {
+                    // An indexed `:status` (200, 204, 206, 304, 400, 404, 500).
+                    status = payload.first().copied().unwrap_or(0);
+                    if flags & 1 == 1 {
+                        ended_by_headers = true;
+                        return (ended_by_headers, status, data);
+                    }
+                }
+                0 => {
+                    data += payload.len();
+                    if flags & 1 == 1 {
+                        return (ended_by_headers, status, data);
+                    }
+                }
+                3 => return (ended_by_headers, status, data),
+                _ => {}
+            }
+        }
+        match tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => pending.extend_from_slice(&buf[..n]),
+            _ => panic!("{addr}: stream 1 never ended"),
+        }
+    }
+}
+
+/// Over HTTP/2 a DATA frame after an answer to HEAD, or after a 204, is a
+/// protocol error: curl and browsers reset the stream and the sender sees
+/// no answer at all (then sends again: a duplicate). HTTP/1.1 hid it.
+#[tokio::test]
+async fn an_answer_without_content_sends_none_over_http2() {
+    let (s, _dir) = small_limit_server().await;
+    s.create_endpoint(json!({ "slug": "nc", "response": { "status": 204 } }))
+        .await;
+    // 0x88 is `:status 200` in HPACK's static table, 0x89 204, 0x8d 404.
+    for (method, path, status) in [
+        ("HEAD", "/in/b/x", 0x88),
+        ("HEAD", "/healthz", 0x88),
+        ("HEAD", "/in/nothing-here", 0x8d),
+        ("GET", "/in/nc", 0x89),
+        ("HEAD", "/in/nc", 0x89),
+    ] {
+        let got = h2_request(s.ingest, method, path).await;
+        assert_eq!(got, (true, status, 0), "{method} {path}");
+    }
+    // The content is still there for a GET: the check above is not vacuous.
+    let got = h2_request(s.ingest, "GET", "/in/b/x").await;
+    assert_eq!((got.1, got.2 > 0), (0x88, true));
+    // HTTP/1.1: a HEAD says the length a GET would have had.
+    let (status, headers, body) =
+        send("HEAD", &s.ingest_url("/in/b"), &[], Vec::new().into()).await;
+    let length = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .map(|(_, v)| v.clone());
+    assert_eq!(
+        (status, length.as_deref(), body.len()),
+        (200, Some(&b"11"[..]), 0)
+    );
+}
+
 /// Reads frames until HEADERS on `stream` (true) or the end (false).
 async fn h2_headers(c: &mut tokio::net::TcpStream, pending: &mut Vec<u8>, stream: u32) -> bool {
     use tokio::io::AsyncReadExt;
