@@ -13,6 +13,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use hyper::ext::ReasonPhrase;
 
 use crate::capture;
 use crate::endpoint::{Mode, Status};
@@ -45,7 +46,14 @@ pub async fn handle(
     tls: bool,
 ) -> Result<Response<Body>, Infallible> {
     let head = req.method() == http::Method::HEAD;
-    let resp = answer(relay, req, remote, tls).await?;
+    let mut resp = answer(relay, req, remote, tls).await?;
+    // HTTP/1 writes `<none>` as the reason of a status it has no name for
+    // (a target's 599 without its own phrase, a bin's 299): none is better.
+    if resp.status().canonical_reason().is_none()
+        && resp.extensions().get::<ReasonPhrase>().is_none()
+    {
+        resp.extensions_mut().insert(ReasonPhrase::from_static(b""));
+    }
     Ok(without_content(head, resp))
 }
 
@@ -476,12 +484,16 @@ async fn ingest(
                 Ok(crate::relay::Forwarded::Done(done)) => *done,
                 Ok(crate::relay::Forwarded::Passing {
                     status,
+                    reason,
                     headers,
                     body,
                 }) => {
                     let mut resp = Response::new(http_body_util::Either::Right(body));
                     *resp.status_mut() =
                         StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+                    if let Some(reason) = reason {
+                        resp.extensions_mut().insert(reason);
+                    }
                     copy_answer_headers(&mut resp, &headers);
                     return Ok(with_event(resp, &id));
                 }
@@ -517,6 +529,9 @@ async fn ingest(
             let mut resp = Response::new(whole(reply.body));
             *resp.status_mut() =
                 StatusCode::from_u16(reply.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            if let Some(reason) = reply.reason {
+                resp.extensions_mut().insert(reason);
+            }
             copy_answer_headers(&mut resp, &reply.headers);
             // No body to measure in an answer to HEAD or a 304: the length
             // it states is the target's.

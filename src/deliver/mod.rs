@@ -258,6 +258,8 @@ impl http_body::Body for Passed {
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
+    /// The target's own reason phrase (HTTP/1), when not the usual one.
+    pub reason: Option<hyper::ext::ReasonPhrase>,
     pub headers: Headers,
     /// All of it, or its start (see [`Answer`]).
     pub body: Bytes,
@@ -547,6 +549,7 @@ async fn read_reply(
         .collect();
     Ok(Reply {
         status: parts.status.as_u16(),
+        reason: parts.extensions.get().cloned(),
         headers,
         body,
         body_size,

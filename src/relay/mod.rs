@@ -196,6 +196,7 @@ pub enum Forwarded {
     /// once it has all come (or failed).
     Passing {
         status: u16,
+        reason: Option<hyper::ext::ReasonPhrase>,
         headers: Headers,
         body: deliver::Passed,
     },
@@ -866,6 +867,7 @@ impl Relay {
             });
             return Ok(Forwarded::Passing {
                 status: reply.status,
+                reason: reply.reason,
                 headers: reply.headers,
                 body,
             });
@@ -903,6 +905,7 @@ impl Relay {
         });
         Ok(Forwarded::Passing {
             status: reply.status,
+            reason: reply.reason,
             headers: reply.headers,
             body,
         })

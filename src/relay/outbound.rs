@@ -16,6 +16,7 @@ use crate::event::{Event, Headers};
 /// see a replay of an HTTPS event as HTTPS (a documented deviation).
 pub fn forward_headers(ev: &Event) -> Headers {
     let mut h = deliver::strip_hop_by_hop(&ev.headers);
+    join_cookies(&mut h);
     // A test ping has no sender to name: no `X-Forwarded-*` (a receiver
     // that parses `X-Forwarded-For` would choke on anything but an address).
     // The hop hookrelay saw: a trusted proxy's address when the event
@@ -53,6 +54,21 @@ pub fn forward_headers(ev: &Event) -> Headers {
         set_in_place(&mut h, "x-real-ip", peer.to_string().into_bytes());
     }
     h
+}
+
+/// One `Cookie` line, where the first stood: HTTP/2 senders split cookies
+/// into a field each (RFC 9113 §8.2.3), and an HTTP/1.1 receiver may read
+/// only the first line (RFC 6265 allows one), losing the rest.
+fn join_cookies(h: &mut Headers) {
+    let lines: Vec<&[u8]> = h
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
+        .map(|(_, v)| v.as_slice())
+        .collect();
+    if lines.len() > 1 {
+        let joined = lines.join(&b"; "[..]);
+        set_in_place(h, "cookie", joined);
+    }
 }
 
 /// This hop's element of an RFC 7239 `Forwarded` list.
@@ -178,6 +194,25 @@ mod tests {
             "/x",
             Some(""),
             "http://h:1/hook/x?k=v",
+        );
+    }
+
+    #[test]
+    fn cookie_fields_go_on_as_one_line_where_the_first_stood() {
+        let mut h: Headers = [
+            ("Cookie", "a=1"),
+            ("x-a", "1"),
+            ("cookie", "b=2"),
+            ("x-b", "2"),
+        ]
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+        .collect();
+        join_cookies(&mut h);
+        let got: Vec<(&str, &[u8])> = h.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
+        assert_eq!(
+            got,
+            [("Cookie", &b"a=1; b=2"[..]), ("x-a", b"1"), ("x-b", b"2")]
         );
     }
 

@@ -105,6 +105,57 @@ async fn an_unreachable_target_is_502_and_a_failed_attempt() {
     assert!(ev["attempts"][0]["status"].is_null());
 }
 
+/// The sender reads the target's own status line: its reason phrase, and
+/// none (not hyper's `<none>`) for a status without a name, whole or
+/// passed on as it arrives (over the attempt record's 64 KiB).
+#[tokio::test]
+async fn the_targets_reason_phrase_reaches_the_sender() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let long = "x".repeat(100_000);
+    let answers = [
+        "HTTP/1.1 201 Made It\r\ncontent-length: 2\r\n\r\nok".to_string(),
+        "HTTP/1.1 599\r\ncontent-length: 2\r\n\r\nok".to_string(),
+        format!(
+            "HTTP/1.1 200 Fine Thanks\r\ncontent-length: {}\r\n\r\n{long}",
+            long.len()
+        ),
+    ];
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = format!("http://{}/", l.local_addr().unwrap());
+    tokio::spawn(async move {
+        for answer in answers {
+            let (mut c, _) = l.accept().await.unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            // The request is small: its head and 1-byte body.
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = c.read(&mut buf).await.unwrap();
+                assert!(n > 0);
+                got.extend_from_slice(&buf[..n]);
+            }
+            c.write_all(answer.as_bytes()).await.unwrap();
+            c.shutdown().await.unwrap();
+        }
+    });
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "r", "target": target }))
+        .await;
+    for want in [
+        "HTTP/1.1 201 Made It\r\n",
+        "HTTP/1.1 599 \r\n",
+        "HTTP/1.1 200 Fine Thanks\r\n",
+    ] {
+        let req =
+            "POST /in/r HTTP/1.1\r\nhost: x\r\ncontent-length: 1\r\nconnection: close\r\n\r\nx";
+        let out = crate::support::raw(s.ingest, req.as_bytes(), Duration::from_secs(10)).await;
+        assert!(
+            out.starts_with(want.as_bytes()),
+            "{want:?}: {:?}",
+            String::from_utf8_lossy(&out[..out.len().min(80)])
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_slow_target_is_504_at_the_timeout() {
     let up = Receiver::start(vec![Reply::status(200).delay(Duration::from_secs(5))]).await;
@@ -425,12 +476,17 @@ async fn a_sender_cannot_spoof_the_forwarded_host_over_http2() {
     let req = http::Request::post(s.ingest_url("/in/h2"))
         .header("x-forwarded-host", "evil.example")
         .header("x-forwarded-for", "")
+        .header("cookie", "a=1")
+        .header("cookie", "b=2")
         .body(http_body_util::Full::new(bytes::Bytes::from_static(b"x")))
         .unwrap();
     let resp = client.request(req).await.unwrap();
     assert_eq!(resp.version(), http::Version::HTTP_2);
     assert_eq!(resp.status(), 200);
     let got = up.next().await;
+    // HTTP/2 cookie fields, one per pair, reach an HTTP/1.1 receiver as
+    // one line (RFC 9113 §8.2.3): many read only the first.
+    assert_eq!(got.header_all("cookie"), ["a=1; b=2"]);
     // The host the sender addressed, as HTTP/2 carries it.
     assert_eq!(got.header_all("x-forwarded-host"), [s.ingest.to_string()]);
     assert_eq!(got.header_all("x-forwarded-for"), ["127.0.0.1"]);
