@@ -402,7 +402,7 @@ fn load_file(path: &Path) -> Result<FileConfig, String> {
 /// `msg` with every quoted value left out (`string "…"`, `integer `…``):
 /// a value of the wrong type may be a secret or a token. Names in
 /// backticks (fields, types) stay: they have letters and are short.
-fn without_quoted(msg: &str) -> String {
+pub(crate) fn without_quoted(msg: &str) -> String {
     let strings = msg
         .split('"')
         .enumerate()

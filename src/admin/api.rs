@@ -145,6 +145,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// A body of the wrong shape: serde's message without the values it
+/// quotes (a value of the wrong type may be a secret).
+fn invalid_request(e: serde_json::Error) -> Error {
+    Error::Unprocessable(format!(
+        "invalid request: {}",
+        crate::config::without_quoted(&e.to_string())
+    ))
+}
+
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     use serde_json::error::Category;
     // Every body is an object; serde would take an array as its fields in
@@ -157,7 +166,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
         ));
     }
     serde_json::from_slice(bytes).map_err(|e| match e.classify() {
-        Category::Data => Error::Unprocessable(format!("invalid request: {e}")),
+        Category::Data => invalid_request(e),
         // serde_json reports some wrong types as syntax ("expected value"
         // for a number where an enum's name goes): well-formed JSON is
         // never called invalid.
@@ -649,6 +658,7 @@ async fn verify(
         .relay
         .endpoint(&ev.endpoint)
         .and_then(|c| c.lock().signature.clone());
+    let given = req.contains_key("secret") || req.contains_key("secrets");
     let cfg = verify_config(req, endpoint_cfg.as_ref())?;
     let check = crate::signature::verify(
         &cfg,
@@ -657,58 +667,34 @@ async fn verify(
         None,
         (ev.received_at / 1000) as i64,
     );
-    Ok(Json(json!(check)))
+    let mut answer = json!(check);
+    answer["secrets_from"] = if given { "request" } else { "endpoint" }.into();
+    Ok(Json(answer))
 }
 
-/// The config for a verify request: fields given win; scheme and secrets
-/// fall back to the endpoint's (scheme finally to `auto`).
+/// The config for a verify request: as an edit of the endpoint's check
+/// would make it (see [`SignaturePatch`](crate::signature::SignaturePatch)):
+/// fields given win, the endpoint's secrets and its scheme's settings fill
+/// in the rest; the scheme is `auto` where the endpoint has none. A secret
+/// given empty or of the wrong type is refused, never taken for "the
+/// endpoint's" (the answer would read as a verdict on it).
 pub fn verify_config(
-    mut req: serde_json::Map<String, Value>,
+    req: serde_json::Map<String, Value>,
     endpoint: Option<&crate::signature::SignatureConfig>,
 ) -> Result<crate::signature::SignatureConfig> {
-    req.remove("enforce");
-    if !req.contains_key("scheme") {
-        let scheme = endpoint
-            .map(|c| c.scheme.clone())
-            .unwrap_or_else(|| "auto".into());
-        req.insert("scheme".into(), scheme.into());
+    let mut patch: crate::signature::SignaturePatch =
+        serde_json::from_value(Value::Object(req)).map_err(invalid_request)?;
+    // A check, not an enforcement (and `auto` refuses `enforce`).
+    patch.enforce = Some(false);
+    if endpoint.is_none() {
+        patch.scheme.get_or_insert_with(|| "auto".into());
     }
-    // The same scheme as the endpoint's: its settings (an hmac-sha256
-    // header, encoding, prefix; a tolerance) apply unless given, so a
-    // typed secret alone checks what the endpoint checks.
-    if let Some(ep) =
-        endpoint.filter(|c| req.get("scheme").and_then(Value::as_str) == Some(c.scheme.as_str()))
-        && let Ok(Value::Object(own)) = serde_json::to_value(ep)
-    {
-        for (k, v) in own {
-            if !matches!(k.as_str(), "secret" | "secrets" | "enforce") {
-                req.entry(k).or_insert(v);
-            }
+    patch.apply(endpoint).map_err(|e| match endpoint {
+        None if e.contains("secret") => {
+            Error::Unprocessable(format!("{e} (the endpoint has none)"))
         }
-    }
-    let has_secret = |r: &serde_json::Map<String, Value>| {
-        r.get("secret")
-            .is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty()))
-            || r.get("secrets")
-                .is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty()))
-    };
-    if !has_secret(&req) {
-        req.remove("secret");
-        req.remove("secrets");
-        let secrets: Vec<String> = endpoint
-            .map(|c| c.secrets().iter().map(|s| s.to_string()).collect())
-            .unwrap_or_default();
-        if secrets.is_empty() {
-            return Err(Error::Unprocessable(
-                "secret: required (the endpoint has none)".into(),
-            ));
-        }
-        req.insert("secrets".into(), secrets.into());
-    }
-    let cfg: crate::signature::SignatureConfig = serde_json::from_value(Value::Object(req))
-        .map_err(|e| Error::Unprocessable(format!("invalid request: {e}")))?;
-    cfg.validate().map_err(Error::BadRequest)?;
-    Ok(cfg)
+        _ => Error::BadRequest(e),
+    })
 }
 
 /// `GET /api/export?format=jsonl|har&…filters`: oldest first, at most

@@ -322,6 +322,20 @@ async fn an_edit_of_one_signature_setting_keeps_the_others() {
         err["error"].as_str().unwrap().contains("signature.scheme"),
         "{err}"
     );
+    // A value of the wrong type is not quoted back: it may be a secret.
+    let (status, err) = s
+        .api(
+            "POST",
+            "/api/endpoints",
+            Some(json!({ "slug": "typo", "signature": { "scheme": "stripe", "secrets": "TOPSECRETzz" } })),
+        )
+        .await;
+    assert_eq!(status, 422, "{err}");
+    let error = err["error"].as_str().unwrap();
+    assert!(
+        !error.contains("TOPSECRET") && error.contains("sequence"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -499,6 +513,43 @@ async fn a_stored_event_is_checked_as_of_its_arrival() {
         .api("POST", &format!("/api/events/{id}/verify"), Some(json!({})))
         .await;
     assert_eq!(st, 422, "{v}");
+
+    // With a secret stored: a candidate given empty or of the wrong type is
+    // refused — it was taken for "none given", and the stored secret's
+    // `valid` read as a verdict on the candidate. The secret is not echoed.
+    s.create_endpoint(
+        json!({ "slug": "st2", "signature": { "scheme": "stripe", "secret": "whsec_abc" } }),
+    )
+    .await;
+    let id = s.post_in("st2", &h, &body[..]).await.event_id();
+    let verify = format!("/api/events/{id}/verify");
+    for (wrong, want) in [
+        (json!({ "secrets": "definitely-wrong" }), 422),
+        (json!({ "secret": 31415926 }), 422),
+        (json!({ "secret": "" }), 400),
+    ] {
+        let (st, v) = s.api("POST", &verify, Some(wrong.clone())).await;
+        assert_eq!(st, want, "{wrong}: {v}");
+        let error = v["error"].as_str().unwrap();
+        assert!(
+            !error.contains("definitely-wrong") && !error.contains("31415926"),
+            "{error}"
+        );
+    }
+    let (st, v) = s.api("POST", &verify, Some(json!({}))).await;
+    assert_eq!(
+        (st, &v["verdict"], &v["secrets_from"]),
+        (200, &json!("valid"), &json!("endpoint")),
+        "{v}"
+    );
+    let (_, v) = s
+        .api("POST", &verify, Some(json!({ "secret": "whsec_other" })))
+        .await;
+    assert_eq!(
+        (&v["verdict"], &v["secrets_from"]),
+        (&json!("invalid"), &json!("request")),
+        "{v}"
+    );
 }
 
 #[tokio::test]

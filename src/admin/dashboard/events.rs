@@ -630,7 +630,10 @@ pub async fn verify(
     if !form.get("scheme").is_empty() {
         req.insert("scheme".into(), form.get("scheme").into());
     }
-    req.insert("secret".into(), form.raw("secret").into());
+    // Empty: the endpoint's stored secrets.
+    if !form.raw("secret").is_empty() {
+        req.insert("secret".into(), form.raw("secret").into());
+    }
     let scheme = req
         .get("scheme")
         .and_then(|s| s.as_str())
