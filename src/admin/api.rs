@@ -617,6 +617,19 @@ async fn bulk_replay(
     // A dry run refuses what the run itself would: it is the rehearsal.
     crate::replay::check_options(&st.relay, target.as_deref(), rate)?;
     let resign = flag("resign")?;
+    // One endpoint asked for: refused now, as a single replay is, rather
+    // than every event failing in the job.
+    if resign
+        && let Some(slug) = &filter.endpoint
+        && st
+            .relay
+            .endpoint(slug)
+            .is_some_and(|c| c.lock().signature.is_none())
+    {
+        return Err(Error::Unprocessable(format!(
+            "resign: endpoint {slug:?} has no signature secret to sign with"
+        )));
+    }
     if flag("dry_run")? {
         return Ok((
             StatusCode::OK,

@@ -1444,9 +1444,9 @@ impl Relay {
                     .as_ref()
                     .and_then(|s| crate::signature::Verdict::parse(&s.verdict));
                 match crate::signature::resign(&cfg, &ev.headers, &body, arrived, received, now) {
-                    crate::signature::Resign::Resigned(headers) => {
+                    crate::signature::Resign::Resigned(headers, scheme) => {
                         outgoing.headers = headers;
-                        note = Some(format!("re-signed ({}) with timestamp {now}", cfg.scheme));
+                        note = Some(format!("re-signed ({scheme}) with timestamp {now}"));
                     }
                     crate::signature::Resign::Unchanged(why) => note = Some(why),
                 }

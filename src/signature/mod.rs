@@ -393,8 +393,9 @@ pub struct Check {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Resign {
     /// The full header list to send: same order, signature and timestamp
-    /// headers replaced in place.
-    Resigned(Vec<(String, Vec<u8>)>),
+    /// headers replaced in place; and the scheme that signed it (for
+    /// `auto`, the one the sender used).
+    Resigned(Vec<(String, Vec<u8>)>, &'static str),
     /// Nothing changed, and why (body-only scheme, no secret, nothing signed).
     Unchanged(String),
 }
@@ -475,15 +476,24 @@ pub fn resign(
     received_unix: i64,
     now_unix: i64,
 ) -> Resign {
-    let Some(secret) = config.secrets().first().copied() else {
+    let secrets = config.secrets();
+    let Some(first) = secrets.first().copied() else {
         return Resign::Unchanged("no secret configured: cannot re-sign".into());
     };
-    let (verdict, detail) = match arrived.filter(|v| *v != Verdict::Unchecked) {
-        Some(v) => (v, "as recorded on arrival".to_string()),
+    // With `auto` the secrets may be different providers' (one per
+    // sender): the one that matched signs again, where a named scheme's
+    // first secret does (the newest, after a rotation).
+    let auto = config.scheme == "auto";
+    let (verdict, detail, matched) = match arrived.filter(|v| *v != Verdict::Unchecked && !auto) {
+        Some(v) => (v, "as recorded on arrival".to_string(), None),
         None => {
             let c = verify(config, headers, body, None, received_unix);
-            (c.verdict, c.detail)
+            (c.verdict, c.detail, c.secret_index)
         }
+    };
+    let secret = match matched.and_then(|i| secrets.get(i)) {
+        Some(s) if auto => *s,
+        _ => first,
     };
     if !matches!(verdict, Verdict::Valid | Verdict::Stale) {
         return Resign::Unchanged(format!(
@@ -499,7 +509,9 @@ pub fn resign(
         return Resign::Unchanged("the first secret is not usable as a key for this scheme".into());
     };
     match scheme.resign(config, &key, headers, body, now_unix) {
-        Ok(replacements) => Resign::Resigned(replace_in_place(headers, replacements)),
+        Ok(replacements) => {
+            Resign::Resigned(replace_in_place(headers, replacements), scheme.name())
+        }
         Err(why) => Resign::Unchanged(why),
     }
 }
@@ -1160,7 +1172,7 @@ mod tests {
                 .collect();
             let later = v.ts.or(v.now).unwrap() + 86_400;
             match resign(&cfg, &hdrs, &body, None, v.ts.or(v.now).unwrap(), later) {
-                Resign::Resigned(new) => {
+                Resign::Resigned(new, _) => {
                     assert_eq!(new.len(), hdrs.len(), "{}", v.name);
                     for ((a, _), (b, _)) in new.iter().zip(&hdrs) {
                         assert_eq!(a, b, "{}: header order or names changed", v.name);
@@ -1407,7 +1419,7 @@ mod tests {
             hdrs.push(("User-Agent".to_string(), b"Svix-Webhooks/1.0".to_vec()));
             let later = NOW + 7200;
             check(&std_cfg, &hdrs, BODY, later, Verdict::Stale, Some(0)).unwrap();
-            let Resign::Resigned(new) = resign(&std_cfg, &hdrs, BODY, None, NOW, later) else {
+            let Resign::Resigned(new, _) = resign(&std_cfg, &hdrs, BODY, None, NOW, later) else {
                 panic!("{family}: not re-signed");
             };
             let names: Vec<_> = new.iter().map(|(n, _)| n.as_str()).collect();
@@ -1428,12 +1440,35 @@ mod tests {
             ("Stripe-Signature", "t=2,v1=22"),
         ]);
         check(&cfg, &hdrs, BODY, NOW, Verdict::Valid, Some(0)).unwrap();
-        let Resign::Resigned(new) = resign(&cfg, &hdrs, BODY, None, NOW, NOW) else {
+        let Resign::Resigned(new, _) = resign(&cfg, &hdrs, BODY, None, NOW, NOW) else {
             panic!("stripe not re-signed")
         };
         assert_eq!(new.len(), 2);
         assert_eq!(new[0].0, "stripe-signature");
         check(&cfg, &new, BODY, NOW, Verdict::Valid, Some(0)).unwrap();
+
+        // `auto` with one secret per sender: the secret that matched signs
+        // again, under the scheme the sender used (the first is another
+        // provider's and would never verify at the receiver).
+        let std_key = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let auto = config("auto", &[std_key, "ghsecret"], 300);
+        let by_stripe = SignatureConfig::new("stripe", "ghsecret");
+        let hdrs = sign(&by_stripe, BODY, NOW - 60, "");
+        check(&auto, &hdrs, BODY, NOW, Verdict::Valid, Some(1)).unwrap();
+        let Resign::Resigned(new, scheme) = resign(&auto, &hdrs, BODY, None, NOW, NOW + 600) else {
+            panic!("auto not re-signed")
+        };
+        assert_eq!(scheme, "stripe");
+        check(&by_stripe, &new, BODY, NOW + 600, Verdict::Valid, Some(0)).unwrap();
+        let recorded = Some(Verdict::Valid);
+        let Resign::Resigned(again, _) = resign(&auto, &hdrs, BODY, recorded, NOW, NOW + 600)
+        else {
+            panic!("auto not re-signed")
+        };
+        assert_eq!(
+            again, new,
+            "the verdict recorded on arrival changes nothing"
+        );
 
         // Body-only schemes, no secret, nothing signed: unchanged, with a reason.
         let gh = SignatureConfig::new("github", "s");
@@ -1450,7 +1485,7 @@ mod tests {
             Resign::Unchanged(_)
         ));
         let slack = SignatureConfig::new("slack", "s");
-        let Resign::Resigned(new) = resign(
+        let Resign::Resigned(new, _) = resign(
             &slack,
             &sign(&slack, BODY, NOW, ""),
             BODY,
@@ -1474,7 +1509,7 @@ mod tests {
             hdrs.push((n, v));
         }
         let later = NOW + 7200;
-        let Resign::Resigned(new) = resign(&cfg, &hdrs, BODY, None, NOW, later) else {
+        let Resign::Resigned(new, _) = resign(&cfg, &hdrs, BODY, None, NOW, later) else {
             panic!("not re-signed");
         };
         assert_eq!(new.len(), hdrs.len());
@@ -1504,7 +1539,7 @@ mod tests {
                         why.starts_with("not re-signed") && why.contains(verdict),
                         "{scheme}: {why}"
                     ),
-                    Resign::Resigned(_) => panic!("{scheme}: a {verdict} event was re-signed"),
+                    Resign::Resigned(..) => panic!("{scheme}: a {verdict} event was re-signed"),
                 }
             }
             let old = sign(&cfg, BODY, NOW - 86_400, "msg_1");
@@ -1514,13 +1549,13 @@ mod tests {
             // one rejected then is not, whatever checks now.
             assert!(matches!(
                 resign(&other, &old, BODY, Some(Verdict::Valid), NOW, NOW + 60),
-                Resign::Resigned(_)
+                Resign::Resigned(..)
             ));
             assert!(matches!(
                 resign(&cfg, &old, BODY, Some(Verdict::Invalid), NOW, NOW + 60),
                 Resign::Unchanged(why) if why.starts_with("not re-signed")
             ));
-            let Resign::Resigned(new) = resign(&cfg, &old, BODY, None, NOW, NOW + 60) else {
+            let Resign::Resigned(new, _) = resign(&cfg, &old, BODY, None, NOW, NOW + 60) else {
                 panic!("{scheme}: a stale authentic event was not re-signed");
             };
             check(&cfg, &new, BODY, NOW + 60, Verdict::Valid, Some(0)).unwrap();

@@ -59,6 +59,8 @@ async fn a_dry_run_counts_and_a_job_replays_oldest_first() {
         json!({ "rate": 0.00001 }),
         json!({ "target": "ftp://x" }),
         json!({ "resign": "yes" }),
+        // "b" has no secret to sign with.
+        json!({ "resign": true }),
     ] {
         let mut body = json!({ "endpoint": "b", "dry_run": true });
         body.as_object_mut()
@@ -67,6 +69,18 @@ async fn a_dry_run_counts_and_a_job_replays_oldest_first() {
         let (st, v) = s.api("POST", "/api/replay", Some(body)).await;
         assert!(matches!(st, 400 | 422), "{bad}: {st} {v}");
     }
+    let (st, v) = s
+        .api(
+            "POST",
+            "/api/replay",
+            Some(json!({ "endpoint": "b", "resign": true })),
+        )
+        .await;
+    assert_eq!(st, 422, "no job whose every event fails: {v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("no signature secret"),
+        "{v}"
+    );
     let (st, v) = s
         .api(
             "POST",

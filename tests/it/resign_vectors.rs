@@ -352,7 +352,7 @@ fn resign_case(case: &Case) -> Entry {
         before.detail
     );
 
-    let Resign::Resigned(new) = signature::resign(&cfg, &headers, &body, None, OLD, NOW) else {
+    let Resign::Resigned(new, _) = signature::resign(&cfg, &headers, &body, None, OLD, NOW) else {
         panic!("{}: not re-signed", case.name);
     };
     assert_eq!(body, case.body, "{}: body bytes changed", case.name);
