@@ -295,6 +295,16 @@ impl SignatureConfig {
             .collect()
     }
 
+    /// Each secret with the field that holds it, for messages.
+    fn labelled_secrets(&self) -> impl Iterator<Item = (String, &String)> {
+        let one = self
+            .secret
+            .iter()
+            .map(|s| ("signature.secret".to_string(), s));
+        let list = self.secrets.iter().enumerate();
+        one.chain(list.map(|(i, s)| (format!("signature.secrets[{i}]"), s)))
+    }
+
     /// Checks the config once, where it enters (API, TOML, CLI). Errors name
     /// the field and never quote a secret.
     pub fn validate(&self) -> Result<(), String> {
@@ -313,6 +323,20 @@ impl SignatureConfig {
         }
         if self.secrets().is_empty() {
             return Err("signature.secret: a secret (or a `secrets` list) is required".into());
+        }
+        // A copy-paste slip (a line break, a space at an end) would make
+        // every event `invalid` with nothing to say why.
+        for (field, s) in self.labelled_secrets() {
+            if s.chars().any(char::is_control) {
+                return Err(format!(
+                    "{field}: has a control character (a line break, a tab?); a signing secret is one line of text"
+                ));
+            }
+            if s.trim() != s {
+                return Err(format!(
+                    "{field}: starts or ends with a space; signing secrets never do (check the copy)"
+                ));
+            }
         }
         // With `auto` the sender picks the scheme: a signature captured from
         // a timestamped scheme (Stripe's `t.body`, Slack's `v0:t:body`)
@@ -353,17 +377,7 @@ impl SignatureConfig {
         // Standard Webhooks secrets are base64 keys; catching a bad one here
         // beats a confusing `invalid` on every delivery later.
         if matches!(self.scheme.as_str(), "standard") {
-            let labelled = self
-                .secret
-                .iter()
-                .map(|s| ("signature.secret".to_string(), s))
-                .chain(
-                    self.secrets
-                        .iter()
-                        .enumerate()
-                        .map(|(i, s)| (format!("signature.secrets[{i}]"), s)),
-                );
-            for (field, s) in labelled {
+            for (field, s) in self.labelled_secrets() {
                 if standard::key(s).is_none() {
                     return Err(format!(
                         "{field}: not a Standard Webhooks secret (`whsec_` followed by base64)"
@@ -1596,6 +1610,23 @@ mod tests {
         );
         bad(r#"{"scheme":"stripe"}"#, "signature.secret");
         bad(r#"{"scheme":"stripe","secret":""}"#, "signature.secret");
+        // Copy slips: every event would be `invalid`, with nothing to say why.
+        bad(
+            r#"{"scheme":"github","secret":"s3cr3t\n"}"#,
+            "control character",
+        );
+        bad(
+            r#"{"scheme":"github","secret":"s3\u0000cr3t"}"#,
+            "control character",
+        );
+        bad(
+            r#"{"scheme":"github","secrets":["ok"," s3cr3t"]}"#,
+            "signature.secrets[1]: starts or ends with a space",
+        );
+        let inner: SignatureConfig =
+            serde_json::from_str(r#"{"scheme":"github","secret":"It's a Secret to Everybody"}"#)
+                .unwrap();
+        inner.validate().unwrap();
         bad(
             r#"{"scheme":"stripe","secrets":["s3cr3t",""]}"#,
             "signature.secrets[1]",
