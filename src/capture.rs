@@ -58,23 +58,33 @@ pub fn has_dot_segment(rest: &str) -> bool {
     })
 }
 
-/// A request that names its host twice, differently: two `Host` headers
-/// (RFC 9112 §3.2 says `400`), a `Host` that names another authority than
+/// Why a request's host is refused, if it is. An HTTP/1.1 request without
+/// `Host`, or with one that is no host (`a b`, `x, evil.example`,
+/// `user@x`, `x:99999`): RFC 9112 §3.2 says `400`, and its value would
+/// pass on in `X-Forwarded-Host`. A request that names its host twice,
+/// differently: two `Host` headers, a `Host` that names another authority than
 /// HTTP/2's `:authority` (RFC 9113 §8.3.1) or than an HTTP/1 request in
 /// absolute form (`POST http://a.example/in/x`, where RFC 9112 §3.2.2 has
 /// the request line win). Which of them a check (the admin's loopback and
 /// same-origin checks, `X-Forwarded-Host`) read would be the sender's to
 /// choose; both listeners refuse it. A port left out is the scheme's
 /// default, so `a.example` and `a.example:443` over https agree.
-pub fn ambiguous_host(
+pub fn bad_host(
     version: http::Version,
     uri: &http::Uri,
     headers: &http::HeaderMap,
 ) -> Option<&'static str> {
     let mut hosts = headers.get_all(http::header::HOST).iter();
-    let host = hosts.next()?;
+    let Some(host) = hosts.next() else {
+        // HTTP/2 carries it in `:authority`; HTTP/1.0 may leave it out.
+        return (version == http::Version::HTTP_11)
+            .then_some("an HTTP/1.1 request without a Host header");
+    };
     if hosts.next().is_some() {
         return Some("more than one Host header");
+    }
+    if !is_host(host.as_bytes()) {
+        return Some("a Host header that is not a host name or address (with an optional port)");
     }
     let authority = uri.authority()?;
     let default_port = match uri.scheme_str() {
@@ -94,6 +104,48 @@ pub fn ambiguous_host(
         }
         (false, _) => Some("a Host header that names another host than the request line"),
     }
+}
+
+/// `host[:port]` as senders name a host: a DNS name (letters, digits,
+/// `-`, `.`, `_`), an IPv4 address or a bracketed IPv6 one, and a port of
+/// 0 to 65535. Stricter than RFC 3986's reg-name, which lets in commas and
+/// the like that no resolvable host has and that readers of
+/// `X-Forwarded-Host` split on.
+fn is_host(v: &[u8]) -> bool {
+    let Ok(v) = std::str::from_utf8(v) else {
+        return false;
+    };
+    let (name, port) = match v.strip_prefix('[') {
+        Some(rest) => {
+            let Some((ip, after)) = rest.split_once(']') else {
+                return false;
+            };
+            if ip.parse::<std::net::Ipv6Addr>().is_err() {
+                return false;
+            }
+            match after {
+                "" => (None, None),
+                _ => match after.strip_prefix(':') {
+                    Some(port) => (None, Some(port)),
+                    None => return false,
+                },
+            }
+        }
+        None => match v.split_once(':') {
+            Some((name, port)) => (Some(name), Some(port)),
+            None => (Some(v), None),
+        },
+    };
+    let name_ok = name.is_none_or(|n| {
+        !n.is_empty()
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+    });
+    // RFC 3986 lets the port be empty (`a.example:`): its default.
+    let port_ok = port.is_none_or(|p| {
+        p.is_empty() || (p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok())
+    });
+    name_ok && port_ok
 }
 
 pub fn headers_of(parts: &Parts) -> Headers {
@@ -198,6 +250,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_host_is_a_name_or_an_address_with_an_optional_port() {
+        for good in [
+            "a.example",
+            "A-b_c.example:8080",
+            "127.0.0.1",
+            "127.0.0.1:65535",
+            "[::1]",
+            "[2001:db8::1]:443",
+            "a.example:",
+        ] {
+            assert!(is_host(good.as_bytes()), "{good}");
+        }
+        for bad in [
+            "",
+            "a b",
+            "x, evil.example",
+            "user@x",
+            "x:notaport",
+            "x:99999",
+            "x:1:2",
+            "[::1",
+            "[nope]",
+            "[::1]x",
+            "x/y",
+            ":80",
+            "caf\u{e9}.example",
+        ] {
+            assert!(!is_host(bad.as_bytes()), "{bad}");
+        }
+    }
+
+    #[test]
     fn a_host_named_twice_differently_is_ambiguous() {
         use http::{HeaderMap, HeaderValue, Uri, Version};
         let h = |hosts: &[&str]| {
@@ -211,9 +295,10 @@ mod tests {
         let h2: Uri = "http://a.example:8080/in/x".parse().unwrap();
         let tls: Uri = "https://a.example/in/x".parse().unwrap();
         let plain: Uri = "http://a.example/in/x".parse().unwrap();
-        let cases: [(Version, &Uri, &[&str], bool); 16] = [
+        let cases: [(Version, &Uri, &[&str], bool); 17] = [
             (Version::HTTP_11, &origin, &["a.example"], false),
-            (Version::HTTP_11, &origin, &[], false),
+            (Version::HTTP_11, &origin, &[], true),
+            (Version::HTTP_10, &origin, &[], false),
             (Version::HTTP_11, &origin, &["a.example", "b.example"], true),
             (Version::HTTP_11, &origin, &["a.example", "a.example"], true),
             (Version::HTTP_2, &h2, &[], false),
@@ -232,7 +317,7 @@ mod tests {
         ];
         for (version, uri, hosts, want) in cases {
             assert_eq!(
-                ambiguous_host(version, uri, &h(hosts)).is_some(),
+                bad_host(version, uri, &h(hosts)).is_some(),
                 want,
                 "{version:?} {uri} {hosts:?}"
             );

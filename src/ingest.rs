@@ -126,7 +126,7 @@ async fn answer(
         h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         return Ok(resp);
     }
-    if let Some(why) = capture::ambiguous_host(req.version(), req.uri(), req.headers()) {
+    if let Some(why) = capture::bad_host(req.version(), req.uri(), req.headers()) {
         return Ok(refused_closing(why));
     }
     let Some((slug, rest)) = capture::split_ingest_path(&path) else {
@@ -211,6 +211,15 @@ async fn ingest(
         }
         Err(e) => return Err(Error::BadRequest(format!("reading the request body: {e}"))),
     };
+    // Content on HEAD has no meaning a receiver agrees on (one that ignores
+    // it would read it as the next request on a pooled connection), and
+    // TRACE must carry none (RFC 9110 §9.3.2, §9.3.8).
+    if matches!(parts.method, http::Method::HEAD | http::Method::TRACE) && !body.is_empty() {
+        return Err(Error::BadRequest(format!(
+            "a {} request carries no content; nothing was stored",
+            parts.method
+        )));
+    }
 
     let mut ep = cell.snapshot();
     // An event about to be held keeps the gate until it is stored: a

@@ -52,7 +52,7 @@ pub fn router(relay: Arc<Relay>, token: Option<String>, body_time: Duration, por
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .layer(middleware::map_request(deadline))
         .layer(middleware::from_fn(refuse_cross_origin))
-        .layer(middleware::from_fn(refuse_ambiguous_host))
+        .layer(middleware::from_fn(refuse_bad_host))
         .layer(middleware::map_response(security_headers))
         .with_state(state)
 }
@@ -193,10 +193,10 @@ fn unauthorized() -> Response {
     resp
 }
 
-/// See [`crate::capture::ambiguous_host`]: the loopback and same-origin
-/// checks read the host.
-async fn refuse_ambiguous_host(req: Request, next: Next) -> Response {
-    match crate::capture::ambiguous_host(req.version(), req.uri(), req.headers()) {
+/// See [`crate::capture::bad_host`]: the loopback and same-origin checks
+/// read the host.
+async fn refuse_bad_host(req: Request, next: Next) -> Response {
+    match crate::capture::bad_host(req.version(), req.uri(), req.headers()) {
         None => next.run(req).await,
         Some(why) => Error::BadRequest(why.into()).into_response(),
     }

@@ -1263,6 +1263,65 @@ async fn a_request_with_two_hosts_is_refused_on_both_listeners() {
     );
 }
 
+/// A Host that is no host would pass on as `X-Forwarded-Host` (`x,
+/// evil.example` reads as evil.example to a reader that takes the last
+/// entry); HTTP/1.1 without one is refused too (RFC 9112 §3.2). Content
+/// on HEAD or TRACE is refused rather than sent on, where a receiver that
+/// ignores it would read it as the next request on a pooled connection.
+#[tokio::test]
+async fn a_host_that_is_no_host_and_content_on_head_are_refused() {
+    let mut up = crate::support::Receiver::start(vec![crate::support::Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "f", "target": up.url("/x") }))
+        .await;
+    for (head, why) in [
+        ("POST /in/f HTTP/1.1\r\n", "without a Host header"),
+        (
+            "POST /in/f HTTP/1.1\r\nhost: x, evil.example\r\n",
+            "not a host name",
+        ),
+        ("POST /in/f HTTP/1.1\r\nhost: user@x\r\n", "not a host name"),
+        (
+            "POST /in/f HTTP/1.1\r\nhost: x:99999\r\n",
+            "not a host name",
+        ),
+        ("POST /in/f HTTP/1.1\r\nhost: a b\r\n", "not a host name"),
+        (
+            "HEAD /in/f HTTP/1.1\r\nhost: x\r\n",
+            "a HEAD request carries no content",
+        ),
+        (
+            "TRACE /in/f HTTP/1.1\r\nhost: x\r\n",
+            "a TRACE request carries no content",
+        ),
+    ] {
+        let req = format!("{head}content-length: 3\r\nconnection: close\r\n\r\nabc");
+        let out = raw(s.ingest, req.as_bytes(), Duration::from_secs(5)).await;
+        let text = String::from_utf8_lossy(&out);
+        assert!(out.starts_with(b"HTTP/1.1 400"), "{head:?}: {text}");
+        assert!(
+            text.contains(why) || head.starts_with("HEAD"),
+            "{head:?}: {text}"
+        );
+    }
+    // A HEAD's answer has no content to say why in; it is refused all the same.
+    assert_eq!(s.get("/api/events?endpoint=f").await["events"], json!([]));
+    assert!(up.drain().is_empty(), "nothing reached the target");
+    // HTTP/1.0 may leave Host out; HEAD without content goes on.
+    for req in [
+        "POST /in/f HTTP/1.0\r\ncontent-length: 2\r\n\r\nhi",
+        "HEAD /in/f HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    ] {
+        let out = raw(s.ingest, req.as_bytes(), Duration::from_secs(5)).await;
+        assert!(
+            out.starts_with(b"HTTP/1.0 200") || out.starts_with(b"HTTP/1.1 200"),
+            "{req:?}: {}",
+            String::from_utf8_lossy(&out)
+        );
+        up.next().await;
+    }
+}
+
 /// A bin's configured answer cannot set a header that frames the message or
 /// describes the connection: a `content-length: 999` over a 2-byte body
 /// left clients waiting and desynchronised pipelined ones. Refused when

@@ -490,12 +490,13 @@ async fn a_sender_cannot_spoof_the_forwarded_host_over_http2() {
     // The host the sender addressed, as HTTP/2 carries it.
     assert_eq!(got.header_all("x-forwarded-host"), [s.ingest.to_string()]);
     assert_eq!(got.header_all("x-forwarded-for"), ["127.0.0.1"]);
-    // An HTTP/1 request in absolute form without Host names what it likes
-    // (credentials included): no X-Forwarded-Host from it.
-    let req = "POST http://user:pw@evil.example:8443/in/h2/x HTTP/1.1\r\ncontent-length: 1\r\nconnection: close\r\n\r\nx";
+    // An HTTP/1.0 request in absolute form without Host names what it
+    // likes (credentials included): no X-Forwarded-Host from it. (HTTP/1.1
+    // without Host is refused: see bad_input.)
+    let req = "POST http://user:pw@evil.example:8443/in/h2/x HTTP/1.0\r\ncontent-length: 1\r\nconnection: close\r\n\r\nx";
     let out = crate::support::raw(s.ingest, req.as_bytes(), Duration::from_secs(10)).await;
     assert!(
-        out.starts_with(b"HTTP/1.1 200"),
+        out.starts_with(b"HTTP/1.0 200") || out.starts_with(b"HTTP/1.1 200"),
         "{}",
         String::from_utf8_lossy(&out)
     );
