@@ -1,8 +1,9 @@
 //! Who sent a request: the peer, or — when the peer is a proxy the operator
 //! trusts (`--trusted-proxy`) — the client that proxy names in
-//! `X-Forwarded-For`. Ingest records that address on the event; the admin
-//! listener charges wrong token guesses to it. Without trusted proxies the
-//! header is never believed: any sender can write it.
+//! `X-Forwarded-For` (or, without one, `X-Real-IP`). Ingest records that
+//! address on the event; the admin listener charges wrong token guesses to
+//! it. Without trusted proxies the headers are never believed: any sender
+//! can write them.
 
 use std::net::IpAddr;
 
@@ -50,6 +51,18 @@ impl TrustedProxies {
             .iter()
             .flat_map(|v| v.as_bytes().split(|b| *b == b','))
             .collect();
+        // A proxy that names the client in `X-Real-IP` alone (nginx's
+        // `proxy_set_header X-Real-IP $remote_addr`).
+        if entries.is_empty() {
+            let mut real = headers.get_all("x-real-ip").iter();
+            return match (real.next(), real.next()) {
+                (Some(v), None) => std::str::from_utf8(v.as_bytes().trim_ascii())
+                    .ok()
+                    .and_then(parse_entry)
+                    .unwrap_or(peer),
+                _ => peer,
+            };
+        }
         let mut client = peer;
         for entry in entries.iter().rev() {
             match std::str::from_utf8(entry.trim_ascii())
@@ -135,6 +148,42 @@ mod tests {
             t.client(peer, &h),
             "198.51.100.5".parse::<IpAddr>().unwrap()
         );
+    }
+
+    /// nginx's `proxy_set_header X-Real-IP $remote_addr` without an
+    /// `X-Forwarded-For`: the client is in `X-Real-IP` — from a trusted
+    /// peer, and only one value of it.
+    #[test]
+    fn without_forwarded_for_a_trusted_real_ip_names_the_client() {
+        let t = TrustedProxies::new(vec![parse_net("127.0.0.1").unwrap()]);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let real = |values: &[&str]| {
+            let mut h = http::HeaderMap::new();
+            for v in values {
+                h.append("x-real-ip", v.parse().unwrap());
+            }
+            h
+        };
+        let proxy = ip("127.0.0.1");
+        assert_eq!(
+            t.client(proxy, &real(&["198.51.100.5"])),
+            ip("198.51.100.5")
+        );
+        assert_eq!(
+            t.client(proxy, &real(&[" 2001:db8::1 "])),
+            ip("2001:db8::1")
+        );
+        assert_eq!(t.client(proxy, &real(&["nonsense"])), proxy);
+        assert_eq!(
+            t.client(proxy, &real(&["198.51.100.5", "198.51.100.6"])),
+            proxy
+        );
+        let untrusted = ip("192.0.2.1");
+        assert_eq!(t.client(untrusted, &real(&["198.51.100.5"])), untrusted);
+        // `X-Forwarded-For` wins where both are sent.
+        let mut both = real(&["198.51.100.5"]);
+        both.append("x-forwarded-for", "203.0.113.9".parse().unwrap());
+        assert_eq!(t.client(proxy, &both), ip("203.0.113.9"));
     }
 
     #[test]

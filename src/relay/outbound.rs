@@ -17,6 +17,12 @@ use crate::event::{Event, Headers};
 pub fn forward_headers(ev: &Event) -> Headers {
     let mut h = deliver::strip_hop_by_hop(&ev.headers);
     join_cookies(&mut h);
+    // The hop's other facts that frameworks build URLs from (Spring,
+    // ASP.NET, Rails read a port or prefix): a sender's own are its
+    // choice, so only a trusted proxy's go on (Traefik drops them alike).
+    if ev.proxy_addr.is_none() {
+        h.retain(|(n, _)| !UNVOUCHED.iter().any(|u| n.eq_ignore_ascii_case(u)));
+    }
     // A test ping has no sender to name: no `X-Forwarded-*` (a receiver
     // that parses `X-Forwarded-For` would choke on anything but an address).
     // The hop hookrelay saw: a trusted proxy's address when the event
@@ -55,6 +61,17 @@ pub fn forward_headers(ev: &Event) -> Headers {
     }
     h
 }
+
+/// `X-Forwarded-*` headers hookrelay does not set and sends on only from a
+/// trusted proxy.
+const UNVOUCHED: [&str; 6] = [
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-server",
+    "x-forwarded-uri",
+    "x-forwarded-method",
+    "x-forwarded-ssl",
+];
 
 /// One `Cookie` line, where the first stood: HTTP/2 senders split cookies
 /// into a field each (RFC 9113 §8.2.3), and an HTTP/1.1 receiver may read

@@ -440,12 +440,20 @@ async fn forwarded_and_x_real_ip_from_a_sender_name_this_hop() {
             &[
                 ("forwarded", "for=6.6.6.6;proto=https"),
                 ("x-real-ip", "6.6.6.6"),
+                ("X-Forwarded-Port", "443"),
+                ("x-forwarded-prefix", "/evil"),
             ],
             "x",
         )
         .await;
     assert_eq!(r.status, 200);
     let got = up.next().await;
+    // Hop facts hookrelay does not vouch for: only from a trusted proxy.
+    assert!(
+        got.header("x-forwarded-port").is_none() && got.header("x-forwarded-prefix").is_none(),
+        "{:?}",
+        got.headers
+    );
     assert_eq!(
         got.header_all("forwarded"),
         [format!(
@@ -561,10 +569,12 @@ async fn a_trusted_proxy_names_the_client() {
     let sent = [
         ("x-forwarded-for", "6.6.6.6, 203.0.113.7"),
         ("x-forwarded-proto", "https"),
+        ("x-forwarded-port", "8443"),
     ];
     let r = s.post_in("f", &sent, "x").await;
     assert_eq!(r.status, 200);
     let got = up.next().await;
+    assert_eq!(got.header_all("x-forwarded-port"), ["8443"]);
     assert_eq!(
         got.header("x-forwarded-for").as_deref(),
         Some("6.6.6.6, 203.0.113.7, 127.0.0.1")
@@ -598,6 +608,20 @@ async fn a_trusted_proxy_names_the_client() {
     let got = up.next().await;
     assert_eq!(got.header("x-forwarded-proto").as_deref(), Some("https"));
     assert_eq!(got.header("x-forwarded-for").as_deref(), Some("127.0.0.1"));
+    // nginx's `X-Real-IP $remote_addr` without `X-Forwarded-For`: the
+    // client is named, and its header goes on as the proxy set it.
+    let r = s.post_in("f", &[("x-real-ip", "198.51.100.9")], "z").await;
+    let got = up.next().await;
+    assert_eq!(got.header_all("x-real-ip"), ["198.51.100.9"]);
+    let (_, _, ev) = crate::support::send(
+        "GET",
+        &s.admin_url(&format!("/api/events/{}", r.event_id())),
+        &auth,
+        Default::default(),
+    )
+    .await;
+    let ev: serde_json::Value = serde_json::from_slice(&ev).unwrap();
+    assert_eq!(ev["remote_addr"], "198.51.100.9", "{ev}");
 
     // One client's wrong guesses do not spend another's budget.
     let guess = |client: &'static str| {
