@@ -282,7 +282,18 @@ impl Config {
                     .unwrap_or(d.target_guard.allow),
                 ..d.target_guard
             },
-            endpoints: file.endpoint,
+            // A file's `[endpoint.signature]` is the whole setting (secrets
+            // aside): a line taken out of it must not live on.
+            endpoints: file
+                .endpoint
+                .into_iter()
+                .map(|mut ep| {
+                    if let Some(Some(sig)) = ep.signature.take() {
+                        ep.signature = Some(Some(sig.whole()));
+                    }
+                    ep
+                })
+                .collect(),
         };
         let mut seen = std::collections::HashSet::new();
         for ep in &cfg.endpoints {

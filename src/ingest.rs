@@ -61,7 +61,7 @@ pub async fn handle(
 /// §6.4.1). HTTP/1.1 drops it on the wire, but an HTTP/2 DATA frame after
 /// such an answer is a protocol error the sender's client resets the stream
 /// for — the sender would never see its answer. A HEAD answer keeps the
-/// length a GET would have had.
+/// length a GET would have had, a 304 the target's.
 fn without_content(head: bool, mut resp: Response<Body>) -> Response<Body> {
     let status = resp.status().as_u16();
     let none = matches!(status, 204 | 205 | 304);
@@ -78,7 +78,9 @@ fn without_content(head: bool, mut resp: Response<Body>) -> Response<Body> {
             *resp.body_mut() = whole(Bytes::new());
         }
     }
-    if none {
+    // A 304's length is that of what it stands for (RFC 9110 §8.6); 204
+    // and 205 have none.
+    if matches!(status, 204 | 205) {
         resp.headers_mut().remove(header::CONTENT_LENGTH);
     }
     resp

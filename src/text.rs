@@ -14,6 +14,16 @@ pub fn is_bidi_control(c: char) -> bool {
     )
 }
 
+/// Characters that show as nothing (zero-width spaces and joiners, a
+/// byte-order mark, a soft hyphen, a word joiner) or as a line break
+/// (U+2028, U+2029): text holding one is not what it looks like.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}' | '\u{00ad}' | '\u{2028}' | '\u{2029}'
+    )
+}
+
 /// `s` with every character `hostile` says is hostile replaced by `show(c)`;
 /// borrowed when there is none.
 pub fn replace_chars(

@@ -497,6 +497,12 @@ impl Relay {
     pub async fn upsert(&self, input: EndpointInput, upsert: bool) -> Result<(Endpoint, bool)> {
         // Creates and deletes one at a time: check-then-insert must not race.
         let _registry = self.registry_lock.lock().await;
+        // Applied again to the live endpoint when saved (see `save`); the
+        // file's status only where it creates one.
+        let again = EndpointInput {
+            status: None,
+            ..input.clone()
+        };
         let (ep, existing) = self.prepare(input, upsert)?;
         if let Some((cell, wanted)) = existing {
             // The file's status is where an endpoint starts: on later starts
@@ -511,7 +517,10 @@ impl Relay {
                     "the config file's status applies when the endpoint is created; it stays as it is (resume or pause it through the API or CLI)"
                 );
             }
-            return self.save(&cell, ep, false).await.map(|ep| (ep, false));
+            return self
+                .save(&cell, move |ep| again.apply(ep), false)
+                .await
+                .map(|ep| (ep, false));
         }
         let saved = ep.clone();
         self.store.run(move |s| s.put_endpoint(&saved)).await?;
@@ -531,9 +540,8 @@ impl Relay {
         self.check_urls(&input)?;
         let cell = self.require(slug)?;
         let status_set = input.status.is_some();
-        let mut ep = cell.snapshot();
-        input.apply(&mut ep)?;
-        self.save(&cell, ep, status_set).await
+        self.save(&cell, move |ep| input.apply(ep), status_set)
+            .await
     }
 
     pub async fn set_status(&self, slug: &str, status: Status) -> Result<Endpoint> {
@@ -547,33 +555,40 @@ impl Relay {
         .await
     }
 
-    /// Persists `ep` and makes it live. Policy fields are taken from the live
-    /// copy unless the change itself moved the status, so a concurrent
+    /// Makes `change` to the live endpoint, under its lock, and persists it:
+    /// two edits at once both apply (each made to a copy taken before the
+    /// other was saved, the later save undid the earlier — an `enforce` or
+    /// a rotated secret lost with a 200 for both). Policy fields stay the
+    /// live ones unless the change itself moved the status, so a concurrent
     /// failure count is not lost. A change that disables the endpoint
     /// notifies its `notify_url`, as the policy does.
-    async fn save(
+    async fn save<F>(
         &self,
         cell: &Arc<EndpointCell>,
-        mut ep: Endpoint,
+        change: F,
         status_set: bool,
-    ) -> Result<Endpoint> {
+    ) -> Result<Endpoint>
+    where
+        F: FnOnce(&mut Endpoint) -> Result<()> + Send + 'static,
+    {
         let cell = Arc::clone(cell);
         let store = Arc::clone(&self.store);
         let (ep, before) = tokio::task::spawn_blocking(move || {
-            let before = {
+            let (ep, before) = {
                 let mut live = cell.lock();
                 if cell.deleted.load(Ordering::SeqCst) {
                     return Err(Error::NotFound(format!(
                         "no endpoint {:?}",
-                        ep.slug.as_str()
+                        live.slug.as_str()
                     )));
                 }
-                // Unless this change moved the status, the policy's live
-                // state (which may have moved since the snapshot) wins: a
-                // disable already in place keeps its reason and time, and
-                // `"status":"active"` sent with every change to an active
-                // endpoint does not reset its failure count (only a resume
-                // from paused or disabled, or a success, does).
+                let mut ep = live.clone();
+                change(&mut ep)?;
+                // Unless this change moved the status, the policy's state
+                // stands: a disable already in place keeps its reason and
+                // time, and `"status":"active"` sent with every change to
+                // an active endpoint does not reset its failure count (only
+                // a resume from paused or disabled, or a success, does).
                 let before = live.status;
                 if !status_set || ep.status == before {
                     ep.status = live.status;
@@ -581,15 +596,14 @@ impl Relay {
                     ep.disabled_reason = live.disabled_reason.clone();
                     ep.disabled_at = live.disabled_at;
                 } else if ep.status != Status::Active {
-                    // A pause or a disable by hand keeps the count; failures
-                    // counted since the snapshot must not be lost.
+                    // A pause or a disable by hand keeps the count.
                     ep.consecutive_failures = live.consecutive_failures;
                 }
                 // Written under the lock (ordered with policy writes), but
                 // the fsync waits after it is released.
                 store.put_endpoint_unsynced(&ep)?;
                 *live = ep.clone();
-                before
+                (ep, before)
             };
             store.sync_wal()?;
             Ok((ep, before))

@@ -162,22 +162,25 @@ impl std::fmt::Debug for SignatureConfig {
 }
 
 /// A signature config as a create or an edit gives it: a field left out
-/// keeps the stored value (a secret too — secrets are never read back, so
-/// an edit could not send them again); `null` clears the `hmac-sha256`
-/// fields. Settings of one scheme are dropped when it changes to another
-/// they do not fit; `enforce`, `tolerance_s` and the secrets stay.
+/// keeps the stored value. `secret` and `secrets` are one setting: giving
+/// either replaces every stored secret, giving neither keeps them (they are
+/// never read back, so an edit could not send them again). `null` clears
+/// the `hmac-sha256` fields and is refused for the others. A new scheme
+/// keeps `enforce` and the secrets; its other settings (the tolerance, a
+/// GitHub's `legacy_sha1`, hmac-sha256's header and encoding) start from
+/// their defaults unless given.
 #[derive(Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignaturePatch {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     pub scheme: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     pub secret: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     pub secrets: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     pub tolerance_s: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     pub enforce: Option<bool>,
     #[serde(default, deserialize_with = "crate::endpoint::double_option")]
     pub header: Option<Option<String>>,
@@ -187,8 +190,23 @@ pub struct SignaturePatch {
     pub prefix: Option<Option<String>>,
     #[serde(default, deserialize_with = "crate::endpoint::double_option")]
     pub timestamp_header: Option<Option<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     pub legacy_sha1: Option<bool>,
+}
+
+/// A present field's value; `null` refused (a `"secret": null` taken as
+/// "keep" would check the stored secret where the caller meant another).
+fn not_null<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error;
+    <Option<T> as serde::Deserialize>::deserialize(d)?.map(Some).ok_or_else(|| {
+        D::Error::custom(
+            "null is not a value for this signature field (leave it out to keep the stored value; null clears only header, encoding, prefix and timestamp_header)",
+        )
+    })
 }
 
 impl std::fmt::Debug for SignaturePatch {
@@ -206,7 +224,31 @@ impl std::fmt::Debug for SignaturePatch {
 }
 
 impl SignaturePatch {
+    /// Whether it gives secrets (replacing the stored ones).
+    pub fn gives_secrets(&self) -> bool {
+        self.secret.is_some() || self.secrets.is_some()
+    }
+
+    /// The patch as a whole setting, as a config file's table is: what it
+    /// leaves out is the default, not the stored value — except the
+    /// secrets, kept when it names none. (TOML has no `null` to clear a
+    /// field, and a line taken out of the file must not live on.)
+    pub fn whole(self) -> SignaturePatch {
+        SignaturePatch {
+            tolerance_s: Some(self.tolerance_s.unwrap_or(DEFAULT_TOLERANCE_S)),
+            enforce: Some(self.enforce.unwrap_or(false)),
+            header: Some(self.header.flatten()),
+            encoding: Some(self.encoding.flatten()),
+            prefix: Some(self.prefix.flatten()),
+            timestamp_header: Some(self.timestamp_header.flatten()),
+            legacy_sha1: Some(self.legacy_sha1.unwrap_or(false)),
+            ..self
+        }
+    }
+
     /// The config `self` makes of `old` (none yet: the defaults), checked.
+    /// Secrets it gives are checked as text too; stored ones are not
+    /// judged again by rules newer than they are.
     pub fn apply(self, old: Option<&SignatureConfig>) -> Result<SignatureConfig, String> {
         let scheme = match (self.scheme, old) {
             (Some(s), _) => s,
@@ -215,6 +257,7 @@ impl SignaturePatch {
         };
         // Only settings that fit the scheme now in force are carried over.
         let kept = old.filter(|o| o.scheme == scheme);
+        let given = self.secret.is_some() || self.secrets.is_some();
         let (secret, secrets) = match (self.secret, self.secrets) {
             (None, None) => match old {
                 Some(o) => (o.secret.clone(), o.secrets.clone()),
@@ -227,16 +270,18 @@ impl SignaturePatch {
             new.unwrap_or_else(|| kept.and_then(|k| old(k).clone()))
         };
         let config = SignatureConfig {
-            legacy_sha1: self.legacy_sha1.unwrap_or_else(|| {
-                old.is_some_and(|o| o.legacy_sha1) && matches!(scheme.as_str(), "github" | "auto")
-            }),
+            legacy_sha1: self
+                .legacy_sha1
+                .unwrap_or_else(|| kept.is_some_and(|k| k.legacy_sha1)),
             header: carried(self.header, |k| &k.header),
             encoding: carried(self.encoding, |k| &k.encoding),
             prefix: carried(self.prefix, |k| &k.prefix),
             timestamp_header: carried(self.timestamp_header, |k| &k.timestamp_header),
+            // Not across schemes: a 0 (checks off) chosen for one scheme
+            // must not quietly switch off another's replay window.
             tolerance_s: self
                 .tolerance_s
-                .or(old.map(|o| o.tolerance_s))
+                .or(kept.map(|k| k.tolerance_s))
                 .unwrap_or(DEFAULT_TOLERANCE_S),
             enforce: self.enforce.or(old.map(|o| o.enforce)).unwrap_or(false),
             scheme,
@@ -244,27 +289,10 @@ impl SignaturePatch {
             secrets,
         };
         config.validate()?;
-        Ok(config)
-    }
-}
-
-impl From<SignatureConfig> for SignaturePatch {
-    /// Every setting given, as a whole config sets them; secrets only when
-    /// it has some.
-    fn from(c: SignatureConfig) -> Self {
-        let has_secrets = !c.secrets().is_empty();
-        SignaturePatch {
-            scheme: Some(c.scheme),
-            secret: c.secret.filter(|_| has_secrets),
-            secrets: Some(c.secrets).filter(|_| has_secrets),
-            tolerance_s: Some(c.tolerance_s),
-            enforce: Some(c.enforce),
-            header: Some(c.header),
-            encoding: Some(c.encoding),
-            prefix: Some(c.prefix),
-            timestamp_header: Some(c.timestamp_header),
-            legacy_sha1: Some(c.legacy_sha1),
+        if given {
+            config.check_secret_text()?;
         }
+        Ok(config)
     }
 }
 
@@ -295,6 +323,33 @@ impl SignatureConfig {
             .collect()
     }
 
+    /// Secrets as typed in: a copy-paste slip (a line break, a space at an
+    /// end) would make every event `invalid` with nothing to say why.
+    pub fn check_secret_text(&self) -> Result<(), String> {
+        for (field, s) in self.labelled_secrets() {
+            if s.chars().any(char::is_control) {
+                return Err(format!(
+                    "{field}: has a control character (a line break, a tab?); a signing secret is one line of text"
+                ));
+            }
+            // A secret file saved with a byte-order mark, a zero-width
+            // space pasted along: invisible, and no signature ever matches.
+            if s.chars()
+                .any(|c| crate::text::is_invisible(c) || crate::text::is_bidi_control(c))
+            {
+                return Err(format!(
+                    "{field}: has an invisible character (a byte-order mark, a zero-width space?); check the copy"
+                ));
+            }
+            if s.trim() != s {
+                return Err(format!(
+                    "{field}: starts or ends with a space; signing secrets never do (check the copy)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Each secret with the field that holds it, for messages.
     fn labelled_secrets(&self) -> impl Iterator<Item = (String, &String)> {
         let one = self
@@ -323,20 +378,6 @@ impl SignatureConfig {
         }
         if self.secrets().is_empty() {
             return Err("signature.secret: a secret (or a `secrets` list) is required".into());
-        }
-        // A copy-paste slip (a line break, a space at an end) would make
-        // every event `invalid` with nothing to say why.
-        for (field, s) in self.labelled_secrets() {
-            if s.chars().any(char::is_control) {
-                return Err(format!(
-                    "{field}: has a control character (a line break, a tab?); a signing secret is one line of text"
-                ));
-            }
-            if s.trim() != s {
-                return Err(format!(
-                    "{field}: starts or ends with a space; signing secrets never do (check the copy)"
-                ));
-            }
         }
         // With `auto` the sender picks the scheme: a signature captured from
         // a timestamped scheme (Stripe's `t.body`, Slack's `v0:t:body`)
@@ -1610,23 +1651,83 @@ mod tests {
         );
         bad(r#"{"scheme":"stripe"}"#, "signature.secret");
         bad(r#"{"scheme":"stripe","secret":""}"#, "signature.secret");
-        // Copy slips: every event would be `invalid`, with nothing to say why.
-        bad(
-            r#"{"scheme":"github","secret":"s3cr3t\n"}"#,
-            "control character",
+        // Copy slips in a secret given: every event would be `invalid`,
+        // with nothing to say why. A stored one is not judged again.
+        let patch = |json: &str| serde_json::from_str::<SignaturePatch>(json).unwrap();
+        for (json, why) in [
+            (
+                r#"{"scheme":"github","secret":"s3cr3t\n"}"#,
+                "control character",
+            ),
+            (
+                r#"{"scheme":"github","secret":"s3\u0000cr3t"}"#,
+                "control character",
+            ),
+            (
+                r#"{"scheme":"github","secret":"\ufeffs3cr3t"}"#,
+                "invisible character",
+            ),
+            (
+                r#"{"scheme":"github","secret":"s3\u200bcr3t"}"#,
+                "invisible character",
+            ),
+            (
+                r#"{"scheme":"github","secret":"s3cr3t\u2029"}"#,
+                "invisible character",
+            ),
+            (
+                r#"{"scheme":"github","secrets":["ok"," s3cr3t"]}"#,
+                "signature.secrets[1]: starts or ends with a space",
+            ),
+        ] {
+            let err = patch(json).apply(None).unwrap_err();
+            assert!(
+                err.contains(why) && !err.contains("s3cr3t"),
+                "{json}: {err}"
+            );
+        }
+        let stored: SignatureConfig =
+            serde_json::from_str(r#"{"scheme":"github","secret":"old \n"}"#).unwrap();
+        let edited = patch(r#"{"tolerance_s":60}"#).apply(Some(&stored)).unwrap();
+        assert_eq!((edited.secrets(), edited.tolerance_s), (vec!["old \n"], 60));
+        let inner = patch(r#"{"scheme":"github","secret":"It's a Secret to Everybody"}"#);
+        inner.apply(None).unwrap();
+        // `null` only clears what may be absent; a null secret is no "keep".
+        assert!(serde_json::from_str::<SignaturePatch>(r#"{"secret":null}"#).is_err());
+        assert!(serde_json::from_str::<SignaturePatch>(r#"{"prefix":null}"#).is_ok());
+        // A new scheme keeps enforcement and secrets, not a tolerance of 0.
+        let hmac: SignatureConfig = serde_json::from_str(
+            r#"{"scheme":"hmac-sha256","secret":"k","header":"x-sig","tolerance_s":0,"enforce":true}"#,
+        )
+        .unwrap();
+        let stripe = patch(r#"{"scheme":"stripe"}"#).apply(Some(&hmac)).unwrap();
+        assert_eq!(
+            (
+                stripe.enforce,
+                stripe.tolerance_s,
+                stripe.header.clone(),
+                stripe.secrets()
+            ),
+            (true, DEFAULT_TOLERANCE_S, None, vec!["k"])
         );
-        bad(
-            r#"{"scheme":"github","secret":"s3\u0000cr3t"}"#,
-            "control character",
+        // A config file's table is whole: a line taken out is the default.
+        let gh: SignatureConfig = serde_json::from_str(
+            r#"{"scheme":"github","secret":"k","legacy_sha1":true,"enforce":true,"tolerance_s":9}"#,
+        )
+        .unwrap();
+        let file = patch(r#"{"scheme":"github"}"#)
+            .whole()
+            .apply(Some(&gh))
+            .unwrap();
+        assert_eq!(
+            (
+                file.enforce,
+                file.legacy_sha1,
+                file.tolerance_s,
+                file.secrets()
+            ),
+            (false, false, DEFAULT_TOLERANCE_S, vec!["k"])
         );
-        bad(
-            r#"{"scheme":"github","secrets":["ok"," s3cr3t"]}"#,
-            "signature.secrets[1]: starts or ends with a space",
-        );
-        let inner: SignatureConfig =
-            serde_json::from_str(r#"{"scheme":"github","secret":"It's a Secret to Everybody"}"#)
-                .unwrap();
-        inner.validate().unwrap();
         bad(
             r#"{"scheme":"stripe","secrets":["s3cr3t",""]}"#,
             "signature.secrets[1]",

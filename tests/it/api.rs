@@ -138,6 +138,59 @@ async fn endpoint_fields_are_stored_and_returned() {
     assert_eq!(s.post_in("d", &[], "x").await.status, 404);
 }
 
+/// Edits of different fields at the same moment all apply: each was made
+/// to a copy of the endpoint taken before the others were saved, and the
+/// last save undid the rest — `enforce` or a rotated secret lost, with a
+/// 200 for every edit.
+#[tokio::test]
+async fn edits_at_the_same_moment_all_apply() {
+    let s = std::sync::Arc::new(TestServer::start().await);
+    s.create_endpoint(json!({ "slug": "race", "target": "http://127.0.0.1:9/", "signature": { "scheme": "github", "secret": "old" } }))
+        .await;
+    for round in 0..15u64 {
+        let edits = [
+            json!({ "name": format!("round {round}") }),
+            json!({ "timeout_ms": 1000 + round }),
+            json!({ "failure_threshold": 10 + round }),
+            json!({ "retry": [format!("{}s", 1 + round)] }),
+            json!({ "notify_url": format!("http://127.0.0.1:9/n{round}") }),
+            json!({ "mirror": format!("http://127.0.0.1:9/m{round}") }),
+            json!({ "signature": { "tolerance_s": 100 + round } }),
+            json!({ "signature": { "enforce": round % 2 == 0 } }),
+        ];
+        let sent = edits.into_iter().map(|edit| {
+            let s = std::sync::Arc::clone(&s);
+            tokio::spawn(async move { s.api("PATCH", "/api/endpoints/race", Some(edit)).await })
+        });
+        for done in sent.collect::<Vec<_>>() {
+            let (status, body) = done.await.unwrap();
+            assert_eq!(status, 200, "{body}");
+        }
+        let ep = s.get("/api/endpoints/race").await;
+        let got = (
+            &ep["name"],
+            &ep["timeout_ms"],
+            &ep["failure_threshold"],
+            &ep["retry"][0],
+            &ep["notify_url"],
+            &ep["mirror"],
+            &ep["signature"]["tolerance_s"],
+            &ep["signature"]["enforce"],
+        );
+        let want = (
+            &json!(format!("round {round}")),
+            &json!(1000 + round),
+            &json!(10 + round),
+            &json!(format!("{}s", 1 + round)),
+            &json!(format!("http://127.0.0.1:9/n{round}")),
+            &json!(format!("http://127.0.0.1:9/m{round}")),
+            &json!(100 + round),
+            &json!(round % 2 == 0),
+        );
+        assert_eq!(got, want, "round {round}: an edit was lost");
+    }
+}
+
 #[tokio::test]
 async fn bad_requests_get_clear_errors() {
     let s = TestServer::start().await;

@@ -1314,7 +1314,8 @@ async fn endpoint_edit_changes_only_what_is_given_and_disable_holds() {
         (&json!(false), &json!(1)),
         "{ep}"
     );
-    // Another scheme starts from its own defaults (github takes no header).
+    // Another scheme drops the settings that do not fit it (github takes no
+    // header) and keeps the secrets.
     json_of(
         &s,
         &[

@@ -281,8 +281,9 @@ async fn an_edit_of_one_signature_setting_keeps_the_others() {
         "the stored secret still checks"
     );
 
-    // Another scheme: its settings that do not fit go (legacy_sha1 is
-    // GitHub's), enforcement and tolerance stay.
+    // Another scheme: enforcement stays; the old scheme's settings go
+    // (legacy_sha1 is GitHub's), and so does the tolerance (a 0 chosen for
+    // one scheme must not switch off another's replay window).
     let (status, ep) = s
         .api(
             "PATCH",
@@ -294,7 +295,7 @@ async fn an_edit_of_one_signature_setting_keeps_the_others() {
     let sig = &ep["signature"];
     assert_eq!(
         (&sig["scheme"], &sig["enforce"], &sig["tolerance_s"]),
-        (&json!("stripe"), &json!(true), &json!(600)),
+        (&json!("stripe"), &json!(true), &json!(300)),
         "{sig}"
     );
     assert!(sig.get("legacy_sha1").is_none_or(|v| v == false), "{sig}");

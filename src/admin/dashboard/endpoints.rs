@@ -711,7 +711,13 @@ fn input_of(f: &CsrfForm, current: Option<&Endpoint>) -> Result<EndpointInput, V
     // scheme (see `SignaturePatch`).
     let scheme = f.get("sig_scheme");
     let signature = (!scheme.is_empty()).then(|| {
-        let field = |name: &str, raw: bool| opt(if raw { f.raw(name) } else { f.get(name) });
+        // hmac-sha256's own fields only for it: switching another scheme
+        // in drops them, whatever the (hidden) inputs still hold.
+        let generic = scheme == "hmac-sha256";
+        let field = |name: &str, raw: bool| {
+            let v = if raw { f.raw(name) } else { f.get(name) };
+            if generic { opt(v) } else { None }
+        };
         let secret = f.raw("sig_secret");
         SignaturePatch {
             scheme: Some(scheme.to_string()),
