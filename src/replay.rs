@@ -294,9 +294,21 @@ pub const MIN_RATE: f64 = 0.001;
 pub const MAX_RATE: f64 = 10_000.0;
 
 /// Refuses a job's `target` or `rate` that it could not run with.
-pub fn check_options(relay: &Relay, target: Option<&str>, rate: Option<f64>) -> Result<()> {
+pub fn check_options(
+    relay: &Relay,
+    target: Option<&str>,
+    rate: Option<f64>,
+    resign_for: Option<&str>,
+) -> Result<()> {
     if let Some(t) = target {
         relay.check_url("target", t)?;
+    }
+    // One endpoint asked for, re-signed: refused now, as a single replay
+    // is, rather than every event failing in the job.
+    if let Some(slug) = resign_for
+        && relay.endpoint(slug).is_some()
+    {
+        relay.resign_config(slug)?;
     }
     if let Some(r) = rate
         && !(MIN_RATE..=MAX_RATE).contains(&r)
@@ -318,7 +330,8 @@ pub async fn start(
     resign: bool,
     rate: Option<f64>,
 ) -> Result<Job> {
-    check_options(relay, target.as_deref(), rate)?;
+    let resign_for = filter.endpoint.as_deref().filter(|_| resign);
+    check_options(relay, target.as_deref(), rate, resign_for)?;
     let f = filter.clone();
     let mut job = Job {
         id: Store::new_id(),

@@ -615,21 +615,9 @@ async fn bulk_replay(
         Some(_) => return Err(Error::Unprocessable("target: must be a URL string".into())),
     };
     // A dry run refuses what the run itself would: it is the rehearsal.
-    crate::replay::check_options(&st.relay, target.as_deref(), rate)?;
     let resign = flag("resign")?;
-    // One endpoint asked for: refused now, as a single replay is, rather
-    // than every event failing in the job.
-    if resign
-        && let Some(slug) = &filter.endpoint
-        && st
-            .relay
-            .endpoint(slug)
-            .is_some_and(|c| c.lock().signature.is_none())
-    {
-        return Err(Error::Unprocessable(format!(
-            "resign: endpoint {slug:?} has no signature secret to sign with"
-        )));
-    }
+    let resign_for = filter.endpoint.as_deref().filter(|_| resign);
+    crate::replay::check_options(&st.relay, target.as_deref(), rate, resign_for)?;
     if flag("dry_run")? {
         return Ok((
             StatusCode::OK,
@@ -702,12 +690,12 @@ pub fn verify_config(
     if endpoint.is_none() {
         patch.scheme.get_or_insert_with(|| "auto".into());
     }
-    patch.apply(endpoint).map_err(|e| match endpoint {
-        None if e.contains("secret") => {
-            Error::Unprocessable(format!("{e} (the endpoint has none)"))
-        }
-        _ => Error::BadRequest(e),
-    })
+    if endpoint.is_none() && !patch.gives_secrets() {
+        return Err(Error::Unprocessable(
+            "secret: required (the endpoint has none)".into(),
+        ));
+    }
+    patch.apply(endpoint).map_err(Error::BadRequest)
 }
 
 /// `GET /api/export?format=jsonl|har&…filters`: oldest first, at most

@@ -1397,16 +1397,7 @@ impl Relay {
         };
         let body = body.unwrap_or_default();
         let resign_with = match resign {
-            true => Some(
-                self.endpoint(&ev.endpoint)
-                    .and_then(|c| c.lock().signature.clone())
-                    .ok_or_else(|| {
-                        Error::Unprocessable(format!(
-                            "resign: endpoint {:?} has no signature secret to sign with",
-                            ev.endpoint
-                        ))
-                    })?,
-            ),
+            true => Some(self.resign_config(&ev.endpoint)?),
             false => None,
         };
         // Its own task: an admin client that hangs up (or a cancelled job)
@@ -1584,6 +1575,18 @@ impl Relay {
     /// with a target is created active or goes from paused/disabled to
     /// active. Returns whether a ping was sent. `before` is the status before
     /// the change (`None` for a new endpoint).
+    /// The signature a re-signed replay of `slug`'s events is made with;
+    /// refused (422) when it has none.
+    pub fn resign_config(&self, slug: &str) -> Result<crate::signature::SignatureConfig> {
+        self.endpoint(slug)
+            .and_then(|c| c.lock().signature.clone())
+            .ok_or_else(|| {
+                Error::Unprocessable(format!(
+                    "resign: endpoint {slug:?} has no signature secret to sign with"
+                ))
+            })
+    }
+
     pub fn ping_if_activated(self: &Arc<Self>, before: Option<Status>, ep: &Endpoint) -> bool {
         let activated = ep.status == Status::Active && before != Some(Status::Active);
         if !(ep.ping_on_activate && activated && ep.target.is_some()) {

@@ -80,11 +80,12 @@ fn join_cookies(h: &mut Headers) {
     let lines: Vec<&[u8]> = h
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
-        .map(|(_, v)| v.as_slice())
+        .map(|(_, v)| v.trim_ascii())
         .collect();
     if lines.len() > 1 {
-        let joined = lines.join(&b"; "[..]);
-        set_in_place(h, "cookie", joined);
+        // An empty line adds no pair (and no stray `; `).
+        let pairs: Vec<&[u8]> = lines.into_iter().filter(|v| !v.is_empty()).collect();
+        set_in_place(h, "cookie", pairs.join(&b"; "[..]));
     }
 }
 
@@ -217,6 +218,7 @@ mod tests {
     #[test]
     fn cookie_fields_go_on_as_one_line_where_the_first_stood() {
         let mut h: Headers = [
+            ("Cookie", ""),
             ("Cookie", "a=1"),
             ("x-a", "1"),
             ("cookie", "b=2"),

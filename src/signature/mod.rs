@@ -515,7 +515,9 @@ pub fn verify(
     }
 }
 
-/// Re-signs a replay with a fresh timestamp and the first secret. Only an
+/// Re-signs a replay with a fresh timestamp and the first secret (on
+/// `auto`, the secret the event matches, under the scheme it was signed
+/// with). Only an
 /// event whose own signature was authentic on arrival (valid, or stale:
 /// authentic but old) is re-signed: anything else would put the endpoint's
 /// signature on a body its sender may never have signed (a forgery refused
@@ -535,20 +537,12 @@ pub fn resign(
     let Some(first) = secrets.first().copied() else {
         return Resign::Unchanged("no secret configured: cannot re-sign".into());
     };
-    // With `auto` the secrets may be different providers' (one per
-    // sender): the one that matched signs again, where a named scheme's
-    // first secret does (the newest, after a rotation).
-    let auto = config.scheme == "auto";
-    let (verdict, detail, matched) = match arrived.filter(|v| *v != Verdict::Unchecked && !auto) {
-        Some(v) => (v, "as recorded on arrival".to_string(), None),
+    let (verdict, detail) = match arrived.filter(|v| *v != Verdict::Unchecked) {
+        Some(v) => (v, "as recorded on arrival".to_string()),
         None => {
             let c = verify(config, headers, body, None, received_unix);
-            (c.verdict, c.detail, c.secret_index)
+            (c.verdict, c.detail)
         }
-    };
-    let secret = match matched.and_then(|i| secrets.get(i)) {
-        Some(s) if auto => *s,
-        _ => first,
     };
     if !matches!(verdict, Verdict::Valid | Verdict::Stale) {
         return Resign::Unchanged(format!(
@@ -556,12 +550,28 @@ pub fn resign(
             verdict.as_str(),
         ));
     }
+    // With `auto` the secrets may be different providers' (one per
+    // sender): the one the event matches signs again, where a named
+    // scheme's first secret does (the newest, after a rotation).
+    let secret = if config.scheme == "auto" {
+        let matched = verify(config, headers, body, None, received_unix).secret_index;
+        match matched.and_then(|i| secrets.get(i)) {
+            Some(s) => *s,
+            None => {
+                return Resign::Unchanged(
+                    "not re-signed: the secret it matched on arrival is no longer configured (an auto endpoint signs with the secret the sender used)".into(),
+                );
+            }
+        }
+    } else {
+        first
+    };
     let scheme = match resolve(config, headers) {
         Ok((s, _)) => s,
         Err(reject) => return Resign::Unchanged(reject.detail),
     };
     let Some(key) = scheme.key(secret) else {
-        return Resign::Unchanged("the first secret is not usable as a key for this scheme".into());
+        return Resign::Unchanged("the secret is not usable as a key for this scheme".into());
     };
     match scheme.resign(config, &key, headers, body, now_unix) {
         Ok(replacements) => {
@@ -1524,6 +1534,13 @@ mod tests {
             again, new,
             "the verdict recorded on arrival changes nothing"
         );
+        // The secret it matched rotated out: valid as recorded, but nothing
+        // to sign with that its receiver would take.
+        let rotated = config("auto", &[std_key], 300);
+        assert!(matches!(
+            resign(&rotated, &hdrs, BODY, recorded, NOW, NOW + 600),
+            Resign::Unchanged(why) if why.contains("no longer configured")
+        ));
 
         // Body-only schemes, no secret, nothing signed: unchanged, with a reason.
         let gh = SignatureConfig::new("github", "s");
