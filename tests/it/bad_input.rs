@@ -433,7 +433,7 @@ fn h2_get(stream: u32, path: &str) -> Vec<u8> {
 /// whether its HEADERS ended it, its `:status` (static-table encoded, or
 /// 0) and the bytes of its DATA frames, until it ended or was reset.
 async fn h2_request(addr: std::net::SocketAddr, method: &str, path: &str) -> (bool, u8, usize) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     out.extend(h2_frame(4, 0, 0, &[]));
@@ -446,46 +446,28 @@ async fn h2_request(addr: std::net::SocketAddr, method: &str, path: &str) -> (bo
     block.extend(b"127.0.0.1");
     out.extend(h2_frame(1, 0x5, 1, &block));
     c.write_all(&out).await.unwrap();
-    let (mut ended_by_headers, mut status, mut data) = (false, 0u8, 0usize);
+    let (mut status, mut data) = (0u8, 0usize);
     let mut pending = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        while pending.len() >= 9 {
-            let len = u32::from_be_bytes([0, pending[0], pending[1], pending[2]]) as usize;
-            if pending.len() < 9 + len {
-                break;
-            }
-            let (ty, flags) = (pending[3], pending[4]);
-            let id = u32::from_be_bytes(pending[5..9].try_into().unwrap()) & 0x7fff_ffff;
-            let payload = pending[9..9 + len].to_vec();
-            pending.drain(..9 + len);
-            if id != 1 {
-                continue;
-            }
-            match ty {
-                1 => {
-                    // An indexed `:status` (200, 204, 206, 304, 400, 404, 500).
-                    status = payload.first().copied().unwrap_or(0);
-                    if flags & 1 == 1 {
-                        ended_by_headers = true;
-                        return (ended_by_headers, status, data);
-                    }
+    while let Some((ty, flags, id, payload)) = h2_next_frame(&mut c, &mut pending).await {
+        match (id, ty) {
+            // An indexed `:status` (200, 204, 206, 304, 400, 404, 500).
+            (1, 1) => {
+                status = payload.first().copied().unwrap_or(0);
+                if flags & 1 == 1 {
+                    return (true, status, data);
                 }
-                0 => {
-                    data += payload.len();
-                    if flags & 1 == 1 {
-                        return (ended_by_headers, status, data);
-                    }
-                }
-                3 => return (ended_by_headers, status, data),
-                _ => {}
             }
-        }
-        match tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => pending.extend_from_slice(&buf[..n]),
-            _ => panic!("{addr}: stream 1 never ended"),
+            (1, 0) => {
+                data += payload.len();
+                if flags & 1 == 1 {
+                    return (false, status, data);
+                }
+            }
+            (1, 3) => return (false, status, data),
+            _ => {}
         }
     }
+    panic!("{addr}: stream 1 never ended");
 }
 
 /// Over HTTP/2 a DATA frame after an answer to HEAD, or after a 204, is a
@@ -523,28 +505,41 @@ async fn an_answer_without_content_sends_none_over_http2() {
     );
 }
 
-/// Reads frames until HEADERS on `stream` (true) or the end (false).
-async fn h2_headers(c: &mut tokio::net::TcpStream, pending: &mut Vec<u8>, stream: u32) -> bool {
+/// The next frame on `c` (`pending` holds what was read past the last
+/// one): type, flags, stream and payload; `None` once the connection ends
+/// or stays quiet for 5 s.
+async fn h2_next_frame(
+    c: &mut tokio::net::TcpStream,
+    pending: &mut Vec<u8>,
+) -> Option<(u8, u8, u32, Vec<u8>)> {
     use tokio::io::AsyncReadExt;
     let mut buf = [0u8; 4096];
     loop {
-        while pending.len() >= 9 {
+        if pending.len() >= 9 {
             let len = u32::from_be_bytes([0, pending[0], pending[1], pending[2]]) as usize;
-            if pending.len() < 9 + len {
-                break;
-            }
-            let id = u32::from_be_bytes(pending[5..9].try_into().unwrap()) & 0x7fff_ffff;
-            let ty = pending[3];
-            pending.drain(..9 + len);
-            if ty == 1 && id == stream {
-                return true;
+            if pending.len() >= 9 + len {
+                let (ty, flags) = (pending[3], pending[4]);
+                let id = u32::from_be_bytes(pending[5..9].try_into().unwrap()) & 0x7fff_ffff;
+                let payload = pending[9..9 + len].to_vec();
+                pending.drain(..9 + len);
+                return Some((ty, flags, id, payload));
             }
         }
         match tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf)).await {
             Ok(Ok(n)) if n > 0 => pending.extend_from_slice(&buf[..n]),
-            _ => return false,
+            _ => return None,
         }
     }
+}
+
+/// Reads frames until HEADERS on `stream` (true) or the end (false).
+async fn h2_headers(c: &mut tokio::net::TcpStream, pending: &mut Vec<u8>, stream: u32) -> bool {
+    while let Some((ty, _, id, _)) = h2_next_frame(c, pending).await {
+        if ty == 1 && id == stream {
+            return true;
+        }
+    }
+    false
 }
 
 /// Sends an HTTP/2 PING every 200 ms, reading the ACKs, until the server
