@@ -414,12 +414,30 @@ fn load_file(path: &Path) -> Result<FileConfig, String> {
 /// a value of the wrong type may be a secret or a token. Names in
 /// backticks (fields, types) stay: they have letters and are short.
 pub(crate) fn without_quoted(msg: &str) -> String {
-    let strings = msg
-        .split('"')
-        .enumerate()
-        .map(|(i, part)| if i % 2 == 1 { "…" } else { part })
-        .collect::<Vec<_>>()
-        .join("\"");
+    // A string runs to the next `"` not escaped: serde and toml quote a
+    // value as `{:?}` does, so a `"` inside it is `\"` (splitting on every
+    // `"` let the part between two inner quotes through).
+    let mut strings = String::with_capacity(msg.len());
+    let mut chars = msg.chars();
+    while let Some(c) = chars.next() {
+        strings.push(c);
+        if c != '"' {
+            continue;
+        }
+        strings.push('…');
+        let mut escaped = false;
+        for c in chars.by_ref() {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => {
+                    strings.push('"');
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
     strings
         .split('`')
         .enumerate()
@@ -555,6 +573,8 @@ mod tests {
             "[server]\nadmin_token = \"TOPSECRET-token\"\nlisten = 8080\n",
             "[server]\nadmin_token = 98765432109876\n",
             "[[endpoint]]\nslug = \"s\"\nsignature = { scheme = \"stripe\", secret = 31415926535897 }\n",
+            // Quotes inside the value: the part between them stays hidden.
+            "[[endpoint]]\nslug = \"s\"\nsignature = { scheme = \"stripe\", secrets = 'a\"TOPSECRET\"b' }\n",
         ] {
             let path = dir.path().join("c.toml");
             std::fs::write(&path, body).unwrap();
@@ -566,6 +586,19 @@ mod tests {
             );
             assert!(err.contains("line "), "{err}");
         }
+    }
+
+    #[test]
+    fn quoted_values_are_left_out_with_their_escaped_quotes() {
+        let msg = r#"invalid type: string "pa\"TOPSECRET\"ss", expected a sequence"#;
+        assert_eq!(
+            without_quoted(msg),
+            r#"invalid type: string "…", expected a sequence"#
+        );
+        assert_eq!(
+            without_quoted("invalid type: integer `31415`, expected `secret`"),
+            "invalid type: integer `…`, expected `secret`"
+        );
     }
 
     /// A value of the wrong type is named by its whole key: serde's own

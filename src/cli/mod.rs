@@ -706,7 +706,7 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
     let (remote, v) = match cmd {
         EndpointCmd::Add(a) => {
             let r = Remote::new(&a.remote)?;
-            let mut body = endpoint_fields(a.flags, None)?;
+            let mut body = endpoint_fields(a.flags, false)?;
             body.insert("slug".into(), a.slug.into());
             let created = r
                 .send("POST", "/api/endpoints", Some(body.into()))
@@ -758,14 +758,17 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
             let f = e.flags;
             let response_given = f.response_given();
             let signature_given = f.signature_given();
-            // A bin's answer and a signature setting are taken whole by the
-            // API: the flags given change their part of the endpoint's own.
+            // A bin's answer is taken whole by the API: the flags given
+            // change their part of the endpoint's own. (A signature edit
+            // keeps what is not given on the server's side; read here only
+            // to say that a first one needs its scheme.)
             let current = if response_given || signature_given {
                 Some(r.get(&path).await?)
             } else {
                 None
             };
-            let mut body = endpoint_fields(f, current.as_ref().map(|c| &c["signature"]))?;
+            let checks = current.as_ref().is_some_and(|c| c["signature"].is_object());
+            let mut body = endpoint_fields(f, checks)?;
             if let (Some(Value::Object(given)), Some(cur)) = (body.get_mut("response"), &current)
                 && let Value::Object(mut merged) = cur["response"].clone()
             {
@@ -930,11 +933,11 @@ impl EndpointFlags {
     }
 }
 
-/// `current_signature`: editing, the endpoint's signature setting as the
-/// API shows it (without secrets).
+/// `checks_signatures`: editing, whether the endpoint checks signatures
+/// already (the flags then change its check; otherwise they start one).
 fn endpoint_fields(
     f: EndpointFlags,
-    current_signature: Option<&Value>,
+    checks_signatures: bool,
 ) -> Result<serde_json::Map<String, Value>, String> {
     let signature_given = f.signature_given();
     let response_given = f.response_given();
@@ -982,7 +985,7 @@ fn endpoint_fields(
         let mut sig = json!({});
         match f.signature_scheme {
             Some(scheme) => sig["scheme"] = scheme.into(),
-            None if current_signature.is_some_and(Value::is_object) => {}
+            None if checks_signatures => {}
             None => {
                 return Err(
                     "the signature flags need --signature-scheme: this endpoint checks no signature yet"

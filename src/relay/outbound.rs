@@ -64,13 +64,17 @@ pub fn forward_headers(ev: &Event) -> Headers {
 
 /// `X-Forwarded-*` headers hookrelay does not set and sends on only from a
 /// trusted proxy.
-const UNVOUCHED: [&str; 6] = [
+const UNVOUCHED: [&str; 10] = [
     "x-forwarded-port",
     "x-forwarded-prefix",
     "x-forwarded-server",
     "x-forwarded-uri",
     "x-forwarded-method",
     "x-forwarded-ssl",
+    "x-forwarded-scheme",
+    "x-forwarded-protocol",
+    "x-url-scheme",
+    "front-end-https",
 ];
 
 /// One `Cookie` line, where the first stood: HTTP/2 senders split cookies
