@@ -580,14 +580,14 @@ async fn a_trusted_proxy_names_the_client() {
         Some("6.6.6.6, 203.0.113.7, 127.0.0.1")
     );
     assert_eq!(got.header("x-forwarded-proto").as_deref(), Some("https"));
-    let (_, _, ev) = crate::support::send(
-        "GET",
-        &s.admin_url(&format!("/api/events/{}", r.event_id())),
-        &auth,
-        Default::default(),
-    )
-    .await;
-    let ev: serde_json::Value = serde_json::from_slice(&ev).unwrap();
+    let event = |id: String| {
+        let url = s.admin_url(&format!("/api/events/{id}"));
+        async move {
+            let (_, _, ev) = crate::support::send("GET", &url, &auth, Default::default()).await;
+            serde_json::from_slice::<serde_json::Value>(&ev).unwrap()
+        }
+    };
+    let ev = event(r.event_id()).await;
     assert_eq!(ev["remote_addr"], "203.0.113.7", "{ev}");
     assert!(ev["proxy_addr"].as_str().unwrap().starts_with("127.0.0.1:"));
     let (_, _, page) = crate::support::send(
@@ -613,14 +613,7 @@ async fn a_trusted_proxy_names_the_client() {
     let r = s.post_in("f", &[("x-real-ip", "198.51.100.9")], "z").await;
     let got = up.next().await;
     assert_eq!(got.header_all("x-real-ip"), ["198.51.100.9"]);
-    let (_, _, ev) = crate::support::send(
-        "GET",
-        &s.admin_url(&format!("/api/events/{}", r.event_id())),
-        &auth,
-        Default::default(),
-    )
-    .await;
-    let ev: serde_json::Value = serde_json::from_slice(&ev).unwrap();
+    let ev = event(r.event_id()).await;
     assert_eq!(ev["remote_addr"], "198.51.100.9", "{ev}");
 
     // One client's wrong guesses do not spend another's budget.
