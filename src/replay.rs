@@ -293,19 +293,20 @@ const RATE_SLACK: Duration = Duration::from_millis(5);
 pub const MIN_RATE: f64 = 0.001;
 pub const MAX_RATE: f64 = 10_000.0;
 
-/// Refuses a job's `target` or `rate` that it could not run with.
+/// Refuses a job's `target`, `rate` or `resign` that it could not run with.
 pub fn check_options(
     relay: &Relay,
     target: Option<&str>,
     rate: Option<f64>,
-    resign_for: Option<&str>,
+    resign: bool,
+    filter: &EventFilter,
 ) -> Result<()> {
     if let Some(t) = target {
         relay.check_url("target", t)?;
     }
     // One endpoint asked for, re-signed: refused now, as a single replay
     // is, rather than every event failing in the job.
-    if let Some(slug) = resign_for
+    if let Some(slug) = filter.endpoint.as_deref().filter(|_| resign)
         && relay.endpoint(slug).is_some()
     {
         relay.resign_config(slug)?;
@@ -330,8 +331,7 @@ pub async fn start(
     resign: bool,
     rate: Option<f64>,
 ) -> Result<Job> {
-    let resign_for = filter.endpoint.as_deref().filter(|_| resign);
-    check_options(relay, target.as_deref(), rate, resign_for)?;
+    check_options(relay, target.as_deref(), rate, resign, &filter)?;
     let f = filter.clone();
     let mut job = Job {
         id: Store::new_id(),

@@ -616,8 +616,7 @@ async fn bulk_replay(
     };
     // A dry run refuses what the run itself would: it is the rehearsal.
     let resign = flag("resign")?;
-    let resign_for = filter.endpoint.as_deref().filter(|_| resign);
-    crate::replay::check_options(&st.relay, target.as_deref(), rate, resign_for)?;
+    crate::replay::check_options(&st.relay, target.as_deref(), rate, resign, &filter)?;
     if flag("dry_run")? {
         return Ok((
             StatusCode::OK,
@@ -659,8 +658,7 @@ async fn verify(
         .relay
         .endpoint(&ev.endpoint)
         .and_then(|c| c.lock().signature.clone());
-    let given = req.contains_key("secret") || req.contains_key("secrets");
-    let cfg = verify_config(req, endpoint_cfg.as_ref())?;
+    let (cfg, given) = verify_config(req, endpoint_cfg.as_ref())?;
     let check = crate::signature::verify(
         &cfg,
         &ev.headers,
@@ -678,11 +676,12 @@ async fn verify(
 /// fields given win, the endpoint's secrets and its scheme's settings fill
 /// in the rest; the scheme is `auto` where the endpoint has none. A secret
 /// given empty or of the wrong type is refused, never taken for "the
-/// endpoint's" (the answer would read as a verdict on it).
+/// endpoint's" (the answer would read as a verdict on it). The flag says
+/// whether the request gave the secrets checked.
 pub fn verify_config(
     req: serde_json::Map<String, Value>,
     endpoint: Option<&crate::signature::SignatureConfig>,
-) -> Result<crate::signature::SignatureConfig> {
+) -> Result<(crate::signature::SignatureConfig, bool)> {
     let mut patch: crate::signature::SignaturePatch =
         serde_json::from_value(Value::Object(req)).map_err(invalid_request)?;
     // A check, not an enforcement (and `auto` refuses `enforce`).
@@ -690,12 +689,14 @@ pub fn verify_config(
     if endpoint.is_none() {
         patch.scheme.get_or_insert_with(|| "auto".into());
     }
-    if endpoint.is_none() && !patch.gives_secrets() {
+    let given = patch.gives_secrets();
+    if endpoint.is_none() && !given {
         return Err(Error::Unprocessable(
             "secret: required (the endpoint has none)".into(),
         ));
     }
-    patch.apply(endpoint).map_err(Error::BadRequest)
+    let config = patch.apply(endpoint).map_err(Error::BadRequest)?;
+    Ok((config, given))
 }
 
 /// `GET /api/export?format=jsonl|har&…filters`: oldest first, at most

@@ -647,7 +647,7 @@ pub async fn verify(
             verdict: "unchecked".into(),
             detail: format!("not checked: {}", e.public_message()),
         },
-        Ok(config) => {
+        Ok((config, _)) => {
             let check = signature::verify(
                 &config,
                 &ev.headers,
