@@ -403,6 +403,56 @@ impl CsrfForm {
     }
 }
 
+/// A form's bytes, at most [`FORM_LIMIT`]. One over it gets its `413` only
+/// once the rest is read (up to [`FORM_DRAIN`] more, each piece within
+/// [`FORM_DRAIN_WAIT`]): answering with a body left unread closes the
+/// connection under the browser's upload, which then shows a reset, not
+/// the page that says why.
+async fn read_form_body(mut body: axum::body::Body) -> Result<bytes::Bytes, PageError> {
+    use http_body_util::BodyExt;
+    let failed = |e: axum::Error| PageError {
+        status: StatusCode::BAD_REQUEST,
+        message: format!("reading the form: {e}"),
+    };
+    let mut form = bytes::BytesMut::new();
+    let mut over = 0usize;
+    loop {
+        let frame = if over == 0 {
+            body.frame().await
+        } else {
+            match tokio::time::timeout(FORM_DRAIN_WAIT, body.frame()).await {
+                Ok(frame) => frame,
+                Err(_) => break,
+            }
+        };
+        let Some(frame) = frame else { break };
+        let Ok(data) = frame.map_err(failed)?.into_data() else {
+            continue;
+        };
+        if over == 0 && form.len() + data.len() <= FORM_LIMIT {
+            form.extend_from_slice(&data);
+        } else {
+            over += data.len();
+            if over > FORM_DRAIN {
+                break;
+            }
+        }
+    }
+    if over > 0 {
+        return Err(PageError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!("reading the form: it is over {} MiB", FORM_LIMIT >> 20),
+        });
+    }
+    Ok(form.freeze())
+}
+
+/// The largest form the dashboard takes (axum's default body limit).
+const FORM_LIMIT: usize = 2 << 20;
+/// How much of a form over the limit is read and dropped before the `413`.
+const FORM_DRAIN: usize = 16 << 20;
+const FORM_DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl FromRequest<AdminState> for CsrfForm {
     type Rejection = PageError;
 
@@ -415,6 +465,9 @@ impl FromRequest<AdminState> for CsrfForm {
             return Err(forbidden("cross-origin form submission refused"));
         }
         let session = st.sessions.id(req.headers()).map(str::to_string);
+        let (parts, body) = req.into_parts();
+        let body = read_form_body(body).await?;
+        let req = Request::from_parts(parts, axum::body::Body::from(body));
         let Form(pairs) = Form::<Vec<(String, String)>>::from_request(req, st)
             .await
             .map_err(|e| PageError {
