@@ -146,7 +146,7 @@ fn short_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>
 /// A cheap pre-check so that ordinary JSON bodies are not parsed on the hot
 /// path just to learn they are not Stripe events.
 fn looks_like_stripe_event(body: &[u8]) -> bool {
-    body.windows(5).any(|w| w == b"\"evt_")
+    memchr::memmem::find(body, b"\"evt_").is_some()
 }
 
 fn json_head(body: &[u8]) -> Option<JsonHead> {
