@@ -146,12 +146,23 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 }
 
 /// A body of the wrong shape: serde's message without the values it
-/// quotes (a value of the wrong type may be a secret).
-fn invalid_request(e: serde_json::Error) -> Error {
+/// quotes (a value of the wrong type may be a secret), after the path of
+/// the field it is about (`signature.tolerance_s: …`: serde names only
+/// the type it expected).
+fn invalid_request(e: serde_path_to_error::Error<serde_json::Error>) -> Error {
+    let at = field_prefix(e.path());
     Error::Unprocessable(format!(
-        "invalid request: {}",
-        crate::config::without_quoted(&e.to_string())
+        "invalid request: {at}{}",
+        crate::config::without_quoted(&e.into_inner().to_string())
     ))
+}
+
+/// `path: ` before a message about a field; nothing at the top level.
+fn field_prefix(path: &serde_path_to_error::Path) -> String {
+    match path.to_string().as_str() {
+        "" | "." => String::new(),
+        path => format!("{path}: "),
+    }
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
@@ -165,19 +176,28 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
             "invalid request: expected a JSON object, found an array".into(),
         ));
     }
-    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let e = match serde_path_to_error::deserialize(&mut de) {
+        Ok(value) => match de.end() {
+            Ok(()) => return Ok(value),
+            Err(e) => return Err(Error::BadRequest(format!("invalid JSON: {e}"))),
+        },
+        Err(e) => e,
+    };
+    Err(match e.inner().classify() {
         Category::Data => invalid_request(e),
         // serde_json reports some wrong types as syntax ("expected value"
         // for a number where an enum's name goes): well-formed JSON is
         // never called invalid.
         _ if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() => {
             Error::Unprocessable(format!(
-                "invalid request: a value of the wrong type at line {} column {}",
-                e.line(),
-                e.column()
+                "invalid request: {}a value of the wrong type at line {} column {}",
+                field_prefix(e.path()),
+                e.inner().line(),
+                e.inner().column()
             ))
         }
-        _ => Error::BadRequest(format!("invalid JSON: {e}")),
+        _ => Error::BadRequest(format!("invalid JSON: {}", e.into_inner())),
     })
 }
 
@@ -683,7 +703,7 @@ pub fn verify_config(
     endpoint: Option<&crate::signature::SignatureConfig>,
 ) -> Result<(crate::signature::SignatureConfig, bool)> {
     let mut patch: crate::signature::SignaturePatch =
-        serde_json::from_value(Value::Object(req)).map_err(invalid_request)?;
+        serde_path_to_error::deserialize(Value::Object(req)).map_err(invalid_request)?;
     // A check, not an enforcement (and `auto` refuses `enforce`).
     patch.enforce = Some(false);
     if endpoint.is_none() {

@@ -283,7 +283,32 @@ async fn bad_requests_get_clear_errors() {
             Some(json!({ "slug": "a", "mode": 5 })),
         )
         .await;
-    check(st, b, 422, "a value of the wrong type at line 1 column");
+    check(
+        st,
+        b,
+        422,
+        "mode: a value of the wrong type at line 1 column",
+    );
+    // A value of the wrong type is named by its field's path: serde names
+    // only the type it expected.
+    let (st, b) = s
+        .api(
+            "POST",
+            "/api/endpoints",
+            Some(
+                json!({ "slug": "a", "signature": { "scheme": "github", "tolerance_s": "soon" } }),
+            ),
+        )
+        .await;
+    check(st, b, 422, "signature.tolerance_s: invalid type: string");
+    let (st, b) = s
+        .api(
+            "POST",
+            "/api/endpoints",
+            Some(json!({ "slug": "a", "retry": ["5s", 30] })),
+        )
+        .await;
+    check(st, b, 422, "retry[1]: invalid type: integer");
     // An array is not an object: serde would read it as the fields in order.
     let (st, b) = s
         .api("POST", "/api/endpoints", Some(json!(["arr", "Array made"])))
