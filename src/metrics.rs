@@ -79,6 +79,7 @@ pub struct Metrics {
     attempts_connect: AtomicU64,
     attempts_tls: AtomicU64,
     attempts_timeout: AtomicU64,
+    attempts_blocked: AtomicU64,
     attempts_other: AtomicU64,
     latency: Histogram,
 }
@@ -101,6 +102,7 @@ impl Default for Metrics {
             attempts_connect: Default::default(),
             attempts_tls: Default::default(),
             attempts_timeout: Default::default(),
+            attempts_blocked: Default::default(),
             attempts_other: Default::default(),
             latency: Histogram::new(&BUCKETS),
         }
@@ -139,6 +141,7 @@ impl Metrics {
             (false, Some(ErrorKind::Connect)) => &self.attempts_connect,
             (false, Some(ErrorKind::Tls)) => &self.attempts_tls,
             (false, Some(ErrorKind::Timeout)) => &self.attempts_timeout,
+            (false, Some(ErrorKind::Blocked)) => &self.attempts_blocked,
             (false, Some(_)) => &self.attempts_other,
         };
         c.fetch_add(1, Relaxed);
@@ -241,6 +244,7 @@ impl Metrics {
             ("connect", &self.attempts_connect),
             ("tls", &self.attempts_tls),
             ("timeout", &self.attempts_timeout),
+            ("blocked", &self.attempts_blocked),
             ("other", &self.attempts_other),
         ] {
             let _ = writeln!(

@@ -588,14 +588,16 @@ fn is<T: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> 
 /// Sorts a client error into connect, TLS or protocol by walking its causes.
 fn classify(e: hyper_util::client::legacy::Error) -> Failure {
     let mut tls = false;
-    let mut refused = false;
+    let mut refused: Option<String> = None;
     let mut local = false;
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
     let mut chain = vec![e.to_string()];
     while let Some(s) = source {
         // The guard's refusal comes straight from the connector (an IP
         // literal) or inside the resolver's `io::Error` (a name).
-        refused |= is::<guard::Refused>(s);
+        if refused.is_none() && is::<guard::Refused>(s) {
+            refused = Some(s.to_string());
+        }
         tls |= is::<rustls::Error>(s);
         local |= is::<slots::NoSlot>(s);
         // EMFILE, ENFILE: this process or the whole system is out of them.
@@ -607,7 +609,9 @@ fn classify(e: hyper_util::client::legacy::Error) -> Failure {
         source = s.source();
     }
     chain.dedup();
-    let detail = chain.join(": ");
+    // The guard's words alone: the causes around it ("client error
+    // (Connect): dns error: …") told of a DNS failure that was none.
+    let detail = refused.clone().unwrap_or_else(|| chain.join(": "));
     // Connectors box their errors more than once, which hides the rustls
     // type from downcasting; rustls' messages are distinctive enough.
     let lower = detail.to_ascii_lowercase();
@@ -615,8 +619,8 @@ fn classify(e: hyper_util::client::legacy::Error) -> Failure {
         tls = true;
     }
     // The guard's message names the host, which may well contain "tls".
-    let kind = if refused {
-        ErrorKind::Connect
+    let kind = if refused.is_some() {
+        ErrorKind::Blocked
     } else if tls {
         ErrorKind::Tls
     } else if e.is_connect() {
@@ -627,7 +631,7 @@ fn classify(e: hyper_util::client::legacy::Error) -> Failure {
     Failure {
         kind,
         detail,
-        refused,
+        refused: refused.is_some(),
         local,
     }
 }
@@ -689,8 +693,9 @@ mod tests {
         assert_eq!(frames[1].as_ref().ok(), Some(&PASSING_BYTES), "{frames:?}");
     }
 
-    /// A refusal naming a host with "tls" in it is a refused connect, not
-    /// a TLS failure — from the connector itself or wrapped by a resolver.
+    /// A refusal naming a host with "tls" in it is `blocked`, not a TLS
+    /// failure — from the connector itself or wrapped by a resolver — and
+    /// its detail is the guard's own.
     #[tokio::test]
     async fn a_guard_refusal_is_a_connect_failure_whatever_the_host_is_called() {
         use hyper_util::rt::TokioIo;
@@ -718,9 +723,9 @@ mod tests {
                 .body(Full::default())
                 .unwrap();
             let failure = classify(client.request(req).await.unwrap_err());
-            assert_eq!(failure.kind, ErrorKind::Connect, "{}", failure.detail);
+            assert_eq!(failure.kind, ErrorKind::Blocked, "{}", failure.detail);
             assert!(failure.refused, "{}", failure.detail);
-            assert!(failure.detail.contains(refusal), "{}", failure.detail);
+            assert_eq!(failure.detail, refusal);
         }
     }
 

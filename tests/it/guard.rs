@@ -80,17 +80,17 @@ async fn deny_private_targets_refuses_every_spelling_of_loopback() {
         up.drain().is_empty(),
         "a refused delivery reached the receiver"
     );
-    // Recorded as a failed connect, like any unreachable target.
+    // Recorded as a failed attempt of its own kind, in the guard's words.
     let events = guarded.get("/api/events?endpoint=spelling-3").await;
     let id = events["events"][0]["id"].as_str().unwrap().to_string();
     let ev = guarded.get(&format!("/api/events/{id}")).await;
     let attempt = &ev["attempts"][0];
-    assert_eq!(attempt["error"], "connect", "{attempt}");
+    assert_eq!(attempt["error"], "blocked", "{attempt}");
     assert!(
         attempt["error_detail"]
             .as_str()
             .unwrap()
-            .contains("localhost: 127.0.0.1 is a loopback address"),
+            .starts_with("localhost: 127.0.0.1 is a loopback address"),
         "{attempt}"
     );
 
@@ -145,9 +145,9 @@ async fn deny_private_targets_refuses_every_spelling_of_loopback() {
         )
         .await;
     assert_eq!(status, 200, "{v}");
-    assert_eq!(v["error"], "connect", "{v}");
+    assert_eq!(v["error"], "blocked", "{v}");
     assert!(
-        v["error_detail"].as_str().unwrap().contains(
+        v["error_detail"].as_str().unwrap().starts_with(
             "localhost: 127.0.0.1 is a loopback address, refused by --deny-private-targets"
         ),
         "{v}"
@@ -163,7 +163,8 @@ async fn deny_private_targets_refuses_every_spelling_of_loopback() {
     .await;
     let metrics = String::from_utf8_lossy(&metrics);
     assert!(
-        metrics.contains("\nhookrelay_outbound_refused_total 8\n"),
+        metrics.contains("\nhookrelay_outbound_refused_total 8\n")
+            && metrics.contains("hookrelay_attempts_total{outcome=\"blocked\"} 8\n"),
         "{metrics}"
     );
     guarded.stop().await;
