@@ -40,9 +40,11 @@ pub fn observe(ep: &mut Endpoint, success: bool, now_ms: u64, what: &str) -> Obs
     let disabled_now =
         ep.status == Status::Active && ep.consecutive_failures > ep.failure_threshold;
     if disabled_now {
+        let n = ep.consecutive_failures;
         let reason = format!(
-            "{} consecutive failed deliveries (threshold {}); last: {what}",
-            ep.consecutive_failures, ep.failure_threshold
+            "{n} consecutive failed deliver{} (threshold {}); last: {what}",
+            if n == 1 { "y" } else { "ies" },
+            ep.failure_threshold
         );
         set_status(ep, Status::Disabled, Some(reason), now_ms);
     }

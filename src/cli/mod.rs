@@ -222,7 +222,7 @@ pub struct EditArgs {
     /// Stop checking signatures.
     #[arg(long, conflicts_with_all = [
         "signature_scheme", "secret", "enforce", "signature_tolerance", "signature_header",
-        "signature_encoding", "signature_prefix", "signature_timestamp_header",
+        "signature_encoding", "signature_prefix", "signature_timestamp_header", "legacy_sha1",
     ])]
     pub no_signature: bool,
     #[command(flatten)]
@@ -236,9 +236,12 @@ pub struct EndpointFlags {
     /// Forward to this URL; without it the endpoint is a bin.
     #[arg(long)]
     pub target: Option<String>,
+    /// A name for people (default "Endpoint created on {date} @ {time}").
     #[arg(long)]
     pub name: Option<String>,
-    #[arg(long)]
+    /// Milliseconds a delivery may take, connect to complete answer
+    /// (default 10000).
+    #[arg(long, value_name = "MS")]
     pub timeout_ms: Option<u64>,
     /// Disabled when consecutive failures exceed this (default 5: on the 6th).
     #[arg(long)]
@@ -258,7 +261,8 @@ pub struct EndpointFlags {
     /// Statuses a bin cycles through, e.g. 500,500,200.
     #[arg(long, value_delimiter = ',')]
     pub response_sequence: Option<Vec<u16>>,
-    /// A header a bin answers with, "Name: value"; repeat for more.
+    /// A header a bin answers with, "Name: value"; repeat for more (they
+    /// replace the ones it had; '' alone: none).
     #[arg(long, value_name = "NAME: VALUE")]
     pub response_header: Vec<String>,
     /// Milliseconds a bin waits before it answers.
@@ -300,18 +304,24 @@ pub struct EndpointFlags {
     /// Timestamp tolerance in seconds (default 300; 0 turns the check off).
     #[arg(long)]
     pub signature_tolerance: Option<u64>,
-    /// hmac-sha256: the signature header.
+    /// hmac-sha256: the signature header ('' for the default,
+    /// X-Signature).
     #[arg(long)]
     pub signature_header: Option<String>,
-    /// hmac-sha256: hex or base64.
+    /// hmac-sha256: hex or base64 ('' for the default, hex).
     #[arg(long)]
     pub signature_encoding: Option<String>,
-    /// hmac-sha256: text before the MAC, e.g. sha256=.
+    /// hmac-sha256: text before the MAC, e.g. sha256= ('' for none).
     #[arg(long)]
     pub signature_prefix: Option<String>,
-    /// hmac-sha256: header with a timestamp signed as `ts.body`.
+    /// hmac-sha256: header with a timestamp signed as `ts.body` ('' for
+    /// none: the body alone is signed).
     #[arg(long)]
     pub signature_timestamp_header: Option<String>,
+    /// github (and auto): also accept the SHA-1 `X-Hub-Signature` when the
+    /// SHA-256 one is absent (`--legacy-sha1=false` turns it off).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub legacy_sha1: Option<bool>,
     /// Send a test ping when created or resumed (`--ping-on-activate=false`
     /// turns it off).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
@@ -930,6 +940,7 @@ impl EndpointFlags {
             || self.signature_encoding.is_some()
             || self.signature_prefix.is_some()
             || self.signature_timestamp_header.is_some()
+            || self.legacy_sha1.is_some()
     }
 }
 
@@ -1006,12 +1017,18 @@ fn endpoint_fields(
             ("prefix", f.signature_prefix),
             ("timestamp_header", f.signature_timestamp_header),
         ] {
-            if let Some(v) = value {
-                sig[field] = v.into();
+            // '' is "back to the default", as `null` is to the API.
+            match value.as_deref() {
+                Some("") => sig[field] = Value::Null,
+                Some(v) => sig[field] = v.into(),
+                None => {}
             }
         }
         if let Some(t) = f.signature_tolerance {
             sig["tolerance_s"] = t.into();
+        }
+        if let Some(l) = f.legacy_sha1 {
+            sig["legacy_sha1"] = l.into();
         }
         obj.insert("signature".into(), sig);
     }
@@ -1029,7 +1046,9 @@ fn endpoint_fields(
         if let Some(seq) = f.response_sequence {
             resp.insert("sequence".into(), seq.into());
         }
-        if !f.response_header.is_empty() {
+        if f.response_header == [""] {
+            resp.insert("headers".into(), json!([]));
+        } else if !f.response_header.is_empty() {
             let headers = f
                 .response_header
                 .iter()
@@ -1050,6 +1069,11 @@ fn endpoint_fields(
     Ok(body)
 }
 
+/// Characters of a bin's answer body `endpoint show` prints.
+const BODY_SHOWN: usize = 80;
+
+/// `endpoint show`: every setting of the endpoint (`--json` has them as
+/// the API does).
 fn print_endpoint(e: &Value) {
     let text = |v: &Value| printable(v.as_str().unwrap_or("")).into_owned();
     let list = |v: &Value| {
@@ -1061,10 +1085,18 @@ fn print_endpoint(e: &Value) {
             .join(", ")
     };
     say!("{}  ({})", text(&e["slug"]), text(&e["name"]));
-    say!("  status:    {}", text(&e["status"]));
+    say!(
+        "  status:    {}{}",
+        text(&e["status"]),
+        match e["disabled_at"].as_str() {
+            Some(at) => format!(" since {}", printable(at)),
+            None => String::new(),
+        }
+    );
     if e["disabled_reason"].is_string() {
         say!("  reason:    {}", text(&e["disabled_reason"]));
     }
+    say!("  created:   {}", text(&e["created_at"]));
     let ingest = e.get("ingest_url").unwrap_or(&e["ingest_path"]);
     say!("  ingest:    {}", text(ingest));
     if e["target"].is_string() {
@@ -1096,19 +1128,29 @@ fn print_endpoint(e: &Value) {
         let r = &e["response"];
         let sequence = list(&r["sequence"]);
         say!(
-            "  target:    (bin) answers {}{}{}",
+            "  target:    (bin) answers {}{}",
             if sequence.is_empty() {
                 r["status"].to_string()
             } else {
-                format!("{sequence} in turn")
-            },
-            match r["headers"].as_array().map(Vec::len) {
-                Some(n) if n > 0 => format!(", {n} header(s)"),
-                _ => String::new(),
+                format!("{sequence} in turn (instead of {})", r["status"])
             },
             match r["delay_ms"].as_u64() {
                 Some(ms) if ms > 0 => format!(", after {ms} ms"),
                 _ => String::new(),
+            }
+        );
+        for h in r["headers"].as_array().into_iter().flatten() {
+            say!("  header:    {}: {}", text(&h[0]), text(&h[1]));
+        }
+        let body = r["body"].as_str().unwrap_or("");
+        let shown: String = body.chars().take(BODY_SHOWN).collect();
+        say!(
+            "  body:      {:?}{}",
+            printable(&shown),
+            if shown.len() < body.len() {
+                format!(" … ({} bytes)", body.len())
+            } else {
+                String::new()
             }
         );
     }
@@ -1117,17 +1159,40 @@ fn print_endpoint(e: &Value) {
     }
     let sig = &e["signature"];
     if sig.is_object() {
-        say!(
-            "  signature: {}, {}, {} secret(s), tolerance {} s",
+        let scheme = sig["scheme"].as_str().unwrap_or("");
+        let mut parts = vec![
             text(&sig["scheme"]),
             if sig["enforce"] == json!(true) {
                 "enforced (invalid ones get 401)"
             } else {
                 "checked, not enforced"
-            },
-            sig["secret_count"],
-            sig["tolerance_s"]
-        );
+            }
+            .to_string(),
+            format!("{} secret(s)", sig["secret_count"]),
+        ];
+        if crate::signature::has_timestamp(scheme, sig["timestamp_header"].is_string()) {
+            parts.push(format!("tolerance {} s", sig["tolerance_s"]));
+        }
+        if sig["legacy_sha1"] == json!(true) {
+            parts.push("X-Hub-Signature (SHA-1) accepted".into());
+        }
+        for (key, what) in [
+            ("header", "header"),
+            ("encoding", "encoding"),
+            ("prefix", "prefix"),
+            ("timestamp_header", "timestamp header"),
+        ] {
+            if sig[key].is_string() {
+                parts.push(format!(
+                    "{what} {:?}",
+                    printable(sig[key].as_str().unwrap_or(""))
+                ));
+            }
+        }
+        say!("  signature: {}", parts.join(", "));
+    }
+    if e["ping_on_activate"] == json!(true) {
+        say!("  ping:      a signed test ping on create and on resume");
     }
     if e["notify_url"].is_string() {
         say!("  notify:    {}", text(&e["notify_url"]));
@@ -1198,6 +1263,7 @@ fn with_flag_names(err: &str) -> String {
         "signature.timestamp_header" => "--signature-timestamp-header",
         "signature.tolerance_s" => "--signature-tolerance",
         "signature.enforce" => "--enforce",
+        "signature.legacy_sha1" => "--legacy-sha1",
         f if f.starts_with("signature") => "--signature-scheme",
         "response.status" => "--response-status",
         "response.body" => "--response-body",

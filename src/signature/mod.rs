@@ -97,6 +97,17 @@ pub const SCHEMES: &[&str] = &[
     "auto",
 ];
 
+/// Whether `scheme` signs a timestamp (so `tolerance_s` applies): the
+/// generic scheme only with a timestamp header; `auto` with whichever
+/// timestamped scheme a sender uses.
+pub fn has_timestamp(scheme: &str, timestamp_header: bool) -> bool {
+    match scheme {
+        "stripe" | "standard" | "slack" | "paddle" | "auto" => true,
+        "hmac-sha256" => timestamp_header,
+        _ => false,
+    }
+}
+
 /// Endpoint signature configuration as stored and sent in JSON, e.g.
 /// `{"scheme": "stripe", "secret": "whsec_…", "tolerance_s": 300, "enforce": false}`.
 ///

@@ -531,10 +531,94 @@ async fn endpoint_add_takes_queue_mirror_and_signature_settings() {
             .into(),
         "  queue:     retry 1s, 1m; ordered, one delivery in flight; 100000 pending at most".into(),
         "  mirror:    http://127.0.0.1:9/m".into(),
-        "  signature: github, enforced (invalid ones get 401), 2 secret(s), tolerance 300 s".into(),
+        // GitHub signs no timestamp: no tolerance to speak of.
+        "  signature: github, enforced (invalid ones get 401), 2 secret(s)".into(),
     ] {
         assert!(out.lines().any(|l| l == line), "{line:?} in:\n{out}");
     }
+    let (code, _, err) = hookrelay(&s, &["endpoint", "edit", "qq", "--legacy-sha1"]).await;
+    assert_eq!(code, 0, "{err}");
+    let ep = json_of(&s, &["endpoint", "show", "qq", "--json"]).await;
+    assert_eq!(ep["signature"]["legacy_sha1"], true, "{ep}");
+    assert_eq!(ep["signature"]["secret_count"], 2, "{ep}");
+
+    // A bin with every setting of its answer and of the generic scheme:
+    // `show` prints them all.
+    let (code, _, err) = hookrelay(
+        &s,
+        &[
+            "endpoint",
+            "add",
+            "hb",
+            "--response-status",
+            "201",
+            "--response-sequence",
+            "500,200",
+            "--response-header",
+            "X-A: 1",
+            "--response-body",
+            "thanks <b>",
+            "--signature-scheme",
+            "hmac-sha256",
+            "--signature-secret",
+            "hb-secret",
+            "--signature-header",
+            "X-Sig",
+            "--signature-encoding",
+            "base64",
+            "--signature-prefix",
+            "sha256=",
+            "--signature-timestamp-header",
+            "X-Ts",
+            "--ping-on-activate",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = hookrelay(&s, &["endpoint", "show", "hb"]).await;
+    assert_eq!(code, 0, "{err}");
+    for line in [
+        "  target:    (bin) answers 500, 200 in turn (instead of 201)",
+        "  header:    X-A: 1",
+        "  body:      \"thanks <b>\"",
+        "  signature: hmac-sha256, checked, not enforced, 1 secret(s), tolerance 300 s, header \"X-Sig\", encoding \"base64\", prefix \"sha256=\", timestamp header \"X-Ts\"",
+        "  ping:      a signed test ping on create and on resume",
+    ] {
+        assert!(out.lines().any(|l| l == line), "{line:?} in:\n{out}");
+    }
+    assert!(out.contains("  created:   20"), "{out}");
+    // '' puts a setting back to its default; headers alone go.
+    let (code, _, err) = hookrelay(
+        &s,
+        &[
+            "endpoint",
+            "edit",
+            "hb",
+            "--signature-timestamp-header",
+            "",
+            "--signature-prefix",
+            "",
+            "--response-header",
+            "",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let ep = json_of(&s, &["endpoint", "show", "hb", "--json"]).await;
+    let sig = &ep["signature"];
+    assert!(
+        sig.get("timestamp_header").is_none_or(Value::is_null),
+        "{ep}"
+    );
+    assert!(sig.get("prefix").is_none_or(Value::is_null), "{ep}");
+    assert_eq!(sig["header"], "X-Sig", "{ep}");
+    assert_eq!(ep["response"]["headers"], serde_json::json!([]), "{ep}");
+    assert_eq!(ep["response"]["body"], "thanks <b>", "{ep}");
+    assert_eq!(
+        ep["response"]["sequence"],
+        serde_json::json!([500, 200]),
+        "{ep}"
+    );
 
     let (code, out, err) = hookrelay(&s, &["endpoint", "ping", "qq"]).await;
     assert_eq!(code, 0, "{err}");
