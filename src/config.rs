@@ -68,13 +68,14 @@ pub struct ServeArgs {
     /// Extra PEM CA certificates trusted for outbound HTTPS (private CAs).
     #[arg(long, env = "HOOKRELAY_CA_FILE", value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
-    /// Delete events older than this many days.
+    /// Delete events older than this many days (1 to 36500).
     #[arg(long, env = "HOOKRELAY_RETAIN_DAYS", value_name = "DAYS")]
     pub retain_days: Option<u64>,
     /// Keep at most this many events per endpoint (the newest).
     #[arg(long, env = "HOOKRELAY_RETAIN_PER_ENDPOINT", value_name = "N")]
     pub retain_per_endpoint: Option<usize>,
-    /// Seconds a client may take to send its request head [default: 10].
+    /// Seconds a client may take to send its request head, and a connection
+    /// may stay open with no request in flight (at most 3600) [default: 10].
     #[arg(long, env = "HOOKRELAY_HEADER_TIMEOUT", value_name = "SECS")]
     pub header_timeout: Option<u64>,
     /// Request bodies held in memory at once, e.g. 1GiB, 256MiB; past it ingest answers 503 (at least --max-body; mirror copies get a quarter apart) [default: 1GiB].
