@@ -2261,6 +2261,56 @@ async fn a_typed_secret_uses_the_endpoints_signature_settings() {
             page.html
         );
     }
+
+    // An endpoint that checks nothing: the form carries hmac-sha256's own
+    // settings (header, encoding, prefix), kept filled in after the check.
+    s.create_endpoint(json!({ "slug": "plain" })).await;
+    let mut cfg = SignatureConfig::new("hmac-sha256", "p-secret");
+    cfg.header = Some("X-Other-Sig".into());
+    cfg.encoding = Some("base64".into());
+    cfg.prefix = Some("sha256=".into());
+    let headers = crate::support::signed(&cfg, body, 0, "");
+    let h = crate::support::pairs(&headers);
+    let id = s.post_in("plain", &h, &body[..]).await.event_id();
+    let page = |fields: &'static [(&'static str, &'static str)]| {
+        let (s, token, o, id) = (&s, token.clone(), o.clone(), id.clone());
+        async move {
+            let mut form = vec![
+                ("_csrf", token.as_str()),
+                ("scheme", "hmac-sha256"),
+                ("secret", "p-secret"),
+            ];
+            form.extend_from_slice(fields);
+            post_form(s, &format!("/events/{id}/verify"), &form, &[("origin", &o)]).await
+        }
+    };
+    let typed = page(&[
+        ("header", "X-Other-Sig"),
+        ("encoding", "base64"),
+        ("prefix", "sha256="),
+    ])
+    .await;
+    assert!(
+        typed
+            .html
+            .contains("Checked against the secret you typed: <span class=\"badge sig-valid\""),
+        "{}",
+        typed.html
+    );
+    assert!(
+        typed.html.contains("value=\"X-Other-Sig\""),
+        "kept filled in"
+    );
+    // Without them (and none on the endpoint) nothing can be checked.
+    let defaults = page(&[]).await;
+    assert!(
+        defaults
+            .html
+            .contains("Checked against the secret you typed: <span class=\"badge sig-unchecked\"")
+            && defaults.html.contains("signature.header: required"),
+        "{}",
+        defaults.html
+    );
 }
 
 /// A page size in the URL is kept by "Older" (it fell back to 50).

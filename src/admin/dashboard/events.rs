@@ -426,7 +426,31 @@ struct EventPage {
     verify_available: bool,
     /// The scheme picked in the check form, kept selected.
     verify_scheme: String,
+    /// hmac-sha256's settings typed in the check form, kept filled in.
+    verify_hmac: HmacFields,
     schemes: Vec<&'static str>,
+}
+
+/// The check form's hmac-sha256 settings, as typed (empty: the endpoint's).
+#[derive(Default)]
+struct HmacFields {
+    header: String,
+    encoding: String,
+    prefix: String,
+    timestamp_header: String,
+}
+
+impl HmacFields {
+    fn given(&self) -> bool {
+        [
+            &self.header,
+            &self.encoding,
+            &self.prefix,
+            &self.timestamp_header,
+        ]
+        .iter()
+        .any(|v| !v.is_empty())
+    }
 }
 
 async fn load(st: &AdminState, id: &str) -> Result<(Event, Vec<u8>, Vec<Attempt>), Error> {
@@ -546,6 +570,7 @@ fn event_page(
         verify_result: None,
         verify_against: "",
         verify_available: true,
+        verify_hmac: HmacFields::default(),
         // The endpoint's own scheme first: with `auto` preselected, a
         // check of a scheme auto cannot detect (generic HMAC) said
         // "missing" for the right secret.
@@ -640,6 +665,27 @@ pub async fn verify(
         .map(str::to_string)
         .or_else(|| endpoint_cfg.as_ref().map(|c| c.scheme.clone()))
         .unwrap_or_else(|| "auto".into());
+    let hmac = HmacFields {
+        header: form.get("header").to_string(),
+        encoding: form.get("encoding").to_string(),
+        // Taken as typed: a prefix may end in a space.
+        prefix: form.raw("prefix").to_string(),
+        timestamp_header: form.get("timestamp_header").to_string(),
+    };
+    // Another scheme has none of these: ignored for it, as the endpoint
+    // form ignores them.
+    if scheme == "hmac-sha256" {
+        for (key, value) in [
+            ("header", &hmac.header),
+            ("encoding", &hmac.encoding),
+            ("prefix", &hmac.prefix),
+            ("timestamp_header", &hmac.timestamp_header),
+        ] {
+            if !value.is_empty() {
+                req.insert(key.into(), value.as_str().into());
+            }
+        }
+    }
     let result = match crate::admin::api::verify_config(req, endpoint_cfg.as_ref()) {
         // Nothing was checked: not a verdict on the event.
         Err(e) => SignatureView {
@@ -667,6 +713,7 @@ pub async fn verify(
     };
     let mut page = event_page(&st, &ctx, (ev, body, attempts), &HashMap::new());
     page.verify_scheme = scheme;
+    page.verify_hmac = hmac;
     page.verify_result = Some(result);
     // As `verify_config` decides it: only an empty field means the stored one.
     page.verify_against = match form.raw("secret").is_empty() {
