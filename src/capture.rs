@@ -46,14 +46,31 @@ pub fn has_dot_segment(rest: &str) -> bool {
         }
         path = path.replace("%25", "%");
     }
-    let path = path
-        .replace("%2e", ".")
-        .replace("%2f", "/")
-        .replace("%5c", "/")
-        .replace("%3b", ";")
-        .replace('\\', "/");
+    // Besides the standard escapes: overlong UTF-8 (`%c0%ae`) and IIS's
+    // `%u002e`, which lenient decoders still turn into `.` and `/`.
+    for (escape, plain) in [
+        ("%c0%ae", "."),
+        ("%e0%80%ae", "."),
+        ("%u002e", "."),
+        ("%2e", "."),
+        ("%c0%af", "/"),
+        ("%u002f", "/"),
+        ("%2f", "/"),
+        ("%c1%9c", "/"),
+        ("%u005c", "/"),
+        ("%5c", "/"),
+        ("%3b", ";"),
+        ("%20", " "),
+        ("%09", " "),
+        ("\\", "/"),
+    ] {
+        if path.contains(escape) {
+            path = path.replace(escape, plain);
+        }
+    }
     path.split('/').any(|seg| {
-        let seg = seg.split(';').next().unwrap_or("");
+        // Windows drops a name's trailing spaces: `..%20` is `..` there.
+        let seg = seg.split(';').next().unwrap_or("").trim_end_matches(' ');
         seg == "." || seg == ".."
     })
 }
@@ -383,6 +400,14 @@ mod tests {
             "/..;jsessionid=1/admin",
             "/%252e%252e%252fadmin",
             "/%25252e%25252e/x",
+            "/..%20/admin",
+            "/..%09",
+            "/%c0%ae%c0%ae/x",
+            "/%C0%AE%c0%ae%c0%afadmin",
+            "/%e0%80%ae%e0%80%ae/x",
+            "/%u002e%u002e/x",
+            "/..%u002fadmin",
+            "/..%c1%9cadmin",
         ] {
             assert!(has_dot_segment(bad), "{bad}");
         }
@@ -397,6 +422,9 @@ mod tests {
             "/%2e%2e%2e",
             "/a;v=1/b",
             "/x%25y",
+            "/a%20b/..c",
+            "/%20../x",
+            "/%c0%af",
         ] {
             assert!(!has_dot_segment(ok), "{ok}");
         }
