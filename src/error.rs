@@ -60,7 +60,9 @@ impl Error {
     /// The message shown to the caller. Internal detail is logged, not echoed.
     pub fn public_message(&self) -> String {
         match self {
-            Error::Store(_) => "storage unavailable; the event was not stored".to_string(),
+            Error::Store(_) => {
+                "storage unavailable (the disk is full or failing): nothing was stored".to_string()
+            }
             Error::Internal(_) => "internal error".to_string(),
             other => other.to_string(),
         }

@@ -489,7 +489,28 @@ async fn ingest(
             let (synced, delivered) = tokio::join!(relay.store.durable(), delivery);
             if let Err(e) = synced {
                 relay.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
-                return Err(e);
+                tracing::error!(error = %e, endpoint = slug, id = %id, "a forwarded event could not be made durable");
+                // Not acknowledged, but the target may well have it: the
+                // sender learns both, and which event it was.
+                let target = match &delivered {
+                    Ok(Ok(crate::relay::Forwarded::Done(done))) => match done.1.status {
+                        Some(status) => format!("the target answered {status}"),
+                        None => "the target did not answer".to_string(),
+                    },
+                    Ok(Ok(crate::relay::Forwarded::Passing { status, .. })) => {
+                        format!("the target answered {status}")
+                    }
+                    _ => "it was not sent to the target".to_string(),
+                };
+                let body = serde_json::json!({
+                    "error": format!("storage unavailable: the event could not be made durable, so it is not acknowledged ({target})"),
+                    "event": id,
+                    "stored": false,
+                });
+                return Ok(with_event(
+                    retry_later(json(StatusCode::SERVICE_UNAVAILABLE, body.to_string())),
+                    &id,
+                ));
             }
             let (ev, attempt, reply) = match delivered? {
                 Ok(crate::relay::Forwarded::Done(done)) => *done,
@@ -727,7 +748,23 @@ fn error(e: Error) -> Response<Body> {
     if matches!(e, Error::Store(_) | Error::Internal(_)) {
         tracing::error!(error = %e, "ingest failed");
     }
-    json(e.status(), e.body())
+    let resp = json(e.status(), e.body());
+    match e.status() {
+        StatusCode::SERVICE_UNAVAILABLE => retry_later(resp),
+        _ => resp,
+    }
+}
+
+/// Seconds a sender is asked to wait after a store that could not keep its
+/// event (disk full or failing): long enough for an operator's fix or the
+/// store's own recovery, short enough not to fill the sender's backlog.
+const STORE_RETRY_AFTER_S: u32 = 10;
+
+/// A `503` for a store failure, with `Retry-After`.
+fn retry_later(mut resp: Response<Body>) -> Response<Body> {
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(STORE_RETRY_AFTER_S));
+    resp
 }
 
 /// Reads a whole body, growing `held` as it comes; `None` when the budget

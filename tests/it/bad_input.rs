@@ -919,8 +919,20 @@ async fn healthz_fails_while_the_store_cannot_write() {
     };
     assert_eq!(health().await, (200, json!({ "ok": true })));
     store.inject_write_fault(true);
-    let (status, _, _) = send("POST", &format!("http://{addr}/in/b"), &[], "x".into()).await;
+    let (status, headers, body) =
+        send("POST", &format!("http://{addr}/in/b"), &[], "x".into()).await;
     assert_eq!(status, 503);
+    assert!(
+        headers
+            .iter()
+            .any(|(n, v)| n == "retry-after" && v == b"10"),
+        "{headers:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&body).contains("write fault"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
     let (status, v) = health().await;
     assert_eq!(status, 503, "{v}");
     assert_eq!(v["ok"], false);

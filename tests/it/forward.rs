@@ -1076,10 +1076,29 @@ async fn a_forward_whose_sync_fails_is_a_503_and_stays_listed_with_its_attempt()
 
     store.inject_sync_fault(true);
     let url = format!("http://{addr}/in/f");
-    let (status, _, body) = crate::support::send("POST", &url, &[], "sent".into()).await;
+    let (status, headers, body) = crate::support::send("POST", &url, &[], "sent".into()).await;
     assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
     assert_eq!(&up.next().await.body[..], b"sent", "the target has it");
     store.inject_sync_fault(false);
+    // Not "not stored": the sender learns the event, that it is not
+    // acknowledged, what the target said, and when to come back.
+    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    };
+    let error = answer["error"].as_str().unwrap();
+    assert!(
+        error.contains("not acknowledged") && error.contains("the target answered 200"),
+        "{answer}"
+    );
+    assert_eq!(header("retry-after").as_deref(), Some("10"), "{headers:?}");
+    assert_eq!(
+        answer["event"].as_str(),
+        header("x-hookrelay-event").as_deref()
+    );
 
     let listed = store
         .query(&EventFilter {
@@ -1090,6 +1109,7 @@ async fn a_forward_whose_sync_fails_is_a_503_and_stays_listed_with_its_attempt()
         .unwrap();
     assert_eq!(listed.events.len(), 1, "{:?}", listed.events);
     let ev = &listed.events[0];
+    assert_eq!(answer["event"], ev.id.as_str());
     let attempts = store.attempts(&ev.id).unwrap();
     assert_eq!(attempts.len(), 1, "{attempts:?}");
     assert_eq!(attempts[0].status, Some(200), "{attempts:?}");
