@@ -182,7 +182,48 @@ struct WalSync {
     /// Test hook: the syncer's next synced flushes take this long (ms).
     stall_ms: std::sync::atomic::AtomicU64,
     stalling: std::sync::atomic::AtomicBool,
+    /// What the data disk has room for; see [`WalSync::room_for_wal`].
+    space: WalSpace,
 }
+
+/// The free space a WAL write-out is checked against. A `write` of the WAL
+/// that fails (ENOSPC) is fatal to RocksDB: it refuses every write after
+/// it until the store is reopened, so a disk filled by another program for
+/// a moment broke hookrelay until a restart. A write-out the disk may not
+/// have room for is not attempted: the writes wait in RocksDB's buffer
+/// (their senders get `503`), and go out once there is room again.
+struct WalSpace {
+    dir: std::path::PathBuf,
+    /// Bytes written into RocksDB so far, and of them those a WAL
+    /// write-out covered (write-outs run on several threads at once, and
+    /// finish in any order).
+    written: std::sync::atomic::AtomicU64,
+    written_out: std::sync::atomic::AtomicU64,
+    /// Free bytes at the last reading, and when it was taken (`ms()`).
+    free: std::sync::atomic::AtomicU64,
+    read_at: std::sync::atomic::AtomicU64,
+    /// Test hook: the free space to see instead of the disk's (`u64::MAX`:
+    /// none injected).
+    injected: std::sync::atomic::AtomicU64,
+}
+
+impl WalSpace {
+    /// Bytes in RocksDB's WAL buffer, as far as this store knows.
+    fn pending(&self) -> u64 {
+        use std::sync::atomic::Ordering::Acquire;
+        self.written
+            .load(Acquire)
+            .saturating_sub(self.written_out.load(Acquire))
+    }
+}
+
+/// Free space a WAL write-out must leave: room for the log's own block
+/// padding and file switch, and for a table file being flushed meanwhile.
+const WAL_HEADROOM: u64 = 4 << 20;
+
+/// Below this much free space the disk is read before every write-out;
+/// above it at most once a millisecond (a `statvfs` costs ~1 µs).
+const SPACE_ROOMY: u64 = 256 << 20;
 
 impl WalSync {
     fn ms(&self) -> u64 {
@@ -190,16 +231,57 @@ impl WalSync {
     }
 
     /// Writes RocksDB's WAL buffer out (and syncs it with `sync`).
-    fn flush(&self, db: &Db, sync: bool) -> std::result::Result<(), rocksdb::Error> {
-        use std::sync::atomic::Ordering::Acquire;
+    fn flush(&self, db: &Db, sync: bool) -> Result<()> {
+        use std::sync::atomic::Ordering::{AcqRel, Acquire};
         let covered = self.writes.load(Acquire);
+        let bytes = self.space.written.load(Acquire);
+        self.room_for_wal(self.space.pending())?;
         let started = std::time::Instant::now();
         db.flush_wal(sync)?;
+        // Writes made meanwhile stay counted for the next one.
+        self.space.written_out.fetch_max(bytes, AcqRel);
         self.flush_time.observe(started.elapsed());
         self.flushed_writes
             .fetch_max(covered, std::sync::atomic::Ordering::AcqRel);
         self.flushes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// `Err` when writing `pending` bytes of WAL out could run the data disk
+    /// out of space (see [`WalSpace`]).
+    fn room_for_wal(&self, pending: u64) -> Result<()> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let space = &self.space;
+        let now = self.ms();
+        let free = match space.injected.load(Relaxed) {
+            u64::MAX => None,
+            free => Some(free),
+        };
+        let free = match free {
+            Some(free) => free,
+            None if space.read_at.load(Relaxed) == now
+                && space.free.load(Relaxed) >= SPACE_ROOMY =>
+            {
+                space.free.load(Relaxed)
+            }
+            None => match rustix::fs::statvfs(&space.dir) {
+                Ok(st) => {
+                    let free = st.f_bavail.saturating_mul(st.f_frsize.max(1));
+                    space.free.store(free, Relaxed);
+                    space.read_at.store(now, Relaxed);
+                    free
+                }
+                // Unreadable: RocksDB's own write decides.
+                Err(_) => return Ok(()),
+            },
+        };
+        if free < pending.saturating_add(WAL_HEADROOM) {
+            return Err(Error::Unavailable(format!(
+                "the data disk is full ({} KiB free): the write-ahead log is not written out until there is room again",
+                free >> 10
+            )));
+        }
         Ok(())
     }
 
@@ -439,6 +521,14 @@ impl Store {
             flush_health: Default::default(),
             stall_ms: Default::default(),
             stalling: Default::default(),
+            space: WalSpace {
+                dir: path.to_path_buf(),
+                written: Default::default(),
+                written_out: Default::default(),
+                free: Default::default(),
+                read_at: Default::default(),
+                injected: std::sync::atomic::AtomicU64::new(u64::MAX),
+            },
         });
         let mut threads = Vec::new();
         let spawn = |name: &str, run: fn(&Db, &WalSync, bool)| {
@@ -520,7 +610,7 @@ impl Store {
             self.wal
                 .flush_health
                 .fail(format!("writing the WAL failed: {e}"));
-            return Err(e.into());
+            return Err(e);
         }
         self.wal.flush_health.ok();
         self.wal.flushed(target);
@@ -625,11 +715,22 @@ impl Store {
             self.wal.write_health.fail("injected write fault".into());
             return Err(Error::Unavailable("injected write fault".into()));
         }
+        let size = batch.size_in_bytes() as u64;
+        // RocksDB writes its WAL buffer out by itself once the buffer is
+        // full, within this call: the same check as a write-out's.
+        if let Err(e) = self
+            .wal
+            .room_for_wal(self.wal.space.pending().saturating_add(size))
+        {
+            self.wal.write_health.fail(e.to_string());
+            return Err(e);
+        }
         if let Err(e) = self.db.write_opt(batch, &self.write_opts) {
             self.wal.write_health.fail(format!("a write failed: {e}"));
             return Err(e.into());
         }
         self.wal.write_health.ok();
+        self.wal.space.written.fetch_add(size, AcqRel);
         self.wal.writes.fetch_add(1, AcqRel);
         if !self.wal.dirty.swap(true, AcqRel) {
             // Under the lock: the syncer checks `dirty` and sleeps under it,
@@ -665,6 +766,15 @@ impl Store {
         self.fault
             .sync_failing
             .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// For tests of a full disk: the WAL write-out sees `free` bytes free
+    /// instead of the disk's (`None`: the disk's again).
+    pub fn inject_free_space(&self, free: Option<u64>) {
+        self.wal.space.injected.store(
+            free.map_or(u64::MAX, |f| f.min(u64::MAX - 1)),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Test hook: each synced flush of the WAL thread takes `stall` longer
@@ -1483,9 +1593,14 @@ fn wal_writer(db: &Db, wal: &WalSync, _sync: bool) {
                     .load(Acquire)
                     .max(wal.flushed_writes.load(Acquire))
             {
-                match db.flush_wal(false) {
+                let bytes = wal.space.written.load(Acquire);
+                match wal
+                    .room_for_wal(wal.space.pending())
+                    .and_then(|()| Ok(db.flush_wal(false)?))
+                {
                     Ok(()) => {
                         wal.written_out.fetch_max(writes, SeqCst);
+                        wal.space.written_out.fetch_max(bytes, SeqCst);
                     }
                     // The writes are made: the syncer's flush retries.
                     Err(e) => {

@@ -889,6 +889,91 @@ async fn an_event_whose_sync_fails_is_refused_and_taken_back() {
     server.abort();
 }
 
+/// A disk without room for the write-ahead log: nothing is written that
+/// could fail there (a failed WAL write is fatal to RocksDB: it refused
+/// every write until a restart), senders get `503`, and once there is room
+/// again ingest takes events without a restart — in both durabilities,
+/// for a bin and a queue, with the events answered before all kept.
+#[tokio::test]
+async fn a_full_disk_refuses_events_and_recovers_without_a_restart() {
+    use hookrelay::store::Durability;
+    for durability in [Durability::Sync, Durability::Buffered] {
+        let (_dir, data) = crate::support::temp_data();
+        let (store, relay) = crate::support::library_relay(&data, durability);
+        for ep in [
+            json!({ "slug": "b" }),
+            json!({ "slug": "q", "mode": "queue", "target": "http://127.0.0.1:9/never" }),
+        ] {
+            relay
+                .create(serde_json::from_value(ep).unwrap(), false)
+                .await
+                .unwrap();
+        }
+        let (addr, server) = crate::support::serve_ingest(&relay).await;
+        let post = |slug: &'static str, body: &'static str| async move {
+            let (status, headers, answer) = send(
+                "POST",
+                &format!("http://{addr}/in/{slug}"),
+                &[],
+                body.into(),
+            )
+            .await;
+            (
+                status,
+                headers,
+                String::from_utf8_lossy(&answer).into_owned(),
+            )
+        };
+        let (status, _, before) = post("b", "before").await;
+        assert_eq!(status, 200, "{durability:?}: {before}");
+
+        store.inject_free_space(Some(1 << 20));
+        for slug in ["b", "q"] {
+            let (status, headers, answer) = post(slug, "while full").await;
+            assert_eq!(status, 503, "{durability:?} {slug}: {answer}");
+            assert!(answer.contains("disk is full"), "{answer}");
+            assert!(
+                headers.iter().any(|(n, _)| n == "retry-after"),
+                "{headers:?}"
+            );
+        }
+        let (status, _, health) = send(
+            "GET",
+            &format!("http://{addr}/healthz"),
+            &[],
+            Default::default(),
+        )
+        .await;
+        assert_eq!(status, 503, "{}", String::from_utf8_lossy(&health));
+
+        store.inject_free_space(None);
+        for slug in ["b", "q"] {
+            let (status, _, answer) = post(slug, "after").await;
+            assert!(
+                status == 200 || status == 202,
+                "{durability:?} {slug}: {status} {answer}"
+            );
+        }
+        let bodies: Vec<Vec<u8>> = store
+            .query(&hookrelay::store::EventFilter {
+                limit: 100,
+                ..Default::default()
+            })
+            .unwrap()
+            .events
+            .iter()
+            .map(|ev| store.get_body(&ev.id).unwrap().unwrap_or_default())
+            .collect();
+        let mut bodies: Vec<String> = bodies
+            .into_iter()
+            .map(|b| String::from_utf8(b).unwrap())
+            .collect();
+        bodies.sort();
+        assert_eq!(bodies, ["after", "after", "before"], "{durability:?}");
+        server.abort();
+    }
+}
+
 /// `/healthz` says when the store cannot write (a full disk, an I/O error;
 /// RocksDB then refuses every write until a restart), so a probe can act,
 /// and says it is fine again once a write works.
