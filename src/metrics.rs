@@ -131,6 +131,8 @@ pub struct Snapshot<'a> {
     pub disk_used_pct: Option<f64>,
     /// Request-body bytes ingest holds in memory now.
     pub body_bytes: usize,
+    /// Whether the store can write now.
+    pub store_writable: bool,
 }
 
 impl Metrics {
@@ -199,6 +201,11 @@ impl Metrics {
             out,
             "# HELP hookrelay_ingest_body_bytes Request-body bytes in memory now: being received, stored, forwarded, mirrored or delivered from the queue (ingest answers 503 past its limit).\n# TYPE hookrelay_ingest_body_bytes gauge\nhookrelay_ingest_body_bytes {}",
             snap.body_bytes
+        );
+        let _ = writeln!(
+            out,
+            "# HELP hookrelay_store_writable 1 while the store can write, 0 while it cannot (a full disk, an I/O error): ingest answers 503 then, and /healthz says why.\n# TYPE hookrelay_store_writable gauge\nhookrelay_store_writable {}",
+            u8::from(snap.store_writable)
         );
         if let Some(pct) = snap.disk_used_pct {
             let _ = writeln!(
@@ -356,6 +363,7 @@ mod tests {
             wal_flush: None,
             disk_used_pct: None,
             body_bytes: 0,
+            store_writable: true,
         }
     }
 

@@ -181,6 +181,9 @@ pub struct Layout {
     pub flash: Option<Flash>,
     /// Show "Log out" (an admin token is set).
     pub logout: bool,
+    /// Why ingest refuses events now (the store cannot write, the disk is
+    /// past its limit): shown on every page.
+    pub storage: Option<String>,
 }
 
 /// Per-request page context: the flash message to show (read once) and
@@ -188,6 +191,8 @@ pub struct Layout {
 pub struct Ctx {
     pub flash: Option<Flash>,
     pub logout: bool,
+    /// See [`Layout::storage`].
+    pub storage: Option<String>,
     /// The host name the browser used to reach the admin listener (no
     /// port), when it is a plain host name or address.
     pub host: Option<String>,
@@ -206,6 +211,7 @@ impl FromRequestParts<AdminState> for Ctx {
             flash: security::read_flash(&parts.headers),
             csrf: security::csrf_token(st.sessions.id(&parts.headers)),
             logout: st.token.is_some(),
+            storage: storage_problem(&st.relay),
             host: parts
                 .headers
                 .get(header::HOST)
@@ -224,6 +230,7 @@ impl Ctx {
             csrf: self.csrf.clone(),
             flash: self.flash.clone(),
             logout: self.logout,
+            storage: self.storage.clone(),
         }
     }
 
@@ -238,6 +245,26 @@ impl Ctx {
         }
         resp
     }
+}
+
+/// What keeps ingest from storing events now, as `/healthz` and
+/// `/readyz` say it.
+fn storage_problem(relay: &crate::relay::Relay) -> Option<String> {
+    if let Err(why) = relay.store.health() {
+        return Some(format!(
+            "the store cannot write ({why}): new events are refused with 503 until it can"
+        ));
+    }
+    relay
+        .disk
+        .get()
+        .filter(|d| d.is_full())
+        .map(|d| {
+            format!(
+                "the data disk is {:.1}% full, past --max-disk-usage: new events are refused with 503 until there is room",
+                d.used_pct()
+            )
+        })
 }
 
 fn html<T: Template>(status: StatusCode, t: &T) -> Response {
@@ -358,6 +385,7 @@ impl IntoResponse for PageError {
                 csrf: security::csrf_token(None),
                 flash: None,
                 logout: false,
+                storage: None,
             },
             status: self.status.as_u16(),
             reason: self.status.canonical_reason().unwrap_or("").to_string(),

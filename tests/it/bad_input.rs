@@ -945,6 +945,17 @@ async fn a_full_disk_refuses_events_and_recovers_without_a_restart() {
         )
         .await;
         assert_eq!(status, 503, "{}", String::from_utf8_lossy(&health));
+        // The operator sees it on every dashboard page and in the metrics.
+        let page = admin_get(&relay, "/").await;
+        assert!(
+            page.contains("Storage: the store cannot write") && page.contains("disk is full"),
+            "{page}"
+        );
+        let metrics = admin_get(&relay, "/metrics").await;
+        assert!(
+            metrics.contains("\nhookrelay_store_writable 0\n"),
+            "{metrics}"
+        );
 
         store.inject_free_space(None);
         for slug in ["b", "q"] {
@@ -970,8 +981,33 @@ async fn a_full_disk_refuses_events_and_recovers_without_a_restart() {
             .collect();
         bodies.sort();
         assert_eq!(bodies, ["after", "after", "before"], "{durability:?}");
+        assert!(!admin_get(&relay, "/").await.contains("Storage:"));
+        let metrics = admin_get(&relay, "/metrics").await;
+        assert!(
+            metrics.contains("\nhookrelay_store_writable 1\n"),
+            "{metrics}"
+        );
         server.abort();
     }
+}
+
+/// A GET to the admin side of `relay` (no listener: the router itself).
+async fn admin_get(relay: &std::sync::Arc<hookrelay::relay::Relay>, path: &str) -> String {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let router = hookrelay::admin::router(
+        std::sync::Arc::clone(relay),
+        None,
+        Duration::from_secs(30),
+        0,
+    );
+    let req = http::Request::get(path)
+        .header("host", "127.0.0.1")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let resp = router.oneshot(req).await.unwrap();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 /// `/healthz` says when the store cannot write (a full disk, an I/O error;
