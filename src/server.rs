@@ -107,10 +107,19 @@ pub async fn serve(
     let made = crate::store::create_data_dir(&config.data)
         .map_err(|e| format!("data {}: {e}", config.data.display()))?;
     let mut made = MadeHere(made);
-    let store = Arc::new(
-        Store::open(&config.data, config.durability)
-            .map_err(|e| format!("data {}: {e}", config.data.display()))?,
-    );
+    let store = Arc::new(Store::open(&config.data, config.durability).map_err(|e| {
+        let e = e.to_string();
+        // Opening replays the log into table files: it needs room.
+        let hint = if e.contains("No space left on device") {
+            format!(
+                " — free some space on that disk (opening needs about {} MiB) and start again: nothing stored is lost",
+                crate::disk::MIN_FREE >> 20
+            )
+        } else {
+            String::new()
+        };
+        format!("data {}: {e}{hint}", config.data.display())
+    })?);
     let relay = Arc::new(
         Relay::new(Arc::clone(&store), client, config.max_body).map_err(|e| e.to_string())?,
     );
