@@ -1532,9 +1532,10 @@ fn wal_syncer(db: &Db, wal: &WalSync, sync: bool) {
                     retry_in = RETRY_FLUSH_FIRST;
                 }
                 Err(e) => {
-                    // Waiters time out with 503; try again shortly. A broken
-                    // store stays broken until a restart: said once, then
-                    // every minute, not at every retry.
+                    // Waiters time out with 503; try again shortly (a full
+                    // disk clears once there is room; a store broken by an
+                    // I/O error stays broken until a restart): said once,
+                    // then every minute, not at every retry.
                     let now = std::time::Instant::now();
                     if last_error_log.is_none_or(|t| now.duration_since(t) >= ERROR_LOG_EVERY) {
                         tracing::error!(error = %e, "WAL flush failed");
