@@ -500,12 +500,14 @@ async fn ingest(
                     Ok(Ok(crate::relay::Forwarded::Passing { status, .. })) => {
                         format!("the target answered {status}")
                     }
-                    _ => "it was not sent to the target".to_string(),
+                    Ok(Err(Error::Unavailable(_))) => "it was not sent to the target".to_string(),
+                    _ => "whether the target got it is not known".to_string(),
                 };
+                // Not "not stored": it stays listed, and is kept once the
+                // store can write again.
                 let body = serde_json::json!({
                     "error": format!("storage unavailable: the event could not be made durable, so it is not acknowledged ({target})"),
                     "event": id,
-                    "stored": false,
                 });
                 return Ok(with_event(
                     retry_later(json(StatusCode::SERVICE_UNAVAILABLE, body.to_string())),

@@ -237,7 +237,7 @@ async fn metrics(State(st): State<AdminState>) -> Response {
         wal_flush: Some(relay.store.wal_flush_time()),
         disk_used_pct: relay.disk.get().map(|d| d.used_pct()),
         body_bytes: relay.body_bytes(),
-        store_writable: relay.store.health().is_ok(),
+        store_writable: relay.store.health().is_ok() && relay.store.space_refusal().is_none(),
     });
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

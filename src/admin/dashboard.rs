@@ -255,6 +255,9 @@ fn storage_problem(relay: &crate::relay::Relay) -> Option<String> {
             "the store cannot write ({why}): new events are refused with 503 until it can"
         ));
     }
+    if let Some(why) = relay.store.space_refusal() {
+        return Some(format!("{why}; new events are refused with 503 meanwhile"));
+    }
     relay
         .disk
         .get()

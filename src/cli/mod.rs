@@ -77,6 +77,9 @@ pub enum Command {
     },
     /// Re-send one stored event (`replay ID`), or every event matching
     /// `--filter` as a bulk job with progress.
+    #[command(
+        override_usage = "hookrelay replay [OPTIONS] <ID>\n       hookrelay replay [OPTIONS] --filter <KEY=VALUE>..."
+    )]
     Replay {
         /// The event id; omit it and give --filter for a bulk replay.
         #[arg(required_unless_present = "filter")]

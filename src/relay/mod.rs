@@ -688,8 +688,8 @@ impl Relay {
     }
 
     /// `/readyz` (readiness): [`Relay::health`], and whether ingest
-    /// accepts events now (not past `--max-disk-usage`, which a restart
-    /// does not mend).
+    /// accepts events now (not past `--max-disk-usage`, nor out of room for
+    /// the store's log: a restart mends neither).
     pub fn readiness(&self) -> (http::StatusCode, String) {
         self.probe(true)
     }
@@ -697,7 +697,12 @@ impl Relay {
     fn probe(&self, ready: bool) -> (http::StatusCode, String) {
         let why = match self.store.health() {
             Err(why) => format!("store: {why}"),
-            Ok(()) => match self.disk.get().and_then(|d| d.refusal()).filter(|_| ready) {
+            Ok(()) if !ready => return (http::StatusCode::OK, r#"{"ok":true}"#.into()),
+            Ok(()) => match self
+                .store
+                .space_refusal()
+                .or_else(|| self.disk.get().and_then(|d| d.refusal()))
+            {
                 Some(disk) => format!("disk: {disk}; ingest refuses events"),
                 None => return (http::StatusCode::OK, r#"{"ok":true}"#.into()),
             },

@@ -199,6 +199,12 @@ struct WalSpace {
     /// finish in any order).
     written: std::sync::atomic::AtomicU64,
     written_out: std::sync::atomic::AtomicU64,
+    /// Bytes of writes under way (checked, not yet taken by RocksDB): two
+    /// writes at once must not both count on the same free space.
+    inflight: std::sync::atomic::AtomicU64,
+    /// A write was refused for want of room; [`Store::health`] reads the
+    /// disk again to clear it (no write may come to clear it otherwise).
+    refused: std::sync::atomic::AtomicBool,
     /// Free bytes at the last reading, and when it was taken (`ms()`).
     free: std::sync::atomic::AtomicU64,
     read_at: std::sync::atomic::AtomicU64,
@@ -208,17 +214,26 @@ struct WalSpace {
 }
 
 impl WalSpace {
-    /// Bytes in RocksDB's WAL buffer, as far as this store knows.
+    /// Bytes that may still be in RocksDB's WAL buffer: what was written
+    /// since the last write-out, but never more than the buffer holds
+    /// (RocksDB writes a full buffer, and a larger record, straight to the
+    /// file: those bytes take disk space already).
     fn pending(&self) -> u64 {
         use std::sync::atomic::Ordering::Acquire;
         self.written
             .load(Acquire)
             .saturating_sub(self.written_out.load(Acquire))
+            .min(WAL_BUFFER)
     }
 }
 
+/// RocksDB's buffer in front of each file it writes (its default, set
+/// explicitly: [`WalSpace::pending`] counts on it).
+const WAL_BUFFER: u64 = 1 << 20;
+
 /// Free space a WAL write-out must leave: room for the log's own block
-/// padding and file switch, and for a table file being flushed meanwhile.
+/// padding and a file switch. (A memtable flush or a compaction may need
+/// more; a failure there is one RocksDB recovers from by itself.)
 const WAL_HEADROOM: u64 = 4 << 20;
 
 /// Below this much free space the disk is read before every write-out;
@@ -235,7 +250,12 @@ impl WalSync {
         use std::sync::atomic::Ordering::{AcqRel, Acquire};
         let covered = self.writes.load(Acquire);
         let bytes = self.space.written.load(Acquire);
-        self.room_for_wal(self.space.pending())?;
+        // Nothing left in the buffer (a sync of what is written out needs
+        // no new space).
+        let pending = self.space.pending();
+        if pending > 0 {
+            self.room_for_wal(pending, WAL_HEADROOM)?;
+        }
         let started = std::time::Instant::now();
         db.flush_wal(sync)?;
         // Writes made meanwhile stay counted for the next one.
@@ -248,9 +268,9 @@ impl WalSync {
         Ok(())
     }
 
-    /// `Err` when writing `pending` bytes of WAL out could run the data disk
-    /// out of space (see [`WalSpace`]).
-    fn room_for_wal(&self, pending: u64) -> Result<()> {
+    /// `Err` when writing `pending` bytes of WAL out could leave the data
+    /// disk less than `headroom` (see [`WalSpace`]).
+    fn room_for_wal(&self, pending: u64, headroom: u64) -> Result<()> {
         use std::sync::atomic::Ordering::Relaxed;
         let space = &self.space;
         let now = self.ms();
@@ -276,13 +296,27 @@ impl WalSync {
                 Err(_) => return Ok(()),
             },
         };
-        if free < pending.saturating_add(WAL_HEADROOM) {
+        if free < pending.saturating_add(headroom) {
             return Err(Error::Unavailable(format!(
                 "the data disk is full ({} KiB free): the write-ahead log is not written out until there is room again",
                 free >> 10
             )));
         }
         Ok(())
+    }
+
+    /// Records why a write-out failed: no room (cleared once there is, see
+    /// [`Store::space_refusal`]) or RocksDB's own error.
+    fn flush_failed(&self, e: &Error) {
+        match e {
+            Error::Unavailable(_) => self
+                .space
+                .refused
+                .store(true, std::sync::atomic::Ordering::Relaxed),
+            e => self
+                .flush_health
+                .fail(format!("writing the WAL failed: {e}")),
+        }
     }
 
     /// Records a flush that covered every ticket up to `target`; flushes
@@ -434,6 +468,7 @@ impl Store {
         // The WAL is written out by `wal_syncer`, once per group of writers:
         // a `write` per request cost a fifth of the ingest CPU in profiles.
         opts.set_manual_wal_flush(true);
+        opts.set_writable_file_max_buffer_size(WAL_BUFFER);
         // A WAL file lives until every family with data in it is flushed:
         // uncapped, the slow families (indexes, counters) kept gigabytes of
         // it alive, all to be replayed by a restart after a crash.
@@ -525,6 +560,8 @@ impl Store {
                 dir: path.to_path_buf(),
                 written: Default::default(),
                 written_out: Default::default(),
+                inflight: Default::default(),
+                refused: Default::default(),
                 free: Default::default(),
                 read_at: Default::default(),
                 injected: std::sync::atomic::AtomicU64::new(u64::MAX),
@@ -607,9 +644,7 @@ impl Store {
         }
         let target = self.wal.requested.load(SeqCst);
         if let Err(e) = self.wal.flush(&self.db, false) {
-            self.wal
-                .flush_health
-                .fail(format!("writing the WAL failed: {e}"));
+            self.wal.flush_failed(&e);
             return Err(e);
         }
         self.wal.flush_health.ok();
@@ -633,6 +668,25 @@ impl Store {
 
     /// `Err` with the reason while the last write or WAL flush failed and
     /// none has worked since (`/healthz` answers 503 then).
+    /// Why writes are refused for want of room on the data disk, while
+    /// they are (read again at each call, so it clears with no write
+    /// needed once there is room). Not [`Store::health`]: a restart does
+    /// not make room.
+    pub fn space_refusal(&self) -> Option<String> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let space = &self.wal.space;
+        if !space.refused.load(Relaxed) {
+            return None;
+        }
+        match self.wal.room_for_wal(space.pending(), WAL_HEADROOM) {
+            Ok(()) => {
+                space.refused.store(false, Relaxed);
+                None
+            }
+            Err(e) => Some(e.to_string()),
+        }
+    }
+
     pub fn health(&self) -> std::result::Result<(), String> {
         match self
             .wal
@@ -709,28 +763,45 @@ impl Store {
     /// A write left in the WAL buffer: `wal_syncer` writes it out within
     /// [`LAZY_FLUSH`], or sooner for a sender waiting in [`Store::durable`].
     fn write_lazy(&self, batch: WriteBatch) -> Result<()> {
+        self.write_lazy_within(batch, WAL_HEADROOM)
+    }
+
+    /// [`Store::write_lazy`] leaving at least `headroom` bytes free.
+    fn write_lazy_within(&self, batch: WriteBatch, headroom: u64) -> Result<()> {
         use std::sync::atomic::Ordering::{AcqRel, Relaxed};
         if self.fault.failing.load(Relaxed) {
             self.fault.refused.fetch_add(1, Relaxed);
             self.wal.write_health.fail("injected write fault".into());
             return Err(Error::Unavailable("injected write fault".into()));
         }
+        let space = &self.wal.space;
         let size = batch.size_in_bytes() as u64;
         // RocksDB writes its WAL buffer out by itself once the buffer is
-        // full, within this call: the same check as a write-out's.
-        if let Err(e) = self
+        // full, within this call: the same check as a write-out's, with
+        // the other writes under way counted in.
+        let inflight = space.inflight.fetch_add(size, AcqRel) + size;
+        let room = self
             .wal
-            .room_for_wal(self.wal.space.pending().saturating_add(size))
-        {
-            self.wal.write_health.fail(e.to_string());
-            return Err(e);
+            .room_for_wal(space.pending().saturating_add(inflight), headroom);
+        let written = room.and_then(|()| Ok(self.db.write_opt(batch, &self.write_opts)?));
+        // Taken over by `written` only once RocksDB has it: a write-out
+        // meanwhile must not count it as written out.
+        if written.is_ok() {
+            space.written.fetch_add(size, AcqRel);
         }
-        if let Err(e) = self.db.write_opt(batch, &self.write_opts) {
-            self.wal.write_health.fail(format!("a write failed: {e}"));
-            return Err(e.into());
+        space.inflight.fetch_sub(size, AcqRel);
+        match written {
+            Ok(()) => {}
+            Err(e @ Error::Unavailable(_)) => {
+                space.refused.store(true, Relaxed);
+                return Err(e);
+            }
+            Err(e) => {
+                self.wal.write_health.fail(format!("a write failed: {e}"));
+                return Err(e);
+            }
         }
         self.wal.write_health.ok();
-        self.wal.space.written.fetch_add(size, AcqRel);
         self.wal.writes.fetch_add(1, AcqRel);
         if !self.wal.dirty.swap(true, AcqRel) {
             // Under the lock: the syncer checks `dirty` and sleeps under it,
@@ -1308,8 +1379,8 @@ impl Store {
 
     /// Takes back an event whose sender was told it is not stored (its
     /// WAL sync failed or timed out): record, body, indexes, counters and
-    /// its queue entry at `due`. Best effort — a store that cannot write
-    /// keeps it until a restart drops what never reached the disk.
+    /// its queue entry at `due`. Best effort — a store broken by an I/O
+    /// error keeps it until a restart drops what never reached the disk.
     pub fn withdraw(&self, ev: &Event, due: Option<u64>) -> Result<()> {
         let id = keys::parse_id(&ev.id).ok_or_else(|| Error::Internal("bad event id".into()))?;
         let _stripe = self.stripe_for_delete(&id);
@@ -1327,7 +1398,10 @@ impl Store {
             keys::minute(&ev.endpoint, keys::MINUTE_EVENTS, ev.received_at / 60_000),
             (-1i64).to_le_bytes(),
         );
-        self.write_lazy(b)
+        // Without the headroom new data must leave: on a disk too full for
+        // new events a take-back still goes through, or the refused event
+        // would be written out (and queued) once there is room again.
+        self.write_lazy_within(b, 0)
     }
 
     fn delete_event_into(&self, b: &mut WriteBatch, id: &[u8; 16], ev: &Event) -> Result<()> {
@@ -1541,8 +1615,7 @@ fn wal_syncer(db: &Db, wal: &WalSync, sync: bool) {
                         tracing::error!(error = %e, "WAL flush failed");
                         last_error_log = Some(now);
                     }
-                    wal.flush_health
-                        .fail(format!("writing the WAL failed: {e}"));
+                    wal.flush_failed(&e);
                     wal.dirty.store(true, SeqCst);
                     // RocksDB refuses every write after a WAL error until
                     // the store is reopened, and logs each refusal in its
@@ -1596,13 +1669,15 @@ fn wal_writer(db: &Db, wal: &WalSync, _sync: bool) {
             {
                 let bytes = wal.space.written.load(Acquire);
                 match wal
-                    .room_for_wal(wal.space.pending())
+                    .room_for_wal(wal.space.pending(), WAL_HEADROOM)
                     .and_then(|()| Ok(db.flush_wal(false)?))
                 {
                     Ok(()) => {
                         wal.written_out.fetch_max(writes, SeqCst);
                         wal.space.written_out.fetch_max(bytes, SeqCst);
                     }
+                    // No room: the syncer says so (once a minute).
+                    Err(Error::Unavailable(_)) => {}
                     // The writes are made: the syncer's flush retries.
                     Err(e) => {
                         tracing::warn!(error = %e, "writing the WAL out beside a stalled sync failed")

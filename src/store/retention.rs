@@ -221,6 +221,13 @@ impl Store {
             {
                 return;
             }
+            // The compaction flushes the memtable, which writes the WAL
+            // buffer out first: through the free-space check here, or not
+            // at all (a failed WAL write would stop every write).
+            if let Err(e) = self.sync_wal() {
+                tracing::warn!(error = %e, "compaction after a retention sweep skipped");
+                return;
+            }
             self.db
                 .compact_range_cf_opt(self.cf(name), Some(from), Some(to), &opts);
         }

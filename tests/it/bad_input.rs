@@ -937,20 +937,24 @@ async fn a_full_disk_refuses_events_and_recovers_without_a_restart() {
                 "{headers:?}"
             );
         }
-        let (status, _, health) = send(
-            "GET",
-            &format!("http://{addr}/healthz"),
-            &[],
-            Default::default(),
-        )
-        .await;
-        assert_eq!(status, 503, "{}", String::from_utf8_lossy(&health));
+        // Not ready; alive all the same (a restart would not make room).
+        let probe = |path: &'static str| async move {
+            let (status, _, body) = send(
+                "GET",
+                &format!("http://{addr}{path}"),
+                &[],
+                Default::default(),
+            )
+            .await;
+            (status, String::from_utf8_lossy(&body).into_owned())
+        };
+        let (status, ready) = probe("/readyz").await;
+        assert_eq!(status, 503, "{ready}");
+        assert!(ready.contains("disk is full"), "{ready}");
+        assert_eq!(probe("/healthz").await.0, 200);
         // The operator sees it on every dashboard page and in the metrics.
         let page = admin_get(&relay, "/").await;
-        assert!(
-            page.contains("Storage: the store cannot write") && page.contains("disk is full"),
-            "{page}"
-        );
+        assert!(page.contains("Storage: the data disk is full"), "{page}");
         let metrics = admin_get(&relay, "/metrics").await;
         assert!(
             metrics.contains("\nhookrelay_store_writable 0\n"),
@@ -958,6 +962,8 @@ async fn a_full_disk_refuses_events_and_recovers_without_a_restart() {
         );
 
         store.inject_free_space(None);
+        // Clear without a write: the disk is read again.
+        assert_eq!(probe("/readyz").await.0, 200, "{durability:?}");
         for slug in ["b", "q"] {
             let (status, _, answer) = post(slug, "after").await;
             assert!(
