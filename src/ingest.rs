@@ -537,7 +537,16 @@ async fn ingest(
                     let resp = json(StatusCode::SERVICE_UNAVAILABLE, body.to_string());
                     return Ok(with_event(resp, &id));
                 }
-                Err(e) => return Err(e),
+                // Synced above: stored, whatever became of the delivery.
+                Err(e) => {
+                    tracing::error!(error = %e, endpoint = slug, id = %id, "a forward's outcome could not be recorded");
+                    let body = serde_json::json!({
+                        "error": "the event is stored, but what became of its delivery could not be recorded (storage failing); replay it once the store can write",
+                        "event": id,
+                        "stored": true,
+                    });
+                    return Ok(with_event(json(e.status(), body.to_string()), &id));
+                }
             };
             if ev.state == EventState::Held {
                 relay.metrics.events_held.fetch_add(1, Ordering::Relaxed);
