@@ -205,6 +205,9 @@ struct WalSpace {
     /// A write was refused for want of room; [`Store::health`] reads the
     /// disk again to clear it (no write may come to clear it otherwise).
     refused: std::sync::atomic::AtomicBool,
+    /// Write-outs refused for want of room so far: a sender waiting for
+    /// its sync gets its `503` at the first one, not after [`SYNC_WAIT`].
+    refusals: std::sync::atomic::AtomicU64,
     /// Free bytes at the last reading, and when it was taken (`ms()`).
     free: std::sync::atomic::AtomicU64,
     read_at: std::sync::atomic::AtomicU64,
@@ -309,10 +312,13 @@ impl WalSync {
     /// [`Store::space_refusal`]) or RocksDB's own error.
     fn flush_failed(&self, e: &Error) {
         match e {
-            Error::Unavailable(_) => self
-                .space
-                .refused
-                .store(true, std::sync::atomic::Ordering::Relaxed),
+            Error::Unavailable(_) => {
+                use std::sync::atomic::Ordering::SeqCst;
+                self.space.refused.store(true, SeqCst);
+                self.space.refusals.fetch_add(1, SeqCst);
+                // Wakes the waiters without moving the ticket (`durable`).
+                self.synced.send_modify(|_| {});
+            }
             e => self
                 .flush_health
                 .fail(format!("writing the WAL failed: {e}")),
@@ -562,6 +568,7 @@ impl Store {
                 written_out: Default::default(),
                 inflight: Default::default(),
                 refused: Default::default(),
+                refusals: Default::default(),
                 free: Default::default(),
                 read_at: Default::default(),
                 injected: std::sync::atomic::AtomicU64::new(u64::MAX),
@@ -613,6 +620,8 @@ impl Store {
             tokio::task::yield_now().await;
             return self.flush_upto(ticket);
         }
+        // Before subscribing: a refusal from here on fails this wait.
+        let refusals = self.wal.space.refusals.load(SeqCst);
         let mut rx = self.wal.synced.subscribe();
         {
             // Once per group: the senders after the first find the flag set
@@ -623,8 +632,13 @@ impl Store {
                 self.wal.wake.notify_one();
             }
         }
-        match tokio::time::timeout(SYNC_WAIT, rx.wait_for(|v| *v >= ticket)).await {
-            Ok(Ok(_)) => Ok(()),
+        let refused = || self.wal.space.refusals.load(SeqCst) != refusals;
+        match tokio::time::timeout(SYNC_WAIT, rx.wait_for(|v| *v >= ticket || refused())).await {
+            Ok(Ok(v)) if *v >= ticket => Ok(()),
+            Ok(Ok(_)) => Err(Error::Unavailable(
+                "the data disk is too full to write the event's log out; it is not acknowledged"
+                    .into(),
+            )),
             _ => Err(Error::Unavailable(
                 "the write-ahead log could not be synced; the event is not acknowledged".into(),
             )),

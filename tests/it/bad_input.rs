@@ -997,6 +997,66 @@ async fn a_full_disk_refuses_events_and_recovers_without_a_restart() {
     }
 }
 
+/// A sender whose event went into the store but whose sync finds the disk
+/// full gets its `503` at once (not after the 10 s sync wait), and the
+/// event is taken back: it is not there once the disk has room again.
+#[tokio::test]
+async fn a_sync_refused_for_a_full_disk_answers_at_once_and_takes_the_event_back() {
+    use hookrelay::store::Durability;
+    let (_dir, data) = crate::support::temp_data();
+    let (store, relay) = crate::support::library_relay(&data, Durability::Sync);
+    relay
+        .create(
+            serde_json::from_value(json!({ "slug": "b" })).unwrap(),
+            false,
+        )
+        .await
+        .unwrap();
+    let (addr, server) = crate::support::serve_ingest(&relay).await;
+    // The syncer is held before its write-out; the disk fills meanwhile.
+    store.inject_sync_stall(Duration::from_millis(500));
+    let url = format!("http://{addr}/in/b");
+    let sent = Instant::now();
+    let refused = tokio::spawn({
+        let url = url.clone();
+        async move { send("POST", &url, &[], "refused".into()).await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !store.in_injected_stall() {
+        assert!(Instant::now() < deadline, "the syncer never stalled");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // Room for a take-back, not for the log's headroom.
+    store.inject_free_space(Some(64 << 10));
+    let (status, _, body) = refused.await.unwrap();
+    let waited = sent.elapsed();
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        String::from_utf8_lossy(&body).contains("disk is too full"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(waited < Duration::from_secs(5), "answered after {waited:?}");
+
+    store.inject_sync_stall(Duration::ZERO);
+    store.inject_free_space(None);
+    let (status, _, _) = send("POST", &url, &[], "kept".into()).await;
+    assert_eq!(status, 200);
+    let listed = store
+        .query(&hookrelay::store::EventFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap()
+        .events;
+    let bodies: Vec<Vec<u8>> = listed
+        .iter()
+        .map(|ev| store.get_body(&ev.id).unwrap().unwrap_or_default())
+        .collect();
+    assert_eq!(bodies, [b"kept".to_vec()], "the refused one was taken back");
+    server.abort();
+}
+
 /// A GET to the admin side of `relay` (no listener: the router itself).
 async fn admin_get(relay: &std::sync::Arc<hookrelay::relay::Relay>, path: &str) -> String {
     use http_body_util::BodyExt;
