@@ -400,15 +400,21 @@ fn load_file(path: &Path) -> Result<FileConfig, String> {
         let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
         format!(" (line {line}, column {column})")
     });
-    let key = match key.as_str() {
-        "" | "." => String::new(),
-        key => format!("{key}: "),
-    };
+    let key = field_prefix(&key);
     Err(format!(
         "config {}: {key}{}{at}",
         path.display(),
         without_quoted(e.message())
     ))
+}
+
+/// `path: ` before a message about a field (a `serde_path_to_error` path,
+/// in a config file or an API body); nothing at the top level.
+pub(crate) fn field_prefix(path: &str) -> String {
+    match path {
+        "" | "." => String::new(),
+        path => format!("{path}: "),
+    }
 }
 
 /// `msg` with every quoted value left out (`string "…"`, `integer `…``):

@@ -150,19 +150,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 /// the field it is about (`signature.tolerance_s: …`: serde names only
 /// the type it expected).
 fn invalid_request(e: serde_path_to_error::Error<serde_json::Error>) -> Error {
-    let at = field_prefix(e.path());
+    let at = crate::config::field_prefix(&e.path().to_string());
     Error::Unprocessable(format!(
         "invalid request: {at}{}",
         crate::config::without_quoted(&e.into_inner().to_string())
     ))
-}
-
-/// `path: ` before a message about a field; nothing at the top level.
-fn field_prefix(path: &serde_path_to_error::Path) -> String {
-    match path.to_string().as_str() {
-        "" | "." => String::new(),
-        path => format!("{path}: "),
-    }
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
@@ -192,7 +184,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
         _ if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() => {
             Error::Unprocessable(format!(
                 "invalid request: {}a value of the wrong type at line {} column {}",
-                field_prefix(e.path()),
+                crate::config::field_prefix(&e.path().to_string()),
                 e.inner().line(),
                 e.inner().column()
             ))
@@ -237,7 +229,10 @@ async fn metrics(State(st): State<AdminState>) -> Response {
         wal_flush: Some(relay.store.wal_flush_time()),
         disk_used_pct: relay.disk.get().map(|d| d.used_pct()),
         body_bytes: relay.body_bytes(),
-        store_writable: relay.store.health().is_ok() && relay.store.space_refusal().is_none(),
+        store_writable: !matches!(
+            relay.storage_refusal(),
+            Some(crate::relay::StorageRefusal::Broken(_) | crate::relay::StorageRefusal::NoRoom(_))
+        ),
     });
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

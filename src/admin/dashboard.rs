@@ -247,27 +247,15 @@ impl Ctx {
     }
 }
 
-/// What keeps ingest from storing events now, as `/healthz` and
-/// `/readyz` say it.
+/// What keeps ingest from storing events now, as `/readyz` says it.
 fn storage_problem(relay: &crate::relay::Relay) -> Option<String> {
-    if let Err(why) = relay.store.health() {
-        return Some(format!(
-            "the store cannot write ({why}): new events are refused with 503 until it can"
-        ));
-    }
-    if let Some(why) = relay.store.space_refusal() {
-        return Some(format!("{why}; new events are refused with 503 meanwhile"));
-    }
-    relay
-        .disk
-        .get()
-        .filter(|d| d.is_full())
-        .map(|d| {
-            format!(
-                "the data disk is {:.1}% full, past --max-disk-usage: new events are refused with 503 until there is room",
-                d.used_pct()
-            )
-        })
+    use crate::relay::StorageRefusal::*;
+    Some(match relay.storage_refusal()? {
+        Broken(why) => {
+            format!("the store cannot write ({why}): new events are refused with 503 until it can")
+        }
+        NoRoom(why) | Limit(why) => format!("{why}; new events are refused with 503 meanwhile"),
+    })
 }
 
 fn html<T: Template>(status: StatusCode, t: &T) -> Response {

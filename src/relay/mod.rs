@@ -129,6 +129,17 @@ pub const RESERVED_SLUG: &str = "new";
 /// input asked for, which does not apply to it.
 type Existing = (Arc<EndpointCell>, Option<Status>);
 
+/// See [`Relay::storage_refusal`].
+pub enum StorageRefusal {
+    /// The store cannot write (an I/O error): a restart mends it.
+    Broken(String),
+    /// No room on the data disk for the store's log: it clears by itself
+    /// once there is.
+    NoRoom(String),
+    /// The data disk is past `--max-disk-usage`.
+    Limit(String),
+}
+
 pub struct Relay {
     pub store: Arc<Store>,
     pub client: Client,
@@ -694,18 +705,28 @@ impl Relay {
         self.probe(true)
     }
 
+    /// Why ingest refuses events for storage now, if it does: the one
+    /// answer `/healthz`, `/readyz`, the dashboard and `/metrics` give.
+    pub fn storage_refusal(&self) -> Option<StorageRefusal> {
+        if let Err(why) = self.store.health() {
+            return Some(StorageRefusal::Broken(why));
+        }
+        if let Some(why) = self.store.space_refusal() {
+            return Some(StorageRefusal::NoRoom(why));
+        }
+        self.disk
+            .get()
+            .and_then(|d| d.refusal())
+            .map(StorageRefusal::Limit)
+    }
+
     fn probe(&self, ready: bool) -> (http::StatusCode, String) {
-        let why = match self.store.health() {
-            Err(why) => format!("store: {why}"),
-            Ok(()) if !ready => return (http::StatusCode::OK, r#"{"ok":true}"#.into()),
-            Ok(()) => match self
-                .store
-                .space_refusal()
-                .or_else(|| self.disk.get().and_then(|d| d.refusal()))
-            {
-                Some(disk) => format!("disk: {disk}; ingest refuses events"),
-                None => return (http::StatusCode::OK, r#"{"ok":true}"#.into()),
-            },
+        let why = match self.storage_refusal() {
+            Some(StorageRefusal::Broken(why)) => format!("store: {why}"),
+            Some(StorageRefusal::NoRoom(why) | StorageRefusal::Limit(why)) if ready => {
+                format!("disk: {why}; ingest refuses events")
+            }
+            _ => return (http::StatusCode::OK, r#"{"ok":true}"#.into()),
         };
         (
             http::StatusCode::SERVICE_UNAVAILABLE,
