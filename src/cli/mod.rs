@@ -200,6 +200,10 @@ pub enum EndpointCmd {
 #[derive(Args, Debug)]
 pub struct AddArgs {
     pub slug: String,
+    /// Create it paused: events are stored and held (sender gets 202) until
+    /// `endpoint resume`, e.g. while its target is being set up.
+    #[arg(long)]
+    pub paused: bool,
     #[command(flatten)]
     pub flags: EndpointFlags,
     #[command(flatten)]
@@ -721,6 +725,9 @@ async fn endpoint(cmd: EndpointCmd) -> Result<ExitCode, String> {
             let r = Remote::new(&a.remote)?;
             let mut body = endpoint_fields(a.flags, false)?;
             body.insert("slug".into(), a.slug.into());
+            if a.paused {
+                body.insert("status".into(), "paused".into());
+            }
             let created = r
                 .send("POST", "/api/endpoints", Some(body.into()))
                 .await

@@ -174,9 +174,6 @@ impl Scheme for Generic {
             );
         }
         let header = config.header.as_deref().unwrap_or_default();
-        if !super::present(headers, header) {
-            return Err(format!("no {header} header: nothing to re-sign"));
-        }
-        Ok(self.sign(config, key, body, now, ""))
+        super::resign_when_signed(self, header, config, key, headers, body, now)
     }
 }

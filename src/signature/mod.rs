@@ -751,6 +751,46 @@ pub(crate) struct Parsed {
     pub note: Option<String>,
 }
 
+impl Parsed {
+    /// One base64 HMAC-SHA256 of the body alone, compared as text (the
+    /// providers' libraries compare the base64 strings).
+    pub(crate) fn body_base64(header: &str, value: &str) -> Parsed {
+        Parsed {
+            header: header.into(),
+            algo: Algo::Sha256,
+            prefix: Vec::new(),
+            form: Form::Base64,
+            candidates: vec![value.as_bytes().to_vec()],
+            received: vec![value.to_string()],
+            timestamp: None,
+            note: None,
+        }
+    }
+}
+
+/// The header a [`Parsed::body_base64`] scheme signs with.
+pub(crate) fn sign_body_base64(header: &str, key: &[u8], body: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mac = mac(Algo::Sha256, key, b"", body);
+    vec![(header.into(), b64(&mac).into_bytes())]
+}
+
+/// `Scheme::resign` for a scheme that signs a timestamp: a fresh signature
+/// at `now`, for an event that carried one in `header`.
+pub(crate) fn resign_when_signed(
+    scheme: &dyn Scheme,
+    header: &str,
+    config: &SignatureConfig,
+    key: &[u8],
+    headers: &Headers,
+    body: &[u8],
+    now: i64,
+) -> Result<Vec<(String, Vec<u8>)>, String> {
+    if !present(headers, header) {
+        return Err(format!("no {header} header: nothing to re-sign"));
+    }
+    Ok(scheme.sign(config, key, body, now, ""))
+}
+
 /// A signed timestamp and how the scheme's official library bounds it.
 #[derive(Clone, Debug)]
 pub(crate) struct Stamp {

@@ -92,9 +92,6 @@ impl Scheme for Paddle {
         body: &[u8],
         now: i64,
     ) -> Result<Vec<(String, Vec<u8>)>, String> {
-        if !super::present(headers, HEADER) {
-            return Err(format!("no {HEADER} header: nothing to re-sign"));
-        }
-        Ok(self.sign(config, key, body, now, ""))
+        super::resign_when_signed(self, HEADER, config, key, headers, body, now)
     }
 }

@@ -6,7 +6,7 @@
 //! calls a webhook valid; those say nothing about authenticity, so they are
 //! left to `crate::provider` here.
 
-use super::{Algo, Form, Headers, Parsed, Reject, Scheme, SignatureConfig};
+use super::{Headers, Parsed, Reject, Scheme, SignatureConfig};
 
 const HEADER: &str = "X-Shopify-Hmac-Sha256";
 const EVENTS_HEADER: &str = "shopify-hmac-sha256";
@@ -28,17 +28,10 @@ impl Scheme for Shopify {
         } else {
             HEADER
         };
-        let value = super::require(headers, header)?;
-        Ok(Parsed {
-            header: header.into(),
-            algo: Algo::Sha256,
-            prefix: Vec::new(),
-            form: Form::Base64,
-            candidates: vec![value.as_bytes().to_vec()],
-            received: vec![value.to_string()],
-            timestamp: None,
-            note: None,
-        })
+        Ok(Parsed::body_base64(
+            header,
+            super::require(headers, header)?,
+        ))
     }
 
     fn sign(
@@ -49,7 +42,6 @@ impl Scheme for Shopify {
         _now: i64,
         _msg_id: &str,
     ) -> Vec<(String, Vec<u8>)> {
-        let mac = super::mac(Algo::Sha256, key, b"", body);
-        vec![(HEADER.into(), super::b64(&mac).into_bytes())]
+        super::sign_body_base64(HEADER, key, body)
     }
 }

@@ -2,7 +2,7 @@
 //! body, as WooCommerce computes it in PHP with
 //! `base64_encode(hash_hmac('sha256', $payload, $secret, true))`.
 
-use super::{Algo, Form, Headers, Parsed, Reject, Scheme, SignatureConfig};
+use super::{Headers, Parsed, Reject, Scheme, SignatureConfig};
 
 const HEADER: &str = "X-WC-Webhook-Signature";
 
@@ -18,18 +18,11 @@ impl Scheme for WooCommerce {
     }
 
     fn parse(&self, _config: &SignatureConfig, headers: &Headers) -> Result<Parsed, Reject> {
-        let value = super::require(headers, HEADER)?;
         // Receivers compare the base64 text (`hash_equals`), so do we.
-        Ok(Parsed {
-            header: HEADER.into(),
-            algo: Algo::Sha256,
-            prefix: Vec::new(),
-            form: Form::Base64,
-            candidates: vec![value.as_bytes().to_vec()],
-            received: vec![value.to_string()],
-            timestamp: None,
-            note: None,
-        })
+        Ok(Parsed::body_base64(
+            HEADER,
+            super::require(headers, HEADER)?,
+        ))
     }
 
     fn sign(
@@ -40,7 +33,6 @@ impl Scheme for WooCommerce {
         _now: i64,
         _msg_id: &str,
     ) -> Vec<(String, Vec<u8>)> {
-        let mac = super::mac(Algo::Sha256, key, b"", body);
-        vec![(HEADER.into(), super::b64(&mac).into_bytes())]
+        super::sign_body_base64(HEADER, key, body)
     }
 }

@@ -510,10 +510,12 @@ async fn endpoint_add_takes_queue_mirror_and_signature_settings() {
             "--signature-secret",
             "b",
             "--enforce",
+            "--paused",
             "--json",
         ],
     )
     .await;
+    assert_eq!(ep["status"], "paused");
     assert_eq!(ep["mode"], "queue");
     assert_eq!(ep["retry"], serde_json::json!(["1s", "1m"]));
     assert_eq!(ep["ordered"], true);
