@@ -58,6 +58,21 @@ pub fn visible(s: &str) -> Cow<'_, str> {
     )
 }
 
+/// A size for people: `512 B`, `1.5 KiB`, `23.4 MiB`, `2.0 GiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +83,12 @@ mod tests {
         assert_eq!(visible("a\u{202e}b\u{2066}c"), "a⟨U+202E⟩b⟨U+2066⟩c");
         assert_eq!(visible("a\0b\u{1b}c\u{7f}"), "a⟨U+0000⟩b⟨U+001B⟩c⟨U+007F⟩");
         assert_eq!(visible("l1\r\n\tl2"), Cow::Borrowed("l1\r\n\tl2"));
+    }
+
+    #[test]
+    fn sizes_for_people() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(5 << 30), "5.0 GiB");
     }
 }

@@ -56,6 +56,7 @@ pub fn routes() -> Router<AdminState> {
         .route("/api/events/{id}/verify", post(verify))
         .route("/api/stream", get(stream))
         .route("/api/export", get(export))
+        .route("/api/backup", get(backup))
         .route("/api/replay", post(bulk_replay).get(list_jobs))
         .route("/api/replay/{job}", get(get_job).delete(cancel_job))
         .fallback(|req: Request| async move {
@@ -788,6 +789,85 @@ async fn export(
         }
     }
     Ok(resp)
+}
+
+/// `GET /api/backup`: the whole store as a tar archive of a consistent
+/// checkpoint (see [`crate::store::backup`]), streamed as it is read; one
+/// at a time. A failure midway cuts the answer short, so the client never
+/// takes a part for the whole.
+async fn backup(State(st): State<AdminState>) -> Result<Response> {
+    let turn = Arc::clone(&st.backups)
+        .try_acquire_owned()
+        .map_err(|_| Error::Conflict("a backup is being made; try again once it is done".into()))?;
+    let checkpoint = st.relay.store.run(|s| s.checkpoint()).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        let _turn = turn;
+        let mut out = Chunks {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(Chunks::SIZE),
+        };
+        match crate::store::backup::write_archive(checkpoint.path(), &mut out) {
+            Ok(w) => tracing::info!(files = w.files, bytes = w.bytes, "backup sent"),
+            Err(e) => {
+                tracing::warn!(error = %e, "backup not sent whole");
+                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+            }
+        }
+        drop(checkpoint);
+    });
+    let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    let mut resp = axum::body::Body::from_stream(chunks).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-tar"),
+    );
+    let name = crate::store::backup::file_name(crate::time::now_ms());
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
+}
+
+/// The archive on its way to the client, in pieces of [`Chunks::SIZE`]; a
+/// client gone makes the next write fail.
+struct Chunks {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    buf: Vec<u8>,
+}
+
+impl Chunks {
+    const SIZE: usize = 256 << 10;
+
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(Self::SIZE),
+        ));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client left"))
+    }
+}
+
+impl std::io::Write for Chunks {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= Self::SIZE {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
 }
 
 /// Server-sent events: one `event` per new event, one `attempt` per attempt.

@@ -31,6 +31,8 @@ pub struct AdminState {
     pub throttle: Arc<dashboard::security::Throttle>,
     /// Turns for exports (see [`export::AT_ONCE`]).
     pub exports: Arc<tokio::sync::Semaphore>,
+    /// One backup at a time (each holds a checkpoint's files on disk).
+    pub backups: Arc<tokio::sync::Semaphore>,
 }
 
 /// `body_time`: how long a client may take to send a request body (admin
@@ -43,6 +45,7 @@ pub fn router(relay: Arc<Relay>, token: Option<String>, body_time: Duration, por
         sessions: Arc::new(dashboard::security::Sessions::for_port(port)),
         throttle: Default::default(),
         exports: Arc::new(tokio::sync::Semaphore::new(export::AT_ONCE)),
+        backups: Arc::new(tokio::sync::Semaphore::new(1)),
     };
     let deadline = move |req: Request| async move {
         req.map(|b| axum::body::Body::new(crate::idle::Deadline::new(b, body_time)))

@@ -113,6 +113,31 @@ pub enum Command {
     },
     /// Export events as JSON Lines or HAR.
     Export(ExportArgs),
+    /// Download a backup of the whole store from the running server: a tar
+    /// archive of a consistent copy (endpoints, events, attempts, jobs).
+    Backup {
+        /// Write it here (`-`: standard output) [default:
+        /// hookrelay-backup-<UTC time>.tar].
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Restore a backup into a new data directory, then start `hookrelay
+    /// serve --data DIR` on it. Works offline; checks the archive whole
+    /// before anything is put in place.
+    Restore {
+        /// The archive `hookrelay backup` wrote (`-`: standard input).
+        file: std::path::PathBuf,
+        /// The data directory to create; it must not exist or be empty.
+        #[arg(
+            long,
+            env = "HOOKRELAY_DATA",
+            value_name = "DIR",
+            default_value = "./hookrelay-data"
+        )]
+        data: std::path::PathBuf,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -665,6 +690,51 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
             if empty {
                 note_unknown_endpoint(&r, a.filter.endpoint.as_deref()).await;
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backup { output, remote } => {
+            let r = Remote::new(&remote)?;
+            let shown = output
+                .clone()
+                .unwrap_or_else(|| crate::store::backup::file_name(crate::time::now_ms()).into());
+            let mut file = if shown.as_os_str() == "-" {
+                OutFile::stdout()?
+            } else {
+                OutFile::open(&shown)?
+            };
+            let bytes = r.download("/api/backup", &mut file).await?;
+            file.finish()?;
+            if shown.as_os_str() != "-" {
+                eprintln!(
+                    "backup: {} written to {} (restore it with `hookrelay restore {} --data NEW_DIR`)",
+                    crate::text::bytes(bytes),
+                    shown.display(),
+                    shown.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore { file, data } => {
+            let restored = if file.as_os_str() == "-" {
+                crate::store::backup::restore(std::io::stdin().lock(), &data)
+            } else {
+                let f =
+                    std::fs::File::open(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+                crate::store::backup::restore(std::io::BufReader::new(f), &data)
+            }
+            .map_err(|e| format!("restore: {e}"))?;
+            say!(
+                "restored {} into {}: {} endpoint(s), {} event(s){}; start it with `hookrelay serve --data {}`",
+                crate::text::bytes(restored.bytes),
+                data.display(),
+                restored.endpoints,
+                restored.events,
+                restored
+                    .newest
+                    .map(|id| format!(", the newest {id}"))
+                    .unwrap_or_default(),
+                data.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Replay {

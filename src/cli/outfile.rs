@@ -1,6 +1,7 @@
-//! The file `export -o` writes: replaced only once the export is whole, so
-//! a failed export leaves the last one as it was; written through when it
-//! is a pipe or a device (`-o >(gzip …)`, `-o /dev/stdout`).
+//! The file `export -o` and `backup -o` write: replaced only once the
+//! download is whole, so a failed one leaves the last one as it was;
+//! written through when it is a pipe or a device (`-o >(gzip …)`,
+//! `-o /dev/stdout`, and `backup -o -`).
 
 use std::fs::File;
 use std::io::Write;
@@ -22,6 +23,8 @@ enum Sink {
     /// A FIFO, a terminal, a character device: nothing there to keep, and
     /// a rename would put a regular file in its place.
     Through(File),
+    /// Standard output (`-`), as the shell set it up.
+    Stdout(std::io::Stdout),
 }
 
 impl OutFile {
@@ -61,7 +64,7 @@ impl OutFile {
                 }
                 // Its error names the temporary file; the user named `path`.
                 let tmp = tempfile::Builder::new()
-                    .prefix(".hookrelay-export-")
+                    .prefix(".hookrelay-download-")
                     .tempfile_in(dir)
                     .map_err(|e| named(std::io::Error::from(e.kind())))?;
                 Sink::Replace { target, tmp }
@@ -73,17 +76,48 @@ impl OutFile {
         })
     }
 
-    pub fn write(self, bytes: &[u8]) -> Result<(), String> {
+    /// Standard output; refused on a terminal (an archive is no text).
+    pub fn stdout() -> Result<OutFile, String> {
+        use std::io::IsTerminal;
+        let out = std::io::stdout();
+        if out.is_terminal() {
+            return Err("standard output is a terminal: give -o FILE, or redirect it".into());
+        }
+        Ok(OutFile {
+            shown: PathBuf::from("standard output"),
+            sink: Sink::Stdout(out),
+        })
+    }
+
+    /// All of it at once.
+    pub fn write(mut self, bytes: &[u8]) -> Result<(), String> {
+        self.append(bytes)?;
+        self.finish()
+    }
+
+    /// The next piece; nothing is in place until [`OutFile::finish`].
+    pub fn append(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let shown = &self.shown;
+        let named = |e: std::io::Error| format!("{}: {e}", shown.display());
+        match &mut self.sink {
+            Sink::Replace { tmp, .. } => tmp.write_all(bytes),
+            Sink::Through(file) => file.write_all(bytes),
+            Sink::Stdout(out) => out.write_all(bytes),
+        }
+        .map_err(named)
+    }
+
+    /// Puts the whole in place (synced).
+    pub fn finish(self) -> Result<(), String> {
         let named = |e: std::io::Error| format!("{}: {e}", self.shown.display());
         match self.sink {
-            Sink::Replace { target, mut tmp } => {
-                tmp.write_all(bytes)
-                    .and_then(|()| tmp.as_file().sync_all())
-                    .map_err(named)?;
+            Sink::Replace { target, tmp } => {
+                tmp.as_file().sync_all().map_err(named)?;
                 tmp.persist(&target).map_err(|e| named(e.error))?;
                 Ok(())
             }
-            Sink::Through(mut file) => file.write_all(bytes).map_err(named),
+            Sink::Through(mut file) => file.flush().map_err(named),
+            Sink::Stdout(mut out) => out.flush().map_err(named),
         }
     }
 }

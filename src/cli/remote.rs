@@ -7,6 +7,7 @@ use http::Method;
 use serde_json::Value;
 
 use super::RemoteArgs;
+use super::outfile::OutFile;
 use crate::deliver::guard::TargetGuard;
 use crate::deliver::{Client, Failure, Outbound, Reply};
 use crate::event::ErrorKind;
@@ -144,6 +145,64 @@ impl Remote {
             return Err(self.refusal(&reply));
         }
         Ok(String::from_utf8_lossy(&reply.body).into_owned())
+    }
+
+    /// A GET whose answer is written to `out` as it arrives, however long
+    /// it is and takes (backups); returns the bytes written. An answer cut
+    /// short is an error.
+    pub async fn download(&self, path: &str, out: &mut OutFile) -> Result<u64, String> {
+        use http_body_util::BodyExt;
+        let (url, mut headers) = self.stream_request(path);
+        headers[0].1 = b"*/*".to_vec();
+        let resp = self
+            .client
+            .stream(&url, &headers)
+            .await
+            .map_err(|f| self.unreachable(f))?;
+        let status = resp.status().as_u16();
+        let head: crate::event::Headers = resp
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+            .collect();
+        let mut body = resp.into_body();
+        if status >= 300 {
+            // An error document: short, read whole.
+            let text = http_body_util::Limited::new(body, 1 << 20)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let reply = Reply {
+                status,
+                reason: None,
+                headers: head,
+                body_size: text.len() as u64,
+                body: text,
+                rest: None,
+            };
+            if !marked(&reply) {
+                return Err(self.not_hookrelay(status));
+            }
+            return Err(self.refusal(&reply));
+        }
+        if !head
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(crate::admin::API_MARKER))
+        {
+            return Err(self.not_hookrelay(status));
+        }
+        let mut written = 0u64;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                format!("the download from hookrelay was cut short after {written} bytes: {e}")
+            })?;
+            if let Some(chunk) = frame.data_ref() {
+                out.append(chunk)?;
+                written += chunk.len() as u64;
+            }
+        }
+        Ok(written)
     }
 
     /// An answer that is not the API's success as the user reads it: the

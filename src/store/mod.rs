@@ -19,6 +19,7 @@
 //! (attempt outcomes) are written out by `wal_syncer` within [`LAZY_FLUSH`],
 //! and by `wal_writer` while one of its syncs is stalled.
 
+pub mod backup;
 pub mod keys;
 mod query;
 mod retention;
@@ -443,6 +444,7 @@ impl Store {
     pub fn open(path: &Path, durability: Durability) -> Result<Store> {
         use std::os::unix::fs::PermissionsExt;
         create_data_dir(path)?;
+        backup::remove_stale(path);
         if let Ok(m) = std::fs::metadata(path)
             && m.permissions().mode() & 0o077 != 0
         {

@@ -278,7 +278,7 @@ async fn export_writes_jsonl_and_har() {
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".hookrelay-export-"))
+        .filter(|n| n.starts_with(".hookrelay-download-"))
         .collect();
     assert!(left.is_empty(), "temporary files left: {left:?}");
 

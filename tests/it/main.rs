@@ -3,6 +3,7 @@
 //! the README's tour.
 
 mod api;
+mod backup;
 mod bad_input;
 mod bin;
 mod browser;

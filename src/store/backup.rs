@@ -1,0 +1,423 @@
+//! Backups of the whole store, and their restore. A backup is a RocksDB
+//! checkpoint of the running store (consistent: every event acknowledged
+//! before it started is in it), sent as a tar archive whose last entry is a
+//! manifest with every file's size and SHA-256. A restore writes such an
+//! archive into a new data directory, checks it against its manifest and
+//! opens it before putting it in place, so a cut or damaged backup is
+//! refused rather than half restored. Owns the archive's format.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{Durability, Store, WAL_CAP, WAL_HEADROOM, keys};
+use crate::error::{Error, Result};
+
+/// The archive's last entry.
+pub const MANIFEST: &str = "hookrelay-backup.json";
+/// The manifest's `format`: what a restore knows how to read.
+const FORMAT: u32 = 1;
+/// Checkpoints are made inside the data directory (hard links need the
+/// same file system) under this prefix, and removed once sent; one left by
+/// a crash is removed at the next start ([`remove_stale`]).
+const STAGING_PREFIX: &str = ".backup-";
+/// The most a manifest may take: ~100 bytes per file.
+const MANIFEST_MAX: u64 = 16 << 20;
+
+#[derive(Serialize, Deserialize)]
+struct Manifest {
+    format: u32,
+    hookrelay: String,
+    created_at: String,
+    files: Vec<FileEntry>,
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Debug)]
+struct FileEntry {
+    name: String,
+    size: u64,
+    sha256: String,
+}
+
+/// A checkpoint of the store in the data directory, removed when dropped.
+pub struct Checkpoint {
+    dir: PathBuf,
+}
+
+impl Checkpoint {
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Checkpoint {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "could not remove a backup's checkpoint");
+        }
+    }
+}
+
+/// What went into an archive.
+#[derive(Debug)]
+pub struct Written {
+    pub files: usize,
+    pub bytes: u64,
+}
+
+/// What a restore put in place.
+#[derive(Debug)]
+pub struct Restored {
+    pub endpoints: usize,
+    pub events: u64,
+    /// The newest event's id.
+    pub newest: Option<String>,
+    pub bytes: u64,
+}
+
+impl Store {
+    /// A consistent copy of the store beside it (hard links for the table
+    /// files; the memtables are flushed into new ones first).
+    pub fn checkpoint(&self) -> Result<Checkpoint> {
+        // The flush writes up to the memtables' size and a copy of the WAL:
+        // like a WAL write-out, not attempted without room for it.
+        let memtables: u64 = keys::ALL
+            .iter()
+            .map(|name| {
+                self.db
+                    .property_int_value_cf(&self.cf(name), "rocksdb.size-all-mem-tables")
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0)
+            })
+            .sum();
+        self.wal
+            .room_for_wal(memtables.saturating_add(WAL_CAP), WAL_HEADROOM)?;
+        // What is acknowledged is on disk before the copy is taken.
+        self.sync_wal()?;
+        let dir = self
+            .wal
+            .space
+            .dir
+            .join(format!("{STAGING_PREFIX}{}", Store::new_id()));
+        let made =
+            rocksdb::checkpoint::Checkpoint::new(&*self.db).and_then(|c| c.create_checkpoint(&dir));
+        let checkpoint = Checkpoint { dir };
+        made?;
+        Ok(checkpoint)
+    }
+}
+
+/// The name a backup made at `now_ms` is saved under:
+/// `hookrelay-backup-20261203T211500Z.tar`.
+pub fn file_name(now_ms: u64) -> String {
+    let stamp: String = crate::time::rfc3339_ms(now_ms)
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(15)
+        .collect();
+    format!("hookrelay-backup-{stamp}Z.tar")
+}
+
+/// Removes checkpoints a backup cut short by a crash left in `data`.
+pub fn remove_stale(data: &Path) {
+    let Ok(entries) = std::fs::read_dir(data) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(STAGING_PREFIX)
+        {
+            drop(Checkpoint { dir: entry.path() });
+        }
+    }
+}
+
+/// Writes the files of `checkpoint` to `out` as a tar archive, the manifest
+/// last. An error leaves the archive without its manifest: a restore
+/// refuses it.
+pub fn write_archive(checkpoint: &Path, out: impl Write) -> Result<Written> {
+    let io = |e: std::io::Error| Error::Internal(format!("writing the backup: {e}"));
+    let mut names: Vec<String> = std::fs::read_dir(checkpoint)
+        .map_err(io)?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<std::io::Result<_>>()
+        .map_err(io)?;
+    names.sort();
+    let mtime = crate::time::now_ms() / 1000;
+    let mut tar = tar::Builder::new(out);
+    let mut files = Vec::with_capacity(names.len());
+    let mut bytes = 0;
+    for name in names {
+        let file = std::fs::File::open(checkpoint.join(&name)).map_err(io)?;
+        let size = file.metadata().map_err(io)?.len();
+        let mut reader = Hashing::new(file.take(size));
+        tar.append(&header(&name, size, mtime), &mut reader)
+            .map_err(io)?;
+        if reader.count != size {
+            return Err(Error::Internal(format!(
+                "writing the backup: {name} changed while it was read"
+            )));
+        }
+        bytes += size;
+        files.push(FileEntry {
+            name,
+            size,
+            sha256: reader.hex(),
+        });
+    }
+    let written = Written {
+        files: files.len(),
+        bytes,
+    };
+    let manifest = serde_json::to_vec_pretty(&Manifest {
+        format: FORMAT,
+        hookrelay: env!("CARGO_PKG_VERSION").into(),
+        created_at: crate::time::rfc3339_ms(crate::time::now_ms()),
+        files,
+    })
+    .map_err(|e| Error::Internal(e.to_string()))?;
+    tar.append(
+        &header(MANIFEST, manifest.len() as u64, mtime),
+        manifest.as_slice(),
+    )
+    .map_err(io)?;
+    tar.into_inner().and_then(|mut w| w.flush()).map_err(io)?;
+    Ok(written)
+}
+
+fn header(name: &str, size: u64, mtime: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    // Names are RocksDB's own (000123.sst, MANIFEST-000005): short ASCII.
+    let _ = h.set_path(name);
+    h.set_size(size);
+    // The store holds captured credentials and signing secrets.
+    h.set_mode(0o600);
+    h.set_mtime(mtime);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_cksum();
+    h
+}
+
+/// Restores the archive read from `input` into `data`, which must not
+/// exist or be an empty directory: the files go to a directory beside it,
+/// are checked against the manifest, opened as a store, and only then
+/// renamed into place.
+pub fn restore(input: impl Read, data: &Path) -> Result<Restored> {
+    let invalid = |m: String| Error::Unprocessable(m);
+    match std::fs::read_dir(data).map(|mut entries| entries.next().is_some()) {
+        Ok(true) => {
+            return Err(Error::Conflict(format!(
+                "{} already holds files: restore into a new or empty directory (and point --data at it), or move this one away first",
+                data.display()
+            )));
+        }
+        Ok(false) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            return Err(Error::Conflict(format!(
+                "{} is not a directory",
+                data.display()
+            )));
+        }
+        Err(e) => return Err(Error::Unavailable(format!("{}: {e}", data.display()))),
+    }
+    let parent = match data.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let io = |what: &Path, e: std::io::Error| {
+        Error::Unavailable(format!("restoring into {}: {e}", what.display()))
+    };
+    let staging = tempfile::Builder::new()
+        .prefix(".hookrelay-restore-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir_in(parent)
+        .map_err(|e| io(parent, e))?;
+    let mut found: BTreeMap<String, FileEntry> = BTreeMap::new();
+    let mut manifest: Option<Manifest> = None;
+    let cut =
+        || invalid("the archive ends early: the backup was cut short (download it again)".into());
+    let mut archive = tar::Archive::new(input);
+    let unreadable = |e: std::io::Error| {
+        invalid(format!(
+            "the archive is unreadable ({e}): cut short, or not one `hookrelay backup` made"
+        ))
+    };
+    for entry in archive.entries().map_err(unreadable)? {
+        let entry = entry.map_err(unreadable)?;
+        let name = entry_name(&entry)?;
+        if manifest.is_some() {
+            return Err(invalid(format!(
+                "{name} follows the manifest: this is not an archive `hookrelay backup` made"
+            )));
+        }
+        if !matches!(entry.header().entry_type(), tar::EntryType::Regular) {
+            return Err(invalid(format!(
+                "{name} is not a regular file: this is not an archive `hookrelay backup` made"
+            )));
+        }
+        if name == MANIFEST {
+            let mut text = Vec::new();
+            entry
+                .take(MANIFEST_MAX)
+                .read_to_end(&mut text)
+                .map_err(|_| cut())?;
+            manifest = Some(
+                serde_json::from_slice(&text)
+                    .map_err(|e| invalid(format!("the backup's manifest is unreadable: {e}")))?,
+            );
+            continue;
+        }
+        if found.contains_key(&name) {
+            return Err(invalid(format!("{name} is in the archive twice")));
+        }
+        let path = staging.path().join(&name);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| io(&path, e))?;
+        let mut reader = Hashing::new(entry);
+        std::io::copy(&mut reader, &mut file).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => cut(),
+            _ => io(&path, e),
+        })?;
+        file.sync_all().map_err(|e| io(&path, e))?;
+        found.insert(
+            name.clone(),
+            FileEntry {
+                size: reader.count,
+                sha256: reader.hex(),
+                name,
+            },
+        );
+    }
+    let manifest = manifest.ok_or_else(cut)?;
+    if manifest.format != FORMAT {
+        return Err(invalid(format!(
+            "the backup is in format {} (made by hookrelay {}); this hookrelay reads format {FORMAT}",
+            manifest.format, manifest.hookrelay
+        )));
+    }
+    let mut bytes = 0;
+    for want in &manifest.files {
+        match found.remove(&want.name) {
+            Some(got) if got == *want => bytes += got.size,
+            Some(_) => {
+                return Err(invalid(format!(
+                    "{} does not match the manifest (size or SHA-256): the backup is damaged",
+                    want.name
+                )));
+            }
+            None => {
+                return Err(invalid(format!(
+                    "{} is in the manifest but not in the archive: the backup is damaged",
+                    want.name
+                )));
+            }
+        }
+    }
+    if let Some(extra) = found.keys().next() {
+        return Err(invalid(format!(
+            "{extra} is in the archive but not in its manifest: this is not an archive `hookrelay backup` made"
+        )));
+    }
+    // Opened (and so read through RocksDB's own checks) before it replaces
+    // anything; the events' keys are read for the summary.
+    let (endpoints, events, newest) = {
+        let store = Store::open(staging.path(), Durability::Sync)
+            .map_err(|e| invalid(format!("the restored files do not open as a store: {e}")))?;
+        let endpoints = store.endpoints()?.len();
+        let mut events = 0;
+        let mut newest = None;
+        for item in store
+            .db
+            .iterator_cf(&store.cf(keys::EVENTS), rocksdb::IteratorMode::End)
+        {
+            let (key, _) = item?;
+            if newest.is_none() {
+                newest = keys::id_string(&key);
+            }
+            events += 1;
+        }
+        store.flush()?;
+        (endpoints, events, newest)
+    };
+    if data.exists() {
+        std::fs::remove_dir(data).map_err(|e| io(data, e))?;
+    }
+    let staged = staging.keep();
+    if let Err(e) = std::fs::rename(&staged, data) {
+        let _ = std::fs::remove_dir_all(&staged);
+        return Err(io(data, e));
+    }
+    if let Ok(dir) = std::fs::File::open(parent) {
+        let _ = dir.sync_all();
+    }
+    Ok(Restored {
+        endpoints,
+        events,
+        newest,
+        bytes,
+    })
+}
+
+/// The file name an archive entry stands for: one plain name such as
+/// RocksDB writes, never a path (`../x`, `/etc/x`, `a/b`).
+fn entry_name<R: Read>(entry: &tar::Entry<R>) -> Result<String> {
+    let raw = entry.path_bytes();
+    let name = std::str::from_utf8(&raw).unwrap_or("");
+    let plain = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if !plain {
+        return Err(Error::Unprocessable(format!(
+            "the archive holds {:?}, which is not a file name of a backup: this is not an archive `hookrelay backup` made",
+            String::from_utf8_lossy(&raw)
+        )));
+    }
+    Ok(name.to_string())
+}
+
+/// A reader that counts and hashes what passes through it.
+struct Hashing<R> {
+    inner: R,
+    hash: Sha256,
+    count: u64,
+}
+
+impl<R: Read> Hashing<R> {
+    fn new(inner: R) -> Self {
+        Hashing {
+            inner,
+            hash: Sha256::new(),
+            count: 0,
+        }
+    }
+
+    fn hex(&self) -> String {
+        crate::signature::hex(&self.hash.clone().finalize())
+    }
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+}
