@@ -81,17 +81,59 @@ fn har_headers(h: &[(String, Vec<u8>)]) -> Value {
         .into()
 }
 
-fn har_content(body: &[u8], mime: &str) -> Value {
+/// A body as HAR text: UTF-8 as it is, anything else base64 (`encoding`).
+/// `cut`: `body` is the start of a longer one, so a character cut at its
+/// end does not make it binary.
+fn har_text(body: &[u8], mime: &str, cut: bool) -> serde_json::Map<String, Value> {
     use base64::Engine;
-    match std::str::from_utf8(body) {
-        Ok(text) => json!({ "size": body.len(), "mimeType": mime, "text": text }),
-        Err(_) => json!({
-            "size": body.len(),
-            "mimeType": mime,
-            "text": base64::engine::general_purpose::STANDARD.encode(body),
-            "encoding": "base64",
-        }),
+    let text = match std::str::from_utf8(body) {
+        Ok(t) => Some(t),
+        Err(e) if cut && e.error_len().is_none() => {
+            std::str::from_utf8(&body[..e.valid_up_to()]).ok()
+        }
+        Err(_) => None,
+    };
+    let mut out = serde_json::Map::new();
+    out.insert("mimeType".into(), mime.into());
+    match text {
+        Some(t) => {
+            out.insert("text".into(), t.into());
+        }
+        None => {
+            out.insert(
+                "text".into(),
+                base64::engine::general_purpose::STANDARD
+                    .encode(body)
+                    .into(),
+            );
+            out.insert("encoding".into(), "base64".into());
+        }
     }
+    out
+}
+
+/// HAR `cookies` from the `cookie` lines of a request (`a=1; b=2`) or the
+/// `set-cookie` lines of an answer (its first pair each).
+fn har_cookies(headers: &[(String, Vec<u8>)], set_cookie: bool) -> Value {
+    let name = if set_cookie { "set-cookie" } else { "cookie" };
+    headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .flat_map(|(_, v)| {
+            let line = String::from_utf8_lossy(v).into_owned();
+            let pairs: Vec<String> = if set_cookie {
+                line.split(';').take(1).map(str::to_string).collect()
+            } else {
+                line.split(';').map(str::to_string).collect()
+            };
+            pairs
+        })
+        .filter_map(|pair| {
+            let (n, v) = pair.trim().split_once('=')?;
+            Some(json!({ "name": n, "value": v }))
+        })
+        .collect::<Vec<_>>()
+        .into()
 }
 
 /// One HAR entry: the request as received at `base` (the ingest URL) and
@@ -132,13 +174,26 @@ fn har_entry(ev: &Event, body: &[u8], attempts: &[Attempt], base: &str) -> Value
                 .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
                 .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
                 .unwrap_or_default();
+            let mut content = har_text(&a.body, &rmime, a.body_truncated);
+            content.insert("size".into(), a.body_size.into());
+            if a.body_truncated {
+                content.insert(
+                    "comment".into(),
+                    format!(
+                        "hookrelay keeps the first {} bytes of an answer: the rest of its {} bytes is not stored",
+                        a.body.len(),
+                        a.body_size
+                    )
+                    .into(),
+                );
+            }
             json!({
                 "status": a.status.unwrap_or(0),
                 "statusText": a.error.map(|e| format!("{e:?}")).unwrap_or_default(),
                 "httpVersion": "HTTP/1.1",
-                "cookies": [],
+                "cookies": har_cookies(&a.headers, true),
                 "headers": har_headers(&a.headers),
-                "content": har_content(&a.body, &rmime),
+                "content": content,
                 "redirectURL": "",
                 "headersSize": -1,
                 "bodySize": a.body_size,
@@ -159,20 +214,25 @@ fn har_entry(ev: &Event, body: &[u8], attempts: &[Attempt], base: &str) -> Value
             })
         }
     };
+    let mut request = json!({
+        "method": ev.method,
+        "url": url,
+        "httpVersion": "HTTP/1.1",
+        "cookies": har_cookies(&ev.headers, false),
+        "headers": har_headers(&ev.headers),
+        "queryString": query,
+        "headersSize": -1,
+        "bodySize": body.len(),
+    });
+    // A request without a body has no `postData` (a made-up one would
+    // have an importer send a body and a type the sender did not).
+    if !body.is_empty() {
+        request["postData"] = har_text(body, &mime, false).into();
+    }
     json!({
         "startedDateTime": crate::time::rfc3339_ms(ev.received_at),
         "time": answer.map(|a| a.latency_ms).unwrap_or(0),
-        "request": {
-            "method": ev.method,
-            "url": url,
-            "httpVersion": "HTTP/1.1",
-            "cookies": [],
-            "headers": har_headers(&ev.headers),
-            "queryString": query,
-            "postData": har_content(body, &mime),
-            "headersSize": -1,
-            "bodySize": body.len(),
-        },
+        "request": request,
         "response": response,
         "cache": {},
         "timings": { "send": 0, "wait": answer.map(|a| a.latency_ms).unwrap_or(0), "receive": 0 },

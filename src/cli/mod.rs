@@ -1396,7 +1396,7 @@ fn print_events(v: &Value) {
     );
     for e in v["events"].as_array().into_iter().flatten() {
         say!(
-            "{:<26} {:<16} {:<24} {:<7} {:<10} {:>6}  {}{}",
+            "{:<26} {:<16} {:<24} {:<7} {:<10} {:>6}  {}",
             e["id"].as_str().unwrap_or(""),
             e["endpoint"].as_str().unwrap_or(""),
             e["received_at"].as_str().unwrap_or(""),
@@ -1406,11 +1406,7 @@ fn print_events(v: &Value) {
                 .as_u64()
                 .map(|s| s.to_string())
                 .unwrap_or_else(|| "-".into()),
-            e["path"].as_str().unwrap_or(""),
-            e["query"]
-                .as_str()
-                .map(|q| format!("?{q}"))
-                .unwrap_or_default(),
+            path_and_query(e),
         );
     }
     if let Some(c) = v["next_cursor"].as_str() {
@@ -1427,6 +1423,15 @@ fn print_events(v: &Value) {
     }
 }
 
+/// An event's path suffix and query (`/orders?x=1`), as the API gives them.
+pub(crate) fn path_and_query(e: &Value) -> String {
+    let path = e["path"].as_str().unwrap_or("");
+    match e["query"].as_str() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    }
+}
+
 fn print_event(e: &Value) {
     say!(
         "event {}  [{}]",
@@ -1434,14 +1439,10 @@ fn print_event(e: &Value) {
         e["state"].as_str().unwrap_or("")
     );
     say!(
-        "{} /in/{}{}{}  from {} at {}",
+        "{} /in/{}{}  from {} at {}",
         e["method"].as_str().unwrap_or(""),
         e["endpoint"].as_str().unwrap_or(""),
-        e["path"].as_str().unwrap_or(""),
-        e["query"]
-            .as_str()
-            .map(|q| format!("?{q}"))
-            .unwrap_or_default(),
+        path_and_query(e),
         e["remote_addr"].as_str().unwrap_or(""),
         e["received_at"].as_str().unwrap_or(""),
     );

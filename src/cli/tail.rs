@@ -133,7 +133,7 @@ fn print_item(kind: &str, data: &str, json: bool) {
             v["received_at"].as_str().unwrap_or(""),
             v["method"].as_str().unwrap_or(""),
             v["endpoint"].as_str().unwrap_or(""),
-            v["path"].as_str().unwrap_or(""),
+            super::path_and_query(&v),
             v["state"].as_str().unwrap_or(""),
             v["id"].as_str().unwrap_or(""),
         ),

@@ -29,7 +29,7 @@ mod outbound;
 mod release;
 
 use outbound::{add_via, set_in_place};
-pub use outbound::{forward_headers, join_url};
+pub use outbound::{forward_headers, join_url, join_url_text};
 
 /// One endpoint's live state. The mutex guards policy read-modify-write;
 /// `served` counts bin answers so a response sequence cycles.

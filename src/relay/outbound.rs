@@ -165,6 +165,14 @@ pub fn join_url(target: &str, rest: &str, query: Option<&str>) -> Result<Uri> {
             "the event's path {rest:?} has a '.' or '..' segment; it is not sent on, as it would reach other paths on the target"
         )));
     }
+    join_url_text(target, rest, query)
+        .parse()
+        .map_err(|_| Error::BadRequest(format!("cannot build a URL from {target:?} and {rest:?}")))
+}
+
+/// [`join_url`]'s text, unchecked (for "Copy as curl", which says what the
+/// check would refuse).
+pub fn join_url_text(target: &str, rest: &str, query: Option<&str>) -> String {
     let (base, target_query) = match target.split_once('?') {
         Some((b, q)) => (b, Some(q)),
         None => (target, None),
@@ -188,8 +196,7 @@ pub fn join_url(target: &str, rest: &str, query: Option<&str>) -> Result<Uri> {
             .collect();
         url.push_str(&q.join("&"));
     }
-    url.parse()
-        .map_err(|_| Error::BadRequest(format!("cannot build a URL from {target:?} and {rest:?}")))
+    url
 }
 
 #[cfg(test)]

@@ -798,3 +798,66 @@ async fn exports_take_turns() {
         (200, 40)
     );
 }
+
+/// Hunt #19: a text answer over the 64 KiB an attempt keeps was exported
+/// to HAR as base64 of the kept part with its size, nothing saying it was
+/// cut, and shown on the event page as a binary hex dump (the kept part
+/// ends inside a character).
+#[tokio::test]
+async fn a_long_text_answer_stays_text_and_says_it_was_cut() {
+    use crate::support::{Receiver, Reply};
+    let answer = format!("a{}", "é".repeat(40_000));
+    let up = Receiver::start(vec![
+        Reply::status(200)
+            .header("content-type", "text/plain; charset=utf-8")
+            .body(answer.clone()),
+    ])
+    .await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({"slug": "long", "target": up.url("/")}))
+        .await;
+    let r = s
+        .post_in("long", &[("cookie", "sid=1; theme=dark")], "x")
+        .await;
+    assert_eq!(r.body.len(), answer.len(), "the sender gets all of it");
+    let id = r.event_id();
+    let (_, _, har) = send(
+        "GET",
+        &s.admin_url("/api/export?format=har"),
+        &[],
+        Default::default(),
+    )
+    .await;
+    let har: serde_json::Value = serde_json::from_slice(&har).unwrap();
+    let entry = &har["log"]["entries"][0];
+    let content = &entry["response"]["content"];
+    assert_eq!(content["size"], answer.len(), "{content}");
+    assert!(content.get("encoding").is_none(), "text, not base64");
+    let kept = content["text"].as_str().unwrap();
+    assert!(
+        answer.starts_with(kept) && kept.len() >= 65_000,
+        "{}",
+        kept.len()
+    );
+    assert!(
+        content["comment"]
+            .as_str()
+            .unwrap()
+            .contains("first 65536 bytes"),
+        "{content}"
+    );
+    assert_eq!(
+        entry["request"]["cookies"],
+        json!([{"name": "sid", "value": "1"}, {"name": "theme", "value": "dark"}])
+    );
+    let (_, _, page) = send(
+        "GET",
+        &s.admin_url(&format!("/events/{id}")),
+        &[],
+        Default::default(),
+    )
+    .await;
+    let page = String::from_utf8_lossy(&page);
+    assert!(!page.contains("binary, hex dump"), "shown as binary");
+    assert!(page.contains("bytes · text"), "not shown as text");
+}

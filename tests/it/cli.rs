@@ -412,7 +412,7 @@ async fn tail_prints_new_events_as_they_arrive() {
         );
         up.next().await;
     }
-    let marker = s.post_in("tl", &[], "marker").await.event_id();
+    let marker = s.post_in("tl/m?k=1", &[], "marker").await.event_id();
     up.next().await;
     let (mut event_line, mut attempt_line) = (None, None);
     while attempt_line.is_none() {
@@ -453,7 +453,7 @@ async fn tail_prints_new_events_as_they_arrive() {
     assert!(attempt.contains("-> forward #1 HTTP 200"), "{attempt}");
     assert!(
         seen.iter()
-            .any(|l| l.contains("/in/tl") && l.contains(&marker) && !l.contains("->")),
+            .any(|l| l.contains("/in/tl/m?k=1") && l.contains(&marker) && !l.contains("->")),
         "{seen:?}"
     );
 

@@ -54,6 +54,13 @@ pub struct BodyView {
 
 impl BodyView {
     pub fn new(body: &[u8]) -> BodyView {
+        BodyView::of_start(body, false)
+    }
+
+    /// `cut`: `body` is the start of a longer one (an attempt keeps the
+    /// first 64 KiB of an answer), so a character cut at its end does not
+    /// make it binary.
+    pub fn of_start(body: &[u8], cut: bool) -> BodyView {
         let size = body.len();
         if body.is_empty() {
             return BodyView {
@@ -75,7 +82,7 @@ impl BodyView {
         // A prefix cut mid-character is still text: trim the partial tail.
         let text = match std::str::from_utf8(prefix) {
             Ok(t) => Some(t),
-            Err(e) if e.error_len().is_none() && size > TEXT_MAX => {
+            Err(e) if e.error_len().is_none() && (cut || size > TEXT_MAX) => {
                 std::str::from_utf8(&prefix[..e.valid_up_to()]).ok()
             }
             Err(_) => None,

@@ -43,18 +43,11 @@ pub fn body_file(id: &str) -> String {
 }
 
 /// The command that re-sends `ev` with `body` to `base_url` + the event's
-/// path suffix and query. `base_url` is e.g. the endpoint's target or
+/// path suffix and query, joined as a forward joins them (a target's own
+/// query first). `base_url` is e.g. the endpoint's target or
 /// `http://127.0.0.1:8080/in/shop`.
 pub fn curl_command(ev: &Event, body: &[u8], base_url: &str) -> String {
-    let mut url = base_url.to_string();
-    if url.ends_with('/') && ev.path.starts_with('/') {
-        url.pop();
-    }
-    url.push_str(&ev.path);
-    if let Some(q) = ev.query.as_deref() {
-        url.push('?');
-        url.push_str(q);
-    }
+    let url = crate::relay::join_url_text(base_url, &ev.path, ev.query.as_deref());
 
     // The same headers the relay forwards: hop-by-hop ones (and those named
     // by `Connection`) and `content-length` describe the old connection.
@@ -64,6 +57,9 @@ pub fn curl_command(ev: &Event, body: &[u8], base_url: &str) -> String {
     let file = body_file(&ev.id);
 
     let mut out = String::new();
+    if crate::capture::has_dot_segment(&ev.path) {
+        out.push_str("# The path has a '.' or '..' segment: hookrelay does not forward or replay it (it would reach other paths on the target); this command sends it as received.\n");
+    }
     if body.len() > EMBED_MAX {
         out.push_str(&format!(
             "# The body ({} bytes) is too large to embed: save it with \"download raw\" as {}\n",
@@ -86,7 +82,7 @@ pub fn curl_command(ev: &Event, body: &[u8], base_url: &str) -> String {
     // --globoff: `[]{}` in a URL are data, not curl's globbing syntax.
     // --path-as-is: keep `/../` and `/./` as received.
     out.push_str("curl --globoff --path-as-is --silent --show-error ");
-    if ev.method.eq_ignore_ascii_case("HEAD") {
+    if ev.method == "HEAD" {
         // `-X HEAD` would make curl wait for a body that never comes.
         out.push_str("--head");
     } else {
@@ -119,6 +115,14 @@ pub fn curl_command(ev: &Event, body: &[u8], base_url: &str) -> String {
     } else if !body.is_empty() {
         out.push_str(" \\\n  --data-binary ");
         out.push_str(&quote(&format!("@{file}")));
+    } else if ev
+        .headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("content-length") && v.as_slice() == b"0")
+    {
+        // An empty body that was sent as one (`Content-Length: 0`, as a
+        // replay sends it): curl sends the header only with data.
+        out.push_str(" \\\n  --data-raw ''");
     }
     out.push('\n');
     out
@@ -253,6 +257,27 @@ mod tests {
             "curl --globoff --path-as-is --silent --show-error -X 'POST' 'http://h:1/in/cap/a b?x=1&y='\\''' \
              \\\n  -H 'content-type: application/json' \\\n  -H 'x-q: it'\\''s $(x)' \\\n  -H 'x-empty;' \
              \\\n  -H 'User-Agent:' \\\n  -H 'Accept:' \\\n  -H 'Expect:' \\\n  --data-raw '{}'\n"
+        );
+    }
+
+    /// Hunt #19: the target's own query went between its path and the
+    /// event's suffix (`/hook?key=S/sub?a=1`); an empty body sent with
+    /// `Content-Length: 0` lost the header; a lowercase `head` became HEAD.
+    #[test]
+    fn the_url_is_joined_as_a_forward_joins_it() {
+        let ev = event(&[("content-length", b"0")], "/sub", Some("a=1"));
+        let cmd = curl_command(&ev, b"", "http://h:1/hook?key=S");
+        assert!(cmd.contains(" 'http://h:1/hook/sub?key=S&a=1'"), "{cmd}");
+        assert!(cmd.ends_with(" \\\n  --data-raw ''\n"), "{cmd}");
+        let no_length = event(&[], "", None);
+        assert!(!curl_command(&no_length, b"", "http://h/in/x").contains("--data"));
+        let mut head = event(&[], "", None);
+        head.method = "head".into();
+        assert!(curl_command(&head, b"", "http://h/in/x").contains("-X 'head'"));
+        let dots = event(&[], "/a/%2e%2e/b", None);
+        assert!(
+            curl_command(&dots, b"", "http://h/in/x")
+                .starts_with("# The path has a '.' or '..' segment"),
         );
     }
 

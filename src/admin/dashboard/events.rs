@@ -360,7 +360,7 @@ impl AttemptView {
                 .unwrap_or_default(),
             error_detail: a.error_detail.clone().unwrap_or_default(),
             headers: header_text(&a.headers),
-            body: BodyView::new(&a.body),
+            body: BodyView::of_start(&a.body, a.body_truncated),
             body_size: a.body_size,
             body_truncated: a.body_truncated,
             replay_of: a.replay_of.clone(),
