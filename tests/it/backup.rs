@@ -161,6 +161,31 @@ async fn a_cut_damaged_or_hostile_archive_is_refused_and_nothing_is_put_in_place
     assert_eq!(code, 0, "{err}");
     let whole = std::fs::read(&archive).unwrap();
 
+    // The dashboard links to the same download.
+    let (_, _, page) =
+        crate::support::send("GET", &s.admin_url("/"), &[], Default::default()).await;
+    assert!(String::from_utf8_lossy(&page).contains(r#"href="/api/backup""#));
+    let (status, headers, direct) =
+        crate::support::send("GET", &s.admin_url("/api/backup"), &[], Default::default()).await;
+    assert_eq!(status, 200);
+    let header = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(header("content-type"), "application/x-tar");
+    assert!(
+        header("content-disposition").starts_with("attachment; filename=\"hookrelay-backup-"),
+        "{}",
+        header("content-disposition")
+    );
+    assert!(
+        direct.len() > 1024 && direct.ends_with(&[0u8; 1024]),
+        "a whole tar archive"
+    );
+
     let refused = |name: &str, bytes: &[u8]| {
         let path = dir.path().join(name);
         std::fs::write(&path, bytes).unwrap();
