@@ -793,33 +793,32 @@ async fn export(
 
 /// `GET /api/backup`: the whole store as a tar archive of a consistent
 /// checkpoint (see [`crate::store::backup`]), streamed as it is read; one
-/// at a time. A failure midway cuts the answer short, so the client never
-/// takes a part for the whole.
-async fn backup(State(st): State<AdminState>) -> Result<Response> {
-    let turn = Arc::clone(&st.backups)
-        .try_acquire_owned()
-        .map_err(|_| Error::Conflict("a backup is being made; try again once it is done".into()))?;
-    let checkpoint = st.relay.store.run(|s| s.checkpoint()).await?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
-    tokio::task::spawn_blocking(move || {
-        let _turn = turn;
-        let mut out = Chunks {
-            tx: tx.clone(),
-            buf: Vec::with_capacity(Chunks::SIZE),
-        };
-        match crate::store::backup::write_archive(checkpoint.path(), &mut out) {
-            Ok(w) => tracing::info!(files = w.files, bytes = w.bytes, "backup sent"),
-            Err(e) => {
-                tracing::warn!(error = %e, "backup not sent whole");
-                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
-            }
-        }
-        drop(checkpoint);
-    });
-    let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
-    });
-    let mut resp = axum::body::Body::from_stream(chunks).into_response();
+/// at a time. A failure midway ends the answer with an error, so no client
+/// takes a part for the whole (and `hookrelay backup` checks the archive
+/// against its manifest as it arrives).
+async fn backup(
+    State(st): State<AdminState>,
+    method: axum::http::Method,
+    headers: axum::http::HeaderMap,
+) -> Result<Response> {
+    // GETs pass the cross-origin check; a backup costs a flush of every
+    // memtable and holds the only turn, so a page on another site may not
+    // start one through the browser.
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v != "same-origin" && v != "none")
+    {
+        return Ok((
+            StatusCode::FORBIDDEN,
+            Json(json!({ "error": "a backup is not started from another site" })),
+        )
+            .into_response());
+    }
+    let mut resp = if method == axum::http::Method::HEAD {
+        axum::body::Body::empty().into_response()
+    } else {
+        backup_body(&st).await?.into_response()
+    };
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -830,6 +829,74 @@ async fn backup(State(st): State<AdminState>) -> Result<Response> {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(resp)
+}
+
+async fn backup_body(st: &AdminState) -> Result<axum::body::Body> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let turn = Arc::clone(&st.backups)
+        .try_acquire_owned()
+        .map_err(|_| Error::Conflict("a backup is being made; try again once it is done".into()))?;
+    if let Some(
+        crate::relay::StorageRefusal::Broken(why)
+        | crate::relay::StorageRefusal::NoRoom(why)
+        | crate::relay::StorageRefusal::Limit(why),
+    ) = st.relay.storage_refusal()
+    {
+        return Err(Error::Unavailable(format!(
+            "no backup while the store refuses events for storage ({why})"
+        )));
+    }
+    let checkpoint = st.relay.store.run(|s| s.checkpoint()).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    let done = Arc::new(AtomicBool::new(false));
+    let (relay, finished) = (Arc::clone(&st.relay), Arc::clone(&done));
+    tokio::task::spawn_blocking(move || {
+        let _turn = turn;
+        let mut out = Chunks {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(Chunks::SIZE),
+        };
+        let keep_going = || match relay.storage_refusal() {
+            None => Ok(()),
+            Some(
+                crate::relay::StorageRefusal::Broken(why)
+                | crate::relay::StorageRefusal::NoRoom(why)
+                | crate::relay::StorageRefusal::Limit(why),
+            ) => Err(Error::Unavailable(format!(
+                "the backup was stopped so that the store keeps its room ({why}): the files it holds on to were taken from the disk"
+            ))),
+        };
+        match crate::store::backup::write_archive(checkpoint.path(), &mut out, keep_going) {
+            Ok(w) => {
+                finished.store(true, Ordering::SeqCst);
+                tracing::info!(files = w.files, bytes = w.bytes, "backup sent");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "backup not sent whole");
+                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+            }
+        }
+        drop(checkpoint);
+    });
+    // The end of the stream is an error unless the archive was written
+    // whole: a task that panicked ends it too.
+    let chunks = futures_util::stream::unfold(Some(rx), move |rx| {
+        let done = Arc::clone(&done);
+        async move {
+            let mut rx = rx?;
+            match rx.recv().await {
+                Some(chunk) => Some((chunk, Some(rx))),
+                None if done.load(Ordering::SeqCst) => None,
+                None => Some((
+                    Err(std::io::Error::other(
+                        "the backup ended before it was whole",
+                    )),
+                    None,
+                )),
+            }
+        }
+    });
+    Ok(axum::body::Body::from_stream(chunks))
 }
 
 /// The archive on its way to the client, in pieces of [`Chunks::SIZE`]; a

@@ -702,7 +702,30 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
             } else {
                 OutFile::open(&shown)?
             };
-            let bytes = r.download("/api/backup", &mut file).await?;
+            // Checked against its manifest as it arrives: an archive that
+            // ends cleanly but early (a proxy in front) is not kept.
+            let (feed, pieces) = std::sync::mpsc::sync_channel::<bytes::Bytes>(16);
+            let check = std::thread::spawn(move || {
+                crate::store::backup::check_archive(Pieces::new(pieces), |_, content| {
+                    std::io::copy(content, &mut std::io::sink())
+                        .map(drop)
+                        .map_err(|e| crate::error::Error::Internal(e.to_string()))
+                })
+            });
+            let bytes = r
+                .download("/api/backup", |chunk| {
+                    file.append(chunk)?;
+                    // A checker that stopped has its verdict below.
+                    let _ = feed.send(bytes::Bytes::copy_from_slice(chunk));
+                    Ok(())
+                })
+                .await;
+            drop(feed);
+            let verdict = check
+                .join()
+                .map_err(|_| "checking the backup failed".to_string())?;
+            let bytes = bytes?;
+            verdict.map_err(|e| format!("the backup is not whole, nothing was kept: {e}"))?;
             file.finish()?;
             if shown.as_os_str() != "-" {
                 eprintln!(
@@ -1562,6 +1585,35 @@ fn release_exit(r: &Value) -> ExitCode {
     match n("failed") + n("still_held") {
         0 => ExitCode::SUCCESS,
         _ => ExitCode::from(1),
+    }
+}
+
+/// A reader over the pieces of a download, for checking it as it arrives.
+struct Pieces {
+    rx: std::sync::mpsc::Receiver<bytes::Bytes>,
+    current: bytes::Bytes,
+}
+
+impl Pieces {
+    fn new(rx: std::sync::mpsc::Receiver<bytes::Bytes>) -> Self {
+        Pieces {
+            rx,
+            current: bytes::Bytes::new(),
+        }
+    }
+}
+
+impl std::io::Read for Pieces {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.recv() {
+                Ok(piece) => self.current = piece,
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
     }
 }
 

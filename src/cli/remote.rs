@@ -7,7 +7,6 @@ use http::Method;
 use serde_json::Value;
 
 use super::RemoteArgs;
-use super::outfile::OutFile;
 use crate::deliver::guard::TargetGuard;
 use crate::deliver::{Client, Failure, Outbound, Reply};
 use crate::event::ErrorKind;
@@ -147,10 +146,14 @@ impl Remote {
         Ok(String::from_utf8_lossy(&reply.body).into_owned())
     }
 
-    /// A GET whose answer is written to `out` as it arrives, however long
-    /// it is and takes (backups); returns the bytes written. An answer cut
-    /// short is an error.
-    pub async fn download(&self, path: &str, out: &mut OutFile) -> Result<u64, String> {
+    /// A GET whose answer goes to `take` piece by piece as it arrives,
+    /// however long it is and takes (backups); returns its length. An
+    /// answer cut short is an error.
+    pub async fn download(
+        &self,
+        path: &str,
+        mut take: impl FnMut(&[u8]) -> Result<(), String>,
+    ) -> Result<u64, String> {
         use http_body_util::BodyExt;
         let (url, mut headers) = self.stream_request(path);
         headers[0].1 = b"*/*".to_vec();
@@ -198,7 +201,7 @@ impl Remote {
                 format!("the download from hookrelay was cut short after {written} bytes: {e}")
             })?;
             if let Some(chunk) = frame.data_ref() {
-                out.append(chunk)?;
+                take(chunk)?;
                 written += chunk.len() as u64;
             }
         }

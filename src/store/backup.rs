@@ -125,6 +125,28 @@ pub fn file_name(now_ms: u64) -> String {
     format!("hookrelay-backup-{stamp}Z.tar")
 }
 
+/// `Err` for a directory with table files but no `CURRENT`: a restore
+/// interrupted while moving its files in. RocksDB would start an empty
+/// store there and the restored events would seem lost.
+pub fn refuse_half_restored(data: &Path) -> Result<()> {
+    if data.join("CURRENT").exists() {
+        return Ok(());
+    }
+    let Ok(entries) = std::fs::read_dir(data) else {
+        return Ok(());
+    };
+    let tables = entries
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().ends_with(".sst"));
+    if tables {
+        return Err(Error::Unavailable(format!(
+            "{} holds a store's table files but no CURRENT file: a restore that was interrupted? Empty the directory and run `hookrelay restore` again",
+            data.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Removes checkpoints a backup cut short by a crash left in `data`.
 pub fn remove_stale(data: &Path) {
     let Ok(entries) = std::fs::read_dir(data) else {
@@ -143,8 +165,15 @@ pub fn remove_stale(data: &Path) {
 
 /// Writes the files of `checkpoint` to `out` as a tar archive, the manifest
 /// last. An error leaves the archive without its manifest: a restore
-/// refuses it.
-pub fn write_archive(checkpoint: &Path, out: impl Write) -> Result<Written> {
+/// refuses it. `keep_going` is asked before each file: the checkpoint's
+/// links keep table files the store has since deleted, so a slow download
+/// of a busy store holds more and more of the disk, and is stopped when
+/// the store needs the room.
+pub fn write_archive(
+    checkpoint: &Path,
+    out: impl Write,
+    keep_going: impl Fn() -> Result<()>,
+) -> Result<Written> {
     let io = |e: std::io::Error| Error::Internal(format!("writing the backup: {e}"));
     let mut names: Vec<String> = std::fs::read_dir(checkpoint)
         .map_err(io)?
@@ -157,6 +186,7 @@ pub fn write_archive(checkpoint: &Path, out: impl Write) -> Result<Written> {
     let mut files = Vec::with_capacity(names.len());
     let mut bytes = 0;
     for name in names {
+        keep_going()?;
         let file = std::fs::File::open(checkpoint.join(&name)).map_err(io)?;
         let size = file.metadata().map_err(io)?.len();
         let mut reader = Hashing::new(file.take(size));
@@ -207,53 +237,28 @@ fn header(name: &str, size: u64, mtime: u64) -> tar::Header {
     h
 }
 
-/// Restores the archive read from `input` into `data`, which must not
-/// exist or be an empty directory: the files go to a directory beside it,
-/// are checked against the manifest, opened as a store, and only then
-/// renamed into place.
-pub fn restore(input: impl Read, data: &Path) -> Result<Restored> {
-    let invalid = |m: String| Error::Unprocessable(m);
-    match std::fs::read_dir(data).map(|mut entries| entries.next().is_some()) {
-        Ok(true) => {
-            return Err(Error::Conflict(format!(
-                "{} already holds files: restore into a new or empty directory (and point --data at it), or move this one away first",
-                data.display()
-            )));
-        }
-        Ok(false) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
-            return Err(Error::Conflict(format!(
-                "{} is not a directory",
-                data.display()
-            )));
-        }
-        Err(e) => return Err(Error::Unavailable(format!("{}: {e}", data.display()))),
-    }
-    let parent = match data.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let io = |what: &Path, e: std::io::Error| {
-        Error::Unavailable(format!("restoring into {}: {e}", what.display()))
-    };
-    let staging = tempfile::Builder::new()
-        .prefix(".hookrelay-restore-")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .tempdir_in(parent)
-        .map_err(|e| io(parent, e))?;
-    let mut found: BTreeMap<String, FileEntry> = BTreeMap::new();
-    let mut manifest: Option<Manifest> = None;
-    let cut =
-        || invalid("the archive ends early: the backup was cut short (download it again)".into());
-    let mut archive = tar::Archive::new(input);
+/// Reads an archive through, checking it against its manifest: every
+/// entry a plain file with a name RocksDB gives its files, the sizes and
+/// SHA-256 sums as listed, the store's `CURRENT` and `MANIFEST` among
+/// them, nothing after the manifest. `save` gets each file's content (a
+/// restore writes it, a download's check only reads it). Returns the bytes
+/// of the files.
+pub fn check_archive(
+    input: impl Read,
+    mut save: impl FnMut(&str, &mut dyn Read) -> Result<()>,
+) -> Result<u64> {
+    let invalid = Error::Unprocessable;
+    let cut = || invalid("the archive ends early: the backup was cut short (take it again)".into());
     let unreadable = |e: std::io::Error| {
         invalid(format!(
             "the archive is unreadable ({e}): cut short, or not one `hookrelay backup` made"
         ))
     };
+    let mut found: BTreeMap<String, FileEntry> = BTreeMap::new();
+    let mut manifest: Option<Manifest> = None;
+    let mut archive = tar::Archive::new(input);
     for entry in archive.entries().map_err(unreadable)? {
-        let entry = entry.map_err(unreadable)?;
+        let mut entry = entry.map_err(unreadable)?;
         let name = entry_name(&entry)?;
         if manifest.is_some() {
             return Err(invalid(format!(
@@ -265,34 +270,37 @@ pub fn restore(input: impl Read, data: &Path) -> Result<Restored> {
                 "{name} is not a regular file: this is not an archive `hookrelay backup` made"
             )));
         }
+        let size = entry.size();
         if name == MANIFEST {
+            if size > MANIFEST_MAX {
+                return Err(invalid("the backup's manifest is too large".into()));
+            }
             let mut text = Vec::new();
-            entry
-                .take(MANIFEST_MAX)
-                .read_to_end(&mut text)
-                .map_err(|_| cut())?;
+            entry.read_to_end(&mut text).map_err(|_| cut())?;
+            if text.len() as u64 != size {
+                return Err(cut());
+            }
             manifest = Some(
                 serde_json::from_slice(&text)
                     .map_err(|e| invalid(format!("the backup's manifest is unreadable: {e}")))?,
             );
             continue;
         }
+        if !is_store_file(&name) {
+            return Err(invalid(format!(
+                "{name} is not a file of a store: this is not an archive `hookrelay backup` made"
+            )));
+        }
         if found.contains_key(&name) {
             return Err(invalid(format!("{name} is in the archive twice")));
         }
-        let path = staging.path().join(&name);
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| io(&path, e))?;
-        let mut reader = Hashing::new(entry);
-        std::io::copy(&mut reader, &mut file).map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => cut(),
-            _ => io(&path, e),
-        })?;
-        file.sync_all().map_err(|e| io(&path, e))?;
+        let mut reader = Hashing::new(&mut entry);
+        save(&name, &mut reader)?;
+        // A short entry reads as a short file (tar finds the cut at the
+        // next header): the size says so at once.
+        if reader.count != size {
+            return Err(cut());
+        }
         found.insert(
             name.clone(),
             FileEntry {
@@ -332,11 +340,99 @@ pub fn restore(input: impl Read, data: &Path) -> Result<Restored> {
             "{extra} is in the archive but not in its manifest: this is not an archive `hookrelay backup` made"
         )));
     }
+    let has = |prefix: &str| manifest.files.iter().any(|f| f.name.starts_with(prefix));
+    if !has("CURRENT") || !has("MANIFEST-") {
+        return Err(invalid(
+            "the archive holds no store (no CURRENT and MANIFEST files): this is not an archive `hookrelay backup` made"
+                .into(),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The names RocksDB gives the files a checkpoint holds.
+fn is_store_file(name: &str) -> bool {
+    let numbered = |rest: &str| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit());
+    name == "CURRENT"
+        || name == "IDENTITY"
+        || name.strip_prefix("MANIFEST-").is_some_and(numbered)
+        || name.strip_prefix("OPTIONS-").is_some_and(numbered)
+        || [".sst", ".log", ".blob"]
+            .iter()
+            .any(|ext| name.strip_suffix(ext).is_some_and(numbered))
+}
+
+/// Restores the archive read from `input` into `data`, which must not
+/// exist or be an empty directory. The files go to a staging directory
+/// (beside `data`, or inside it when it exists: a mount point or a
+/// directory made for the service keeps its owner and mode), are checked
+/// against the manifest, opened as a store, and only then moved into
+/// place, `CURRENT` last: until it is there, [`Store::open`] refuses the
+/// directory rather than start an empty store in it.
+pub fn restore(input: impl Read, data: &Path) -> Result<Restored> {
+    let io = |what: &Path, e: std::io::Error| {
+        Error::Unavailable(format!("restoring into {}: {e}", what.display()))
+    };
+    let existing = match std::fs::symlink_metadata(data) {
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(Error::Conflict(format!(
+                "{} is a symbolic link: give the directory it points to",
+                data.display()
+            )));
+        }
+        Ok(m) if !m.is_dir() => {
+            return Err(Error::Conflict(format!(
+                "{} is not a directory",
+                data.display()
+            )));
+        }
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(io(data, e)),
+    };
+    let parent = match data.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let home = if existing { data } else { parent };
+    remove_stale_restores(home);
+    if existing {
+        let others: Vec<_> = std::fs::read_dir(data)
+            .map_err(|e| io(data, e))?
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        if !others.is_empty() {
+            return Err(Error::Conflict(format!(
+                "{} already holds files: restore into a new or empty directory (and point --data at it), or move this one away first",
+                data.display()
+            )));
+        }
+    } else {
+        std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+    }
+    let staging = tempfile::Builder::new()
+        .prefix(RESTORE_PREFIX)
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir_in(home)
+        .map_err(|e| io(home, e))?;
+    let bytes = check_archive(input, |name, content| {
+        let path = staging.path().join(name);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| io(&path, e))?;
+        std::io::copy(content, &mut file).map_err(|e| io(&path, e))?;
+        file.sync_all().map_err(|e| io(&path, e))
+    })?;
     // Opened (and so read through RocksDB's own checks) before it replaces
     // anything; the events' keys are read for the summary.
     let (endpoints, events, newest) = {
-        let store = Store::open(staging.path(), Durability::Sync)
-            .map_err(|e| invalid(format!("the restored files do not open as a store: {e}")))?;
+        let store = Store::open(staging.path(), Durability::Sync).map_err(|e| {
+            Error::Unprocessable(format!("the restored files do not open as a store: {e}"))
+        })?;
         let endpoints = store.endpoints()?.len();
         let mut events = 0;
         let mut newest = None;
@@ -353,16 +449,27 @@ pub fn restore(input: impl Read, data: &Path) -> Result<Restored> {
         store.flush()?;
         (endpoints, events, newest)
     };
-    if data.exists() {
-        std::fs::remove_dir(data).map_err(|e| io(data, e))?;
-    }
-    let staged = staging.keep();
-    if let Err(e) = std::fs::rename(&staged, data) {
-        let _ = std::fs::remove_dir_all(&staged);
-        return Err(io(data, e));
-    }
-    if let Ok(dir) = std::fs::File::open(parent) {
-        let _ = dir.sync_all();
+    if existing {
+        let mut names: Vec<_> = std::fs::read_dir(staging.path())
+            .map_err(|e| io(staging.path(), e))?
+            .flatten()
+            .map(|e| e.file_name())
+            .filter(|n| n != "LOCK")
+            .collect();
+        // CURRENT last: it is what makes the directory a store.
+        names.sort_by_key(|n| n == "CURRENT");
+        for name in names {
+            let to = data.join(&name);
+            std::fs::rename(staging.path().join(&name), &to).map_err(|e| io(&to, e))?;
+        }
+        sync_dir(data);
+    } else {
+        let staged = staging.keep();
+        if let Err(e) = std::fs::rename(&staged, data) {
+            let _ = std::fs::remove_dir_all(&staged);
+            return Err(io(data, e));
+        }
+        sync_dir(parent);
     }
     Ok(Restored {
         endpoints,
@@ -370,6 +477,31 @@ pub fn restore(input: impl Read, data: &Path) -> Result<Restored> {
         newest,
         bytes,
     })
+}
+
+/// Where a restore stages its files; one left by an interrupted restore is
+/// removed by the next.
+const RESTORE_PREFIX: &str = ".hookrelay-restore-";
+
+fn remove_stale_restores(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(RESTORE_PREFIX)
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
 }
 
 /// The file name an archive entry stands for: one plain name such as

@@ -444,7 +444,7 @@ impl Store {
     pub fn open(path: &Path, durability: Durability) -> Result<Store> {
         use std::os::unix::fs::PermissionsExt;
         create_data_dir(path)?;
-        backup::remove_stale(path);
+        backup::refuse_half_restored(path)?;
         if let Ok(m) = std::fs::metadata(path)
             && m.permissions().mode() & 0o077 != 0
         {
@@ -534,6 +534,9 @@ impl Store {
                 Error::from(e)
             }
         })?;
+        // Under RocksDB's lock: another hookrelay starting on this directory
+        // must not remove the running one's checkpoint.
+        backup::remove_stale(path);
         // No write waits for the WAL inside RocksDB: a synced writer would
         // hold every writer grouped behind it. Durability comes from `write`
         // (rare operations flush directly) and `durable` (group commit).

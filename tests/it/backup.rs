@@ -297,3 +297,202 @@ async fn a_checkpoint_left_by_a_crash_is_removed_at_the_next_start() {
     let (status, _) = s.api("GET", "/api/endpoints", None).await;
     assert_eq!(status, 200);
 }
+
+/// A restore into an existing empty directory (a mount point, a directory
+/// made for the service) fills it in place, keeping its mode; a symbolic
+/// link is refused; a directory a restore left with table files but no
+/// `CURRENT` is refused at start rather than opened as an empty store.
+#[tokio::test]
+async fn a_restore_fills_an_existing_directory_in_place() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({"slug": "shop"})).await;
+    let id = s.post_in("shop", &[], "kept").await.event_id();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("b.tar");
+    let (code, _, err) = run(&["backup", "-o", archive.to_str().unwrap()], Some(&s)).await;
+    assert_eq!(code, 0, "{err}");
+
+    let mount = dir.path().join("mount");
+    std::fs::create_dir(&mount).unwrap();
+    std::fs::set_permissions(&mount, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&mount, &link).unwrap();
+    let (code, _, err) = run(
+        &[
+            "restore",
+            archive.to_str().unwrap(),
+            "--data",
+            link.to_str().unwrap(),
+        ],
+        None,
+    )
+    .await;
+    assert_ne!(code, 0);
+    assert!(err.contains("symbolic link"), "{err}");
+
+    let (code, _, err) = run(
+        &[
+            "restore",
+            archive.to_str().unwrap(),
+            "--data",
+            mount.to_str().unwrap(),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::metadata(&mount).unwrap().permissions().mode() & 0o777,
+        0o750,
+        "the directory was replaced"
+    );
+    assert_eq!(staging_left(&mount), Vec::<String>::new());
+    let copy = TestServer::start_with(config_at(&mount)).await;
+    let (status, ev) = copy.api("GET", &format!("/api/events/{id}"), None).await;
+    assert_eq!((status, ev["body"].as_str()), (200, Some("kept")));
+    copy.stop().await;
+
+    // Cut while moving in: table files, no CURRENT.
+    let half = dir.path().join("half");
+    std::fs::create_dir(&half).unwrap();
+    for f in std::fs::read_dir(&mount).unwrap().flatten() {
+        if f.file_name() != "CURRENT" && f.file_type().unwrap().is_file() {
+            std::fs::copy(f.path(), half.join(f.file_name())).unwrap();
+        }
+    }
+    let err = hookrelay::store::Store::open(&half, hookrelay::store::Durability::Sync)
+        .err()
+        .expect("a store without CURRENT opened");
+    assert!(err.to_string().contains("no CURRENT"), "{err}");
+}
+
+/// `hookrelay backup` checks the archive as it arrives: one that ends
+/// cleanly but early (a proxy in front that does not pass the error on)
+/// is not kept, and the command fails.
+#[tokio::test]
+async fn a_download_that_ends_early_is_not_kept() {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({"slug": "shop"})).await;
+    s.post_in("shop", &[], "x").await;
+    let (status, _, whole) =
+        crate::support::send("GET", &s.admin_url("/api/backup"), &[], Default::default()).await;
+    assert_eq!(status, 200);
+    let manifest_at = find(&whole, b"hookrelay-backup.json").unwrap();
+    let proxy = Receiver::start(vec![
+        Reply::status(200)
+            .header("x-hookrelay-api", "1")
+            .body(whole[..manifest_at].to_vec()),
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("b.tar");
+    let mut c = cmd::hookrelay();
+    c.args(["backup", "-o", out.to_str().unwrap()])
+        .env("HOOKRELAY_SERVER", proxy.url(""))
+        .env("RUST_LOG", "off");
+    let o = cmd::output(c).await;
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_ne!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("not whole") && err.contains("cut short"),
+        "{err}"
+    );
+    assert!(!out.exists(), "a part was kept as the backup");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "left a temporary file"
+    );
+}
+
+/// One backup at a time (`409`); one whose client leaves midway removes
+/// its checkpoint and frees the turn; none is started for a page on
+/// another site, nor without room on the disk for it (`503`).
+#[tokio::test]
+async fn backups_take_turns_and_a_client_leaving_frees_the_turn() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({"slug": "shop"})).await;
+    // Bodies that do not compress: an archive larger than what the
+    // loopback socket buffers hold, so the first download waits on its
+    // reader.
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    for _ in 0..40 {
+        let body: Vec<u8> = (0..256 * 1024)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect();
+        assert_eq!(s.post_in("shop", &[], body).await.status, 200);
+    }
+    let mut first = tokio::net::TcpStream::connect(s.admin).await.unwrap();
+    first
+        .write_all(b"GET /api/backup HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 512];
+    let n = first.read(&mut head).await.unwrap();
+    assert!(
+        head[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head[..n])
+    );
+
+    let (status, busy) = s.api("GET", "/api/backup", None).await;
+    assert_eq!(status, 409, "{busy}");
+    assert!(
+        busy["error"].as_str().unwrap().contains("being made"),
+        "{busy}"
+    );
+    let (status, _, _) = crate::support::send(
+        "GET",
+        &s.admin_url("/api/backup"),
+        &[("sec-fetch-site", "cross-site")],
+        Default::default(),
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    drop(first);
+    // The abandoned download notices at its next write; bounded wait.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (status, _, body) =
+            crate::support::send("GET", &s.admin_url("/api/backup"), &[], Default::default()).await;
+        if status == 200 {
+            assert!(body.len() > 10 << 20, "{} bytes", body.len());
+            break;
+        }
+        assert_eq!(status, 409);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the turn was never freed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(staging_left(&s.data), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn no_backup_is_started_without_room_for_it() {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let (_dir, data) = temp_data();
+    let (store, relay) = crate::support::library_relay(&data, hookrelay::store::Durability::Sync);
+    store.inject_free_space(Some(1 << 20));
+    let router = hookrelay::admin::router(relay, None, std::time::Duration::from_secs(30), 0);
+    let req = http::Request::get("/api/backup")
+        .header("host", "127.0.0.1")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let resp = router.oneshot(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("disk is full"));
+    assert_eq!(staging_left(&data), Vec::<String>::new());
+}
