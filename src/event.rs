@@ -223,6 +223,13 @@ impl Event {
                     .collect::<Vec<_>>()
                     .into(),
             );
+            // A detail carries the newest attempts only (see
+            // `store::ATTEMPTS_SHOWN`); the older ones are a page away.
+            if let Some(omitted) = attempts.first().map(|a| a.n.saturating_sub(1))
+                && omitted > 0
+            {
+                obj.insert("attempts_omitted".into(), omitted.into());
+            }
         }
         v
     }

@@ -52,6 +52,7 @@ pub fn routes() -> Router<AdminState> {
         .route("/api/events", get(list_events))
         .route("/api/events/{id}", get(get_event))
         .route("/api/events/{id}/body", get(get_body))
+        .route("/api/events/{id}/attempts", get(get_attempts))
         .route("/api/events/{id}/replay", post(replay))
         .route("/api/events/{id}/verify", post(verify))
         .route("/api/stream", get(stream))
@@ -523,6 +524,49 @@ async fn get_event(State(st): State<AdminState>, Path(id): Path<String>) -> Resu
         v["next_try_at"] = json!(crate::time::rfc3339_ms(due));
     }
     Ok(Json(v))
+}
+
+/// `GET /api/events/{id}/attempts?before=N&limit=M`: an event's attempts a
+/// page at a time (its detail carries the newest
+/// [`ATTEMPTS_SHOWN`](crate::store::ATTEMPTS_SHOWN)), oldest first, with
+/// `next_before` for the page before (null at the first attempt).
+async fn get_attempts(
+    State(st): State<AdminState>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>> {
+    known_params(&q, &["before", "limit"])?;
+    let number = |k: &str| -> Result<Option<u64>> {
+        q.get(k)
+            .map(|v| {
+                v.parse::<u64>()
+                    .map_err(|_| Error::BadRequest(format!("{k}: {v:?} is not a whole number")))
+            })
+            .transpose()
+    };
+    let before = number("before")?.map(|b| b.min(u64::from(u32::MAX)) as u32);
+    let limit = number("limit")?
+        .unwrap_or(crate::store::ATTEMPTS_SHOWN as u64)
+        .clamp(1, crate::store::ATTEMPTS_SHOWN as u64) as usize;
+    let owned = id.clone();
+    let (found, attempts) = st
+        .relay
+        .store
+        .run(move |s| {
+            Ok((
+                s.get_event(&owned)?.is_some(),
+                s.attempts_page(&owned, before, limit)?,
+            ))
+        })
+        .await?;
+    if !found {
+        return Err(Error::NotFound(format!("no event {id}")));
+    }
+    let next = attempts.first().map(|a| a.n).filter(|n| *n > 1);
+    Ok(Json(json!({
+        "attempts": attempts.iter().map(crate::event::Attempt::to_api).collect::<Vec<_>>(),
+        "next_before": next,
+    })))
 }
 
 async fn get_body(State(st): State<AdminState>, Path(id): Path<String>) -> Result<Response> {

@@ -1509,6 +1509,12 @@ fn print_event(e: &Value) {
         ),
         _ => {}
     }
+    if let Some(n) = e["attempts_omitted"].as_u64() {
+        say!(
+            "  ({n} older attempt(s) not shown: GET /api/events/{}/attempts)",
+            e["id"].as_str().unwrap_or("")
+        );
+    }
     for a in e["attempts"].as_array().into_iter().flatten() {
         say!(
             "  attempt {} [{}] {} -> {}",

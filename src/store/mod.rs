@@ -63,6 +63,12 @@ const STRIPES: usize = 256;
 /// An event, its body and its attempts.
 pub type FullEvent = (Event, Vec<u8>, Vec<Attempt>);
 
+/// The most attempts an event's detail carries, the newest: one event
+/// replayed thousands of times made a detail of hundreds of MB (each
+/// attempt keeps up to 64 KiB of its answer). The older ones are read a
+/// page at a time ([`Store::attempts_page`]).
+pub const ATTEMPTS_SHOWN: usize = 50;
+
 /// How one write moves an event in the delivery queue.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct QueueMove {
@@ -1229,7 +1235,7 @@ impl Store {
             .db
             .get_cf_opt(self.cf(keys::BODIES), key, &at_snapshot())?
             .unwrap_or_default();
-        let attempts = self.attempts_with(&key, at_snapshot())?;
+        let attempts = self.attempts_page_with(&key, None, ATTEMPTS_SHOWN, at_snapshot())?;
         Ok(Some((ev, body, attempts)))
     }
 
@@ -1245,6 +1251,49 @@ impl Store {
             return Ok(Vec::new());
         };
         self.attempts_with(&key, ReadOptions::default())
+    }
+
+    /// Up to `limit` of an event's attempts numbered below `before` (or
+    /// all), the newest of them, oldest first.
+    pub fn attempts_page(
+        &self,
+        id: &str,
+        before: Option<u32>,
+        limit: usize,
+    ) -> Result<Vec<Attempt>> {
+        let Some(key) = keys::parse_id(id) else {
+            return Ok(Vec::new());
+        };
+        self.attempts_page_with(&key, before, limit, ReadOptions::default())
+    }
+
+    fn attempts_page_with(
+        &self,
+        key: &[u8; 16],
+        before: Option<u32>,
+        limit: usize,
+        read: ReadOptions,
+    ) -> Result<Vec<Attempt>> {
+        let last = match before {
+            Some(0) => return Ok(Vec::new()),
+            Some(b) => b - 1,
+            None => u32::MAX,
+        };
+        let start = keys::attempt(key, last);
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf_opt(
+            &self.cf(keys::ATTEMPTS),
+            read,
+            IteratorMode::From(&start, Direction::Reverse),
+        ) {
+            let (k, v) = item?;
+            if !k.starts_with(key) || out.len() == limit {
+                break;
+            }
+            out.push(from_json(&v)?);
+        }
+        out.reverse();
+        Ok(out)
     }
 
     fn attempts_with(&self, key: &[u8; 16], read: ReadOptions) -> Result<Vec<Attempt>> {

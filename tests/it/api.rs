@@ -861,3 +861,74 @@ async fn a_long_text_answer_stays_text_and_says_it_was_cut() {
     assert!(!page.contains("binary, hex dump"), "shown as binary");
     assert!(page.contains("bytes · text"), "not shown as text");
 }
+
+/// Hunt #18: an event replayed thousands of times made its detail (API,
+/// page, export) hundreds of MB. The detail carries the newest attempts;
+/// the older ones come a page at a time.
+#[tokio::test]
+async fn an_event_detail_carries_the_newest_attempts_and_pages_the_rest() {
+    use crate::support::{Receiver, Reply};
+    let up = Receiver::start(vec![Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({"slug": "bin"})).await;
+    let id = s.post_in("bin", &[], "x").await.event_id();
+    let shown = hookrelay::store::ATTEMPTS_SHOWN;
+    let total = shown + 7;
+    for _ in 0..total {
+        let (status, a) = s
+            .api(
+                "POST",
+                &format!("/api/events/{id}/replay"),
+                Some(json!({"target": up.url("/r")})),
+            )
+            .await;
+        assert_eq!(status, 200, "{a}");
+    }
+    let ev = s.get(&format!("/api/events/{id}")).await;
+    let listed = ev["attempts"].as_array().unwrap();
+    assert_eq!(listed.len(), shown);
+    assert_eq!(listed.last().unwrap()["n"], total, "the newest are shown");
+    assert_eq!(ev["attempts_omitted"], 7, "{}", ev["attempts_omitted"]);
+    assert_eq!(ev["attempt_count"], total);
+
+    let page = s
+        .get(&format!("/api/events/{id}/attempts?before=8&limit=5"))
+        .await;
+    let ns: Vec<_> = page["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["n"].clone())
+        .collect();
+    assert_eq!(ns, [3, 4, 5, 6, 7].map(serde_json::Value::from));
+    assert_eq!(page["next_before"], 3);
+    let first = s.get(&format!("/api/events/{id}/attempts?before=3")).await;
+    assert_eq!(first["attempts"].as_array().unwrap().len(), 2);
+    assert_eq!(first["next_before"], serde_json::Value::Null);
+    let (status, _) = s
+        .api(
+            "GET",
+            "/api/events/01KAAAAAAAAAAAAAAAAAAAAAAA/attempts",
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    let (_, _, html) = send(
+        "GET",
+        &s.admin_url(&format!("/events/{id}")),
+        &[],
+        Default::default(),
+    )
+    .await;
+    let html = String::from_utf8_lossy(&html);
+    assert!(
+        html.contains(&format!("({total}, newest first)")),
+        "count of all"
+    );
+    assert!(
+        html.contains("7 older ones are in"),
+        "no note of the older ones"
+    );
+    assert_eq!(html.matches("<li class=\"attempt").count(), shown);
+}

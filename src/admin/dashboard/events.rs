@@ -415,6 +415,8 @@ struct EventPage {
     size: u64,
     body: BodyView,
     attempts: Vec<AttemptView>,
+    /// Older attempts than those shown (see `store::ATTEMPTS_SHOWN`).
+    attempts_omitted: u32,
     curl: String,
     curl_base: String,
     curl_base_note: String,
@@ -517,6 +519,7 @@ fn event_page(
         })
     })
     .collect();
+    let attempts_omitted = attempts.first().map_or(0, |a| a.n.saturating_sub(1));
     let mut attempts: Vec<AttemptView> = attempts
         .iter()
         .map(|a| AttemptView::new(a, now, highlight))
@@ -564,6 +567,7 @@ fn event_page(
         curl: super::curl_command(&ev, &body, &curl_base),
         body: BodyView::new(&body),
         attempts,
+        attempts_omitted,
         curl_base,
         curl_base_note,
         curl_alternatives,
