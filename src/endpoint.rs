@@ -607,8 +607,11 @@ impl EndpointInput {
             ep.max_in_flight = n;
         }
         if let Some(n) = self.max_queue_depth {
-            if n == 0 {
-                return Err(bad("max_queue_depth: must be at least 1".into()));
+            if n == 0 || n > crate::queue::TOTAL_MAX as u64 {
+                return Err(bad(format!(
+                    "max_queue_depth: must be between 1 and {} (the most hookrelay keeps queued across all endpoints)",
+                    crate::queue::TOTAL_MAX
+                )));
             }
             ep.max_queue_depth = n;
         }

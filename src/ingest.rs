@@ -294,17 +294,29 @@ async fn ingest(
     }
     // Last of the checks: a place it takes is given back only by the store's
     // answer below.
-    if queued && !relay.queue.admit(slug, ep.max_queue_depth) {
+    let admitted = if queued {
+        relay.queue.admit(slug, ep.max_queue_depth)
+    } else {
+        Ok(())
+    };
+    if let Err(full) = admitted {
         relay
             .metrics
             .refused_queue_depth
             .fetch_add(1, Ordering::Relaxed);
+        let why = match full {
+            crate::queue::Full::Endpoint => format!(
+                "endpoint {slug:?} has {} events waiting (max_queue_depth); retry later",
+                ep.max_queue_depth
+            ),
+            crate::queue::Full::All => format!(
+                "{} events are waiting for delivery across all endpoints, as many as hookrelay keeps queued; retry later",
+                crate::queue::TOTAL_MAX
+            ),
+        };
         let mut resp = json(
             StatusCode::SERVICE_UNAVAILABLE,
-            serde_json::json!({
-                "error": format!("endpoint {slug:?} has {} events waiting (max_queue_depth); retry later", ep.max_queue_depth),
-            })
-            .to_string(),
+            serde_json::json!({ "error": why }).to_string(),
         );
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));

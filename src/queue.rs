@@ -17,6 +17,22 @@ use crate::endpoint::Status;
 use crate::relay::Relay;
 use crate::time::now_ms;
 
+/// Pending events the queue takes across all endpoints: its index costs
+/// ~180 bytes per pending event in memory (with RocksDB's share, measured
+/// with a receiver hanging and millions waiting), so this holds it near
+/// 360 MB; past it ingest answers `503` with `Retry-After`, as at an
+/// endpoint's own `max_queue_depth`.
+pub const TOTAL_MAX: usize = 2_000_000;
+
+/// Why [`Queue::admit`] gave no place.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Full {
+    /// The endpoint's `max_queue_depth`.
+    Endpoint,
+    /// [`TOTAL_MAX`] across all endpoints.
+    All,
+}
+
 /// Deliveries in flight at once across all endpoints.
 pub const GLOBAL_IN_FLIGHT: usize = 64;
 /// The longest the worker sleeps without looking at the queue.
@@ -26,15 +42,46 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// After a store error an entry is tried again this much later.
 const STORE_ERROR_BACKOFF_MS: u64 = 5_000;
 
+/// An event id as the queue holds it: inline, no allocation. Held twice per
+/// pending event (by id, by due time), as `String`s a backlog of 1.9
+/// million events took ~620 MB. Ids are ULIDs (26 characters); the order
+/// is the text's (the padding sorts first).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+struct Id {
+    bytes: [u8; ID_LEN],
+    len: u8,
+}
+
+const ID_LEN: usize = 26;
+
+impl Id {
+    fn new(id: &str) -> Id {
+        let mut bytes = [0u8; ID_LEN];
+        // Only ULIDs are queued; a longer id would be cut (and could meet
+        // another), so it is caught in tests.
+        debug_assert!(id.len() <= ID_LEN, "queue id {id:?}");
+        let len = id.len().min(ID_LEN);
+        bytes[..len].copy_from_slice(&id.as_bytes()[..len]);
+        Id {
+            bytes,
+            len: len as u8,
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or_default()
+    }
+}
+
 /// One endpoint's pending deliveries.
 #[derive(Default)]
 struct Pending {
     /// Every pending event (in flight included): id -> due. Ids are ULIDs,
     /// so the first key is the oldest event.
-    by_id: BTreeMap<String, u64>,
+    by_id: BTreeMap<Id, u64>,
     /// The entries not in flight, by due time: taking due work reads the
     /// front instead of scanning the backlog.
-    ready: BTreeSet<(u64, String)>,
+    ready: BTreeSet<(u64, Id)>,
     in_flight: usize,
     /// The in-flight limit the worker last applied (0: not yet taken).
     cap: usize,
@@ -45,7 +92,7 @@ struct Pending {
     /// Entries pushed again while their attempt was in flight (a release
     /// racing the worker): back at this due time when the attempt ends,
     /// whatever it decided.
-    again: HashMap<String, u64>,
+    again: HashMap<Id, u64>,
     /// Places taken by senders between the depth check and their push
     /// ([`Queue::admit`]): with two ingest threads both could pass the
     /// check for the last place.
@@ -55,6 +102,8 @@ struct Pending {
 #[derive(Default)]
 struct State {
     endpoints: HashMap<String, Pending>,
+    /// Pending events across all endpoints (their `by_id` entries).
+    pending: usize,
     in_flight: usize,
     /// Entries pushed before their sender's sync ended: a delivery of one
     /// waits for the sender's verdict first ([`Queue::settled`]), so
@@ -167,9 +216,11 @@ impl Queue {
             let mut st = q.lock();
             for (due, id, slug) in entries {
                 let p = st.endpoints.entry(slug).or_default();
-                p.by_id.insert(id.clone(), due);
+                let id = Id::new(&id);
+                p.by_id.insert(id, due);
                 p.ready.insert((due, id));
             }
+            st.pending = st.endpoints.values().map(|p| p.by_id.len()).sum();
         }
         q
     }
@@ -184,19 +235,24 @@ impl Queue {
             let mut st = self.lock();
             let global_full = st.in_flight >= GLOBAL_IN_FLIGHT;
             let p = st.endpoints.entry(slug.to_string()).or_default();
-            match p.by_id.get(id).copied() {
-                Some(old) if !p.ready.contains(&(old, id.to_string())) => {
-                    p.again.insert(id.to_string(), due);
+            let id = Id::new(id);
+            let before = p.by_id.len();
+            match p.by_id.get(&id).copied() {
+                Some(old) if !p.ready.contains(&(old, id)) => {
+                    p.again.insert(id, due);
                 }
                 old => {
                     if let Some(old) = old {
-                        p.ready.remove(&(old, id.to_string()));
+                        p.ready.remove(&(old, id));
                     }
-                    p.by_id.insert(id.to_string(), due);
-                    p.ready.insert((due, id.to_string()));
+                    p.by_id.insert(id, due);
+                    p.ready.insert((due, id));
                 }
             }
-            global_full || (p.cap > 0 && p.in_flight >= p.cap)
+            let added = p.by_id.len() - before;
+            let busy = global_full || (p.cap > 0 && p.in_flight >= p.cap);
+            st.pending += added;
+            busy
         };
         // At its limit the worker could not take it anyway, and a delivery
         // in flight wakes it when it finishes: under load this spares a
@@ -209,11 +265,18 @@ impl Queue {
     /// Takes a place in `slug`'s queue if it holds fewer than `max`
     /// (pending and reserved): the sender then stores its event and pushes
     /// it ([`Queue::push_unsynced`]) or gives the place back ([`Queue::unreserve`]).
-    pub fn admit(&self, slug: &str, max: u64) -> bool {
+    pub fn admit(&self, slug: &str, max: u64) -> Result<(), Full> {
         let mut st = self.lock();
+        let all_full = st.pending >= TOTAL_MAX;
         let p = st.endpoints.entry(slug.to_string()).or_default();
-        let room = ((p.by_id.len() + p.reserved) as u64) < max;
-        if room {
+        let room = if ((p.by_id.len() + p.reserved) as u64) >= max {
+            Err(Full::Endpoint)
+        } else if all_full {
+            Err(Full::All)
+        } else {
+            Ok(())
+        };
+        if room.is_ok() {
             p.reserved += 1;
         } else if p.by_id.is_empty() && p.in_flight == 0 && p.reserved == 0 {
             st.endpoints.remove(slug);
@@ -321,7 +384,7 @@ impl Queue {
         match st.endpoints.get(slug) {
             Some(p) => (
                 p.by_id.len(),
-                p.by_id.keys().next().cloned(),
+                p.by_id.keys().next().map(|id| id.as_str().to_string()),
                 p.ready.first().map(|(due, _)| *due),
             ),
             None => (0, None, None),
@@ -331,7 +394,12 @@ impl Queue {
     /// When `id` of `slug` is next due (ms since the epoch), while it is
     /// in the queue (a due time past is an attempt about to go or going).
     pub fn due_of(&self, slug: &str, id: &str) -> Option<u64> {
-        self.lock().endpoints.get(slug)?.by_id.get(id).copied()
+        self.lock()
+            .endpoints
+            .get(slug)?
+            .by_id
+            .get(&Id::new(id))
+            .copied()
     }
 
     /// Entries of one endpoint, oldest first: `(id, due)`.
@@ -339,7 +407,12 @@ impl Queue {
         self.lock()
             .endpoints
             .get(slug)
-            .map(|p| p.by_id.iter().map(|(id, due)| (id.clone(), *due)).collect())
+            .map(|p| {
+                p.by_id
+                    .iter()
+                    .map(|(id, due)| (id.as_str().to_string(), *due))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -352,7 +425,7 @@ impl Queue {
             .values()
             .filter_map(|p| p.by_id.keys().next())
             .min()
-            .cloned();
+            .map(|id| id.as_str().to_string());
         (depth, oldest)
     }
 
@@ -409,24 +482,24 @@ impl Queue {
                 // waits for a retry.
                 if let Some((id, due)) = p.by_id.first_key_value()
                     && *due <= now
-                    && p.ready.contains(&(*due, id.clone()))
+                    && p.ready.contains(&(*due, *id))
                 {
-                    taken.push((*due, id.clone()));
+                    taken.push((*due, *id));
                 }
             } else {
                 for (due, id) in p.ready.iter() {
                     if (*due > now && !lim.drain) || room == 0 {
                         break;
                     }
-                    taken.push((*due, id.clone()));
+                    taken.push((*due, *id));
                     room -= 1;
                 }
             }
             for (due, id) in taken {
-                p.ready.remove(&(due, id.clone()));
+                p.ready.remove(&(due, id));
                 p.in_flight += 1;
                 st.in_flight += 1;
-                out.push((slug.clone(), id, due, lim.drain));
+                out.push((slug.clone(), id.as_str().to_string(), due, lim.drain));
             }
         }
         out
@@ -440,10 +513,10 @@ impl Queue {
         let Some(p) = st.endpoints.get_mut(slug) else {
             return Claimed::NotQueued;
         };
-        let Some(due) = p.by_id.get(id).copied() else {
+        let Some(due) = p.by_id.get(&Id::new(id)).copied() else {
             return Claimed::NotQueued;
         };
-        if !p.ready.remove(&(due, id.to_string())) {
+        if !p.ready.remove(&(due, Id::new(id))) {
             return Claimed::InFlight;
         }
         p.in_flight += 1;
@@ -492,26 +565,29 @@ impl Queue {
         {
             let mut st = self.lock();
             st.in_flight = st.in_flight.saturating_sub(1);
+            let mut left = 0;
             let empty = match st.endpoints.get_mut(slug) {
                 Some(p) => {
                     p.in_flight = p.in_flight.saturating_sub(1);
-                    let next_due = match (p.again.remove(id), next_due) {
+                    let key = Id::new(id);
+                    let next_due = match (p.again.remove(&key), next_due) {
                         (Some(again), Some(next)) => Some(again.min(next)),
                         (again, next) => again.or(next),
                     };
                     match next_due {
                         Some(due) => {
-                            p.by_id.insert(id.to_string(), due);
-                            p.ready.insert((due, id.to_string()));
+                            p.by_id.insert(key, due);
+                            p.ready.insert((due, key));
                         }
                         None => {
-                            p.by_id.remove(id);
+                            left = usize::from(p.by_id.remove(&key).is_some());
                         }
                     }
                     p.by_id.is_empty() && p.in_flight == 0 && p.reserved == 0
                 }
                 None => false,
             };
+            st.pending = st.pending.saturating_sub(left);
             if empty {
                 st.endpoints.remove(slug);
             }
@@ -520,7 +596,7 @@ impl Queue {
             if !st
                 .endpoints
                 .get(slug)
-                .is_some_and(|p| p.by_id.contains_key(id))
+                .is_some_and(|p| p.by_id.contains_key(&Id::new(id)))
             {
                 st.unsynced.remove(id);
             }
@@ -545,7 +621,7 @@ impl Queue {
                 if p.ordered {
                     // Only the oldest may go, and only once it waits again.
                     let (id, due) = p.by_id.first_key_value()?;
-                    p.ready.contains(&(*due, id.clone())).then_some(*due)
+                    p.ready.contains(&(*due, *id)).then_some(*due)
                 } else {
                     p.ready.first().map(|(due, _)| *due)
                 }
@@ -807,11 +883,28 @@ mod tests {
     /// A place taken and given back (the event was not stored) leaves no
     /// empty entry behind for every pass of the worker to visit.
     #[test]
+    fn pending_events_are_counted_and_bounded_across_endpoints() {
+        let q = Queue::load(vec![(10, "01A".into(), "a".into())]);
+        q.push("b", "01B", 10);
+        q.push("b", "01B", 20);
+        assert_eq!(q.lock().pending, 2, "a push again is no new entry");
+        let taken = q.take_due(10, lim(false, 4));
+        assert_eq!(taken.len(), 1);
+        q.done("a", "01A", None);
+        assert_eq!(q.lock().pending, 1);
+        q.lock().pending = TOTAL_MAX;
+        assert_eq!(q.admit("c", 10), Err(Full::All));
+        assert_eq!(q.admit("b", 1), Err(Full::Endpoint), "its own limit first");
+        q.lock().pending = TOTAL_MAX - 1;
+        assert_eq!(q.admit("c", 10), Ok(()));
+    }
+
+    #[test]
     fn a_place_given_back_leaves_nothing_behind() {
         let q = Queue::default();
-        assert!(q.admit("a", 5));
+        assert!(q.admit("a", 5).is_ok());
         q.unreserve("a");
-        assert!(!q.admit("b", 0));
+        assert_eq!(q.admit("b", 0), Err(Full::Endpoint));
         assert!(q.lock().endpoints.is_empty());
     }
 

@@ -1607,7 +1607,7 @@ async fn queue_and_mirror_fields_round_trip_and_validate() {
         (
             "max_queue_depth",
             "0",
-            "max_queue_depth: must be at least 1".to_string(),
+            "max_queue_depth: must be between 1 and 2000000 (the most hookrelay keeps queued across all endpoints)".to_string(),
         ),
         (
             "max_queue_depth",

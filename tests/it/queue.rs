@@ -816,7 +816,7 @@ async fn nothing_sends_a_queued_event_before_its_sender_has_its_verdict() {
             "remote_addr": "127.0.0.1", "state": "received",
         }))
         .unwrap();
-        assert!(relay.queue.admit("q", 100));
+        assert!(relay.queue.admit("q", 100).is_ok());
         (
             store
                 .insert_event_queued(ev, body.as_bytes(), Some(at))
