@@ -814,7 +814,7 @@ fn main() {
             &h.admin,
             serde_json::json!({
                 "slug": "queue", "mode": "queue", "target": upstream,
-                "max_queue_depth": 100_000_000u64,
+                "max_queue_depth": hookrelay::queue::TOTAL_MAX,
             }),
         );
         // A fresh instance first: its first scenario ran measurably slower
@@ -889,7 +889,7 @@ fn main() {
             &h.admin,
             serde_json::json!({
                 "slug": "slow", "mode": "queue", "target": slow_upstream,
-                "max_queue_depth": 100_000_000u64,
+                "max_queue_depth": hookrelay::queue::TOTAL_MAX,
             }),
         );
         let url = format!("{}/in/slow", h.ingest);

@@ -26,6 +26,12 @@ async fn run(args: &[&str], server: Option<&TestServer>) -> (i32, String, String
     )
 }
 
+/// `hookrelay restore ARCHIVE --data DATA`.
+async fn restore(archive: &Path, data: &Path) -> (i32, String, String) {
+    let (archive, data) = (archive.to_str().unwrap(), data.to_str().unwrap());
+    run(&["restore", archive, "--data", data], None).await
+}
+
 fn staging_left(data: &Path) -> Vec<String> {
     std::fs::read_dir(data)
         .unwrap()
@@ -93,29 +99,11 @@ async fn a_backup_under_load_restores_every_event_acknowledged_before_it() {
     assert_eq!(staging_left(&s.data), Vec::<String>::new());
 
     let restored = dir.path().join("restored");
-    let (code, out, err) = run(
-        &[
-            "restore",
-            archive.to_str().unwrap(),
-            "--data",
-            restored.to_str().unwrap(),
-        ],
-        None,
-    )
-    .await;
+    let (code, out, err) = restore(&archive, &restored).await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("2 endpoint(s)"), "{out}");
     // Restoring over it is refused: it holds files now.
-    let (code, _, err) = run(
-        &[
-            "restore",
-            archive.to_str().unwrap(),
-            "--data",
-            restored.to_str().unwrap(),
-        ],
-        None,
-    )
-    .await;
+    let (code, _, err) = restore(&archive, &restored).await;
     assert_ne!(code, 0);
     assert!(err.contains("already holds files"), "{err}");
 
@@ -195,16 +183,7 @@ async fn a_cut_damaged_or_hostile_archive_is_refused_and_nothing_is_put_in_place
     let check = |path: std::path::PathBuf, want: &'static str| {
         let target = target.clone();
         async move {
-            let (code, _, err) = run(
-                &[
-                    "restore",
-                    path.to_str().unwrap(),
-                    "--data",
-                    target.to_str().unwrap(),
-                ],
-                None,
-            )
-            .await;
+            let (code, _, err) = restore(&path, &target).await;
             assert_ne!(code, 0, "{want}: restored");
             assert!(err.contains(want), "{want}: {err}");
             assert!(!target.exists(), "{want}: the data directory was made");
@@ -266,16 +245,7 @@ async fn a_cut_damaged_or_hostile_archive_is_refused_and_nothing_is_put_in_place
 
     // The whole archive still restores into an empty directory.
     std::fs::create_dir(&target).unwrap();
-    let (code, out, err) = run(
-        &[
-            "restore",
-            archive.to_str().unwrap(),
-            "--data",
-            target.to_str().unwrap(),
-        ],
-        None,
-    )
-    .await;
+    let (code, out, err) = restore(&archive, &target).await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("10 event(s)"), "{out}");
 }
@@ -318,29 +288,11 @@ async fn a_restore_fills_an_existing_directory_in_place() {
     std::fs::set_permissions(&mount, std::fs::Permissions::from_mode(0o750)).unwrap();
     let link = dir.path().join("link");
     std::os::unix::fs::symlink(&mount, &link).unwrap();
-    let (code, _, err) = run(
-        &[
-            "restore",
-            archive.to_str().unwrap(),
-            "--data",
-            link.to_str().unwrap(),
-        ],
-        None,
-    )
-    .await;
+    let (code, _, err) = restore(&archive, &link).await;
     assert_ne!(code, 0);
     assert!(err.contains("symbolic link"), "{err}");
 
-    let (code, _, err) = run(
-        &[
-            "restore",
-            archive.to_str().unwrap(),
-            "--data",
-            mount.to_str().unwrap(),
-        ],
-        None,
-    )
-    .await;
+    let (code, _, err) = restore(&archive, &mount).await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         std::fs::metadata(&mount).unwrap().permissions().mode() & 0o777,
