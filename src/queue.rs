@@ -565,11 +565,12 @@ impl Queue {
         {
             let mut st = self.lock();
             st.in_flight = st.in_flight.saturating_sub(1);
-            let mut left = 0;
+            let mut left: isize = 0;
             let empty = match st.endpoints.get_mut(slug) {
                 Some(p) => {
                     p.in_flight = p.in_flight.saturating_sub(1);
                     let key = Id::new(id);
+                    let before = p.by_id.len();
                     let next_due = match (p.again.remove(&key), next_due) {
                         (Some(again), Some(next)) => Some(again.min(next)),
                         (again, next) => again.or(next),
@@ -580,14 +581,16 @@ impl Queue {
                             p.ready.insert((due, key));
                         }
                         None => {
-                            left = usize::from(p.by_id.remove(&key).is_some());
+                            p.by_id.remove(&key);
                         }
                     }
+                    // An entry in flight stays in `by_id`: a move is no change.
+                    left = before as isize - p.by_id.len() as isize;
                     p.by_id.is_empty() && p.in_flight == 0 && p.reserved == 0
                 }
                 None => false,
             };
-            st.pending = st.pending.saturating_sub(left);
+            st.pending = st.pending.saturating_add_signed(-left);
             if empty {
                 st.endpoints.remove(slug);
             }
@@ -880,8 +883,6 @@ mod tests {
         assert!(q.take_due(100, lim(true, 4)).is_empty(), "one at a time");
     }
 
-    /// A place taken and given back (the event was not stored) leaves no
-    /// empty entry behind for every pass of the worker to visit.
     #[test]
     fn pending_events_are_counted_and_bounded_across_endpoints() {
         let q = Queue::load(vec![(10, "01A".into(), "a".into())]);
@@ -892,6 +893,16 @@ mod tests {
         assert_eq!(taken.len(), 1);
         q.done("a", "01A", None);
         assert_eq!(q.lock().pending, 1);
+        // A claim that ends with the entry back in the queue, and one that
+        // takes it out.
+        let Claimed::Yes(c) = q.claim("b", "01B") else {
+            panic!("not claimed")
+        };
+        c.finish(false);
+        assert_eq!(q.lock().pending, 1);
+        q.forget("b", "01B");
+        assert_eq!(q.lock().pending, 0);
+        q.push("b", "01B", 10);
         q.lock().pending = TOTAL_MAX;
         assert_eq!(q.admit("c", 10), Err(Full::All));
         assert_eq!(q.admit("b", 1), Err(Full::Endpoint), "its own limit first");
@@ -899,6 +910,8 @@ mod tests {
         assert_eq!(q.admit("c", 10), Ok(()));
     }
 
+    /// A place taken and given back (the event was not stored) leaves no
+    /// empty entry behind for every pass of the worker to visit.
     #[test]
     fn a_place_given_back_leaves_nothing_behind() {
         let q = Queue::default();

@@ -49,7 +49,8 @@ pub fn build(
             continue;
         };
         if har {
-            let entry = har_entry(&ev, &body, &attempts, base);
+            let answer = target_answer(s, &ev, &attempts)?;
+            let entry = har_entry(&ev, &body, answer.as_ref(), base);
             size += entry.to_string().len();
             entries.push(entry);
         } else {
@@ -138,7 +139,25 @@ fn har_cookies(headers: &[(String, Vec<u8>)], set_cookie: bool) -> Value {
 
 /// One HAR entry: the request as received at `base` (the ingest URL) and
 /// the endpoint target's last answer, when there was one.
-fn har_entry(ev: &Event, body: &[u8], attempts: &[Attempt], base: &str) -> Value {
+/// The target's last answer to `ev`: among the newest attempts a detail
+/// carries, else further back a page at a time (an event replayed to other
+/// URLs many times after its delivery).
+fn target_answer(s: &Store, ev: &Event, attempts: &[Attempt]) -> Result<Option<Attempt>> {
+    if let Some(a) = attempts.iter().rev().find(|a| a.to_target) {
+        return Ok(Some(a.clone()));
+    }
+    let mut before = attempts.first().map(|a| a.n).filter(|n| *n > 1);
+    while let Some(b) = before {
+        let page = s.attempts_page(&ev.id, Some(b), crate::store::ATTEMPTS_SHOWN)?;
+        if let Some(a) = page.iter().rev().find(|a| a.to_target) {
+            return Ok(Some(a.clone()));
+        }
+        before = page.first().map(|a| a.n).filter(|n| *n > 1);
+    }
+    Ok(None)
+}
+
+fn har_entry(ev: &Event, body: &[u8], answer: Option<&Attempt>, base: &str) -> Value {
     let mime = ev
         .header("content-type")
         .map(|v| String::from_utf8_lossy(v).into_owned())
@@ -165,7 +184,6 @@ fn har_entry(ev: &Event, body: &[u8], attempts: &[Attempt], base: &str) -> Value
         .collect();
     // The event's answer: its target's last (a mirror's or a replay's to
     // another URL is not), or for a bin what it answered itself.
-    let answer = attempts.iter().rev().find(|a| a.to_target);
     let response = match answer {
         Some(a) => {
             let rmime = a

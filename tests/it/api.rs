@@ -932,3 +932,37 @@ async fn an_event_detail_carries_the_newest_attempts_and_pages_the_rest() {
     );
     assert_eq!(html.matches("<li class=\"attempt").count(), shown);
 }
+
+/// The HAR entry's answer is the target's last even when more than a
+/// detail's worth of replays to other URLs came after it.
+#[tokio::test]
+async fn a_har_entry_finds_the_targets_answer_behind_many_replays() {
+    use crate::support::{Receiver, Reply};
+    let target = Receiver::start(vec![Reply::status(201).body("from the target")]).await;
+    let other = Receiver::start(vec![Reply::status(200)]).await;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({"slug": "fw", "target": target.url("/t")}))
+        .await;
+    let id = s.post_in("fw", &[], "x").await.event_id();
+    for _ in 0..hookrelay::store::ATTEMPTS_SHOWN + 1 {
+        let (status, a) = s
+            .api(
+                "POST",
+                &format!("/api/events/{id}/replay"),
+                Some(json!({"target": other.url("/o")})),
+            )
+            .await;
+        assert_eq!(status, 200, "{a}");
+    }
+    let (_, _, har) = send(
+        "GET",
+        &s.admin_url("/api/export?format=har&endpoint=fw"),
+        &[],
+        Default::default(),
+    )
+    .await;
+    let har: serde_json::Value = serde_json::from_slice(&har).unwrap();
+    let response = &har["log"]["entries"][0]["response"];
+    assert_eq!(response["status"], 201, "{response}");
+    assert_eq!(response["content"]["text"], "from the target");
+}

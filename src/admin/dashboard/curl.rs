@@ -115,10 +115,11 @@ pub fn curl_command(ev: &Event, body: &[u8], base_url: &str) -> String {
     } else if !body.is_empty() {
         out.push_str(" \\\n  --data-binary ");
         out.push_str(&quote(&format!("@{file}")));
-    } else if ev
-        .headers
-        .iter()
-        .any(|(n, v)| n.eq_ignore_ascii_case("content-length") && v.as_slice() == b"0")
+    } else if ev.method != "HEAD"
+        && ev
+            .headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("content-length") && v.as_slice() == b"0")
     {
         // An empty body that was sent as one (`Content-Length: 0`, as a
         // replay sends it): curl sends the header only with data.
