@@ -351,6 +351,15 @@ impl Relay {
         let endpoints = store
             .endpoints()?
             .into_iter()
+            .map(|mut ep| {
+                // Stored before the queue's total cap: the cap applies (an
+                // edit would refuse the larger value).
+                if ep.max_queue_depth > crate::queue::TOTAL_MAX as u64 {
+                    tracing::warn!(endpoint = %ep.slug, max_queue_depth = ep.max_queue_depth, "max_queue_depth is above {}, the most hookrelay keeps queued: {} applies", crate::queue::TOTAL_MAX, crate::queue::TOTAL_MAX);
+                    ep.max_queue_depth = crate::queue::TOTAL_MAX as u64;
+                }
+                ep
+            })
             .inspect(|ep| {
                 // Stored before `auto` + `enforce` was refused: still
                 // enforced (switching it off would let everything in), but
