@@ -880,14 +880,10 @@ async fn backup_body(st: &AdminState) -> Result<axum::body::Body> {
     let turn = Arc::clone(&st.backups)
         .try_acquire_owned()
         .map_err(|_| Error::Conflict("a backup is being made; try again once it is done".into()))?;
-    if let Some(
-        crate::relay::StorageRefusal::Broken(why)
-        | crate::relay::StorageRefusal::NoRoom(why)
-        | crate::relay::StorageRefusal::Limit(why),
-    ) = st.relay.storage_refusal()
-    {
+    if let Some(refusal) = st.relay.storage_refusal() {
         return Err(Error::Unavailable(format!(
-            "no backup while the store refuses events for storage ({why})"
+            "no backup while the store refuses events for storage ({})",
+            refusal.why()
         )));
     }
     let checkpoint = st.relay.store.run(|s| s.checkpoint()).await?;
@@ -902,12 +898,9 @@ async fn backup_body(st: &AdminState) -> Result<axum::body::Body> {
         };
         let keep_going = || match relay.storage_refusal() {
             None => Ok(()),
-            Some(
-                crate::relay::StorageRefusal::Broken(why)
-                | crate::relay::StorageRefusal::NoRoom(why)
-                | crate::relay::StorageRefusal::Limit(why),
-            ) => Err(Error::Unavailable(format!(
-                "the backup was stopped so that the store keeps its room ({why}): the files it holds on to were taken from the disk"
+            Some(refusal) => Err(Error::Unavailable(format!(
+                "the backup was stopped so that the store keeps its room ({}): the files it holds on to were taken from the disk",
+                refusal.why()
             ))),
         };
         match crate::store::backup::write_archive(checkpoint.path(), &mut out, keep_going) {

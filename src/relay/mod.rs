@@ -140,6 +140,17 @@ pub enum StorageRefusal {
     Limit(String),
 }
 
+impl StorageRefusal {
+    /// Why, in the words of the part that refuses.
+    pub fn why(&self) -> &str {
+        match self {
+            StorageRefusal::Broken(why)
+            | StorageRefusal::NoRoom(why)
+            | StorageRefusal::Limit(why) => why,
+        }
+    }
+}
+
 pub struct Relay {
     pub store: Arc<Store>,
     pub client: Client,
