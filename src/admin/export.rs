@@ -146,13 +146,14 @@ fn target_answer(s: &Store, ev: &Event, attempts: &[Attempt]) -> Result<Option<A
     if let Some(a) = attempts.iter().rev().find(|a| a.to_target) {
         return Ok(Some(a.clone()));
     }
-    let mut before = attempts.first().map(|a| a.n).filter(|n| *n > 1);
-    while let Some(b) = before {
-        let page = s.attempts_page(&ev.id, Some(b), crate::store::ATTEMPTS_SHOWN)?;
-        if let Some(a) = page.iter().rev().find(|a| a.to_target) {
-            return Ok(Some(a.clone()));
+    let Some(oldest) = attempts.first() else {
+        return Ok(None);
+    };
+    for a in s.attempts_back(&ev.id, Some(oldest.n)) {
+        let a = a?;
+        if a.to_target {
+            return Ok(Some(a));
         }
-        before = page.first().map(|a| a.n).filter(|n| *n > 1);
     }
     Ok(None)
 }

@@ -758,26 +758,20 @@ impl Relay {
     /// an attempt recorded after `since` (ms).
     pub fn accepted_since(&self, ev: &Event, url: &str, since: u64) -> Result<bool> {
         let sent_to = join_url(url, &ev.path, ev.query.as_deref())?.to_string();
-        // Newest first, a page at a time, back to `since` only: an event
-        // may have thousands of attempts.
-        let mut before = None;
-        loop {
-            let page = self
-                .store
-                .attempts_page(&ev.id, before, crate::store::ATTEMPTS_SHOWN)?;
+        // Newest first, back to `since` only: an event may have thousands
+        // of attempts.
+        for a in self.store.attempts_back(&ev.id, None) {
+            let a = a?;
             // Strictly after: one in the millisecond the job was made may
             // be the delivery the job was made to repeat.
-            if page
-                .iter()
-                .any(|a| a.to_target && a.success && a.at > since && a.url == sent_to)
-            {
+            if a.at <= since {
+                return Ok(false);
+            }
+            if a.to_target && a.success && a.url == sent_to {
                 return Ok(true);
             }
-            match page.first() {
-                Some(a) if a.at > since && a.n > 1 => before = Some(a.n),
-                _ => return Ok(false),
-            }
         }
+        Ok(false)
     }
 
     /// Refuses a request that went round a loop: one this process sent

@@ -69,6 +69,42 @@ pub type FullEvent = (Event, Vec<u8>, Vec<Attempt>);
 /// page at a time ([`Store::attempts_page`]).
 pub const ATTEMPTS_SHOWN: usize = 50;
 
+/// See [`Store::attempts_back`].
+pub struct AttemptsBack<'a> {
+    store: &'a Store,
+    id: String,
+    before: Option<u32>,
+    /// The current page, oldest first: taken from its end.
+    page: Vec<Attempt>,
+    done: bool,
+}
+
+impl Iterator for AttemptsBack<'_> {
+    type Item = Result<Attempt>;
+
+    fn next(&mut self) -> Option<Result<Attempt>> {
+        if self.page.is_empty() && !self.done {
+            match self
+                .store
+                .attempts_page(&self.id, self.before, ATTEMPTS_SHOWN)
+            {
+                Ok(page) => {
+                    match page.first() {
+                        Some(a) if a.n > 1 => self.before = Some(a.n),
+                        _ => self.done = true,
+                    }
+                    self.page = page;
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        self.page.pop().map(Ok)
+    }
+}
+
 /// How one write moves an event in the delivery queue.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct QueueMove {
@@ -691,8 +727,6 @@ impl Store {
         self.wal.flushes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// `Err` with the reason while the last write or WAL flush failed and
-    /// none has worked since (`/healthz` answers 503 then).
     /// Why writes are refused for want of room on the data disk, while
     /// they are (read again at each call, so it clears with no write
     /// needed once there is room). Not [`Store::health`]: a restart does
@@ -712,6 +746,8 @@ impl Store {
         }
     }
 
+    /// `Err` with the reason while the last write or WAL flush failed and
+    /// none has worked since (`/healthz` answers 503 then).
     pub fn health(&self) -> std::result::Result<(), String> {
         match self
             .wal
@@ -1246,11 +1282,9 @@ impl Store {
         Ok(self.db.get_cf(self.cf(keys::BODIES), key)?)
     }
 
+    /// All of an event's attempts, oldest first.
     pub fn attempts(&self, id: &str) -> Result<Vec<Attempt>> {
-        let Some(key) = keys::parse_id(id) else {
-            return Ok(Vec::new());
-        };
-        self.attempts_with(&key, ReadOptions::default())
+        self.attempts_page(id, None, usize::MAX)
     }
 
     /// Up to `limit` of an event's attempts numbered below `before` (or
@@ -1265,6 +1299,19 @@ impl Store {
             return Ok(Vec::new());
         };
         self.attempts_page_with(&key, before, limit, ReadOptions::default())
+    }
+
+    /// An event's attempts numbered below `before` (or all), newest first,
+    /// read a page at a time as the caller goes back: an event may have
+    /// thousands, and most callers stop early.
+    pub fn attempts_back(&self, id: &str, before: Option<u32>) -> AttemptsBack<'_> {
+        AttemptsBack {
+            store: self,
+            id: id.to_string(),
+            before,
+            page: Vec::new(),
+            done: false,
+        }
     }
 
     fn attempts_page_with(
@@ -1293,22 +1340,6 @@ impl Store {
             out.push(from_json(&v)?);
         }
         out.reverse();
-        Ok(out)
-    }
-
-    fn attempts_with(&self, key: &[u8; 16], read: ReadOptions) -> Result<Vec<Attempt>> {
-        let mut out = Vec::new();
-        let cf = self.cf(keys::ATTEMPTS);
-        for item in self
-            .db
-            .iterator_cf_opt(&cf, read, IteratorMode::From(key, Direction::Forward))
-        {
-            let (k, v) = item?;
-            if !k.starts_with(key) {
-                break;
-            }
-            out.push(from_json(&v)?);
-        }
         Ok(out)
     }
 
