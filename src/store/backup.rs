@@ -87,16 +87,7 @@ impl Store {
     pub fn checkpoint(&self) -> Result<Checkpoint> {
         // The flush writes up to the memtables' size and a copy of the WAL:
         // like a WAL write-out, not attempted without room for it.
-        let memtables: u64 = keys::ALL
-            .iter()
-            .map(|name| {
-                self.db
-                    .property_int_value_cf(&self.cf(name), "rocksdb.size-all-mem-tables")
-                    .ok()
-                    .flatten()
-                    .unwrap_or(0)
-            })
-            .sum();
+        let memtables = self.property_sum("rocksdb.size-all-mem-tables");
         self.wal
             .room_for_wal(memtables.saturating_add(WAL_CAP), WAL_HEADROOM)?;
         // What is acknowledged is on disk before the copy is taken.

@@ -1552,18 +1552,20 @@ impl Store {
 
     /// Bytes on disk (SST files plus memtables), for `/metrics`.
     pub fn size_bytes(&self) -> u64 {
+        self.property_sum("rocksdb.total-sst-files-size")
+            + self.property_sum("rocksdb.size-all-mem-tables")
+    }
+
+    /// A RocksDB integer property summed over every column family.
+    fn property_sum(&self, property: &str) -> u64 {
         keys::ALL
             .iter()
             .map(|name| {
-                let cf = self.cf(name);
-                let prop = |p: &str| {
-                    self.db
-                        .property_int_value_cf(&cf, p)
-                        .ok()
-                        .flatten()
-                        .unwrap_or(0)
-                };
-                prop("rocksdb.total-sst-files-size") + prop("rocksdb.size-all-mem-tables")
+                self.db
+                    .property_int_value_cf(&self.cf(name), property)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0)
             })
             .sum()
     }
