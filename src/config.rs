@@ -170,6 +170,8 @@ pub struct Config {
     pub trusted_proxies: crate::forwarded::TrustedProxies,
     /// Where deliveries may connect.
     pub target_guard: crate::deliver::guard::TargetGuard,
+    /// The `--config` file, named in the errors of its endpoints.
+    pub file: Option<PathBuf>,
     pub endpoints: Vec<EndpointInput>,
 }
 
@@ -192,6 +194,7 @@ impl Default for Config {
             max_disk_usage: DEFAULT_MAX_DISK_USAGE,
             trusted_proxies: Default::default(),
             target_guard: Default::default(),
+            file: None,
             endpoints: Vec::new(),
         }
     }
@@ -283,6 +286,7 @@ impl Config {
                     .unwrap_or(d.target_guard.allow),
                 ..d.target_guard
             },
+            file: args.config.clone(),
             // A file's `[endpoint.signature]` is the whole setting (secrets
             // aside): a line taken out of it must not live on.
             endpoints: file

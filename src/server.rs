@@ -126,10 +126,15 @@ pub async fn serve(
     relay.set_body_memory(config.body_memory);
     // By its place in the file too (as a type error is): the slug may be
     // the thing that is missing.
+    let file = config
+        .file
+        .as_ref()
+        .map(|f| format!(" {}:", f.display()))
+        .unwrap_or_default();
     let named = |i: usize, input: &crate::endpoint::EndpointInput, e: crate::error::Error| {
         match &input.slug {
-            Some(slug) => format!("config endpoint[{i}] {slug:?}: {e}"),
-            None => format!("config endpoint[{i}]: {e}"),
+            Some(slug) => format!("config{file} endpoint[{i}] {slug:?}: {e}"),
+            None => format!("config{file} endpoint[{i}]: {e}"),
         }
     };
     // All checked before any is written: a refused start changes nothing.

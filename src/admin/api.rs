@@ -535,19 +535,31 @@ async fn get_attempts(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>> {
-    known_params(&q, &["before", "limit"])?;
-    let number = |k: &str| -> Result<Option<u64>> {
+    // Not the events list's filters: this page has two parameters of its own.
+    if let Some(k) = q
+        .keys()
+        .find(|k| !["before", "limit"].contains(&k.as_str()))
+    {
+        return Err(Error::BadRequest(format!(
+            "unknown parameter {k:?}; the parameters are before, limit"
+        )));
+    }
+    let number = |k: &str, max: u32| -> Result<Option<u32>> {
         q.get(k)
             .map(|v| {
-                v.parse::<u64>()
-                    .map_err(|_| Error::BadRequest(format!("{k}: {v:?} is not a whole number")))
+                v.trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or_else(|| {
+                        Error::BadRequest(format!("{k}: {v:?} must be between 1 and {max}"))
+                    })
             })
             .transpose()
     };
-    let before = number("before")?.map(|b| b.min(u64::from(u32::MAX)) as u32);
-    let limit = number("limit")?
-        .unwrap_or(crate::store::ATTEMPTS_SHOWN as u64)
-        .clamp(1, crate::store::ATTEMPTS_SHOWN as u64) as usize;
+    let before = number("before", u32::MAX)?;
+    let shown = crate::store::ATTEMPTS_SHOWN as u32;
+    let limit = number("limit", shown)?.unwrap_or(shown) as usize;
     let owned = id.clone();
     let (found, attempts) = st
         .relay

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -241,10 +242,28 @@ pub fn check_archive(
     let invalid = Error::Unprocessable;
     let cut = || invalid("the archive ends early: the backup was cut short (take it again)".into());
     let unreadable = |e: std::io::Error| {
+        // tar's messages quote the header bytes it could not read.
+        let why: String = e
+            .to_string()
+            .chars()
+            .map(
+                |c| match c.is_control() || c == char::REPLACEMENT_CHARACTER {
+                    true => '?',
+                    false => c,
+                },
+            )
+            .take(160)
+            .collect();
         invalid(format!(
-            "the archive is unreadable ({e}): cut short, or not one `hookrelay backup` made"
+            "the archive is unreadable ({why}): cut short, or not one `hookrelay backup` made"
         ))
     };
+    let (head, input) = peek(input, 6).map_err(unreadable)?;
+    if let Some(kind) = compressed(&head) {
+        return Err(invalid(format!(
+            "the archive is compressed ({kind}): decompress it first, e.g. `{kind} -dc FILE | hookrelay restore - --data DIR`"
+        )));
+    }
     let mut found: BTreeMap<String, FileEntry> = BTreeMap::new();
     let mut manifest: Option<Manifest> = None;
     let mut archive = tar::Archive::new(input);
@@ -386,11 +405,20 @@ pub fn restore(input: impl Read, data: &Path) -> Result<Restored> {
         _ => Path::new("."),
     };
     let home = if existing { data } else { parent };
-    remove_stale_restores(home);
+    let others_restoring = remove_stale_restores(home);
     if existing {
+        if others_restoring {
+            return Err(Error::Conflict(format!(
+                "another restore into {} is under way",
+                data.display()
+            )));
+        }
         let others: Vec<_> = std::fs::read_dir(data)
             .map_err(|e| io(data, e))?
             .flatten()
+            // A fresh ext4 file system's own directory: its mount point is
+            // "empty" to `serve` too.
+            .filter(|e| e.file_name() != "lost+found" || !e.path().is_dir())
             .map(|e| e.file_name())
             .collect();
         if !others.is_empty() {
@@ -402,11 +430,7 @@ pub fn restore(input: impl Read, data: &Path) -> Result<Restored> {
     } else {
         std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
     }
-    let staging = tempfile::Builder::new()
-        .prefix(RESTORE_PREFIX)
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .tempdir_in(home)
-        .map_err(|e| io(home, e))?;
+    let staging = Staging::new(home).map_err(|e| io(home, e))?;
     let bytes = check_archive(input, |name, content| {
         let path = staging.path().join(name);
         let mut file = std::fs::OpenOptions::new()
@@ -455,11 +479,8 @@ pub fn restore(input: impl Read, data: &Path) -> Result<Restored> {
         }
         sync_dir(data);
     } else {
-        let staged = staging.keep();
-        if let Err(e) = std::fs::rename(&staged, data) {
-            let _ = std::fs::remove_dir_all(&staged);
-            return Err(io(data, e));
-        }
+        std::fs::rename(staging.path(), data).map_err(|e| io(data, e))?;
+        staging.moved();
         sync_dir(parent);
     }
     Ok(Restored {
@@ -471,22 +492,119 @@ pub fn restore(input: impl Read, data: &Path) -> Result<Restored> {
 }
 
 /// Where a restore stages its files; one left by an interrupted restore is
-/// removed by the next.
+/// removed by the next, one still in use (locked) is not.
 const RESTORE_PREFIX: &str = ".hookrelay-restore-";
+/// A staging directory before it is locked: see [`Staging::new`].
+const MAKING_PREFIX: &str = ".hookrelay-restoring-";
 
-fn remove_stale_restores(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if entry
+/// A restore's staging directory, locked (`flock`) for as long as the
+/// restore runs, and removed when dropped unless moved into place.
+struct Staging {
+    path: PathBuf,
+    _lock: std::fs::File,
+    moved: bool,
+}
+
+impl Staging {
+    fn new(home: &Path) -> std::io::Result<Staging> {
+        // Made under a name the stale sweep passes over, locked, and only
+        // then given the name it looks for: another restore starting in
+        // between must not take it for one left behind.
+        let made = tempfile::Builder::new()
+            .prefix(MAKING_PREFIX)
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .tempdir_in(home)?;
+        let lock = std::fs::File::open(made.path())?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive)?;
+        let name = made
+            .path()
             .file_name()
-            .to_string_lossy()
-            .starts_with(RESTORE_PREFIX)
+            .unwrap_or_default()
+            .to_string_lossy();
+        let path = home.join(name.replacen(MAKING_PREFIX, RESTORE_PREFIX, 1));
+        std::fs::rename(made.path(), &path)?;
+        let _renamed = made.keep();
+        Ok(Staging {
+            path,
+            _lock: lock,
+            moved: false,
+        })
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Renamed into place: nothing is left to remove.
+    fn moved(mut self) {
+        self.moved = true;
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.moved {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// Removes the staging directories in `dir` that interrupted restores left
+/// (and a not yet locked one a minute old, left by a crash at its making);
+/// returns whether another restore is using one there now.
+fn remove_stale_restores(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let mut in_use = false;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(RESTORE_PREFIX) {
+            // One that cannot be opened cannot be removed either: the
+            // emptiness check then names the directory as it is.
+            let Ok(d) = std::fs::File::open(entry.path()) else {
+                continue;
+            };
+            match rustix::fs::flock(&d, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+                Err(_) => in_use = true,
+            }
+        } else if name.starts_with(MAKING_PREFIX)
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(60))
         {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
+    in_use
+}
+
+/// The first `n` bytes of `input` (fewer at its end), and `input` whole again.
+fn peek(mut input: impl Read, n: usize) -> std::io::Result<(Vec<u8>, impl Read)> {
+    let mut head = Vec::with_capacity(n);
+    (&mut input).take(n as u64).read_to_end(&mut head)?;
+    Ok((head.clone(), std::io::Cursor::new(head).chain(input)))
+}
+
+/// The compressor whose magic number `head` starts with: an archive
+/// compressed for keeping (the README suggests `zstd`) and given as is.
+fn compressed(head: &[u8]) -> Option<&'static str> {
+    const MAGIC: [(&[u8], &str); 5] = [
+        (&[0x28, 0xb5, 0x2f, 0xfd], "zstd"),
+        (&[0x1f, 0x8b], "gzip"),
+        (&[0xfd, b'7', b'z', b'X', b'Z', 0], "xz"),
+        (b"BZh", "bzip2"),
+        (&[0x04, 0x22, 0x4d, 0x18], "lz4"),
+    ];
+    MAGIC
+        .iter()
+        .find(|(magic, _)| head.starts_with(magic))
+        .map(|(_, kind)| *kind)
 }
 
 fn sync_dir(dir: &Path) {

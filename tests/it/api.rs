@@ -913,6 +913,29 @@ async fn an_event_detail_carries_the_newest_attempts_and_pages_the_rest() {
         )
         .await;
     assert_eq!(status, 404);
+    // Hunt #20: out-of-range or foreign parameters were taken silently.
+    for (query, says) in [
+        ("limit=0", "limit: \"0\" must be between 1 and 50"),
+        ("limit=51", "must be between 1 and 50"),
+        (
+            "before=99999999999999999999",
+            "must be between 1 and 4294967295",
+        ),
+        ("before=x", "before: \"x\" must be between"),
+        (
+            "state=failed",
+            "unknown parameter \"state\"; the parameters are before, limit",
+        ),
+    ] {
+        let (status, body) = s
+            .api("GET", &format!("/api/events/{id}/attempts?{query}"), None)
+            .await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(says),
+            "{query}: {body}"
+        );
+    }
 
     let (_, _, html) = send(
         "GET",

@@ -233,6 +233,11 @@ async fn a_cut_damaged_or_hostile_archive_is_refused_and_nothing_is_put_in_place
 
     // Not an archive at all.
     check(refused("text.tar", b"hello, this is not tar"), "cut short").await;
+    // Compressed for keeping and given as is (hunt #20: the error quoted
+    // the compressed bytes).
+    let mut gz = vec![0x1f, 0x8b, 0x08, 0x00];
+    gz.extend_from_slice(&whole[..600]);
+    check(refused("b.tar.gz", &gz), "the archive is compressed (gzip)").await;
 
     // Nothing half-restored was left beside the target.
     let left: Vec<_> = std::fs::read_dir(dir.path())
@@ -292,8 +297,12 @@ async fn a_restore_fills_an_existing_directory_in_place() {
     assert_ne!(code, 0);
     assert!(err.contains("symbolic link"), "{err}");
 
+    // A fresh ext4 file system holds its own `lost+found` (hunt #20: the
+    // mount point was refused as not empty).
+    std::fs::create_dir(mount.join("lost+found")).unwrap();
     let (code, _, err) = restore(&archive, &mount).await;
     assert_eq!(code, 0, "{err}");
+    assert!(mount.join("lost+found").is_dir());
     assert_eq!(
         std::fs::metadata(&mount).unwrap().permissions().mode() & 0o777,
         0o750,
@@ -447,4 +456,68 @@ async fn no_backup_is_started_without_room_for_it() {
     assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("disk is full"));
     assert_eq!(staging_left(&data), Vec::<String>::new());
+}
+
+/// Hunt #20: a restore removed every staging directory in its way as one
+/// left by a crash, including another restore's still in use; now one in
+/// use is locked, passed over beside, and refused inside.
+#[tokio::test]
+async fn a_restore_under_way_is_not_taken_for_one_left_behind() {
+    use tokio::io::AsyncWriteExt;
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({"slug": "shop"})).await;
+    let id = s.post_in("shop", &[], "kept").await.event_id();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("b.tar");
+    let (code, _, err) = run(&["backup", "-o", archive.to_str().unwrap()], Some(&s)).await;
+    assert_eq!(code, 0, "{err}");
+    let whole = std::fs::read(&archive).unwrap();
+
+    // Into an existing empty directory, fed from a pipe held half-written.
+    let mount = dir.path().join("mount");
+    std::fs::create_dir(&mount).unwrap();
+    let mut first: tokio::process::Command = cmd::hookrelay().into();
+    first
+        .args(["restore", "-", "--data", mount.to_str().unwrap()])
+        .env("RUST_LOG", "off")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut first = first.spawn().unwrap();
+    let mut stdin = first.stdin.take().unwrap();
+    stdin.write_all(&whole[..whole.len() / 2]).await.unwrap();
+    stdin.flush().await.unwrap();
+    // Its staging directory exists (and is locked) once it reads.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !staging_left(&mount)
+        .iter()
+        .any(|n| n.starts_with(".hookrelay-restore-"))
+    {
+        assert!(std::time::Instant::now() < deadline, "no staging directory");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (code, _, err) = restore(&archive, &mount).await;
+    assert_ne!(code, 0, "a second restore into the same directory ran");
+    assert!(err.contains("another restore into"), "{err}");
+    // Beside it, in the same parent, another restore goes on by itself.
+    let beside = mount.join("beside");
+    let (code, _, err) = restore(&archive, &beside).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(staging_left(&mount).len(), 1, "the first's staging went");
+    std::fs::remove_dir_all(&beside).unwrap();
+
+    stdin.write_all(&whole[whole.len() / 2..]).await.unwrap();
+    drop(stdin);
+    let out = cmd::wait(first, "restore -").await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(staging_left(&mount), Vec::<String>::new());
+    let copy = TestServer::start_with(config_at(&mount)).await;
+    let (status, ev) = copy.api("GET", &format!("/api/events/{id}"), None).await;
+    assert_eq!((status, ev["body"].as_str()), (200, Some("kept")));
+    copy.stop().await;
 }

@@ -30,7 +30,9 @@ async fn a_refused_start_writes_none_of_the_files_endpoints() {
     let out = start(&data).await;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "started: {err}");
-    assert!(err.contains("config endpoint[1] \"second\": "), "{err}");
+    // The file is named as a parse error names it (hunt #20).
+    let named = format!("config {}: endpoint[1] \"second\": ", file.display());
+    assert!(err.contains(&named), "{err}");
     // The data directory was new: the refused start leaves none behind,
     // nor the parents it made for it.
     assert!(!data.exists(), "a store was left in {}", data.display());
@@ -64,7 +66,10 @@ async fn a_refused_start_writes_none_of_the_files_endpoints() {
     let out = start(&dir.path().join("other")).await;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "started: {err}");
-    assert!(err.contains("config endpoint[1]: slug"), "{err}");
+    assert!(
+        err.contains(&format!("config {}: endpoint[1]: slug", file.display())),
+        "{err}"
+    );
     drop(dir);
 }
 
