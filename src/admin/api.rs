@@ -810,11 +810,12 @@ async fn export(
         .relay
         .store
         .run(move |s| {
-            let (ids, more) = crate::replay::matching_ids(s, &filter, ex::MAX_EXPORT, take)?;
-            let (text, cut) = ex::build(s, &ids, format == "har", &base, ex::MAX_EXPORT_BYTES)?;
-            // Both caps keep the newest: the rest is older than the oldest
-            // exported, where `cursor` continues.
-            Ok((text, cut.or_else(|| ids.first().cloned().filter(|_| more))))
+            let sel = crate::replay::matching_ids(s, &filter, ex::MAX_EXPORT, take)?;
+            let (text, cut) = ex::build(s, &sel.ids, format == "har", &base, ex::MAX_EXPORT_BYTES)?;
+            // All caps keep the newest: the rest is older than the oldest
+            // exported (or read), where `cursor` continues.
+            let more = sel.ids.first().cloned().filter(|_| sel.more);
+            Ok((text, cut.or(more).or(sel.unread_from)))
         })
         .await?;
     let (ct, ext) = if q.get("format").map(String::as_str) == Some("har") {

@@ -61,8 +61,19 @@ pub async fn run(
         } else {
             let first = v["first_ids"].as_array().map_or(0, Vec::len);
             let count = v["count"].as_u64().unwrap_or(0);
-            match first as u64 {
-                n if n > 0 && n < count => say!("{count} events match; the oldest {n}:"),
+            // A job with this filter would be refused: say why first.
+            if let Some(why) = v["refusal"].as_str() {
+                say!("no job can take this filter: {why}");
+            }
+            let (count, oldest) = if v["more_than_max"] == true {
+                (format!("more than {count}"), "the oldest counted")
+            } else if v["scan_capped"] == true {
+                (format!("at least {count}"), "the oldest found")
+            } else {
+                (count.to_string(), "the oldest")
+            };
+            match first {
+                n if n > 0 && count != n.to_string() => say!("{count} events match; {oldest} {n}:"),
                 _ => say!("{count} events match"),
             }
             for id in v["first_ids"].as_array().into_iter().flatten() {

@@ -2034,18 +2034,18 @@ mod tests {
             ..Default::default()
         };
         // 50 bytes: the two newest bodies (40) fit, the needle's (22) not.
-        let first = store.query_within(&f, 50).unwrap();
+        let first = store.query_within(&f, 50, query::MAX_SCAN).unwrap();
         assert!(first.events.is_empty());
         assert!(first.scan_capped);
         assert_eq!(first.next_cursor.as_deref(), Some(ids[1].as_str()));
         f.cursor = first.next_cursor;
-        let second = store.query_within(&f, 50).unwrap();
+        let second = store.query_within(&f, 50, query::MAX_SCAN).unwrap();
         assert_eq!(second.events.len(), 1);
         assert_eq!(second.events[0].id, ids[0]);
         // A body larger than the whole budget is still searched when it
         // comes first, so a search always moves on.
         f.cursor = Some(ids[1].clone());
-        let big = store.query_within(&f, 5).unwrap();
+        let big = store.query_within(&f, 5, query::MAX_SCAN).unwrap();
         assert_eq!(big.events.len(), 1);
     }
 }

@@ -178,11 +178,23 @@ impl Store {
     /// Newest first, filtered. Endpoint and state filters use indexes; the
     /// others are checked on each record, within [`MAX_SCAN`] records.
     pub fn query(&self, f: &EventFilter) -> Result<EventPage> {
-        self.query_within(f, Q_BODY_BUDGET)
+        self.query_within(f, Q_BODY_BUDGET, MAX_SCAN)
     }
 
-    /// [`Store::query`] with `body_budget` bytes of bodies for `q`.
-    pub(super) fn query_within(&self, f: &EventFilter, body_budget: usize) -> Result<EventPage> {
+    /// [`Store::query`] examining at most `records` records (and never more
+    /// than [`MAX_SCAN`]): what is left of a longer read's budget.
+    pub fn query_reading(&self, f: &EventFilter, records: usize) -> Result<EventPage> {
+        self.query_within(f, Q_BODY_BUDGET, records.min(MAX_SCAN))
+    }
+
+    /// [`Store::query`] with `body_budget` bytes of bodies for `q` and
+    /// `scan_max` records.
+    pub(super) fn query_within(
+        &self,
+        f: &EventFilter,
+        body_budget: usize,
+        scan_max: usize,
+    ) -> Result<EventPage> {
         let limit = f.limit.clamp(1, 1000);
         let below =
             match &f.cursor {
@@ -254,7 +266,7 @@ impl Store {
             }
             let Some((i, id)) = best else { break };
             sources[i].next();
-            if page.scanned >= MAX_SCAN || (q.is_some() && body_budget == 0) {
+            if page.scanned >= scan_max || (q.is_some() && body_budget == 0) {
                 page.scan_capped = true;
                 page.next_cursor = last_seen.and_then(|l| keys::id_string(&l));
                 return Ok(page);

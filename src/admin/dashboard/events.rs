@@ -739,6 +739,9 @@ struct BulkPage {
     /// More than [`crate::replay::MAX_JOB_EVENTS`] match: narrow the filter.
     more: bool,
     max: usize,
+    /// The count stopped at the selection's read budget: a lower bound,
+    /// and no job can be made with this filter (the reason).
+    unread: Option<String>,
     /// The oldest matching ids (the first the job sends).
     first_ids: Vec<String>,
     /// The cursor just above the newest event counted: the job takes
@@ -763,6 +766,10 @@ async fn dry_run_into(
     let v = crate::replay::dry_run(&st.relay, filter, None).await?;
     page.count = v["count"].as_u64().unwrap_or(0) as usize;
     page.more = v["more_than_max"].as_bool().unwrap_or(false);
+    page.unread = v["refusal"]
+        .as_str()
+        .filter(|_| v["scan_capped"] == true)
+        .map(str::to_string);
     page.upto = v["last_id"]
         .as_str()
         .and_then(|id| ulid::Ulid::from_string(id).ok())
@@ -817,6 +824,7 @@ pub async fn bulk_replay(
         count: 0,
         more: false,
         max: crate::replay::MAX_JOB_EVENTS,
+        unread: None,
         first_ids: Vec::new(),
         upto: form.get("upto").to_string(),
         target: form.get("target").to_string(),
