@@ -650,7 +650,7 @@ async fn bulk_replay(
     State(st): State<AdminState>,
     JsonBody(req): JsonBody<serde_json::Map<String, Value>>,
 ) -> Result<(StatusCode, Json<Value>)> {
-    const CONTROL: [&str; 4] = ["dry_run", "rate", "target", "resign"];
+    const CONTROL: [&str; 5] = ["dry_run", "rate", "target", "resign", "all"];
     let mut params = HashMap::new();
     for (k, v) in &req {
         if CONTROL.contains(&k.as_str()) {
@@ -714,6 +714,18 @@ async fn bulk_replay(
         return Ok((
             StatusCode::OK,
             Json(crate::replay::dry_run(&st.relay, filter, take).await?),
+        ));
+    }
+    // `{}` (a client that lost its filter on the way) would send every
+    // stored event again: that takes saying so. `--filter all=true` from
+    // the CLI comes as text.
+    let all = match req.get("all") {
+        Some(Value::String(s)) => query_flag("all", s.trim())?,
+        _ => flag("all")?,
+    };
+    if !all && params.values().all(|v| v.trim().is_empty()) {
+        return Err(Error::Unprocessable(
+            "no filter: this would replay every stored event; give a filter (endpoint, state, since, …), or \"all\": true".into(),
         ));
     }
     let job = crate::replay::start(&st.relay, params, filter, take, target, resign, rate).await?;

@@ -144,6 +144,21 @@ async fn a_dry_run_counts_and_a_job_replays_oldest_first() {
         .api("POST", "/api/replay", Some(json!({ "state": "nope" })))
         .await;
     assert_eq!(st, 400, "{v}");
+    // No filter at all sends every stored event again: only when asked so.
+    for body in [json!({}), json!({ "endpoint": "", "rate": 5 })] {
+        let (st, v) = s.api("POST", "/api/replay", Some(body)).await;
+        assert_eq!(st, 422, "{v}");
+        assert!(v["error"].as_str().unwrap().contains("no filter"), "{v}");
+    }
+    let (st, v) = s
+        .api("POST", "/api/replay", Some(json!({ "all": "maybe" })))
+        .await;
+    assert_eq!(st, 400, "{v}");
+    let (st, v) = s
+        .api("POST", "/api/replay", Some(json!({ "all": "true" })))
+        .await;
+    assert_eq!(st, 202, "{v}");
+    assert!(v["total"].as_u64() > Some(0), "{v}");
 }
 
 /// Replays `intervals + 2` events at `rate` and returns the rate the
