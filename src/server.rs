@@ -579,10 +579,10 @@ fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<TlsAcce
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let certs = CertificateDer::pem_file_iter(cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("tls_cert {}: {e}", cert.display()))?;
+        .map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?;
     if certs.is_empty() {
         return Err(format!(
-            "tls_cert {}: no PEM CERTIFICATE block found",
+            "--tls-cert {}: no PEM CERTIFICATE block found",
             cert.display()
         ));
     }
@@ -590,7 +590,7 @@ fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<TlsAcce
     let key_path = key;
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
         format!(
-            "tls_key {}: {e} (expected an unencrypted PEM private key: PKCS#8, PKCS#1 or SEC1)",
+            "--tls-key {}: {e} (expected an unencrypted PEM private key: PKCS#8, PKCS#1 or SEC1)",
             key.display()
         )
     })?;
@@ -603,7 +603,7 @@ fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<TlsAcce
     .with_single_cert(certs, key)
     .map_err(|e| {
         format!(
-            "tls_cert {} with tls_key {}: {e}",
+            "--tls-cert {} with --tls-key {}: {e}",
             cert.display(),
             key_path.display()
         )

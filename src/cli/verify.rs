@@ -35,7 +35,7 @@ pub struct VerifyArgs {
     /// Timestamp tolerance in seconds (0 turns the check off).
     #[arg(long, default_value_t = signature::DEFAULT_TOLERANCE_S)]
     pub tolerance: u64,
-    /// hmac-sha256: the signature header.
+    /// hmac-sha256: the signature header (default X-Signature).
     #[arg(long)]
     pub sig_header: Option<String>,
     /// hmac-sha256: hex or base64.

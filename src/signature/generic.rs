@@ -1,12 +1,19 @@
 //! The generic `hmac-sha256` scheme for senders without a scheme of their
 //! own: HMAC-SHA256 of the body (or of `ts.body` when `timestamp_header` is
-//! set) in a configured header, hex or base64, after an optional prefix such
+//! set) in a configured header (`X-Signature` by default), hex or base64, after an optional prefix such
 //! as `sha256=`. The received value is decoded before comparing, so hex of
 //! either case and base64 with or without padding are accepted.
 
 use super::{Algo, Form, Headers, Parsed, Reject, Scheme, SignatureConfig, Stamp, Window};
 
 pub(crate) struct Generic;
+
+/// The header when none is configured: the name most such senders use.
+pub(crate) const DEFAULT_HEADER: &str = "X-Signature";
+
+fn header(config: &SignatureConfig) -> &str {
+    config.header.as_deref().unwrap_or(DEFAULT_HEADER)
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Encoding {
@@ -34,14 +41,13 @@ fn is_header_name(name: &str) -> bool {
 /// The `hmac-sha256` part of [`SignatureConfig::validate`].
 pub(crate) fn validate(config: &SignatureConfig) -> Result<(), String> {
     match config.header.as_deref() {
-        None => return Err("signature.header: required for scheme `hmac-sha256`".into()),
         Some(h) if !is_header_name(h) => {
             return Err(format!(
                 "signature.header: `{}` is not a valid header name",
                 super::printable(h, 40)
             ));
         }
-        Some(_) => {}
+        _ => {}
     }
     if encoding(config).is_none() {
         return Err("signature.encoding: must be `hex` or `base64`".into());
@@ -74,7 +80,7 @@ impl Scheme for Generic {
 
     fn parse(&self, config: &SignatureConfig, headers: &Headers) -> Result<Parsed, Reject> {
         validate(config).map_err(|e| Reject::invalid(format!("configuration error: {e}")))?;
-        let header = config.header.as_deref().unwrap_or_default();
+        let header = header(config);
         let enc = encoding(config).unwrap_or(Encoding::Hex);
         let value = super::require(headers, header)?;
         let (prefix, timestamp) = match config.timestamp_header.as_deref() {
@@ -138,9 +144,7 @@ impl Scheme for Generic {
         now: i64,
         _msg_id: &str,
     ) -> Vec<(String, Vec<u8>)> {
-        let Some(header) = config.header.as_deref() else {
-            return Vec::new();
-        };
+        let header = header(config);
         let mut out = Vec::new();
         let prefix = match config.timestamp_header.as_deref() {
             Some(ts_name) => {
@@ -173,7 +177,7 @@ impl Scheme for Generic {
                     .into(),
             );
         }
-        let header = config.header.as_deref().unwrap_or_default();
+        let header = header(config);
         super::resign_when_signed(self, header, config, key, headers, body, now)
     }
 }

@@ -848,6 +848,8 @@ async fn endpoint_add_errors_name_the_flag() {
                 "hmac-sha256",
                 "--signature-secret",
                 "k",
+                "--signature-header",
+                "X Sig",
             ],
             "(--signature-header): ",
         ),

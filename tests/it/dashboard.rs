@@ -2199,8 +2199,9 @@ async fn the_edit_form_keeps_a_leading_newline_in_the_response_body() {
 
 /// A typed secret checks what the endpoint checks: the endpoint's
 /// hmac-sha256 header fills in what the form does not carry (it used to be
-/// "invalid — not checked: signature.header: required"), and a check that
-/// cannot run is "unchecked", not a verdict of "invalid".
+/// "invalid — not checked: signature.header: required"; without one the
+/// default header is checked), and a check that cannot run is
+/// "unchecked", not a verdict of "invalid".
 #[tokio::test]
 async fn a_typed_secret_uses_the_endpoints_signature_settings() {
     use hookrelay::signature::SignatureConfig;
@@ -2301,13 +2302,15 @@ async fn a_typed_secret_uses_the_endpoints_signature_settings() {
         typed.html.contains("value=\"X-Other-Sig\""),
         "kept filled in"
     );
-    // Without them (and none on the endpoint) nothing can be checked.
+    // Without them (and none on the endpoint) the defaults are checked:
+    // hex in `X-Signature`, which this sender did not send (hunt #21: the
+    // header had no default, though the docs gave it one).
     let defaults = page(&[]).await;
     assert!(
         defaults
             .html
-            .contains("Checked against the secret you typed: <span class=\"badge sig-unchecked\"")
-            && defaults.html.contains("signature.header: required"),
+            .contains("Checked against the secret you typed: <span class=\"badge sig-missing\"")
+            && defaults.html.contains("X-Signature"),
         "{}",
         defaults.html
     );

@@ -230,7 +230,7 @@ async fn a_bad_key_refuses_the_start_before_anything_is_written() {
     let out = crate::support::cmd::output(hr).await;
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("tls_key"), "{err}");
+    assert!(err.contains("--tls-key"), "{err}");
     // Started again without TLS: the refused start created nothing.
     let s = TestServer::start_with(config_at(&data)).await;
     let (status, _) = s.api("GET", "/api/endpoints/shop", None).await;
@@ -266,7 +266,8 @@ async fn unusable_certificate_files_are_named_at_start() {
                 "--tls-key".into(),
                 key_path.clone().into_os_string(),
             ],
-            "tls_cert",
+            // The flag, as the other flags' errors name theirs (hunt #21).
+            "--tls-cert",
         ),
         (
             vec!["--ca-file".into(), garbage.clone().into_os_string()],
