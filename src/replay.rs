@@ -1,6 +1,7 @@
-//! Bulk replay jobs: every event matching a filter re-sent, oldest first, at
-//! an optional rate, to the endpoint's target or another URL, optionally
-//! re-signed. A job snapshots the matching ids when it is created, keeps its
+//! Bulk replay jobs, and the selection of events by a filter that they,
+//! dry runs and exports share (with its read budget). A job re-sends every
+//! event matching a filter, oldest first, at an optional rate, to the
+//! endpoint's target or another URL, optionally re-signed. A job snapshots the matching ids when it is created, keeps its
 //! progress in the store, survives a restart (resuming where it stopped; at
 //! most the replay in flight is repeated) and can be cancelled. Sending to
 //! an endpoint's own target, it waits while that endpoint is paused or
@@ -204,7 +205,7 @@ impl Selection {
         }
         self.unread_from.as_ref().map(|_| {
             Error::Unprocessable(format!(
-                "the filter was checked against {SELECT_SCAN_MAX} stored events without reaching the oldest (topic, q, method, status and signature are read from each event): narrow it with endpoint, state or since/until"
+                "the filter was checked against {SELECT_SCAN_MAX} stored events without reaching the oldest (filters other than endpoint and state are checked on each event): narrow it, with since/until for one"
             ))
         })
     }

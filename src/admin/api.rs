@@ -198,23 +198,22 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
 async fn metrics(State(st): State<AdminState>) -> Response {
     let relay = st.relay.clone();
     let listed = relay.list();
-    let endpoints = relay
+    let slugs: Vec<String> = listed.iter().map(|e| e.slug.to_string()).collect();
+    let counts = relay
         .store
-        .run(move |s| {
-            listed
-                .into_iter()
-                .map(|e| {
-                    Ok(crate::metrics::EndpointStats {
-                        counts: s.counts(e.slug.as_str())?,
-                        slug: e.slug.to_string(),
-                        status: e.status.as_str(),
-                        consecutive_failures: e.consecutive_failures,
-                    })
-                })
-                .collect::<Result<Vec<_>>>()
-        })
+        .run(move |s| s.counts_of(&slugs))
         .await
         .unwrap_or_default();
+    let endpoints = listed
+        .into_iter()
+        .zip(counts)
+        .map(|(e, counts)| crate::metrics::EndpointStats {
+            counts,
+            slug: e.slug.to_string(),
+            status: e.status.as_str(),
+            consecutive_failures: e.consecutive_failures,
+        })
+        .collect();
     let store_bytes = relay.store.run(|s| Ok(s.size_bytes())).await.unwrap_or(0);
     let (queue_depth, oldest) = relay.queue.stats();
     let queue_oldest_age_s = oldest
@@ -248,16 +247,7 @@ async fn endpoint_json(st: &AdminState, ep: &crate::endpoint::Endpoint) -> Resul
 /// the blocking pool (one trip each took 1.8 s for 21,000 endpoints).
 async fn endpoints_json(st: &AdminState, eps: &[crate::endpoint::Endpoint]) -> Result<Vec<Value>> {
     let slugs: Vec<String> = eps.iter().map(|e| e.slug.to_string()).collect();
-    let counts = st
-        .relay
-        .store
-        .run(move |s| {
-            slugs
-                .iter()
-                .map(|slug| s.counts(slug))
-                .collect::<Result<Vec<_>>>()
-        })
-        .await?;
+    let counts = st.relay.store.run(move |s| s.counts_of(&slugs)).await?;
     let base = st.relay.ingest_base_for(None);
     Ok(eps
         .iter()
@@ -400,14 +390,7 @@ fn parse_selection(
         .get("limit")
         .map(|s| s.trim())
         .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<usize>()
-                .ok()
-                .filter(|n| (1..=max).contains(n))
-                .ok_or_else(|| {
-                    Error::BadRequest(format!("limit: {s:?} must be between 1 and {max}"))
-                })
-        })
+        .map(|s| number_in("limit", s, max as u64).map(|n| n as usize))
         .transpose()?;
     let mut rest = q.clone();
     rest.remove("limit");
@@ -444,14 +427,7 @@ pub fn parse_filter(q: &HashMap<String, String>) -> Result<EventFilter> {
         })
         .transpose()?;
     let limit = get("limit")
-        .map(|s| {
-            s.parse::<usize>()
-                .ok()
-                .filter(|n| (1..=1000).contains(n))
-                .ok_or_else(|| {
-                    Error::BadRequest(format!("limit: {s:?} must be between 1 and 1000"))
-                })
-        })
+        .map(|s| number_in("limit", s, 1000).map(|n| n as usize))
         .transpose()?
         .unwrap_or(50);
     let flag = |k: &str| -> Result<Option<bool>> { get(k).map(|s| query_flag(k, s)).transpose() };
@@ -494,16 +470,27 @@ pub fn parse_filter(q: &HashMap<String, String>) -> Result<EventFilter> {
     })
 }
 
+/// `v`, a whole number from 1 to `max`, as parameter `k`.
+fn number_in(k: &str, v: &str, max: u64) -> Result<u64> {
+    v.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| Error::BadRequest(format!("{k}: {v:?} must be between 1 and {max}")))
+}
+
+/// The first (in name order) of `q`'s parameters that is none of `known`.
+fn unknown_param<'a>(q: &'a HashMap<String, String>, known: &[&[&str]]) -> Option<&'a str> {
+    q.keys()
+        .map(String::as_str)
+        .filter(|k| !known.iter().any(|list| list.contains(k)))
+        .min()
+}
+
 /// A query parameter that is neither a filter nor one of `extra` is a
 /// typo (`endpont=`) that would silently list everything: `400`.
 pub(crate) fn known_params(q: &HashMap<String, String>, extra: &[&str]) -> Result<()> {
-    let mut unknown: Vec<&str> = q
-        .keys()
-        .map(String::as_str)
-        .filter(|k| !FILTER_KEYS.contains(k) && !PAGE_KEYS.contains(k) && !extra.contains(k))
-        .collect();
-    unknown.sort_unstable();
-    match unknown.first() {
+    match unknown_param(q, &[&FILTER_KEYS, &PAGE_KEYS, extra]) {
         None => Ok(()),
         Some(k) => Err(Error::BadRequest(format!(
             "unknown parameter {k:?}; filters are {}, {}{}",
@@ -556,30 +543,15 @@ async fn get_attempts(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>> {
     // Not the events list's filters: this page has two parameters of its own.
-    if let Some(k) = q
-        .keys()
-        .find(|k| !["before", "limit"].contains(&k.as_str()))
-    {
+    if let Some(k) = unknown_param(&q, &[&["before", "limit"]]) {
         return Err(Error::BadRequest(format!(
             "unknown parameter {k:?}; the parameters are before, limit"
         )));
     }
-    let number = |k: &str, max: u32| -> Result<Option<u32>> {
-        q.get(k)
-            .map(|v| {
-                v.trim()
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=max).contains(n))
-                    .ok_or_else(|| {
-                        Error::BadRequest(format!("{k}: {v:?} must be between 1 and {max}"))
-                    })
-            })
-            .transpose()
-    };
-    let before = number("before", u32::MAX)?;
-    let shown = crate::store::ATTEMPTS_SHOWN as u32;
-    let limit = number("limit", shown)?.unwrap_or(shown) as usize;
+    let number = |k: &str, max: u64| q.get(k).map(|v| number_in(k, v, max)).transpose();
+    let before = number("before", u32::MAX.into())?.map(|n| n as u32);
+    let shown = crate::store::ATTEMPTS_SHOWN;
+    let limit = number("limit", shown as u64)?.map_or(shown, |n| n as usize);
     let owned = id.clone();
     let (found, attempts) = st
         .relay
@@ -710,23 +682,32 @@ async fn bulk_replay(
     // A dry run refuses what the run itself would: it is the rehearsal.
     let resign = flag("resign")?;
     crate::replay::check_options(&st.relay, target.as_deref(), rate, resign, &filter)?;
-    if flag("dry_run")? {
-        return Ok((
-            StatusCode::OK,
-            Json(crate::replay::dry_run(&st.relay, filter, take).await?),
-        ));
-    }
-    // `{}` (a client that lost its filter on the way) would send every
-    // stored event again: that takes saying so. `--filter all=true` from
-    // the CLI comes as text.
+    // `{}` (a client that lost its filter on the way; a cursor or limit
+    // alone reaches back through everything too) would send every stored
+    // event again: that takes saying so. `--filter all=true` from the CLI
+    // comes as text.
     let all = match req.get("all") {
-        Some(Value::String(s)) => query_flag("all", s.trim())?,
+        Some(Value::String(s)) => matches!(s.trim(), "true" | "1"),
         _ => flag("all")?,
     };
-    if !all && params.values().all(|v| v.trim().is_empty()) {
-        return Err(Error::Unprocessable(
+    let unfiltered = !all
+        && FILTER_KEYS
+            .iter()
+            .all(|k| params.get(*k).is_none_or(|v| v.trim().is_empty()));
+    let no_filter = unfiltered.then(|| {
+        Error::Unprocessable(
             "no filter: this would replay every stored event; give a filter (endpoint, state, since, …), or \"all\": true".into(),
-        ));
+        )
+    });
+    if flag("dry_run")? {
+        let mut v = crate::replay::dry_run(&st.relay, filter, take).await?;
+        if let Some(e) = no_filter {
+            v["refusal"] = e.public_message().into();
+        }
+        return Ok((StatusCode::OK, Json(v)));
+    }
+    if let Some(e) = no_filter {
+        return Err(e);
     }
     let job = crate::replay::start(&st.relay, params, filter, take, target, resign, rate).await?;
     Ok((StatusCode::ACCEPTED, Json(job.to_api())))

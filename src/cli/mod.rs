@@ -85,7 +85,7 @@ pub enum Command {
         /// The event id; omit it and give --filter for a bulk replay.
         #[arg(required_unless_present = "filter")]
         id: Option<String>,
-        /// Bulk: a filter of `hookrelay events`, as key=value (repeat), e.g. --filter endpoint=shop --filter state=failed.
+        /// Bulk: a filter of `hookrelay events`, as key=value (repeat), e.g. --filter endpoint=shop --filter state=failed; --filter all=true for every stored event.
         #[arg(long, value_name = "KEY=VALUE", conflicts_with = "id")]
         filter: Vec<String>,
         /// Bulk: only count what matches.

@@ -2,9 +2,11 @@
 //! checkpoint of the running store (consistent: every event acknowledged
 //! before it started is in it), sent as a tar archive whose last entry is a
 //! manifest with every file's size and SHA-256. A restore writes such an
-//! archive into a new data directory, checks it against its manifest and
-//! opens it before putting it in place, so a cut or damaged backup is
-//! refused rather than half restored. Owns the archive's format.
+//! archive into a new (or empty) data directory through a staging
+//! directory, checks it against its manifest and opens it before putting it
+//! in place, so a cut or damaged backup is refused rather than half
+//! restored; the locks that keep two restores out of each other's way are
+//! here too. Owns the archive's format.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -405,6 +407,17 @@ pub fn restore(input: impl Read, data: &Path) -> Result<Restored> {
         _ => Path::new("."),
     };
     let home = if existing { data } else { parent };
+    // Held to the end: two restores into one existing directory would
+    // both find it empty, then move their files over each other's.
+    let _data_lock = match existing {
+        true => Some(lock_dir(data).map_err(|e| io(data, e))?.ok_or_else(|| {
+            Error::Conflict(format!(
+                "another restore into {} is under way",
+                data.display()
+            ))
+        })?),
+        false => None,
+    };
     let others_restoring = remove_stale_restores(home);
     if existing {
         if others_restoring {
@@ -479,7 +492,15 @@ pub fn restore(input: impl Read, data: &Path) -> Result<Restored> {
         }
         sync_dir(data);
     } else {
-        std::fs::rename(staging.path(), data).map_err(|e| io(data, e))?;
+        // Not over a directory made meanwhile (another restore's, which
+        // a plain rename replaces when empty).
+        rename_new(staging.path(), data).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Error::Conflict(format!(
+                "{} was made while this restore ran (another restore?): nothing was put in place",
+                data.display()
+            )),
+            _ => io(data, e),
+        })?;
         staging.moved();
         sync_dir(parent);
     }
@@ -514,15 +535,16 @@ impl Staging {
             .prefix(MAKING_PREFIX)
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .tempdir_in(home)?;
-        let lock = std::fs::File::open(made.path())?;
-        rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive)?;
+        let lock = lock_dir(made.path())?.ok_or_else(|| {
+            std::io::Error::other("a directory just made is locked by another process")
+        })?;
         let name = made
             .path()
             .file_name()
             .unwrap_or_default()
             .to_string_lossy();
         let path = home.join(name.replacen(MAKING_PREFIX, RESTORE_PREFIX, 1));
-        std::fs::rename(made.path(), &path)?;
+        rename_new(made.path(), &path)?;
         let _renamed = made.keep();
         Ok(Staging {
             path,
@@ -549,6 +571,25 @@ impl Drop for Staging {
     }
 }
 
+/// `dir` opened and locked (`flock`, exclusive), or none when another
+/// process holds it. A file system without such locks (some network ones)
+/// gets the directory unlocked: restores there are not kept apart.
+fn lock_dir(dir: &Path) -> std::io::Result<Option<std::fs::File>> {
+    let d = std::fs::File::open(dir)?;
+    match rustix::fs::flock(&d, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Ok(()) | Err(_) => Ok(Some(d)),
+    }
+}
+
+/// Renames `from` to `to`, which must not exist (not even as an empty
+/// directory, which a plain rename replaces).
+fn rename_new(from: &Path, to: &Path) -> std::io::Result<()> {
+    let cwd = rustix::fs::CWD;
+    rustix::fs::renameat_with(cwd, from, cwd, to, rustix::fs::RenameFlags::NOREPLACE)
+        .map_err(std::io::Error::from)
+}
+
 /// Removes the staging directories in `dir` that interrupted restores left
 /// (and a not yet locked one a minute old, left by a crash at its making);
 /// returns whether another restore is using one there now.
@@ -563,14 +604,12 @@ fn remove_stale_restores(dir: &Path) -> bool {
         if name.starts_with(RESTORE_PREFIX) {
             // One that cannot be opened cannot be removed either: the
             // emptiness check then names the directory as it is.
-            let Ok(d) = std::fs::File::open(entry.path()) else {
-                continue;
-            };
-            match rustix::fs::flock(&d, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-                Ok(()) => {
+            match lock_dir(&entry.path()) {
+                Ok(Some(_lock)) => {
                     let _ = std::fs::remove_dir_all(entry.path());
                 }
-                Err(_) => in_use = true,
+                Ok(None) => in_use = true,
+                Err(_) => {}
             }
         } else if name.starts_with(MAKING_PREFIX)
             && entry

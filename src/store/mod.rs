@@ -961,6 +961,12 @@ impl Store {
         Ok(out)
     }
 
+    /// [`Store::counts`] of each endpoint in `slugs`, in order: one call
+    /// from the async side for a whole list.
+    pub fn counts_of(&self, slugs: &[String]) -> Result<Vec<Counts>> {
+        slugs.iter().map(|slug| self.counts(slug)).collect()
+    }
+
     pub fn counts(&self, slug: &str) -> Result<Counts> {
         let cf = self.cf(keys::COUNTS);
         let get = |tag: u8| -> Result<i64> {

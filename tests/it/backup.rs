@@ -244,7 +244,7 @@ async fn a_cut_damaged_or_hostile_archive_is_refused_and_nothing_is_put_in_place
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".hookrelay-restore-"))
+        .filter(|n| n.starts_with(".hookrelay-restor"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
 
@@ -300,9 +300,21 @@ async fn a_restore_fills_an_existing_directory_in_place() {
     // A fresh ext4 file system holds its own `lost+found` (hunt #20: the
     // mount point was refused as not empty).
     std::fs::create_dir(mount.join("lost+found")).unwrap();
+    // What interrupted restores left: a staging directory nobody holds,
+    // and one killed before it was locked, two minutes ago.
+    let stale = mount.join(".hookrelay-restore-Ab12Cd");
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::write(stale.join("000009.sst"), b"half").unwrap();
+    let unlocked = mount.join(".hookrelay-restoring-Ef34Gh");
+    std::fs::create_dir(&unlocked).unwrap();
+    std::fs::File::open(&unlocked)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(120))
+        .unwrap();
     let (code, _, err) = restore(&archive, &mount).await;
     assert_eq!(code, 0, "{err}");
     assert!(mount.join("lost+found").is_dir());
+    assert!(!stale.exists() && !unlocked.exists(), "left behind");
     assert_eq!(
         std::fs::metadata(&mount).unwrap().permissions().mode() & 0o777,
         0o750,

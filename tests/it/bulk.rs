@@ -145,15 +145,29 @@ async fn a_dry_run_counts_and_a_job_replays_oldest_first() {
         .await;
     assert_eq!(st, 400, "{v}");
     // No filter at all sends every stored event again: only when asked so.
-    for body in [json!({}), json!({ "endpoint": "", "rate": 5 })] {
-        let (st, v) = s.api("POST", "/api/replay", Some(body)).await;
-        assert_eq!(st, 422, "{v}");
+    // A cursor or limit alone is no filter (the dry run's `last_id` as a
+    // cursor, the filter lost, reaches back through every event).
+    for body in [
+        json!({}),
+        json!({ "endpoint": "", "rate": 5 }),
+        json!({ "cursor": "01KZZZZZZZZZZZZZZZZZZZZZZZ" }),
+        json!({ "limit": 3, "all": "maybe" }),
+        json!({ "all": false }),
+    ] {
+        let (st, v) = s.api("POST", "/api/replay", Some(body.clone())).await;
+        assert_eq!(st, 422, "{body}: {v}");
         assert!(v["error"].as_str().unwrap().contains("no filter"), "{v}");
+        // Its dry run says so beforehand.
+        let mut dry = body.clone();
+        dry["dry_run"] = true.into();
+        let (st, v) = s.api("POST", "/api/replay", Some(dry)).await;
+        assert_eq!(st, 200, "{body}: {v}");
+        assert!(v["refusal"].as_str().unwrap().contains("no filter"), "{v}");
     }
     let (st, v) = s
-        .api("POST", "/api/replay", Some(json!({ "all": "maybe" })))
+        .api("POST", "/api/replay", Some(json!({ "all": 1 })))
         .await;
-    assert_eq!(st, 400, "{v}");
+    assert_eq!(st, 422, "{v}");
     let (st, v) = s
         .api("POST", "/api/replay", Some(json!({ "all": "true" })))
         .await;
