@@ -362,7 +362,7 @@ async fn release(State(st): State<AdminState>, Path(slug): Path<String>) -> Resu
 
 /// The filter parameters of `GET /api/events` (also the dashboard's list
 /// and bulk replay), in the order the dashboard's filter form shows them.
-pub const FILTER_KEYS: [&str; 11] = [
+pub const FILTER_KEYS: [&str; 12] = [
     "endpoint",
     "state",
     "topic",
@@ -372,6 +372,7 @@ pub const FILTER_KEYS: [&str; 11] = [
     "since",
     "until",
     "q",
+    "field",
     "duplicate",
     "mirror_diff",
 ];
@@ -465,6 +466,12 @@ pub fn parse_filter(q: &HashMap<String, String>) -> Result<EventFilter> {
         since,
         until,
         q: get("q").map(str::to_string),
+        field: get("field")
+            .map(|v| {
+                crate::store::FieldFilter::parse(v)
+                    .map_err(|e| Error::BadRequest(format!("field: {e}")))
+            })
+            .transpose()?,
         limit,
         cursor: get("cursor").map(str::to_string),
     })

@@ -400,6 +400,10 @@ pub struct FilterArgs {
     /// Text search in path, query, headers and bodies.
     #[arg(short, long)]
     pub q: Option<String>,
+    /// A field of a JSON body, PATH or PATH:VALUE (dot-separated keys,
+    /// array positions as numbers), e.g. data.object.id:evt_123.
+    #[arg(long, value_name = "PATH[:VALUE]")]
+    pub field: Option<String>,
     /// Only duplicates of an earlier event (true) or only first deliveries
     /// (false).
     #[arg(long, value_name = "BOOL")]
@@ -422,6 +426,7 @@ impl FilterArgs {
             ("since", &self.since),
             ("until", &self.until),
             ("q", &self.q),
+            ("field", &self.field),
         ];
         for (k, v) in opt {
             if let Some(v) = v {

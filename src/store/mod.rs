@@ -24,7 +24,7 @@ pub mod keys;
 mod query;
 mod retention;
 
-pub use query::{EventFilter, EventPage, MAX_SCAN, Q_BODY_BUDGET};
+pub use query::{EventFilter, EventPage, FieldFilter, MAX_SCAN, Q_BODY_BUDGET};
 pub use retention::Sweep;
 
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! Reading events back: the filters of `GET /api/events`, newest first,
 //! through the endpoint and state indexes where a filter allows, within a
-//! scan budget and a body budget for text search (`q`), with a cursor to go
-//! on from.
+//! scan budget and a body budget for text search (`q`) and JSON fields
+//! (`field`), with a cursor to go on from.
 
 use rocksdb::{ColumnFamily, Direction, IteratorMode};
 
@@ -89,8 +89,65 @@ pub struct EventFilter {
     pub since: Option<u64>,
     pub until: Option<u64>,
     pub q: Option<String>,
+    /// A field of a JSON body (read within `q`'s body budget).
+    pub field: Option<FieldFilter>,
     pub limit: usize,
     pub cursor: Option<String>,
+}
+
+/// `field=PATH[:VALUE]`: events whose body is JSON with the field at PATH
+/// (dot-separated keys, array positions as numbers: `items.0.sku`), equal
+/// to VALUE when given — a string as it is, a number by value, `true`,
+/// `false` or `null` as written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldFilter {
+    path: Vec<String>,
+    value: Option<String>,
+}
+
+impl FieldFilter {
+    pub fn parse(text: &str) -> std::result::Result<FieldFilter, String> {
+        let (path, value) = match text.split_once(':') {
+            Some((p, v)) => (p, Some(v.to_string())),
+            None => (text, None),
+        };
+        let path: Vec<String> = path.split('.').map(str::to_string).collect();
+        if path.iter().any(|k| k.is_empty()) {
+            return Err(format!(
+                "{text:?} is not PATH or PATH:VALUE, PATH being dot-separated keys such as data.object.id"
+            ));
+        }
+        Ok(FieldFilter { path, value })
+    }
+
+    /// Whether `body` is JSON with the field (and value) asked for.
+    pub fn matches(&self, body: &[u8]) -> bool {
+        let Ok(doc) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return false;
+        };
+        let mut at = &doc;
+        for key in &self.path {
+            let next = match at {
+                serde_json::Value::Object(o) => o.get(key),
+                serde_json::Value::Array(a) => key.parse::<usize>().ok().and_then(|i| a.get(i)),
+                _ => None,
+            };
+            let Some(next) = next else { return false };
+            at = next;
+        }
+        let Some(want) = &self.value else {
+            return true;
+        };
+        match at {
+            serde_json::Value::String(s) => s == want,
+            serde_json::Value::Number(n) => n
+                .as_f64()
+                .is_some_and(|n| want.trim().parse::<f64>() == Ok(n)),
+            serde_json::Value::Bool(b) => want == if *b { "true" } else { "false" },
+            serde_json::Value::Null => want == "null",
+            serde_json::Value::Array(_) | serde_json::Value::Object(_) => false,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -243,6 +300,7 @@ impl Store {
             || f.signature.is_some()
             || f.duplicate.is_some()
             || f.mirror_diff.is_some();
+        let reads_bodies = q.is_some() || f.field.is_some();
         let full_budget = body_budget;
         let mut body_budget = body_budget;
         let mut page = EventPage::default();
@@ -266,7 +324,7 @@ impl Store {
             }
             let Some((i, id)) = best else { break };
             sources[i].next();
-            if page.scanned >= scan_max || (q.is_some() && body_budget == 0) {
+            if page.scanned >= scan_max || (reads_bodies && body_budget == 0) {
                 page.scan_capped = true;
                 page.next_cursor = last_seen.and_then(|l| keys::id_string(&l));
                 return Ok(page);
@@ -285,17 +343,23 @@ impl Store {
             if !self.matches(f, &ev) {
                 continue;
             }
+            let mut text = Text::Match;
             if let Some(q) = &q {
-                match self.matches_text(&ev, &id, q, &mut body_budget, full_budget)? {
-                    Text::Match => {}
-                    Text::NoMatch => continue,
-                    // Stop before it: the cursor leads back to this event,
-                    // to be searched whole on the next page.
-                    Text::OverBudget => {
-                        page.scan_capped = true;
-                        page.next_cursor = before.and_then(|l| keys::id_string(&l));
-                        return Ok(page);
-                    }
+                text = self.matches_text(&ev, &id, q, &mut body_budget, full_budget)?;
+            }
+            if let (Text::Match, Some(field)) = (&text, &f.field) {
+                text =
+                    self.matches_body(&id, &mut body_budget, full_budget, |b| field.matches(b))?;
+            }
+            match text {
+                Text::Match => {}
+                Text::NoMatch => continue,
+                // Stop before it: the cursor leads back to this event, to
+                // be searched whole on the next page.
+                Text::OverBudget => {
+                    page.scan_capped = true;
+                    page.next_cursor = before.and_then(|l| keys::id_string(&l));
+                    return Ok(page);
                 }
             }
             page.events.push(ev);
@@ -346,6 +410,18 @@ impl Store {
         {
             return Ok(Text::Match);
         }
+        self.matches_body(id, budget, full_budget, contains)
+    }
+
+    /// Whether the event's body passes `test`, read within `budget` (see
+    /// [`Store::matches_text`]).
+    fn matches_body(
+        &self,
+        id: &[u8; 16],
+        budget: &mut usize,
+        full_budget: usize,
+        test: impl Fn(&[u8]) -> bool,
+    ) -> Result<Text> {
         let Some(body) = self.db.get_pinned_cf(self.cf(keys::BODIES), id)? else {
             return Ok(Text::NoMatch);
         };
@@ -353,7 +429,7 @@ impl Store {
             return Ok(Text::OverBudget);
         }
         *budget = budget.saturating_sub(body.len());
-        Ok(if contains(&body) {
+        Ok(if test(&body) {
             Text::Match
         } else {
             Text::NoMatch
@@ -381,5 +457,42 @@ impl Store {
         }
         it.status()?;
         Ok(slugs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FieldFilter;
+
+    #[test]
+    fn a_json_field_matches_by_path_and_value() {
+        let body = br#"{"data":{"object":{"id":"evt_1","amount":1200,"paid":true,"note":null,
+            "items":[{"sku":"A-1"},{"sku":"B:2"}]}}}"#;
+        let f = |s: &str| FieldFilter::parse(s).unwrap().matches(body);
+        assert!(f("data.object.id:evt_1"));
+        assert!(!f("data.object.id:evt_2"));
+        assert!(!f("data.object.id:EVT_1"), "strings compare exactly");
+        assert!(f("data.object.amount:1200") && f("data.object.amount:1200.0"));
+        assert!(!f("data.object.amount:\"1200\""));
+        assert!(f("data.object.paid:true") && !f("data.object.paid:false"));
+        assert!(f("data.object.note:null"));
+        assert!(f("data.object.items.1.sku:B:2"), "a value may hold ':'");
+        assert!(f("data.object.items.0") && !f("data.object.items.2"));
+        assert!(
+            f("data.object") && !f("data.object:x"),
+            "objects have no value"
+        );
+        assert!(!f("data.missing"));
+        assert!(
+            !FieldFilter::parse("id").unwrap().matches(b"id=1&x=2"),
+            "not JSON"
+        );
+        assert!(
+            FieldFilter::parse("0:1").unwrap().matches(b"[1]"),
+            "a top-level array"
+        );
+        for bad in ["", ".a", "a..b", "a.:1"] {
+            assert!(FieldFilter::parse(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -989,3 +989,92 @@ async fn a_har_entry_finds_the_targets_answer_behind_many_replays() {
     assert_eq!(response["status"], 201, "{response}");
     assert_eq!(response["content"]["text"], "from the target");
 }
+
+/// `field=PATH[:VALUE]` finds events by a field of their JSON body, in the
+/// API, the CLI, the dashboard's list and a bulk replay's count (research:
+/// users find "the right delivery" by an id inside the payload).
+#[tokio::test]
+async fn events_are_found_by_a_field_of_their_json_body() {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({"slug": "shop"})).await;
+    let mut ids = Vec::new();
+    for body in [
+        r#"{"type":"order.paid","data":{"id":"ord_1","total":12.5,"items":[{"sku":"A"}]}}"#,
+        r#"{"type":"order.paid","data":{"id":"ord_2","total":99,"items":[{"sku":"B"}]}}"#,
+        r#"{"type":"refund","data":{"id":"ord_1"}}"#,
+        "id=ord_1&type=form",
+        "\u{0}\u{1}binary",
+    ] {
+        ids.push(s.post_in("shop", &[], body).await.event_id());
+    }
+    let found = |q: &'static str| {
+        let s = &s;
+        async move {
+            let v = s.get(&format!("/api/events?{q}")).await;
+            let mut got: Vec<String> = v["events"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{q}: {v}"))
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_string())
+                .collect();
+            got.reverse();
+            got
+        }
+    };
+    assert_eq!(
+        found("field=data.id:ord_1").await,
+        [ids[0].clone(), ids[2].clone()]
+    );
+    assert_eq!(found("field=data.total:99").await, [ids[1].clone()]);
+    assert_eq!(found("field=data.items.0.sku:A").await, [ids[0].clone()]);
+    assert_eq!(
+        found("field=data.items").await,
+        [ids[0].clone(), ids[1].clone()]
+    );
+    assert_eq!(
+        found("endpoint=shop&field=type:refund&q=ord_1").await,
+        [ids[2].clone()],
+        "with the other filters"
+    );
+    assert!(
+        found("field=id:ord_1").await.is_empty(),
+        "a form body is not JSON"
+    );
+    let (status, v) = s.api("GET", "/api/events?field=a..b", None).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().starts_with("field: "), "{v}");
+
+    // The CLI's flag, the dashboard's form and a bulk replay's count.
+    let mut cli = crate::support::cmd::hookrelay();
+    cli.args(["events", "--field", "data.id:ord_2", "--json"])
+        .env("HOOKRELAY_SERVER", s.admin_url(""));
+    let out = crate::support::cmd::output(cli).await;
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(listed["events"][0]["id"], ids[1].as_str());
+    assert_eq!(listed["events"].as_array().unwrap().len(), 1);
+    let (_, _, html) = send(
+        "GET",
+        &s.admin_url("/events?field=data.id%3Aord_2"),
+        &[],
+        Default::default(),
+    )
+    .await;
+    let html = String::from_utf8_lossy(&html);
+    assert!(
+        html.contains(r#"name="field" value="data.id:ord_2""#),
+        "kept in the form"
+    );
+    assert!(
+        html.contains(&ids[1]) && !html.contains(&ids[0]),
+        "filtered"
+    );
+    let (status, v) = s
+        .api(
+            "POST",
+            "/api/replay",
+            Some(json!({"field": "type:order.paid", "dry_run": true})),
+        )
+        .await;
+    assert_eq!((status, &v["count"]), (200, &json!(2)), "{v}");
+}

@@ -303,10 +303,10 @@ pub async fn list(
             false,
             "Live tail is off: the view ends at a fixed time (until).".into(),
         )
-    } else if !page.f.get("q").is_empty() {
+    } else if !page.f.get("q").is_empty() || !page.f.get("field").is_empty() {
         (
             false,
-            "Live tail is off during a text search (bodies are not streamed).".into(),
+            "Live tail is off while bodies are searched (they are not streamed).".into(),
         )
     } else {
         (true, String::new())
