@@ -1,11 +1,12 @@
 //! Bulk replay jobs, and the selection of events by a filter that they,
 //! dry runs and exports share (with its read budget). A job re-sends every
 //! event matching a filter, oldest first, at an optional rate, to the
-//! endpoint's target or another URL, optionally re-signed. A job snapshots the matching ids when it is created, keeps its
-//! progress in the store, survives a restart (resuming where it stopped; at
-//! most the replay in flight is repeated) and can be cancelled. Sending to
-//! an endpoint's own target, it waits while that endpoint is paused or
-//! disabled, as the endpoint's own deliveries do.
+//! endpoint's target or another URL, optionally re-signed. It snapshots the
+//! matching ids when it is created, keeps its progress in the store,
+//! survives a restart (resuming where it stopped; at most the replay in
+//! flight is repeated) and can be cancelled. Sending to an endpoint's own
+//! target, it waits while that endpoint is paused or disabled, as the
+//! endpoint's own deliveries do.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -238,6 +239,8 @@ fn select(
     let mut sel = Selection::default();
     let mut scanned = 0;
     loop {
+        // Never 0 (a page asked to read nothing would give no cursor): the
+        // loop ends once `scanned` reaches `budget` with more to read.
         let page = store.query_reading(&f, budget - scanned)?;
         sel.ids.extend(page.events.into_iter().map(|e| e.id));
         scanned += page.scanned;
