@@ -32,6 +32,19 @@ async fn restore(archive: &Path, data: &Path) -> (i32, String, String) {
     run(&["restore", archive, "--data", data], None).await
 }
 
+/// A server holding one event ("kept"), its id, and a backup of it in a
+/// temporary directory.
+async fn one_event_backup() -> (TestServer, String, tempfile::TempDir, std::path::PathBuf) {
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({"slug": "shop"})).await;
+    let id = s.post_in("shop", &[], "kept").await.event_id();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("b.tar");
+    let (code, _, err) = run(&["backup", "-o", archive.to_str().unwrap()], Some(&s)).await;
+    assert_eq!(code, 0, "{err}");
+    (s, id, dir, archive)
+}
+
 fn staging_left(data: &Path) -> Vec<String> {
     std::fs::read_dir(data)
         .unwrap()
@@ -280,13 +293,7 @@ async fn a_checkpoint_left_by_a_crash_is_removed_at_the_next_start() {
 #[tokio::test]
 async fn a_restore_fills_an_existing_directory_in_place() {
     use std::os::unix::fs::PermissionsExt;
-    let s = TestServer::start().await;
-    s.create_endpoint(json!({"slug": "shop"})).await;
-    let id = s.post_in("shop", &[], "kept").await.event_id();
-    let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("b.tar");
-    let (code, _, err) = run(&["backup", "-o", archive.to_str().unwrap()], Some(&s)).await;
-    assert_eq!(code, 0, "{err}");
+    let (_s, id, dir, archive) = one_event_backup().await;
 
     let mount = dir.path().join("mount");
     std::fs::create_dir(&mount).unwrap();
@@ -476,13 +483,7 @@ async fn no_backup_is_started_without_room_for_it() {
 #[tokio::test]
 async fn a_restore_under_way_is_not_taken_for_one_left_behind() {
     use tokio::io::AsyncWriteExt;
-    let s = TestServer::start().await;
-    s.create_endpoint(json!({"slug": "shop"})).await;
-    let id = s.post_in("shop", &[], "kept").await.event_id();
-    let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("b.tar");
-    let (code, _, err) = run(&["backup", "-o", archive.to_str().unwrap()], Some(&s)).await;
-    assert_eq!(code, 0, "{err}");
+    let (_s, id, dir, archive) = one_event_backup().await;
     let whole = std::fs::read(&archive).unwrap();
 
     // Into an existing empty directory, fed from a pipe held half-written.
