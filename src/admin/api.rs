@@ -466,7 +466,10 @@ pub fn parse_filter(q: &HashMap<String, String>) -> Result<EventFilter> {
         since,
         until,
         q: get("q").map(str::to_string),
-        field: get("field")
+        // Untrimmed: a value's spaces are part of it.
+        field: q
+            .get("field")
+            .filter(|v| !v.trim().is_empty())
             .map(|v| {
                 crate::store::FieldFilter::parse(v)
                     .map_err(|e| Error::BadRequest(format!("field: {e}")))
@@ -694,7 +697,11 @@ async fn bulk_replay(
     // event again: that takes saying so. `--filter all=true` from the CLI
     // comes as text.
     let all = match req.get("all") {
-        Some(Value::String(s)) => matches!(s.trim(), "true" | "1"),
+        Some(Value::String(s)) => match s.trim() {
+            "true" | "1" => true,
+            "false" | "0" | "" => false,
+            _ => return Err(Error::Unprocessable("all: must be true or false".into())),
+        },
         _ => flag("all")?,
     };
     let unfiltered = !all
@@ -703,7 +710,7 @@ async fn bulk_replay(
             .all(|k| params.get(*k).is_none_or(|v| v.trim().is_empty()));
     let no_filter = unfiltered.then(|| {
         Error::Unprocessable(
-            "no filter: this would replay every stored event; give a filter (endpoint, state, since, …), or \"all\": true".into(),
+            "no filter: this would replay stored events of every endpoint and state (a cursor or limit only says how far back); give a filter (endpoint, state, since, …), or \"all\": true".into(),
         )
     });
     if flag("dry_run")? {

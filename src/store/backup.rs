@@ -408,15 +408,26 @@ pub fn restore(input: impl Read, data: &Path) -> Result<Restored> {
     };
     let home = if existing { data } else { parent };
     // Held to the end: two restores into one existing directory would
-    // both find it empty, then move their files over each other's.
-    let _data_lock = match existing {
-        true => Some(lock_dir(data).map_err(|e| io(data, e))?.ok_or_else(|| {
-            Error::Conflict(format!(
-                "another restore into {} is under way",
-                data.display()
-            ))
-        })?),
-        false => None,
+    // both find it empty, then move their files over each other's; one
+    // into a new directory in it (which holds its parent shared) would put
+    // a store inside the one being restored.
+    let _lock = match existing {
+        true => lock_dir(data, Lock::Exclusive)
+            .map_err(|e| io(data, e))?
+            .ok_or_else(|| {
+                Error::Conflict(format!(
+                    "another restore into {} (or into a new directory in it) is under way",
+                    data.display()
+                ))
+            })?,
+        false => {
+            std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+            lock_dir(parent, Lock::Shared)
+                .map_err(|e| io(parent, e))?
+                .ok_or_else(|| {
+                    Error::Conflict(format!("a restore into {} is under way", parent.display()))
+                })?
+        }
     };
     let others_restoring = remove_stale_restores(home);
     if existing {
@@ -440,8 +451,6 @@ pub fn restore(input: impl Read, data: &Path) -> Result<Restored> {
                 data.display()
             )));
         }
-    } else {
-        std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
     }
     let staging = Staging::new(home).map_err(|e| io(home, e))?;
     let bytes = check_archive(input, |name, content| {
@@ -535,7 +544,7 @@ impl Staging {
             .prefix(MAKING_PREFIX)
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .tempdir_in(home)?;
-        let lock = lock_dir(made.path())?.ok_or_else(|| {
+        let lock = lock_dir(made.path(), Lock::Exclusive)?.ok_or_else(|| {
             std::io::Error::other("a directory just made is locked by another process")
         })?;
         let name = made
@@ -571,12 +580,23 @@ impl Drop for Staging {
     }
 }
 
-/// `dir` opened and locked (`flock`, exclusive), or none when another
-/// process holds it. A file system without such locks (some network ones)
-/// gets the directory unlocked: restores there are not kept apart.
-fn lock_dir(dir: &Path) -> std::io::Result<Option<std::fs::File>> {
+#[derive(Clone, Copy)]
+enum Lock {
+    Shared,
+    Exclusive,
+}
+
+/// `dir` opened and locked (`flock`), or none when another process holds
+/// a lock that excludes this one. A file system without such locks (some
+/// network ones) gets the directory unlocked: restores there are not kept
+/// apart.
+fn lock_dir(dir: &Path, how: Lock) -> std::io::Result<Option<std::fs::File>> {
     let d = std::fs::File::open(dir)?;
-    match rustix::fs::flock(&d, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+    let op = match how {
+        Lock::Shared => rustix::fs::FlockOperation::NonBlockingLockShared,
+        Lock::Exclusive => rustix::fs::FlockOperation::NonBlockingLockExclusive,
+    };
+    match rustix::fs::flock(&d, op) {
         Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
         Ok(()) | Err(_) => Ok(Some(d)),
     }
@@ -604,7 +624,7 @@ fn remove_stale_restores(dir: &Path) -> bool {
         if name.starts_with(RESTORE_PREFIX) {
             // One that cannot be opened cannot be removed either: the
             // emptiness check then names the directory as it is.
-            match lock_dir(&entry.path()) {
+            match lock_dir(&entry.path(), Lock::Exclusive) {
                 Ok(Some(_lock)) => {
                     let _ = std::fs::remove_dir_all(entry.path());
                 }

@@ -90,64 +90,25 @@ pub struct EventFilter {
     pub until: Option<u64>,
     pub q: Option<String>,
     /// A field of a JSON body (read within `q`'s body budget).
-    pub field: Option<FieldFilter>,
+    pub field: Option<super::field::FieldFilter>,
     pub limit: usize,
     pub cursor: Option<String>,
 }
 
-/// `field=PATH[:VALUE]`: events whose body is JSON with the field at PATH
-/// (dot-separated keys, array positions as numbers: `items.0.sku`), equal
-/// to VALUE when given — a string as it is, a number by value, `true`,
-/// `false` or `null` as written.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FieldFilter {
-    path: Vec<String>,
-    value: Option<String>,
+/// Whether `q` (lowercase) is in `hay`, case-insensitively.
+fn contains(hay: &[u8], q: &str) -> bool {
+    String::from_utf8_lossy(hay).to_lowercase().contains(q)
 }
 
-impl FieldFilter {
-    pub fn parse(text: &str) -> std::result::Result<FieldFilter, String> {
-        let (path, value) = match text.split_once(':') {
-            Some((p, v)) => (p, Some(v.to_string())),
-            None => (text, None),
-        };
-        let path: Vec<String> = path.split('.').map(str::to_string).collect();
-        if path.iter().any(|k| k.is_empty()) {
-            return Err(format!(
-                "{text:?} is not PATH or PATH:VALUE, PATH being dot-separated keys such as data.object.id"
-            ));
-        }
-        Ok(FieldFilter { path, value })
-    }
-
-    /// Whether `body` is JSON with the field (and value) asked for.
-    pub fn matches(&self, body: &[u8]) -> bool {
-        let Ok(doc) = serde_json::from_slice::<serde_json::Value>(body) else {
-            return false;
-        };
-        let mut at = &doc;
-        for key in &self.path {
-            let next = match at {
-                serde_json::Value::Object(o) => o.get(key),
-                serde_json::Value::Array(a) => key.parse::<usize>().ok().and_then(|i| a.get(i)),
-                _ => None,
-            };
-            let Some(next) = next else { return false };
-            at = next;
-        }
-        let Some(want) = &self.value else {
-            return true;
-        };
-        match at {
-            serde_json::Value::String(s) => s == want,
-            serde_json::Value::Number(n) => n
-                .as_f64()
-                .is_some_and(|n| want.trim().parse::<f64>() == Ok(n)),
-            serde_json::Value::Bool(b) => want == if *b { "true" } else { "false" },
-            serde_json::Value::Null => want == "null",
-            serde_json::Value::Array(_) | serde_json::Value::Object(_) => false,
-        }
-    }
+/// Whether `q` is in the event's path, query, topic, id or headers: the
+/// parts of a text search (`q`) that need no body.
+fn text_in_record(ev: &Event, q: &str) -> bool {
+    let has = |hay: &[u8]| contains(hay, q);
+    has(ev.path.as_bytes())
+        || ev.query.as_ref().is_some_and(|s| has(s.as_bytes()))
+        || ev.topic.as_ref().is_some_and(|s| has(s.as_bytes()))
+        || ev.external_id.as_ref().is_some_and(|s| has(s.as_bytes()))
+        || ev.headers.iter().any(|(n, v)| has(n.as_bytes()) || has(v))
 }
 
 #[derive(Debug, Default)]
@@ -343,14 +304,17 @@ impl Store {
             if !self.matches(f, &ev) {
                 continue;
             }
-            let mut text = Text::Match;
-            if let Some(q) = &q {
-                text = self.matches_text(&ev, &id, q, &mut body_budget, full_budget)?;
-            }
-            if let (Text::Match, Some(field)) = (&text, &f.field) {
-                text =
-                    self.matches_body(&id, &mut body_budget, full_budget, |b| field.matches(b))?;
-            }
+            // The body is read once for both (twice, a body over half the
+            // budget never fit): `q` first where the record answers it.
+            let q_in_record = q.as_ref().is_none_or(|q| text_in_record(&ev, q));
+            let text = if q_in_record && f.field.is_none() {
+                Text::Match
+            } else {
+                self.matches_body(&id, &mut body_budget, full_budget, |body| {
+                    (q_in_record || q.as_ref().is_some_and(|q| contains(body, q)))
+                        && f.field.as_ref().is_none_or(|field| field.matches(body))
+                })?
+            };
             match text {
                 Text::Match => {}
                 Text::NoMatch => continue,
@@ -380,41 +344,10 @@ impl Store {
             && f.state.is_none_or(|s| ev.state == s)
     }
 
-    /// Whether `q` is in the event's path, query, topic, id, headers or
-    /// body. A body is searched whole or not at all: one that does not fit
-    /// in what is left of the budget is left for the next page, unless no
-    /// body was read yet (so every page makes progress).
-    fn matches_text(
-        &self,
-        ev: &Event,
-        id: &[u8; 16],
-        q: &str,
-        budget: &mut usize,
-        full_budget: usize,
-    ) -> Result<Text> {
-        let contains = |hay: &[u8]| {
-            let hay = String::from_utf8_lossy(hay).to_lowercase();
-            hay.contains(q)
-        };
-        if contains(ev.path.as_bytes())
-            || ev.query.as_ref().is_some_and(|s| contains(s.as_bytes()))
-            || ev.topic.as_ref().is_some_and(|s| contains(s.as_bytes()))
-            || ev
-                .external_id
-                .as_ref()
-                .is_some_and(|s| contains(s.as_bytes()))
-            || ev
-                .headers
-                .iter()
-                .any(|(n, v)| contains(n.as_bytes()) || contains(v))
-        {
-            return Ok(Text::Match);
-        }
-        self.matches_body(id, budget, full_budget, contains)
-    }
-
-    /// Whether the event's body passes `test`, read within `budget` (see
-    /// [`Store::matches_text`]).
+    /// Whether the event's body passes `test`. A body is searched whole or
+    /// not at all: one that does not fit in what is left of the budget is
+    /// left for the next page, unless no body was read yet (so every page
+    /// makes progress).
     fn matches_body(
         &self,
         id: &[u8; 16],
@@ -457,42 +390,5 @@ impl Store {
         }
         it.status()?;
         Ok(slugs)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::FieldFilter;
-
-    #[test]
-    fn a_json_field_matches_by_path_and_value() {
-        let body = br#"{"data":{"object":{"id":"evt_1","amount":1200,"paid":true,"note":null,
-            "items":[{"sku":"A-1"},{"sku":"B:2"}]}}}"#;
-        let f = |s: &str| FieldFilter::parse(s).unwrap().matches(body);
-        assert!(f("data.object.id:evt_1"));
-        assert!(!f("data.object.id:evt_2"));
-        assert!(!f("data.object.id:EVT_1"), "strings compare exactly");
-        assert!(f("data.object.amount:1200") && f("data.object.amount:1200.0"));
-        assert!(!f("data.object.amount:\"1200\""));
-        assert!(f("data.object.paid:true") && !f("data.object.paid:false"));
-        assert!(f("data.object.note:null"));
-        assert!(f("data.object.items.1.sku:B:2"), "a value may hold ':'");
-        assert!(f("data.object.items.0") && !f("data.object.items.2"));
-        assert!(
-            f("data.object") && !f("data.object:x"),
-            "objects have no value"
-        );
-        assert!(!f("data.missing"));
-        assert!(
-            !FieldFilter::parse("id").unwrap().matches(b"id=1&x=2"),
-            "not JSON"
-        );
-        assert!(
-            FieldFilter::parse("0:1").unwrap().matches(b"[1]"),
-            "a top-level array"
-        );
-        for bad in ["", ".a", "a..b", "a.:1"] {
-            assert!(FieldFilter::parse(bad).is_err(), "{bad:?}");
-        }
     }
 }

@@ -479,7 +479,8 @@ async fn no_backup_is_started_without_room_for_it() {
 
 /// Hunt #20: a restore removed every staging directory in its way as one
 /// left by a crash, including another restore's still in use; now one in
-/// use is locked, passed over beside, and refused inside.
+/// use is locked and passed over, and a restore into a directory being
+/// restored (or into a new one inside it) is refused.
 #[tokio::test]
 async fn a_restore_under_way_is_not_taken_for_one_left_behind() {
     use tokio::io::AsyncWriteExt;
@@ -513,12 +514,26 @@ async fn a_restore_under_way_is_not_taken_for_one_left_behind() {
     let (code, _, err) = restore(&archive, &mount).await;
     assert_ne!(code, 0, "a second restore into the same directory ran");
     assert!(err.contains("another restore into"), "{err}");
-    // Beside it, in the same parent, another restore goes on by itself.
-    let beside = mount.join("beside");
-    let (code, _, err) = restore(&archive, &beside).await;
-    assert_eq!(code, 0, "{err}");
+    // Nor into a new directory inside it (hunt #22: a store ended up
+    // nested in the one being restored).
+    let (code, _, err) = restore(&archive, &mount.join("sub")).await;
+    assert_ne!(code, 0, "a restore into a directory in it ran");
+    assert!(err.contains("a restore into"), "{err}");
+    assert!(!mount.join("sub").exists());
     assert_eq!(staging_left(&mount).len(), 1, "the first's staging went");
-    std::fs::remove_dir_all(&beside).unwrap();
+    // Beside it, restores into new directories of one parent go on side by
+    // side, each passing over the other's staging while it is held.
+    let held = dir.path().join(".hookrelay-restore-Held00");
+    std::fs::create_dir(&held).unwrap();
+    let lock = std::fs::File::open(&held).unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    let (code, _, err) = restore(&archive, &dir.path().join("other")).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(held.exists(), "a staging directory in use was removed");
+    drop(lock);
+    let (code, _, err) = restore(&archive, &dir.path().join("another")).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(!held.exists(), "a staging directory left behind was kept");
 
     stdin.write_all(&whole[whole.len() / 2..]).await.unwrap();
     drop(stdin);

@@ -151,7 +151,7 @@ async fn a_dry_run_counts_and_a_job_replays_oldest_first() {
         json!({}),
         json!({ "endpoint": "", "rate": 5 }),
         json!({ "cursor": "01KZZZZZZZZZZZZZZZZZZZZZZZ" }),
-        json!({ "limit": 3, "all": "maybe" }),
+        json!({ "limit": 3, "all": "false" }),
         json!({ "all": false }),
     ] {
         let (st, v) = s.api("POST", "/api/replay", Some(body.clone())).await;
@@ -164,10 +164,13 @@ async fn a_dry_run_counts_and_a_job_replays_oldest_first() {
         assert_eq!(st, 200, "{body}: {v}");
         assert!(v["refusal"].as_str().unwrap().contains("no filter"), "{v}");
     }
-    let (st, v) = s
-        .api("POST", "/api/replay", Some(json!({ "all": 1 })))
-        .await;
-    assert_eq!(st, 422, "{v}");
+    for all in [json!(1), json!("maybe")] {
+        let (st, v) = s
+            .api("POST", "/api/replay", Some(json!({ "all": all })))
+            .await;
+        assert_eq!(st, 422, "{v}");
+        assert!(v["error"].as_str().unwrap().contains("all: must be"), "{v}");
+    }
     let (st, v) = s
         .api("POST", "/api/replay", Some(json!({ "all": "true" })))
         .await;

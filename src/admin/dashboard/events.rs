@@ -109,7 +109,13 @@ impl FilterValues {
                 .map(|k| {
                     (
                         *k,
-                        q.get(*k).map(|v| v.trim().to_string()).unwrap_or_default(),
+                        q.get(*k)
+                            // A JSON field's value is compared as given.
+                            .map(|v| match *k == "field" && !v.trim().is_empty() {
+                                true => v.to_string(),
+                                false => v.trim().to_string(),
+                            })
+                            .unwrap_or_default(),
                     )
                 })
                 .collect(),
