@@ -398,9 +398,23 @@ fn parse_selection(
     Ok((parse_filter(&rest)?, take))
 }
 
+/// A filter parameter's value as it counts: trimmed, except a JSON
+/// field's, whose value is compared as given; empty when only spaces.
+pub fn filter_value<'a>(k: &str, v: &'a str) -> &'a str {
+    match v.trim() {
+        "" => "",
+        _ if k == "field" => v,
+        trimmed => trimmed,
+    }
+}
+
 /// Parses the query of `GET /api/events` (and of the dashboard's list).
 pub fn parse_filter(q: &HashMap<String, String>) -> Result<EventFilter> {
-    let get = |k: &str| q.get(k).map(|s| s.trim()).filter(|s| !s.is_empty());
+    let get = |k: &str| {
+        q.get(k)
+            .map(|s| filter_value(k, s))
+            .filter(|s| !s.is_empty())
+    };
     let now = crate::time::now_ms();
     let instant = |k: &str| -> Result<Option<u64>> {
         get(k)
@@ -466,10 +480,7 @@ pub fn parse_filter(q: &HashMap<String, String>) -> Result<EventFilter> {
         since,
         until,
         q: get("q").map(str::to_string),
-        // Untrimmed: a value's spaces are part of it.
-        field: q
-            .get("field")
-            .filter(|v| !v.trim().is_empty())
+        field: get("field")
             .map(|v| {
                 crate::store::FieldFilter::parse(v)
                     .map_err(|e| Error::BadRequest(format!("field: {e}")))

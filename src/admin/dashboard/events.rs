@@ -110,11 +110,7 @@ impl FilterValues {
                     (
                         *k,
                         q.get(*k)
-                            // A JSON field's value is compared as given.
-                            .map(|v| match *k == "field" && !v.trim().is_empty() {
-                                true => v.to_string(),
-                                false => v.trim().to_string(),
-                            })
+                            .map(|v| crate::admin::api::filter_value(k, v).to_string())
                             .unwrap_or_default(),
                     )
                 })
