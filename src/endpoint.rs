@@ -359,16 +359,7 @@ impl Endpoint {
 
     /// The JSON the API returns: secrets never leave, only `has_secret`.
     pub fn to_api(&self, counts: &Counts) -> serde_json::Value {
-        let signature = self.signature.as_ref().map(|cfg| {
-            let mut v = serde_json::to_value(cfg).unwrap_or_default();
-            if let Some(obj) = v.as_object_mut() {
-                obj.remove("secret");
-                obj.remove("secrets");
-                obj.insert("has_secret".into(), (!cfg.secrets().is_empty()).into());
-                obj.insert("secret_count".into(), cfg.secrets().len().into());
-            }
-            v
-        });
+        let signature = self.signature.as_ref().map(|cfg| cfg.to_api());
         serde_json::json!({
             "slug": self.slug,
             "name": self.name,

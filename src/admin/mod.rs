@@ -56,6 +56,7 @@ pub fn router(relay: Arc<Relay>, token: Option<String>, body_time: Duration, por
         .layer(middleware::map_request(deadline))
         .layer(middleware::from_fn(refuse_cross_origin))
         .layer(middleware::from_fn(refuse_bad_host))
+        .layer(middleware::from_fn(refuse_undecodable_query))
         .layer(middleware::map_response(security_headers))
         .with_state(state)
 }
@@ -205,6 +206,34 @@ async fn refuse_bad_host(req: Request, next: Next) -> Response {
     }
 }
 
+/// A query parameter whose percent-escapes are not UTF-8 (`q=%FF`) is
+/// refused: the query extractors decode lossily, so `%FF` would become
+/// U+FFFD and a search for it would quietly find nothing.
+async fn refuse_undecodable_query(req: Request, next: Next) -> Response {
+    match req.uri().query().and_then(undecodable_param) {
+        None => next.run(req).await,
+        Some(param) => Error::BadRequest(format!(
+            "query parameter {param:?}: its percent-escapes do not decode to UTF-8 text"
+        ))
+        .into_response(),
+    }
+}
+
+/// The name, as written, of the first parameter of `query` whose name or
+/// value does not decode to UTF-8.
+fn undecodable_param(query: &str) -> Option<&str> {
+    query
+        .split('&')
+        .find(|pair| {
+            pair.split('=').any(|part| {
+                percent_encoding::percent_decode_str(part)
+                    .decode_utf8()
+                    .is_err()
+            })
+        })
+        .map(|pair| pair.split('=').next().unwrap_or(pair))
+}
+
 /// A state-changing request (anything but GET/HEAD/OPTIONS) whose `Origin`
 /// is another site is refused before it reaches a handler: the admin
 /// listener usually sits on loopback, where any page the developer has open
@@ -280,7 +309,25 @@ async fn security_headers(mut resp: Response) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::host_is_local;
+    use super::{host_is_local, undecodable_param};
+
+    #[test]
+    fn a_query_is_refused_only_where_an_escape_is_not_utf8() {
+        for ok in [
+            "q=caf%C3%A9",
+            "q=%25FF",
+            "q=%",
+            "q=a%2",
+            "q=%ZZ&x",
+            "field=a.b:1+2",
+            "=&&=",
+        ] {
+            assert_eq!(undecodable_param(ok), None, "{ok}");
+        }
+        assert_eq!(undecodable_param("limit=5&q=%FF"), Some("q"));
+        assert_eq!(undecodable_param("a%C3=1"), Some("a%C3"));
+        assert_eq!(undecodable_param("q=x&field=%ED%A0%80"), Some("field"));
+    }
 
     #[test]
     fn only_loopback_names_and_ip_literals_are_local() {

@@ -401,7 +401,8 @@ pub struct FilterArgs {
     #[arg(short, long)]
     pub q: Option<String>,
     /// A field of a JSON body, PATH or PATH:VALUE (dot-separated keys,
-    /// array positions as numbers), e.g. data.object.id:evt_123.
+    /// array positions as numbers, `\` before a `.` or `:` inside a key),
+    /// e.g. data.object.id:evt_123.
     #[arg(long, value_name = "PATH[:VALUE]")]
     pub field: Option<String>,
     /// Only duplicates of an earlier event (true) or only first deliveries

@@ -308,6 +308,24 @@ impl SignaturePatch {
 }
 
 impl SignatureConfig {
+    /// The config as the API shows it: no secrets, only `has_secret` and
+    /// `secret_count`; a setting left to its default shows the default.
+    pub fn to_api(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(obj) = v.as_object_mut() {
+            obj.remove("secret");
+            obj.remove("secrets");
+            obj.insert("has_secret".into(), (!self.secrets().is_empty()).into());
+            obj.insert("secret_count".into(), self.secrets().len().into());
+            if self.scheme == "hmac-sha256" {
+                obj.entry("header")
+                    .or_insert(generic::DEFAULT_HEADER.into());
+                obj.entry("encoding").or_insert("hex".into());
+            }
+        }
+        v
+    }
+
     /// A config for `scheme` with one secret and the defaults.
     pub fn new(scheme: &str, secret: &str) -> Self {
         SignatureConfig {

@@ -8,9 +8,10 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// Events whose body is JSON with the field at PATH (dot-separated keys,
-/// array positions as numbers: `items.0.sku`), equal to VALUE when given:
-/// a string as it is, a number by value (integers exactly), `true`,
-/// `false` or `null` as written.
+/// array positions as numbers: `items.0.sku`; a backslash takes the next
+/// character as it is, so `meta.a\.b` names the key `a.b`), equal to VALUE
+/// when given: a string as it is, a number by value (integers exactly),
+/// `true`, `false` or `null` as written.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FieldFilter {
     path: Vec<String>,
@@ -18,19 +19,45 @@ pub struct FieldFilter {
 }
 
 impl FieldFilter {
-    /// Parses `PATH[:VALUE]`: the first `:` ends the path, so a value may
-    /// hold one; the value is taken as given, spaces and all.
+    /// Parses `PATH[:VALUE]`: the first `:` not escaped ends the path, so a
+    /// value may hold one; the value is taken as given, spaces and all.
     pub fn parse(text: &str) -> Result<FieldFilter, String> {
-        let (path, value) = match text.split_once(':') {
-            Some((p, v)) => (p.trim(), Some(v.to_string())),
-            None => (text.trim(), None),
-        };
-        let path: Vec<String> = path.split('.').map(str::to_string).collect();
-        if path.iter().any(|k| k.is_empty()) {
-            return Err(format!(
-                "\"{}\" is not PATH or PATH:VALUE, PATH being dot-separated keys such as data.object.id",
+        let bad = |why: &str| {
+            format!(
+                "\"{}\" is not PATH or PATH:VALUE, PATH being dot-separated keys such as data.object.id{why}",
                 crate::text::visible(text)
-            ));
+            )
+        };
+        // Where the path ends: the first `:` no backslash takes.
+        let mut end = text.len();
+        let mut escaped = false;
+        for (at, c) in text.char_indices() {
+            match (escaped, c) {
+                (false, '\\') => escaped = true,
+                (false, ':') => {
+                    end = at;
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        let value = text.get(end + 1..).map(str::to_string);
+        // Spaces around the path come with the input, not with its keys.
+        let mut path = vec![String::new()];
+        let mut chars = text[..end].trim().chars();
+        while let Some(c) = chars.next() {
+            let key = path.last_mut().expect("one key at least");
+            match c {
+                '\\' => match chars.next() {
+                    Some(c) => key.push(c),
+                    None => return Err(bad(" (it ends with a lone backslash)")),
+                },
+                '.' => path.push(String::new()),
+                c => key.push(c),
+            }
+        }
+        if path.iter().any(|k| k.is_empty()) {
+            return Err(bad(""));
         }
         Ok(FieldFilter { path, value })
     }
@@ -242,7 +269,16 @@ mod tests {
                 .unwrap()
                 .matches(br#"{"k":1,"k":2}"#)
         );
-        for bad in ["", ".a", "a..b", "a.:1"] {
+        let odd = br#"{"a.b":{"c:d":1,"e\\f":2},"a":{"b":3}}"#;
+        let g = |s: &str| FieldFilter::parse(s).unwrap().matches(odd);
+        assert!(g(r"a\.b.c\:d:1") && !g(r"a\.b.c\:d:3"), "escaped . and :");
+        assert!(g("a.b:3") && !g(r"a\.b:3"));
+        assert!(g(r"a\.b.e\\f:2"), "an escaped backslash");
+        assert!(
+            g(r" a\.b.\c\:d :1"),
+            "any character escaped; spaces trimmed"
+        );
+        for bad in ["", ".a", "a..b", "a.:1", "a\\", "x.\\", " :1"] {
             assert!(FieldFilter::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -63,6 +63,20 @@ async fn endpoint_fields_are_stored_and_returned() {
     );
     assert!(defaults["target"].is_null());
     assert_eq!(defaults["has_secret"], false);
+    // A setting left to its default shows it (the header was left out).
+    let generic = s
+        .create_endpoint(
+            json!({ "slug": "g", "signature": { "scheme": "hmac-sha256", "secret": "k" } }),
+        )
+        .await;
+    assert_eq!(
+        (
+            &generic["signature"]["header"],
+            &generic["signature"]["encoding"]
+        ),
+        (&json!("X-Signature"), &json!("hex")),
+        "{generic}"
+    );
 
     let (status, changed) = s
         .api(
@@ -129,7 +143,7 @@ async fn endpoint_fields_are_stored_and_returned() {
         .iter()
         .map(|e| e["slug"].as_str().unwrap())
         .collect();
-    assert_eq!(slugs, ["d", "full"]);
+    assert_eq!(slugs, ["d", "full", "g"]);
 
     let (status, _) = s.api("DELETE", "/api/endpoints/d", None).await;
     assert_eq!(status, 204);
@@ -384,6 +398,11 @@ async fn bad_requests_get_clear_errors() {
     check(st, b, 400, "endpont");
     let (st, b) = s.api("GET", "/api/export?stat=failed", None).await;
     check(st, b, 400, "stat");
+    // Decoded lossily, `%FF` became U+FFFD: a search that found nothing.
+    let (st, b) = s.api("GET", "/api/events?q=%FF", None).await;
+    check(st, b, 400, "query parameter \"q\": its percent-escapes");
+    let (st, b) = s.api("GET", "/api/events?field=a:%C3", None).await;
+    check(st, b, 400, "\"field\"");
     let (st, _) = s
         .api("GET", "/api/export?format=har&endpoint=x", None)
         .await;
