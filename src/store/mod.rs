@@ -29,6 +29,7 @@ pub use field::FieldFilter;
 pub use query::{EventFilter, EventPage, MAX_SCAN, Q_BODY_BUDGET};
 pub use retention::Sweep;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -61,6 +62,10 @@ pub enum Durability {
 /// Striped locks serialise read-modify-write of one event record; a stripe
 /// is picked by the id's last (random) byte.
 const STRIPES: usize = 256;
+/// Neighbouring events deleted together by range tombstones rather than a
+/// point tombstone each (see `Store::delete_events_into`): fewer, and a
+/// range tombstone per event would cost every later read more than it saves.
+const RANGE_RUN_MIN: usize = 8;
 
 /// An event, its body and its attempts.
 pub type FullEvent = (Event, Vec<u8>, Vec<Attempt>);
@@ -794,6 +799,27 @@ impl Store {
         recent
     }
 
+    /// The stripes of `ids` (for a retention batch), locked in stripe
+    /// order, with their cached events forgotten. Nothing else holds two
+    /// stripes, so the order is the only one.
+    fn stripes_for_delete(
+        &self,
+        ids: &[[u8; 16]],
+    ) -> Vec<std::sync::MutexGuard<'_, Option<Recent>>> {
+        let mut at: Vec<usize> = ids.iter().map(|k| k[15] as usize % STRIPES).collect();
+        at.sort_unstable();
+        at.dedup();
+        at.into_iter()
+            .map(|i| {
+                let mut recent = lock(&self.stripes[i]);
+                if recent.as_ref().is_some_and(|r| ids.contains(&r.key)) {
+                    *recent = None;
+                }
+                recent
+            })
+            .collect()
+    }
+
     /// The lock (and last-written event) of `key`'s stripe.
     fn stripe(&self, key: &[u8; 16]) -> std::sync::MutexGuard<'_, Option<Recent>> {
         lock(&self.stripes[key[15] as usize % STRIPES])
@@ -1512,8 +1538,118 @@ impl Store {
     }
 
     fn delete_event_into(&self, b: &mut WriteBatch, id: &[u8; 16], ev: &Event) -> Result<()> {
+        self.delete_records_into(b, id, ev.attempts);
+        let mut counts = HashMap::new();
+        self.delete_entries_into(b, id, ev, &mut counts)?;
+        self.merge_counts_into(b, counts);
+        Ok(())
+    }
+
+    /// Deletes `gone` (events in ascending id order, each read under its
+    /// stripe lock, which the caller holds) in one batch. A run of
+    /// [`RANGE_RUN_MIN`] or more that are neighbours in the events family,
+    /// all older than `horizon`, loses its records, bodies, attempts and
+    /// index entries by a few range tombstones instead of a point tombstone
+    /// per key. Measured on a sweep of 2.7M events while senders sent 3,000
+    /// a second (`sync`): one batch and a tombstone per key kept their p99
+    /// at 10–30 ms with windows of 0.2–1.3 s; batches of ranges, 7–13 ms
+    /// and at most 41 ms.
+    pub(crate) fn delete_events_into(
+        &self,
+        b: &mut WriteBatch,
+        gone: &[([u8; 16], Event)],
+        horizon: &[u8; 16],
+    ) -> Result<()> {
+        let ids: Vec<[u8; 16]> = gone.iter().map(|(id, _)| *id).collect();
+        let mut counts = HashMap::new();
+        for run in self.neighbour_runs(&ids)? {
+            let (first, last) = (ids[run.start], ids[run.end - 1]);
+            if run.len() >= RANGE_RUN_MIN && last < *horizon {
+                let end = (u128::from_be_bytes(last) + 1).to_be_bytes();
+                b.delete_range_cf(self.cf(keys::EVENTS), first, end);
+                b.delete_range_cf(self.cf(keys::BODIES), first, end);
+                b.delete_range_cf(
+                    self.cf(keys::ATTEMPTS),
+                    keys::attempt(&first, 0),
+                    keys::attempt(&end, 0),
+                );
+                // No other event lies between the run's ids, so neither does
+                // another entry in an endpoint's (and state's) part of an
+                // index: one range for each part the run touches.
+                let mut parts = std::collections::BTreeSet::new();
+                for (_, ev) in &gone[run] {
+                    parts.insert((ev.endpoint.as_str(), ev.state.tag()));
+                    self.delete_claim_into(b, ev, &mut counts)?;
+                }
+                let mut slugs = std::collections::BTreeSet::new();
+                for (slug, tag) in parts {
+                    b.delete_range_cf(
+                        self.cf(keys::BY_EP_STATE),
+                        keys::by_ep_state(slug, tag, &first),
+                        keys::by_ep_state(slug, tag, &end),
+                    );
+                    slugs.insert(slug);
+                }
+                for slug in slugs {
+                    b.delete_range_cf(
+                        self.cf(keys::BY_ENDPOINT),
+                        keys::by_endpoint(slug, &first),
+                        keys::by_endpoint(slug, &end),
+                    );
+                }
+            } else {
+                for (id, ev) in &gone[run] {
+                    self.delete_records_into(b, id, ev.attempts);
+                    self.delete_entries_into(b, id, ev, &mut counts)?;
+                }
+            }
+        }
+        self.merge_counts_into(b, counts);
+        Ok(())
+    }
+
+    /// Splits `ids` (ascending, all stored) into runs with no other event
+    /// between neighbours.
+    fn neighbour_runs(&self, ids: &[[u8; 16]]) -> Result<Vec<std::ops::Range<usize>>> {
+        let mut runs = Vec::new();
+        let mut it = self.db.raw_iterator_cf(self.cf(keys::EVENTS));
+        let mut i = 0;
+        while i < ids.len() {
+            let start = i;
+            it.seek(ids[i]);
+            while i < ids.len() && it.valid() && it.key() == Some(&ids[i][..]) {
+                i += 1;
+                it.next();
+            }
+            // Not found (deleted meanwhile): alone, by point deletes.
+            i = i.max(start + 1);
+            runs.push(start..i);
+        }
+        it.status()?;
+        Ok(runs)
+    }
+
+    /// An event's record, body and attempts, by point deletes.
+    fn delete_records_into(&self, b: &mut WriteBatch, id: &[u8; 16], attempts: u32) {
         b.delete_cf(self.cf(keys::EVENTS), id);
         b.delete_cf(self.cf(keys::BODIES), id);
+        // One point delete per attempt: a range tombstone per event costs
+        // every later read of the column family more than the keys it drops.
+        let cf = self.cf(keys::ATTEMPTS);
+        for n in 1..=attempts {
+            b.delete_cf(&cf, keys::attempt(id, n));
+        }
+    }
+
+    /// An event's index entries and dedup claim; its counters' changes are
+    /// added up in `counts` (one merge per counter and batch).
+    fn delete_entries_into(
+        &self,
+        b: &mut WriteBatch,
+        id: &[u8; 16],
+        ev: &Event,
+        counts: &mut HashMap<Vec<u8>, i64>,
+    ) -> Result<()> {
         b.delete_cf(
             self.cf(keys::BY_ENDPOINT),
             keys::by_endpoint(&ev.endpoint, id),
@@ -1522,12 +1658,17 @@ impl Store {
             self.cf(keys::BY_EP_STATE),
             keys::by_ep_state(&ev.endpoint, ev.state.tag(), id),
         );
-        // One point delete per attempt: a range tombstone per event costs
-        // every later read of the column family more than the keys it drops.
-        let attempts = self.cf(keys::ATTEMPTS);
-        for n in 1..=ev.attempts {
-            b.delete_cf(&attempts, keys::attempt(id, n));
-        }
+        self.delete_claim_into(b, ev, counts)
+    }
+
+    /// An event's dedup claim (if it made one) and its share of the
+    /// counters, added up in `counts`.
+    fn delete_claim_into(
+        &self,
+        b: &mut WriteBatch,
+        ev: &Event,
+        counts: &mut HashMap<Vec<u8>, i64>,
+    ) -> Result<()> {
         if let Some(ext) = &ev.external_id
             && ev.duplicate_of.is_none()
         {
@@ -1542,20 +1683,18 @@ impl Store {
                 b.delete_cf(&dedup, key);
             }
         }
-        let counts = self.cf(keys::COUNTS);
-        b.merge_cf(
-            &counts,
-            keys::count(&ev.endpoint, b'r'),
-            (-1i64).to_le_bytes(),
-        );
+        *counts.entry(keys::count(&ev.endpoint, b'r')).or_default() -= 1;
         if let Some(tag) = count_tag(ev.state) {
-            b.merge_cf(
-                &counts,
-                keys::count(&ev.endpoint, tag),
-                (-1i64).to_le_bytes(),
-            );
+            *counts.entry(keys::count(&ev.endpoint, tag)).or_default() -= 1;
         }
         Ok(())
+    }
+
+    fn merge_counts_into(&self, b: &mut WriteBatch, counts: HashMap<Vec<u8>, i64>) {
+        let cf = self.cf(keys::COUNTS);
+        for (key, n) in counts {
+            b.merge_cf(&cf, key, n.to_le_bytes());
+        }
     }
 
     /// Bytes on disk (SST files plus memtables), for `/metrics`.
