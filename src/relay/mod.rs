@@ -27,6 +27,7 @@ use crate::time::now_ms;
 mod notify;
 mod outbound;
 mod release;
+mod turns;
 
 use outbound::{add_via, set_in_place};
 pub use outbound::{forward_headers, join_url, join_url_text};
@@ -185,6 +186,8 @@ pub struct Relay {
     /// Notified when an endpoint changes (status, target), is deleted or
     /// ends a release: replay jobs waiting for it look again.
     pub endpoint_changed: tokio::sync::Notify,
+    /// Replays of one event take turns (see `turns`).
+    replays: turns::Turns,
     /// This process's name in the `Via` of every request it sends
     /// (`hookrelay-` and 8 random hex digits): a request that arrives
     /// carrying it went round a loop (see [`Relay::relayed_here`]).
@@ -413,6 +416,7 @@ impl Relay {
             deliveries: tokio_util::task::TaskTracker::new(),
             closing: Default::default(),
             endpoint_changed: Default::default(),
+            replays: Default::default(),
             via_name: format!("hookrelay-{:08x}", ulid::Ulid::generate().random() as u32),
             endpoints: RwLock::new(endpoints),
             stream,
@@ -1457,6 +1461,9 @@ impl Relay {
         // must not cut the attempt between its send and its record.
         let relay = Arc::clone(self);
         let attempt = async move {
+            // Before the look at what was accepted: another job sending
+            // this event now is seen by its outcome, not sent beside.
+            let _turn = relay.replays.take(&ev.id).await;
             // Sent nowhere while its sender may yet be told it was not
             // stored (a queue-mode event moments old).
             // Read again after: taken back by a sender told 503 while this

@@ -766,3 +766,45 @@ async fn a_job_is_never_created_in_the_middle_of_a_retention_pass() {
     job.await.unwrap().unwrap();
     assert_eq!(store.jobs().unwrap().len(), 1);
 }
+
+/// Hunt #24: two jobs made at once (a double click, a request sent twice)
+/// each found no accepted attempt and both sent every event.
+#[tokio::test]
+async fn two_jobs_at_once_send_each_event_once() {
+    let mut up = Receiver::start(vec![Reply::status(500)]).await;
+    let s = TestServer::start().await;
+    let ids = failed_events(&s, &mut up, "twice", 20).await;
+    up.set_script(vec![Reply::status(200).delay(Duration::from_millis(20))]);
+    let make = || async {
+        let (st, v) = s
+            .api(
+                "POST",
+                "/api/replay",
+                Some(json!({ "endpoint": "twice", "state": "failed" })),
+            )
+            .await;
+        assert_eq!(st, 202, "{v}");
+        v["id"].as_str().unwrap().to_string()
+    };
+    let (a, b) = tokio::join!(make(), make());
+    let (a, b) = (
+        wait_job(&s, &a, "done").await,
+        wait_job(&s, &b, "done").await,
+    );
+    let mut bodies: Vec<String> = up
+        .drain()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    bodies.sort();
+    let want: Vec<String> = (0..ids.len()).map(|i| format!("twice-{i:03}")).collect();
+    assert_eq!(bodies, want, "each event sent once");
+    for j in [&a, &b] {
+        assert_eq!(j["succeeded"], 20, "{j}");
+    }
+    assert_eq!(
+        a["already_delivered"].as_u64().unwrap() + b["already_delivered"].as_u64().unwrap(),
+        20,
+        "{a} {b}"
+    );
+}
