@@ -5,12 +5,13 @@
 
 use std::fmt;
 
+use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// Events whose body is JSON with the field at PATH (dot-separated keys,
 /// array positions as numbers: `items.0.sku`; a backslash takes the next
 /// character as it is, so `meta.a\.b` names the key `a.b`), equal to VALUE
-/// when given: a string as it is, a number by value (integers exactly),
+/// when given: a string as it is, a number by its exact decimal value,
 /// `true`, `false` or `null` as written.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FieldFilter {
@@ -91,7 +92,10 @@ impl<'de> DeserializeSeed<'de> for Walk<'_> {
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
         match self.path.is_empty() {
-            true => d.deserialize_any(Leaf(self.want)),
+            // As written: a number past 64 bits parses as a float, which
+            // would match its neighbours.
+            true => <&serde_json::value::RawValue>::deserialize(d)
+                .map(|raw| leaf_matches(raw.get(), self.want)),
             false => d.deserialize_any(self),
         }
     }
@@ -159,57 +163,58 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 }
 
-/// The value at the end of the path, against the wanted one (any value
-/// when none is wanted; an object or array equals no VALUE).
-struct Leaf<'a>(Option<&'a str>);
-
-impl Leaf<'_> {
-    fn number(&self, exact: Option<i128>, n: f64) -> bool {
-        let Some(want) = self.0.map(str::trim) else {
-            return true;
-        };
-        // Integers exactly (ids past 2^53 differ in their last digits);
-        // anything else by its value as a float (`1e2` is 100).
-        match (exact, want.parse::<i128>()) {
-            (Some(got), Ok(w)) => got == w,
-            _ => want.parse::<f64>() == Ok(n),
-        }
+/// Whether the value at the end of the path, as written in the body, is
+/// the wanted one (any value when none is wanted; an object or array
+/// equals no VALUE): a string exactly, `true`/`false`/`null` as written, a
+/// number by its exact decimal value (`1.2e3` is `1200`, and integers of
+/// any length stay exact).
+fn leaf_matches(raw: &str, want: Option<&str>) -> bool {
+    let Some(want) = want else {
+        return true;
+    };
+    match raw.as_bytes().first() {
+        Some(b'"') => serde_json::from_str::<std::borrow::Cow<str>>(raw).is_ok_and(|s| s == want),
+        Some(b'{' | b'[') => false,
+        Some(b't' | b'f' | b'n') => raw == want,
+        _ => decimal(raw).is_some_and(|got| decimal(want.trim()) == Some(got)),
     }
 }
 
-impl<'de> Visitor<'de> for Leaf<'_> {
-    type Value = bool;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
+/// A number's exact value: (negative, significant digits with no leading
+/// or trailing zeros, power of ten), zero being `(false, "", 0)`. Accepts
+/// JSON's syntax plus a leading `+`, a bare `.5` or `5.`.
+fn decimal(text: &str) -> Option<(bool, String, i128)> {
+    let (negative, rest) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let (mantissa, exp) = match rest.split_once(['e', 'E']) {
+        Some((m, e)) => {
+            let digits = e.strip_prefix(['+', '-']).unwrap_or(e);
+            // Past this the value is out of any sender's range; refused
+            // rather than wrapped.
+            if digits.is_empty() || digits.len() > 30 || !digits.bytes().all(|c| c.is_ascii_digit())
+            {
+                return None;
+            }
+            (m, e.parse::<i128>().ok()?)
+        }
+        None => (rest, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.len() + frac.len() == 0 || !(int.bytes().chain(frac.bytes())).all(|c| c.is_ascii_digit())
+    {
+        return None;
     }
-
-    fn visit_str<E>(self, s: &str) -> Result<bool, E> {
-        Ok(self.0.is_none_or(|w| w == s))
+    let digits = format!("{int}{frac}");
+    let digits = digits.trim_start_matches('0');
+    let significant = digits.trim_end_matches('0');
+    if significant.is_empty() {
+        return Some((false, String::new(), 0));
     }
-    fn visit_bool<E>(self, b: bool) -> Result<bool, E> {
-        Ok(self.0.is_none_or(|w| w == if b { "true" } else { "false" }))
-    }
-    fn visit_unit<E>(self) -> Result<bool, E> {
-        Ok(self.0.is_none_or(|w| w == "null"))
-    }
-    fn visit_i64<E>(self, n: i64) -> Result<bool, E> {
-        Ok(self.number(Some(n.into()), n as f64))
-    }
-    fn visit_u64<E>(self, n: u64) -> Result<bool, E> {
-        Ok(self.number(Some(n.into()), n as f64))
-    }
-    fn visit_f64<E>(self, n: f64) -> Result<bool, E> {
-        Ok(self.number(None, n))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<bool, A::Error> {
-        IgnoredAny.visit_map(map)?;
-        Ok(self.0.is_none())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
-        IgnoredAny.visit_seq(seq)?;
-        Ok(self.0.is_none())
-    }
+    let exp = exp - frac.len() as i128 + (digits.len() - significant.len()) as i128;
+    Some((negative, significant.to_string(), exp))
 }
 
 #[cfg(test)]
@@ -298,6 +303,21 @@ mod tests {
         assert!(!f("12345678901234567891", r#"{"id":12345678901234567890}"#));
         assert!(f("-3", r#"{"id":-3}"#) && f("-0", r#"{"id":0}"#));
         assert!(f("100", r#"{"id":1e2}"#) && f("100.0", r#"{"id":100}"#));
+        // Hunt #23: past 64 bits numbers parsed as floats and matched
+        // their neighbours.
+        let big = r#"{"id":18446744073709551616}"#;
+        assert!(f("18446744073709551616", big) && !f("18446744073709551615", big));
+        assert!(!f("18446744073709551617", big) && !f("1.8446744073709552e19", big));
+        assert!(f(
+            "-99999999999999999999999",
+            r#"{"id":-99999999999999999999999}"#
+        ));
+        assert!(!f("1e29", r#"{"id":100000000000000000000000000001}"#));
+        assert!(f("0.1", r#"{"id":0.10}"#) && f("1200", r#"{"id":1.2E+3}"#));
+        assert!(!f("0.3", r#"{"id":0.30000000000000004}"#));
+        assert!(f("+5", r#"{"id":5}"#) && f(" 5 ", r#"{"id":5}"#));
+        assert!(!f("5x", r#"{"id":5}"#) && !f("e5", r#"{"id":5}"#) && !f("1e", r#"{"id":1}"#));
+        assert!(f("1e400", r#"{"id":10e399}"#), "no float overflow");
     }
 
     /// Hunt #22: a 24 MB array of numbers and an 18 MB array of objects
