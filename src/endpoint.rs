@@ -307,6 +307,10 @@ pub struct Endpoint {
     pub disabled_reason: Option<String>,
     pub disabled_at: Option<u64>,
     pub created_at: u64,
+    /// A release of held events was started and has not ended: a restart
+    /// (after a crash, or a shutdown that stopped it) goes on with it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub release_pending: bool,
 }
 
 impl Endpoint {
@@ -345,6 +349,7 @@ impl Endpoint {
             disabled_reason: None,
             disabled_at: None,
             created_at: now_ms,
+            release_pending: false,
         }
     }
 

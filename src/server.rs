@@ -224,6 +224,10 @@ pub async fn serve(
             d.watch(disk_stop).await;
         }
     });
+    relay
+        .resume_releases()
+        .await
+        .map_err(|e| format!("resuming releases: {e}"))?;
     crate::replay::resume(&relay)
         .await
         .map_err(|e| format!("resuming replay jobs: {e}"))?;

@@ -1,6 +1,7 @@
 //! Releasing an endpoint's held events: one release at a time per
 //! endpoint, sent in arrival order (or put back in the delivery queue in
-//! queue mode), stopped by a new disable.
+//! queue mode), stopped by a new disable, and gone on with after a restart
+//! that cut it (the endpoint's `release_pending`).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -31,11 +32,16 @@ impl<'a> ReleaseRun<'a> {
                 "a release of {slug:?} is already running"
             )));
         }
-        Ok(ReleaseRun {
+        Ok(ReleaseRun::resumed(relay, cell))
+    }
+
+    /// A release whose flag is set already (by [`Relay::resume_releases`]).
+    fn resumed(relay: &'a Relay, cell: &'a EndpointCell) -> ReleaseRun<'a> {
+        ReleaseRun {
             cell,
             queue: &relay.queue,
             changed: &relay.endpoint_changed,
-        })
+        }
     }
 }
 
@@ -66,7 +72,8 @@ impl Relay {
                 )));
             }
             let _run = ReleaseRun::start(&relay, &cell, &slug)?;
-            relay.release_held(&cell, &slug).await
+            relay.mark_release(&cell, true).await?;
+            relay.release_marked(&cell, &slug).await
         })
         .await
         .map_err(|e| Error::Internal(format!("the release task failed: {e}")))?
@@ -82,13 +89,85 @@ impl Relay {
         tokio::spawn(async move {
             let cell = relay.require(&slug)?;
             let _run = ReleaseRun::start(&relay, &cell, &slug)?;
-            relay.set_status(&slug, Status::Active).await?;
-            let report = relay.release_held(&cell, &slug).await?;
+            // Marked before the resume: a crash between the two leaves a
+            // release to go on with, never an active endpoint whose held
+            // events nothing releases.
+            relay.mark_release(&cell, true).await?;
+            if let Err(e) = relay.set_status(&slug, Status::Active).await {
+                relay.mark_release(&cell, false).await?;
+                return Err(e);
+            }
+            let report = relay.release_marked(&cell, &slug).await?;
             // As it is now: the release's own failures may have disabled it.
             Ok((cell.snapshot(), report))
         })
         .await
         .map_err(|e| Error::Internal(format!("the release task failed: {e}")))?
+    }
+
+    /// Goes on with the releases a crash or a shutdown cut (see
+    /// `Endpoint::release_pending`). Called before the queue worker starts,
+    /// so an ordered endpoint holds new events back until the held ones are
+    /// in line. A mark left on an endpoint that is not active is a resume
+    /// that never happened: dropped.
+    pub async fn resume_releases(self: &Arc<Self>) -> Result<()> {
+        let cells: Vec<Arc<EndpointCell>> = self
+            .endpoints
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for cell in cells {
+            let (pending, status, slug) = {
+                let ep = cell.lock();
+                (ep.release_pending, ep.status, ep.slug.as_str().to_string())
+            };
+            if !pending {
+                continue;
+            }
+            if status != Status::Active {
+                self.mark_release(&cell, false).await?;
+                continue;
+            }
+            cell.releasing.store(true, Ordering::SeqCst);
+            tracing::info!(endpoint = %slug, "going on with a release the last run did not finish");
+            let relay = Arc::clone(self);
+            tokio::spawn(async move {
+                let _run = ReleaseRun::resumed(&relay, &cell);
+                if let Err(e) = relay.release_marked(&cell, &slug).await {
+                    tracing::warn!(endpoint = %slug, error = %e, "resumed release failed");
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Sets or clears the endpoint's `release_pending`.
+    async fn mark_release(&self, cell: &Arc<EndpointCell>, on: bool) -> Result<()> {
+        self.save(
+            cell,
+            move |ep| {
+                ep.release_pending = on;
+                Ok(())
+            },
+            false,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// [`Relay::release_held`], then the mark cleared, unless a shutdown
+    /// cut the release (the next start goes on with it). Clearing it is
+    /// best effort: a release repeated finds nothing held twice.
+    async fn release_marked(&self, cell: &Arc<EndpointCell>, slug: &str) -> Result<Release> {
+        let report = self.release_held(cell, slug).await?;
+        if !self.closing.is_cancelled()
+            && let Err(e) = self.mark_release(cell, false).await
+        {
+            tracing::debug!(endpoint = slug, error = %e, "release end not recorded");
+        }
+        Ok(report)
     }
 
     /// The endpoint is read again before each event: a change of target or

@@ -526,3 +526,96 @@ async fn a_data_path_that_is_a_file_is_named_as_such() {
     assert!(err.to_string().contains("is not a directory"), "{err}");
     assert_eq!(std::fs::read(&data).unwrap(), b"not a directory");
 }
+
+/// Hunt #24: a crash during `resume?release=true` left the endpoint active
+/// with the rest of its events held and nothing to release them (and an
+/// ordered queue endpoint delivered newer events first). The release is
+/// marked before the resume and gone on with at the next start.
+#[tokio::test]
+async fn a_release_cut_by_a_crash_goes_on_after_the_restart() {
+    // The second delivery hangs: the kill comes while it is under way.
+    let mut up = Receiver::start(vec![
+        Reply::status(200),
+        Reply::status(200).delay(Duration::from_secs(60)),
+        Reply::status(200),
+    ])
+    .await;
+    let (_dir, data) = temp_data();
+    let child = spawn_binary(&data, "sync");
+    let api = |method: &'static str, path: &str, body: serde_json::Value| {
+        let url = format!("{}{path}", child.admin);
+        async move {
+            let (st, _, b) = send(
+                method,
+                &url,
+                &[("content-type", "application/json")],
+                body.to_string().into(),
+            )
+            .await;
+            assert!(
+                st < 300,
+                "{method} {url}: {st} {}",
+                String::from_utf8_lossy(&b)
+            );
+        }
+    };
+    api(
+        "POST",
+        "/api/endpoints",
+        json!({ "slug": "rl", "target": up.url("/h"), "failure_threshold": 1000 }),
+    )
+    .await;
+    api("POST", "/api/endpoints/rl/pause", json!({})).await;
+    for i in 0..5 {
+        let (st, _, _) = send(
+            "POST",
+            &format!("{}/in/rl", child.ingest),
+            &[],
+            format!("rl-{i}").into(),
+        )
+        .await;
+        assert_eq!(st, 202, "held");
+    }
+    let url = format!("{}/api/endpoints/rl/resume?release=true", child.admin);
+    let resume = tokio::spawn(async move { send("POST", &url, &[], bytes::Bytes::new()).await });
+    assert_eq!(&up.next().await.body[..], b"rl-0");
+    assert_eq!(&up.next().await.body[..], b"rl-1", "under way at the kill");
+    let mut child = child;
+    child.proc.kill().expect("SIGKILL");
+    child.proc.wait().unwrap();
+    resume.abort();
+
+    let s = TestServer::start_with(config_at(&data)).await;
+    // Gone on with by itself, in arrival order: rl-1 again (its attempt was
+    // never recorded), rl-0 perhaps (an outcome is written out within
+    // milliseconds, not synced: the kill may come first).
+    let mut sent = Vec::new();
+    while sent.last().map(String::as_str) != Some("rl-4") {
+        let got = tokio::time::timeout(Duration::from_secs(20), up.next())
+            .await
+            .unwrap_or_else(|_| panic!("not all released after the restart: {sent:?}"));
+        sent.push(String::from_utf8_lossy(&got.body).into_owned());
+    }
+    let from = usize::from(sent[0] == "rl-0");
+    assert_eq!(sent[from..], ["rl-1", "rl-2", "rl-3", "rl-4"], "{sent:?}");
+    // The last attempt is recorded just after the receiver has the body.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let ep = loop {
+        let ep = s.get("/api/endpoints/rl").await;
+        if ep["counts"]["held"] == 0 && ep["counts"]["delivered"] == 5 {
+            break ep;
+        }
+        assert!(std::time::Instant::now() < deadline, "{ep}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(ep["status"], "active", "{ep}");
+    // Ended: a second restart sends nothing again.
+    s.stop().await;
+    let _s = TestServer::start_with(config_at(&data)).await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), up.next())
+            .await
+            .is_err(),
+        "nothing released twice"
+    );
+}
