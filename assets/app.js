@@ -255,6 +255,12 @@
   function note(text) { if (live) live.textContent = text; }
   function render(j) {
     ['total', 'sent', 'succeeded', 'failed', 'queued'].forEach(function (k) { set(k, j[k]); });
+    // Rows shown only when they count something.
+    ['already_delivered', 'skipped'].forEach(function (k) {
+      set(k, j[k]);
+      var rows = box.querySelectorAll('[data-row="' + k + '"]');
+      for (var i = 0; i < rows.length; i++) rows[i].hidden = !(Number(j[k]) > 0);
+    });
     var failed = document.getElementById('job-failed');
     if (failed) failed.className = Number(j.failed) > 0 ? 'bad' : '';
     var s = STATES.indexOf(j.status) >= 0 ? j.status : 'queued';

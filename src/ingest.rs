@@ -132,9 +132,8 @@ async fn answer(
         return Ok(refused_closing(why));
     }
     let Some((slug, rest)) = capture::split_ingest_path(&path) else {
-        return Ok(error(Error::NotFound(
-            "not an ingest path; senders post to /in/{slug}".into(),
-        )));
+        let e = Error::NotFound("not an ingest path; senders post to /in/{slug}".into());
+        return Ok(refused_unread(req.into_body(), e).await);
     };
     let (slug, rest) = (slug.into_owned(), rest.to_string());
     match ingest(relay, req, &slug, &rest, remote, tls).await {
@@ -152,21 +151,23 @@ async fn ingest(
     tls: bool,
 ) -> Result<Response<Body>, Error> {
     let Some(cell) = relay.endpoint(slug) else {
-        return Err(Error::NotFound(format!("no endpoint {slug:?}")));
+        let e = Error::NotFound(format!("no endpoint {slug:?}"));
+        return Ok(refused_unread(req.into_body(), e).await);
     };
     if let Err(e) = relay.relayed_here(req.headers(), Some(slug)) {
         tracing::warn!(
             endpoint = slug,
             "a request this hookrelay sent came back to it; refused"
         );
-        return Err(e);
+        return Ok(refused_unread(req.into_body(), e).await);
     }
     // Refused before anything is stored: it could never be sent on (see
     // `relay::join_url`). A bin keeps it, as received.
     if capture::has_dot_segment(rest) && cell.lock().target.is_some() {
-        return Err(Error::BadRequest(format!(
+        let e = Error::BadRequest(format!(
             "the path after /in/{slug} has a '.' or '..' segment, which would reach other paths on the target; nothing was stored"
-        )));
+        ));
+        return Ok(refused_unread(req.into_body(), e).await);
     }
     if let Some(why) = ambiguous_framing(req.headers()) {
         return Ok(refused_closing(why));
@@ -616,6 +617,30 @@ fn copy_answer_headers(resp: &mut Response<Body>, headers: &crate::event::Header
             resp.headers_mut().append(n, v);
         }
     }
+}
+
+/// A body read and dropped after a refusal made before reading it (a small
+/// one the sender has sent already), so that the connection can carry the
+/// sender's next request: hyper closes a connection whose request body
+/// was left unread, and a sender that pools connections had its next
+/// request fail on it.
+const DRAIN_MAX: usize = 64 * 1024;
+const DRAIN_WAIT: Duration = Duration::from_secs(1);
+
+/// `e`'s answer after draining `body` (see [`DRAIN_MAX`]); past that, the
+/// answer says the connection closes.
+async fn refused_unread(body: Incoming, e: Error) -> Response<Body> {
+    let drained = tokio::time::timeout(
+        DRAIN_WAIT,
+        http_body_util::BodyExt::collect(Limited::new(body, DRAIN_MAX)),
+    )
+    .await;
+    let mut resp = error(e);
+    if !matches!(drained, Ok(Ok(_))) {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
 }
 
 /// `400` for a request read one way where a proxy could read it another

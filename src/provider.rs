@@ -94,6 +94,13 @@ pub fn identify(headers: &[(String, Vec<u8>)], body: &[u8]) -> Provenance {
         p.topic = event.kind;
         p.external_id = event.id;
     }
+    // A topic from a body keeps no spaces at its ends (a header's has none
+    // either): the filter trims what it is given, and a topic of spaces
+    // would link to the unfiltered list.
+    p.topic = p
+        .topic
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty());
     p
 }
 
@@ -268,5 +275,12 @@ mod tests {
         let body = br#"{"id": 5, "type": {"nested": true}, "object": "event"}"#;
         let p = identify(&h(&[("Stripe-Signature", "t=1")]), body);
         assert_eq!((p.topic, p.external_id), (None, None));
+        // Hunt #23: a body's topic with spaces at its ends could not be
+        // filtered for (the filter trims), one of spaces only listed all.
+        let sig = h(&[("Stripe-Signature", "t=1")]);
+        let p = identify(&sig, br#"{"id":"evt_1","type":" spaced  type "}"#);
+        assert_eq!(p.topic.as_deref(), Some("spaced  type"));
+        let p = identify(&sig, br#"{"id":"evt_1","type":"   "}"#);
+        assert_eq!(p.topic, None);
     }
 }

@@ -774,11 +774,12 @@ pub fn retry_delay(
     }
 }
 
-/// `Retry-After` as seconds or an HTTP date.
+/// `Retry-After` as seconds (digits only, as RFC 9110 has them; too many
+/// to count is as long as can be) or an HTTP date.
 pub fn parse_retry_after(value: &[u8], now: std::time::SystemTime) -> Option<Duration> {
     let text = std::str::from_utf8(value).ok()?.trim();
-    if let Ok(secs) = text.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Duration::from_secs(text.parse::<u64>().unwrap_or(u64::MAX)));
     }
     let at = httpdate::parse_http_date(text).ok()?;
     Some(at.duration_since(now).unwrap_or_default())
@@ -1050,5 +1051,16 @@ mod tests {
             Some(Duration::from_secs(120))
         );
         assert!(parse_retry_after(b"soon", std::time::SystemTime::now()).is_none());
+        // Hunt #24: past u64 the value was dropped, not capped at 24 h.
+        let huge = parse_retry_after(b"18446744073709551616", std::time::SystemTime::now());
+        assert_eq!(huge, Some(Duration::from_secs(u64::MAX)));
+        let capped = retry_delay(&s, 1, huge).unwrap();
+        assert_eq!(capped, Duration::from_secs(24 * 3600));
+        for bad in [&b"+30"[..], b"-5", b"1.5", b""] {
+            assert!(
+                parse_retry_after(bad, std::time::SystemTime::now()).is_none(),
+                "{bad:?}"
+            );
+        }
     }
 }

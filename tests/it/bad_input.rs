@@ -1574,3 +1574,44 @@ async fn a_bin_answer_cannot_set_framing_headers() {
     s.stop().await;
     drop(dir);
 }
+
+/// Hunt #24: a 404 for an unknown slug left the request body unread, so
+/// hyper closed the connection and a sender that pools connections (its
+/// headers and body written apart) had its next request fail on it.
+#[tokio::test]
+async fn a_refusal_before_the_body_keeps_the_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start().await;
+    s.create_endpoint(json!({ "slug": "kept" })).await;
+    let mut c = tokio::net::TcpStream::connect(s.ingest).await.unwrap();
+    c.write_all(b"POST /in/nope HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n\r\n")
+        .await
+        .unwrap();
+    // Answered before its body was sent, the connection cannot go on: an
+    // early answer is the failure this test is about, so its wait bounds
+    // how long one is looked for, it synchronises nothing.
+    let mut early = [0u8; 512];
+    let answered_early = tokio::time::timeout(Duration::from_millis(200), c.read(&mut early))
+        .await
+        .is_ok_and(|r| r.is_ok_and(|n| n > 0));
+    c.write_all(
+        b"helloPOST /in/kept HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut out)).await;
+    let out = String::from_utf8_lossy(&out);
+    assert!(
+        !answered_early,
+        "answered before the body arrived: {}",
+        String::from_utf8_lossy(&early)
+    );
+    let statuses: Vec<&str> = out
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &out[i + 9..i + 12])
+        .collect();
+    assert_eq!(statuses, ["404", "200"], "{out}");
+    let page = s.get("/api/events?endpoint=kept").await;
+    assert_eq!(page["events"].as_array().unwrap().len(), 1, "{page}");
+}

@@ -1959,6 +1959,11 @@ async fn bulk_replay_job_from_the_events_page() {
     );
     assert!(page.html.contains("badge job-cancelled"));
     assert!(
+        page.html.contains("<span id=\"job-skipped\">3</span>"),
+        "the events a cancel left unsent: {}",
+        page.html
+    );
+    assert!(
         !page
             .html
             .contains(&format!("action=\"/replay/{job}/cancel\"")),
@@ -2172,7 +2177,7 @@ async fn the_chart_counts_events_and_failed_attempts_per_minute() {
         "{html}"
     );
     assert!(
-        html.contains("over the last hour: 1 events, 1 failed attempts"),
+        html.contains("over the last hour: 1 event, 1 failed attempt"),
         "{html}"
     );
 }
@@ -2339,6 +2344,13 @@ async fn older_keeps_the_page_size() {
         .find(|h| h.contains("cursor="))
         .expect("an Older link");
     assert!(older.contains("limit=2"), "{older}");
+    // The filter form keeps it too (a new filter went back to 50).
+    assert!(
+        p.html
+            .contains("<input type=\"hidden\" name=\"limit\" value=\"2\">"),
+        "{}",
+        p.html
+    );
     let next = get_page(&s, &older, &[]).await;
     assert_eq!(next.html.matches("<tr id=\"ev-").count(), 2, "{older}");
 }

@@ -198,6 +198,8 @@ struct EventsPage {
     live_filter: Vec<(&'static str, String)>,
     stream_url: String,
     filtered: bool,
+    /// A page size typed into the URL, kept by the filter form too.
+    limit: String,
     /// The newest bulk replay jobs.
     jobs: Vec<super::jobs::JobView>,
 }
@@ -266,6 +268,7 @@ pub async fn list(
             }
         ),
         filtered: !f.active().is_empty(),
+        limit: limit.to_string(),
         f,
         jobs: super::jobs::recent(&st, now, 3),
     };

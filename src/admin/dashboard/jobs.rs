@@ -31,6 +31,8 @@ pub struct JobView {
     /// Of `succeeded`: delivered meanwhile by something else, not sent.
     pub already_delivered: usize,
     pub queued: usize,
+    /// Left unsent by a cancel.
+    pub skipped: usize,
     /// `max` of the progress bar (at least 1).
     pub progress_max: usize,
     pub created_at: String,
@@ -83,6 +85,7 @@ impl JobView {
             failed: j.failed,
             already_delivered: j.already_delivered,
             queued: j.queued(),
+            skipped: j.skipped(),
             progress_max: j.total.max(1),
             created_at: rfc3339_ms(j.created_at),
             created_ago: ago(j.created_at, now),
