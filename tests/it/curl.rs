@@ -224,6 +224,8 @@ async fn copy_as_curl_reproduces_the_request_byte_for_byte() {
         .await;
         let cmd = curl_from_page(&page.html);
         assert!(cmd.contains(&format!("'{ingest}'")), "{bad}: {cmd}");
+        // Hunt #23: said, not swapped for the ingest URL silently.
+        assert!(page.html.contains("not the URL you gave"), "{bad}");
     }
     let page = get_page(
         &s,

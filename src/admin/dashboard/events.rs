@@ -482,10 +482,15 @@ fn event_page(
     let endpoint_target = ep.as_ref().and_then(|e| e.target.clone());
     // Only an http(s) URL: the link that sets it can come from anyone, and
     // the note says it is not one of this endpoint's own.
-    let (curl_base, curl_base_note) = match (
-        q.get("curl_base")
-            .map(|s| s.trim())
-            .filter(|s| crate::endpoint::validate_url("curl_base", s).is_ok()),
+    let given = q
+        .get("curl_base")
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty());
+    // A URL refused says why beside the one used instead, or a pasted
+    // command would go somewhere the user did not type.
+    let refused = given.and_then(|s| crate::endpoint::validate_url("curl_base", s).err());
+    let (curl_base, mut curl_base_note) = match (
+        given.filter(|_| refused.is_none()),
         &ingest_url,
         &endpoint_target,
     ) {
@@ -504,6 +509,9 @@ fn event_page(
             "the default ingest address; change it if hookrelay listens elsewhere".to_string(),
         ),
     };
+    if let Some(why) = refused {
+        curl_base_note = format!("not the URL you gave — {why}; instead {curl_base_note}");
+    }
     // One-click switches between the useful destinations.
     let curl_alternatives: Vec<(String, String)> = [
         ("this endpoint's ingest URL", ingest_url.as_ref()),
