@@ -378,41 +378,30 @@ async fn a_kill_right_after_the_answer_loses_no_job_and_no_cancel() {
         s.post_in("j", &[], format!("j-{i}")).await;
     }
     s.stop().await;
-    let api =
-        |child: &crate::support::child::Child, method: &'static str, path: String, body: Value| {
-            let url = format!("{}{path}", child.admin);
-            async move {
-                let (st, _, b) = send(
-                    method,
-                    &url,
-                    &[("content-type", "application/json")],
-                    body.to_string().into(),
-                )
-                .await;
-                (
-                    st,
-                    serde_json::from_slice::<Value>(&b).unwrap_or(Value::Null),
-                )
-            }
-        };
     // A lost write needs the kill inside a few milliseconds: three rounds
     // make a pass without the waits all but impossible.
     for round in 0..3 {
         let child = spawn_binary(&data, "sync");
         // Slow enough that it is still running at every look below.
         let job = json!({ "endpoint": "j", "target": up.url("/"), "rate": 0.01 });
-        let (st, v) = api(&child, "POST", "/api/replay".into(), job).await;
+        let (st, v) = child.api("POST", "/api/replay", job).await;
         assert_eq!(st, 202, "{v}");
         let id = v["id"].as_str().unwrap().to_string();
         drop(child); // SIGKILL at once
         let child = spawn_binary(&data, "sync");
-        let (st, v) = api(&child, "GET", format!("/api/replay/{id}"), Value::Null).await;
+        let (st, v) = child
+            .api("GET", &format!("/api/replay/{id}"), Value::Null)
+            .await;
         assert_eq!(st, 200, "round {round}: the job acknowledged is gone: {v}");
-        let (st, v) = api(&child, "DELETE", format!("/api/replay/{id}"), Value::Null).await;
+        let (st, v) = child
+            .api("DELETE", &format!("/api/replay/{id}"), Value::Null)
+            .await;
         assert_eq!(st, 200, "{v}");
         drop(child);
         let child = spawn_binary(&data, "sync");
-        let (_, v) = api(&child, "GET", format!("/api/replay/{id}"), Value::Null).await;
+        let (_, v) = child
+            .api("GET", &format!("/api/replay/{id}"), Value::Null)
+            .await;
         assert_eq!(
             v["status"], "cancelled",
             "round {round}: the cancel was lost: {v}"

@@ -542,21 +542,11 @@ async fn a_release_cut_by_a_crash_goes_on_after_the_restart() {
     .await;
     let (_dir, data) = temp_data();
     let child = spawn_binary(&data, "sync");
-    let api = |method: &'static str, path: &str, body: serde_json::Value| {
-        let url = format!("{}{path}", child.admin);
+    let api = |method: &'static str, path: &'static str, body: serde_json::Value| {
+        let child = &child;
         async move {
-            let (st, _, b) = send(
-                method,
-                &url,
-                &[("content-type", "application/json")],
-                body.to_string().into(),
-            )
-            .await;
-            assert!(
-                st < 300,
-                "{method} {url}: {st} {}",
-                String::from_utf8_lossy(&b)
-            );
+            let (st, v) = child.api(method, path, body).await;
+            assert!(st < 300, "{method} {path}: {st} {v}");
         }
     };
     api(

@@ -13,6 +13,26 @@ pub struct Child {
     pub admin: String,
 }
 
+impl Child {
+    /// A JSON request to the admin API: the status and the answer's JSON
+    /// (`null` when it is none).
+    pub async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let (st, _, b) = super::send(
+            method,
+            &format!("{}{path}", self.admin),
+            &[("content-type", "application/json")],
+            body.to_string().into(),
+        )
+        .await;
+        (st, serde_json::from_slice(&b).unwrap_or_default())
+    }
+}
+
 impl Drop for Child {
     fn drop(&mut self) {
         // Only this test's own child, by its handle.
