@@ -463,6 +463,11 @@ pub struct ExportArgs {
     /// Start after this page of the events list (its `next_cursor`).
     #[arg(long)]
     pub cursor: Option<String>,
+    /// Every matching event: past the server's cap of 10,000 per answer,
+    /// the older ones are fetched after (one HAR document, or JSON Lines
+    /// newest first).
+    #[arg(long, conflicts_with = "limit")]
+    pub all: bool,
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -679,13 +684,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
             if let Some(n) = a.limit {
                 q.push(("limit", n.to_string()));
             }
-            if let Some(c) = &a.cursor {
-                q.push(("cursor", c.clone()));
-            }
             let file = a.output.as_deref().map(OutFile::open).transpose()?;
-            let text = r
-                .get_text(&format!("/api/export?{}", remote::query_string(&q)))
-                .await?;
+            let text = export_pages(&r, q, a.cursor.clone(), a.all, a.format == "har").await?;
             // A HAR with no entries is still a document.
             let empty = text.trim().is_empty()
                 || serde_json::from_str::<Value>(&text)
@@ -1324,6 +1324,60 @@ fn with_flag_names(err: &str) -> String {
         _ => return err.to_string(),
     };
     format!("{field} ({flag}): {rest}")
+}
+
+/// An export's text from `cursor` on: one answer, or with `all` every
+/// answer the server's cap splits it into (newest first), put together
+/// oldest first as each answer is (a HAR's entries in one document).
+/// Without `all`, a cut answer says how to go on.
+async fn export_pages(
+    r: &Remote,
+    q: Vec<(&str, String)>,
+    mut cursor: Option<String>,
+    all: bool,
+    har: bool,
+) -> Result<String, String> {
+    let mut parts = Vec::new();
+    loop {
+        let mut page = q.clone();
+        page.extend(cursor.clone().map(|c| ("cursor", c)));
+        let (part, next) = r
+            .get_export(&format!("/api/export?{}", remote::query_string(&page)))
+            .await?;
+        parts.push(part);
+        match next.filter(|c| !c.is_empty()) {
+            Some(c) if all => cursor = Some(c),
+            Some(c) => {
+                eprintln!(
+                    "warning: the export was cut at the server's cap and holds the newest events; the older ones follow with --cursor {c} (or --all)"
+                );
+                break;
+            }
+            None => break,
+        }
+    }
+    if parts.len() == 1 {
+        return Ok(parts.remove(0));
+    }
+    parts.reverse();
+    if !har {
+        return Ok(parts.concat());
+    }
+    let mut docs = parts.iter().map(|p| {
+        serde_json::from_str::<Value>(p)
+            .map_err(|e| format!("the server's HAR could not be read: {e}"))
+    });
+    let mut doc = docs.next().expect("two parts or more")?;
+    for more in docs {
+        let more = more?["log"]["entries"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if let Some(entries) = doc["log"]["entries"].as_array_mut() {
+            entries.extend(more);
+        }
+    }
+    Ok(doc.to_string())
 }
 
 /// When a filter by endpoint matched nothing, says on stderr if no such

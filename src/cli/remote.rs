@@ -120,9 +120,9 @@ impl Remote {
         })
     }
 
-    /// A GET whose answer is not JSON (exports). A cut-short export says so
-    /// on stderr: the server stops at its size cap.
-    pub async fn get_text(&self, path: &str) -> Result<String, String> {
+    /// A GET of an export: its text, and when the server cut it at its cap,
+    /// the cursor the older events follow with (`None` for none).
+    pub async fn get_export(&self, path: &str) -> Result<(String, Option<String>), String> {
         let reply = self.request("GET", path, None).await?;
         let header = |name: &str| {
             reply
@@ -131,19 +131,14 @@ impl Remote {
                 .find(|(n, _)| n.eq_ignore_ascii_case(name))
                 .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
         };
-        if header("x-hookrelay-truncated").as_deref() == Some("true") {
-            let rest = match header("x-hookrelay-next-cursor") {
-                Some(c) => format!("; the older ones follow with --cursor {c}"),
-                None => String::new(),
-            };
-            eprintln!(
-                "warning: the export was cut at the server's cap and holds the newest events{rest}"
-            );
-        }
         if reply.status >= 300 {
             return Err(self.refusal(&reply));
         }
-        Ok(String::from_utf8_lossy(&reply.body).into_owned())
+        let next = match header("x-hookrelay-truncated").as_deref() {
+            Some("true") => Some(header("x-hookrelay-next-cursor").unwrap_or_default()),
+            _ => None,
+        };
+        Ok((String::from_utf8_lossy(&reply.body).into_owned(), next))
     }
 
     /// A GET whose answer goes to `take` piece by piece as it arrives,

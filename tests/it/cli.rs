@@ -1647,3 +1647,66 @@ async fn client_flags_may_come_before_the_command() {
     let out = cmd::output(cmd).await;
     assert_eq!(out.status.code(), Some(2), "clap's usage error");
 }
+
+/// Hunt #18: `export` stopped at the server's cap of 10,000 events with a
+/// warning; `--all` follows the cursor to the oldest, in one file, oldest
+/// first, also as one HAR document.
+#[tokio::test]
+async fn export_all_goes_past_the_servers_cap() {
+    const N: usize = hookrelay::admin::export::MAX_EXPORT + 5;
+    let (_dir, data) = temp_data();
+    let store =
+        hookrelay::store::Store::open(&data, hookrelay::store::Durability::Buffered).unwrap();
+    let mut ids = Vec::with_capacity(N);
+    for i in 0..N {
+        let ev: hookrelay::event::Event = serde_json::from_value(json!({
+            "id": hookrelay::store::Store::new_id(), "endpoint": "many", "received_at": 1,
+            "method": "POST", "path": "", "query": null, "headers": [], "size": 1,
+            "remote_addr": "127.0.0.1:1", "state": "captured",
+        }))
+        .unwrap();
+        ids.push(
+            store
+                .insert_event(ev, format!("{i}").as_bytes())
+                .unwrap()
+                .id,
+        );
+    }
+    store.flush().unwrap();
+    drop(store);
+    let s = TestServer::start_with(crate::support::config_at(&data)).await;
+    let (code, _, err) = hookrelay(&s, &["export", "--endpoint", "many"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("--all"), "one answer says how to go on: {err}");
+    let (code, out, err) = hookrelay(&s, &["export", "--endpoint", "many", "--all"]).await;
+    assert_eq!((code, err.as_str()), (0, ""));
+    let got: Vec<String> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(got, ids, "every event, oldest first");
+    let (code, out, err) = hookrelay(
+        &s,
+        &["export", "--endpoint", "many", "--all", "--format", "har"],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let har: Value = serde_json::from_str(&out).unwrap();
+    let entries = har["log"]["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), N);
+    assert_eq!(
+        entries[0]["request"]["postData"]["text"], "0",
+        "oldest first"
+    );
+    assert_eq!(
+        entries[N - 1]["request"]["postData"]["text"],
+        format!("{}", N - 1)
+    );
+    let (code, _, err) = hookrelay(&s, &["export", "--all", "--limit", "3"]).await;
+    assert_ne!(code, 0, "--all and --limit contradict each other: {err}");
+}
