@@ -262,9 +262,36 @@ async fn endpoints_json(st: &AdminState, eps: &[crate::endpoint::Endpoint]) -> R
         .collect())
 }
 
-async fn list_endpoints(State(st): State<AdminState>) -> Result<Json<Value>> {
-    let out = endpoints_json(&st, &st.relay.list()).await?;
-    Ok(Json(json!({ "endpoints": out })))
+/// All endpoints by name, or with `limit` a page of them after `cursor` (a
+/// slug) and the `next_cursor` while more follow: 21,000 endpoints made a
+/// 16 MB answer.
+async fn list_endpoints(
+    State(st): State<AdminState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>> {
+    if let Some(k) = unknown_param(&q, &[&["limit", "cursor"]]) {
+        return Err(Error::BadRequest(format!(
+            "unknown parameter {k:?}; the list takes limit and cursor"
+        )));
+    }
+    let limit = q
+        .get("limit")
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| number_in("limit", v, 1000))
+        .transpose()?;
+    let mut eps = st.relay.list();
+    if let Some(after) = q.get("cursor").filter(|c| !c.is_empty()) {
+        eps.retain(|e| e.slug.as_str() > after.as_str());
+    }
+    let next = match limit {
+        Some(n) if eps.len() as u64 > n => {
+            eps.truncate(n as usize);
+            eps.last().map(|e| e.slug.to_string())
+        }
+        _ => None,
+    };
+    let out = endpoints_json(&st, &eps).await?;
+    Ok(Json(json!({ "endpoints": out, "next_cursor": next })))
 }
 
 async fn create_endpoint(

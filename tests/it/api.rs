@@ -144,6 +144,30 @@ async fn endpoint_fields_are_stored_and_returned() {
         .map(|e| e["slug"].as_str().unwrap())
         .collect();
     assert_eq!(slugs, ["d", "full", "g"]);
+    assert!(list["next_cursor"].is_null(), "{list}");
+    // Paged by name on request.
+    let page = s.get("/api/endpoints?limit=2").await;
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["slug"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        (names(&page), &page["next_cursor"]),
+        (vec!["d".into(), "full".into()], &json!("full"))
+    );
+    let rest = s.get("/api/endpoints?limit=2&cursor=full").await;
+    assert_eq!(
+        (names(&rest), &rest["next_cursor"]),
+        (vec!["g".into()], &json!(null))
+    );
+    for bad in ["limit=0", "limit=1001", "page=2"] {
+        let (st, v) = s.api("GET", &format!("/api/endpoints?{bad}"), None).await;
+        assert_eq!(st, 400, "{bad}: {v}");
+    }
 
     let (status, _) = s.api("DELETE", "/api/endpoints/d", None).await;
     assert_eq!(status, 204);
