@@ -133,7 +133,7 @@ async fn answer(
     }
     let Some((slug, rest)) = capture::split_ingest_path(&path) else {
         let e = Error::NotFound("not an ingest path; senders post to /in/{slug}".into());
-        return Ok(refused_unread(req.into_body(), e).await);
+        return Ok(refused_unread(req, e).await);
     };
     let (slug, rest) = (slug.into_owned(), rest.to_string());
     match ingest(relay, req, &slug, &rest, remote, tls).await {
@@ -152,14 +152,14 @@ async fn ingest(
 ) -> Result<Response<Body>, Error> {
     let Some(cell) = relay.endpoint(slug) else {
         let e = Error::NotFound(format!("no endpoint {slug:?}"));
-        return Ok(refused_unread(req.into_body(), e).await);
+        return Ok(refused_unread(req, e).await);
     };
     if let Err(e) = relay.relayed_here(req.headers(), Some(slug)) {
         tracing::warn!(
             endpoint = slug,
             "a request this hookrelay sent came back to it; refused"
         );
-        return Ok(refused_unread(req.into_body(), e).await);
+        return Ok(refused_unread(req, e).await);
     }
     // Refused before anything is stored: it could never be sent on (see
     // `relay::join_url`). A bin keeps it, as received.
@@ -167,7 +167,7 @@ async fn ingest(
         let e = Error::BadRequest(format!(
             "the path after /in/{slug} has a '.' or '..' segment, which would reach other paths on the target; nothing was stored"
         ));
-        return Ok(refused_unread(req.into_body(), e).await);
+        return Ok(refused_unread(req, e).await);
     }
     if let Some(why) = ambiguous_framing(req.headers()) {
         return Ok(refused_closing(why));
@@ -627,16 +627,30 @@ fn copy_answer_headers(resp: &mut Response<Body>, headers: &crate::event::Header
 const DRAIN_MAX: usize = 64 * 1024;
 const DRAIN_WAIT: Duration = Duration::from_secs(1);
 
-/// `e`'s answer after draining `body` (see [`DRAIN_MAX`]); past that, the
-/// answer says the connection closes.
-async fn refused_unread(body: Incoming, e: Error) -> Response<Body> {
-    let drained = tokio::time::timeout(
-        DRAIN_WAIT,
-        http_body_util::BodyExt::collect(Limited::new(body, DRAIN_MAX)),
-    )
-    .await;
+/// `e`'s answer after draining the request's body (see [`DRAIN_MAX`]).
+/// Not drained, and the connection closed: a body declared larger, one
+/// the sender waits to be asked for (`Expect`: reading it would invite the
+/// upload only to drop it), and one framed so that a proxy in front could
+/// read it otherwise (what follows it on the connection cannot be trusted).
+async fn refused_unread(req: Request<Incoming>, e: Error) -> Response<Body> {
+    let h = req.headers();
+    let declared = h
+        .get(header::CONTENT_LENGTH)
+        .and_then(|l| l.to_str().ok()?.parse::<u64>().ok());
+    let drain = ambiguous_framing(h).is_none()
+        && !h.contains_key(header::EXPECT)
+        && declared.is_none_or(|n| n <= DRAIN_MAX as u64);
+    let drained = drain
+        && matches!(
+            tokio::time::timeout(
+                DRAIN_WAIT,
+                http_body_util::BodyExt::collect(Limited::new(req.into_body(), DRAIN_MAX)),
+            )
+            .await,
+            Ok(Ok(_))
+        );
     let mut resp = error(e);
-    if !matches!(drained, Ok(Ok(_))) {
+    if !drained {
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }

@@ -224,10 +224,7 @@ pub async fn serve(
             d.watch(disk_stop).await;
         }
     });
-    relay
-        .resume_releases()
-        .await
-        .map_err(|e| format!("resuming releases: {e}"))?;
+    relay.resume_releases().await;
     crate::replay::resume(&relay)
         .await
         .map_err(|e| format!("resuming replay jobs: {e}"))?;

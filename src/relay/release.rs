@@ -94,7 +94,9 @@ impl Relay {
             // events nothing releases.
             relay.mark_release(&cell, true).await?;
             if let Err(e) = relay.set_status(&slug, Status::Active).await {
-                relay.mark_release(&cell, false).await?;
+                if let Err(clear) = relay.mark_release(&cell, false).await {
+                    tracing::warn!(endpoint = %slug, error = %clear, "a release mark left after a failed resume; the next start drops it");
+                }
                 return Err(e);
             }
             let report = relay.release_marked(&cell, &slug).await?;
@@ -110,7 +112,7 @@ impl Relay {
     /// so an ordered endpoint holds new events back until the held ones are
     /// in line. A mark left on an endpoint that is not active is a resume
     /// that never happened: dropped.
-    pub async fn resume_releases(self: &Arc<Self>) -> Result<()> {
+    pub async fn resume_releases(self: &Arc<Self>) {
         let cells: Vec<Arc<EndpointCell>> = self
             .endpoints
             .read()
@@ -127,7 +129,11 @@ impl Relay {
                 continue;
             }
             if status != Status::Active {
-                self.mark_release(&cell, false).await?;
+                // Not worth refusing a start over (a disk past its headroom
+                // refuses the write): the next start tries again.
+                if let Err(e) = self.mark_release(&cell, false).await {
+                    tracing::warn!(endpoint = %slug, error = %e, "a stale release mark not cleared");
+                }
                 continue;
             }
             cell.releasing.store(true, Ordering::SeqCst);
@@ -140,7 +146,6 @@ impl Relay {
                 }
             });
         }
-        Ok(())
     }
 
     /// Sets or clears the endpoint's `release_pending`.

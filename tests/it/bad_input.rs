@@ -1615,3 +1615,25 @@ async fn a_refusal_before_the_body_keeps_the_connection() {
     let page = s.get("/api/events?endpoint=kept").await;
     assert_eq!(page["events"].as_array().unwrap().len(), 1, "{page}");
 }
+
+/// The drain above is not for every refusal: a body framed so that a proxy
+/// in front could read it otherwise closes the connection (what follows
+/// it could be a smuggled request), and a sender waiting to be asked for
+/// its body is not asked only to have it dropped.
+#[tokio::test]
+async fn a_refusal_before_the_body_closes_when_draining_would_not_do() {
+    let s = TestServer::start().await;
+    let smuggled = "POST /in/nope HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip\r\n\
+                    Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n\
+                    GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    let out = raw(s.ingest, smuggled.as_bytes(), Duration::from_secs(5)).await;
+    let out = String::from_utf8_lossy(&out).to_lowercase();
+    assert_eq!(out.matches("http/1.1 ").count(), 1, "{out}");
+    assert!(out.contains("connection: close"), "{out}");
+    let waiting = "POST /in/nope HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\
+                   Expect: 100-continue\r\n\r\n";
+    let out = raw(s.ingest, waiting.as_bytes(), Duration::from_secs(5)).await;
+    let out = String::from_utf8_lossy(&out).to_lowercase();
+    assert!(out.starts_with("http/1.1 404"), "not asked for the body: {out}");
+    assert!(out.contains("connection: close"), "{out}");
+}
