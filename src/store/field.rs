@@ -43,18 +43,31 @@ impl FieldFilter {
             }
         }
         let value = text.get(end + 1..).map(str::to_string);
-        // Spaces around the path come with the input, not with its keys.
-        let mut path = vec![String::new()];
-        let mut chars = text[..end].trim().chars();
+        // Each character of the path, and whether a backslash took it.
+        let mut taken = Vec::new();
+        let mut chars = text[..end].chars();
         while let Some(c) = chars.next() {
-            let key = path.last_mut().expect("one key at least");
-            match c {
+            taken.push(match c {
                 '\\' => match chars.next() {
-                    Some(c) => key.push(c),
+                    Some(c) => (c, true),
                     None => return Err(bad(" (it ends with a lone backslash)")),
                 },
-                '.' => path.push(String::new()),
-                c => key.push(c),
+                c => (c, false),
+            });
+        }
+        // Spaces around the path come with the input, not with its keys
+        // (an escaped one is a key's).
+        let loose = |&(c, escaped): &(char, bool)| c.is_whitespace() && !escaped;
+        let from = taken.iter().position(|t| !loose(t)).unwrap_or(taken.len());
+        let to = taken
+            .iter()
+            .rposition(|t| !loose(t))
+            .map_or(from, |i| i + 1);
+        let mut path = vec![String::new()];
+        for &(c, escaped) in &taken[from..to] {
+            match (c, escaped) {
+                ('.', false) => path.push(String::new()),
+                (c, _) => path.last_mut().expect("one key at least").push(c),
             }
         }
         if path.iter().any(|k| k.is_empty()) {
@@ -283,6 +296,12 @@ mod tests {
             g(r" a\.b.\c\:d :1"),
             "any character escaped; spaces trimmed"
         );
+        let spaced = br#"{"k ":1}"#;
+        assert!(
+            FieldFilter::parse(r"k\ :1").unwrap().matches(spaced),
+            "an escaped space is the key's"
+        );
+        assert!(!FieldFilter::parse("k :1").unwrap().matches(spaced));
         for bad in ["", ".a", "a..b", "a.:1", "a\\", "x.\\", " :1"] {
             assert!(FieldFilter::parse(bad).is_err(), "{bad:?}");
         }

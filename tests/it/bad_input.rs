@@ -1634,6 +1634,9 @@ async fn a_refusal_before_the_body_closes_when_draining_would_not_do() {
                    Expect: 100-continue\r\n\r\n";
     let out = raw(s.ingest, waiting.as_bytes(), Duration::from_secs(5)).await;
     let out = String::from_utf8_lossy(&out).to_lowercase();
-    assert!(out.starts_with("http/1.1 404"), "not asked for the body: {out}");
+    assert!(
+        out.starts_with("http/1.1 404"),
+        "not asked for the body: {out}"
+    );
     assert!(out.contains("connection: close"), "{out}");
 }
