@@ -1,7 +1,9 @@
 //! Retention: the sweep that deletes events past their age or beyond an
 //! endpoint's count (never one still owed a delivery or pinned by a replay
-//! job), the compaction after a large sweep, and the lock that keeps other
-//! work from falling between a sweep's read and its deletions.
+//! job) in batches, by range deletes where neighbouring old events allow
+//! (see `Store::delete_events_into`), the compaction after a large sweep,
+//! and the lock that keeps other work from falling between a sweep's read
+//! and its deletions.
 
 use std::collections::HashMap;
 
