@@ -771,7 +771,10 @@ impl Relay {
             if a.at <= since {
                 return Ok(false);
             }
-            if a.to_target && a.success && a.url == sent_to {
+            // Any attempt to that URL: a replay there by hand or by
+            // another job (not the endpoint's target: `to_target` false)
+            // delivered it as much as the target's own.
+            if a.success && a.url == sent_to {
                 return Ok(true);
             }
         }

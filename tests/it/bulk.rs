@@ -764,18 +764,17 @@ async fn two_jobs_at_once_send_each_event_once() {
     let s = TestServer::start().await;
     let ids = failed_events(&s, &mut up, "twice", 20).await;
     up.set_script(vec![Reply::status(200).delay(Duration::from_millis(20))]);
-    let make = || async {
-        let (st, v) = s
-            .api(
-                "POST",
-                "/api/replay",
-                Some(json!({ "endpoint": "twice", "state": "failed" })),
-            )
-            .await;
+    // To the endpoint's target the failed ones; elsewhere, all of them.
+    let make = |target: Option<String>| async {
+        let job = match target {
+            None => json!({ "endpoint": "twice", "state": "failed" }),
+            Some(t) => json!({ "endpoint": "twice", "target": t }),
+        };
+        let (st, v) = s.api("POST", "/api/replay", Some(job)).await;
         assert_eq!(st, 202, "{v}");
         v["id"].as_str().unwrap().to_string()
     };
-    let (a, b) = tokio::join!(make(), make());
+    let (a, b) = tokio::join!(make(None), make(None));
     let (a, b) = (
         wait_job(&s, &a, "done").await,
         wait_job(&s, &b, "done").await,
@@ -791,6 +790,27 @@ async fn two_jobs_at_once_send_each_event_once() {
     for j in [&a, &b] {
         assert_eq!(j["succeeded"], 20, "{j}");
     }
+    assert_eq!(
+        a["already_delivered"].as_u64().unwrap() + b["already_delivered"].as_u64().unwrap(),
+        20,
+        "{a} {b}"
+    );
+    // Hunt #25: to another URL as well (its attempts are not the target's).
+    let mut other =
+        Receiver::start(vec![Reply::status(200).delay(Duration::from_millis(20))]).await;
+    let url = other.url("/elsewhere");
+    let (a, b) = tokio::join!(make(Some(url.clone())), make(Some(url)));
+    let (a, b) = (
+        wait_job(&s, &a, "done").await,
+        wait_job(&s, &b, "done").await,
+    );
+    let mut bodies: Vec<String> = other
+        .drain()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    bodies.sort();
+    assert_eq!(bodies, want, "each event sent once to the other URL");
     assert_eq!(
         a["already_delivered"].as_u64().unwrap() + b["already_delivered"].as_u64().unwrap(),
         20,
