@@ -97,10 +97,15 @@ pub fn identify(headers: &[(String, Vec<u8>)], body: &[u8]) -> Provenance {
     // A topic from a body keeps no spaces at its ends (a header's has none
     // either): the filter trims what it is given, and a topic of spaces
     // would link to the unfiltered list.
-    p.topic = p
-        .topic
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty());
+    p.topic = p.topic.and_then(|t| {
+        let trimmed = t.trim();
+        match trimmed.len() {
+            0 => None,
+            // The usual case, without a copy (this is the ingest path).
+            n if n == t.len() => Some(t),
+            _ => Some(trimmed.to_string()),
+        }
+    });
     p
 }
 
