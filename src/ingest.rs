@@ -173,10 +173,7 @@ async fn ingest(
         return Ok(refused_closing(why));
     }
     let max = relay.max_body;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|l| l.to_str().ok()?.parse::<u64>().ok());
+    let declared = declared_length(req.headers());
     // Refuse a declared oversize body before reading any of it.
     if declared.is_some_and(|l| l > max as u64) {
         return Ok(too_large(max));
@@ -627,6 +624,12 @@ fn copy_answer_headers(resp: &mut Response<Body>, headers: &crate::event::Header
 const DRAIN_MAX: usize = 64 * 1024;
 const DRAIN_WAIT: Duration = Duration::from_secs(1);
 
+/// The body length a request declares (`Content-Length`), if it does.
+fn declared_length(h: &http::HeaderMap) -> Option<u64> {
+    h.get(header::CONTENT_LENGTH)
+        .and_then(|l| l.to_str().ok()?.parse::<u64>().ok())
+}
+
 /// `e`'s answer after draining the request's body (see [`DRAIN_MAX`]).
 /// Not drained, and the connection closed: a body declared larger, one
 /// the sender waits to be asked for (`Expect`: reading it would invite the
@@ -634,9 +637,7 @@ const DRAIN_WAIT: Duration = Duration::from_secs(1);
 /// read it otherwise (what follows it on the connection cannot be trusted).
 async fn refused_unread(req: Request<Incoming>, e: Error) -> Response<Body> {
     let h = req.headers();
-    let declared = h
-        .get(header::CONTENT_LENGTH)
-        .and_then(|l| l.to_str().ok()?.parse::<u64>().ok());
+    let declared = declared_length(h);
     let drain = ambiguous_framing(h).is_none()
         && !h.contains_key(header::EXPECT)
         && declared.is_none_or(|n| n <= DRAIN_MAX as u64);

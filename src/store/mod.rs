@@ -788,20 +788,10 @@ impl Store {
         self.wal_flushed().max(self.wal.written_out.load(Acquire))
     }
 
-    /// `key`'s stripe lock, held while the event is deleted, with the
-    /// event dropped from the stripe's cache: an outcome written after the
-    /// delete must not find it there.
-    fn stripe_for_delete(&self, key: &[u8; 16]) -> std::sync::MutexGuard<'_, Option<Recent>> {
-        let mut recent = self.stripe(key);
-        if recent.as_ref().is_some_and(|r| r.key == *key) {
-            *recent = None;
-        }
-        recent
-    }
-
-    /// The stripes of `ids` (for a retention batch), locked in stripe
-    /// order, with their cached events forgotten. Nothing else holds two
-    /// stripes, so the order is the only one.
+    /// The stripe locks of `ids`, held while they are deleted, taken in
+    /// stripe order (nothing else holds two), with their events dropped
+    /// from the stripes' cache: an outcome written after the delete must
+    /// not find one there.
     fn stripes_for_delete(
         &self,
         ids: &[[u8; 16]],
@@ -1516,7 +1506,7 @@ impl Store {
     /// error keeps it until a restart drops what never reached the disk.
     pub fn withdraw(&self, ev: &Event, due: Option<u64>) -> Result<()> {
         let id = keys::parse_id(&ev.id).ok_or_else(|| Error::Internal("bad event id".into()))?;
-        let _stripe = self.stripe_for_delete(&id);
+        let _stripe = self.stripes_for_delete(&[id]);
         let mut b = WriteBatch::default();
         // As it stands now, under its lock: an outcome written meanwhile
         // moved its state index and counters.
